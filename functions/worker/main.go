@@ -1,0 +1,47 @@
+// Command worker is the Lambda on the inbound queue: it turns each message into a thread, a run and
+// events, and calls the workspace's agent.
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-lambda-go/lambdacontext"
+
+	"github.com/hookgate/hookgate/shared/agent"
+	"github.com/hookgate/hookgate/shared/awscfg"
+	"github.com/hookgate/hookgate/shared/envcfg"
+	"github.com/hookgate/hookgate/shared/store"
+	"github.com/hookgate/hookgate/shared/worker"
+)
+
+func main() {
+	log := slog.New(lambdacontext.NewLogHandler())
+	h, err := newHandler(context.Background(), os.Getenv, log)
+	if err != nil {
+		log.Error("configuration", "err", err)
+		os.Exit(1)
+	}
+	lambda.StartHandlerFunc(h.Handle)
+}
+
+func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logger) (*worker.Handler, error) {
+	env := envcfg.New(getenv)
+	table := env.Required("HOOKGATE_TABLE")
+	agentName := env.Optional("HOOKGATE_AGENT", "echo")
+	if err := env.Err(); err != nil {
+		return nil, err
+	}
+	a, err := agent.New(agentName)
+	if err != nil {
+		return nil, err
+	}
+	aws, err := awscfg.Load(ctx, getenv)
+	if err != nil {
+		return nil, err
+	}
+	return worker.New(store.New(aws.DynamoDB(), table, time.Now), a, log), nil
+}

@@ -1,0 +1,29 @@
+package envcfg
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestReaderReportsEveryProblem(t *testing.T) {
+	env := map[string]string{"A": " a ", "N": "12", "BAD": "x", "L": "one, two,,"}
+	r := New(func(k string) string { return env[k] })
+	if r.Required("A") != "a" || r.Optional("MISSING", "d") != "d" || r.Int("N", 0, 1, 20) != 12 {
+		t.Fatal("values read wrong")
+	}
+	if got := r.List("L"); len(got) != 2 || got[1] != "two" {
+		t.Fatalf("List = %v", got)
+	}
+	r.Required("MISSING")
+	r.Int("BAD", 5, 0, 10)
+	r.Int("N", 5, 0, 10)
+	err := r.Err()
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{"MISSING is required", "BAD must be", "N must be an integer from 0 to 10"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+}

@@ -1,0 +1,208 @@
+// Package inbound serves POST /v1/inbound/generic: it verifies the sender over the raw body,
+// validates the message, fixes its ids and queues it for the worker. A 202 means it is queued.
+package inbound
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/hookgate/hookgate/shared/apierr"
+	"github.com/hookgate/hookgate/shared/apigw"
+	"github.com/hookgate/hookgate/shared/ids"
+	"github.com/hookgate/hookgate/shared/queue"
+	"github.com/hookgate/hookgate/shared/verify"
+)
+
+// Headers the sender proves itself with: the shared secret itself, or an HMAC of the raw body.
+const (
+	HeaderSecret      = "x-hookgate-inbound-secret"
+	HeaderSignature   = "x-hookgate-signature"
+	HeaderIdempotency = "idempotency-key"
+)
+
+// Field limits.
+const (
+	maxChannel    = 64
+	maxExternalID = 256
+	maxUser       = 256
+	maxKey        = 255
+	// maxStored bounds text plus data: the worker stores them in one DynamoDB item (400 KB at most).
+	maxStored = 380_000
+)
+
+// Queue is where accepted messages go.
+type Queue interface {
+	SendInbound(ctx context.Context, m *queue.Inbound) error
+}
+
+// Config is the inbound route's configuration.
+type Config struct {
+	Workspace    string
+	MaxBodyBytes int
+	Secrets      *verify.Secrets
+}
+
+// Handler handles POST /v1/inbound/generic.
+type Handler struct {
+	cfg   Config
+	queue Queue
+	log   *slog.Logger
+	now   func() time.Time
+}
+
+// New returns a Handler.
+func New(cfg Config, q Queue, log *slog.Logger, now func() time.Time) *Handler {
+	return &Handler{cfg: cfg, queue: q, log: log, now: now}
+}
+
+// Accepted is the 202 response body.
+type Accepted struct {
+	ThreadID  string `json:"thread_id"`
+	MessageID string `json:"message_id"`
+	RunID     string `json:"run_id"`
+}
+
+type request struct {
+	Channel    string          `json:"channel"`
+	ExternalID string          `json:"external_id"`
+	Text       string          `json:"text"`
+	User       string          `json:"user"`
+	Data       json.RawMessage `json:"data"`
+	EventID    string          `json:"event_id"`
+}
+
+// Handle is the Lambda handler.
+func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	acc, err := h.accept(ctx, &req)
+	if err != nil {
+		return apigw.Error(ctx, h.log, err), nil
+	}
+	h.log.InfoContext(ctx, "inbound message queued", "thread_id", acc.ThreadID, "message_id", acc.MessageID, "run_id", acc.RunID)
+	return apigw.JSON(http.StatusAccepted, acc), nil
+}
+
+func (h *Handler) accept(ctx context.Context, req *events.APIGatewayV2HTTPRequest) (Accepted, error) {
+	body, err := apigw.Body(req, h.cfg.MaxBodyBytes)
+	if err != nil {
+		return Accepted{}, err
+	}
+	if err := h.authenticate(req, body); err != nil {
+		return Accepted{}, err
+	}
+	r, err := parse(body)
+	if err != nil {
+		return Accepted{}, err
+	}
+	key := apigw.Header(req, HeaderIdempotency)
+	if key == "" {
+		key = r.EventID
+	}
+	if len(key) > maxKey {
+		return Accepted{}, apierr.New(apierr.Invalid, "idempotency key is longer than %d characters", maxKey)
+	}
+
+	now := h.now().UTC()
+	ws := h.cfg.Workspace
+	m := queue.Inbound{
+		Version:     queue.InboundVersion,
+		WorkspaceID: ws,
+		ThreadID:    ThreadID(ws, r.Channel, r.ExternalID),
+		Source:      "generic",
+		Channel:     r.Channel,
+		ExternalID:  r.ExternalID,
+		Text:        r.Text,
+		User:        r.User,
+		Data:        r.Data,
+		ReceivedAt:  now,
+	}
+	if key != "" {
+		// The same key always yields the same ids: a retried post returns the first post's ids,
+		// SQS drops the duplicate within its window and the worker's conditional writes after it.
+		m.MessageID, m.RunID = ids.Derive("msg", ws, key), ids.Derive("run", ws, key)
+	} else {
+		m.MessageID, m.RunID = ids.New("msg", now), ids.New("run", now)
+	}
+	if err := h.queue.SendInbound(ctx, &m); err != nil {
+		return Accepted{}, apierr.Wrap(apierr.Unavailable, err, "the message could not be queued; retry later")
+	}
+	return Accepted{ThreadID: m.ThreadID, MessageID: m.MessageID, RunID: m.RunID}, nil
+}
+
+// ThreadID is the id of the thread for (workspace, channel, external id): derived, so the
+// inbound route can return it before the worker has stored the thread.
+func ThreadID(workspace, channel, externalID string) string {
+	return ids.Derive("thr", workspace, channel, externalID)
+}
+
+func (h *Handler) authenticate(req *events.APIGatewayV2HTTPRequest, body []byte) error {
+	if sig := apigw.Header(req, HeaderSignature); sig != "" {
+		if !h.cfg.Secrets.VerifyHMAC(body, sig) {
+			return apierr.New(apierr.Unauthorized, "invalid signature")
+		}
+		return nil
+	}
+	if sec := apigw.Header(req, HeaderSecret); sec != "" {
+		if !h.cfg.Secrets.Equal(sec) {
+			return apierr.New(apierr.Unauthorized, "invalid secret")
+		}
+		return nil
+	}
+	return apierr.New(apierr.Unauthorized, "missing credentials: send X-Hookgate-Signature or X-Hookgate-Inbound-Secret")
+}
+
+func parse(body []byte) (request, error) {
+	var r request
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return r, apierr.New(apierr.Invalid, "body must be a JSON object")
+	}
+	if err := json.Unmarshal(trimmed, &r); err != nil {
+		return r, apierr.New(apierr.Invalid, "body is not valid JSON or a field has the wrong type")
+	}
+	r.Channel = strings.TrimSpace(r.Channel)
+	r.ExternalID = strings.TrimSpace(r.ExternalID)
+	switch {
+	case r.Channel == "":
+		return r, apierr.New(apierr.Invalid, "channel is required")
+	case len(r.Channel) > maxChannel || !printable(r.Channel):
+		return r, apierr.New(apierr.Invalid, "channel must be at most %d printable characters", maxChannel)
+	case r.ExternalID == "":
+		return r, apierr.New(apierr.Invalid, "external_id is required")
+	case len(r.ExternalID) > maxExternalID || !printable(r.ExternalID):
+		return r, apierr.New(apierr.Invalid, "external_id must be at most %d printable characters", maxExternalID)
+	case strings.TrimSpace(r.Text) == "":
+		return r, apierr.New(apierr.Invalid, "text is required")
+	case len(r.Text)+len(r.Data) > maxStored:
+		return r, apierr.New(apierr.TooLarge, "text and data together must be at most %d bytes", maxStored)
+	case len(r.User) > maxUser || !printable(r.User):
+		return r, apierr.New(apierr.Invalid, "user must be at most %d printable characters", maxUser)
+	}
+	if string(r.Data) == "null" {
+		r.Data = nil
+	}
+	if len(r.Data) > 0 && r.Data[0] != '{' {
+		return r, apierr.New(apierr.Invalid, "data must be a JSON object")
+	}
+	return r, nil
+}
+
+func printable(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, c := range s {
+		if !unicode.IsPrint(c) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,181 @@
+// Package worker consumes the inbound queue: for each message it stores the thread, message and
+// run, records the events, calls the agent and finishes the run. Every step is idempotent, so a
+// redelivered message is processed once; a message that keeps failing ends in the DLQ.
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/hookgate/hookgate/shared/agent"
+	"github.com/hookgate/hookgate/shared/ids"
+	"github.com/hookgate/hookgate/shared/queue"
+	"github.com/hookgate/hookgate/shared/store"
+)
+
+// Store is the part of the store the worker uses.
+type Store interface {
+	CreateRun(ctx context.Context, th store.Thread, m store.Message, r store.Run) (bool, error)
+	StartRun(ctx context.Context, ws, id string) (store.Run, bool, error)
+	FinishRun(ctx context.Context, ws, id, status string, result *store.Result, errMsg string) (store.Run, error)
+	GetRun(ctx context.Context, ws, id string) (store.Run, error)
+	AppendEvent(ctx context.Context, e store.Event) (store.Event, error)
+}
+
+// Event types the worker records.
+const (
+	EventMessageReceived = "message.received"
+	EventRunCreated      = "run.created"
+	EventRunCompleted    = "run.completed"
+	EventRunFailed       = "run.failed"
+)
+
+// Handler handles batches from the inbound queue.
+type Handler struct {
+	store Store
+	agent agent.Agent
+	log   *slog.Logger
+}
+
+// New returns a Handler.
+func New(st Store, a agent.Agent, log *slog.Logger) *Handler {
+	return &Handler{store: st, agent: a, log: log}
+}
+
+// Handle processes a batch. Messages of one thread (FIFO group) are handled in order, different
+// threads in parallel. A failed message is reported as a batch item failure, and so is every later
+// message of its thread in the batch, so the thread's order holds when SQS redelivers them.
+func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+	var order []string
+	groups := map[string][]events.SQSMessage{}
+	for _, rec := range ev.Records {
+		g := rec.Attributes["MessageGroupId"]
+		if _, ok := groups[g]; !ok {
+			order = append(order, g)
+		}
+		groups[g] = append(groups[g], rec)
+	}
+	var (
+		mu       sync.Mutex
+		failures []events.SQSBatchItemFailure
+		wg       sync.WaitGroup
+	)
+	for _, g := range order {
+		wg.Add(1)
+		go func(recs []events.SQSMessage) {
+			defer wg.Done()
+			for i, rec := range recs {
+				if err := h.process(ctx, rec); err != nil {
+					h.log.ErrorContext(ctx, "inbound message failed", "sqs_message_id", rec.MessageId,
+						"receive_count", rec.Attributes["ApproximateReceiveCount"], "err", err)
+					mu.Lock()
+					for _, r := range recs[i:] {
+						failures = append(failures, events.SQSBatchItemFailure{ItemIdentifier: r.MessageId})
+					}
+					mu.Unlock()
+					return
+				}
+			}
+		}(groups[g])
+	}
+	wg.Wait()
+	return events.SQSEventResponse{BatchItemFailures: failures}, nil
+}
+
+func (h *Handler) process(ctx context.Context, rec events.SQSMessage) error {
+	var m queue.Inbound
+	if err := json.Unmarshal([]byte(rec.Body), &m); err != nil {
+		return fmt.Errorf("decode inbound: %w", err)
+	}
+	if m.Version != queue.InboundVersion || m.WorkspaceID == "" || m.ThreadID == "" || m.RunID == "" || m.MessageID == "" {
+		return fmt.Errorf("inbound message has version %d or misses ids: not processable", m.Version)
+	}
+	th := store.Thread{ID: m.ThreadID, WorkspaceID: m.WorkspaceID, Channel: m.Channel, ExternalID: m.ExternalID}
+	msg := store.Message{ID: m.MessageID, Direction: "in", Source: m.Source, Text: m.Text, User: m.User, Data: m.Data, CreatedAt: m.ReceivedAt}
+	created, err := h.store.CreateRun(ctx, th, msg, store.Run{ID: m.RunID})
+	if err != nil {
+		return err
+	}
+	if !created {
+		// Redelivered, or reposted with the same idempotency key: carry on from the stored run.
+		h.log.InfoContext(ctx, "run exists; resuming", "run_id", m.RunID)
+	}
+	if err := h.append(ctx, m.WorkspaceID, m.MessageID, EventMessageReceived, map[string]any{
+		"thread_id": m.ThreadID, "message_id": m.MessageID, "source": m.Source, "channel": m.Channel,
+		"external_id": m.ExternalID, "user": m.User, "text": m.Text, "data": m.Data,
+	}); err != nil {
+		return err
+	}
+	if err := h.append(ctx, m.WorkspaceID, m.RunID, EventRunCreated, map[string]any{
+		"run_id": m.RunID, "thread_id": m.ThreadID, "message_id": m.MessageID, "status": store.RunQueued,
+	}); err != nil {
+		return err
+	}
+
+	run, started, err := h.store.StartRun(ctx, m.WorkspaceID, m.RunID)
+	if err != nil {
+		return err
+	}
+	if started {
+		run, err = h.runAgent(ctx, &m, run)
+		if err != nil {
+			return err
+		}
+	}
+	return h.recordFinished(ctx, run)
+}
+
+func (h *Handler) runAgent(ctx context.Context, m *queue.Inbound, run store.Run) (store.Run, error) {
+	begin := time.Now()
+	reply, aerr := h.agent.Respond(ctx, agent.Request{
+		RunID: m.RunID, WorkspaceID: m.WorkspaceID, ThreadID: m.ThreadID, Channel: m.Channel,
+		ExternalID: m.ExternalID, User: m.User, Text: m.Text, Data: m.Data,
+	})
+	status, result, msg := store.RunCompleted, &store.Result{Text: reply.Text}, ""
+	if aerr != nil {
+		status, result, msg = store.RunFailed, nil, "agent failed: "+aerr.Error()
+	}
+	finished, err := h.store.FinishRun(ctx, m.WorkspaceID, m.RunID, status, result, msg)
+	if err != nil {
+		// Another delivery of the same message may have finished it first.
+		if cur, gerr := h.store.GetRun(ctx, m.WorkspaceID, m.RunID); gerr == nil && cur.Terminal() {
+			return cur, nil
+		}
+		return run, err
+	}
+	h.log.InfoContext(ctx, "run finished", "run_id", m.RunID, "status", status, "agent_ms", time.Since(begin).Milliseconds())
+	return finished, nil
+}
+
+// recordFinished appends run.completed or run.failed for a finished run (idempotently).
+func (h *Handler) recordFinished(ctx context.Context, run store.Run) error {
+	switch run.Status {
+	case store.RunCompleted:
+		return h.append(ctx, run.WorkspaceID, run.ID, EventRunCompleted, map[string]any{
+			"run_id": run.ID, "thread_id": run.ThreadID, "status": run.Status, "result": run.Result,
+		})
+	case store.RunFailed:
+		return h.append(ctx, run.WorkspaceID, run.ID, EventRunFailed, map[string]any{
+			"run_id": run.ID, "thread_id": run.ThreadID, "status": run.Status, "error": run.Error,
+		})
+	default:
+		return errors.New("run " + run.ID + " is " + run.Status + ", not finished")
+	}
+}
+
+// append records an event whose id is derived from its subject and type, so a retry appends nothing new.
+func (h *Handler) append(ctx context.Context, ws, subject, typ string, data map[string]any) error {
+	b, err := json.Marshal(data)
+	if err != nil {
+		return fmt.Errorf("encode %s event: %w", typ, err)
+	}
+	_, err = h.store.AppendEvent(ctx, store.Event{ID: ids.Derive("evt", ws, subject, typ), Type: typ, WorkspaceID: ws, Data: b})
+	return err
+}
