@@ -50,7 +50,8 @@ bootstraps:
 	@for fn in $(FUNCTIONS); do $(MAKE) --no-print-directory -s build-$$fn GOARCH=$(HOST_ARCH) ARTIFACTS_DIR=$(LOCAL_BIN)/$$fn || exit 1; done
 
 dev: deps bootstraps
-	$(GO) run ./cmd/hookgate-local dev -bin $(LOCAL_BIN)
+	@$(GO) build -o .build/hookgate-local ./cmd/hookgate-local
+	@.build/hookgate-local dev -bin $(LOCAL_BIN)
 
 test: deps bootstraps
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './node_modules/*')); \
@@ -62,9 +63,10 @@ bench: deps bootstraps
 	HOOKGATE_BIN_DIR=$(CURDIR)/$(LOCAL_BIN) $(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
 	$(GO) run ./cmd/hookgate-local sizes
 
-invoke: bootstraps
+invoke: deps bootstraps
 	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=<LogicalId> EVENT=events/<file>.json"; exit 2; }
-	@$(GO) run ./cmd/hookgate-local invoke -bin $(LOCAL_BIN) -fn $(FN) -event $(EVENT)
+	@$(GO) build -o .build/hookgate-local ./cmd/hookgate-local
+	@.build/hookgate-local invoke -bin $(LOCAL_BIN) -fn $(FN) -event $(EVENT)
 
 clean:
 	rm -rf .build .hookgate

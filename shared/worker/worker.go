@@ -64,7 +64,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 	}
 	var (
 		mu       sync.Mutex
-		failures []events.SQSBatchItemFailure
+		failures = []events.SQSBatchItemFailure{}
 		wg       sync.WaitGroup
 	)
 	for _, g := range order {

@@ -1,0 +1,222 @@
+// Command hookgate-local runs Hookgate on this machine with no Docker, from template.yaml:
+//
+//	hookgate-local dev     the whole gateway on 127.0.0.1:3000, emulators included (make dev)
+//	hookgate-local invoke  one function on one event, like sam local invoke (make invoke)
+//	hookgate-local sizes   each function's arm64 bootstrap size against hello world (make bench)
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/hookgate/hookgate/shared/emulator"
+	"github.com/hookgate/hookgate/shared/localmode"
+	"github.com/hookgate/hookgate/shared/template"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: hookgate-local dev|invoke|sizes [flags]")
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	switch os.Args[1] {
+	case "dev":
+		err = dev(ctx, os.Args[2:])
+	case "invoke":
+		err = invoke(ctx, os.Args[2:])
+	case "sizes":
+		err = sizes(ctx)
+	default:
+		err = fmt.Errorf("unknown command %q (dev, invoke, sizes)", os.Args[1])
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "hookgate-local:", err)
+		os.Exit(1)
+	}
+}
+
+// paramFlags collects -param Name=Value; HOOKGATE_PARAM_<Name> in the environment works too.
+type paramFlags map[string]string
+
+func (p paramFlags) String() string { return "" }
+func (p paramFlags) Set(v string) error {
+	k, val, ok := strings.Cut(v, "=")
+	if !ok {
+		return fmt.Errorf("want Name=Value, got %q", v)
+	}
+	p[k] = val
+	return nil
+}
+
+func commonOptions(fs *flag.FlagSet) (*localmode.Options, paramFlags) {
+	o := &localmode.Options{
+		DynamoEndpoint: os.Getenv("HOOKGATE_DYNAMODB_ENDPOINT"),
+		SQSEndpoint:    os.Getenv("HOOKGATE_SQS_ENDPOINT"),
+	}
+	params := paramFlags{}
+	for _, kv := range os.Environ() {
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "HOOKGATE_PARAM_") {
+			params[strings.TrimPrefix(k, "HOOKGATE_PARAM_")] = v
+		}
+	}
+	fs.StringVar(&o.BinDir, "bin", ".build/"+hostArch(), "folder with <LogicalId>/bootstrap")
+	fs.Var(params, "param", "template parameter override Name=Value (repeatable)")
+	return o, params
+}
+
+func dev(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("dev", flag.ExitOnError)
+	o, params := commonOptions(fs)
+	fs.StringVar(&o.Addr, "addr", "127.0.0.1:3000", "HTTP API address")
+	fs.StringVar(&o.DataDir, "data", ".hookgate", "folder for emulator data (git-ignored)")
+	fs.IntVar(&o.DynamoPort, "dynamodb-port", 8000, "port for DynamoDB Local")
+	fs.IntVar(&o.SQSPort, "sqs-port", 9324, "port for fauxqs")
+	fs.IntVar(&o.Concurrency, "concurrency", 2, "processes per function")
+	quiet := fs.Bool("quiet", false, "do not print function logs")
+	_ = fs.Parse(args)
+	root, err := emulator.FindRoot(".")
+	if err != nil {
+		return err
+	}
+	o.Root, o.Params = root, params
+	o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if !*quiet {
+		o.FunctionLog = os.Stderr
+	}
+	if err := os.MkdirAll(o.DataDir, 0o755); err != nil {
+		return err
+	}
+	fmt.Fprintln(os.Stderr, "starting the emulators, creating the tables and queues of template.yaml…")
+	s, err := localmode.Start(ctx, *o)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	banner(os.Stdout, s)
+	<-ctx.Done()
+	fmt.Fprintln(os.Stderr, "\nstopping…")
+	return nil
+}
+
+func banner(w io.Writer, s *localmode.Stack) {
+	fmt.Fprintf(w, `
+Hookgate is running at %[1]s
+  DynamoDB Local  %[2]s   (table %[3]s)
+  SQS (fauxqs)    %[4]s
+  inbound secret  %[5]s   (development value; set HOOKGATE_PARAM_InboundSecret to change it)
+  adapter secret  %[6]s
+
+Send a message:
+  curl -s %[1]s/v1/inbound/generic \
+    -H 'content-type: application/json' \
+    -H 'X-Hookgate-Inbound-Secret: %[5]s' \
+    -d '{"channel":"demo","external_id":"user-1","text":"hello, agent"}'
+
+Then read the run it returns (thread_id, run_id):
+  curl -s -H 'Authorization: Bearer %[6]s' %[1]s/webhook/default/threads/<thread_id>/runs/<run_id>
+
+Ctrl-C stops everything.
+`, s.URL, s.DynamoEndpoint, s.Tables["Table"], s.SQSEndpoint, s.Params["InboundSecret"], s.Params["AdapterSecret"])
+}
+
+func invoke(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("invoke", flag.ExitOnError)
+	o, params := commonOptions(fs)
+	fn := fs.String("fn", "", "function logical id, e.g. InboundGenericFunction")
+	eventPath := fs.String("event", "", "event JSON file, e.g. events/inbound-generic.json")
+	_ = fs.Parse(args)
+	if *fn == "" || *eventPath == "" {
+		return fmt.Errorf("usage: invoke -fn <LogicalId> -event <file>")
+	}
+	event, err := os.ReadFile(*eventPath)
+	if err != nil {
+		return err
+	}
+	root, err := emulator.FindRoot(".")
+	if err != nil {
+		return err
+	}
+	o.Root, o.Params, o.FunctionLog = root, params, os.Stderr
+	out, err := localmode.InvokeOnce(ctx, *o, *fn, event)
+	if err != nil {
+		return err
+	}
+	fmt.Println(string(out))
+	return nil
+}
+
+// sizes builds every function of the template for linux/arm64 with the Makefile's own recipe, and a
+// hello-world aws-lambda-go function with the same flags, and prints each size as a ratio.
+func sizes(ctx context.Context) error {
+	root, err := emulator.FindRoot(".")
+	if err != nil {
+		return err
+	}
+	tpl, err := template.Load(filepath.Join(root, "template.yaml"))
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "hookgate-sizes")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	hello := filepath.Join(dir, "hello")
+	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-tags", "lambda.norpc", "-o", hello, "./cmd/hookgate-local/testdata/hello")
+	build.Dir, build.Env = root, append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=arm64")
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("build hello world: %v\n%s", err, out)
+	}
+	base, err := size(hello)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%-26s %12s %8s\n", "linux/arm64 bootstrap", "bytes", "ratio")
+	fmt.Printf("%-26s %12d %8s\n", "hello world (baseline)", base, "1.00x")
+	worst := 0.0
+	for _, fn := range tpl.Functions() {
+		art := filepath.Join(dir, fn.LogicalID)
+		mk := exec.CommandContext(ctx, "make", "-s", "build-"+fn.LogicalID, "GOARCH=arm64", "ARTIFACTS_DIR="+art)
+		mk.Dir = root
+		if out, err := mk.CombinedOutput(); err != nil {
+			return fmt.Errorf("build %s: %v\n%s", fn.LogicalID, err, out)
+		}
+		n, err := size(filepath.Join(art, "bootstrap"))
+		if err != nil {
+			return err
+		}
+		r := float64(n) / float64(base)
+		worst = max(worst, r)
+		fmt.Printf("%-26s %12d %7.2fx\n", fn.LogicalID, n, r)
+	}
+	fmt.Printf("largest ratio %.2fx (target ≤ 1.60x)\n", worst)
+	return nil
+}
+
+func size(path string) (int64, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return 0, err
+	}
+	return st.Size(), nil
+}
+
+func hostArch() string {
+	out, err := exec.Command("go", "env", "GOARCH").Output()
+	if err != nil {
+		return "amd64"
+	}
+	return strings.TrimSpace(string(out))
+}

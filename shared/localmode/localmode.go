@@ -1,0 +1,447 @@
+// Package localmode runs the whole stack that template.yaml declares on this machine, with no
+// Docker: DynamoDB Local and fauxqs as processes, the declared tables and queues, the real bootstrap
+// binaries behind a local Lambda Runtime API, the declared HTTP routes and SQS event sources.
+package localmode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+
+	"github.com/hookgate/hookgate/shared/apigwlocal"
+	"github.com/hookgate/hookgate/shared/awscfg"
+	"github.com/hookgate/hookgate/shared/emulator"
+	"github.com/hookgate/hookgate/shared/esm"
+	"github.com/hookgate/hookgate/shared/lambdart"
+	"github.com/hookgate/hookgate/shared/provision"
+	"github.com/hookgate/hookgate/shared/template"
+)
+
+// Local stand-ins for what CloudFormation would supply.
+const (
+	Region    = "us-east-1"
+	AccountID = "000000000000"
+)
+
+// Options configure a local stack.
+type Options struct {
+	Root    string // repository root: template.yaml and node_modules
+	BinDir  string // holds <LogicalId>/bootstrap for every function
+	Addr    string // HTTP API listen address; default 127.0.0.1:3000 ("127.0.0.1:0" picks a port)
+	DataDir string // DynamoDB Local keeps its data here; "" keeps it in memory
+
+	// DynamoEndpoint and SQSEndpoint point at emulators that are already running (LocalStack,
+	// ElasticMQ, a Docker DynamoDB Local, …); when empty, local mode starts its own.
+	DynamoEndpoint, SQSEndpoint string
+	DynamoPort, SQSPort         int // ports for the emulators it starts; 0 picks free ones
+
+	Params            map[string]string // template parameter overrides
+	Prefix            string            // prepended to table and queue names
+	VisibilityTimeout time.Duration     // > 0 replaces every queue's visibility timeout (tests)
+	PollWait          time.Duration     // SQS long-poll wait of the event source mappings
+	Concurrency       int               // processes per function (default 2)
+	FunctionEnv       map[string]string // added to every function's environment
+	FunctionLog       io.Writer         // bootstrap output; nil discards it
+	Logger            *slog.Logger
+}
+
+// Stack is a running local stack.
+type Stack struct {
+	URL            string
+	Params         map[string]string
+	Tables         map[string]string              // logical id → table name
+	Queues         map[string]provision.QueueInfo // logical id → queue
+	DynamoEndpoint string
+	SQSEndpoint    string
+
+	hosts     map[string]*lambdart.Host
+	server    *http.Server
+	emulators []*emulator.Process
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// Start brings the stack up and returns once it serves requests. Close stops everything it started.
+func Start(ctx context.Context, o Options) (_ *Stack, err error) {
+	o = o.withDefaults()
+	tpl, err := template.Load(filepath.Join(o.Root, "template.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s := &Stack{hosts: map[string]*lambdart.Host{}, cancel: cancel}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	aws, err := s.prepare(ctx, tpl, o)
+	if err != nil {
+		return nil, err
+	}
+
+	var routes []apigwlocal.Route
+	for _, fn := range tpl.Functions() {
+		cfg, err := s.functionConfig(tpl, fn, o)
+		if err != nil {
+			return nil, err
+		}
+		h, err := lambdart.Start(runCtx, cfg)
+		if err != nil {
+			return nil, fmt.Errorf("function %s: %w", fn.LogicalID, err)
+		}
+		s.hosts[fn.LogicalID] = h
+		for _, r := range fn.Routes {
+			routes = append(routes, apigwlocal.Route{Method: r.Method, Path: r.Path, Function: fn.LogicalID})
+		}
+	}
+	gw, err := apigwlocal.New(routes, s, apigwlocal.Options{Logger: o.Logger})
+	if err != nil {
+		return nil, err
+	}
+	for _, fn := range tpl.Functions() {
+		for _, src := range fn.SQSSources {
+			if !src.Enabled {
+				continue
+			}
+			q, ok := s.Queues[src.Queue]
+			if !ok {
+				return nil, fmt.Errorf("function %s: event source %s reads undeclared queue %q", fn.LogicalID, src.Event, src.Queue)
+			}
+			c := esm.Config{
+				Function: fn.LogicalID, QueueURL: q.URL, QueueARN: q.ARN, BatchSize: src.BatchSize,
+				ReportBatchItemFailures: src.ReportBatchItemFailures, WaitTime: o.PollWait, Logger: o.Logger, Region: Region,
+			}
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				if err := esm.Run(runCtx, c, aws.SQS(), s); err != nil {
+					o.Logger.Error("event source mapping stopped", "function", c.Function, "err", err)
+				}
+			}()
+		}
+	}
+
+	ln, err := net.Listen("tcp", o.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", o.Addr, err)
+	}
+	s.URL = "http://" + ln.Addr().String()
+	s.server = &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := s.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			o.Logger.Error("http api stopped", "err", err)
+		}
+	}()
+	return s, nil
+}
+
+// prepare starts the emulators (unless endpoints are given) and creates the declared resources.
+func (s *Stack) prepare(ctx context.Context, tpl *template.Template, o Options) (awscfg.Config, error) {
+	if err := s.startEmulators(ctx, o); err != nil {
+		return awscfg.Config{}, err
+	}
+	aws, err := awscfg.Load(ctx, s.endpointEnv().get)
+	if err != nil {
+		return awscfg.Config{}, err
+	}
+	return aws, s.provision(ctx, tpl, o, aws)
+}
+
+// InvokeOnce runs one function of the template on one event, as `sam local invoke` does: it
+// prepares the declared tables and queues (starting in-memory emulators unless endpoints are
+// given), runs the function's bootstrap once and returns its response.
+func InvokeOnce(ctx context.Context, o Options, function string, event []byte) ([]byte, error) {
+	o = o.withDefaults()
+	tpl, err := template.Load(filepath.Join(o.Root, "template.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	s := &Stack{cancel: func() {}}
+	defer s.Close()
+	if _, err := s.prepare(ctx, tpl, o); err != nil {
+		return nil, err
+	}
+	for _, fn := range tpl.Functions() {
+		if fn.LogicalID != function {
+			continue
+		}
+		cfg, err := s.functionConfig(tpl, fn, o)
+		if err != nil {
+			return nil, err
+		}
+		return lambdart.InvokeOnce(ctx, cfg, event)
+	}
+	var names []string
+	for _, fn := range tpl.Functions() {
+		names = append(names, fn.LogicalID)
+	}
+	return nil, fmt.Errorf("no function %q in template.yaml (functions: %s)", function, strings.Join(names, ", "))
+}
+
+func (o Options) withDefaults() Options {
+	if o.Addr == "" {
+		o.Addr = "127.0.0.1:3000"
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 2
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.FunctionLog == nil {
+		o.FunctionLog = io.Discard
+	}
+	return o
+}
+
+// Invoke runs one invocation of a function of the stack (the gateway and the pollers call it).
+func (s *Stack) Invoke(ctx context.Context, function string, payload []byte) ([]byte, error) {
+	h, ok := s.hosts[function]
+	if !ok {
+		return nil, fmt.Errorf("no function %q in the stack", function)
+	}
+	return h.Invoke(ctx, payload)
+}
+
+// Close stops the HTTP API, the pollers, the functions and the emulators it started.
+func (s *Stack) Close() error {
+	s.closeOnce.Do(func() {
+		if s.server != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_ = s.server.Shutdown(ctx)
+			cancel()
+		}
+		s.cancel()
+		s.wg.Wait()
+		for _, h := range s.hosts {
+			_ = h.Close()
+		}
+		for _, p := range s.emulators {
+			_ = p.Stop()
+		}
+	})
+	return nil
+}
+
+func (s *Stack) startEmulators(ctx context.Context, o Options) error {
+	s.DynamoEndpoint, s.SQSEndpoint = o.DynamoEndpoint, o.SQSEndpoint
+	if s.DynamoEndpoint == "" {
+		opts := emulator.DynamoOptions{Root: o.Root, Port: o.DynamoPort}
+		if o.DataDir != "" {
+			opts.DataDir = filepath.Join(o.DataDir, "dynamodb")
+		}
+		p, err := emulator.StartDynamo(ctx, opts)
+		if err != nil {
+			return err
+		}
+		s.emulators = append(s.emulators, p)
+		s.DynamoEndpoint = p.Endpoint
+	}
+	if s.SQSEndpoint == "" {
+		p, err := emulator.StartSQS(ctx, emulator.SQSOptions{Root: o.Root, Port: o.SQSPort})
+		if err != nil {
+			return err
+		}
+		s.emulators = append(s.emulators, p)
+		s.SQSEndpoint = p.Endpoint
+	}
+	return nil
+}
+
+type envMap map[string]string
+
+func (e envMap) get(k string) string { return e[k] }
+
+// endpointEnv is what the stack's own SDK clients and every function get to reach the emulators.
+func (s *Stack) endpointEnv() envMap {
+	return envMap{
+		awscfg.EnvDynamoEndpoint: s.DynamoEndpoint,
+		awscfg.EnvSQSEndpoint:    s.SQSEndpoint,
+		"AWS_REGION":             Region,
+		"AWS_ACCESS_KEY_ID":      "local",
+		"AWS_SECRET_ACCESS_KEY":  "local",
+	}
+}
+
+// provision resolves the parameters and creates the declared tables and queues.
+func (s *Stack) provision(ctx context.Context, tpl *template.Template, o Options, aws awscfg.Config) error {
+	params, err := ParameterValues(tpl, o.Params)
+	if err != nil {
+		return err
+	}
+	s.Params = params
+	tables, queues := Specs(tpl, o.Prefix, o.VisibilityTimeout)
+	if err := provision.Tables(ctx, aws.DynamoDB(), tables); err != nil {
+		return err
+	}
+	byName, err := provision.Queues(ctx, aws.SQS(), queues)
+	if err != nil {
+		return err
+	}
+	s.Tables, s.Queues = map[string]string{}, map[string]provision.QueueInfo{}
+	for _, t := range tpl.Tables() {
+		s.Tables[t.LogicalID] = o.Prefix + t.LogicalID
+	}
+	for _, q := range tpl.Queues() {
+		s.Queues[q.LogicalID] = byName[QueueName(o.Prefix, q)]
+	}
+	return nil
+}
+
+// ParameterValues resolves the template's parameters: overrides first, then defaults, and for a
+// NoEcho parameter without either a development value "dev-<kebab-name>" (dev-inbound-secret).
+func ParameterValues(tpl *template.Template, overrides map[string]string) (map[string]string, error) {
+	all := map[string]string{}
+	for name, p := range tpl.Parameters {
+		if p.NoEcho && !p.HasDefault {
+			all[name] = DevSecret(name)
+		}
+	}
+	for k, v := range overrides {
+		all[k] = v
+	}
+	return tpl.ParameterValues(all)
+}
+
+// DevSecret is the development value of a NoEcho parameter: InboundSecret → dev-inbound-secret.
+func DevSecret(param string) string {
+	var b strings.Builder
+	b.WriteString("dev")
+	for _, r := range param {
+		if unicode.IsUpper(r) {
+			b.WriteByte('-')
+		}
+		b.WriteRune(unicode.ToLower(r))
+	}
+	return b.String()
+}
+
+// QueueName is the local name of a declared queue.
+func QueueName(prefix string, q template.Queue) string {
+	if q.Fifo {
+		return prefix + q.LogicalID + ".fifo"
+	}
+	return prefix + q.LogicalID
+}
+
+// Specs maps the template's tables and queues to what provision creates.
+func Specs(tpl *template.Template, prefix string, visibility time.Duration) ([]provision.Table, []provision.Queue) {
+	var tables []provision.Table
+	for _, t := range tpl.Tables() {
+		spec := provision.Table{Name: prefix + t.LogicalID, Attributes: map[string]string{}, HashKey: t.Key.Hash, RangeKey: t.Key.Range, TTLAttribute: t.TTLAttribute}
+		for _, a := range t.AttributeDefinitions {
+			spec.Attributes[a.Name] = a.Type
+		}
+		for _, g := range t.GSIs {
+			spec.GSIs = append(spec.GSIs, provision.GSI{Name: g.Name, HashKey: g.Key.Hash, RangeKey: g.Key.Range, Projection: g.ProjectionType})
+		}
+		tables = append(tables, spec)
+	}
+	byID := map[string]template.Queue{}
+	for _, q := range tpl.Queues() {
+		byID[q.LogicalID] = q
+	}
+	var queues []provision.Queue
+	for _, q := range tpl.Queues() {
+		spec := provision.Queue{
+			Name: QueueName(prefix, q), Fifo: q.Fifo, ContentBasedDedup: q.ContentBasedDeduplication,
+			VisibilityTimeout: q.VisibilityTimeout, RetentionPeriod: q.MessageRetentionPeriod, DelaySeconds: q.DelaySeconds,
+		}
+		if visibility > 0 {
+			spec.VisibilityTimeout = max(1, int(visibility/time.Second))
+		}
+		if q.Redrive != nil {
+			spec.DLQ, spec.MaxReceiveCount = QueueName(prefix, byID[q.Redrive.Target]), q.Redrive.MaxReceiveCount
+		}
+		queues = append(queues, spec)
+	}
+	return tables, queues
+}
+
+// resolver answers !Ref and !GetAtt the way CloudFormation would, with local values.
+func (s *Stack) resolver() template.Resolver {
+	return template.ResolverFuncs{
+		RefFunc: func(name string) (string, error) {
+			if v, ok := s.Params[name]; ok {
+				return v, nil
+			}
+			if v, ok := s.Tables[name]; ok {
+				return v, nil
+			}
+			if q, ok := s.Queues[name]; ok {
+				return q.URL, nil
+			}
+			switch name {
+			case "AWS::Region":
+				return Region, nil
+			case "AWS::AccountId":
+				return AccountID, nil
+			case "AWS::Partition":
+				return "aws", nil
+			case "AWS::URLSuffix":
+				return "amazonaws.com", nil
+			case "AWS::StackName":
+				return "hookgate-local", nil
+			}
+			return "", fmt.Errorf("!Ref %s: nothing of that name runs locally", name)
+		},
+		GetAttFunc: func(res, attr string) (string, error) {
+			if q, ok := s.Queues[res]; ok {
+				switch attr {
+				case "Arn":
+					return q.ARN, nil
+				case "QueueName":
+					return q.Name, nil
+				case "QueueUrl":
+					return q.URL, nil
+				}
+			}
+			if t, ok := s.Tables[res]; ok && attr == "Arn" {
+				return "arn:aws:dynamodb:" + Region + ":" + AccountID + ":table/" + t, nil
+			}
+			return "", fmt.Errorf("!GetAtt %s.%s: not available locally", res, attr)
+		},
+	}
+}
+
+// functionConfig is how one function of the template runs locally: its bootstrap, its resolved
+// environment plus the emulator endpoints, its timeout and memory.
+func (s *Stack) functionConfig(tpl *template.Template, fn template.Function, o Options) (lambdart.Config, error) {
+	env := map[string]string{"AWS_LAMBDA_LOG_FORMAT": "JSON"}
+	for k, v := range s.endpointEnv() {
+		env[k] = v
+	}
+	r := s.resolver()
+	for k, v := range fn.Env {
+		val, err := template.Resolve(v, r)
+		if err != nil {
+			return lambdart.Config{}, fmt.Errorf("function %s: environment %s: %w", fn.LogicalID, k, err)
+		}
+		env[k] = val
+	}
+	for k, v := range o.FunctionEnv {
+		env[k] = v
+	}
+	return lambdart.Config{
+		Name:        fn.LogicalID,
+		Path:        filepath.Join(o.BinDir, fn.LogicalID, "bootstrap"),
+		Env:         env,
+		Timeout:     time.Duration(fn.Timeout) * time.Second,
+		MemoryMB:    fn.MemorySize,
+		Concurrency: o.Concurrency,
+		Log:         o.FunctionLog,
+	}, nil
+}
