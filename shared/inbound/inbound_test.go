@@ -136,7 +136,9 @@ func TestRefusals(t *testing.T) {
 		status  int
 		message string
 	}{
-		{"wrong secret", func(ev *events.APIGatewayV2HTTPRequest) { ev.Headers["x-hookgate-inbound-secret"] = "dev-inbound-secreT" }, 401, "invalid secret"},
+		{"wrong secret", func(ev *events.APIGatewayV2HTTPRequest) {
+			ev.Headers["x-hookgate-inbound-secret"] = "dev-inbound-secreT"
+		}, 401, "invalid secret"},
 		{"no credentials", func(ev *events.APIGatewayV2HTTPRequest) { delete(ev.Headers, "x-hookgate-inbound-secret") }, 401, "missing credentials"},
 		{"signature of another body", func(ev *events.APIGatewayV2HTTPRequest) {
 			delete(ev.Headers, "x-hookgate-inbound-secret")
