@@ -60,8 +60,9 @@ test: deps bootstraps
 	HOOKGATE_BIN_DIR=$(CURDIR)/$(LOCAL_BIN) $(GO) test -race -count=1 -timeout 15m ./...
 
 bench: deps bootstraps
-	HOOKGATE_BIN_DIR=$(CURDIR)/$(LOCAL_BIN) $(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
-	$(GO) run ./cmd/hookgate-local sizes
+	@$(GO) build -o .build/hookgate-local ./cmd/hookgate-local
+	set -o pipefail; HOOKGATE_BIN_DIR=$(CURDIR)/$(LOCAL_BIN) $(GO) test -run '^$$' -bench . -benchmem -count=1 ./... | .build/hookgate-local ratios
+	@.build/hookgate-local sizes
 
 invoke: deps bootstraps
 	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=<LogicalId> EVENT=events/<file>.json"; exit 2; }

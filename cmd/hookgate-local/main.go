@@ -3,6 +3,7 @@
 //	hookgate-local dev     the whole gateway on 127.0.0.1:3000, emulators included (make dev)
 //	hookgate-local invoke  one function on one event, like sam local invoke (make invoke)
 //	hookgate-local sizes   each function's arm64 bootstrap size against hello world (make bench)
+//	hookgate-local ratios  reads go test -bench output; prints each X/sub against X/baseline
 package main
 
 import (
@@ -25,7 +26,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: hookgate-local dev|invoke|sizes [flags]")
+		fmt.Fprintln(os.Stderr, "usage: hookgate-local dev|invoke|sizes|ratios [flags]")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -38,8 +39,10 @@ func main() {
 		err = invoke(ctx, os.Args[2:])
 	case "sizes":
 		err = sizes(ctx)
+	case "ratios":
+		err = ratios(os.Stdin, os.Stdout)
 	default:
-		err = fmt.Errorf("unknown command %q (dev, invoke, sizes)", os.Args[1])
+		err = fmt.Errorf("unknown command %q (dev, invoke, sizes, ratios)", os.Args[1])
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "hookgate-local:", err)
