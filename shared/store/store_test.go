@@ -1,0 +1,162 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hookgate/hookgate/shared/apierr"
+	"github.com/hookgate/hookgate/shared/awscfg"
+	"github.com/hookgate/hookgate/shared/emulator/emulatortest"
+	"github.com/hookgate/hookgate/shared/localmode"
+	"github.com/hookgate/hookgate/shared/provision"
+	"github.com/hookgate/hookgate/shared/template"
+)
+
+func TestMain(m *testing.M) { os.Exit(emulatortest.Run(m)) }
+
+var tableSeq atomic.Int64
+
+// newStore creates a fresh table shaped exactly as template.yaml declares it, on DynamoDB Local.
+func newStore(t *testing.T) *Store {
+	t.Helper()
+	endpoint := emulatortest.Dynamo(t)
+	ctx := context.Background()
+	cfg, err := awscfg.Load(ctx, func(k string) string {
+		return map[string]string{awscfg.EnvDynamoEndpoint: endpoint}[k]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tpl, err := template.Load(filepath.Join("..", "..", "template.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := fmt.Sprintf("store%d%d-", time.Now().UnixNano()%1e6, tableSeq.Add(1))
+	tables, _ := localmode.Specs(tpl, prefix, 0)
+	if err := provision.Tables(ctx, cfg.DynamoDB(), tables); err != nil {
+		t.Fatal(err)
+	}
+	return New(cfg.DynamoDB(), prefix+"Table", time.Now)
+}
+
+func TestCreateRunIsIdempotent(t *testing.T) {
+	t.Parallel()
+	st := newStore(t)
+	ctx := context.Background()
+	th := Thread{ID: "thr_1", WorkspaceID: "ws", Channel: "email", ExternalID: "a@b"}
+	m := Message{ID: "msg_1", Direction: "in", Source: "generic", Text: "hi", Data: json.RawMessage(`{"k":1}`), CreatedAt: time.Now()}
+	created, err := st.CreateRun(ctx, th, m, Run{ID: "run_1"})
+	if err != nil || !created {
+		t.Fatalf("first CreateRun = %v, %v", created, err)
+	}
+	created, err = st.CreateRun(ctx, th, m, Run{ID: "run_1"})
+	if err != nil || created {
+		t.Fatalf("second CreateRun = %v, %v; want false, nil", created, err)
+	}
+	r, err := st.GetRun(ctx, "ws", "run_1")
+	if err != nil || r.Status != RunQueued || r.ThreadID != "thr_1" || r.MessageID != "msg_1" {
+		t.Fatalf("GetRun = %+v, %v", r, err)
+	}
+	if _, err := st.GetRun(ctx, "other-ws", "run_1"); apierr.CodeOf(err) != apierr.NotFound {
+		t.Fatalf("another workspace sees the run: %v", err)
+	}
+}
+
+func TestRunLifecycle(t *testing.T) {
+	t.Parallel()
+	st := newStore(t)
+	ctx := context.Background()
+	if _, err := st.CreateRun(ctx, Thread{ID: "thr", WorkspaceID: "ws"}, Message{ID: "m", CreatedAt: time.Now()}, Run{ID: "r"}); err != nil {
+		t.Fatal(err)
+	}
+	r, started, err := st.StartRun(ctx, "ws", "r")
+	if err != nil || !started || r.Status != RunRunning || r.Attempts != 1 || r.StartedAt == nil {
+		t.Fatalf("StartRun = %+v %v %v", r, started, err)
+	}
+	// A crash and redelivery starts it again, counting the attempt.
+	if r, started, err = st.StartRun(ctx, "ws", "r"); err != nil || !started || r.Attempts != 2 {
+		t.Fatalf("restart = %+v %v %v", r, started, err)
+	}
+	done, err := st.FinishRun(ctx, "ws", "r", RunCompleted, &Result{Text: "pong"}, "")
+	if err != nil || done.Status != RunCompleted || done.Result == nil || done.Result.Text != "pong" || done.CompletedAt == nil {
+		t.Fatalf("FinishRun = %+v, %v", done, err)
+	}
+	// A finished run is not started again and cannot be finished twice.
+	if r, started, err = st.StartRun(ctx, "ws", "r"); err != nil || started || r.Status != RunCompleted {
+		t.Fatalf("StartRun after finish = %+v %v %v", r, started, err)
+	}
+	if _, err := st.FinishRun(ctx, "ws", "r", RunFailed, nil, "late"); err == nil {
+		t.Fatal("a finished run was finished again")
+	}
+}
+
+// Three writers append concurrently; the log ends dense (1..N), each event once, in commit order.
+func TestAppendEventConcurrentWritersDenseAndOnce(t *testing.T) {
+	t.Parallel()
+	st := newStore(t)
+	ctx := context.Background()
+	const writers, each = 3, 40
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				id := fmt.Sprintf("evt_%d_%d", w, i)
+				e, err := st.AppendEvent(ctx, Event{ID: id, Type: "test.event", WorkspaceID: "ws", Data: json.RawMessage(`{"i":1}`)})
+				if err != nil {
+					errs <- err
+					return
+				}
+				// Appending the same id again returns the stored event, not a new one.
+				again, err := st.AppendEvent(ctx, Event{ID: id, Type: "test.event", WorkspaceID: "ws"})
+				if err != nil || again.Cursor != e.Cursor {
+					errs <- fmt.Errorf("re-append of %s: cursor %d vs %d, %v", id, again.Cursor, e.Cursor, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	var all []Event
+	var after int64
+	for {
+		page, err := st.ListEvents(ctx, "ws", after, 25)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		all = append(all, page...)
+		after = page[len(page)-1].Cursor
+	}
+	if len(all) != writers*each {
+		t.Fatalf("log has %d events, want %d", len(all), writers*each)
+	}
+	seen := map[string]bool{}
+	for i, e := range all {
+		if e.Cursor != int64(i+1) {
+			t.Fatalf("event %d has cursor %d: the log is not dense", i, e.Cursor)
+		}
+		if seen[e.ID] {
+			t.Fatalf("event %s appears twice", e.ID)
+		}
+		seen[e.ID] = true
+	}
+	if other, _ := st.ListEvents(ctx, "other", 0, 10); len(other) != 0 {
+		t.Fatalf("another workspace's log has %d events", len(other))
+	}
+}
