@@ -5,30 +5,21 @@ package main
 import (
 	"context"
 	"log/slog"
-	"os"
 	"time"
 
-	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-lambda-go/lambdacontext"
+	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/hookgate/hookgate/shared/awscfg"
 	"github.com/hookgate/hookgate/shared/envcfg"
+	"github.com/hookgate/hookgate/shared/fnmain"
 	"github.com/hookgate/hookgate/shared/inbound"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/verify"
 )
 
-func main() {
-	log := slog.New(lambdacontext.NewLogHandler())
-	h, err := newHandler(context.Background(), os.Getenv, log)
-	if err != nil {
-		log.Error("configuration", "err", err)
-		os.Exit(1)
-	}
-	lambda.StartHandlerFunc(h.Handle)
-}
+func main() { fnmain.Start(newHandler) }
 
-func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logger) (*inbound.Handler, error) {
+func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logger) (func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error), error) {
 	env := envcfg.New(getenv)
 	queueURL := env.Required("HOOKGATE_INBOUND_QUEUE_URL")
 	cfg := inbound.Config{
@@ -43,5 +34,5 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 	if err != nil {
 		return nil, err
 	}
-	return inbound.New(cfg, queue.NewSender(aws.SQS(), queueURL), log, time.Now), nil
+	return inbound.New(cfg, queue.NewSender(aws.SQS(), queueURL), log, time.Now).Handle, nil
 }

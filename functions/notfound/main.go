@@ -7,16 +7,16 @@ import (
 	"log/slog"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-lambda-go/lambdacontext"
 
 	"github.com/hookgate/hookgate/shared/apierr"
 	"github.com/hookgate/hookgate/shared/apigw"
+	"github.com/hookgate/hookgate/shared/fnmain"
 )
 
-func main() {
-	log := slog.New(lambdacontext.NewLogHandler())
-	lambda.StartHandlerFunc(func(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+func main() { fnmain.Start(newHandler) }
+
+func newHandler(_ context.Context, _ func(string) string, log *slog.Logger) (func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error), error) {
+	return func(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 		return apigw.Error(ctx, log, apierr.New(apierr.NotFound, "no route for %s %s", req.RequestContext.HTTP.Method, req.RawPath)), nil
-	})
+	}, nil
 }
