@@ -6,10 +6,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 )
 
 // InboundVersion is the version of the Inbound layout; the worker refuses others.
@@ -61,6 +63,88 @@ func (s *Sender) SendInbound(ctx context.Context, m *Inbound) error {
 	})
 	if err != nil {
 		return fmt.Errorf("send inbound %s: %w", m.MessageID, err)
+	}
+	return nil
+}
+
+// Delivery asks the delivery function to make attempt Attempt of a delivery, not before NotBefore.
+// The delivery's state lives in the table; the message only points at it.
+type Delivery struct {
+	Version     int       `json:"v"`
+	WorkspaceID string    `json:"workspace_id"`
+	DeliveryID  string    `json:"delivery_id"`
+	Attempt     int       `json:"attempt"`
+	NotBefore   time.Time `json:"not_before,omitzero"`
+}
+
+// DeliveryVersion is the version of the Delivery layout.
+const DeliveryVersion = 1
+
+// MaxDelay is the longest DelaySeconds SQS accepts. Longer waits are made of several hops: the
+// delivery function re-queues a message that arrives before its NotBefore.
+const MaxDelay = 15 * time.Minute
+
+// BatchAPI is the part of the SQS client that sends batches.
+type BatchAPI interface {
+	SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchInput, opts ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error)
+}
+
+// DeliverySender sends delivery messages to the (standard) delivery queue.
+type DeliverySender struct {
+	api interface {
+		SendAPI
+		BatchAPI
+	}
+	url string
+}
+
+// NewDeliverySender returns a DeliverySender for the queue at url.
+func NewDeliverySender(api interface {
+	SendAPI
+	BatchAPI
+}, url string) *DeliverySender {
+	return &DeliverySender{api: api, url: url}
+}
+
+// SendDelivery queues m to become visible after delay, capped at MaxDelay.
+func (s *DeliverySender) SendDelivery(ctx context.Context, m Delivery, delay time.Duration) error {
+	m.Version = DeliveryVersion
+	body, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("encode delivery %s: %w", m.DeliveryID, err)
+	}
+	_, err = s.api.SendMessage(ctx, &sqs.SendMessageInput{
+		QueueUrl:     &s.url,
+		MessageBody:  aws.String(string(body)),
+		DelaySeconds: int32(min(max(delay, 0), MaxDelay) / time.Second),
+	})
+	if err != nil {
+		return fmt.Errorf("send delivery %s: %w", m.DeliveryID, err)
+	}
+	return nil
+}
+
+// SendDeliveries queues first attempts, ten per SQS batch. It fails if any message failed.
+func (s *DeliverySender) SendDeliveries(ctx context.Context, ms []Delivery) error {
+	for start := 0; start < len(ms); start += 10 {
+		chunk := ms[start:min(start+10, len(ms))]
+		entries := make([]types.SendMessageBatchRequestEntry, len(chunk))
+		for i := range chunk {
+			chunk[i].Version = DeliveryVersion
+			body, err := json.Marshal(chunk[i])
+			if err != nil {
+				return fmt.Errorf("encode delivery %s: %w", chunk[i].DeliveryID, err)
+			}
+			entries[i] = types.SendMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), MessageBody: aws.String(string(body))}
+		}
+		out, err := s.api.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: &s.url, Entries: entries})
+		if err != nil {
+			return fmt.Errorf("send %d deliveries: %w", len(chunk), err)
+		}
+		if len(out.Failed) > 0 {
+			f := out.Failed[0]
+			return fmt.Errorf("send deliveries: %d of %d failed (first: %s %s)", len(out.Failed), len(chunk), aws.ToString(f.Code), aws.ToString(f.Message))
+		}
 	}
 	return nil
 }

@@ -25,6 +25,9 @@ type Event struct {
 	Data        json.RawMessage `json:"data"`
 }
 
+// KindEvent marks event-log items, so a DynamoDB stream filter can select them.
+const KindEvent = "event"
+
 // How long the marker that makes an event id unique is kept: longer than any SQS redelivery.
 const eventIDRetention = 30 * 24 * time.Hour
 
@@ -59,6 +62,7 @@ func (st *Store) AppendEvent(ctx context.Context, e Event) (Event, error) {
 		now := st.now().UTC()
 		e.Cursor, e.CreatedAt = cur+1, now
 		item := key(eventPK(e.WorkspaceID), eventSK(e.Cursor))
+		item["kind"] = s(KindEvent) // the stream filter of the fan-out selects these items
 		item["event_id"] = s(e.ID)
 		item["type"] = s(e.Type)
 		item["created_at"] = ts(now)

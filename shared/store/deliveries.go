@@ -1,0 +1,338 @@
+package store
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/hookgate/hookgate/shared/apierr"
+)
+
+// Delivery statuses.
+const (
+	DeliveryPending   = "pending"
+	DeliverySucceeded = "succeeded"
+	DeliveryFailed    = "failed"
+)
+
+// DeliveryRetention is how long deliveries and their attempt logs are kept (DynamoDB TTL).
+const DeliveryRetention = 30 * 24 * time.Hour
+
+// Delivery is one event to one subscription. Payload is the exact body that is signed and sent.
+type Delivery struct {
+	ID             string          `json:"id"`
+	WorkspaceID    string          `json:"workspace_id"`
+	SubscriptionID string          `json:"subscription_id"`
+	EventID        string          `json:"event_id"`
+	EventType      string          `json:"event_type"`
+	Payload        json.RawMessage `json:"-"`
+	Status         string          `json:"status"`
+	Attempts       int             `json:"attempts"`       // attempts in the current series (drives the schedule)
+	TotalAttempts  int             `json:"total_attempts"` // across manual retries
+	Series         int             `json:"series"`         // 0, then +1 per manual retry or replay
+	NextAttemptAt  *time.Time      `json:"next_attempt_at,omitempty"`
+	LastStatusCode int             `json:"last_status_code,omitempty"`
+	LastError      string          `json:"last_error,omitempty"`
+	CreatedAt      time.Time       `json:"created_at"`
+	UpdatedAt      time.Time       `json:"updated_at"`
+}
+
+// Attempt is one HTTP attempt of a delivery.
+type Attempt struct {
+	At              time.Time `json:"at"`
+	Series          int       `json:"series"`
+	Number          int       `json:"number"`
+	StatusCode      int       `json:"status_code,omitempty"`
+	LatencyMS       int64     `json:"latency_ms"`
+	ResponseSnippet string    `json:"response_snippet,omitempty"`
+	Error           string    `json:"error,omitempty"`
+}
+
+func deliveryKey(ws, id string) map[string]types.AttributeValue {
+	return key("WS#"+ws+"#DLV#"+id, "DLV")
+}
+
+func subDeliveriesPK(ws, sub string) string { return "WS#" + ws + "#SUB#" + sub + "#DLV" }
+
+// CreateDelivery stores a new pending delivery. It returns false, and changes nothing, when a
+// delivery with that id exists (the fan-out ran again), with the stored delivery.
+func (st *Store) CreateDelivery(ctx context.Context, d Delivery) (Delivery, bool, error) {
+	now := st.now().UTC()
+	d.Status, d.CreatedAt, d.UpdatedAt = DeliveryPending, now, now
+	item := deliveryKey(d.WorkspaceID, d.ID)
+	item["delivery_id"] = s(d.ID)
+	item["workspace_id"] = s(d.WorkspaceID)
+	item["subscription_id"] = s(d.SubscriptionID)
+	item["event_id"] = s(d.EventID)
+	item["event_type"] = s(d.EventType)
+	item["payload"] = s(string(d.Payload))
+	item["status"] = s(DeliveryPending)
+	item["attempts"], item["total_attempts"], item["series"] = n(0), n(0), n(0)
+	item["created_at"], item["updated_at"] = ts(now), ts(now)
+	item["gsi1pk"] = s(subDeliveriesPK(d.WorkspaceID, d.SubscriptionID))
+	item["gsi1sk"] = s(now.Format(time.RFC3339Nano) + "#" + d.ID)
+	item["ttl"] = n(now.Add(DeliveryRetention).Unix())
+	_, err := st.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+		{Put: &types.Put{TableName: &st.table, Item: item, ConditionExpression: aws.String("attribute_not_exists(pk)")}},
+	}})
+	if err == nil {
+		return d, true, nil
+	}
+	if cancelledBy(err, 0) {
+		existing, gerr := st.GetDelivery(ctx, d.WorkspaceID, d.ID)
+		return existing, false, gerr
+	}
+	return Delivery{}, false, fmt.Errorf("create delivery %s: %w", d.ID, err)
+}
+
+// GetDelivery returns a delivery of the workspace, or NotFound.
+func (st *Store) GetDelivery(ctx context.Context, ws, id string) (Delivery, error) {
+	out, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &st.table, Key: deliveryKey(ws, id), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return Delivery{}, fmt.Errorf("get delivery %s: %w", id, err)
+	}
+	if len(out.Item) == 0 {
+		return Delivery{}, apierr.New(apierr.NotFound, "delivery not found")
+	}
+	return decodeDelivery(out.Item), nil
+}
+
+// ClaimAttempt takes attempt number attempt (0-based, in the delivery's current series) for the
+// caller: it succeeds only while the delivery is pending at exactly that attempt and no other
+// worker holds an unexpired lease. A stale or duplicate queue message gets false.
+func (st *Store) ClaimAttempt(ctx context.Context, ws, id string, attempt int, lease time.Duration) (Delivery, bool, error) {
+	now := st.now().UTC()
+	out, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                &st.table,
+		Key:                      deliveryKey(ws, id),
+		UpdateExpression:         aws.String("SET lease_until = :until"),
+		ConditionExpression:      aws.String("#st = :pending AND attempts = :n AND (attribute_not_exists(lease_until) OR lease_until < :now)"),
+		ExpressionAttributeNames: map[string]string{"#st": "status"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":until": n(now.Add(lease).UnixMilli()), ":pending": s(DeliveryPending), ":n": n(int64(attempt)), ":now": n(now.UnixMilli()),
+		},
+		ReturnValues:                        types.ReturnValueAllNew,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	})
+	if err != nil {
+		var cf *types.ConditionalCheckFailedException
+		if errors.As(err, &cf) {
+			if len(cf.Item) == 0 {
+				return Delivery{}, false, apierr.New(apierr.NotFound, "delivery not found")
+			}
+			return decodeDelivery(cf.Item), false, nil
+		}
+		return Delivery{}, false, fmt.Errorf("claim delivery %s: %w", id, err)
+	}
+	return decodeDelivery(out.Attributes), true, nil
+}
+
+// RecordAttempt logs an attempt and moves the delivery on: to status (pending with next set for
+// a retry, succeeded, or failed), releasing the lease. It requires the attempt number to be the
+// one claimed, so a late duplicate cannot record twice.
+func (st *Store) RecordAttempt(ctx context.Context, ws, id string, a Attempt, status string, next *time.Time) (Delivery, error) {
+	now := st.now().UTC()
+	att := key("WS#"+ws+"#DLV#"+id, fmt.Sprintf("ATT#%04d#%04d", a.Series, a.Number))
+	att["at"] = ts(a.At)
+	att["series"], att["number"] = n(int64(a.Series)), n(int64(a.Number))
+	att["latency_ms"] = n(a.LatencyMS)
+	if a.StatusCode != 0 {
+		att["status_code"] = n(int64(a.StatusCode))
+	}
+	if a.ResponseSnippet != "" {
+		att["response_snippet"] = s(a.ResponseSnippet)
+	}
+	if a.Error != "" {
+		att["error"] = s(a.Error)
+	}
+	att["ttl"] = n(now.Add(DeliveryRetention).Unix())
+
+	set := "SET #st = :status, attempts = :next, total_attempts = total_attempts + :one, updated_at = :now, last_status_code = :code, last_error = :err"
+	vals := map[string]types.AttributeValue{
+		":status": s(status), ":next": n(int64(a.Number + 1)), ":one": n(1), ":now": ts(now),
+		":code": n(int64(a.StatusCode)), ":err": s(a.Error), ":n": n(int64(a.Number)), ":series": n(int64(a.Series)), ":pending": s(DeliveryPending),
+	}
+	if next != nil {
+		set += ", next_attempt_at = :nextat"
+		vals[":nextat"] = ts(*next)
+	}
+	upd := set + " REMOVE lease_until"
+	if next == nil {
+		upd += ", next_attempt_at"
+	}
+	_, err := st.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+		{Update: &types.Update{
+			TableName:                 &st.table,
+			Key:                       deliveryKey(ws, id),
+			UpdateExpression:          aws.String(upd),
+			ConditionExpression:       aws.String("#st = :pending AND attempts = :n AND series = :series"),
+			ExpressionAttributeNames:  map[string]string{"#st": "status"},
+			ExpressionAttributeValues: vals,
+		}},
+		{Put: &types.Put{TableName: &st.table, Item: att}},
+	}})
+	if err != nil {
+		if cancelledBy(err, 0) {
+			return Delivery{}, apierr.New(apierr.Conflict, "attempt already recorded")
+		}
+		return Delivery{}, fmt.Errorf("record attempt %d of delivery %s: %w", a.Number, id, err)
+	}
+	return st.GetDelivery(ctx, ws, id)
+}
+
+// RetryDelivery starts a new series of attempts for a failed delivery (a manual retry or a replay).
+func (st *Store) RetryDelivery(ctx context.Context, ws, id string) (Delivery, error) {
+	now := st.now().UTC()
+	out, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                           &st.table,
+		Key:                                 deliveryKey(ws, id),
+		UpdateExpression:                    aws.String("SET #st = :pending, attempts = :zero, series = series + :one, updated_at = :now REMOVE lease_until, next_attempt_at"),
+		ConditionExpression:                 aws.String("attribute_exists(pk) AND #st = :failed"),
+		ExpressionAttributeNames:            map[string]string{"#st": "status"},
+		ExpressionAttributeValues:           map[string]types.AttributeValue{":pending": s(DeliveryPending), ":failed": s(DeliveryFailed), ":zero": n(0), ":one": n(1), ":now": ts(now)},
+		ReturnValues:                        types.ReturnValueAllNew,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	})
+	if err != nil {
+		var cf *types.ConditionalCheckFailedException
+		if errors.As(err, &cf) {
+			if len(cf.Item) == 0 {
+				return Delivery{}, apierr.New(apierr.NotFound, "delivery not found")
+			}
+			return Delivery{}, apierr.New(apierr.Conflict, "only a failed delivery can be retried (this one is %s)", str(cf.Item, "status"))
+		}
+		return Delivery{}, fmt.Errorf("retry delivery %s: %w", id, err)
+	}
+	return decodeDelivery(out.Attributes), nil
+}
+
+// DeliveryFilter selects a subscription's deliveries.
+type DeliveryFilter struct {
+	Status       string    // "" for all
+	Since, Until time.Time // zero for open ends
+	Limit        int
+	Cursor       string
+}
+
+// ListDeliveries returns a subscription's deliveries, newest first, and the cursor of the next page.
+func (st *Store) ListDeliveries(ctx context.Context, ws, sub string, f DeliveryFilter) ([]Delivery, string, error) {
+	lo, hi := "0", "9"
+	if !f.Since.IsZero() {
+		lo = f.Since.UTC().Format(time.RFC3339Nano)
+	}
+	if !f.Until.IsZero() {
+		hi = f.Until.UTC().Format(time.RFC3339Nano) + "~"
+	}
+	in := &dynamodb.QueryInput{
+		TableName:              &st.table,
+		IndexName:              aws.String("gsi1"),
+		KeyConditionExpression: aws.String("gsi1pk = :pk AND gsi1sk BETWEEN :lo AND :hi"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":pk": s(subDeliveriesPK(ws, sub)), ":lo": s(lo), ":hi": s(hi),
+		},
+		ScanIndexForward: aws.Bool(false),
+	}
+	if f.Status != "" {
+		in.FilterExpression = aws.String("#st = :status")
+		in.ExpressionAttributeNames = map[string]string{"#st": "status"}
+		in.ExpressionAttributeValues[":status"] = s(f.Status)
+	}
+	if f.Cursor != "" {
+		start, err := parsePageCursor(f.Cursor)
+		if err != nil {
+			return nil, "", err
+		}
+		in.ExclusiveStartKey = start
+	}
+	limit := max(1, f.Limit)
+	var out []Delivery
+	for {
+		in.Limit = aws.Int32(int32(limit - len(out)))
+		page, err := st.db.Query(ctx, in)
+		if err != nil {
+			return nil, "", fmt.Errorf("list deliveries of %s: %w", sub, err)
+		}
+		for _, it := range page.Items {
+			out = append(out, decodeDelivery(it))
+		}
+		if len(page.LastEvaluatedKey) == 0 {
+			return out, "", nil
+		}
+		in.ExclusiveStartKey = page.LastEvaluatedKey
+		if len(out) >= limit {
+			return out, pageCursor(page.LastEvaluatedKey), nil
+		}
+	}
+}
+
+// ListAttempts returns a delivery's attempts, oldest first.
+func (st *Store) ListAttempts(ctx context.Context, ws, id string) ([]Attempt, error) {
+	out, err := st.db.Query(ctx, &dynamodb.QueryInput{
+		TableName:              &st.table,
+		KeyConditionExpression: aws.String("pk = :pk AND begins_with(sk, :att)"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":pk": s("WS#" + ws + "#DLV#" + id), ":att": s("ATT#"),
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list attempts of %s: %w", id, err)
+	}
+	atts := make([]Attempt, 0, len(out.Items))
+	for _, it := range out.Items {
+		atts = append(atts, Attempt{
+			At: tm(it, "at"), Series: int(num(it, "series")), Number: int(num(it, "number")), StatusCode: int(num(it, "status_code")),
+			LatencyMS: num(it, "latency_ms"), ResponseSnippet: str(it, "response_snippet"), Error: str(it, "error"),
+		})
+	}
+	return atts, nil
+}
+
+func decodeDelivery(item map[string]types.AttributeValue) Delivery {
+	d := Delivery{
+		ID: str(item, "delivery_id"), WorkspaceID: str(item, "workspace_id"), SubscriptionID: str(item, "subscription_id"),
+		EventID: str(item, "event_id"), EventType: str(item, "event_type"), Payload: json.RawMessage(str(item, "payload")),
+		Status: str(item, "status"), Attempts: int(num(item, "attempts")), TotalAttempts: int(num(item, "total_attempts")),
+		Series: int(num(item, "series")), LastStatusCode: int(num(item, "last_status_code")), LastError: str(item, "last_error"),
+		CreatedAt: tm(item, "created_at"), UpdatedAt: tm(item, "updated_at"),
+	}
+	if t := tm(item, "next_attempt_at"); !t.IsZero() {
+		d.NextAttemptAt = &t
+	}
+	return d
+}
+
+// pageCursor and parsePageCursor make a DynamoDB start key an opaque, URL-safe page cursor. Only
+// string attributes occur in the table's keys.
+func pageCursor(k map[string]types.AttributeValue) string {
+	m := map[string]string{}
+	for name, v := range k {
+		if sv, ok := v.(*types.AttributeValueMemberS); ok {
+			m[name] = sv.Value
+		}
+	}
+	b, _ := json.Marshal(m)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func parsePageCursor(c string) (map[string]types.AttributeValue, error) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	var m map[string]string
+	if err == nil {
+		err = json.Unmarshal(b, &m)
+	}
+	if err != nil || len(m) == 0 {
+		return nil, apierr.New(apierr.Invalid, "cursor is not valid")
+	}
+	out := make(map[string]types.AttributeValue, len(m))
+	for k, v := range m {
+		out[k] = s(v)
+	}
+	return out, nil
+}

@@ -1,0 +1,121 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/hookgate/hookgate/shared/apierr"
+)
+
+func TestDeliveryAttemptsClaimRecordRetry(t *testing.T) {
+	t.Parallel()
+	st := newStore(t)
+	ctx := context.Background()
+	d := Delivery{ID: "dlv_1", WorkspaceID: "ws", SubscriptionID: "sub_1", EventID: "evt_1", EventType: "run.completed", Payload: json.RawMessage(`{"id":"evt_1"}`)}
+	if _, created, err := st.CreateDelivery(ctx, d); err != nil || !created {
+		t.Fatalf("create: %v %v", created, err)
+	}
+	if again, created, err := st.CreateDelivery(ctx, d); err != nil || created || again.Status != DeliveryPending {
+		t.Fatalf("second create: %+v %v %v", again, created, err)
+	}
+	// Attempt 0: claimed once; a duplicate message cannot claim it while the lease holds.
+	got, ok, err := st.ClaimAttempt(ctx, "ws", "dlv_1", 0, time.Minute)
+	if err != nil || !ok || string(got.Payload) != `{"id":"evt_1"}` {
+		t.Fatalf("claim: %+v %v %v", got, ok, err)
+	}
+	if _, ok, _ := st.ClaimAttempt(ctx, "ws", "dlv_1", 0, time.Minute); ok {
+		t.Fatal("a leased attempt was claimed twice")
+	}
+	next := time.Now().Add(time.Minute)
+	after, err := st.RecordAttempt(ctx, "ws", "dlv_1", Attempt{At: time.Now(), Number: 0, StatusCode: 500, LatencyMS: 12, ResponseSnippet: "oops"}, DeliveryPending, &next)
+	if err != nil || after.Attempts != 1 || after.Status != DeliveryPending || after.NextAttemptAt == nil || after.LastStatusCode != 500 {
+		t.Fatalf("record: %+v %v", after, err)
+	}
+	// The same attempt cannot be recorded twice, and a stale attempt-0 message cannot claim.
+	if _, err := st.RecordAttempt(ctx, "ws", "dlv_1", Attempt{At: time.Now(), Number: 0}, DeliveryPending, &next); apierr.CodeOf(err) != apierr.Conflict {
+		t.Fatalf("double record: %v", err)
+	}
+	if _, ok, _ := st.ClaimAttempt(ctx, "ws", "dlv_1", 0, time.Minute); ok {
+		t.Fatal("a stale message claimed an attempt")
+	}
+	// Attempt 1 fails for good.
+	if _, ok, err := st.ClaimAttempt(ctx, "ws", "dlv_1", 1, time.Minute); !ok || err != nil {
+		t.Fatalf("claim 1: %v %v", ok, err)
+	}
+	failed, err := st.RecordAttempt(ctx, "ws", "dlv_1", Attempt{At: time.Now(), Number: 1, Error: "timeout"}, DeliveryFailed, nil)
+	if err != nil || failed.Status != DeliveryFailed || failed.NextAttemptAt != nil || failed.TotalAttempts != 2 {
+		t.Fatalf("fail: %+v %v", failed, err)
+	}
+	// A manual retry starts a new series at attempt 0.
+	retried, err := st.RetryDelivery(ctx, "ws", "dlv_1")
+	if err != nil || retried.Status != DeliveryPending || retried.Attempts != 0 || retried.Series != 1 {
+		t.Fatalf("retry: %+v %v", retried, err)
+	}
+	if _, err := st.RetryDelivery(ctx, "ws", "dlv_1"); apierr.CodeOf(err) != apierr.Conflict {
+		t.Fatalf("retry of a pending delivery: %v", err)
+	}
+	if _, err := st.RetryDelivery(ctx, "other", "dlv_1"); apierr.CodeOf(err) != apierr.NotFound {
+		t.Fatalf("retry from another workspace: %v", err)
+	}
+	if _, ok, _ := st.ClaimAttempt(ctx, "ws", "dlv_1", 0, time.Minute); !ok {
+		t.Fatal("the new series could not claim attempt 0")
+	}
+	if _, err := st.RecordAttempt(ctx, "ws", "dlv_1", Attempt{At: time.Now(), Series: 1, Number: 0, StatusCode: 204}, DeliverySucceeded, nil); err != nil {
+		t.Fatal(err)
+	}
+	atts, err := st.ListAttempts(ctx, "ws", "dlv_1")
+	if err != nil || len(atts) != 3 || atts[0].StatusCode != 500 || atts[0].ResponseSnippet != "oops" || atts[1].Error != "timeout" || atts[2].Series != 1 {
+		t.Fatalf("attempts: %+v %v", atts, err)
+	}
+}
+
+func TestListDeliveriesFiltersAndPages(t *testing.T) {
+	t.Parallel()
+	st := newStore(t)
+	ctx := context.Background()
+	for i := range 7 {
+		d := Delivery{ID: fmt.Sprintf("dlv_%d", i), WorkspaceID: "ws", SubscriptionID: "sub_1", EventID: "e", EventType: "t", Payload: json.RawMessage(`{}`)}
+		if _, _, err := st.CreateDelivery(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 0 {
+			st.ClaimAttempt(ctx, "ws", d.ID, 0, time.Minute)
+			if _, err := st.RecordAttempt(ctx, "ws", d.ID, Attempt{At: time.Now()}, DeliveryFailed, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	other := Delivery{ID: "dlv_x", WorkspaceID: "ws", SubscriptionID: "sub_2", EventID: "e", EventType: "t"}
+	if _, _, err := st.CreateDelivery(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	var all []Delivery
+	cursor := ""
+	for {
+		page, next, err := st.ListDeliveries(ctx, "ws", "sub_1", DeliveryFilter{Limit: 3, Cursor: cursor})
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, page...)
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	if len(all) != 7 || all[0].ID != "dlv_6" {
+		t.Fatalf("listed %d, first %s", len(all), all[0].ID)
+	}
+	failed, _, err := st.ListDeliveries(ctx, "ws", "sub_1", DeliveryFilter{Status: DeliveryFailed, Limit: 100})
+	if err != nil || len(failed) != 4 {
+		t.Fatalf("failed: %d %v", len(failed), err)
+	}
+	if none, _, _ := st.ListDeliveries(ctx, "ws", "sub_1", DeliveryFilter{Until: time.Now().Add(-time.Hour), Limit: 10}); len(none) != 0 {
+		t.Fatalf("time range ignored: %d", len(none))
+	}
+	if _, _, err := st.ListDeliveries(ctx, "ws", "sub_1", DeliveryFilter{Limit: 1, Cursor: "!!"}); apierr.CodeOf(err) != apierr.Invalid {
+		t.Fatalf("bad cursor: %v", err)
+	}
+}
