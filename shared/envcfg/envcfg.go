@@ -49,6 +49,20 @@ func (r *Reader) Int(name string, def, lo, hi int) int {
 	return i
 }
 
+// Bool returns the variable as a boolean (true/false/1/0), or def when it is unset.
+func (r *Reader) Bool(name string, def bool) bool {
+	v := strings.TrimSpace(r.getenv(name))
+	if v == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		r.errs = append(r.errs, fmt.Errorf("%s must be true or false", name))
+		return def
+	}
+	return b
+}
+
 // List returns the comma-separated variable as trimmed, non-empty items, or def when unset.
 func (r *Reader) List(name string, def ...string) []string {
 	v := r.getenv(name)

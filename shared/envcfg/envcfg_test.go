@@ -6,7 +6,7 @@ import (
 )
 
 func TestReaderReportsEveryProblem(t *testing.T) {
-	env := map[string]string{"A": " a ", "N": "12", "BAD": "x", "L": "one, two,,"}
+	env := map[string]string{"T": "true", "A": " a ", "N": "12", "BAD": "x", "L": "one, two,,"}
 	r := New(func(k string) string { return env[k] })
 	if r.Required("A") != "a" || r.Optional("MISSING", "d") != "d" || r.Int("N", 0, 1, 20) != 12 {
 		t.Fatal("values read wrong")
@@ -14,6 +14,10 @@ func TestReaderReportsEveryProblem(t *testing.T) {
 	if got := r.List("L"); len(got) != 2 || got[1] != "two" {
 		t.Fatalf("List = %v", got)
 	}
+	if !r.Bool("T", false) || r.Bool("UNSET", false) {
+		t.Fatal("Bool read wrong")
+	}
+	r.Bool("BAD", true)
 	r.Required("MISSING")
 	r.Int("BAD", 5, 0, 10)
 	r.Int("N", 5, 0, 10)
@@ -21,7 +25,7 @@ func TestReaderReportsEveryProblem(t *testing.T) {
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, want := range []string{"MISSING is required", "BAD must be", "N must be an integer from 0 to 10"} {
+	for _, want := range []string{"MISSING is required", "BAD must be an integer", "BAD must be true or false", "N must be an integer from 0 to 10"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q lacks %q", err, want)
 		}
