@@ -1,0 +1,50 @@
+// Command delivery is the Lambda on the delivery queue: one signed attempt per message, retried
+// on the configured schedule, dead-lettered as a failed delivery when the schedule is used up.
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/hookgate/hookgate/shared/awscfg"
+	"github.com/hookgate/hookgate/shared/delivery"
+	"github.com/hookgate/hookgate/shared/dispatch"
+	"github.com/hookgate/hookgate/shared/envcfg"
+	"github.com/hookgate/hookgate/shared/fnmain"
+	"github.com/hookgate/hookgate/shared/queue"
+	"github.com/hookgate/hookgate/shared/store"
+)
+
+func main() { fnmain.Start(newHandler) }
+
+func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logger) (func(context.Context, events.SQSEvent) (events.SQSEventResponse, error), error) {
+	env := envcfg.New(getenv)
+	table := env.Required("HOOKGATE_TABLE")
+	queueURL := env.Required("HOOKGATE_DELIVERY_QUEUE_URL")
+	schedule, serr := delivery.ParseSchedule(env.Optional("HOOKGATE_DELIVERY_SCHEDULE", "default"))
+	timeout := time.Duration(env.Int("HOOKGATE_DELIVERY_TIMEOUT_SECONDS", 15, 1, 25)) * time.Second
+	allowPrivate := env.Bool("HOOKGATE_ALLOW_PRIVATE_DESTINATIONS", false)
+	cfg := dispatch.Config{
+		Schedule:      schedule,
+		MaxRetryAfter: time.Duration(env.Int("HOOKGATE_MAX_RETRY_AFTER_SECONDS", 3600, 0, 43200)) * time.Second,
+		Lease:         timeout + 15*time.Second,
+		DisableAfter:  env.Int("HOOKGATE_DISABLE_AFTER_FAILURES", 10, 0, 1000),
+	}
+	if err := env.Err(); err != nil || serr != nil {
+		return nil, errors.Join(err, serr)
+	}
+	aws, err := awscfg.Load(ctx, getenv)
+	if err != nil {
+		return nil, err
+	}
+	client := delivery.NewClient(delivery.ClientOptions{Timeout: timeout, AllowPrivate: allowPrivate})
+	post := func(ctx context.Context, r delivery.Request) delivery.Result {
+		return delivery.Post(ctx, client, dispatch.UserAgent, r)
+	}
+	h := dispatch.New(cfg, store.New(aws.DynamoDB(), table, time.Now), queue.NewDeliverySender(aws.SQS(), queueURL), post, log, time.Now)
+	return h.Handle, nil
+}

@@ -1,0 +1,50 @@
+// Command management is the Lambda behind the management API: API keys (/v1/api-keys) and
+// outbound webhook subscriptions (/v1/webhooks).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/hookgate/hookgate/shared/awscfg"
+	"github.com/hookgate/hookgate/shared/envcfg"
+	"github.com/hookgate/hookgate/shared/fnmain"
+	"github.com/hookgate/hookgate/shared/manage"
+	"github.com/hookgate/hookgate/shared/queue"
+	"github.com/hookgate/hookgate/shared/store"
+)
+
+// minAdminKeyLen is the shortest admin key accepted.
+const minAdminKeyLen = 16
+
+func main() { fnmain.Start(newHandler) }
+
+func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logger) (func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error), error) {
+	env := envcfg.New(getenv)
+	table := env.Required("HOOKGATE_TABLE")
+	queueURL := env.Required("HOOKGATE_DELIVERY_QUEUE_URL")
+	cfg := manage.Config{
+		DefaultWorkspace: env.Required("HOOKGATE_DEFAULT_WORKSPACE"),
+		AdminKey:         env.Required("HOOKGATE_ADMIN_API_KEY"),
+		AllowHTTPURLs:    env.Bool("HOOKGATE_ALLOW_HTTP_URLS", false),
+	}
+	errs := []error{env.Err()}
+	if cfg.AdminKey != "" && len(cfg.AdminKey) < minAdminKeyLen {
+		errs = append(errs, fmt.Errorf("HOOKGATE_ADMIN_API_KEY must be at least %d characters", minAdminKeyLen))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	aws, err := awscfg.Load(ctx, getenv)
+	if err != nil {
+		return nil, err
+	}
+	st := store.New(aws.DynamoDB(), table, time.Now)
+	q := queue.NewDeliverySender(aws.SQS(), queueURL)
+	return manage.New(cfg, st, time.Now, log).WithDeliveries(st, q).Handle, nil
+}

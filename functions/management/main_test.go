@@ -1,0 +1,46 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+)
+
+func TestNewHandlerReportsEveryProblem(t *testing.T) {
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	_, err := newHandler(context.Background(), func(string) string { return "" }, log)
+	if err == nil {
+		t.Fatal("no error with an empty environment")
+	}
+	for _, name := range []string{"HOOKGATE_TABLE", "HOOKGATE_DEFAULT_WORKSPACE", "HOOKGATE_ADMIN_API_KEY", "HOOKGATE_DELIVERY_QUEUE_URL"} {
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("error %q does not name %s", err, name)
+		}
+	}
+
+	env := map[string]string{
+		"HOOKGATE_TABLE": "t", "HOOKGATE_DELIVERY_QUEUE_URL": "http://q", "HOOKGATE_DEFAULT_WORKSPACE": "default", "HOOKGATE_ADMIN_API_KEY": "short",
+		"HOOKGATE_ALLOW_HTTP_URLS": "maybe", "AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "id", "AWS_SECRET_ACCESS_KEY": "secret",
+	}
+	getenv := func(k string) string { return env[k] }
+	_, err = newHandler(context.Background(), getenv, log)
+	if err == nil || !strings.Contains(err.Error(), "HOOKGATE_ADMIN_API_KEY must be at least 16") || !strings.Contains(err.Error(), "HOOKGATE_ALLOW_HTTP_URLS") {
+		t.Fatalf("short admin key and bad bool: %v", err)
+	}
+	if strings.Contains(err.Error(), "short") {
+		t.Fatalf("the error shows the admin key: %v", err)
+	}
+
+	env["HOOKGATE_ADMIN_API_KEY"] = "0123456789abcdef"
+	env["HOOKGATE_ALLOW_HTTP_URLS"] = ""
+	h, err := newHandler(context.Background(), getenv, log)
+	if err != nil || h == nil {
+		t.Fatalf("full environment: %v", err)
+	}
+	env["HOOKGATE_ALLOW_HTTP_URLS"] = "true"
+	if h, err = newHandler(context.Background(), getenv, log); err != nil || h == nil {
+		t.Fatalf("with http URLs allowed: %v", err)
+	}
+}

@@ -1,0 +1,217 @@
+// Package dispatch is the delivery function: it makes one attempt of a delivery per queue message,
+// signed, records it, and schedules the next attempt or ends the delivery (succeeded, or failed and
+// reported as delivery.exhausted). Waits longer than SQS's 15-minute delay are made of re-queued hops.
+package dispatch
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/hookgate/hookgate/shared/apierr"
+	"github.com/hookgate/hookgate/shared/delivery"
+	"github.com/hookgate/hookgate/shared/ids"
+	"github.com/hookgate/hookgate/shared/queue"
+	"github.com/hookgate/hookgate/shared/store"
+)
+
+// Store is the part of the store the delivery function uses.
+type Store interface {
+	ClaimAttempt(ctx context.Context, ws, id string, attempt int, lease time.Duration) (store.Delivery, bool, error)
+	RecordAttempt(ctx context.Context, ws, id string, a store.Attempt, status string, next *time.Time) (store.Delivery, error)
+	GetSubscription(ctx context.Context, ws, id string) (store.Subscription, error)
+	DisableSubscription(ctx context.Context, ws, id, reason string) (bool, error)
+	RecordDeliveryOutcome(ctx context.Context, ws, id string, success bool) (int, error)
+	AppendEvent(ctx context.Context, e store.Event) (store.Event, error)
+}
+
+// Queue schedules attempts.
+type Queue interface {
+	SendDelivery(ctx context.Context, m queue.Delivery, delay time.Duration) error
+}
+
+// Poster makes one signed HTTP attempt.
+type Poster func(ctx context.Context, r delivery.Request) delivery.Result
+
+// Config is the delivery policy.
+type Config struct {
+	Schedule      delivery.Schedule
+	MaxRetryAfter time.Duration // Retry-After is honoured up to this
+	Lease         time.Duration // how long one attempt may hold a delivery (above the HTTP timeout)
+	DisableAfter  int           // consecutive exhausted deliveries that disable a subscription; 0 never
+}
+
+// UserAgent is sent with every delivery.
+const UserAgent = "Hookgate/0.1"
+
+// Event types the delivery function records.
+const (
+	EventDeliveryExhausted    = "delivery.exhausted"
+	EventSubscriptionDisabled = "subscription.disabled"
+)
+
+// Handler handles batches of the delivery queue.
+type Handler struct {
+	cfg   Config
+	store Store
+	queue Queue
+	post  Poster
+	log   *slog.Logger
+	now   func() time.Time
+}
+
+// New returns a Handler.
+func New(cfg Config, st Store, q Queue, post Poster, log *slog.Logger, now func() time.Time) *Handler {
+	return &Handler{cfg: cfg, store: st, queue: q, post: post, log: log, now: now}
+}
+
+// Handle attempts the batch's deliveries in parallel. A message whose bookkeeping failed is
+// reported as a batch item failure, so SQS redelivers it; the attempt claim makes that safe.
+func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+	var (
+		mu       sync.Mutex
+		wg       sync.WaitGroup
+		failures = []events.SQSBatchItemFailure{}
+	)
+	for _, rec := range ev.Records {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := h.process(ctx, rec); err != nil {
+				h.log.ErrorContext(ctx, "delivery message failed; SQS will redeliver it", "sqs_message_id", rec.MessageId, "err", err)
+				mu.Lock()
+				failures = append(failures, events.SQSBatchItemFailure{ItemIdentifier: rec.MessageId})
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return events.SQSEventResponse{BatchItemFailures: failures}, nil
+}
+
+func (h *Handler) process(ctx context.Context, rec events.SQSMessage) error {
+	var m queue.Delivery
+	if err := json.Unmarshal([]byte(rec.Body), &m); err != nil || m.Version != queue.DeliveryVersion || m.DeliveryID == "" {
+		return fmt.Errorf("not a delivery message (version %d): %v", m.Version, err)
+	}
+	now := h.now()
+	if wait := m.NotBefore.Sub(now); wait > 0 {
+		// Early: one more hop of at most 15 minutes.
+		return h.queue.SendDelivery(ctx, m, wait)
+	}
+	d, claimed, err := h.store.ClaimAttempt(ctx, m.WorkspaceID, m.DeliveryID, m.Attempt, h.cfg.Lease)
+	if apierr.CodeOf(err) == apierr.NotFound {
+		h.log.WarnContext(ctx, "delivery no longer exists; message dropped", "delivery_id", m.DeliveryID)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !claimed {
+		return h.resume(ctx, m, d)
+	}
+	return h.attempt(ctx, m, d)
+}
+
+// resume handles a message that could not claim its attempt: a duplicate, a stale message, or a
+// redelivery after the next attempt was recorded but before it was queued. Only the last needs work.
+func (h *Handler) resume(ctx context.Context, m queue.Delivery, d store.Delivery) error {
+	if d.Status == store.DeliveryPending && d.Attempts == m.Attempt+1 && d.NextAttemptAt != nil {
+		next := queue.Delivery{WorkspaceID: m.WorkspaceID, DeliveryID: d.ID, Attempt: d.Attempts, NotBefore: *d.NextAttemptAt}
+		return h.queue.SendDelivery(ctx, next, d.NextAttemptAt.Sub(h.now()))
+	}
+	return nil
+}
+
+func (h *Handler) attempt(ctx context.Context, m queue.Delivery, d store.Delivery) error {
+	now := h.now()
+	att := store.Attempt{At: now, Series: d.Series, Number: d.Attempts}
+	sub, err := h.store.GetSubscription(ctx, d.WorkspaceID, d.SubscriptionID)
+	switch {
+	case apierr.CodeOf(err) == apierr.NotFound:
+		att.Error = "subscription deleted"
+		_, err = h.store.RecordAttempt(ctx, d.WorkspaceID, d.ID, att, store.DeliveryFailed, nil)
+		return err
+	case err != nil:
+		return err
+	case sub.Status != "active":
+		att.Error = "subscription disabled"
+		_, err = h.store.RecordAttempt(ctx, d.WorkspaceID, d.ID, att, store.DeliveryFailed, nil)
+		return err
+	}
+	signer, err := delivery.NewSigner(sub.ActiveSecrets(now)...)
+	if err != nil {
+		att.Error = "subscription has no usable signing secret"
+		_, err = h.store.RecordAttempt(ctx, d.WorkspaceID, d.ID, att, store.DeliveryFailed, nil)
+		return err
+	}
+	res := h.post(ctx, delivery.Request{URL: sub.URL, MsgID: d.EventID, Body: d.Payload, Signer: signer, Now: now})
+	att.StatusCode, att.LatencyMS, att.ResponseSnippet, att.Error = res.StatusCode, res.Latency.Milliseconds(), res.ResponseSnippet, res.Err
+	log := h.log.With("delivery_id", d.ID, "subscription_id", sub.ID, "attempt", d.Attempts+1, "status_code", res.StatusCode)
+
+	switch {
+	case res.Success():
+		if _, err := h.store.RecordAttempt(ctx, d.WorkspaceID, d.ID, att, store.DeliverySucceeded, nil); err != nil {
+			return err
+		}
+		log.InfoContext(ctx, "delivered")
+		_, err := h.store.RecordDeliveryOutcome(ctx, d.WorkspaceID, sub.ID, true)
+		return err
+	case res.Gone():
+		if _, err := h.store.RecordAttempt(ctx, d.WorkspaceID, d.ID, att, store.DeliveryFailed, nil); err != nil {
+			return err
+		}
+		log.WarnContext(ctx, "endpoint answered 410 Gone: subscription disabled")
+		return h.disable(ctx, sub, "the endpoint answered 410 Gone")
+	}
+	if delay, ok := h.cfg.Schedule.Next(d.Attempts+1, res.RetryAfter, h.cfg.MaxRetryAfter); ok {
+		next := now.Add(delay)
+		if _, err := h.store.RecordAttempt(ctx, d.WorkspaceID, d.ID, att, store.DeliveryPending, &next); err != nil {
+			return err
+		}
+		log.InfoContext(ctx, "attempt failed; retry scheduled", "error", res.Err, "retry_in", delay.String())
+		return h.queue.SendDelivery(ctx, queue.Delivery{WorkspaceID: d.WorkspaceID, DeliveryID: d.ID, Attempt: d.Attempts + 1, NotBefore: next}, delay)
+	}
+	if _, err := h.store.RecordAttempt(ctx, d.WorkspaceID, d.ID, att, store.DeliveryFailed, nil); err != nil {
+		return err
+	}
+	log.WarnContext(ctx, "delivery exhausted its schedule", "error", res.Err)
+	if err := h.appendEvent(ctx, d.WorkspaceID, ids.Derive("evt", d.WorkspaceID, d.ID, fmt.Sprint(d.Series), EventDeliveryExhausted), EventDeliveryExhausted, map[string]any{
+		"delivery_id": d.ID, "subscription_id": sub.ID, "event_id": d.EventID, "event_type": d.EventType,
+		"attempts": d.Attempts + 1, "last_status_code": res.StatusCode, "last_error": res.Err,
+	}); err != nil {
+		return err
+	}
+	failures, err := h.store.RecordDeliveryOutcome(ctx, d.WorkspaceID, sub.ID, false)
+	if err != nil {
+		return err
+	}
+	if h.cfg.DisableAfter > 0 && failures >= h.cfg.DisableAfter {
+		return h.disable(ctx, sub, fmt.Sprintf("%d consecutive deliveries failed", failures))
+	}
+	return nil
+}
+
+func (h *Handler) disable(ctx context.Context, sub store.Subscription, reason string) error {
+	changed, err := h.store.DisableSubscription(ctx, sub.WorkspaceID, sub.ID, reason)
+	if err != nil || !changed {
+		return err
+	}
+	return h.appendEvent(ctx, sub.WorkspaceID, ids.Derive("evt", sub.WorkspaceID, sub.ID, reason, h.now().Format(time.RFC3339)), EventSubscriptionDisabled,
+		map[string]any{"subscription_id": sub.ID, "url": sub.URL, "reason": reason})
+}
+
+func (h *Handler) appendEvent(ctx context.Context, ws, id, typ string, data map[string]any) error {
+	b, err := json.Marshal(data)
+	if err != nil {
+		return errors.Join(fmt.Errorf("encode %s", typ), err)
+	}
+	_, err = h.store.AppendEvent(ctx, store.Event{ID: id, Type: typ, WorkspaceID: ws, Data: b})
+	return err
+}

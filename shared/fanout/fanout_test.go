@@ -1,0 +1,113 @@
+package fanout
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"testing"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/hookgate/hookgate/shared/manage"
+	"github.com/hookgate/hookgate/shared/queue"
+	"github.com/hookgate/hookgate/shared/store"
+)
+
+// fakes for the routing logic; the real path (stream → fan-out → queue) runs end to end in shared/localmode.
+type fakeStore struct {
+	subs    []store.Subscription
+	created map[string]store.Delivery
+	failOn  string
+}
+
+func (f *fakeStore) ListActiveSubscriptions(context.Context, string) ([]store.Subscription, error) {
+	return f.subs, nil
+}
+
+func (f *fakeStore) CreateDelivery(_ context.Context, d store.Delivery) (store.Delivery, bool, error) {
+	if d.EventID == f.failOn {
+		return store.Delivery{}, false, errors.New("throttled")
+	}
+	if old, ok := f.created[d.ID]; ok {
+		return old, false, nil
+	}
+	d.Status = store.DeliveryPending
+	f.created[d.ID] = d
+	return d, true, nil
+}
+
+type fakeQueue struct{ sent []queue.Delivery }
+
+func (q *fakeQueue) SendDeliveries(_ context.Context, ms []queue.Delivery) error {
+	q.sent = append(q.sent, ms...)
+	return nil
+}
+
+func str(v string) events.DynamoDBAttributeValue { return events.NewStringAttribute(v) }
+
+func eventRecord(seq, id, typ, data string) events.DynamoDBEventRecord {
+	return events.DynamoDBEventRecord{EventName: "INSERT", Change: events.DynamoDBStreamRecord{
+		SequenceNumber: seq,
+		NewImage: map[string]events.DynamoDBAttributeValue{
+			"pk": str("WS#ws#EV"), "sk": str("0000000000000000001"), "kind": str("event"),
+			"event_id": str(id), "type": str(typ), "created_at": str("2026-11-25T10:00:00Z"), "data": str(data),
+		},
+	}}
+}
+
+func TestFanOutMatchesFiltersAndSkipsTheFailingEndpoint(t *testing.T) {
+	st := &fakeStore{created: map[string]store.Delivery{}, subs: []store.Subscription{
+		{ID: "sub_all", Events: []string{"*"}},
+		{ID: "sub_runs", Events: []string{"run.*"}},
+		{ID: "sub_msg", Events: []string{"message.received"}},
+	}}
+	q := &fakeQueue{}
+	h := New(st, q, manage.MatchEvent, slog.New(slog.DiscardHandler))
+	other := eventRecord("1", "evt_x", "x", "{}")
+	other.Change.NewImage["kind"] = str("thread") // not an event item
+	batch := events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{
+		eventRecord("2", "evt_1", "run.completed", `{"run_id":"r"}`),
+		other,
+		eventRecord("3", "evt_2", "delivery.exhausted", `{"subscription_id":"sub_all","event_type":"run.completed"}`),
+		eventRecord("4", "evt_3", "delivery.exhausted", `{"subscription_id":"sub_runs","event_type":"delivery.exhausted"}`),
+	}}
+	resp, _ := h.Handle(context.Background(), batch)
+	if len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("failures %v", resp.BatchItemFailures)
+	}
+	got := map[string]bool{}
+	for _, d := range st.created {
+		got[d.EventID+"→"+d.SubscriptionID] = true
+		var env Envelope
+		if err := json.Unmarshal(d.Payload, &env); err != nil || env.ID != d.EventID || env.WorkspaceID != "ws" || env.Type != d.EventType {
+			t.Fatalf("payload %s", d.Payload)
+		}
+	}
+	want := map[string]bool{"evt_1→sub_all": true, "evt_1→sub_runs": true}
+	if len(got) != len(want) || !got["evt_1→sub_all"] || !got["evt_1→sub_runs"] {
+		t.Fatalf("deliveries %v, want %v (exhausted never goes to the failing endpoint, nor is a failed report reported)", got, want)
+	}
+	if len(q.sent) != 2 {
+		t.Fatalf("queued %d", len(q.sent))
+	}
+	// The same batch again (the stream retried): no new deliveries, pending ones queued again.
+	h.Handle(context.Background(), batch)
+	if len(st.created) != 2 || len(q.sent) != 4 {
+		t.Fatalf("retry created %d, queued %d", len(st.created), len(q.sent))
+	}
+}
+
+func TestFailureReportsTheFirstFailedRecord(t *testing.T) {
+	st := &fakeStore{created: map[string]store.Delivery{}, subs: []store.Subscription{{ID: "s", Events: []string{"*"}}}, failOn: "evt_2"}
+	h := New(st, &fakeQueue{}, manage.MatchEvent, slog.New(slog.DiscardHandler))
+	resp, _ := h.Handle(context.Background(), events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{
+		eventRecord("10", "evt_1", "run.created", "{}"), eventRecord("11", "evt_2", "run.created", "{}"), eventRecord("12", "evt_3", "run.created", "{}"),
+	}})
+	if len(resp.BatchItemFailures) != 1 || resp.BatchItemFailures[0].ItemIdentifier != "11" {
+		t.Fatalf("failures %v", resp.BatchItemFailures)
+	}
+	if len(st.created) != 1 {
+		t.Fatalf("records after the failure were processed: %d", len(st.created))
+	}
+}

@@ -1,0 +1,229 @@
+package manage
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/hookgate/hookgate/shared/apierr"
+	"github.com/hookgate/hookgate/shared/ids"
+	"github.com/hookgate/hookgate/shared/queue"
+	"github.com/hookgate/hookgate/shared/store"
+)
+
+// DeliveryStore is the part of the store the delivery routes use.
+type DeliveryStore interface {
+	GetSubscription(ctx context.Context, ws, id string) (store.Subscription, error)
+	CreateDelivery(ctx context.Context, d store.Delivery) (store.Delivery, bool, error)
+	GetDelivery(ctx context.Context, ws, id string) (store.Delivery, error)
+	RetryDelivery(ctx context.Context, ws, id string) (store.Delivery, error)
+	ListDeliveries(ctx context.Context, ws, sub string, f store.DeliveryFilter) ([]store.Delivery, string, error)
+	ListAttempts(ctx context.Context, ws, id string) ([]store.Attempt, error)
+}
+
+// DeliveryQueue schedules delivery attempts.
+type DeliveryQueue interface {
+	SendDelivery(ctx context.Context, m queue.Delivery, delay time.Duration) error
+}
+
+// MaxReplay bounds how many failed deliveries one replay call queues again.
+const MaxReplay = 1000
+
+// WithDeliveries adds the delivery routes: the attempt log, retry, replay and test sends.
+func (h *Handler) WithDeliveries(st DeliveryStore, q DeliveryQueue) *Handler {
+	d := &deliveryRoutes{h: h, store: st, queue: q}
+	h.routes["GET /v1/webhooks/{id}/deliveries"] = d.list
+	h.routes["POST /v1/webhooks/{id}/replay"] = d.replay
+	h.routes["POST /v1/webhooks/{id}/test"] = d.test
+	h.routes["GET /v1/deliveries/{id}"] = d.get
+	h.routes["POST /v1/deliveries/{id}/retry"] = d.retry
+	return h
+}
+
+type deliveryRoutes struct {
+	h     *Handler
+	store DeliveryStore
+	queue DeliveryQueue
+}
+
+// DeliveryView is one delivery with the body it sends and every attempt.
+type DeliveryView struct {
+	store.Delivery
+	Payload    json.RawMessage `json:"payload"`
+	AttemptLog []store.Attempt `json:"attempt_log"`
+}
+
+// GET /v1/webhooks/{id}/deliveries?status=&since=&until=&limit=&cursor= → {data, next_cursor}.
+func (d *deliveryRoutes) list(ctx context.Context, c Caller, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	sub, err := d.subscription(ctx, c, req)
+	if err != nil {
+		return events.APIGatewayV2HTTPResponse{}, err
+	}
+	f, err := deliveryFilter(req.QueryStringParameters)
+	if err != nil {
+		return events.APIGatewayV2HTTPResponse{}, err
+	}
+	ds, next, err := d.store.ListDeliveries(ctx, c.Workspace, sub.ID, f)
+	if err != nil {
+		return events.APIGatewayV2HTTPResponse{}, err
+	}
+	out := list[store.Delivery]{Data: ds}
+	if out.Data == nil {
+		out.Data = []store.Delivery{}
+	}
+	if next != "" {
+		out.NextCursor = &next
+	}
+	return respond(http.StatusOK, out), nil
+}
+
+// GET /v1/deliveries/{id} → the delivery with every attempt.
+func (d *deliveryRoutes) get(ctx context.Context, c Caller, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	dl, err := d.store.GetDelivery(ctx, c.Workspace, req.PathParameters["id"])
+	if err != nil {
+		return events.APIGatewayV2HTTPResponse{}, err
+	}
+	atts, err := d.store.ListAttempts(ctx, c.Workspace, dl.ID)
+	if err != nil {
+		return events.APIGatewayV2HTTPResponse{}, err
+	}
+	if atts == nil {
+		atts = []store.Attempt{}
+	}
+	return respond(http.StatusOK, DeliveryView{Delivery: dl, Payload: dl.Payload, AttemptLog: atts}), nil
+}
+
+// POST /v1/deliveries/{id}/retry → 202: a failed delivery starts a new series of attempts.
+func (d *deliveryRoutes) retry(ctx context.Context, c Caller, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	dl, err := d.store.RetryDelivery(ctx, c.Workspace, req.PathParameters["id"])
+	if err != nil {
+		return events.APIGatewayV2HTTPResponse{}, err
+	}
+	if err := d.enqueue(ctx, dl); err != nil {
+		return events.APIGatewayV2HTTPResponse{}, err
+	}
+	d.h.audit(ctx, c, "delivery retried", "delivery_id", dl.ID)
+	return respond(http.StatusAccepted, dl), nil
+}
+
+// POST /v1/webhooks/{id}/replay {since, until} → 202 {replayed}: every failed delivery of the
+// subscription created in the range is retried.
+func (d *deliveryRoutes) replay(ctx context.Context, c Caller, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	sub, err := d.subscription(ctx, c, req)
+	if err != nil {
+		return events.APIGatewayV2HTTPResponse{}, err
+	}
+	var body struct {
+		Since time.Time `json:"since"`
+		Until time.Time `json:"until"`
+	}
+	if err := decodeBody([]byte(req.Body), &body, true); err != nil {
+		return events.APIGatewayV2HTTPResponse{}, err
+	}
+	if body.Since.IsZero() {
+		return events.APIGatewayV2HTTPResponse{}, invalid("since is required (RFC 3339)")
+	}
+	if !body.Until.IsZero() && body.Until.Before(body.Since) {
+		return events.APIGatewayV2HTTPResponse{}, invalid("until must not be before since")
+	}
+	f := store.DeliveryFilter{Status: store.DeliveryFailed, Since: body.Since, Until: body.Until, Limit: 100}
+	replayed := 0
+	for replayed < MaxReplay {
+		ds, next, err := d.store.ListDeliveries(ctx, c.Workspace, sub.ID, f)
+		if err != nil {
+			return events.APIGatewayV2HTTPResponse{}, err
+		}
+		for _, dl := range ds {
+			again, err := d.store.RetryDelivery(ctx, c.Workspace, dl.ID)
+			if apierr.CodeOf(err) == apierr.Conflict {
+				continue // retried meanwhile
+			}
+			if err != nil {
+				return events.APIGatewayV2HTTPResponse{}, err
+			}
+			if err := d.enqueue(ctx, again); err != nil {
+				return events.APIGatewayV2HTTPResponse{}, err
+			}
+			replayed++
+		}
+		if next == "" {
+			break
+		}
+		f.Cursor = next
+	}
+	d.h.audit(ctx, c, "deliveries replayed", "subscription_id", sub.ID, "count", replayed)
+	return respond(http.StatusAccepted, map[string]int{"replayed": replayed}), nil
+}
+
+// POST /v1/webhooks/{id}/test → 202 {delivery_id}: a webhook.test event to this subscription only.
+func (d *deliveryRoutes) test(ctx context.Context, c Caller, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	sub, err := d.subscription(ctx, c, req)
+	if err != nil {
+		return events.APIGatewayV2HTTPResponse{}, err
+	}
+	now := d.h.now().UTC()
+	evtID := ids.New("evt", now)
+	payload, err := json.Marshal(map[string]any{
+		"id": evtID, "type": EventWebhookTest, "created_at": now.Format(time.RFC3339Nano), "workspace_id": c.Workspace,
+		"data": map[string]string{"subscription_id": sub.ID, "message": "This is a test event from Hookgate."},
+	})
+	if err != nil {
+		return events.APIGatewayV2HTTPResponse{}, err
+	}
+	dl, _, err := d.store.CreateDelivery(ctx, store.Delivery{
+		ID: ids.New("dlv", now), WorkspaceID: c.Workspace, SubscriptionID: sub.ID, EventID: evtID, EventType: EventWebhookTest, Payload: payload,
+	})
+	if err != nil {
+		return events.APIGatewayV2HTTPResponse{}, err
+	}
+	if err := d.enqueue(ctx, dl); err != nil {
+		return events.APIGatewayV2HTTPResponse{}, err
+	}
+	return respond(http.StatusAccepted, map[string]string{"delivery_id": dl.ID, "event_id": evtID}), nil
+}
+
+func (d *deliveryRoutes) subscription(ctx context.Context, c Caller, req *events.APIGatewayV2HTTPRequest) (store.Subscription, error) {
+	id, err := subID(req)
+	if err != nil {
+		return store.Subscription{}, err
+	}
+	return d.store.GetSubscription(ctx, c.Workspace, id)
+}
+
+func (d *deliveryRoutes) enqueue(ctx context.Context, dl store.Delivery) error {
+	err := d.queue.SendDelivery(ctx, queue.Delivery{WorkspaceID: dl.WorkspaceID, DeliveryID: dl.ID}, 0)
+	if err != nil {
+		return apierr.Wrap(apierr.Unavailable, err, "the delivery could not be queued; retry later")
+	}
+	return nil
+}
+
+func deliveryFilter(q map[string]string) (store.DeliveryFilter, error) {
+	f := store.DeliveryFilter{Limit: DefaultPageSize, Cursor: q["cursor"], Status: q["status"]}
+	switch f.Status {
+	case "", store.DeliveryPending, store.DeliverySucceeded, store.DeliveryFailed:
+	default:
+		return f, invalid("status must be pending, succeeded or failed")
+	}
+	if v, ok := q["limit"]; ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxPageSize {
+			return f, invalid("limit must be an integer from 1 to %d", MaxPageSize)
+		}
+		f.Limit = n
+	}
+	for name, dst := range map[string]*time.Time{"since": &f.Since, "until": &f.Until} {
+		if v, ok := q[name]; ok {
+			t, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				return f, invalid("%s must be an RFC 3339 time", name)
+			}
+			*dst = t
+		}
+	}
+	return f, nil
+}

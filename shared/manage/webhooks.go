@@ -1,0 +1,244 @@
+package manage
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/hookgate/hookgate/shared/apierr"
+	"github.com/hookgate/hookgate/shared/delivery"
+	"github.com/hookgate/hookgate/shared/store"
+)
+
+// Paging and rotation limits.
+const (
+	DefaultPageSize      = 20
+	MaxPageSize          = 100
+	DefaultRotateOverlap = 24 * time.Hour
+	MaxRotateOverlap     = 7 * 24 * time.Hour
+)
+
+// WebhookView is a subscription as the API shows it. It never holds a secret: only how many
+// secrets sign right now (two or more during a rotation's overlap).
+type WebhookView struct {
+	ID                  string    `json:"id"`
+	URL                 string    `json:"url"`
+	Events              []string  `json:"events"`
+	Description         string    `json:"description"`
+	Status              string    `json:"status"`
+	DisabledReason      string    `json:"disabled_reason,omitempty"`
+	ConsecutiveFailures int       `json:"consecutive_failures"`
+	ActiveSecrets       int       `json:"active_secret_count"`
+	CreatedAt           time.Time `json:"created_at"`
+	UpdatedAt           time.Time `json:"updated_at"`
+}
+
+// CreatedWebhook is the response to creating a subscription: the only time, with rotation, that
+// its secret is shown.
+type CreatedWebhook struct {
+	WebhookView
+	Secret string `json:"secret"`
+}
+
+// RotatedSecret is the response to a rotation.
+type RotatedSecret struct {
+	Secret            string    `json:"secret"`
+	PreviousExpiresAt time.Time `json:"previous_expires_at"`
+}
+
+func (h *Handler) webhookView(sub store.Subscription) WebhookView {
+	evs := sub.Events
+	if evs == nil {
+		evs = []string{}
+	}
+	return WebhookView{
+		ID: sub.ID, URL: sub.URL, Events: evs, Description: sub.Description, Status: sub.Status,
+		DisabledReason: sub.DisabledReason, ConsecutiveFailures: sub.ConsecutiveFailures,
+		ActiveSecrets: len(sub.ActiveSecrets(h.now())), CreatedAt: sub.CreatedAt, UpdatedAt: sub.UpdatedAt,
+	}
+}
+
+// POST /v1/webhooks {url, events[], secret?, description?} → 201 with the secret.
+func (h *Handler) createWebhook(ctx context.Context, c Caller, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	var in struct {
+		URL         string   `json:"url"`
+		Events      []string `json:"events"`
+		Secret      *string  `json:"secret"`
+		Description string   `json:"description"`
+	}
+	if err := body(req, &in, false); err != nil {
+		return events.APIGatewayV2HTTPResponse{}, err
+	}
+	if err := checkURL(in.URL, h.cfg.AllowHTTPURLs); err != nil {
+		return events.APIGatewayV2HTTPResponse{}, err
+	}
+	evs, err := checkEvents(in.Events)
+	if err != nil {
+		return events.APIGatewayV2HTTPResponse{}, err
+	}
+	if err := checkDescription(in.Description); err != nil {
+		return events.APIGatewayV2HTTPResponse{}, err
+	}
+	secret := delivery.NewSecret()
+	if in.Secret != nil {
+		if err := checkSecret(*in.Secret); err != nil {
+			return events.APIGatewayV2HTTPResponse{}, err
+		}
+		secret = *in.Secret
+	}
+	sub, err := h.store.CreateSubscription(ctx, store.Subscription{
+		WorkspaceID: c.Workspace, URL: in.URL, Events: evs, Description: in.Description,
+		Secrets: []store.SigningSecret{{Value: secret}},
+	})
+	if err != nil {
+		return events.APIGatewayV2HTTPResponse{}, err
+	}
+	h.audit(ctx, c, "subscription created", "subscription_id", sub.ID)
+	resp := respond(http.StatusCreated, CreatedWebhook{WebhookView: h.webhookView(sub), Secret: secret})
+	resp.Headers["location"] = "/v1/webhooks/" + sub.ID
+	return resp, nil
+}
+
+// GET /v1/webhooks?limit=&cursor= → {data, next_cursor}.
+func (h *Handler) listWebhooks(ctx context.Context, c Caller, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	limit := DefaultPageSize
+	if v, ok := req.QueryStringParameters["limit"]; ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxPageSize {
+			return events.APIGatewayV2HTTPResponse{}, invalid("limit must be an integer from 1 to %d", MaxPageSize)
+		}
+		limit = n
+	}
+	subs, next, err := h.store.ListSubscriptions(ctx, c.Workspace, limit, req.QueryStringParameters["cursor"])
+	if err != nil {
+		return events.APIGatewayV2HTTPResponse{}, err
+	}
+	out := list[WebhookView]{Data: make([]WebhookView, 0, len(subs))}
+	for _, sub := range subs {
+		out.Data = append(out.Data, h.webhookView(sub))
+	}
+	if next != "" {
+		out.NextCursor = &next
+	}
+	return respond(http.StatusOK, out), nil
+}
+
+// subID is the {id} path parameter. An empty one cannot name a subscription.
+func subID(req *events.APIGatewayV2HTTPRequest) (string, error) {
+	id := req.PathParameters["id"]
+	if id == "" {
+		return "", apierr.New(apierr.NotFound, "subscription not found")
+	}
+	return id, nil
+}
+
+// GET /v1/webhooks/{id}. Another workspace's subscription is not found (not forbidden), so ids
+// do not leak across workspaces.
+func (h *Handler) getWebhook(ctx context.Context, c Caller, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	id, err := subID(req)
+	if err != nil {
+		return events.APIGatewayV2HTTPResponse{}, err
+	}
+	sub, err := h.store.GetSubscription(ctx, c.Workspace, id)
+	if err != nil {
+		return events.APIGatewayV2HTTPResponse{}, err
+	}
+	return respond(http.StatusOK, h.webhookView(sub)), nil
+}
+
+// PATCH /v1/webhooks/{id} {url?, events?, description?, status?}.
+func (h *Handler) patchWebhook(ctx context.Context, c Caller, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	id, err := subID(req)
+	if err != nil {
+		return events.APIGatewayV2HTTPResponse{}, err
+	}
+	var in struct {
+		URL         *string   `json:"url"`
+		Events      *[]string `json:"events"`
+		Description *string   `json:"description"`
+		Status      *string   `json:"status"`
+	}
+	if err := body(req, &in, false); err != nil {
+		return events.APIGatewayV2HTTPResponse{}, err
+	}
+	patch := store.SubscriptionPatch{URL: in.URL, Description: in.Description, Status: in.Status}
+	if in.URL != nil {
+		if err := checkURL(*in.URL, h.cfg.AllowHTTPURLs); err != nil {
+			return events.APIGatewayV2HTTPResponse{}, err
+		}
+	}
+	if in.Events != nil {
+		evs, err := checkEvents(*in.Events)
+		if err != nil {
+			return events.APIGatewayV2HTTPResponse{}, err
+		}
+		patch.Events = &evs
+	}
+	if in.Description != nil {
+		if err := checkDescription(*in.Description); err != nil {
+			return events.APIGatewayV2HTTPResponse{}, err
+		}
+	}
+	if in.Status != nil && *in.Status != store.SubscriptionActive && *in.Status != store.SubscriptionDisabled {
+		return events.APIGatewayV2HTTPResponse{}, invalid("status must be active or disabled")
+	}
+	sub, err := h.store.UpdateSubscription(ctx, c.Workspace, id, patch)
+	if err != nil {
+		return events.APIGatewayV2HTTPResponse{}, err
+	}
+	h.audit(ctx, c, "subscription updated", "subscription_id", sub.ID, "status", sub.Status)
+	return respond(http.StatusOK, h.webhookView(sub)), nil
+}
+
+// DELETE /v1/webhooks/{id} → 204.
+func (h *Handler) deleteWebhook(ctx context.Context, c Caller, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	id, err := subID(req)
+	if err != nil {
+		return events.APIGatewayV2HTTPResponse{}, err
+	}
+	if err := h.store.DeleteSubscription(ctx, c.Workspace, id); err != nil {
+		return events.APIGatewayV2HTTPResponse{}, err
+	}
+	h.audit(ctx, c, "subscription deleted", "subscription_id", id)
+	return noContent(), nil
+}
+
+// POST /v1/webhooks/{id}/rotate-secret {secret?, overlap_seconds?} → {secret, previous_expires_at}.
+// Every previous secret keeps signing until previous_expires_at at the latest.
+func (h *Handler) rotateSecret(ctx context.Context, c Caller, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	id, err := subID(req)
+	if err != nil {
+		return events.APIGatewayV2HTTPResponse{}, err
+	}
+	var in struct {
+		Secret         *string `json:"secret"`
+		OverlapSeconds *int64  `json:"overlap_seconds"`
+	}
+	if err := body(req, &in, true); err != nil {
+		return events.APIGatewayV2HTTPResponse{}, err
+	}
+	overlap := DefaultRotateOverlap
+	if in.OverlapSeconds != nil {
+		if *in.OverlapSeconds < 0 || *in.OverlapSeconds > int64(MaxRotateOverlap/time.Second) {
+			return events.APIGatewayV2HTTPResponse{}, invalid("overlap_seconds must be from 0 to %d", int64(MaxRotateOverlap/time.Second))
+		}
+		overlap = time.Duration(*in.OverlapSeconds) * time.Second
+	}
+	secret := delivery.NewSecret()
+	if in.Secret != nil {
+		if err := checkSecret(*in.Secret); err != nil {
+			return events.APIGatewayV2HTTPResponse{}, err
+		}
+		secret = *in.Secret
+	}
+	sub, err := h.store.RotateSecret(ctx, c.Workspace, id, secret, overlap)
+	if err != nil {
+		return events.APIGatewayV2HTTPResponse{}, err
+	}
+	h.audit(ctx, c, "signing secret rotated", "subscription_id", sub.ID, "overlap_seconds", int64(overlap/time.Second))
+	// The store stamps the rotation's time as UpdatedAt; the previous secrets end overlap later.
+	return respond(http.StatusOK, RotatedSecret{Secret: secret, PreviousExpiresAt: sub.UpdatedAt.Add(overlap)}), nil
+}
