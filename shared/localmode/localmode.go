@@ -1,10 +1,12 @@
 // Package localmode runs the whole stack that template.yaml declares on this machine, with no
 // Docker: DynamoDB Local and fauxqs as processes, the declared tables and queues, the real bootstrap
-// binaries behind a local Lambda Runtime API, the declared HTTP routes and SQS event sources.
+// binaries behind a local Lambda Runtime API, the declared HTTP routes and SQS and DynamoDB stream
+// event sources.
 package localmode
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,12 +19,16 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
 	"github.com/hookgate/hookgate/shared/apigwlocal"
 	"github.com/hookgate/hookgate/shared/awscfg"
 	"github.com/hookgate/hookgate/shared/emulator"
 	"github.com/hookgate/hookgate/shared/esm"
 	"github.com/hookgate/hookgate/shared/lambdart"
 	"github.com/hookgate/hookgate/shared/provision"
+	"github.com/hookgate/hookgate/shared/streamesm"
 	"github.com/hookgate/hookgate/shared/template"
 )
 
@@ -60,6 +66,7 @@ type Stack struct {
 	Params         map[string]string
 	Tables         map[string]string              // logical id → table name
 	Queues         map[string]provision.QueueInfo // logical id → queue
+	Streams        map[string]string              // table logical id → stream ARN, for tables with a stream
 	DynamoEndpoint string
 	SQSEndpoint    string
 
@@ -122,11 +129,42 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 				Function: fn.LogicalID, QueueURL: q.URL, QueueARN: q.ARN, BatchSize: src.BatchSize,
 				ReportBatchItemFailures: src.ReportBatchItemFailures, WaitTime: o.PollWait, Logger: o.Logger, Region: Region,
 			}
+			// Like Lambda, several batches of one queue are in flight at once, one poller per
+			// function process; SQS keeps a FIFO group's later messages back while one is in flight.
+			for range o.Concurrency {
+				s.wg.Add(1)
+				go func() {
+					defer s.wg.Done()
+					if err := esm.Run(runCtx, c, aws.SQS(), s); err != nil {
+						o.Logger.Error("event source mapping stopped", "function", c.Function, "err", err)
+					}
+				}()
+			}
+		}
+		for _, src := range fn.StreamSources {
+			if !src.Enabled {
+				continue
+			}
+			arn, ok := s.Streams[src.Table]
+			if !ok {
+				return nil, fmt.Errorf("function %s: event source %s reads the stream of %q, which is not a table with a StreamSpecification", fn.LogicalID, src.Event, src.Table)
+			}
+			c := streamesm.Config{
+				Function: fn.LogicalID, StreamARN: arn, BatchSize: src.BatchSize,
+				BatchingWindow:   time.Duration(src.MaximumBatchingWindowInSeconds) * time.Second,
+				StartingPosition: src.StartingPosition, ReportBatchItemFailures: src.ReportBatchItemFailures,
+				BisectBatchOnFunctionError: src.BisectBatchOnFunctionError, MaximumRetryAttempts: src.MaximumRetryAttempts,
+				Filters: src.FilterPatterns, Region: Region, Logger: o.Logger,
+				OnFailure: s.streamOnFailure(fn.LogicalID, src, aws.SQS(), o.Logger),
+			}
+			if err := c.Validate(); err != nil {
+				return nil, fmt.Errorf("function %s: event source %s: %w", fn.LogicalID, src.Event, err)
+			}
 			s.wg.Add(1)
 			go func() {
 				defer s.wg.Done()
-				if err := esm.Run(runCtx, c, aws.SQS(), s); err != nil {
-					o.Logger.Error("event source mapping stopped", "function", c.Function, "err", err)
+				if err := streamesm.Run(runCtx, c, streamesm.NewClient(aws), s); err != nil {
+					o.Logger.Error("stream event source mapping stopped", "function", c.Function, "err", err)
 				}
 			}()
 		}
@@ -291,9 +329,16 @@ func (s *Stack) provision(ctx context.Context, tpl *template.Template, o Options
 	if err != nil {
 		return err
 	}
-	s.Tables, s.Queues = map[string]string{}, map[string]provision.QueueInfo{}
+	s.Tables, s.Queues, s.Streams = map[string]string{}, map[string]provision.QueueInfo{}, map[string]string{}
 	for _, t := range tpl.Tables() {
 		s.Tables[t.LogicalID] = o.Prefix + t.LogicalID
+		if t.StreamViewType != "" {
+			arn, err := provision.StreamARN(ctx, aws.DynamoDB(), s.Tables[t.LogicalID])
+			if err != nil {
+				return err
+			}
+			s.Streams[t.LogicalID] = arn
+		}
 	}
 	for _, q := range tpl.Queues() {
 		s.Queues[q.LogicalID] = byName[QueueName(o.Prefix, q)]
@@ -341,7 +386,10 @@ func QueueName(prefix string, q template.Queue) string {
 func Specs(tpl *template.Template, prefix string, visibility time.Duration) ([]provision.Table, []provision.Queue) {
 	var tables []provision.Table
 	for _, t := range tpl.Tables() {
-		spec := provision.Table{Name: prefix + t.LogicalID, Attributes: map[string]string{}, HashKey: t.Key.Hash, RangeKey: t.Key.Range, TTLAttribute: t.TTLAttribute}
+		spec := provision.Table{
+			Name: prefix + t.LogicalID, Attributes: map[string]string{}, HashKey: t.Key.Hash, RangeKey: t.Key.Range,
+			TTLAttribute: t.TTLAttribute, StreamViewType: t.StreamViewType,
+		}
 		for _, a := range t.AttributeDefinitions {
 			spec.Attributes[a.Name] = a.Type
 		}
@@ -412,9 +460,83 @@ func (s *Stack) resolver() template.Resolver {
 			if t, ok := s.Tables[res]; ok && attr == "Arn" {
 				return "arn:aws:dynamodb:" + Region + ":" + AccountID + ":table/" + t, nil
 			}
+			if arn, ok := s.Streams[res]; ok && attr == "StreamArn" {
+				return arn, nil // DynamoDB Local's own: arn:aws:dynamodb:ddblocal:000000000000:table/<name>/stream/<label>
+			}
 			return "", fmt.Errorf("!GetAtt %s.%s: not available locally", res, attr)
 		},
 	}
+}
+
+// maxMessageBytes is SQS's largest message.
+const maxMessageBytes = 256 << 10
+
+// streamOnFailure is where a stream event source's discarded records go: the queue of its
+// DestinationConfig.OnFailure when that is a queue of the stack, as one or more messages whose
+// body is a DynamoDB stream event of the records (the event the function failed on, so it can be
+// replayed), else the log. Lambda itself sends only the batch's metadata (shard, sequence number
+// range), not the records. Without a destination it is nil: the mapping logs the discard.
+func (s *Stack) streamOnFailure(function string, src template.StreamSource, q *sqs.Client, log *slog.Logger) func(context.Context, []events.DynamoDBEventRecord) {
+	if src.OnFailure.Kind == template.KindLiteral && src.OnFailure.Literal == "" {
+		return nil
+	}
+	log = log.With("function", function, "event_source", src.Event, "destination", src.OnFailure.String())
+	dest, ok := provision.QueueInfo{}, false
+	if src.OnFailure.Kind == template.KindGetAtt && src.OnFailure.GetAtt[1] == "Arn" {
+		dest, ok = s.Queues[src.OnFailure.GetAtt[0]]
+	}
+	if !ok {
+		return func(ctx context.Context, records []events.DynamoDBEventRecord) {
+			log.Error("discarded stream records: the on-failure destination is not a queue of the stack; records dropped",
+				"records", len(records), "first_sequence_number", records[0].Change.SequenceNumber)
+		}
+	}
+	return func(ctx context.Context, records []events.DynamoDBEventRecord) {
+		for _, chunk := range chunkRecords(records, maxMessageBytes) {
+			data, err := json.Marshal(events.DynamoDBEvent{Records: chunk})
+			if err == nil && len(data) > maxMessageBytes {
+				err = fmt.Errorf("record of %d bytes is over the SQS message limit", len(data))
+			}
+			if err == nil {
+				url, body := dest.URL, string(data)
+				in := &sqs.SendMessageInput{QueueUrl: &url, MessageBody: &body}
+				if strings.HasSuffix(dest.Name, ".fifo") { // Lambda refuses FIFO destinations; be lenient
+					group, dedup := function, chunk[0].Change.SequenceNumber+"-"+chunk[len(chunk)-1].Change.SequenceNumber
+					in.MessageGroupId, in.MessageDeduplicationId = &group, &dedup
+				}
+				_, err = q.SendMessage(ctx, in)
+			}
+			if err != nil {
+				log.Error("discarded stream records: sending them to the on-failure queue failed; records dropped", "err", err,
+					"records", len(chunk), "first_sequence_number", chunk[0].Change.SequenceNumber)
+				continue
+			}
+			log.Warn("discarded stream records sent to the on-failure queue", "queue", dest.Name,
+				"records", len(chunk), "first_sequence_number", chunk[0].Change.SequenceNumber)
+		}
+	}
+}
+
+// chunkRecords splits records into runs whose event JSON stays under limit bytes, roughly (a
+// record over the limit is a run of its own).
+func chunkRecords(records []events.DynamoDBEventRecord, limit int) [][]events.DynamoDBEventRecord {
+	var chunks [][]events.DynamoDBEventRecord
+	start, size := 0, 0
+	for i, r := range records {
+		n := limit // unencodable: alone
+		if b, err := json.Marshal(r); err == nil {
+			n = len(b) + 1
+		}
+		if i > start && size+n > limit-64 {
+			chunks = append(chunks, records[start:i])
+			start, size = i, 0
+		}
+		size += n
+	}
+	if start < len(records) {
+		chunks = append(chunks, records[start:])
+	}
+	return chunks
 }
 
 // functionConfig is how one function of the template runs locally: its bootstrap, its resolved

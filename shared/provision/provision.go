@@ -29,6 +29,9 @@ type Table struct {
 	GSIs              []GSI
 	// TTLAttribute, when set, is the attribute DynamoDB's time to live reads.
 	TTLAttribute string
+	// StreamViewType, when set, enables the table's stream with that view: NEW_IMAGE,
+	// OLD_IMAGE, NEW_AND_OLD_IMAGES or KEYS_ONLY. StreamARN returns the stream's ARN.
+	StreamViewType string
 }
 
 // GSI is a global secondary index. Projection is ALL (also when empty) or KEYS_ONLY.
@@ -61,6 +64,7 @@ type DynamoAPI interface {
 	DescribeTable(ctx context.Context, in *dynamodb.DescribeTableInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DescribeTableOutput, error)
 	DescribeTimeToLive(ctx context.Context, in *dynamodb.DescribeTimeToLiveInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DescribeTimeToLiveOutput, error)
 	UpdateTimeToLive(ctx context.Context, in *dynamodb.UpdateTimeToLiveInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateTimeToLiveOutput, error)
+	UpdateTable(ctx context.Context, in *dynamodb.UpdateTableInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateTableOutput, error)
 }
 
 // SQSAPI is the part of *sqs.Client that Queues uses.
@@ -71,7 +75,8 @@ type SQSAPI interface {
 }
 
 // Tables creates each table that does not exist yet, waits until it and its indexes are ACTIVE and
-// enables its TTL. An existing table is checked against the spec (keys, indexes) but not changed.
+// enables its TTL and stream. An existing table is checked against the spec (keys, indexes, stream
+// view type) but not changed, except that a missing TTL or stream is enabled.
 func Tables(ctx context.Context, db DynamoAPI, tables []Table) error {
 	for _, t := range tables {
 		if err := t.validate(); err != nil {
@@ -92,6 +97,11 @@ func (t Table) validate() error {
 	}
 	if t.HashKey == "" {
 		return fmt.Errorf("table %s: no hash key", t.Name)
+	}
+	switch dbtypes.StreamViewType(t.StreamViewType) {
+	case "", dbtypes.StreamViewTypeNewImage, dbtypes.StreamViewTypeOldImage, dbtypes.StreamViewTypeNewAndOldImages, dbtypes.StreamViewTypeKeysOnly:
+	default:
+		return fmt.Errorf("table %s: stream view type %q, want NEW_IMAGE, OLD_IMAGE, NEW_AND_OLD_IMAGES or KEYS_ONLY", t.Name, t.StreamViewType)
 	}
 	for name, typ := range t.Attributes {
 		if typ != "S" && typ != "N" && typ != "B" {
@@ -140,6 +150,9 @@ func (t Table) createInput() *dynamodb.CreateTableInput {
 		BillingMode: dbtypes.BillingModePayPerRequest,
 		KeySchema:   keySchema(t.HashKey, t.RangeKey),
 	}
+	if t.StreamViewType != "" {
+		in.StreamSpecification = t.streamSpec()
+	}
 	for name, typ := range t.Attributes {
 		in.AttributeDefinitions = append(in.AttributeDefinitions, dbtypes.AttributeDefinition{
 			AttributeName: aws.String(name), AttributeType: dbtypes.ScalarAttributeType(typ),
@@ -157,6 +170,10 @@ func (t Table) createInput() *dynamodb.CreateTableInput {
 		})
 	}
 	return in
+}
+
+func (t Table) streamSpec() *dbtypes.StreamSpecification {
+	return &dbtypes.StreamSpecification{StreamEnabled: aws.Bool(true), StreamViewType: dbtypes.StreamViewType(t.StreamViewType)}
 }
 
 func ensureTable(ctx context.Context, db DynamoAPI, t Table) error {
@@ -178,6 +195,11 @@ func ensureTable(ctx context.Context, db DynamoAPI, t Table) error {
 	}
 	if err := t.matches(desc); err != nil {
 		return err
+	}
+	if t.StreamViewType != "" {
+		if err := ensureStream(ctx, db, t, desc); err != nil {
+			return err
+		}
 	}
 	if t.TTLAttribute != "" {
 		if err := ensureTTL(ctx, db, t.Name, t.TTLAttribute); err != nil {
@@ -243,6 +265,64 @@ func keyString(ks []dbtypes.KeySchemaElement) string {
 		parts = append(parts, aws.ToString(k.AttributeName)+" "+string(k.KeyType))
 	}
 	return "(" + strings.Join(parts, ", ") + ")"
+}
+
+// ensureStream enables the stream of an existing table that has none. A stream with another view
+// type is an error: changing it means a new stream, and a consumer of the old one would lose its
+// place, so that needs a human (or a fresh local database).
+func ensureStream(ctx context.Context, db DynamoAPI, t Table, desc *dbtypes.TableDescription) error {
+	if enabled, err := t.stream(desc); enabled || err != nil {
+		return err
+	}
+	// A concurrent run may enable it between our DescribeTable and UpdateTable: DynamoDB then
+	// refuses the update (ValidationException, or ResourceInUseException while the table is
+	// UPDATING). Whatever the outcome, the table's state afterwards decides.
+	_, err := db.UpdateTable(ctx, &dynamodb.UpdateTableInput{TableName: aws.String(t.Name), StreamSpecification: t.streamSpec()})
+	desc, werr := waitActive(ctx, db, t.Name)
+	if werr != nil {
+		if err != nil {
+			return fmt.Errorf("enable stream on table %s: %w", t.Name, err)
+		}
+		return werr
+	}
+	enabled, merr := t.stream(desc)
+	switch {
+	case merr != nil:
+		return merr
+	case !enabled && err != nil:
+		return fmt.Errorf("enable stream on table %s: %w", t.Name, err)
+	case !enabled:
+		return fmt.Errorf("enable stream on table %s: the table still has no stream", t.Name)
+	}
+	return nil
+}
+
+// stream reports whether the table has an enabled stream, and fails when that stream's view
+// type is not the spec's.
+func (t Table) stream(d *dbtypes.TableDescription) (bool, error) {
+	spec := d.StreamSpecification
+	if spec == nil || !aws.ToBool(spec.StreamEnabled) || aws.ToString(d.LatestStreamArn) == "" {
+		return false, nil
+	}
+	if got := string(spec.StreamViewType); got != t.StreamViewType {
+		return true, fmt.Errorf("table %s exists with stream view type %s, want %s", t.Name, got, t.StreamViewType)
+	}
+	return true, nil
+}
+
+// StreamARN returns the ARN of the table's current stream (DescribeTable's LatestStreamArn). It
+// fails when the table has no enabled stream.
+func StreamARN(ctx context.Context, db DynamoAPI, table string) (string, error) {
+	out, err := db.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)})
+	if err != nil {
+		return "", fmt.Errorf("stream of table %s: %w", table, err)
+	}
+	spec := out.Table.StreamSpecification
+	arn := aws.ToString(out.Table.LatestStreamArn)
+	if spec == nil || !aws.ToBool(spec.StreamEnabled) || arn == "" {
+		return "", fmt.Errorf("stream of table %s: the table has no enabled stream", table)
+	}
+	return arn, nil
 }
 
 func ensureTTL(ctx context.Context, db DynamoAPI, table, attr string) error {

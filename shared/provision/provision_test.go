@@ -217,6 +217,99 @@ func TestTablesExistingTableWithOtherKeys(t *testing.T) {
 	}
 }
 
+// streamOf returns the table's stream settings: view type ("" without an enabled stream) and ARN.
+func streamOf(t *testing.T, c context.Context, db *dynamodb.Client, table string) (view, arn string) {
+	t.Helper()
+	out, err := db.DescribeTable(c, &dynamodb.DescribeTableInput{TableName: aws.String(table)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := out.Table.StreamSpecification; s != nil && aws.ToBool(s.StreamEnabled) {
+		view = string(s.StreamViewType)
+	}
+	return view, aws.ToString(out.Table.LatestStreamArn)
+}
+
+func TestTablesCreatesStream(t *testing.T) {
+	t.Parallel()
+	db, c := dynamoClient(t), ctx(t)
+	spec := hookgateTable(unique("prov-stream"))
+	spec.StreamViewType = "NEW_IMAGE"
+	if err := provision.Tables(c, db, []provision.Table{spec}); err != nil {
+		t.Fatal(err)
+	}
+	view, arn := streamOf(t, c, db, spec.Name)
+	if view != "NEW_IMAGE" || !strings.Contains(arn, ":table/"+spec.Name+"/stream/") {
+		t.Fatalf("stream view %q arn %q", view, arn)
+	}
+	got, err := provision.StreamARN(c, db, spec.Name)
+	if err != nil || got != arn {
+		t.Fatalf("StreamARN = %q, %v; want %q", got, err, arn)
+	}
+	// A second run keeps the stream: a new one would have a new ARN.
+	if err := provision.Tables(c, db, []provision.Table{spec}); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := provision.StreamARN(c, db, spec.Name); again != arn {
+		t.Errorf("second run: stream %s, was %s", again, arn)
+	}
+	// Another view type is a mismatch, not a silent new stream.
+	other := spec
+	other.StreamViewType = "KEYS_ONLY"
+	err = provision.Tables(c, db, []provision.Table{other})
+	if err == nil || !strings.Contains(err.Error(), "exists with stream view type NEW_IMAGE, want KEYS_ONLY") {
+		t.Errorf("err = %v, want a view type mismatch", err)
+	}
+	// A spec without a stream leaves the table's stream alone.
+	none := spec
+	none.StreamViewType = ""
+	if err := provision.Tables(c, db, []provision.Table{none}); err != nil {
+		t.Fatal(err)
+	}
+	if view, again := streamOf(t, c, db, spec.Name); view != "NEW_IMAGE" || again != arn {
+		t.Errorf("spec without stream: view %q arn %s", view, again)
+	}
+}
+
+func TestTablesEnablesStreamOnExistingTable(t *testing.T) {
+	t.Parallel()
+	db, c := dynamoClient(t), ctx(t)
+	spec := hookgateTable(unique("prov-addstream"))
+	if err := provision.Tables(c, db, []provision.Table{spec}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := provision.StreamARN(c, db, spec.Name); err == nil || !strings.Contains(err.Error(), "no enabled stream") {
+		t.Fatalf("StreamARN of a table without stream: %v", err)
+	}
+	// Concurrent runs (two `make dev`, or tests) all enable the same one stream.
+	spec.StreamViewType = "NEW_AND_OLD_IMAGES"
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = provision.Tables(c, db, []provision.Table{spec})
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("run %d: %v", i, err)
+		}
+	}
+	view, arn := streamOf(t, c, db, spec.Name)
+	if view != "NEW_AND_OLD_IMAGES" || arn == "" {
+		t.Fatalf("stream view %q arn %q", view, arn)
+	}
+	if got, err := provision.StreamARN(c, db, spec.Name); err != nil || got != arn {
+		t.Errorf("StreamARN = %q, %v; want %q", got, err, arn)
+	}
+	if _, err := provision.StreamARN(c, db, unique("prov-missing")); err == nil {
+		t.Error("StreamARN of a missing table: no error")
+	}
+}
+
 func TestTablesRejectsBadSpecs(t *testing.T) {
 	t.Parallel()
 	good := hookgateTable("t-good")
@@ -233,7 +326,8 @@ func TestTablesRejectsBadSpecs(t *testing.T) {
 		"include projection": func(s *provision.Table) {
 			s.GSIs = []provision.GSI{{Name: "gsi1", HashKey: "gsi1pk", Projection: "INCLUDE"}}
 		},
-		"index without a key": func(s *provision.Table) { s.GSIs = []provision.GSI{{Name: "gsi1"}} },
+		"index without a key":  func(s *provision.Table) { s.GSIs = []provision.GSI{{Name: "gsi1"}} },
+		"bad stream view type": func(s *provision.Table) { s.StreamViewType = "NEW" },
 	}
 	for name, mutate := range cases {
 		spec := good

@@ -35,6 +35,7 @@ Resources:
       KeySchema: [{AttributeName: pk, KeyType: HASH}]
       GlobalSecondaryIndexes:
         - {IndexName: gsi1, KeySchema: [{AttributeName: g1, KeyType: HASH}], Projection: {ProjectionType: ALL}}
+      StreamSpecification: {StreamViewType: NEW_IMAGE}
   Q:
     Type: AWS::SQS::Queue
     Properties:
@@ -62,6 +63,14 @@ Resources:
     Properties:
       Events:
         Work: {Type: SQS, Properties: {Queue: !GetAtt Q.Arn, FunctionResponseTypes: [ReportBatchItemFailures]}}
+        Log:
+          Type: DynamoDB
+          Properties:
+            Stream: !GetAtt Table.StreamArn
+            StartingPosition: TRIM_HORIZON
+            FunctionResponseTypes: [ReportBatchItemFailures]
+            FilterCriteria: {Filters: [{Pattern: '{"eventName":["INSERT"]}'}]}
+            DestinationConfig: {OnFailure: {Type: SQS, Destination: !GetAtt DLQ.Arn}}
 Outputs:
   Url: {Value: !Sub "https://${Api}.execute-api.${AWS::Region}.${AWS::URLSuffix}"}
 `
@@ -69,7 +78,7 @@ Outputs:
 func TestChecks(t *testing.T) {
 	settings := func(tpl *Template) []string { return checkFunctionSettings(tpl.Functions()) }
 	checks := map[string]func(*Template) []string{
-		"settings": settings, "routes": checkRoutes, "sqs": checkSQSSources, "queues": checkQueues,
+		"settings": settings, "routes": checkRoutes, "sqs": checkSQSSources, "streams": checkStreamSources, "queues": checkQueues,
 		"tables": checkTables, "references": checkReferences, "secrets": checkSecretParameters, "policies": checkPolicies,
 	}
 	tpl := mustParse(t, checkBase)
@@ -114,6 +123,26 @@ func TestChecks(t *testing.T) {
 		{"no batch item failures", "sqs", ", FunctionResponseTypes: [ReportBatchItemFailures]", "", "WorkFunction.Events.Work: FunctionResponseTypes lacks ReportBatchItemFailures"},
 		{"visibility below timeout", "sqs", "VisibilityTimeout: 60", "VisibilityTimeout: 5", "queue Q has VisibilityTimeout 5, less than the function Timeout 10"},
 
+		{"stream of an undeclared table", "streams", "Stream: !GetAtt Table.StreamArn", "Stream: !GetAtt Tabel.StreamArn", "WorkFunction.Events.Log: Stream !GetAtt Tabel.StreamArn is not an AWS::DynamoDB::Table of the template"},
+		{"stream of a queue", "streams", "Stream: !GetAtt Table.StreamArn", "Stream: !GetAtt Q.StreamArn", "Stream !GetAtt Q.StreamArn is not an AWS::DynamoDB::Table"},
+		{"stream is the table arn", "streams", "Stream: !GetAtt Table.StreamArn", "Stream: !GetAtt Table.Arn", "WorkFunction.Events.Log: Stream is !GetAtt Table.Arn, want !GetAtt <Table>.StreamArn"},
+		{"stream literal arn", "streams", "Stream: !GetAtt Table.StreamArn", "Stream: arn:aws:dynamodb:us-east-1:1:table/t/stream/x", `Stream is "arn:aws:dynamodb:us-east-1:1:table/t/stream/x", want !GetAtt`},
+		{"table without stream", "streams", "      StreamSpecification: {StreamViewType: NEW_IMAGE}\n", "", "WorkFunction.Events.Log: table Table has no StreamSpecification"},
+		{"stream without batch item failures", "streams", "            FunctionResponseTypes: [ReportBatchItemFailures]\n            FilterCriteria", "            FilterCriteria", "WorkFunction.Events.Log: FunctionResponseTypes lacks ReportBatchItemFailures"},
+		{"latest", "streams", "StartingPosition: TRIM_HORIZON", "StartingPosition: LATEST", ""},
+		{"no starting position", "streams", "            StartingPosition: TRIM_HORIZON\n", "", `WorkFunction.Events.Log: StartingPosition is "", want TRIM_HORIZON or LATEST`},
+		{"at timestamp", "streams", "StartingPosition: TRIM_HORIZON", "StartingPosition: AT_TIMESTAMP", `StartingPosition is "AT_TIMESTAMP"`},
+		{"batch size zero", "streams", "StartingPosition: TRIM_HORIZON", "StartingPosition: TRIM_HORIZON\n            BatchSize: 0", "BatchSize is 0, want 1 to 10000"},
+		{"batch size too big", "streams", "StartingPosition: TRIM_HORIZON", "StartingPosition: TRIM_HORIZON\n            BatchSize: 10001", "BatchSize is 10001, want 1 to 10000"},
+		{"window too long", "streams", "StartingPosition: TRIM_HORIZON", "StartingPosition: TRIM_HORIZON\n            MaximumBatchingWindowInSeconds: 301", "MaximumBatchingWindowInSeconds is 301, want 0 to 300"},
+		{"retries below -1", "streams", "StartingPosition: TRIM_HORIZON", "StartingPosition: TRIM_HORIZON\n            MaximumRetryAttempts: -2", "MaximumRetryAttempts is -2, want -1 to 10000"},
+		{"filter not json", "streams", `Pattern: '{"eventName":["INSERT"]}'`, "Pattern: 'eventName=INSERT'", `WorkFunction.Events.Log: FilterCriteria.Filters[0].Pattern is not a JSON object: "eventName=INSERT"`},
+		{"filter json array", "streams", `Pattern: '{"eventName":["INSERT"]}'`, `Pattern: '["INSERT"]'`, "FilterCriteria.Filters[0].Pattern is not a JSON object"},
+		{"no destination", "streams", "            DestinationConfig: {OnFailure: {Type: SQS, Destination: !GetAtt DLQ.Arn}}\n", "", ""},
+		{"destination not a queue", "streams", "Destination: !GetAtt DLQ.Arn", "Destination: !GetAtt Table.Arn", "WorkFunction.Events.Log: DestinationConfig.OnFailure.Destination is !GetAtt Table.Arn, want !GetAtt <Queue>.Arn of a standard queue"},
+		{"destination url", "streams", "Destination: !GetAtt DLQ.Arn", "Destination: !Ref DLQ", "DestinationConfig.OnFailure.Destination is !Ref DLQ"},
+		{"destination fifo", "streams", "  DLQ:\n    Type: AWS::SQS::Queue\n", "  DLQ:\n    Type: AWS::SQS::Queue\n    Properties: {FifoQueue: true}\n", "DestinationConfig.OnFailure.Destination DLQ is a FIFO queue"},
+
 		{"dlq not declared", "queues", "deadLetterTargetArn: !GetAtt DLQ.Arn", "deadLetterTargetArn: !GetAtt Gone.Arn", "Q: RedrivePolicy.deadLetterTargetArn is !GetAtt Gone.Arn"},
 		{"dlq fifo mismatch", "queues", "      VisibilityTimeout: 60\n", "      VisibilityTimeout: 60\n      FifoQueue: true\n", "Q: dead-letter queue DLQ must be FIFO exactly when the queue is"},
 
@@ -123,6 +152,7 @@ func TestChecks(t *testing.T) {
 		{"ref unknown", "references", "HOOKGATE_TABLE: !Ref Table", "HOOKGATE_TABLE: !Ref Tabel", "Resources.WebFunction.Properties.Environment.Variables.HOOKGATE_TABLE: Ref Tabel names no resource"},
 		{"ref unknown long form", "references", "HOOKGATE_TABLE: !Ref Table", "HOOKGATE_TABLE: {Ref: Tabel}", "Ref Tabel names no resource"},
 		{"getatt unknown", "references", "deadLetterTargetArn: !GetAtt DLQ.Arn", "deadLetterTargetArn: !GetAtt DLQueue.Arn", "Resources.Q.Properties.RedrivePolicy.deadLetterTargetArn: GetAtt DLQueue.Arn names no resource"},
+		{"getatt stream of an unknown table", "references", "Stream: !GetAtt Table.StreamArn", "Stream: !GetAtt Tabel.StreamArn", "Resources.WorkFunction.Properties.Events.Log.Properties.Stream: GetAtt Tabel.StreamArn names no resource"},
 		{"getatt of a parameter", "references", "deadLetterTargetArn: !GetAtt DLQ.Arn", "deadLetterTargetArn: !GetAtt Level.Arn", "GetAtt Level.Arn names no resource"},
 		{"sub unknown", "references", "https://${Api}.", "https://${Apis}.", "Outputs.Url.Value: Ref Apis names no resource"},
 		{"sub unknown getatt", "references", "https://${Api}.", "https://${Apis.Arn}.", "Outputs.Url.Value: GetAtt Apis.Arn names no resource"},

@@ -103,6 +103,16 @@ func TestParseErrors(t *testing.T) {
 		{"route method only", "Resources:\n  F:\n    Type: AWS::Serverless::Function\n    Properties:\n      Events:\n        E: {Type: HttpApi, Properties: {Method: GET}}\n", "Method without Path"},
 		{"event without type", "Resources:\n  F:\n    Type: AWS::Serverless::Function\n    Properties:\n      Events:\n        E: {Properties: {}}\n", "Resources.F.Properties.Events.E: Type is required"},
 		{"sqs without queue", "Resources:\n  F:\n    Type: AWS::Serverless::Function\n    Properties:\n      Events:\n        E: {Type: SQS, Properties: {BatchSize: 5}}\n", "Resources.F.Properties.Events.E.Properties: Queue is required"},
+		{"dynamodb without stream", "Resources:\n  F:\n    Type: AWS::Serverless::Function\n    Properties:\n      Events:\n        E: {Type: DynamoDB, Properties: {StartingPosition: LATEST}}\n", "Resources.F.Properties.Events.E.Properties: Stream is required"},
+		{"dynamodb retries not a number", "Resources:\n  F:\n    Type: AWS::Serverless::Function\n    Properties:\n      Events:\n        E: {Type: DynamoDB, Properties: {Stream: !GetAtt T.StreamArn, MaximumRetryAttempts: forever}}\n", `Resources.F.Properties.Events.E.Properties.MaximumRetryAttempts: "forever" is not an integer`},
+		{"dynamodb bisect not a bool", "Resources:\n  F:\n    Type: AWS::Serverless::Function\n    Properties:\n      Events:\n        E: {Type: DynamoDB, Properties: {Stream: !GetAtt T.StreamArn, BisectBatchOnFunctionError: sometimes}}\n", `BisectBatchOnFunctionError: "sometimes" is not a boolean`},
+		{"filter without pattern", "Resources:\n  F:\n    Type: AWS::Serverless::Function\n    Properties:\n      Events:\n        E: {Type: DynamoDB, Properties: {Stream: !GetAtt T.StreamArn, FilterCriteria: {Filters: [{}]}}}\n", "Resources.F.Properties.Events.E.Properties.FilterCriteria.Filters[0]: Pattern is required"},
+		{"filter pattern as yaml", "Resources:\n  F:\n    Type: AWS::Serverless::Function\n    Properties:\n      Events:\n        E: {Type: DynamoDB, Properties: {Stream: !GetAtt T.StreamArn, FilterCriteria: {Filters: [{Pattern: {eventName: [INSERT]}}]}}}\n", "Filters[0].Pattern: expected a scalar or an intrinsic function, got a mapping"},
+		{"filters not a list", "Resources:\n  F:\n    Type: AWS::Serverless::Function\n    Properties:\n      Events:\n        E: {Type: DynamoDB, Properties: {Stream: !GetAtt T.StreamArn, FilterCriteria: {Filters: x}}}\n", "FilterCriteria.Filters: expected a list"},
+		{"destination config not a mapping", "Resources:\n  F:\n    Type: AWS::Serverless::Function\n    Properties:\n      Events:\n        E: {Type: DynamoDB, Properties: {Stream: !GetAtt T.StreamArn, DestinationConfig: [x]}}\n", "Properties.DestinationConfig: expected a mapping"},
+		{"stream without view type", "Resources:\n  T:\n    Type: AWS::DynamoDB::Table\n    Properties:\n      KeySchema: [{AttributeName: a, KeyType: HASH}]\n      StreamSpecification: {}\n", `Resources.T.Properties.StreamSpecification: StreamViewType is "", want one of [NEW_IMAGE OLD_IMAGE NEW_AND_OLD_IMAGES KEYS_ONLY]`},
+		{"bad stream view type", "Resources:\n  T:\n    Type: AWS::DynamoDB::Table\n    Properties:\n      KeySchema: [{AttributeName: a, KeyType: HASH}]\n      StreamSpecification: {StreamViewType: NEW_IMAGES}\n", `StreamViewType is "NEW_IMAGES"`},
+		{"stream view type ref", "Parameters:\n  V: {Type: String}\nResources:\n  T:\n    Type: AWS::DynamoDB::Table\n    Properties:\n      KeySchema: [{AttributeName: a, KeyType: HASH}]\n      StreamSpecification: {StreamViewType: !Ref V}\n", "Resources.T.Properties.StreamSpecification.StreamViewType: must be a literal, not !Ref V"},
 		{"fifo not a bool", "Resources:\n  Q: {Type: AWS::SQS::Queue, Properties: {FifoQueue: maybe}}\n", `Resources.Q.Properties.FifoQueue: "maybe" is not a boolean`},
 		{"redrive without count", "Resources:\n  Q: {Type: AWS::SQS::Queue, Properties: {RedrivePolicy: {deadLetterTargetArn: !GetAtt D.Arn}}}\n", "Resources.Q.Properties.RedrivePolicy: maxReceiveCount must be at least 1"},
 		{"two hash keys", "Resources:\n  T:\n    Type: AWS::DynamoDB::Table\n    Properties:\n      KeySchema: [{AttributeName: a, KeyType: HASH}, {AttributeName: b, KeyType: HASH}]\n", `Resources.T.Properties.KeySchema[1]: KeyType must be one HASH and at most one RANGE, got "HASH"`},
@@ -226,6 +236,86 @@ Resources:
 	}
 	if !reflect.DeepEqual(fn.Policies, wantPolicies) {
 		t.Errorf("policies:\n got %+v\nwant %+v", fn.Policies, wantPolicies)
+	}
+}
+
+func TestStreamSources(t *testing.T) {
+	tpl := mustParse(t, `
+Resources:
+  Table:
+    Type: AWS::DynamoDB::Table
+    Properties:
+      AttributeDefinitions: [{AttributeName: pk, AttributeType: S}]
+      KeySchema: [{AttributeName: pk, KeyType: HASH}]
+      StreamSpecification:
+        StreamViewType: NEW_AND_OLD_IMAGES
+  DLQ: {Type: AWS::SQS::Queue}
+  F:
+    Type: AWS::Serverless::Function
+    Properties:
+      Events:
+        LogStream:
+          Type: DynamoDB
+          Properties:
+            Stream: !GetAtt Table.StreamArn
+            StartingPosition: TRIM_HORIZON
+            BatchSize: 100
+            MaximumBatchingWindowInSeconds: 1
+            BisectBatchOnFunctionError: true
+            MaximumRetryAttempts: 100
+            FunctionResponseTypes: [ReportBatchItemFailures]
+            FilterCriteria:
+              Filters:
+                - Pattern: '{"eventName":["INSERT"],"dynamodb":{"NewImage":{"kind":{"S":["event"]}}}}'
+                - Pattern: '{"eventName":["REMOVE"]}'
+            DestinationConfig:
+              OnFailure:
+                Type: SQS
+                Destination: !GetAtt DLQ.Arn
+        Defaults:
+          Type: DynamoDB
+          Properties:
+            Stream: "arn:aws:dynamodb:us-east-1:1:table/t/stream/2024-01-01T00:00:00.000"
+            StartingPosition: LATEST
+            Enabled: false
+        Work: {Type: SQS, Properties: {Queue: !GetAtt DLQ.Arn}}
+`)
+	want := []StreamSource{
+		{
+			Event: "Defaults", Stream: Lit("arn:aws:dynamodb:us-east-1:1:table/t/stream/2024-01-01T00:00:00.000"),
+			StartingPosition: "LATEST", BatchSize: 100, MaximumRetryAttempts: -1,
+		},
+		{
+			Event: "LogStream", Table: "Table", Stream: Value{Kind: KindGetAtt, GetAtt: [2]string{"Table", "StreamArn"}},
+			StartingPosition: "TRIM_HORIZON", BatchSize: 100, MaximumBatchingWindowInSeconds: 1, BisectBatchOnFunctionError: true,
+			MaximumRetryAttempts: 100, ReportBatchItemFailures: true,
+			FilterPatterns: []string{`{"eventName":["INSERT"],"dynamodb":{"NewImage":{"kind":{"S":["event"]}}}}`, `{"eventName":["REMOVE"]}`},
+			OnFailure:      Value{Kind: KindGetAtt, GetAtt: [2]string{"DLQ", "Arn"}}, Enabled: true,
+		},
+	}
+	fn := tpl.Functions()[0]
+	if !reflect.DeepEqual(fn.StreamSources, want) {
+		t.Errorf("stream sources:\n got %+v\nwant %+v", fn.StreamSources, want)
+	}
+	if len(fn.SQSSources) != 1 {
+		t.Errorf("sqs sources %+v", fn.SQSSources)
+	}
+	if got := tpl.Tables()[0].StreamViewType; got != "NEW_AND_OLD_IMAGES" {
+		t.Errorf("StreamViewType %q", got)
+	}
+	// !GetAtt Table.StreamArn is a reference to the table.
+	var refs []Reference
+	for _, r := range tpl.References() {
+		if r.Attr == "StreamArn" {
+			refs = append(refs, r)
+		}
+	}
+	wantRefs := []Reference{{Where: "Resources.F.Properties.Events.LogStream.Properties.Stream", Name: "Table", Attr: "StreamArn"}}
+	if !reflect.DeepEqual(refs, wantRefs) {
+		t.Errorf("references %+v, want %+v", refs, wantRefs)
+	}
+	if problems := checkReferences(tpl); len(problems) > 0 {
+		t.Errorf("references: %q", problems)
 	}
 }
 

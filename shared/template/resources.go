@@ -23,8 +23,9 @@ type Function struct {
 	BuildMethod   string // Metadata.BuildMethod, such as makefile
 	Env           map[string]Value
 	Policies      []Policy
-	Routes        []Route     // HttpApi events, sorted by event name
-	SQSSources    []SQSSource // SQS events, sorted by event name
+	Routes        []Route        // HttpApi events, sorted by event name
+	SQSSources    []SQSSource    // SQS events, sorted by event name
+	StreamSources []StreamSource // DynamoDB events, sorted by event name
 }
 
 // Policy is one entry of a function's Policies. Exactly one form is set: Document for an inline
@@ -57,6 +58,22 @@ type SQSSource struct {
 	Enabled                        bool   // default true
 }
 
+// StreamSource is a DynamoDB event of a function: Lambda reads a table's stream for it.
+type StreamSource struct {
+	Event                          string   // event name
+	Table                          string   // table logical id when Stream is !GetAtt Table.StreamArn, else ""
+	Stream                         Value    // the Stream property as written
+	StartingPosition               string   // TRIM_HORIZON or LATEST as written; "" when absent
+	BatchSize                      int      // default 100
+	MaximumBatchingWindowInSeconds int      // 0 when absent
+	BisectBatchOnFunctionError     bool     // default false
+	MaximumRetryAttempts           int      // default -1: retry until the record expires
+	ReportBatchItemFailures        bool     // FunctionResponseTypes has ReportBatchItemFailures
+	FilterPatterns                 []string // FilterCriteria.Filters[].Pattern: Lambda filter patterns, JSON as written
+	OnFailure                      Value    // DestinationConfig.OnFailure.Destination; the zero Value when absent
+	Enabled                        bool     // default true
+}
+
 // Table is an AWS::DynamoDB::Table.
 type Table struct {
 	LogicalID            string
@@ -67,6 +84,7 @@ type Table struct {
 	GSIs                 []Index
 	LSIs                 []Index
 	TTLAttribute         string // "" unless TimeToLiveSpecification is enabled
+	StreamViewType       string // StreamSpecification.StreamViewType; "" when the table has no stream
 }
 
 // AttributeDefinition is a key attribute and its type (S, N or B).
@@ -196,10 +214,17 @@ func parseFunction(id string, res obj, globals *yaml.Node) (Function, error) {
 				return fn, err
 			}
 			fn.SQSSources = append(fn.SQSSources, s)
+		case "DynamoDB":
+			s, err := parseStreamSource(name, props)
+			if err != nil {
+				return fn, err
+			}
+			fn.StreamSources = append(fn.StreamSources, s)
 		}
 	}
 	sort.Slice(fn.Routes, func(i, j int) bool { return fn.Routes[i].Event < fn.Routes[j].Event })
 	sort.Slice(fn.SQSSources, func(i, j int) bool { return fn.SQSSources[i].Event < fn.SQSSources[j].Event })
+	sort.Slice(fn.StreamSources, func(i, j int) bool { return fn.StreamSources[i].Event < fn.StreamSources[j].Event })
 	return fn, nil
 }
 
@@ -313,6 +338,77 @@ func parseSQSSource(name string, p obj) (SQSSource, error) {
 	return s, nil
 }
 
+func parseStreamSource(name string, p obj) (StreamSource, error) {
+	s := StreamSource{Event: name}
+	var ok bool
+	var err error
+	if s.Stream, ok, err = p.value("Stream"); err != nil {
+		return s, err
+	} else if !ok {
+		return s, fmt.Errorf("%s: Stream is required", p.where)
+	}
+	if s.Stream.Kind == KindGetAtt && s.Stream.GetAtt[1] == "StreamArn" {
+		s.Table = s.Stream.GetAtt[0]
+	}
+	if s.StartingPosition, err = p.str("StartingPosition"); err != nil {
+		return s, err
+	}
+	for _, f := range []struct {
+		key string
+		def int
+		dst *int
+	}{
+		{"BatchSize", 100, &s.BatchSize},
+		{"MaximumBatchingWindowInSeconds", 0, &s.MaximumBatchingWindowInSeconds},
+		{"MaximumRetryAttempts", -1, &s.MaximumRetryAttempts},
+	} {
+		if *f.dst, err = p.integer(f.key, f.def); err != nil {
+			return s, err
+		}
+	}
+	if s.BisectBatchOnFunctionError, err = p.boolean("BisectBatchOnFunctionError", false); err != nil {
+		return s, err
+	}
+	if s.Enabled, err = p.boolean("Enabled", true); err != nil {
+		return s, err
+	}
+	types, err := p.strs("FunctionResponseTypes")
+	if err != nil {
+		return s, err
+	}
+	s.ReportBatchItemFailures = slices.Contains(types, "ReportBatchItemFailures")
+	criteria, err := p.child("FilterCriteria")
+	if err != nil {
+		return s, err
+	}
+	filters, err := criteria.list("Filters")
+	if err != nil {
+		return s, err
+	}
+	for _, f := range filters {
+		pattern, err := f.str("Pattern")
+		if err != nil {
+			return s, err
+		}
+		if pattern == "" {
+			return s, fmt.Errorf("%s: Pattern is required", f.where)
+		}
+		s.FilterPatterns = append(s.FilterPatterns, pattern)
+	}
+	dest, err := p.child("DestinationConfig")
+	if err != nil {
+		return s, err
+	}
+	onFailure, err := dest.child("OnFailure")
+	if err != nil {
+		return s, err
+	}
+	if s.OnFailure, _, err = onFailure.value("Destination"); err != nil {
+		return s, err
+	}
+	return s, nil
+}
+
 func parseTable(id string, res obj) (Table, error) {
 	t := Table{LogicalID: id}
 	p, err := res.child("Properties")
@@ -368,6 +464,18 @@ func parseTable(id string, res obj) (Table, error) {
 		}
 		if t.TTLAttribute == "" {
 			return t, fmt.Errorf("%s: AttributeName is required when Enabled", ttl.where)
+		}
+	}
+	stream, err := p.child("StreamSpecification")
+	if err != nil {
+		return t, err
+	}
+	if stream.n != nil {
+		if t.StreamViewType, err = stream.str("StreamViewType"); err != nil {
+			return t, err
+		}
+		if views := []string{"NEW_IMAGE", "OLD_IMAGE", "NEW_AND_OLD_IMAGES", "KEYS_ONLY"}; !slices.Contains(views, t.StreamViewType) {
+			return t, fmt.Errorf("%s: StreamViewType is %q, want one of %v", stream.where, t.StreamViewType, views)
 		}
 	}
 	return t, nil

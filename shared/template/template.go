@@ -1,5 +1,6 @@
 // Package template parses the project's SAM template (template.yaml) into typed views of its
-// functions, routes, SQS event sources, tables and queues, for local mode and the template test.
+// functions, routes, SQS and DynamoDB event sources, tables and queues, for local mode and the
+// template test.
 package template
 
 import (

@@ -3,6 +3,7 @@ package template
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"go/parser"
@@ -58,6 +59,7 @@ func TestRepoTemplate(t *testing.T) {
 	t.Run("function settings", func(t *testing.T) { report(t, checkFunctionSettings(tpl.Functions())) })
 	t.Run("routes", func(t *testing.T) { report(t, checkRoutes(tpl)) })
 	t.Run("sqs sources", func(t *testing.T) { report(t, checkSQSSources(tpl)) })
+	t.Run("stream sources", func(t *testing.T) { report(t, checkStreamSources(tpl)) })
 	t.Run("queues", func(t *testing.T) { report(t, checkQueues(tpl)) })
 	t.Run("tables", func(t *testing.T) { report(t, checkTables(tpl)) })
 	t.Run("references", func(t *testing.T) { report(t, checkReferences(tpl)) })
@@ -342,6 +344,74 @@ func checkSQSSources(tpl *Template) []string {
 			}
 			if !s.ReportBatchItemFailures {
 				problems = append(problems, fmt.Sprintf("%s: FunctionResponseTypes lacks ReportBatchItemFailures", at))
+			}
+		}
+	}
+	return problems
+}
+
+// checkStreamSources: DynamoDB events read the stream of a table of the template (!GetAtt
+// Table.StreamArn) that has a StreamSpecification, report batch item failures, use settings Lambda
+// accepts, have filter patterns that are JSON objects, and send discarded records to a standard
+// queue of the template.
+func checkStreamSources(tpl *Template) []string {
+	var problems []string
+	tables := map[string]Table{}
+	for _, tb := range tpl.Tables() {
+		tables[tb.LogicalID] = tb
+	}
+	queues := map[string]Queue{}
+	for _, q := range tpl.Queues() {
+		queues[q.LogicalID] = q
+	}
+	for _, fn := range tpl.Functions() {
+		for _, s := range fn.StreamSources {
+			at := fn.LogicalID + ".Events." + s.Event
+			tb, ok := tables[s.Table]
+			switch {
+			case s.Table == "":
+				problems = append(problems, fmt.Sprintf("%s: Stream is %s, want !GetAtt <Table>.StreamArn of a table of the template", at, s.Stream))
+			case !ok:
+				problems = append(problems, fmt.Sprintf("%s: Stream !GetAtt %s.StreamArn is not an AWS::DynamoDB::Table of the template", at, s.Table))
+			case tb.StreamViewType == "":
+				problems = append(problems, fmt.Sprintf("%s: table %s has no StreamSpecification, so no stream to read", at, s.Table))
+			}
+			if !s.ReportBatchItemFailures {
+				problems = append(problems, fmt.Sprintf("%s: FunctionResponseTypes lacks ReportBatchItemFailures", at))
+			}
+			if s.StartingPosition != "TRIM_HORIZON" && s.StartingPosition != "LATEST" {
+				problems = append(problems, fmt.Sprintf("%s: StartingPosition is %q, want TRIM_HORIZON or LATEST", at, s.StartingPosition))
+			}
+			for _, r := range []struct {
+				name      string
+				v, lo, hi int
+			}{
+				{"BatchSize", s.BatchSize, 1, 10000},
+				{"MaximumBatchingWindowInSeconds", s.MaximumBatchingWindowInSeconds, 0, 300},
+				{"MaximumRetryAttempts", s.MaximumRetryAttempts, -1, 10000},
+			} {
+				if r.v < r.lo || r.v > r.hi {
+					problems = append(problems, fmt.Sprintf("%s: %s is %d, want %d to %d", at, r.name, r.v, r.lo, r.hi))
+				}
+			}
+			for i, p := range s.FilterPatterns {
+				var obj map[string]any
+				if err := json.Unmarshal([]byte(p), &obj); err != nil || obj == nil {
+					problems = append(problems, fmt.Sprintf("%s: FilterCriteria.Filters[%d].Pattern is not a JSON object: %q", at, i, p))
+				}
+			}
+			if s.OnFailure.Kind == KindLiteral && s.OnFailure.Literal == "" {
+				continue
+			}
+			dest := ""
+			if s.OnFailure.Kind == KindGetAtt && s.OnFailure.GetAtt[1] == "Arn" {
+				dest = s.OnFailure.GetAtt[0]
+			}
+			switch q, ok := queues[dest]; {
+			case !ok:
+				problems = append(problems, fmt.Sprintf("%s: DestinationConfig.OnFailure.Destination is %s, want !GetAtt <Queue>.Arn of a standard queue of the template", at, s.OnFailure))
+			case q.Fifo:
+				problems = append(problems, fmt.Sprintf("%s: DestinationConfig.OnFailure.Destination %s is a FIFO queue; Lambda sends discarded stream records only to standard queues", at, dest))
 			}
 		}
 	}
