@@ -34,5 +34,6 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 	if err != nil {
 		return nil, err
 	}
-	return worker.New(store.New(aws.DynamoDB(), table, time.Now), a, log).Handle, nil
+	st := store.New(aws.DynamoDB(), table, time.Now)
+	return worker.New(st, store.NewLogWriter(st), a, log).Handle, nil
 }

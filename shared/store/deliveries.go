@@ -79,15 +79,16 @@ func (st *Store) CreateDelivery(ctx context.Context, d Delivery) (Delivery, bool
 	item["gsi1pk"] = s(subDeliveriesPK(d.WorkspaceID, d.SubscriptionID))
 	item["gsi1sk"] = s(now.Format(time.RFC3339Nano) + "#" + d.ID)
 	item["ttl"] = n(now.Add(DeliveryRetention).Unix())
-	_, err := st.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
-		{Put: &types.Put{TableName: &st.table, Item: item, ConditionExpression: aws.String("attribute_not_exists(pk)")}},
-	}})
+	_, err := st.db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: &st.table, Item: item, ConditionExpression: aws.String("attribute_not_exists(pk)"),
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	})
 	if err == nil {
 		return d, true, nil
 	}
-	if cancelledBy(err, 0) {
-		existing, gerr := st.GetDelivery(ctx, d.WorkspaceID, d.ID)
-		return existing, false, gerr
+	var cf *types.ConditionalCheckFailedException
+	if errors.As(err, &cf) && len(cf.Item) > 0 {
+		return decodeDelivery(cf.Item), false, nil
 	}
 	return Delivery{}, false, fmt.Errorf("create delivery %s: %w", d.ID, err)
 }
@@ -137,7 +138,7 @@ func (st *Store) ClaimAttempt(ctx context.Context, ws, id string, attempt int, l
 // RecordAttempt logs an attempt and moves the delivery on: to status (pending with next set for
 // a retry, succeeded, or failed), releasing the lease. It requires the attempt number to be the
 // one claimed, so a late duplicate cannot record twice.
-func (st *Store) RecordAttempt(ctx context.Context, ws, id string, a Attempt, status string, next *time.Time) (Delivery, error) {
+func (st *Store) RecordAttempt(ctx context.Context, ws, id string, a Attempt, status string, next *time.Time) error {
 	now := st.now().UTC()
 	att := key("WS#"+ws+"#DLV#"+id, fmt.Sprintf("ATT#%04d#%04d", a.Series, a.Number))
 	att["at"] = ts(a.At)
@@ -180,11 +181,11 @@ func (st *Store) RecordAttempt(ctx context.Context, ws, id string, a Attempt, st
 	}})
 	if err != nil {
 		if cancelledBy(err, 0) {
-			return Delivery{}, apierr.New(apierr.Conflict, "attempt already recorded")
+			return apierr.New(apierr.Conflict, "attempt already recorded")
 		}
-		return Delivery{}, fmt.Errorf("record attempt %d of delivery %s: %w", a.Number, id, err)
+		return fmt.Errorf("record attempt %d of delivery %s: %w", a.Number, id, err)
 	}
-	return st.GetDelivery(ctx, ws, id)
+	return nil
 }
 
 // RetryDelivery starts a new series of attempts for a failed delivery (a manual retry or a replay).

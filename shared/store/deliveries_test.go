@@ -30,12 +30,13 @@ func TestDeliveryAttemptsClaimRecordRetry(t *testing.T) {
 		t.Fatal("a leased attempt was claimed twice")
 	}
 	next := time.Now().Add(time.Minute)
-	after, err := st.RecordAttempt(ctx, "ws", "dlv_1", Attempt{At: time.Now(), Number: 0, StatusCode: 500, LatencyMS: 12, ResponseSnippet: "oops"}, DeliveryPending, &next)
+	err = st.RecordAttempt(ctx, "ws", "dlv_1", Attempt{At: time.Now(), Number: 0, StatusCode: 500, LatencyMS: 12, ResponseSnippet: "oops"}, DeliveryPending, &next)
+	after, _ := st.GetDelivery(ctx, "ws", "dlv_1")
 	if err != nil || after.Attempts != 1 || after.Status != DeliveryPending || after.NextAttemptAt == nil || after.LastStatusCode != 500 {
 		t.Fatalf("record: %+v %v", after, err)
 	}
 	// The same attempt cannot be recorded twice, and a stale attempt-0 message cannot claim.
-	if _, err := st.RecordAttempt(ctx, "ws", "dlv_1", Attempt{At: time.Now(), Number: 0}, DeliveryPending, &next); apierr.CodeOf(err) != apierr.Conflict {
+	if err := st.RecordAttempt(ctx, "ws", "dlv_1", Attempt{At: time.Now(), Number: 0}, DeliveryPending, &next); apierr.CodeOf(err) != apierr.Conflict {
 		t.Fatalf("double record: %v", err)
 	}
 	if _, ok, _ := st.ClaimAttempt(ctx, "ws", "dlv_1", 0, time.Minute); ok {
@@ -45,7 +46,8 @@ func TestDeliveryAttemptsClaimRecordRetry(t *testing.T) {
 	if _, ok, err := st.ClaimAttempt(ctx, "ws", "dlv_1", 1, time.Minute); !ok || err != nil {
 		t.Fatalf("claim 1: %v %v", ok, err)
 	}
-	failed, err := st.RecordAttempt(ctx, "ws", "dlv_1", Attempt{At: time.Now(), Number: 1, Error: "timeout"}, DeliveryFailed, nil)
+	err = st.RecordAttempt(ctx, "ws", "dlv_1", Attempt{At: time.Now(), Number: 1, Error: "timeout"}, DeliveryFailed, nil)
+	failed, _ := st.GetDelivery(ctx, "ws", "dlv_1")
 	if err != nil || failed.Status != DeliveryFailed || failed.NextAttemptAt != nil || failed.TotalAttempts != 2 {
 		t.Fatalf("fail: %+v %v", failed, err)
 	}
@@ -63,7 +65,7 @@ func TestDeliveryAttemptsClaimRecordRetry(t *testing.T) {
 	if _, ok, _ := st.ClaimAttempt(ctx, "ws", "dlv_1", 0, time.Minute); !ok {
 		t.Fatal("the new series could not claim attempt 0")
 	}
-	if _, err := st.RecordAttempt(ctx, "ws", "dlv_1", Attempt{At: time.Now(), Series: 1, Number: 0, StatusCode: 204}, DeliverySucceeded, nil); err != nil {
+	if err := st.RecordAttempt(ctx, "ws", "dlv_1", Attempt{At: time.Now(), Series: 1, Number: 0, StatusCode: 204}, DeliverySucceeded, nil); err != nil {
 		t.Fatal(err)
 	}
 	atts, err := st.ListAttempts(ctx, "ws", "dlv_1")
@@ -83,7 +85,7 @@ func TestListDeliveriesFiltersAndPages(t *testing.T) {
 		}
 		if i%2 == 0 {
 			st.ClaimAttempt(ctx, "ws", d.ID, 0, time.Minute)
-			if _, err := st.RecordAttempt(ctx, "ws", d.ID, Attempt{At: time.Now()}, DeliveryFailed, nil); err != nil {
+			if err := st.RecordAttempt(ctx, "ws", d.ID, Attempt{At: time.Now()}, DeliveryFailed, nil); err != nil {
 				t.Fatal(err)
 			}
 		}

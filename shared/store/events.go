@@ -43,70 +43,122 @@ func markerKey(ws, id string) map[string]types.AttributeValue {
 
 // AppendEvent appends e to its workspace's log and returns it with its cursor and time. The
 // append is idempotent by e.ID: appending an id again returns the event already in the log.
-//
-// The counter, the event and the id marker are written in one transaction that requires the
-// counter to be unchanged since it was read, so cursors are dense and commit in order; under
-// contention the append retries with jitter.
 func (st *Store) AppendEvent(ctx context.Context, e Event) (Event, error) {
-	if e.ID == "" || e.Type == "" || e.WorkspaceID == "" {
-		return Event{}, errors.New("append event: id, type and workspace are required")
+	evs, err := st.AppendEvents(ctx, []Event{e})
+	if err != nil {
+		return Event{}, err
 	}
-	if len(e.Data) == 0 {
-		e.Data = json.RawMessage("{}")
+	return evs[0], nil
+}
+
+// AppendEvents appends events of one workspace, in order, as one contiguous run of cursors when
+// none was appended before; each is idempotent by its ID.
+//
+// The counter, the events and their id markers are written in one transaction that requires the
+// counter to be unchanged since it was read, so cursors are dense and commit in order; under
+// contention the append retries with jitter. Appending several events at once costs one round of
+// contention instead of one per event.
+func (st *Store) AppendEvents(ctx context.Context, evs []Event) ([]Event, error) {
+	if err := checkEvents(evs); err != nil {
+		return nil, err
 	}
+	ws := evs[0].WorkspaceID
 	for try := 0; try < maxAppendTries; try++ {
-		cur, err := st.lastCursor(ctx, e.WorkspaceID)
+		cur, err := st.lastCursor(ctx, ws)
 		if err != nil {
-			return Event{}, err
+			return nil, err
 		}
 		now := st.now().UTC()
-		e.Cursor, e.CreatedAt = cur+1, now
-		item := key(eventPK(e.WorkspaceID), eventSK(e.Cursor))
-		item["kind"] = s(KindEvent) // the stream filter of the fan-out selects these items
-		item["event_id"] = s(e.ID)
-		item["type"] = s(e.Type)
-		item["created_at"] = ts(now)
-		item["data"] = s(string(e.Data))
-		marker := markerKey(e.WorkspaceID, e.ID)
-		marker["cursor"] = n(e.Cursor)
-		marker["ttl"] = n(now.Add(eventIDRetention).Unix())
-
+		items := make([]types.TransactWriteItem, 0, 1+2*len(evs))
 		cond := "#seq = :cur"
 		if cur == 0 {
 			cond = "attribute_not_exists(#seq) OR #seq = :cur"
 		}
-		_, err = st.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
-			{Put: &types.Put{TableName: &st.table, Item: marker, ConditionExpression: aws.String("attribute_not_exists(pk)")}},
-			{Update: &types.Update{
-				TableName:                 &st.table,
-				Key:                       seqKey(e.WorkspaceID),
-				UpdateExpression:          aws.String("SET #seq = :next"),
-				ExpressionAttributeNames:  map[string]string{"#seq": "seq"},
-				ConditionExpression:       aws.String(cond),
-				ExpressionAttributeValues: map[string]types.AttributeValue{":cur": n(cur), ":next": n(e.Cursor)},
-			}},
-			{Put: &types.Put{TableName: &st.table, Item: item, ConditionExpression: aws.String("attribute_not_exists(pk)")}},
+		items = append(items, types.TransactWriteItem{Update: &types.Update{
+			TableName:                 &st.table,
+			Key:                       seqKey(ws),
+			UpdateExpression:          aws.String("SET #seq = :next"),
+			ConditionExpression:       aws.String(cond),
+			ExpressionAttributeNames:  map[string]string{"#seq": "seq"},
+			ExpressionAttributeValues: map[string]types.AttributeValue{":cur": n(cur), ":next": n(cur + int64(len(evs)))},
 		}})
-		if err == nil {
-			return e, nil
+		for i := range evs {
+			e := &evs[i]
+			e.Cursor, e.CreatedAt = cur+1+int64(i), now
+			marker := markerKey(ws, e.ID)
+			marker["cursor"] = n(e.Cursor)
+			marker["ttl"] = n(now.Add(eventIDRetention).Unix())
+			item := key(eventPK(ws), eventSK(e.Cursor))
+			item["kind"] = s(KindEvent) // the stream filter of the fan-out selects these items
+			item["event_id"] = s(e.ID)
+			item["type"] = s(e.Type)
+			item["created_at"] = ts(now)
+			item["data"] = s(string(e.Data))
+			items = append(items,
+				types.TransactWriteItem{Put: &types.Put{TableName: &st.table, Item: marker, ConditionExpression: aws.String("attribute_not_exists(pk)")}},
+				types.TransactWriteItem{Put: &types.Put{TableName: &st.table, Item: item, ConditionExpression: aws.String("attribute_not_exists(pk)")}})
 		}
-		if cancelledBy(err, 0) {
-			return st.eventByID(ctx, e.WorkspaceID, e.ID)
+		_, err = st.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
+		if err == nil {
+			return evs, nil
+		}
+		if dup := duplicateMarker(err, len(evs)); dup {
+			// Some were appended before (a retry): append one by one, each finding its own.
+			if len(evs) == 1 {
+				e, err := st.eventByID(ctx, ws, evs[0].ID)
+				return []Event{e}, err
+			}
+			out := make([]Event, len(evs))
+			for i := range evs {
+				got, err := st.AppendEvents(ctx, evs[i:i+1])
+				if err != nil {
+					return nil, err
+				}
+				out[i] = got[0]
+			}
+			return out, nil
 		}
 		var tc *types.TransactionCanceledException
 		var tip *types.TransactionInProgressException
 		if !errors.As(err, &tc) && !errors.As(err, &tip) {
-			return Event{}, fmt.Errorf("append event %s: %w", e.ID, err)
+			return nil, fmt.Errorf("append events %s…: %w", evs[0].ID, err)
 		}
 		// Another writer moved the counter first: read it again after a short jittered pause.
 		pause := time.Duration(1+rand.IntN(5+min(try, 20)*2)) * time.Millisecond
 		select {
 		case <-ctx.Done():
-			return Event{}, fmt.Errorf("append event %s: %w", e.ID, ctx.Err())
+			return nil, fmt.Errorf("append events %s…: %w", evs[0].ID, ctx.Err())
 		case <-time.After(pause):
 		}
 	}
-	return Event{}, fmt.Errorf("append event %s: still contended after %d tries", e.ID, maxAppendTries)
+	return nil, fmt.Errorf("append events %s…: still contended after %d tries", evs[0].ID, maxAppendTries)
+}
+
+// checkEvents checks an append of evs, and gives events without data an empty object.
+func checkEvents(evs []Event) error {
+	if len(evs) == 0 || len(evs) > maxGroupEvents {
+		return fmt.Errorf("append events: %d events (1 to %d at a time)", len(evs), maxGroupEvents)
+	}
+	ws := evs[0].WorkspaceID
+	for i := range evs {
+		if evs[i].ID == "" || evs[i].Type == "" || evs[i].WorkspaceID != ws || ws == "" {
+			return errors.New("append events: id, type and one workspace are required")
+		}
+		if len(evs[i].Data) == 0 {
+			evs[i].Data = json.RawMessage("{}")
+		}
+	}
+	return nil
+}
+
+// duplicateMarker reports whether a cancelled append failed on an event id marker (items 1, 3, 5…).
+func duplicateMarker(err error, n int) bool {
+	for i := 0; i < n; i++ {
+		if cancelledBy(err, 1+2*i) {
+			return true
+		}
+	}
+	return false
 }
 
 func (st *Store) lastCursor(ctx context.Context, ws string) (int64, error) {

@@ -160,3 +160,26 @@ func TestAppendEventConcurrentWritersDenseAndOnce(t *testing.T) {
 		t.Fatalf("another workspace's log has %d events", len(other))
 	}
 }
+
+func TestAppendEventsIsOneRunAndIdempotentPerEvent(t *testing.T) {
+	t.Parallel()
+	st := newStore(t)
+	ctx := context.Background()
+	ev := func(id string) Event { return Event{ID: id, Type: "t", WorkspaceID: "ws"} }
+	first, err := st.AppendEvents(ctx, []Event{ev("a"), ev("b")})
+	if err != nil || first[0].Cursor != 1 || first[1].Cursor != 2 {
+		t.Fatalf("first = %+v, %v", first, err)
+	}
+	// A retry that overlaps: b keeps its cursor, c is new and follows.
+	second, err := st.AppendEvents(ctx, []Event{ev("b"), ev("c")})
+	if err != nil || second[0].Cursor != 2 || second[1].Cursor != 3 {
+		t.Fatalf("second = %+v, %v", second, err)
+	}
+	all, _ := st.ListEvents(ctx, "ws", 0, 10)
+	if len(all) != 3 || all[2].ID != "c" {
+		t.Fatalf("log = %+v", all)
+	}
+	if _, err := st.AppendEvents(ctx, []Event{ev("x"), {ID: "y", Type: "t", WorkspaceID: "other"}}); err == nil {
+		t.Fatal("events of two workspaces appended together")
+	}
+}

@@ -26,7 +26,12 @@ type Store interface {
 	StartRun(ctx context.Context, ws, id string) (store.Run, bool, error)
 	FinishRun(ctx context.Context, ws, id, status string, result *store.Result, errMsg string) (store.Run, error)
 	GetRun(ctx context.Context, ws, id string) (store.Run, error)
-	AppendEvent(ctx context.Context, e store.Event) (store.Event, error)
+}
+
+// EventLog appends to workspace logs: a *store.Store, or a *store.LogWriter that group-commits the
+// appends of a batch's parallel threads.
+type EventLog interface {
+	AppendEvents(ctx context.Context, evs []store.Event) ([]store.Event, error)
 }
 
 // Event types the worker records.
@@ -39,14 +44,15 @@ const (
 
 // Handler handles batches from the inbound queue.
 type Handler struct {
-	store Store
-	agent agent.Agent
-	log   *slog.Logger
+	store  Store
+	log    EventLog
+	agent  agent.Agent
+	logger *slog.Logger
 }
 
 // New returns a Handler.
-func New(st Store, a agent.Agent, log *slog.Logger) *Handler {
-	return &Handler{store: st, agent: a, log: log}
+func New(st Store, el EventLog, a agent.Agent, logger *slog.Logger) *Handler {
+	return &Handler{store: st, log: el, agent: a, logger: logger}
 }
 
 // Handle processes a batch. Messages of one thread (FIFO group) are handled in order, different
@@ -73,7 +79,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 			defer wg.Done()
 			for i, rec := range recs {
 				if err := h.process(ctx, rec); err != nil {
-					h.log.ErrorContext(ctx, "inbound message failed", "sqs_message_id", rec.MessageId,
+					h.logger.ErrorContext(ctx, "inbound message failed", "sqs_message_id", rec.MessageId,
 						"receive_count", rec.Attributes["ApproximateReceiveCount"], "err", err)
 					mu.Lock()
 					for _, r := range recs[i:] {
@@ -105,17 +111,17 @@ func (h *Handler) process(ctx context.Context, rec events.SQSMessage) error {
 	}
 	if !created {
 		// Redelivered, or reposted with the same idempotency key: carry on from the stored run.
-		h.log.InfoContext(ctx, "run exists; resuming", "run_id", m.RunID)
+		h.logger.InfoContext(ctx, "run exists; resuming", "run_id", m.RunID)
 	}
-	if err := h.append(ctx, m.WorkspaceID, m.MessageID, EventMessageReceived, map[string]any{
-		"thread_id": m.ThreadID, "message_id": m.MessageID, "source": m.Source, "channel": m.Channel,
-		"external_id": m.ExternalID, "user": m.User, "text": m.Text, "data": m.Data,
-	}); err != nil {
-		return err
-	}
-	if err := h.append(ctx, m.WorkspaceID, m.RunID, EventRunCreated, map[string]any{
-		"run_id": m.RunID, "thread_id": m.ThreadID, "message_id": m.MessageID, "status": store.RunQueued,
-	}); err != nil {
+	// Both opening events in one append: one round of contention on the log instead of two.
+	if err := h.append(ctx, m.WorkspaceID,
+		newEvent(m.MessageID, EventMessageReceived, map[string]any{
+			"thread_id": m.ThreadID, "message_id": m.MessageID, "source": m.Source, "channel": m.Channel,
+			"external_id": m.ExternalID, "user": m.User, "text": m.Text, "data": m.Data,
+		}),
+		newEvent(m.RunID, EventRunCreated, map[string]any{
+			"run_id": m.RunID, "thread_id": m.ThreadID, "message_id": m.MessageID, "status": store.RunQueued,
+		})); err != nil {
 		return err
 	}
 
@@ -150,7 +156,7 @@ func (h *Handler) runAgent(ctx context.Context, m *queue.Inbound, run store.Run)
 		}
 		return run, err
 	}
-	h.log.InfoContext(ctx, "run finished", "run_id", m.RunID, "status", status, "agent_ms", time.Since(begin).Milliseconds())
+	h.logger.InfoContext(ctx, "run finished", "run_id", m.RunID, "status", status, "agent_ms", time.Since(begin).Milliseconds())
 	return finished, nil
 }
 
@@ -158,24 +164,36 @@ func (h *Handler) runAgent(ctx context.Context, m *queue.Inbound, run store.Run)
 func (h *Handler) recordFinished(ctx context.Context, run store.Run) error {
 	switch run.Status {
 	case store.RunCompleted:
-		return h.append(ctx, run.WorkspaceID, run.ID, EventRunCompleted, map[string]any{
+		return h.append(ctx, run.WorkspaceID, newEvent(run.ID, EventRunCompleted, map[string]any{
 			"run_id": run.ID, "thread_id": run.ThreadID, "status": run.Status, "result": run.Result,
-		})
+		}))
 	case store.RunFailed:
-		return h.append(ctx, run.WorkspaceID, run.ID, EventRunFailed, map[string]any{
+		return h.append(ctx, run.WorkspaceID, newEvent(run.ID, EventRunFailed, map[string]any{
 			"run_id": run.ID, "thread_id": run.ThreadID, "status": run.Status, "error": run.Error,
-		})
+		}))
 	default:
 		return errors.New("run " + run.ID + " is " + run.Status + ", not finished")
 	}
 }
 
-// append records an event whose id is derived from its subject and type, so a retry appends nothing new.
-func (h *Handler) append(ctx context.Context, ws, subject, typ string, data map[string]any) error {
-	b, err := json.Marshal(data)
-	if err != nil {
-		return fmt.Errorf("encode %s event: %w", typ, err)
+// event is one event to record: its id is derived from its subject and type, so a retry appends
+// nothing new.
+type event struct {
+	subject, typ string
+	data         map[string]any
+}
+
+func newEvent(subject, typ string, data map[string]any) event { return event{subject, typ, data} }
+
+func (h *Handler) append(ctx context.Context, ws string, evs ...event) error {
+	out := make([]store.Event, len(evs))
+	for i, e := range evs {
+		b, err := json.Marshal(e.data)
+		if err != nil {
+			return fmt.Errorf("encode %s event: %w", e.typ, err)
+		}
+		out[i] = store.Event{ID: ids.Derive("evt", ws, e.subject, e.typ), Type: e.typ, WorkspaceID: ws, Data: b}
 	}
-	_, err = h.store.AppendEvent(ctx, store.Event{ID: ids.Derive("evt", ws, subject, typ), Type: typ, WorkspaceID: ws, Data: b})
+	_, err := h.log.AppendEvents(ctx, out)
 	return err
 }

@@ -68,17 +68,23 @@ func (m *memStore) GetRun(_ context.Context, _, id string) (store.Run, error) {
 	return m.runs[id], nil
 }
 
-func (m *memStore) AppendEvent(_ context.Context, e store.Event) (store.Event, error) {
+func (m *memStore) AppendEvents(_ context.Context, evs []store.Event) ([]store.Event, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for _, x := range m.events {
-		if x.ID == e.ID {
-			return x, nil
+	out := make([]store.Event, 0, len(evs))
+next:
+	for _, e := range evs {
+		for _, x := range m.events {
+			if x.ID == e.ID {
+				out = append(out, x)
+				continue next
+			}
 		}
+		e.Cursor = int64(len(m.events) + 1)
+		m.events = append(m.events, e)
+		out = append(out, e)
 	}
-	e.Cursor = int64(len(m.events) + 1)
-	m.events = append(m.events, e)
-	return e, nil
+	return out, nil
 }
 
 func record(id, group, run string) events.SQSMessage {
@@ -91,7 +97,7 @@ func record(id, group, run string) events.SQSMessage {
 
 func handle(t *testing.T, st *memStore, ev events.SQSEvent) []string {
 	t.Helper()
-	h := New(st, agent.Echo{}, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	h := New(st, st, agent.Echo{}, slog.New(slog.NewJSONHandler(io.Discard, nil)))
 	raw, _ := json.Marshal(ev)
 	out, err := lambda.NewHandler(h.Handle).Invoke(context.Background(), raw)
 	if err != nil {
