@@ -24,7 +24,7 @@ import (
 // Store is the part of the store the delivery function uses.
 type Store interface {
 	ClaimAttempt(ctx context.Context, ws, id string, attempt int, lease time.Duration) (store.Delivery, bool, error)
-	RecordAttempt(ctx context.Context, ws, id string, a store.Attempt, status string, next *time.Time) (store.Delivery, error)
+	RecordAttempt(ctx context.Context, ws, id string, a store.Attempt, status string, next *time.Time) error
 	GetSubscription(ctx context.Context, ws, id string) (store.Subscription, error)
 	DisableSubscription(ctx context.Context, ws, id, reason string) (bool, error)
 	RecordDeliveryOutcome(ctx context.Context, ws, id string, success bool) (int, error)
@@ -79,11 +79,12 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 		wg       sync.WaitGroup
 		failures = []events.SQSBatchItemFailure{}
 	)
+	subs := &subCache{store: h.store, m: map[string]*subEntry{}}
 	for _, rec := range ev.Records {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := h.process(ctx, rec); err != nil {
+			if err := h.process(ctx, rec, subs); err != nil {
 				h.log.ErrorContext(ctx, "delivery message failed; SQS will redeliver it", "sqs_message_id", rec.MessageId, "err", err)
 				mu.Lock()
 				failures = append(failures, events.SQSBatchItemFailure{ItemIdentifier: rec.MessageId})
@@ -95,7 +96,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 	return events.SQSEventResponse{BatchItemFailures: failures}, nil
 }
 
-func (h *Handler) process(ctx context.Context, rec events.SQSMessage) error {
+func (h *Handler) process(ctx context.Context, rec events.SQSMessage, subs *subCache) error {
 	var m queue.Delivery
 	if err := json.Unmarshal([]byte(rec.Body), &m); err != nil || m.Version != queue.DeliveryVersion || m.DeliveryID == "" {
 		return fmt.Errorf("not a delivery message (version %d): %v", m.Version, err)
@@ -116,7 +117,7 @@ func (h *Handler) process(ctx context.Context, rec events.SQSMessage) error {
 	if !claimed {
 		return h.resume(ctx, m, d)
 	}
-	return h.attempt(ctx, m, d)
+	return h.attempt(ctx, d, subs)
 }
 
 // resume handles a message that could not claim its attempt: a duplicate, a stale message, or a
@@ -129,26 +130,25 @@ func (h *Handler) resume(ctx context.Context, m queue.Delivery, d store.Delivery
 	return nil
 }
 
-func (h *Handler) attempt(ctx context.Context, m queue.Delivery, d store.Delivery) error {
+func (h *Handler) attempt(ctx context.Context, d store.Delivery, subs *subCache) error {
 	now := h.now()
 	att := store.Attempt{At: now, Series: d.Series, Number: d.Attempts}
-	sub, err := h.store.GetSubscription(ctx, d.WorkspaceID, d.SubscriptionID)
+	sub, signer, err := subs.get(ctx, d.WorkspaceID, d.SubscriptionID, now)
 	switch {
 	case apierr.CodeOf(err) == apierr.NotFound:
 		att.Error = "subscription deleted"
-		_, err = h.store.RecordAttempt(ctx, d.WorkspaceID, d.ID, att, store.DeliveryFailed, nil)
+		err = h.store.RecordAttempt(ctx, d.WorkspaceID, d.ID, att, store.DeliveryFailed, nil)
 		return err
 	case err != nil:
 		return err
 	case sub.Status != "active":
 		att.Error = "subscription disabled"
-		_, err = h.store.RecordAttempt(ctx, d.WorkspaceID, d.ID, att, store.DeliveryFailed, nil)
+		err = h.store.RecordAttempt(ctx, d.WorkspaceID, d.ID, att, store.DeliveryFailed, nil)
 		return err
 	}
-	signer, err := delivery.NewSigner(sub.ActiveSecrets(now)...)
-	if err != nil {
+	if signer == nil {
 		att.Error = "subscription has no usable signing secret"
-		_, err = h.store.RecordAttempt(ctx, d.WorkspaceID, d.ID, att, store.DeliveryFailed, nil)
+		err = h.store.RecordAttempt(ctx, d.WorkspaceID, d.ID, att, store.DeliveryFailed, nil)
 		return err
 	}
 	res := h.post(ctx, delivery.Request{URL: sub.URL, MsgID: d.EventID, Body: d.Payload, Signer: signer, Now: now})
@@ -157,14 +157,17 @@ func (h *Handler) attempt(ctx context.Context, m queue.Delivery, d store.Deliver
 
 	switch {
 	case res.Success():
-		if _, err := h.store.RecordAttempt(ctx, d.WorkspaceID, d.ID, att, store.DeliverySucceeded, nil); err != nil {
+		if err := h.store.RecordAttempt(ctx, d.WorkspaceID, d.ID, att, store.DeliverySucceeded, nil); err != nil {
 			return err
 		}
 		log.InfoContext(ctx, "delivered")
+		if sub.ConsecutiveFailures == 0 {
+			return nil // nothing to reset: spare the subscription item a write per delivery
+		}
 		_, err := h.store.RecordDeliveryOutcome(ctx, d.WorkspaceID, sub.ID, true)
 		return err
 	case res.Gone():
-		if _, err := h.store.RecordAttempt(ctx, d.WorkspaceID, d.ID, att, store.DeliveryFailed, nil); err != nil {
+		if err := h.store.RecordAttempt(ctx, d.WorkspaceID, d.ID, att, store.DeliveryFailed, nil); err != nil {
 			return err
 		}
 		log.WarnContext(ctx, "endpoint answered 410 Gone: subscription disabled")
@@ -172,13 +175,13 @@ func (h *Handler) attempt(ctx context.Context, m queue.Delivery, d store.Deliver
 	}
 	if delay, ok := h.cfg.Schedule.Next(d.Attempts+1, res.RetryAfter, h.cfg.MaxRetryAfter); ok {
 		next := now.Add(delay)
-		if _, err := h.store.RecordAttempt(ctx, d.WorkspaceID, d.ID, att, store.DeliveryPending, &next); err != nil {
+		if err := h.store.RecordAttempt(ctx, d.WorkspaceID, d.ID, att, store.DeliveryPending, &next); err != nil {
 			return err
 		}
 		log.InfoContext(ctx, "attempt failed; retry scheduled", "error", res.Err, "retry_in", delay.String())
 		return h.queue.SendDelivery(ctx, queue.Delivery{WorkspaceID: d.WorkspaceID, DeliveryID: d.ID, Attempt: d.Attempts + 1, NotBefore: next}, delay)
 	}
-	if _, err := h.store.RecordAttempt(ctx, d.WorkspaceID, d.ID, att, store.DeliveryFailed, nil); err != nil {
+	if err := h.store.RecordAttempt(ctx, d.WorkspaceID, d.ID, att, store.DeliveryFailed, nil); err != nil {
 		return err
 	}
 	log.WarnContext(ctx, "delivery exhausted its schedule", "error", res.Err)
@@ -214,4 +217,36 @@ func (h *Handler) appendEvent(ctx context.Context, ws, id, typ string, data map[
 	}
 	_, err = h.store.AppendEvent(ctx, store.Event{ID: id, Type: typ, WorkspaceID: ws, Data: b})
 	return err
+}
+
+// subCache reads each subscription, and builds its signer, once per batch: a batch often holds
+// several deliveries to the same endpoint.
+type subCache struct {
+	store Store
+	mu    sync.Mutex
+	m     map[string]*subEntry
+}
+
+type subEntry struct {
+	once   sync.Once
+	sub    store.Subscription
+	signer *delivery.Signer // nil when the subscription has no usable secret
+	err    error
+}
+
+// get returns the subscription and a signer with the secrets active at now (the batch's first use).
+func (c *subCache) get(ctx context.Context, ws, id string, now time.Time) (store.Subscription, *delivery.Signer, error) {
+	c.mu.Lock()
+	e, ok := c.m[ws+"/"+id]
+	if !ok {
+		e = &subEntry{}
+		c.m[ws+"/"+id] = e
+	}
+	c.mu.Unlock()
+	e.once.Do(func() {
+		if e.sub, e.err = c.store.GetSubscription(ctx, ws, id); e.err == nil {
+			e.signer, _ = delivery.NewSigner(e.sub.ActiveSecrets(now)...)
+		}
+	})
+	return e.sub, e.signer, e.err
 }

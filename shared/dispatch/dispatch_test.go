@@ -37,11 +37,11 @@ func (f *fakeStore) ClaimAttempt(_ context.Context, _, _ string, attempt int, _ 
 	return f.d, true, nil
 }
 
-func (f *fakeStore) RecordAttempt(_ context.Context, _, _ string, a store.Attempt, status string, next *time.Time) (store.Delivery, error) {
+func (f *fakeStore) RecordAttempt(_ context.Context, _, _ string, a store.Attempt, status string, next *time.Time) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.d.Status, f.d.Attempts, f.d.NextAttemptAt, f.d.LastStatusCode = status, a.Number+1, next, a.StatusCode
-	return f.d, nil
+	return nil
 }
 
 func (f *fakeStore) GetSubscription(context.Context, string, string) (store.Subscription, error) {
