@@ -11,11 +11,14 @@ LOCAL_BIN  := .build/$(HOST_ARCH)
 
 # Every function of template.yaml, with its folder under functions/. The template test fails when a
 # function of the template has no build target here or no main package there.
-FUNCTIONS := InboundGenericFunction WorkerFunction AdapterFunction NotFoundFunction
+FUNCTIONS := InboundGenericFunction WorkerFunction AdapterFunction ManagementFunction FanoutFunction DeliveryFunction NotFoundFunction
 
 build-InboundGenericFunction: ; $(call bootstrap,inbound-generic)
 build-WorkerFunction:         ; $(call bootstrap,worker)
 build-AdapterFunction:        ; $(call bootstrap,adapter)
+build-ManagementFunction:     ; $(call bootstrap,management)
+build-FanoutFunction:         ; $(call bootstrap,fanout)
+build-DeliveryFunction:       ; $(call bootstrap,delivery)
 build-NotFoundFunction:       ; $(call bootstrap,notfound)
 
 define bootstrap
@@ -58,7 +61,7 @@ test: deps bootstraps
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	@# Allocation checks mean nothing under -race (sync.Pool drops items): run them once without it.
-	$(GO) test -count=1 -run 'Allocates' ./shared/verify
+	$(GO) test -count=1 -run 'Allocates' ./shared/verify ./shared/delivery ./shared/manage
 	HOOKGATE_BIN_DIR=$(CURDIR)/$(LOCAL_BIN) $(GO) test -race -count=1 -timeout 15m ./...
 
 bench: deps bootstraps

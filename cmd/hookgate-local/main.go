@@ -93,6 +93,13 @@ func dev(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// Locally, subscribers are on this machine: allow http:// URLs and loopback destinations
+	// unless told otherwise.
+	for _, k := range []string{"AllowHttpUrls", "AllowPrivateDestinations"} {
+		if _, ok := params[k]; !ok {
+			params[k] = "true"
+		}
+	}
 	o.Root, o.Params = root, params
 	o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	if !*quiet {
@@ -120,6 +127,7 @@ Hookgate is running at %[1]s
   SQS (fauxqs)    %[4]s
   inbound secret  %[5]s   (development value; set HOOKGATE_PARAM_InboundSecret to change it)
   adapter secret  %[6]s
+  admin API key   %[7]s   (management routes: X-API-Key or Authorization: Bearer)
 
 Send a message:
   curl -s %[1]s/v1/inbound/generic \
@@ -130,8 +138,12 @@ Send a message:
 Then read the run it returns (thread_id, run_id):
   curl -s -H 'Authorization: Bearer %[6]s' %[1]s/webhook/default/threads/<thread_id>/runs/<run_id>
 
+Subscribe a webhook endpoint to every event (the secret is shown once):
+  curl -s %[1]s/v1/webhooks -H 'X-API-Key: %[7]s' \
+    -d '{"url":"http://127.0.0.1:8080/hook","events":["*"]}'
+
 Ctrl-C stops everything.
-`, s.URL, s.DynamoEndpoint, s.Tables["Table"], s.SQSEndpoint, s.Params["InboundSecret"], s.Params["AdapterSecret"])
+`, s.URL, s.DynamoEndpoint, s.Tables["Table"], s.SQSEndpoint, s.Params["InboundSecret"], s.Params["AdapterSecret"], s.Params["AdminApiKey"])
 }
 
 func invoke(ctx context.Context, args []string) error {
