@@ -33,6 +33,7 @@ func TestMain(m *testing.M) { os.Exit(emulatortest.Run(m)) }
 const (
 	inboundSecret = "test-inbound-secret-0123"
 	adapterSecret = "test-adapter-secret-0123"
+	adminKey      = "test-admin-api-key-0123456789"
 )
 
 // binDir returns the folder of host-arch bootstraps: HOOKGATE_BIN_DIR (make test sets it), or the
@@ -63,15 +64,23 @@ var (
 )
 
 // startStack starts a stack from template.yaml on the test emulators, with its own table and queue
-// names. Queues get a 1 s visibility timeout so that redelivery and the DLQ take seconds.
-func startStack(t *testing.T, name string, functionEnv map[string]string) (*env, error) {
+// names. Queues get the given visibility timeout (0 keeps the template's); the shared stack uses 1 s
+// so that redelivery and the DLQ take seconds.
+func startStack(t *testing.T, name string, visibility time.Duration, params, functionEnv map[string]string) (*env, error) {
 	root, _ := filepath.Abs("../..")
+	all := map[string]string{
+		"InboundSecret": inboundSecret, "AdapterSecret": adapterSecret, "AdminApiKey": adminKey,
+		"AllowHttpUrls": "true", "AllowPrivateDestinations": "true", "DeliverySchedule": "0s,1s,1s",
+	}
+	for k, v := range params {
+		all[k] = v
+	}
 	o := localmode.Options{
 		Root: root, BinDir: binDir(t), Addr: "127.0.0.1:0",
 		DynamoEndpoint: emulatortest.Dynamo(t), SQSEndpoint: emulatortest.SQS(t),
-		Params:            map[string]string{"InboundSecret": inboundSecret, "AdapterSecret": adapterSecret},
+		Params:            all,
 		Prefix:            fmt.Sprintf("%s%d-", name, time.Now().UnixNano()%1e9),
-		VisibilityTimeout: time.Second, PollWait: time.Second, FunctionEnv: functionEnv,
+		VisibilityTimeout: visibility, PollWait: time.Second, FunctionEnv: functionEnv, Concurrency: 3,
 	}
 	if testing.Verbose() {
 		o.FunctionLog = os.Stderr
@@ -92,7 +101,7 @@ func startStack(t *testing.T, name string, functionEnv map[string]string) (*env,
 // stack is the stack most tests share; it lives until the test binary exits (Run stops the emulators).
 func stack(t *testing.T) *env {
 	t.Helper()
-	sharedOnce.Do(func() { shared, sharedErr = startStack(t, "it", nil) })
+	sharedOnce.Do(func() { shared, sharedErr = startStack(t, "it", time.Second, nil, nil) })
 	if sharedErr != nil {
 		t.Fatalf("start local stack: %v", sharedErr)
 	}
@@ -127,6 +136,9 @@ func do(t *testing.T, method, url string, headers map[string]string, body string
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
 	r := reply{status: resp.StatusCode, raw: string(raw)}
+	if len(raw) == 0 && resp.StatusCode == http.StatusNoContent {
+		return r
+	}
 	if err := json.Unmarshal(raw, &r.body); err != nil {
 		t.Fatalf("%s %s: body %q is not JSON", method, url, raw)
 	}
@@ -372,7 +384,7 @@ func TestBadInputGetsJSONErrors(t *testing.T) {
 
 // With SQS unreachable the inbound route answers 503 (the sender retries) and nothing is written.
 func TestQueueDownIs503AndNothingWritten(t *testing.T) {
-	e, err := startStack(t, "down", map[string]string{awscfg.EnvSQSEndpoint: "http://127.0.0.1:1"})
+	e, err := startStack(t, "down", time.Second, nil, map[string]string{awscfg.EnvSQSEndpoint: "http://127.0.0.1:1"})
 	if err != nil {
 		t.Fatal(err)
 	}
