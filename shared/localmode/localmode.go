@@ -321,7 +321,7 @@ func (s *Stack) provision(ctx context.Context, tpl *template.Template, o Options
 		return err
 	}
 	s.Params = params
-	tables, queues := Specs(tpl, o.Prefix, o.VisibilityTimeout)
+	tables, queues := provision.Specs(tpl, o.Prefix, o.VisibilityTimeout)
 	if err := provision.Tables(ctx, aws.DynamoDB(), tables); err != nil {
 		return err
 	}
@@ -341,7 +341,7 @@ func (s *Stack) provision(ctx context.Context, tpl *template.Template, o Options
 		}
 	}
 	for _, q := range tpl.Queues() {
-		s.Queues[q.LogicalID] = byName[QueueName(o.Prefix, q)]
+		s.Queues[q.LogicalID] = byName[provision.QueueName(o.Prefix, q)]
 	}
 	return nil
 }
@@ -372,51 +372,6 @@ func DevSecret(param string) string {
 		b.WriteRune(unicode.ToLower(r))
 	}
 	return b.String()
-}
-
-// QueueName is the local name of a declared queue.
-func QueueName(prefix string, q template.Queue) string {
-	if q.Fifo {
-		return prefix + q.LogicalID + ".fifo"
-	}
-	return prefix + q.LogicalID
-}
-
-// Specs maps the template's tables and queues to what provision creates.
-func Specs(tpl *template.Template, prefix string, visibility time.Duration) ([]provision.Table, []provision.Queue) {
-	var tables []provision.Table
-	for _, t := range tpl.Tables() {
-		spec := provision.Table{
-			Name: prefix + t.LogicalID, Attributes: map[string]string{}, HashKey: t.Key.Hash, RangeKey: t.Key.Range,
-			TTLAttribute: t.TTLAttribute, StreamViewType: t.StreamViewType,
-		}
-		for _, a := range t.AttributeDefinitions {
-			spec.Attributes[a.Name] = a.Type
-		}
-		for _, g := range t.GSIs {
-			spec.GSIs = append(spec.GSIs, provision.GSI{Name: g.Name, HashKey: g.Key.Hash, RangeKey: g.Key.Range, Projection: g.ProjectionType})
-		}
-		tables = append(tables, spec)
-	}
-	byID := map[string]template.Queue{}
-	for _, q := range tpl.Queues() {
-		byID[q.LogicalID] = q
-	}
-	var queues []provision.Queue
-	for _, q := range tpl.Queues() {
-		spec := provision.Queue{
-			Name: QueueName(prefix, q), Fifo: q.Fifo, ContentBasedDedup: q.ContentBasedDeduplication,
-			VisibilityTimeout: q.VisibilityTimeout, RetentionPeriod: q.MessageRetentionPeriod, DelaySeconds: q.DelaySeconds,
-		}
-		if visibility > 0 {
-			spec.VisibilityTimeout = max(1, int(visibility/time.Second))
-		}
-		if q.Redrive != nil {
-			spec.DLQ, spec.MaxReceiveCount = QueueName(prefix, byID[q.Redrive.Target]), q.Redrive.MaxReceiveCount
-		}
-		queues = append(queues, spec)
-	}
-	return tables, queues
 }
 
 // resolver answers !Ref and !GetAtt the way CloudFormation would, with local values.

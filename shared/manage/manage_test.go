@@ -20,20 +20,14 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 
-	"github.com/hookgate/hookgate/shared/awscfg"
 	"github.com/hookgate/hookgate/shared/delivery"
 	"github.com/hookgate/hookgate/shared/emulator/emulatortest"
-	"github.com/hookgate/hookgate/shared/localmode"
-	"github.com/hookgate/hookgate/shared/provision"
 	"github.com/hookgate/hookgate/shared/store"
-	"github.com/hookgate/hookgate/shared/template"
 )
 
 func TestMain(m *testing.M) { os.Exit(emulatortest.Run(m)) }
 
 const adminKey = "admin-key-for-tests-0123456789"
-
-var tableSeq atomic.Int64
 
 // clock is a settable test clock shared by the handler and the store.
 type clock struct{ t atomic.Pointer[time.Time] }
@@ -76,26 +70,10 @@ type env struct {
 
 func newEnv(t *testing.T, allowHTTP bool) *env {
 	t.Helper()
-	endpoint := emulatortest.Dynamo(t)
-	ctx := context.Background()
-	cfg, err := awscfg.Load(ctx, func(k string) string {
-		return map[string]string{awscfg.EnvDynamoEndpoint: endpoint}[k]
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tpl, err := template.Load(filepath.Join("..", "..", "template.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	prefix := fmt.Sprintf("manage%d%d-", time.Now().UnixNano()%1e6, tableSeq.Add(1))
-	tables, _ := localmode.Specs(tpl, prefix, 0)
-	if err := provision.Tables(ctx, cfg.DynamoDB(), tables); err != nil {
-		t.Fatal(err)
-	}
+	db, table := emulatortest.Table(t, "manage")
 	e := &env{t: t, clk: &clock{}, logs: &syncBuffer{}, secrets: []string{adminKey}}
 	e.clk.set(time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC))
-	e.st = store.New(cfg.DynamoDB(), prefix+"Table", e.clk.now)
+	e.st = store.New(db, table, e.clk.now)
 	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	h := New(Config{DefaultWorkspace: "default", AdminKey: adminKey, AllowHTTPURLs: allowHTTP}, e.st, e.clk.now, log)
 	e.invoke = lambda.NewHandler(h.Handle).Invoke

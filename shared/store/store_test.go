@@ -5,45 +5,21 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hookgate/hookgate/shared/apierr"
-	"github.com/hookgate/hookgate/shared/awscfg"
 	"github.com/hookgate/hookgate/shared/emulator/emulatortest"
-	"github.com/hookgate/hookgate/shared/localmode"
-	"github.com/hookgate/hookgate/shared/provision"
-	"github.com/hookgate/hookgate/shared/template"
 )
 
 func TestMain(m *testing.M) { os.Exit(emulatortest.Run(m)) }
 
-var tableSeq atomic.Int64
-
 // newStore creates a fresh table shaped exactly as template.yaml declares it, on DynamoDB Local.
 func newStore(t *testing.T) *Store {
 	t.Helper()
-	endpoint := emulatortest.Dynamo(t)
-	ctx := context.Background()
-	cfg, err := awscfg.Load(ctx, func(k string) string {
-		return map[string]string{awscfg.EnvDynamoEndpoint: endpoint}[k]
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tpl, err := template.Load(filepath.Join("..", "..", "template.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	prefix := fmt.Sprintf("store%d%d-", time.Now().UnixNano()%1e6, tableSeq.Add(1))
-	tables, _ := localmode.Specs(tpl, prefix, 0)
-	if err := provision.Tables(ctx, cfg.DynamoDB(), tables); err != nil {
-		t.Fatal(err)
-	}
-	return New(cfg.DynamoDB(), prefix+"Table", time.Now)
+	db, table := emulatortest.Table(t, "store")
+	return New(db, table, time.Now)
 }
 
 func TestCreateRunIsIdempotent(t *testing.T) {
