@@ -91,9 +91,11 @@ func (s SigningSecret) expired(now time.Time) bool {
 
 // ActiveSecrets returns the values of the secrets that sign at now: newest first (the current
 // secret, then previous ones by latest expiry), expired ones dropped.
-func (s Subscription) ActiveSecrets(now time.Time) []string {
-	active := make([]SigningSecret, 0, len(s.Secrets))
-	for _, sec := range s.Secrets {
+func (s Subscription) ActiveSecrets(now time.Time) []string { return activeSecrets(s.Secrets, now) }
+
+func activeSecrets(secrets []SigningSecret, now time.Time) []string {
+	active := make([]SigningSecret, 0, len(secrets))
+	for _, sec := range secrets {
 		if !sec.expired(now) {
 			active = append(active, sec)
 		}
@@ -114,6 +116,28 @@ func (s Subscription) ActiveSecrets(now time.Time) []string {
 		out[i] = sec.Value
 	}
 	return out
+}
+
+// rotateSecrets makes newSecret current; the others stay valid until now+overlap at the latest,
+// and those expired by now are pruned.
+func rotateSecrets(cur []SigningSecret, newSecret string, now time.Time, overlap time.Duration) ([]SigningSecret, error) {
+	until := now.Add(overlap)
+	secrets := []SigningSecret{{Value: newSecret}}
+	for _, sec := range cur {
+		if sec.Value == newSecret {
+			return nil, apierr.New(apierr.Invalid, "secret is already in use here")
+		}
+		if sec.ExpiresAt == nil || sec.ExpiresAt.After(until) {
+			sec.ExpiresAt = &until
+		}
+		if !sec.expired(now) {
+			secrets = append(secrets, sec)
+		}
+	}
+	if len(secrets) > MaxSigningSecrets {
+		return nil, apierr.New(apierr.Conflict, "too many secrets in rotation (at most %d): wait for an overlap to end or rotate with a shorter overlap", MaxSigningSecrets)
+	}
+	return secrets, nil
 }
 
 // SubscriptionPatch changes a subscription: each non-nil field replaces the stored one.
@@ -331,21 +355,9 @@ func (st *Store) RotateSecret(ctx context.Context, ws, id, newSecret string, ove
 		return Subscription{}, errors.New("rotate secret: a secret and a non-negative overlap are required")
 	}
 	return st.rewriteSubscription(ctx, ws, id, "rotate secret of", func(cur Subscription, now time.Time) (Subscription, bool, error) {
-		until := now.Add(overlap)
-		secrets := []SigningSecret{{Value: newSecret}}
-		for _, sec := range cur.Secrets {
-			if sec.Value == newSecret {
-				return Subscription{}, false, apierr.New(apierr.Invalid, "secret is already a secret of this subscription")
-			}
-			if sec.ExpiresAt == nil || sec.ExpiresAt.After(until) {
-				sec.ExpiresAt = &until
-			}
-			if !sec.expired(now) {
-				secrets = append(secrets, sec)
-			}
-		}
-		if len(secrets) > MaxSigningSecrets {
-			return Subscription{}, false, apierr.New(apierr.Conflict, "too many secrets in rotation (at most %d): wait for an overlap to end or rotate with a shorter overlap", MaxSigningSecrets)
+		secrets, err := rotateSecrets(cur.Secrets, newSecret, now, overlap)
+		if err != nil {
+			return Subscription{}, false, err
 		}
 		next := cur
 		next.Secrets = secrets
@@ -505,6 +517,12 @@ func decodeSubscription(item map[string]types.AttributeValue) Subscription {
 			}
 		}
 	}
+	sub.Secrets = decodeSecrets(item)
+	return sub
+}
+
+func decodeSecrets(item map[string]types.AttributeValue) []SigningSecret {
+	var out []SigningSecret
 	if l, ok := item["secrets"].(*types.AttributeValueMemberL); ok {
 		for _, v := range l.Value {
 			m, ok := v.(*types.AttributeValueMemberM)
@@ -515,8 +533,8 @@ func decodeSubscription(item map[string]types.AttributeValue) Subscription {
 			if t := tm(m.Value, "expires_at"); !t.IsZero() {
 				sec.ExpiresAt = &t
 			}
-			sub.Secrets = append(sub.Secrets, sec)
+			out = append(out, sec)
 		}
 	}
-	return sub
+	return out
 }
