@@ -32,6 +32,41 @@ type Inbound struct {
 	User        string          `json:"user,omitempty"`
 	Data        json.RawMessage `json:"data,omitempty"`
 	ReceivedAt  time.Time       `json:"received_at"`
+
+	// Group is the FIFO message group of a message without a thread (an event that starts no run,
+	// a binding report); messages with a thread are grouped by it.
+	Group string `json:"group,omitempty"`
+	// Event, when set, is recorded in the workspace's log first: a SaaS webhook, a Telegram update.
+	// Without a RunID that is all; with one, the message also starts a run on ThreadID whose input
+	// is the event.
+	Event *Event `json:"event,omitempty"`
+	// Binding, when set, is a connector's status report: stored, and recorded as binding.status.
+	Binding *Binding `json:"binding,omitempty"`
+}
+
+// Event is an event an inbound door asks the worker to record. Its id derives from Subject and
+// Type (a delivery id, a dedupe key), so recording it again appends nothing.
+type Event struct {
+	Subject string          `json:"subject"`
+	Type    string          `json:"type"`
+	Data    json.RawMessage `json:"data"`
+}
+
+// Binding is a connector's report on one of a channel's bindings.
+type Binding struct {
+	Channel    string    `json:"channel"`
+	BindingID  string    `json:"binding_id"`
+	Status     string    `json:"status"`
+	Detail     string    `json:"detail,omitempty"`
+	ReportedAt time.Time `json:"reported_at"`
+}
+
+// GroupID is m's FIFO message group: its thread, else its Group.
+func (m *Inbound) GroupID() string {
+	if m.ThreadID != "" {
+		return m.ThreadID
+	}
+	return m.Group
 }
 
 // SendAPI is the part of the SQS client the sender uses.
@@ -58,7 +93,7 @@ func (s *Sender) SendInbound(ctx context.Context, m *Inbound) error {
 	_, err = s.api.SendMessage(ctx, &sqs.SendMessageInput{
 		QueueUrl:               &s.url,
 		MessageBody:            aws.String(string(body)),
-		MessageGroupId:         &m.ThreadID,
+		MessageGroupId:         aws.String(m.GroupID()),
 		MessageDeduplicationId: &m.MessageID,
 	})
 	if err != nil {

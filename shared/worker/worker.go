@@ -26,6 +26,7 @@ type Store interface {
 	StartRun(ctx context.Context, ws, id string) (store.Run, bool, error)
 	FinishRun(ctx context.Context, ws, id, status string, result *store.Result, errMsg string) (store.Run, error)
 	GetRun(ctx context.Context, ws, id string) (store.Run, error)
+	PutBindingStatus(ctx context.Context, b store.BindingStatus) (bool, error)
 }
 
 // EventLog appends to workspace logs: a *store.Store, or a *store.LogWriter that group-commits the
@@ -40,6 +41,7 @@ const (
 	EventRunCreated      = "run.created"
 	EventRunCompleted    = "run.completed"
 	EventRunFailed       = "run.failed"
+	EventBindingStatus   = "binding.status"
 )
 
 // Handler handles batches from the inbound queue.
@@ -100,8 +102,24 @@ func (h *Handler) process(ctx context.Context, rec events.SQSMessage) error {
 	if err := json.Unmarshal([]byte(rec.Body), &m); err != nil {
 		return fmt.Errorf("decode inbound: %w", err)
 	}
-	if m.Version != queue.InboundVersion || m.WorkspaceID == "" || m.ThreadID == "" || m.RunID == "" || m.MessageID == "" {
+	if m.Version != queue.InboundVersion || m.WorkspaceID == "" || m.MessageID == "" {
 		return fmt.Errorf("inbound message has version %d or misses ids: not processable", m.Version)
+	}
+	var first []event // recorded before the message's own events
+	switch {
+	case m.Binding != nil:
+		return h.binding(ctx, &m)
+	case m.Event != nil:
+		if m.Event.Subject == "" || m.Event.Type == "" || !json.Valid(m.Event.Data) {
+			return fmt.Errorf("inbound event %q/%q is not processable", m.Event.Subject, m.Event.Type)
+		}
+		first = append(first, newEvent(m.Event.Subject, m.Event.Type, m.Event.Data))
+		if m.RunID == "" {
+			return h.append(ctx, m.WorkspaceID, first...) // an event that starts no run
+		}
+	}
+	if m.ThreadID == "" || m.RunID == "" {
+		return errors.New("inbound message misses its thread or run id: not processable")
 	}
 	th := store.Thread{ID: m.ThreadID, WorkspaceID: m.WorkspaceID, Channel: m.Channel, ExternalID: m.ExternalID}
 	msg := store.Message{ID: m.MessageID, Direction: "in", Source: m.Source, Text: m.Text, User: m.User, Data: m.Data, CreatedAt: m.ReceivedAt}
@@ -114,14 +132,14 @@ func (h *Handler) process(ctx context.Context, rec events.SQSMessage) error {
 		h.logger.InfoContext(ctx, "run exists; resuming", "run_id", m.RunID)
 	}
 	// Both opening events in one append: one round of contention on the log instead of two.
-	if err := h.append(ctx, m.WorkspaceID,
+	if err := h.append(ctx, m.WorkspaceID, append(first,
 		newEvent(m.MessageID, EventMessageReceived, map[string]any{
 			"thread_id": m.ThreadID, "message_id": m.MessageID, "source": m.Source, "channel": m.Channel,
 			"external_id": m.ExternalID, "user": m.User, "text": m.Text, "data": m.Data,
 		}),
 		newEvent(m.RunID, EventRunCreated, map[string]any{
 			"run_id": m.RunID, "thread_id": m.ThreadID, "message_id": m.MessageID, "status": store.RunQueued,
-		})); err != nil {
+		}))...); err != nil {
 		return err
 	}
 
@@ -180,10 +198,24 @@ func (h *Handler) recordFinished(ctx context.Context, run store.Run) error {
 // nothing new.
 type event struct {
 	subject, typ string
-	data         map[string]any
+	data         any // encoded with encoding/json; json.RawMessage as is
 }
 
-func newEvent(subject, typ string, data map[string]any) event { return event{subject, typ, data} }
+func newEvent(subject, typ string, data any) event { return event{subject, typ, data} }
+
+// binding stores a connector's report (unless a newer one is stored) and records binding.status.
+func (h *Handler) binding(ctx context.Context, m *queue.Inbound) error {
+	b := m.Binding
+	if b.Channel == "" || b.BindingID == "" || b.Status == "" {
+		return errors.New("binding report misses channel, binding id or status: not processable")
+	}
+	if _, err := h.store.PutBindingStatus(ctx, store.BindingStatus{
+		WorkspaceID: m.WorkspaceID, Channel: b.Channel, BindingID: b.BindingID, Status: b.Status, Detail: b.Detail, ReportedAt: b.ReportedAt,
+	}); err != nil {
+		return err
+	}
+	return h.append(ctx, m.WorkspaceID, newEvent(m.MessageID, EventBindingStatus, b))
+}
 
 func (h *Handler) append(ctx context.Context, ws string, evs ...event) error {
 	out := make([]store.Event, len(evs))

@@ -24,8 +24,16 @@ import (
 type memStore struct {
 	mu     sync.Mutex
 	runs   map[string]store.Run
-	events []store.Event
-	failOn string // CreateRun fails for this run id
+	events   []store.Event
+	bindings []store.BindingStatus
+	failOn   string // CreateRun fails for this run id
+}
+
+func (m *memStore) PutBindingStatus(_ context.Context, b store.BindingStatus) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.bindings = append(m.bindings, b)
+	return true, nil
 }
 
 func (m *memStore) CreateRun(_ context.Context, th store.Thread, msg store.Message, r store.Run) (bool, error) {
@@ -153,5 +161,45 @@ func TestRedeliveryAddsNothing(t *testing.T) {
 	types := []string{st.events[0].Type, st.events[1].Type, st.events[2].Type}
 	if !slices.Equal(types, []string{EventMessageReceived, EventRunCreated, EventRunCompleted}) {
 		t.Fatalf("event types %v", types)
+	}
+}
+
+func inboundRecord(id string, m queue.Inbound) events.SQSMessage {
+	m.Version, m.WorkspaceID = queue.InboundVersion, "ws"
+	body, _ := json.Marshal(m)
+	return events.SQSMessage{MessageId: id, Body: string(body), Attributes: map[string]string{"MessageGroupId": m.GroupID()}}
+}
+
+// An event without a run is recorded once, even when redelivered; an event with a run comes
+// first in the log, before the message and run it starts; a binding report is stored and logged.
+func TestEventsRunsAndBindings(t *testing.T) {
+	st := &memStore{runs: map[string]store.Run{}}
+	only := queue.Inbound{MessageID: "m1", Group: "g", Event: &queue.Event{Subject: "dk1", Type: "webhook.stripe.charge_succeeded", Data: json.RawMessage(`{"payload":{"id":"evt_1"}}`)}}
+	routed := queue.Inbound{MessageID: "m2", ThreadID: "t2", RunID: "r2", Channel: "webhook.stripe", ExternalID: "dk2", Text: "webhook.stripe.charge_succeeded",
+		Event: &queue.Event{Subject: "dk2", Type: "webhook.stripe.charge_succeeded", Data: json.RawMessage(`{}`)}}
+	bind := queue.Inbound{MessageID: "m3", Group: "b", Binding: &queue.Binding{Channel: "slack", BindingID: "b1", Status: "connected", ReportedAt: time.Now()}}
+	if failed := handle(t, st, events.SQSEvent{Records: []events.SQSMessage{
+		inboundRecord("1", only), inboundRecord("2", only), inboundRecord("3", routed), inboundRecord("4", bind),
+	}}); len(failed) != 0 {
+		t.Fatalf("failures %v", failed)
+	}
+	var types []string
+	for _, e := range st.events {
+		types = append(types, e.Type)
+	}
+	slices.Sort(types)
+	want := []string{"binding.status", "message.received", "run.completed", "run.created", "webhook.stripe.charge_succeeded", "webhook.stripe.charge_succeeded"}
+	if !slices.Equal(types, want) {
+		t.Fatalf("events %v, want %v", types, want)
+	}
+	if r := st.runs["r2"]; r.Status != store.RunCompleted || r.ThreadID != "t2" {
+		t.Fatalf("routed run = %+v", r)
+	}
+	if len(st.bindings) != 1 || st.bindings[0].Status != "connected" {
+		t.Fatalf("bindings = %+v", st.bindings)
+	}
+	bad := queue.Inbound{MessageID: "m5", Group: "g", Event: &queue.Event{Subject: "x", Type: "t", Data: json.RawMessage(`{`)}}
+	if failed := handle(t, st, events.SQSEvent{Records: []events.SQSMessage{inboundRecord("5", bad)}}); !slices.Equal(failed, []string{"5"}) {
+		t.Fatalf("an event with invalid data was not reported: %v", failed)
 	}
 }
