@@ -1,6 +1,6 @@
-// Package verify proves who sent an inbound request: shared secrets and HMAC-SHA256 signatures,
-// checked over the raw body bytes before any parsing, in constant time, with several secrets
-// accepted at once during a rotation.
+// Package verify proves who sent an inbound request: shared secrets, bearer and secret tokens, and
+// the HMAC-SHA256 schemes of Standard Webhooks, Stripe, GitHub and Slack, checked over the raw body
+// bytes before any parsing, in constant time, with several secrets accepted during a rotation.
 package verify
 
 import (
@@ -20,20 +20,23 @@ type Secrets struct {
 
 type key struct {
 	raw    []byte
-	digest [32]byte // sha256(raw), so comparing a presented secret leaks neither content nor length
-	pool   sync.Pool
+	digest [sha256.Size]byte // sha256(raw), so comparing a presented secret leaks neither content nor length
+	pool   sync.Pool         // of *mac keyed with raw
+}
+
+func newKey(raw []byte) *key {
+	k := &key{raw: raw, digest: sha256.Sum256(raw)}
+	k.pool.New = func() any { return &mac{h: hmac.New(sha256.New, k.raw)} }
+	return k
 }
 
 // NewSecrets returns the accepted secrets; empty strings are ignored.
 func NewSecrets(secrets ...string) *Secrets {
 	s := &Secrets{}
 	for _, sec := range secrets {
-		if sec == "" {
-			continue
+		if sec != "" {
+			s.keys = append(s.keys, newKey([]byte(sec)))
 		}
-		k := &key{raw: []byte(sec), digest: sha256.Sum256([]byte(sec))}
-		k.pool.New = func() any { return &mac{h: hmac.New(sha256.New, k.raw)} }
-		s.keys = append(s.keys, k)
 	}
 	return s
 }
@@ -57,23 +60,9 @@ func (s *Secrets) Equal(presented string) bool {
 // VerifyHMAC reports whether header is "sha256=<hex of HMAC-SHA256(secret, body)>" for one of
 // the secrets. It allocates nothing.
 func (s *Secrets) VerifyHMAC(body []byte, header string) bool {
-	hexSig, ok := strings.CutPrefix(header, "sha256=")
-	if !ok || len(hexSig) != 2*sha256.Size {
-		return false
-	}
 	var want [sha256.Size]byte
-	if _, err := hex.Decode(want[:], []byte(hexSig)); err != nil {
-		return false
-	}
-	match := false
-	for _, k := range s.keys {
-		m := k.sum(body)
-		if hmac.Equal(m.sum, want[:]) {
-			match = true
-		}
-		k.pool.Put(m)
-	}
-	return match
+	hexSig, ok := strings.CutPrefix(header, "sha256=")
+	return ok && decodeHex(&want, hexSig) && s.matchSum(&want, body)
 }
 
 // SignHMAC returns "sha256=<hex>" of body under the first secret.
@@ -83,21 +72,62 @@ func (s *Secrets) SignHMAC(body []byte) string {
 	}
 	m := s.keys[0].sum(body)
 	defer s.keys[0].pool.Put(m)
-	return "sha256=" + hex.EncodeToString(m.sum)
+	return "sha256=" + hex.EncodeToString(m.sum[:])
 }
 
-// mac is a reusable HMAC state with room for its sum, so verifying allocates nothing.
+// matchSum reports whether want is the HMAC of prefix then body under one of the secrets. Every
+// secret is tried, so the time taken does not say which one matched.
+func (s *Secrets) matchSum(want *[sha256.Size]byte, body []byte, prefix ...string) bool {
+	match := false
+	for _, k := range s.keys {
+		m := k.sum(body, prefix...)
+		if hmac.Equal(m.sum[:], want[:]) {
+			match = true
+		}
+		k.pool.Put(m)
+	}
+	return match
+}
+
+// mac is a reusable HMAC state with room for its sum and for the signed prefix, so verifying
+// allocates nothing.
 type mac struct {
-	h   hash.Hash
-	buf [sha256.Size]byte
-	sum []byte
+	h       hash.Hash
+	sum     [sha256.Size]byte
+	scratch [64]byte // the prefix strings go through here: []byte(s) into an interface would allocate
 }
 
-// sum computes the HMAC of body into a pooled mac; the caller puts it back.
-func (k *key) sum(body []byte) *mac {
+// sum computes the HMAC of the prefix strings then body into a pooled mac; the caller puts it back.
+func (k *key) sum(body []byte, prefix ...string) *mac {
 	m := k.pool.Get().(*mac)
 	m.h.Reset()
+	n := 0
+	for _, p := range prefix {
+		for p != "" {
+			if n == len(m.scratch) {
+				m.h.Write(m.scratch[:n])
+				n = 0
+			}
+			c := copy(m.scratch[n:], p)
+			n += c
+			p = p[c:]
+		}
+	}
+	if n > 0 {
+		m.h.Write(m.scratch[:n])
+	}
 	m.h.Write(body)
-	m.sum = m.h.Sum(m.buf[:0])
+	m.h.Sum(m.sum[:0])
 	return m
+}
+
+// decodeHex decodes a SHA-256 sized hex string, either case, into dst.
+func decodeHex(dst *[sha256.Size]byte, s string) bool {
+	if len(s) != 2*sha256.Size {
+		return false
+	}
+	var src [2 * sha256.Size]byte
+	copy(src[:], s)
+	_, err := hex.Decode(dst[:], src[:])
+	return err == nil
 }
