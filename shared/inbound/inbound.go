@@ -4,6 +4,7 @@ package inbound
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -49,6 +50,10 @@ type Config struct {
 	Workspace    string
 	MaxBodyBytes int
 	Secrets      *verify.Secrets
+	Source       string // the messages' source: generic (the default) or trigger
+	// Authenticate, when set, replaces the check of Secrets: it verifies the raw body and returns
+	// the workspace the message belongs to (the Zapier/Make trigger checks a workspace's source).
+	Authenticate func(ctx context.Context, req *events.APIGatewayV2HTTPRequest, body []byte) (string, error)
 }
 
 // Handler handles POST /v1/inbound/generic.
@@ -95,7 +100,13 @@ func (h *Handler) accept(ctx context.Context, req *events.APIGatewayV2HTTPReques
 	if err != nil {
 		return Accepted{}, err
 	}
-	if err := h.authenticate(req, body); err != nil {
+	ws := h.cfg.Workspace
+	if h.cfg.Authenticate != nil {
+		ws, err = h.cfg.Authenticate(ctx, req, body)
+	} else {
+		err = h.authenticate(req, body)
+	}
+	if err != nil {
 		return Accepted{}, err
 	}
 	r, err := parse(body)
@@ -111,12 +122,11 @@ func (h *Handler) accept(ctx context.Context, req *events.APIGatewayV2HTTPReques
 	}
 
 	now := h.now().UTC()
-	ws := h.cfg.Workspace
 	m := queue.Inbound{
 		Version:     queue.InboundVersion,
 		WorkspaceID: ws,
 		ThreadID:    ThreadID(ws, r.Channel, r.ExternalID),
-		Source:      "generic",
+		Source:      cmp.Or(h.cfg.Source, "generic"),
 		Channel:     r.Channel,
 		ExternalID:  r.ExternalID,
 		Text:        r.Text,
@@ -127,7 +137,11 @@ func (h *Handler) accept(ctx context.Context, req *events.APIGatewayV2HTTPReques
 	if key != "" {
 		// The same key always yields the same ids: a retried post returns the first post's ids,
 		// SQS drops the duplicate within its window and the worker's conditional writes after it.
-		m.MessageID, m.RunID = ids.Derive("msg", ws, key), ids.Derive("run", ws, key)
+		parts := []string{ws, key}
+		if m.Source != "generic" {
+			parts = []string{ws, m.Source, key} // another route's key never collides with this one's
+		}
+		m.MessageID, m.RunID = ids.Derive("msg", parts...), ids.Derive("run", parts...)
 	} else {
 		m.MessageID, m.RunID = ids.New("msg", now), ids.New("run", now)
 	}

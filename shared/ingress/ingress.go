@@ -39,14 +39,15 @@ type Input struct {
 
 // Event is a normalized inbound webhook.
 type Event struct {
-	Source           string          `json:"source"`            // query source, default "generic"
-	SourceKind       string          `json:"source_kind"`       // "webhook." + Source
-	EventType        string          `json:"event_type"`        // as sent, trimmed
-	EventTypeSlug    string          `json:"event_type_slug"`   // Slug(EventType)
-	Role             string          `json:"role"`              // "webhook." + Source + "." + EventTypeSlug
-	DedupeKey        string          `json:"dedupe_key"`        // "" means do not dedupe
-	SourceIdentifier string          `json:"source_identifier"` // never ""
-	Payload          json.RawMessage `json:"payload"`           // Input.Body itself (not a copy), byte for byte
+	Source           string          `json:"source"`                // query source, default "generic"
+	SourceKind       string          `json:"source_kind"`           // "webhook." + Source
+	EventType        string          `json:"event_type"`            // as sent, trimmed
+	EventTypeSlug    string          `json:"event_type_slug"`       // Slug(EventType)
+	Role             string          `json:"role"`                  // "webhook." + Source + "." + EventTypeSlug
+	DedupeKey        string          `json:"dedupe_key"`            // "" means do not dedupe
+	DeliveryID       string          `json:"delivery_id,omitempty"` // the provider's own id (header or payload), for replay protection
+	SourceIdentifier string          `json:"source_identifier"`     // never ""
+	Payload          json.RawMessage `json:"payload"`               // Input.Body itself (not a copy), byte for byte
 }
 
 // Normalize derives an Event from a verified generic webhook:
@@ -108,6 +109,15 @@ func Normalize(in Input) (Event, error) {
 	if err := dedupe.check("dedupe_key", MaxKey); err != nil {
 		return Event{}, err
 	}
+	// The provider's own id, when its scheme defines one, is what replay protection keys on: the
+	// headers above are not signed, so they must not let a captured delivery count as new.
+	delivery := value{strings.TrimSpace(in.ProviderDeliveryID), "the provider's delivery id header", ""}
+	if delivery.s == "" && in.PayloadIDField != "" {
+		delivery = value{idText(f.deliveryID), "payload field", in.PayloadIDField}
+	}
+	if delivery.check("delivery id", MaxKey) != nil {
+		delivery.s = "" // unusable: the dedupe key alone protects against replays
+	}
 
 	sid := value{in.query("source_identifier"), "query parameter source_identifier", ""}
 	if sid.s == "" {
@@ -132,6 +142,7 @@ func Normalize(in Input) (Event, error) {
 		EventTypeSlug:    slug,
 		Role:             role,
 		DedupeKey:        dedupe.s,
+		DeliveryID:       delivery.s,
 		SourceIdentifier: sid.s,
 		Payload:          json.RawMessage(in.Body),
 	}, nil

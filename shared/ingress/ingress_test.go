@@ -33,6 +33,7 @@ func (r req) input() Input {
 // from source and typ.
 type want struct {
 	source, typ, slug, dedupe, sid string
+	delivery                       string // the provider's id: "" unless the request carries one
 }
 
 func checkEvent(t *testing.T, got Event, body []byte, w want) {
@@ -42,7 +43,7 @@ func checkEvent(t *testing.T, got Event, body []byte, w want) {
 	}
 	wantEv := Event{
 		Source: w.source, SourceKind: "webhook." + w.source, EventType: w.typ, EventTypeSlug: w.slug,
-		Role: "webhook." + w.source + "." + w.slug, DedupeKey: w.dedupe, SourceIdentifier: w.sid,
+		Role: "webhook." + w.source + "." + w.slug, DedupeKey: w.dedupe, DeliveryID: w.delivery, SourceIdentifier: w.sid,
 	}
 	if gotEv := got; !reflect.DeepEqual(gotEv.withoutPayload(), wantEv) {
 		t.Errorf("got  %+v\nwant %+v", gotEv.withoutPayload(), wantEv)
@@ -127,23 +128,23 @@ func TestNormalize(t *testing.T) {
 		{"query dedupe_key first", req{
 			query:  map[string]string{"dedupe_key": " q "},
 			header: map[string]string{"x-webhook-id": "wh", "x-request-id": "rq"}, provider: "pv", idField: "id", body: `{"id":"pl"}`},
-			want{typ: "received", slug: "received", dedupe: "q", sid: "q"}},
+			want{typ: "received", slug: "received", dedupe: "q", sid: "q", delivery: "pv"}},
 		{"x-webhook-id second", req{
 			query:  map[string]string{"dedupe_key": " "},
 			header: map[string]string{"x-webhook-id": " wh ", "x-request-id": "rq"}, provider: "pv", idField: "id", body: `{"id":"pl"}`},
-			want{typ: "received", slug: "received", dedupe: "wh", sid: "wh"}},
+			want{typ: "received", slug: "received", dedupe: "wh", sid: "wh", delivery: "pv"}},
 		{"x-request-id third", req{
 			header: map[string]string{"x-webhook-id": "", "x-request-id": "rq"}, provider: "pv", idField: "id", body: `{"id":"pl"}`},
-			want{typ: "received", slug: "received", dedupe: "rq", sid: "rq"}},
+			want{typ: "received", slug: "received", dedupe: "rq", sid: "rq", delivery: "pv"}},
 		{"provider delivery id fourth", req{
 			header: map[string]string{"x-request-id": "\t"}, provider: " pv ", idField: "id", body: `{"id":"pl"}`},
-			want{typ: "received", slug: "received", dedupe: "pv", sid: "pv"}},
+			want{typ: "received", slug: "received", dedupe: "pv", sid: "pv", delivery: "pv"}},
 		{"payload id field fifth", req{idField: "event_id", body: `{"id":"other","event_id":"Ev1"}`},
-			want{typ: "received", slug: "received", dedupe: "Ev1", sid: "Ev1"}},
+			want{typ: "received", slug: "received", dedupe: "Ev1", sid: "Ev1", delivery: "Ev1"}},
 		{"payload id field as a number", req{idField: "update_id", body: `{"update_id":912345678}`},
-			want{typ: "received", slug: "received", dedupe: "912345678", sid: "912345678"}},
+			want{typ: "received", slug: "received", dedupe: "912345678", sid: "912345678", delivery: "912345678"}},
 		{"payload id field number literal kept", req{idField: "seq", body: `{"seq":-1.50e+3}`},
-			want{typ: "received", slug: "received", dedupe: "-1.50e+3", sid: "-1.50e+3"}},
+			want{typ: "received", slug: "received", dedupe: "-1.50e+3", sid: "-1.50e+3", delivery: "-1.50e+3"}},
 		{"payload id field not a string or number", req{idField: "event_id", body: `{"event_id":{"a":1}}`},
 			want{typ: "received", slug: "received", sid: "generic:ws_1"}},
 		{"payload id field null", req{idField: "event_id", body: `{"event_id":null}`},
@@ -194,19 +195,19 @@ func TestNormalizeProviders(t *testing.T) {
 		want want
 	}{
 		{"stripe.json", req{query: map[string]string{"source": "stripe"}, idField: "id"},
-			want{source: "stripe", typ: "invoice.paid", slug: "invoice_paid", dedupe: "evt_1PqXyZ2eZvKYlo2C8bD3fGhI", sid: "evt_1PqXyZ2eZvKYlo2C8bD3fGhI"}},
+			want{source: "stripe", typ: "invoice.paid", slug: "invoice_paid", dedupe: "evt_1PqXyZ2eZvKYlo2C8bD3fGhI", sid: "evt_1PqXyZ2eZvKYlo2C8bD3fGhI", delivery: "evt_1PqXyZ2eZvKYlo2C8bD3fGhI"}},
 		// The nested data.object.id and the line item's "type" are not top-level: not read.
 		{"stripe.json", req{query: map[string]string{"source": "stripe", "event_type": "billing"}},
 			want{source: "stripe", typ: "billing", slug: "billing", sid: "evt_1PqXyZ2eZvKYlo2C8bD3fGhI"}},
 		{"github.json", req{query: map[string]string{"source": "github"}, provider: "72d3162e-cc78-11e3-81ab-4c9367dc0958"},
-			want{source: "github", typ: "opened", slug: "opened", dedupe: "72d3162e-cc78-11e3-81ab-4c9367dc0958", sid: "72d3162e-cc78-11e3-81ab-4c9367dc0958"}},
+			want{source: "github", typ: "opened", slug: "opened", dedupe: "72d3162e-cc78-11e3-81ab-4c9367dc0958", sid: "72d3162e-cc78-11e3-81ab-4c9367dc0958", delivery: "72d3162e-cc78-11e3-81ab-4c9367dc0958"}},
 		{"github.json", req{query: map[string]string{"source": "github", "event_type": "pull_request.opened"}},
 			want{source: "github", typ: "pull_request.opened", slug: "pull_request_opened", sid: "github:ws_1"}},
 		// Slack: "event" is an object, so the top-level "type" names the event.
 		{"slack.json", req{query: map[string]string{"source": "slack"}, idField: "event_id"},
-			want{source: "slack", typ: "event_callback", slug: "event_callback", dedupe: "Ev0LAN670R", sid: "Ev0LAN670R"}},
+			want{source: "slack", typ: "event_callback", slug: "event_callback", dedupe: "Ev0LAN670R", sid: "Ev0LAN670R", delivery: "Ev0LAN670R"}},
 		{"telegram.json", req{query: map[string]string{"source": "telegram"}, idField: "update_id"},
-			want{source: "telegram", typ: "received", slug: "received", dedupe: "912345678", sid: "912345678"}},
+			want{source: "telegram", typ: "received", slug: "received", dedupe: "912345678", sid: "912345678", delivery: "912345678"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {

@@ -33,6 +33,8 @@ type Inbound struct {
 	Data        json.RawMessage `json:"data,omitempty"`
 	ReceivedAt  time.Time       `json:"received_at"`
 
+	// Agent names the agent of the run when a route chose one; empty means the workspace's.
+	Agent string `json:"agent,omitempty"`
 	// Group is the FIFO message group of a message without a thread (an event that starts no run,
 	// a binding report); messages with a thread are grouped by it.
 	Group string `json:"group,omitempty"`
@@ -47,9 +49,9 @@ type Inbound struct {
 // Event is an event an inbound door asks the worker to record. Its id derives from Subject and
 // Type (a delivery id, a dedupe key), so recording it again appends nothing.
 type Event struct {
-	Subject string          `json:"subject"`
-	Type    string          `json:"type"`
-	Data    json.RawMessage `json:"data"`
+	Subject string `json:"subject"`
+	Type    string `json:"type"`
+	Data    string `json:"data"` // JSON text, carried as a string so that it stays byte for byte
 }
 
 // Binding is a connector's report on one of a channel's bindings.

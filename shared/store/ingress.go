@@ -18,10 +18,17 @@ func dedupeKey(ws, scope, k string) map[string]types.AttributeValue {
 	return key("WS#"+ws+"#DEDUPE#"+scope+"#"+k, "DEDUPE")
 }
 
-// ClaimDedupe records that key was seen in scope (a source) for window. It returns true when this
-// call is the first within the window, and otherwise false with the time the key was first seen.
-// Concurrent claims of one key: exactly one wins.
-func (st *Store) ClaimDedupe(ctx context.Context, ws, scope, k string, window time.Duration) (bool, time.Time, error) {
+// DedupeClaim is what ClaimDedupe found.
+type DedupeClaim struct {
+	Won     bool      // this call is the first within the window
+	FirstAt time.Time // when the key was first claimed
+	Queued  bool      // the claimant reported its message queued (MarkDedupeQueued)
+}
+
+// ClaimDedupe records that key was seen in scope (a source) for window. Concurrent claims of one
+// key: exactly one wins; the others learn when it was first seen and whether its message is known
+// to be queued, so that they can queue it themselves when the claimant may have died.
+func (st *Store) ClaimDedupe(ctx context.Context, ws, scope, k string, window time.Duration) (DedupeClaim, error) {
 	now := st.now().UTC()
 	item := dedupeKey(ws, scope, k)
 	item["first_at"] = ts(now)
@@ -35,12 +42,28 @@ func (st *Store) ClaimDedupe(ctx context.Context, ws, scope, k string, window ti
 	})
 	var cf *types.ConditionalCheckFailedException
 	if errors.As(err, &cf) {
-		return false, tm(cf.Item, "first_at"), nil
+		q, _ := cf.Item["queued"].(*types.AttributeValueMemberBOOL)
+		return DedupeClaim{FirstAt: tm(cf.Item, "first_at"), Queued: q != nil && q.Value}, nil
 	}
 	if err != nil {
-		return false, time.Time{}, fmt.Errorf("claim dedupe key: %w", err)
+		return DedupeClaim{}, fmt.Errorf("claim dedupe key: %w", err)
 	}
-	return true, now, nil
+	return DedupeClaim{Won: true, FirstAt: now}, nil
+}
+
+// MarkDedupeQueued records that the message of a claimed key is on the queue.
+func (st *Store) MarkDedupeQueued(ctx context.Context, ws, scope, k string) error {
+	_, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: &st.table, Key: dedupeKey(ws, scope, k),
+		UpdateExpression:          aws.String("SET queued = :t"),
+		ConditionExpression:       aws.String("attribute_exists(pk)"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":t": &types.AttributeValueMemberBOOL{Value: true}},
+	})
+	var cf *types.ConditionalCheckFailedException
+	if err != nil && !errors.As(err, &cf) { // released meanwhile: nothing to mark
+		return fmt.Errorf("mark dedupe key queued: %w", err)
+	}
+	return nil
 }
 
 // ReleaseDedupe forgets a claimed key, so that the sender's retry is processed (the claimant

@@ -64,11 +64,11 @@ func TestDedupeClaimOnceWithinTheWindow(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 20 {
 		wg.Go(func() {
-			ok, _, err := st.ClaimDedupe(ctx, "ws", "stripe", "evt_1", time.Hour)
+			c, err := st.ClaimDedupe(ctx, "ws", "stripe", "evt_1", time.Hour)
 			if err != nil {
 				t.Error(err)
 			}
-			if ok {
+			if c.Won {
 				wins.Add(1)
 			}
 		})
@@ -77,20 +77,26 @@ func TestDedupeClaimOnceWithinTheWindow(t *testing.T) {
 	if wins.Load() != 1 {
 		t.Fatalf("%d of 20 concurrent claims won, want 1", wins.Load())
 	}
-	if ok, first, _ := st.ClaimDedupe(ctx, "ws", "stripe", "evt_1", time.Hour); ok || time.Since(first) > time.Minute {
-		t.Fatalf("later claim won=%v first=%v", ok, first)
+	if c, _ := st.ClaimDedupe(ctx, "ws", "stripe", "evt_1", time.Hour); c.Won || c.Queued || time.Since(c.FirstAt) > time.Minute {
+		t.Fatalf("later claim = %+v", c)
 	}
-	if ok, _, _ := st.ClaimDedupe(ctx, "ws", "github", "evt_1", time.Hour); !ok {
+	if err := st.MarkDedupeQueued(ctx, "ws", "stripe", "evt_1"); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := st.ClaimDedupe(ctx, "ws", "stripe", "evt_1", time.Hour); c.Won || !c.Queued {
+		t.Fatalf("claim after the claimant queued = %+v", c)
+	}
+	if c, _ := st.ClaimDedupe(ctx, "ws", "github", "evt_1", time.Hour); !c.Won {
 		t.Fatal("the same key of another source was taken as a duplicate")
 	}
 	if err := st.ReleaseDedupe(ctx, "ws", "stripe", "evt_1"); err != nil {
 		t.Fatal(err)
 	}
-	if ok, _, _ := st.ClaimDedupe(ctx, "ws", "stripe", "evt_1", 10*time.Millisecond); !ok {
+	if c, _ := st.ClaimDedupe(ctx, "ws", "stripe", "evt_1", 10*time.Millisecond); !c.Won || c.Queued {
 		t.Fatal("a released key was taken as a duplicate")
 	}
 	time.Sleep(20 * time.Millisecond)
-	if ok, _, _ := st.ClaimDedupe(ctx, "ws", "stripe", "evt_1", time.Hour); !ok {
+	if c, _ := st.ClaimDedupe(ctx, "ws", "stripe", "evt_1", time.Hour); !c.Won {
 		t.Fatal("a key past its window was taken as a duplicate")
 	}
 }

@@ -110,10 +110,10 @@ func (h *Handler) process(ctx context.Context, rec events.SQSMessage) error {
 	case m.Binding != nil:
 		return h.binding(ctx, &m)
 	case m.Event != nil:
-		if m.Event.Subject == "" || m.Event.Type == "" || !json.Valid(m.Event.Data) {
+		if m.Event.Subject == "" || m.Event.Type == "" || !json.Valid([]byte(m.Event.Data)) {
 			return fmt.Errorf("inbound event %q/%q is not processable", m.Event.Subject, m.Event.Type)
 		}
-		first = append(first, newEvent(m.Event.Subject, m.Event.Type, m.Event.Data))
+		first = append(first, newEvent(m.Event.Subject, m.Event.Type, verbatim(m.Event.Data)))
 		if m.RunID == "" {
 			return h.append(ctx, m.WorkspaceID, first...) // an event that starts no run
 		}
@@ -158,14 +158,31 @@ func (h *Handler) process(ctx context.Context, rec events.SQSMessage) error {
 
 func (h *Handler) runAgent(ctx context.Context, m *queue.Inbound, run store.Run) (store.Run, error) {
 	begin := time.Now()
-	reply, aerr := h.agent.Respond(ctx, agent.Request{
+	a := h.agent
+	if m.Agent != "" {
+		// A role route named the agent. An unknown name fails the run (recorded), not the message.
+		named, err := agent.New(m.Agent)
+		if err != nil {
+			return h.finish(ctx, m, run, store.RunFailed, nil, err.Error(), begin)
+		}
+		a = named
+	}
+	data := m.Data
+	if len(data) == 0 && m.Event != nil {
+		data = json.RawMessage(m.Event.Data) // a run started by an event takes the event as its input data
+	}
+	reply, aerr := a.Respond(ctx, agent.Request{
 		RunID: m.RunID, WorkspaceID: m.WorkspaceID, ThreadID: m.ThreadID, Channel: m.Channel,
-		ExternalID: m.ExternalID, User: m.User, Text: m.Text, Data: m.Data,
+		ExternalID: m.ExternalID, User: m.User, Text: m.Text, Data: data,
 	})
 	status, result, msg := store.RunCompleted, &store.Result{Text: reply.Text}, ""
 	if aerr != nil {
 		status, result, msg = store.RunFailed, nil, "agent failed: "+aerr.Error()
 	}
+	return h.finish(ctx, m, run, status, result, msg, begin)
+}
+
+func (h *Handler) finish(ctx context.Context, m *queue.Inbound, run store.Run, status string, result *store.Result, msg string, begin time.Time) (store.Run, error) {
 	finished, err := h.store.FinishRun(ctx, m.WorkspaceID, m.RunID, status, result, msg)
 	if err != nil {
 		// Another delivery of the same message may have finished it first.
@@ -198,8 +215,11 @@ func (h *Handler) recordFinished(ctx context.Context, run store.Run) error {
 // nothing new.
 type event struct {
 	subject, typ string
-	data         any // encoded with encoding/json; json.RawMessage as is
+	data         any // encoded with encoding/json, except verbatim
 }
+
+// verbatim is event data kept byte for byte (encoding/json would compact a json.RawMessage).
+type verbatim string
 
 func newEvent(subject, typ string, data any) event { return event{subject, typ, data} }
 
@@ -220,7 +240,7 @@ func (h *Handler) binding(ctx context.Context, m *queue.Inbound) error {
 func (h *Handler) append(ctx context.Context, ws string, evs ...event) error {
 	out := make([]store.Event, len(evs))
 	for i, e := range evs {
-		b, err := json.Marshal(e.data)
+		b, err := encode(e.data)
 		if err != nil {
 			return fmt.Errorf("encode %s event: %w", e.typ, err)
 		}
@@ -228,4 +248,11 @@ func (h *Handler) append(ctx context.Context, ws string, evs ...event) error {
 	}
 	_, err := h.log.AppendEvents(ctx, out)
 	return err
+}
+
+func encode(data any) ([]byte, error) {
+	if v, ok := data.(verbatim); ok {
+		return []byte(v), nil
+	}
+	return json.Marshal(data)
 }

@@ -22,8 +22,8 @@ import (
 // memStore is a small fake for the batch logic; the real store path runs in the store and
 // local-stack integration tests on DynamoDB Local.
 type memStore struct {
-	mu     sync.Mutex
-	runs   map[string]store.Run
+	mu       sync.Mutex
+	runs     map[string]store.Run
 	events   []store.Event
 	bindings []store.BindingStatus
 	failOn   string // CreateRun fails for this run id
@@ -174,9 +174,9 @@ func inboundRecord(id string, m queue.Inbound) events.SQSMessage {
 // first in the log, before the message and run it starts; a binding report is stored and logged.
 func TestEventsRunsAndBindings(t *testing.T) {
 	st := &memStore{runs: map[string]store.Run{}}
-	only := queue.Inbound{MessageID: "m1", Group: "g", Event: &queue.Event{Subject: "dk1", Type: "webhook.stripe.charge_succeeded", Data: json.RawMessage(`{"payload":{"id":"evt_1"}}`)}}
+	only := queue.Inbound{MessageID: "m1", Group: "g", Event: &queue.Event{Subject: "dk1", Type: "webhook.stripe.charge_succeeded", Data: `{"payload":{"id":"evt_1"}}`}}
 	routed := queue.Inbound{MessageID: "m2", ThreadID: "t2", RunID: "r2", Channel: "webhook.stripe", ExternalID: "dk2", Text: "webhook.stripe.charge_succeeded",
-		Event: &queue.Event{Subject: "dk2", Type: "webhook.stripe.charge_succeeded", Data: json.RawMessage(`{}`)}}
+		Event: &queue.Event{Subject: "dk2", Type: "webhook.stripe.charge_succeeded", Data: `{}`}}
 	bind := queue.Inbound{MessageID: "m3", Group: "b", Binding: &queue.Binding{Channel: "slack", BindingID: "b1", Status: "connected", ReportedAt: time.Now()}}
 	if failed := handle(t, st, events.SQSEvent{Records: []events.SQSMessage{
 		inboundRecord("1", only), inboundRecord("2", only), inboundRecord("3", routed), inboundRecord("4", bind),
@@ -198,7 +198,7 @@ func TestEventsRunsAndBindings(t *testing.T) {
 	if len(st.bindings) != 1 || st.bindings[0].Status != "connected" {
 		t.Fatalf("bindings = %+v", st.bindings)
 	}
-	bad := queue.Inbound{MessageID: "m5", Group: "g", Event: &queue.Event{Subject: "x", Type: "t", Data: json.RawMessage(`{`)}}
+	bad := queue.Inbound{MessageID: "m5", Group: "g", Event: &queue.Event{Subject: "x", Type: "t", Data: `{`}}
 	if failed := handle(t, st, events.SQSEvent{Records: []events.SQSMessage{inboundRecord("5", bad)}}); !slices.Equal(failed, []string{"5"}) {
 		t.Fatalf("an event with invalid data was not reported: %v", failed)
 	}

@@ -1,0 +1,86 @@
+package doors
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestFromEnv(t *testing.T) {
+	valid := map[string]string{
+		"HOOKGATE_TABLE":             "hookgate-Table",
+		"HOOKGATE_INBOUND_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/000000000000/InboundQueue.fifo",
+		"HOOKGATE_DEFAULT_WORKSPACE": "default",
+		// An emulator endpoint: the SDK configuration loads without AWS credentials.
+		"HOOKGATE_DYNAMODB_ENDPOINT": "http://127.0.0.1:8000",
+	}
+	with := func(changes map[string]string) func(string) string {
+		env := map[string]string{}
+		for k, v := range valid {
+			env[k] = v
+		}
+		for k, v := range changes {
+			env[k] = v
+		}
+		return func(k string) string { return env[k] }
+	}
+	log := slog.New(slog.DiscardHandler)
+
+	errCases := []struct {
+		name string
+		env  map[string]string
+		want []string // every problem the error must name
+	}{
+		{"nothing set", map[string]string{"HOOKGATE_TABLE": "", "HOOKGATE_INBOUND_QUEUE_URL": "", "HOOKGATE_DEFAULT_WORKSPACE": ""},
+			[]string{"HOOKGATE_TABLE is required", "HOOKGATE_INBOUND_QUEUE_URL is required", "HOOKGATE_DEFAULT_WORKSPACE is required"}},
+		{"blank", map[string]string{"HOOKGATE_TABLE": "  "}, []string{"HOOKGATE_TABLE is required"}},
+		{"one missing", map[string]string{"HOOKGATE_INBOUND_QUEUE_URL": ""}, []string{"HOOKGATE_INBOUND_QUEUE_URL is required"}},
+		{"missing and malformed together", map[string]string{
+			"HOOKGATE_TABLE": "", "HOOKGATE_DEFAULT_WORKSPACE": "",
+			"HOOKGATE_MAX_BODY_BYTES": "1MB", "HOOKGATE_DEDUPE_WINDOW_HOURS": "0", "HOOKGATE_SOURCE_CACHE_SECONDS": "301",
+		}, []string{
+			"HOOKGATE_TABLE is required", "HOOKGATE_DEFAULT_WORKSPACE is required", "HOOKGATE_MAX_BODY_BYTES must be",
+			"HOOKGATE_DEDUPE_WINDOW_HOURS must be", "HOOKGATE_SOURCE_CACHE_SECONDS must be",
+		}},
+	}
+	for _, c := range errCases {
+		t.Run(c.name, func(t *testing.T) {
+			d, err := FromEnv(context.Background(), with(c.env), log)
+			if err == nil {
+				t.Fatalf("FromEnv = %v, nil; want an error naming %q", d, c.want)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+			if n := strings.Count(err.Error(), "\n") + 1; n != len(c.want) {
+				t.Errorf("error %q has %d problems, want %d", err, n, len(c.want))
+			}
+		})
+	}
+
+	okCases := []struct {
+		name   string
+		env    map[string]string
+		body   int
+		window time.Duration
+	}{
+		{"defaults", nil, MaxStoredBody, DefaultDedupeWindow},
+		{"template defaults", map[string]string{"HOOKGATE_MAX_BODY_BYTES": "1000000", "HOOKGATE_DEDUPE_WINDOW_HOURS": "72"}, MaxStoredBody, 72 * time.Hour},
+		{"smaller", map[string]string{"HOOKGATE_MAX_BODY_BYTES": "4096", "HOOKGATE_DEDUPE_WINDOW_HOURS": "1", "HOOKGATE_SOURCE_CACHE_SECONDS": "0"}, 4096, time.Hour},
+	}
+	for _, c := range okCases {
+		t.Run(c.name, func(t *testing.T) {
+			d, err := FromEnv(context.Background(), with(c.env), log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.cfg.DefaultWorkspace != "default" || d.cfg.MaxBodyBytes != c.body || d.cfg.DedupeWindow != c.window {
+				t.Fatalf("config %+v, want body %d and window %s", d.cfg, c.body, c.window)
+			}
+		})
+	}
+}

@@ -1,0 +1,159 @@
+// Package doors serves the inbound routes third parties call as they are: SaaS webhooks
+// (POST /v1/webhooks/generic/{workspace_id}), Telegram updates (POST /v1/inbound/telegram) and
+// connector binding reports (POST /v1/inbound/binding/status). Each checks the body's size,
+// verifies the sender against the workspace's source over the raw bytes, deduplicates by the
+// provider's delivery id and queues the message for the worker: a 2xx means it is queued.
+package doors
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/hookgate/hookgate/shared/apierr"
+	"github.com/hookgate/hookgate/shared/apigw"
+	"github.com/hookgate/hookgate/shared/queue"
+	"github.com/hookgate/hookgate/shared/sources"
+	"github.com/hookgate/hookgate/shared/store"
+	"github.com/hookgate/hookgate/shared/verify"
+)
+
+// Store is the part of the store the doors use.
+type Store interface {
+	RoleRoutes(ctx context.Context, ws string) ([]store.RoleRoute, error)
+	ClaimDedupe(ctx context.Context, ws, scope, key string, window time.Duration) (store.DedupeClaim, error)
+	MarkDedupeQueued(ctx context.Context, ws, scope, key string) error
+	ReleaseDedupe(ctx context.Context, ws, scope, key string) error
+}
+
+// Queue takes accepted messages.
+type Queue interface {
+	SendInbound(ctx context.Context, m *queue.Inbound) error
+}
+
+// Config is the doors' configuration.
+type Config struct {
+	DefaultWorkspace string
+	MaxBodyBytes     int
+	DedupeWindow     time.Duration // how long a delivery id is remembered (default 72 h)
+}
+
+// DefaultDedupeWindow outlasts Stripe's retries (3 days) and Standard Webhooks senders' schedules.
+const DefaultDedupeWindow = 72 * time.Hour
+
+// Doors holds what every door needs.
+type Doors struct {
+	cfg     Config
+	sources *sources.Resolver
+	store   Store
+	queue   Queue
+	log     *slog.Logger
+	now     func() time.Time
+}
+
+// New returns the doors.
+func New(cfg Config, src *sources.Resolver, st Store, q Queue, log *slog.Logger, now func() time.Time) *Doors {
+	if cfg.DedupeWindow <= 0 {
+		cfg.DedupeWindow = DefaultDedupeWindow
+	}
+	return &Doors{cfg: cfg, sources: src, store: st, queue: q, log: log, now: now}
+}
+
+// Accepted is the body of a door's 2xx: false for a duplicate, acknowledged and not processed.
+type Accepted struct {
+	Accepted bool   `json:"accepted"`
+	Role     string `json:"role,omitempty"`
+	ThreadID string `json:"thread_id,omitempty"`
+	RunID    string `json:"run_id,omitempty"`
+	// Challenge answers Slack's url_verification (with 200, as Slack requires).
+	Challenge string `json:"challenge,omitempty"`
+}
+
+// serve runs a door and turns its outcome into a response.
+func (d *Doors) serve(ctx context.Context, door string, req *events.APIGatewayV2HTTPRequest, accept func(context.Context, *events.APIGatewayV2HTTPRequest) (Accepted, error)) (events.APIGatewayV2HTTPResponse, error) {
+	acc, err := accept(ctx, req)
+	if err != nil {
+		return apigw.Error(ctx, d.log, err), nil
+	}
+	if !acc.Accepted || acc.Challenge != "" {
+		d.log.InfoContext(ctx, "acknowledged without queueing", "door", door, "duplicate", !acc.Accepted)
+		return apigw.JSON(http.StatusOK, acc), nil
+	}
+	d.log.InfoContext(ctx, "inbound accepted", "door", door, "role", acc.Role, "run_id", acc.RunID)
+	return apigw.JSON(http.StatusAccepted, acc), nil
+}
+
+// verified reads the body (413 before anything else) and verifies it with the workspace's source.
+func (d *Doors) verified(ctx context.Context, req *events.APIGatewayV2HTTPRequest, ws, source string, as verify.Scheme) ([]byte, sources.Resolved, verify.Result, error) {
+	body, err := apigw.Body(req, d.cfg.MaxBodyBytes)
+	if err != nil {
+		return nil, sources.Resolved{}, verify.Result{}, err
+	}
+	src, res, err := d.check(ctx, req, ws, source, as, body)
+	return body, src, res, err
+}
+
+// check verifies body with the workspace's source (checked as scheme as, when set).
+func (d *Doors) check(ctx context.Context, req *events.APIGatewayV2HTTPRequest, ws, source string, as verify.Scheme, body []byte) (sources.Resolved, verify.Result, error) {
+	src, err := d.sources.Get(ctx, ws, source, as)
+	if err != nil {
+		return src, verify.Result{}, err
+	}
+	res, err := src.Verifier.Verify(func(name string) string { return apigw.Header(req, name) }, body, d.now())
+	if err != nil {
+		// The reason class (never a secret or a MAC) goes to the log; the caller learns nothing more.
+		d.log.InfoContext(ctx, "signature check failed", "workspace_id", ws, "source", source, "reason", err.Error())
+		return src, res, apierr.New(apierr.Unauthorized, "invalid signature")
+	}
+	return src, res, nil
+}
+
+// claim reports whether key is new in scope, and whether this request must queue its message. A
+// key seen before is a duplicate, but its message is queued again when the first request may not
+// have queued it (it has not said so: it may have died between claim and send) or so recently
+// that it may still be on its way; SQS's deduplication (five minutes) and the worker's derived ids
+// drop the copy.
+func (d *Doors) claim(ctx context.Context, ws, scope, key string) (first, resend bool, err error) {
+	if key == "" {
+		return true, true, nil
+	}
+	c, err := d.store.ClaimDedupe(ctx, ws, scope, key, d.cfg.DedupeWindow)
+	if err != nil {
+		return false, false, apierr.Wrap(apierr.Unavailable, err, "the message could not be recorded; retry later")
+	}
+	return c.Won, c.Won || !c.Queued || d.now().Sub(c.FirstAt) < sqsDedupeWindow, nil
+}
+
+// sqsDedupeWindow is how long SQS FIFO drops a message with a deduplication id it has seen.
+const sqsDedupeWindow = 4 * time.Minute // five minutes, less a margin
+
+// send queues m and records that the key's message is queued. When the queue refuses and this
+// call claimed the key, the claim is released so that the sender's retry is processed.
+func (d *Doors) send(ctx context.Context, m *queue.Inbound, ws, scope, key string, claimed bool) error {
+	if err := d.queue.SendInbound(ctx, m); err != nil {
+		if claimed && key != "" {
+			if rerr := d.store.ReleaseDedupe(ctx, ws, scope, key); rerr != nil {
+				d.log.ErrorContext(ctx, "dedupe key not released after a failed send; a later copy will queue it", "err", rerr)
+			}
+		}
+		return apierr.Wrap(apierr.Unavailable, err, "the message could not be queued; retry later")
+	}
+	if key != "" {
+		if err := d.store.MarkDedupeQueued(ctx, ws, scope, key); err != nil {
+			// Queued all the same: a later copy only queues it again, and that is dropped.
+			d.log.WarnContext(ctx, "dedupe key not marked queued", "err", err)
+		}
+	}
+	return nil
+}
+
+// workspace is the workspace_id query parameter, or the default workspace.
+func (d *Doors) workspace(req *events.APIGatewayV2HTTPRequest) string {
+	if ws := req.QueryStringParameters["workspace_id"]; ws != "" {
+		return ws
+	}
+	return d.cfg.DefaultWorkspace
+}
