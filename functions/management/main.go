@@ -1,5 +1,6 @@
-// Command management is the Lambda behind the management API: API keys (/v1/api-keys) and
-// outbound webhook subscriptions (/v1/webhooks).
+// Command management is the Lambda behind the management API: API keys (/v1/api-keys), outbound
+// webhook subscriptions and their deliveries (/v1/webhooks, /v1/deliveries), inbound sources
+// (/v1/sources), role routes (/v1/routes) and channel binding status (/v1/bindings).
 package main
 
 import (
@@ -46,5 +47,5 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 	}
 	st := store.New(aws.DynamoDB(), table, time.Now)
 	q := queue.NewDeliverySender(aws.SQS(), queueURL)
-	return manage.New(cfg, st, time.Now, log).WithDeliveries(st, q).Handle, nil
+	return manage.New(cfg, st, time.Now, log).WithDeliveries(st, q).WithIngress(st).Handle, nil
 }

@@ -1,6 +1,10 @@
 package manage
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/hookgate/hookgate/shared/ingress"
+)
 
 // Event types Hookgate emits by name. Inbound webhooks add webhook.<source>.<type> for each
 // source and type they see.
@@ -39,7 +43,7 @@ func knownEventType(t string) bool {
 
 func eventFamily(f string) bool {
 	switch f {
-	case "message", "run", "binding", "delivery", "subscription", "webhook":
+	case "message", "run", "binding", "delivery", "subscription", "webhook", "telegram":
 		return true
 	}
 	return false
@@ -61,26 +65,22 @@ func segment(s string) bool {
 	return true
 }
 
-// ValidPattern reports whether p may be used in a subscription's event filter: a known event
-// type, webhook.<source>.<type>, "*", <family>.* (family: message, run, binding, delivery,
-// subscription, webhook) or webhook.<source>.*. Sources and types are [a-z0-9_]+.
+// ValidPattern reports whether p may be used in a subscription's event filter: "*", a known event
+// type, <family>.* (family: message, run, binding, delivery, subscription, webhook, telegram), a
+// role pattern webhook.<source>.<type> or webhook.<source>.* (as role routes take them, see
+// ingress.ValidPattern), or telegram.<kind>.
 func ValidPattern(p string) bool {
 	if p == "*" || knownEventType(p) {
 		return true
 	}
-	if prefix, ok := strings.CutSuffix(p, ".*"); ok {
-		if eventFamily(prefix) {
-			return true
-		}
-		source, ok := strings.CutPrefix(prefix, "webhook.")
-		return ok && segment(source)
+	if prefix, ok := strings.CutSuffix(p, ".*"); ok && eventFamily(prefix) {
+		return true
 	}
-	rest, ok := strings.CutPrefix(p, "webhook.")
-	if !ok {
-		return false
+	if strings.HasPrefix(p, "webhook.") {
+		return ingress.ValidPattern(p)
 	}
-	source, typ, ok := strings.Cut(rest, ".")
-	return ok && segment(source) && segment(typ)
+	kind, ok := strings.CutPrefix(p, "telegram.")
+	return ok && segment(kind)
 }
 
 // MatchEvent reports whether an event filter selects eventType: a pattern equal to it, "*", or

@@ -54,7 +54,7 @@ func TestValidPattern(t *testing.T) {
 	valid := append(KnownEventTypes(),
 		"*", "message.*", "run.*", "binding.*", "delivery.*", "subscription.*", "webhook.*",
 		"webhook.stripe.*", "webhook.generic.received", "webhook.github.pull_request", "webhook.my_app2.order_created",
-		"webhook.test.*", "webhook."+strings.Repeat("a", 64)+".x",
+		"webhook.test.*", "webhook."+strings.Repeat("a", 64)+".x", "webhook.stripe-x.y", "telegram.*", "telegram.edited_message",
 	)
 	for _, p := range valid {
 		if !ValidPattern(p) {
@@ -64,7 +64,7 @@ func TestValidPattern(t *testing.T) {
 	invalid := []string{
 		"", "run", "run.", "run.unknown", "runs.*", "run*", "*.*", ".*", "**", "run.**", "run.*.*", "message.received ",
 		"Run.completed", "webhook", "webhook.", "webhook.stripe", "webhook.stripe.", "webhook..x", "webhook.Stripe.x",
-		"webhook.stripe.invoice.paid", "webhook.stripe-x.y", "webhook.stripe.x*", "webhook.*.paid", "webhook.stripe.*.x",
+		"webhook.stripe.invoice.paid", "webhook.stripe.x*", "telegram.Message", "telegram.", "webhook.*.paid", "webhook.stripe.*.x",
 		"webhook." + strings.Repeat("a", 65) + ".x", "foo.bar", "message.*x", "delivery.exhausted.*",
 	}
 	for _, p := range invalid {
