@@ -11,9 +11,13 @@ LOCAL_BIN  := .build/$(HOST_ARCH)
 
 # Every function of template.yaml, with its folder under functions/. The template test fails when a
 # function of the template has no build target here or no main package there.
-FUNCTIONS := InboundGenericFunction WorkerFunction AdapterFunction ManagementFunction FanoutFunction DeliveryFunction NotFoundFunction
+FUNCTIONS := InboundGenericFunction InboundWebhookFunction InboundTelegramFunction InboundBindingFunction IntegrationsTriggerFunction WorkerFunction AdapterFunction ManagementFunction FanoutFunction DeliveryFunction NotFoundFunction
 
 build-InboundGenericFunction: ; $(call bootstrap,inbound-generic)
+build-InboundWebhookFunction:  ; $(call bootstrap,inbound-webhook)
+build-InboundTelegramFunction: ; $(call bootstrap,inbound-telegram)
+build-InboundBindingFunction:  ; $(call bootstrap,inbound-binding)
+build-IntegrationsTriggerFunction: ; $(call bootstrap,integrations-trigger)
 build-WorkerFunction:         ; $(call bootstrap,worker)
 build-AdapterFunction:        ; $(call bootstrap,adapter)
 build-ManagementFunction:     ; $(call bootstrap,management)

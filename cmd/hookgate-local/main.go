@@ -100,6 +100,9 @@ func dev(ctx context.Context, args []string) error {
 			params[k] = "true"
 		}
 	}
+	if _, ok := params["TelegramSecretToken"]; !ok {
+		params["TelegramSecretToken"] = localmode.DevSecret("TelegramSecretToken") // empty on AWS: Telegram off
+	}
 	o.Root, o.Params = root, params
 	o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	if !*quiet {
@@ -138,12 +141,17 @@ Send a message:
 Then read the run it returns (thread_id, run_id):
   curl -s -H 'Authorization: Bearer %[6]s' %[1]s/webhook/default/threads/<thread_id>/runs/<run_id>
 
+Let a SaaS post signed webhooks (a source per sender; its secret is shown once):
+  curl -s %[1]s/v1/sources -H 'X-API-Key: %[7]s' -d '{"name":"github","scheme":"github"}'
+  # then point it at %[1]s/v1/webhooks/generic/default?source=github
+  # Telegram: %[1]s/v1/inbound/telegram with secret token %[8]s
+
 Subscribe a webhook endpoint to every event (the secret is shown once):
   curl -s %[1]s/v1/webhooks -H 'X-API-Key: %[7]s' \
     -d '{"url":"http://127.0.0.1:8080/hook","events":["*"]}'
 
 Ctrl-C stops everything.
-`, s.URL, s.DynamoEndpoint, s.Tables["Table"], s.SQSEndpoint, s.Params["InboundSecret"], s.Params["AdapterSecret"], s.Params["AdminApiKey"])
+`, s.URL, s.DynamoEndpoint, s.Tables["Table"], s.SQSEndpoint, s.Params["InboundSecret"], s.Params["AdapterSecret"], s.Params["AdminApiKey"], s.Params["TelegramSecretToken"])
 }
 
 func invoke(ctx context.Context, args []string) error {

@@ -71,6 +71,7 @@ func startStack(t *testing.T, name string, visibility time.Duration, params, fun
 	all := map[string]string{
 		"InboundSecret": inboundSecret, "AdapterSecret": adapterSecret, "AdminApiKey": adminKey,
 		"AllowHttpUrls": "true", "AllowPrivateDestinations": "true", "DeliverySchedule": "0s,1s,1s",
+		"TelegramSecretToken": telegramToken, "SourceCacheSeconds": "0",
 	}
 	for k, v := range params {
 		all[k] = v
