@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -12,6 +11,7 @@ import (
 	"github.com/hookgate/hookgate/shared/apierr"
 	"github.com/hookgate/hookgate/shared/apigw"
 	"github.com/hookgate/hookgate/shared/ids"
+	"github.com/hookgate/hookgate/shared/inbound"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/verify"
 )
@@ -63,7 +63,7 @@ func (d *Doors) binding(ctx context.Context, req *events.APIGatewayV2HTTPRequest
 		if f.value == "" {
 			return Accepted{}, apierr.New(apierr.Invalid, "%s is required", f.name)
 		}
-		if len(f.value) > f.max || !printable(f.value) {
+		if len(f.value) > f.max || !inbound.Printable(f.value) {
 			return Accepted{}, apierr.New(apierr.Invalid, "%s must be at most %d printable characters", f.name, f.max)
 		}
 	}
@@ -106,16 +106,4 @@ func (d *Doors) hookgateScheme(ctx context.Context, req *events.APIGatewayV2HTTP
 	default:
 		return verify.SharedSecret, nil
 	}
-}
-
-func printable(s string) bool {
-	if !utf8.ValidString(s) {
-		return false
-	}
-	for _, c := range s {
-		if !unicode.IsPrint(c) {
-			return false
-		}
-	}
-	return true
 }

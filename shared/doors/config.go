@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
+
 	"github.com/hookgate/hookgate/shared/awscfg"
 	"github.com/hookgate/hookgate/shared/envcfg"
 	"github.com/hookgate/hookgate/shared/queue"
@@ -16,6 +18,21 @@ import (
 // MaxStoredBody bounds a webhook body: the event that keeps it whole is one DynamoDB item
 // (400 KB at most, with room for its other attributes).
 const MaxStoredBody = 350_000
+
+// HandlerFunc is a door's Lambda handler.
+type HandlerFunc = func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error)
+
+// Function is what a door function's main passes to fnmain.Start: the doors from the environment,
+// serving the door pick chooses.
+func Function(pick func(*Doors) HandlerFunc) func(context.Context, func(string) string, *slog.Logger) (HandlerFunc, error) {
+	return func(ctx context.Context, getenv func(string) string, log *slog.Logger) (HandlerFunc, error) {
+		d, err := FromEnv(ctx, getenv, log)
+		if err != nil {
+			return nil, err
+		}
+		return pick(d), nil
+	}
+}
 
 // FromEnv builds the doors from the function's environment (every door function has the same):
 //

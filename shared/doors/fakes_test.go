@@ -231,7 +231,7 @@ func newHarness(t *testing.T, start time.Time) *harness {
 	return h
 }
 
-type handlerFunc = func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error)
+type handlerFunc = HandlerFunc
 
 // reply is a door's response.
 type reply struct {

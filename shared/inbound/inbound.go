@@ -187,17 +187,17 @@ func parse(body []byte) (request, error) {
 	switch {
 	case r.Channel == "":
 		return r, apierr.New(apierr.Invalid, "channel is required")
-	case len(r.Channel) > maxChannel || !printable(r.Channel):
+	case len(r.Channel) > maxChannel || !Printable(r.Channel):
 		return r, apierr.New(apierr.Invalid, "channel must be at most %d printable characters", maxChannel)
 	case r.ExternalID == "":
 		return r, apierr.New(apierr.Invalid, "external_id is required")
-	case len(r.ExternalID) > maxExternalID || !printable(r.ExternalID):
+	case len(r.ExternalID) > maxExternalID || !Printable(r.ExternalID):
 		return r, apierr.New(apierr.Invalid, "external_id must be at most %d printable characters", maxExternalID)
 	case strings.TrimSpace(r.Text) == "":
 		return r, apierr.New(apierr.Invalid, "text is required")
 	case len(r.Text)+len(r.Data) > maxStored:
 		return r, apierr.New(apierr.TooLarge, "text and data together must be at most %d bytes", maxStored)
-	case len(r.User) > maxUser || !printable(r.User):
+	case len(r.User) > maxUser || !Printable(r.User):
 		return r, apierr.New(apierr.Invalid, "user must be at most %d printable characters", maxUser)
 	}
 	if string(r.Data) == "null" {
@@ -209,7 +209,8 @@ func parse(body []byte) (request, error) {
 	return r, nil
 }
 
-func printable(s string) bool {
+// Printable reports whether s is valid UTF-8 with only printable characters (no controls).
+func Printable(s string) bool {
 	if !utf8.ValidString(s) {
 		return false
 	}
