@@ -172,10 +172,11 @@ func (h *Handler) runAgent(ctx context.Context, m *queue.Inbound, run store.Run)
 		data = json.RawMessage(m.Event.Data) // a run started by an event takes the event as its input data
 	}
 	reply, aerr := a.Respond(ctx, agent.Request{
-		RunID: m.RunID, WorkspaceID: m.WorkspaceID, ThreadID: m.ThreadID, Channel: m.Channel,
-		ExternalID: m.ExternalID, User: m.User, Text: m.Text, Data: data,
+		Kind: agent.KindUserSpeak, RunID: m.RunID, Text: m.Text, Data: data,
+		Session: agent.Session{ID: m.ThreadID, WorkspaceID: m.WorkspaceID, Channel: m.Channel,
+			ExternalID: m.ExternalID, User: m.User},
 	})
-	status, result, msg := store.RunCompleted, &store.Result{Text: reply.Text}, ""
+	status, result, msg := store.RunCompleted, &store.Result{Text: reply.Text()}, ""
 	if aerr != nil {
 		status, result, msg = store.RunFailed, nil, "agent failed: "+aerr.Error()
 	}
