@@ -33,7 +33,7 @@ func parseReply(body []byte) (Reply, error) {
 	if len(body) > MaxReplyBytes {
 		return Reply{}, permanent(fmt.Sprintf("agent reply exceeds %d KiB", MaxReplyBytes>>10))
 	}
-	body = bytes.TrimSpace(body)
+	body = bytes.Trim(body, " \t\r\n") // JSON white space
 	if len(body) == 0 {
 		return Reply{}, nil
 	}
