@@ -53,7 +53,7 @@ type Client struct {
 // Error is a failed send. Reason is safe to store and show: it never contains the token.
 type Error struct {
 	Retryable  bool          // 5xx, 429, timeouts and connection errors
-	Reason     string        //
+	Reason     string        // what failed, e.g. "telegram answered 403: Forbidden: bot was blocked by the user"
 	RetryAfter time.Duration // from a 429's parameters.retry_after (or Retry-After); 0 when absent
 }
 
