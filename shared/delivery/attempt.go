@@ -53,6 +53,7 @@ type Result struct {
 	ResponseSnippet string        // the first SnippetBytes of the body, as valid UTF-8
 	RetryAfter      time.Duration // from a 429 or 503 response; 0 when absent
 	Err             string        // "" on a response, else one of the Fail… categories
+	Permanent       bool          // the destination refused the message itself: no retry can help
 }
 
 // Success reports a 2xx response.

@@ -84,14 +84,40 @@ func NewSigner(secrets ...string) (*Signer, error) {
 	if len(secrets) == 0 {
 		return nil, ErrNoSecret
 	}
-	s := &Signer{secrets: append([]string(nil), secrets...), keys: make([][]byte, len(secrets))}
+	keys := make([][]byte, len(secrets))
 	for i, sec := range secrets {
 		key, ok := decodeSecret(sec)
 		if !ok {
 			return nil, fmt.Errorf("secret %d of %d: %w", i+1, len(secrets), ErrInvalidSecret)
 		}
-		s.keys[i] = key
+		keys[i] = key
 	}
+	return newSigner(secrets, keys), nil
+}
+
+// NewSharedSigner returns a Signer for shared secrets of any form, newest first: a whsec_ secret
+// keys Webhook-Signature as Standard Webhooks defines, any other secret with its own bytes. Both
+// ends already hold the secret (a webhook adapter's callbacks are signed with the adapter's).
+func NewSharedSigner(secrets ...string) (*Signer, error) {
+	if len(secrets) == 0 {
+		return nil, ErrNoSecret
+	}
+	keys := make([][]byte, len(secrets))
+	for i, sec := range secrets {
+		if sec == "" {
+			return nil, ErrNoSecret
+		}
+		key, ok := decodeSecret(sec)
+		if !ok {
+			key = []byte(sec)
+		}
+		keys[i] = key
+	}
+	return newSigner(secrets, keys), nil
+}
+
+func newSigner(secrets []string, keys [][]byte) *Signer {
+	s := &Signer{secrets: append([]string(nil), secrets...), keys: keys}
 	s.pool.New = func() any {
 		m := &macs{std: make([]hash.Hash, len(s.keys)), hex: make([]hash.Hash, len(s.keys))}
 		for i := range s.keys {
@@ -100,7 +126,7 @@ func NewSigner(secrets ...string) (*Signer, error) {
 		}
 		return m
 	}
-	return s, nil
+	return s
 }
 
 // String describes the Signer without its secrets, so printing or logging one leaks nothing.

@@ -44,6 +44,12 @@ type Inbound struct {
 	Event *Event `json:"event,omitempty"`
 	// Binding, when set, is a connector's status report: stored, and recorded as binding.status.
 	Binding *Binding `json:"binding,omitempty"`
+	// Stored means the run, its message and its thread are in the table already (a webhook adapter
+	// wrote them to hold an in-flight slot): the worker starts from the run.
+	Stored bool `json:"stored,omitempty"`
+	// Decided means a human approved or denied run RunID: the worker hands the decision recorded on
+	// the run to the agent, and an approved run continues.
+	Decided bool `json:"decided,omitempty"`
 }
 
 // Event is an event an inbound door asks the worker to record. Its id derives from Subject and
@@ -181,6 +187,43 @@ func (s *DeliverySender) SendDeliveries(ctx context.Context, ms []Delivery) erro
 		if len(out.Failed) > 0 {
 			f := out.Failed[0]
 			return fmt.Errorf("send deliveries: %d of %d failed (first: %s %s)", len(out.Failed), len(chunk), aws.ToString(f.Code), aws.ToString(f.Message))
+		}
+	}
+	return nil
+}
+
+// VisibilityAPI is the part of the SQS client that changes visibility timeouts.
+type VisibilityAPI interface {
+	ChangeMessageVisibilityBatch(ctx context.Context, in *sqs.ChangeMessageVisibilityBatchInput, opts ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityBatchOutput, error)
+}
+
+// MaxVisibility is the longest visibility timeout SQS accepts.
+const MaxVisibility = 12 * time.Hour
+
+// Postponer delays the redelivery of received messages by changing their visibility timeout.
+type Postponer struct {
+	api VisibilityAPI
+	url string
+}
+
+// NewPostponer returns a Postponer for the queue at url.
+func NewPostponer(api VisibilityAPI, url string) *Postponer { return &Postponer{api: api, url: url} }
+
+// Postpone makes the messages visible again after d (capped at MaxVisibility), ten per request.
+func (p *Postponer) Postpone(ctx context.Context, receiptHandles []string, d time.Duration) error {
+	secs := int32(min(max(d, 0), MaxVisibility) / time.Second)
+	for start := 0; start < len(receiptHandles); start += 10 {
+		chunk := receiptHandles[start:min(start+10, len(receiptHandles))]
+		entries := make([]types.ChangeMessageVisibilityBatchRequestEntry, len(chunk))
+		for i := range chunk {
+			entries[i] = types.ChangeMessageVisibilityBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: aws.String(chunk[i]), VisibilityTimeout: secs}
+		}
+		out, err := p.api.ChangeMessageVisibilityBatch(ctx, &sqs.ChangeMessageVisibilityBatchInput{QueueUrl: &p.url, Entries: entries})
+		if err != nil {
+			return fmt.Errorf("postpone %d messages: %w", len(chunk), err)
+		}
+		if len(out.Failed) > 0 {
+			return fmt.Errorf("postpone messages: %d of %d failed (first: %s)", len(out.Failed), len(chunk), aws.ToString(out.Failed[0].Code))
 		}
 	}
 	return nil

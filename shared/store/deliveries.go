@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -25,11 +26,21 @@ const (
 // DeliveryRetention is how long deliveries and their attempt logs are kept (DynamoDB TTL).
 const DeliveryRetention = 30 * 24 * time.Hour
 
-// Delivery is one event to one subscription. Payload is the exact body that is signed and sent.
+// Delivery targets other than a subscription.
+const (
+	TargetCallback = "callback" // a finished run to the replyUrl its adapter request named
+	TargetTelegram = "telegram" // an agent's reply to a Telegram chat, through the Bot API
+)
+
+// Delivery is one event to one subscription, or to another target. Payload is the exact body that
+// is signed and sent.
 type Delivery struct {
 	ID             string          `json:"id"`
 	WorkspaceID    string          `json:"workspace_id"`
-	SubscriptionID string          `json:"subscription_id"`
+	SubscriptionID string          `json:"subscription_id,omitempty"`
+	Target         string          `json:"target,omitempty"`      // "" for a subscription, else TargetCallback or TargetTelegram
+	Destination    string          `json:"destination,omitempty"` // callback: the URL; telegram: the chat id
+	Adapter        string          `json:"adapter,omitempty"`     // callback: the adapter whose secret signs it
 	EventID        string          `json:"event_id"`
 	EventType      string          `json:"event_type"`
 	Payload        json.RawMessage `json:"-"`
@@ -76,7 +87,12 @@ func (st *Store) CreateDelivery(ctx context.Context, d Delivery) (Delivery, bool
 	item["status"] = s(DeliveryPending)
 	item["attempts"], item["total_attempts"], item["series"] = n(0), n(0), n(0)
 	item["created_at"], item["updated_at"] = ts(now), ts(now)
-	item["gsi1pk"] = s(subDeliveriesPK(d.WorkspaceID, d.SubscriptionID))
+	for name, v := range map[string]string{"target": d.Target, "destination": d.Destination, "adapter": d.Adapter} {
+		if v != "" {
+			item[name] = s(v)
+		}
+	}
+	item["gsi1pk"] = s(subDeliveriesPK(d.WorkspaceID, cmp.Or(d.SubscriptionID, "@"+d.Target)))
 	item["gsi1sk"] = s(now.Format(time.RFC3339Nano) + "#" + d.ID)
 	item["ttl"] = n(now.Add(DeliveryRetention).Unix())
 	_, err := st.db.PutItem(ctx, &dynamodb.PutItemInput{
@@ -298,6 +314,7 @@ func (st *Store) ListAttempts(ctx context.Context, ws, id string) ([]Attempt, er
 func decodeDelivery(item map[string]types.AttributeValue) Delivery {
 	d := Delivery{
 		ID: str(item, "delivery_id"), WorkspaceID: str(item, "workspace_id"), SubscriptionID: str(item, "subscription_id"),
+		Target: str(item, "target"), Destination: str(item, "destination"), Adapter: str(item, "adapter"),
 		EventID: str(item, "event_id"), EventType: str(item, "event_type"), Payload: json.RawMessage(str(item, "payload")),
 		Status: str(item, "status"), Attempts: int(num(item, "attempts")), TotalAttempts: int(num(item, "total_attempts")),
 		Series: int(num(item, "series")), LastStatusCode: int(num(item, "last_status_code")), LastError: str(item, "last_error"),

@@ -1,0 +1,597 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/hookgate/hookgate/shared/apierr"
+)
+
+// Run statuses: queued → running → (waiting_approval → queued → running …) → completed, failed,
+// cancelled or denied.
+const (
+	RunQueued          = "queued"
+	RunRunning         = "running"
+	RunWaitingApproval = "waiting_approval"
+	RunCompleted       = "completed"
+	RunFailed          = "failed"
+	RunCancelled       = "cancelled"
+	RunDenied          = "denied"
+)
+
+// Approval decisions.
+const (
+	DecisionApproved = "approved"
+	DecisionDenied   = "denied"
+)
+
+// Thread is one conversation.
+type Thread struct {
+	ID             string
+	WorkspaceID    string
+	Channel        string
+	ExternalID     string
+	SessionStarted bool // the agent has had session_start for this thread
+	CreatedAt      time.Time
+}
+
+// Message is one text on a thread, with its raw data kept for audit.
+type Message struct {
+	ID        string
+	Direction string // "in" or "out"
+	Source    string
+	Text      string
+	User      string
+	RunID     string // the run an outbound message answers
+	Data      json.RawMessage
+	CreatedAt time.Time
+}
+
+// Run is one agent turn on a thread.
+type Run struct {
+	ID          string     `json:"id"`
+	WorkspaceID string     `json:"workspace_id"`
+	ThreadID    string     `json:"thread_id"`
+	MessageID   string     `json:"message_id"`
+	Status      string     `json:"status"`
+	Result      *Result    `json:"result,omitempty"`
+	Error       string     `json:"error,omitempty"`
+	Attempts    int        `json:"attempts"`
+	CreatedAt   time.Time  `json:"created_at"`
+	UpdatedAt   time.Time  `json:"updated_at"`
+	StartedAt   *time.Time `json:"started_at,omitempty"`
+	CompletedAt *time.Time `json:"completed_at,omitempty"`
+
+	Adapter     string    `json:"adapter,omitempty"` // the webhook adapter that started it
+	User        string    `json:"user,omitempty"`    // who started it, as the caller said
+	Agent       string    `json:"agent,omitempty"`   // the agent's name; empty is the workspace's
+	ReplyURL    string    `json:"-"`                 // where the finished run is POSTed
+	Approval    *Approval `json:"approval,omitempty"`
+	CancelledBy string    `json:"cancelled_by,omitempty"`
+	Slot        SlotRef   `json:"-"` // the in-flight slot it holds while queued or running
+	ReplyID     string    `json:"-"` // the message the agent's latest reply was stored as
+}
+
+// Result is what a run produced: the text the agent spoke.
+type Result struct {
+	Text string `json:"text"`
+}
+
+// Approval is what an agent asked a human to decide, and the decision once made.
+type Approval struct {
+	Prompt      string     `json:"prompt"`
+	Options     []string   `json:"options,omitempty"`
+	RequestedAt time.Time  `json:"requested_at"`
+	Decision    string     `json:"decision,omitempty"` // approved or denied
+	Option      string     `json:"option,omitempty"`
+	DecidedBy   string     `json:"decided_by,omitempty"`
+	Comment     string     `json:"comment,omitempty"`
+	DecidedAt   *time.Time `json:"decided_at,omitempty"`
+}
+
+// Terminal reports whether the run has ended for good.
+func (r Run) Terminal() bool {
+	switch r.Status {
+	case RunCompleted, RunFailed, RunCancelled, RunDenied:
+		return true
+	}
+	return false
+}
+
+// InFlight reports whether the run counts against its adapter's in-flight limit.
+func (r Run) InFlight() bool { return r.Status == RunQueued || r.Status == RunRunning }
+
+// NewRun is a run to create together with its message and thread.
+type NewRun struct {
+	Thread   Thread
+	Message  Message
+	Run      Run   // ID, and Adapter, User, Agent, ReplyURL when set
+	FollowUp bool  // the thread must exist already, on the same channel
+	Slot     *Slot // an in-flight slot to take in the same transaction
+}
+
+// Errors of CreateRunWith that callers act on.
+var (
+	// ErrSlotTaken means another run took the slot first: look for another.
+	ErrSlotTaken = errors.New("store: in-flight slot taken")
+	// ErrContended means a concurrent transaction on the same items won: try again.
+	ErrContended = errors.New("store: transaction conflict")
+)
+
+func messageSK(m Message) string {
+	return "MSG#" + m.CreatedAt.UTC().Format("20060102T150405.000000000Z") + "#" + m.ID
+}
+
+func messageItem(ws, thread string, m Message) map[string]types.AttributeValue {
+	item := key(threadPK(ws, thread), messageSK(m))
+	item["message_id"] = s(m.ID)
+	item["direction"] = s(m.Direction)
+	item["source"] = s(m.Source)
+	item["text"] = s(m.Text)
+	item["created_at"] = ts(m.CreatedAt)
+	if m.User != "" {
+		item["user"] = s(m.User)
+	}
+	if m.RunID != "" {
+		item["run_id"] = s(m.RunID)
+	}
+	if len(m.Data) > 0 {
+		item["data"] = s(string(m.Data))
+	}
+	return item
+}
+
+// CreateRun stores a new inbound message and its queued run on the thread, creating the thread if
+// needed, in one transaction. It returns false, and writes nothing, when the run already exists.
+func (st *Store) CreateRun(ctx context.Context, th Thread, m Message, r Run) (bool, error) {
+	_, created, err := st.CreateRunWith(ctx, NewRun{Thread: th, Message: m, Run: r})
+	return created, err
+}
+
+// CreateRunWith stores a new run, its inbound message and its thread in one transaction, taking
+// an in-flight slot too when nr.Slot is set. When the run exists it returns the stored run and
+// false, and writes nothing. A follow-up on a thread that does not exist (or is another channel's)
+// is NotFound; a taken slot is ErrSlotTaken; a lost race is ErrContended.
+func (st *Store) CreateRunWith(ctx context.Context, nr NewRun) (Run, bool, error) {
+	th, r := nr.Thread, nr.Run
+	now := st.now().UTC()
+	run := key(runPK(th.WorkspaceID, r.ID), "RUN")
+	run["run_id"] = s(r.ID)
+	run["workspace_id"] = s(th.WorkspaceID)
+	run["thread_id"] = s(th.ID)
+	run["message_id"] = s(nr.Message.ID)
+	run["status"] = s(RunQueued)
+	run["attempts"] = n(0)
+	run["created_at"] = ts(now)
+	run["updated_at"] = ts(now)
+	for name, v := range map[string]string{"adapter": r.Adapter, "user": r.User, "agent": r.Agent, "reply_url": r.ReplyURL} {
+		if v != "" {
+			run[name] = s(v)
+		}
+	}
+	threadCond := "attribute_not_exists(pk) OR #ch = :ch"
+	if nr.FollowUp {
+		threadCond = "attribute_exists(pk) AND #ch = :ch"
+	}
+	items := []types.TransactWriteItem{
+		{Put: &types.Put{TableName: &st.table, Item: run, ConditionExpression: aws.String("attribute_not_exists(pk)")}},
+		{Put: &types.Put{TableName: &st.table, Item: messageItem(th.WorkspaceID, th.ID, nr.Message), ConditionExpression: aws.String("attribute_not_exists(pk)")}},
+		{Update: &types.Update{
+			TableName:                &st.table,
+			Key:                      key(threadPK(th.WorkspaceID, th.ID), "META"),
+			UpdateExpression:         aws.String("SET thread_id = :id, workspace_id = :ws, #ch = :ch, external_id = if_not_exists(external_id, :ext), created_at = if_not_exists(created_at, :now), updated_at = :now ADD message_count :one"),
+			ConditionExpression:      aws.String(threadCond),
+			ExpressionAttributeNames: map[string]string{"#ch": "channel"},
+			ExpressionAttributeValues: map[string]types.AttributeValue{
+				":id": s(th.ID), ":ws": s(th.WorkspaceID), ":ch": s(th.Channel), ":ext": s(th.ExternalID), ":now": ts(now), ":one": n(1),
+			},
+		}},
+	}
+	if sl := nr.Slot; sl != nil {
+		ref := sl.ref()
+		run["slot_pk"], run["slot_sk"] = s(ref.PK), s(ref.SK)
+		item := key(ref.PK, ref.SK)
+		item["run_id"] = s(r.ID)
+		item["expires_at"] = n(now.Add(sl.Lease).UnixMilli())
+		item["ttl"] = n(now.Add(sl.Lease + 24*time.Hour).Unix())
+		items = append(items, types.TransactWriteItem{Put: &types.Put{
+			TableName: &st.table, Item: item,
+			ConditionExpression:       aws.String("attribute_not_exists(pk) OR expires_at < :now"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{":now": n(now.UnixMilli())},
+		}})
+	}
+	_, err := st.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
+	switch {
+	case err == nil:
+		got, derr := decodeRun(run)
+		return got, true, derr
+	case cancelledBy(err, 0):
+		existing, gerr := st.GetRun(ctx, th.WorkspaceID, r.ID)
+		return existing, false, gerr
+	case cancelledBy(err, 2):
+		return Run{}, false, apierr.New(apierr.NotFound, "thread not found")
+	case nr.Slot != nil && cancelledBy(err, 3):
+		return Run{}, false, ErrSlotTaken
+	case conflicted(err):
+		return Run{}, false, fmt.Errorf("create run %s: %w", r.ID, ErrContended)
+	}
+	return Run{}, false, fmt.Errorf("create run %s: %w", r.ID, err)
+}
+
+// conflicted reports whether err is a transaction that lost to a concurrent one.
+func conflicted(err error) bool {
+	var tc *types.TransactionCanceledException
+	if errors.As(err, &tc) {
+		for _, r := range tc.CancellationReasons {
+			if r.Code != nil && *r.Code == "TransactionConflict" {
+				return true
+			}
+		}
+	}
+	var tip *types.TransactionInProgressException
+	return errors.As(err, &tip)
+}
+
+// GetRun returns a run of the workspace, or a NotFound error.
+func (st *Store) GetRun(ctx context.Context, ws, id string) (Run, error) {
+	out, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &st.table, Key: key(runPK(ws, id), "RUN"), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return Run{}, fmt.Errorf("get run %s: %w", id, err)
+	}
+	if len(out.Item) == 0 {
+		return Run{}, apierr.New(apierr.NotFound, "run not found")
+	}
+	return decodeRun(out.Item)
+}
+
+// StartRun moves a queued (or, after a crash, running) run to running and counts the attempt.
+// A run in any other state is returned as it is, with started false.
+func (st *Store) StartRun(ctx context.Context, ws, id string) (Run, bool, error) {
+	now := st.now().UTC()
+	out, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                &st.table,
+		Key:                      key(runPK(ws, id), "RUN"),
+		UpdateExpression:         aws.String("SET #st = :running, started_at = if_not_exists(started_at, :now), updated_at = :now ADD attempts :one"),
+		ConditionExpression:      aws.String("#st IN (:queued, :running)"),
+		ExpressionAttributeNames: map[string]string{"#st": "status"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":running": s(RunRunning), ":queued": s(RunQueued), ":now": ts(now), ":one": n(1),
+		},
+		ReturnValues:                        types.ReturnValueAllNew,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	})
+	if err != nil {
+		if item, ok := failedCondition(err); ok {
+			r, derr := decodeRun(item)
+			return r, false, derr
+		}
+		return Run{}, false, fmt.Errorf("start run %s: %w", id, err)
+	}
+	r, err := decodeRun(out.Attributes)
+	return r, true, err
+}
+
+// failedCondition returns the item of a conditional update that failed its condition.
+func failedCondition(err error) (map[string]types.AttributeValue, bool) {
+	var cf *types.ConditionalCheckFailedException
+	if errors.As(err, &cf) && len(cf.Item) > 0 {
+		return cf.Item, true
+	}
+	return nil, false
+}
+
+// Finish is how a running run ends its turn.
+type Finish struct {
+	Status   string    // completed, failed or waiting_approval
+	Result   *Result   // completed, waiting_approval: what the agent said so far
+	Error    string    // failed: the reason
+	Approval *Approval // waiting_approval: what the agent asks
+	Reply    *Message  // the agent's outbound message, stored with the run's change
+	ThreadID string    // the run's thread, where Reply is stored
+}
+
+// FinishRun moves a running run to completed (with result) or failed (with errMsg).
+func (st *Store) FinishRun(ctx context.Context, ws, id, status string, result *Result, errMsg string) (Run, error) {
+	return st.FinishRunWith(ctx, ws, id, Finish{Status: status, Result: result, Error: errMsg})
+}
+
+// FinishRunWith ends a running run's turn and stores the agent's reply message in the same
+// transaction, so a retried turn never stores the reply twice. A run that is not running (it was
+// cancelled meanwhile, or another delivery finished it) is a Conflict error.
+func (st *Store) FinishRunWith(ctx context.Context, ws, id string, f Finish) (Run, error) {
+	now := st.now().UTC()
+	vals := map[string]types.AttributeValue{":st": s(f.Status), ":running": s(RunRunning), ":now": ts(now), ":err": s(f.Error), ":res": s("")}
+	if f.Result != nil {
+		vals[":res"] = s(f.Result.Text)
+	}
+	set := "SET #st = :st, updated_at = :now, result_text = :res, #err = :err"
+	switch f.Status {
+	case RunCompleted, RunFailed:
+		set += ", completed_at = :now"
+	case RunWaitingApproval:
+		if f.Approval == nil || f.Approval.Prompt == "" {
+			return Run{}, fmt.Errorf("finish run %s: waiting_approval needs a prompt", id)
+		}
+		set += ", approval_prompt = :prompt, approval_options = :opts, approval_at = :now"
+		vals[":prompt"], vals[":opts"] = s(f.Approval.Prompt), strList(f.Approval.Options)
+	default:
+		return Run{}, fmt.Errorf("finish run %s: bad status %q", id, f.Status)
+	}
+	if f.Reply != nil {
+		if f.ThreadID == "" {
+			return Run{}, fmt.Errorf("finish run %s: a reply needs the thread id", id)
+		}
+		set += ", reply_id = :rid"
+		vals[":rid"] = s(f.Reply.ID)
+	}
+	if f.Status == RunWaitingApproval {
+		set += " REMOVE decision, decided_by, decided_option, decision_comment, decided_at"
+	}
+	in := &dynamodb.UpdateItemInput{
+		TableName: &st.table, Key: key(runPK(ws, id), "RUN"), UpdateExpression: aws.String(set),
+		ConditionExpression:       aws.String("#st = :running"),
+		ExpressionAttributeNames:  map[string]string{"#st": "status", "#err": "error"},
+		ExpressionAttributeValues: vals,
+		ReturnValues:              types.ReturnValueAllNew, ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	}
+	if f.Reply == nil {
+		out, err := st.db.UpdateItem(ctx, in)
+		if err != nil {
+			if item, ok := failedCondition(err); ok {
+				return st.notRunning(id, item)
+			}
+			return Run{}, fmt.Errorf("finish run %s: %w", id, err)
+		}
+		return decodeRun(out.Attributes)
+	}
+	_, err := st.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+		{Update: &types.Update{
+			TableName: in.TableName, Key: in.Key, UpdateExpression: in.UpdateExpression, ConditionExpression: in.ConditionExpression,
+			ExpressionAttributeNames: in.ExpressionAttributeNames, ExpressionAttributeValues: vals,
+		}},
+		{Put: &types.Put{TableName: &st.table, Item: messageItem(ws, f.ThreadID, *f.Reply), ConditionExpression: aws.String("attribute_not_exists(pk)")}},
+	}})
+	if cancelledBy(err, 0) {
+		cur, gerr := st.GetRun(ctx, ws, id)
+		if gerr != nil {
+			return Run{}, gerr
+		}
+		return cur, apierr.New(apierr.Conflict, "run is %s", cur.Status)
+	}
+	if err != nil {
+		return Run{}, fmt.Errorf("finish run %s: %w", id, err)
+	}
+	return st.GetRun(ctx, ws, id)
+}
+
+func (st *Store) notRunning(id string, item map[string]types.AttributeValue) (Run, error) {
+	cur, err := decodeRun(item)
+	if err != nil {
+		return Run{}, fmt.Errorf("finish run %s: %w", id, err)
+	}
+	return cur, apierr.New(apierr.Conflict, "run is %s", cur.Status)
+}
+
+// Decision is a human's answer to a run waiting for approval.
+type Decision struct {
+	Approved bool
+	By       string
+	Option   string
+	Comment  string
+}
+
+// DecideRun records the decision on a run that waits for approval: approved runs are queued to
+// continue, denied ones end as denied. A run that does not wait is a Conflict error.
+func (st *Store) DecideRun(ctx context.Context, ws, id string, d Decision) (Run, error) {
+	now := st.now().UTC()
+	status, decision, set := RunQueued, DecisionApproved, ""
+	if !d.Approved {
+		status, decision, set = RunDenied, DecisionDenied, ", completed_at = :now"
+	}
+	return st.transition(ctx, ws, id, []string{RunWaitingApproval}, &dynamodb.UpdateItemInput{
+		UpdateExpression: aws.String("SET #st = :st, updated_at = :now, decision = :dec, decided_by = :by, decided_option = :opt, decision_comment = :cmt, decided_at = :now" + set),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":st": s(status), ":now": ts(now), ":dec": s(decision), ":by": s(d.By), ":opt": s(d.Option), ":cmt": s(d.Comment),
+		},
+	})
+}
+
+// CancelRun cancels a run that has not ended. A run that has ended is a Conflict error.
+func (st *Store) CancelRun(ctx context.Context, ws, id, by string) (Run, error) {
+	now := st.now().UTC()
+	return st.transition(ctx, ws, id, []string{RunQueued, RunRunning, RunWaitingApproval}, &dynamodb.UpdateItemInput{
+		UpdateExpression: aws.String("SET #st = :st, updated_at = :now, completed_at = :now, cancelled_by = :by"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":st": s(RunCancelled), ":now": ts(now), ":by": s(by),
+		},
+	})
+}
+
+// AbandonRun fails a run that is still queued: it could not be queued for the worker.
+func (st *Store) AbandonRun(ctx context.Context, ws, id, reason string) (Run, error) {
+	now := st.now().UTC()
+	return st.transition(ctx, ws, id, []string{RunQueued}, &dynamodb.UpdateItemInput{
+		UpdateExpression: aws.String("SET #st = :st, updated_at = :now, completed_at = :now, #err = :err"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":st": s(RunFailed), ":now": ts(now), ":err": s(reason),
+		},
+	})
+}
+
+// transition applies in (its update expression and values) to a run whose status is one of from.
+func (st *Store) transition(ctx context.Context, ws, id string, from []string, in *dynamodb.UpdateItemInput) (Run, error) {
+	cond := "#st IN ("
+	for i, f := range from {
+		name := fmt.Sprintf(":from%d", i)
+		in.ExpressionAttributeValues[name] = s(f)
+		if i > 0 {
+			cond += ", "
+		}
+		cond += name
+	}
+	in.TableName, in.Key = &st.table, key(runPK(ws, id), "RUN")
+	in.ConditionExpression = aws.String("attribute_exists(pk) AND " + cond + ")")
+	in.ExpressionAttributeNames = map[string]string{"#st": "status"}
+	if strings.Contains(*in.UpdateExpression, "#err") {
+		in.ExpressionAttributeNames["#err"] = "error"
+	}
+	in.ReturnValues = types.ReturnValueAllNew
+	in.ReturnValuesOnConditionCheckFailure = types.ReturnValuesOnConditionCheckFailureAllOld
+	out, err := st.db.UpdateItem(ctx, in)
+	if err != nil {
+		if item, ok := failedCondition(err); ok {
+			cur, derr := decodeRun(item)
+			if derr != nil {
+				return Run{}, derr
+			}
+			return cur, apierr.New(apierr.Conflict, "run is %s", cur.Status)
+		}
+		var cf *types.ConditionalCheckFailedException
+		if errors.As(err, &cf) {
+			return Run{}, apierr.New(apierr.NotFound, "run not found")
+		}
+		return Run{}, fmt.Errorf("update run %s: %w", id, err)
+	}
+	return decodeRun(out.Attributes)
+}
+
+func decodeRun(item map[string]types.AttributeValue) (Run, error) {
+	r := Run{
+		ID:          str(item, "run_id"),
+		WorkspaceID: str(item, "workspace_id"),
+		ThreadID:    str(item, "thread_id"),
+		MessageID:   str(item, "message_id"),
+		Status:      str(item, "status"),
+		Error:       str(item, "error"),
+		Adapter:     str(item, "adapter"),
+		User:        str(item, "user"),
+		Agent:       str(item, "agent"),
+		ReplyURL:    str(item, "reply_url"),
+		CancelledBy: str(item, "cancelled_by"),
+		Slot:        SlotRef{PK: str(item, "slot_pk"), SK: str(item, "slot_sk")},
+		ReplyID:     str(item, "reply_id"),
+	}
+	if r.ID == "" {
+		return Run{}, errors.New("decode run: item has no run_id")
+	}
+	r.Attempts = int(num(item, "attempts"))
+	r.CreatedAt = tm(item, "created_at")
+	r.UpdatedAt = tm(item, "updated_at")
+	if t := tm(item, "started_at"); !t.IsZero() {
+		r.StartedAt = &t
+	}
+	if t := tm(item, "completed_at"); !t.IsZero() {
+		r.CompletedAt = &t
+	}
+	if t := str(item, "result_text"); t != "" || r.Status == RunCompleted {
+		r.Result = &Result{Text: t}
+	}
+	if p := str(item, "approval_prompt"); p != "" {
+		a := &Approval{Prompt: p, Options: strs(item, "approval_options"), RequestedAt: tm(item, "approval_at"),
+			Decision: str(item, "decision"), Option: str(item, "decided_option"), DecidedBy: str(item, "decided_by"), Comment: str(item, "decision_comment")}
+		if t := tm(item, "decided_at"); !t.IsZero() {
+			a.DecidedAt = &t
+		}
+		r.Approval = a
+	}
+	return r, nil
+}
+
+// strs returns a list-of-strings attribute.
+func strs(item map[string]types.AttributeValue, name string) []string {
+	var out []string
+	if l, ok := item[name].(*types.AttributeValueMemberL); ok {
+		for _, v := range l.Value {
+			if sv, ok := v.(*types.AttributeValueMemberS); ok {
+				out = append(out, sv.Value)
+			}
+		}
+	}
+	return out
+}
+
+// GetThread returns a thread of the workspace, or NotFound.
+func (st *Store) GetThread(ctx context.Context, ws, id string) (Thread, error) {
+	out, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &st.table, Key: key(threadPK(ws, id), "META"), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return Thread{}, fmt.Errorf("get thread %s: %w", id, err)
+	}
+	if len(out.Item) == 0 {
+		return Thread{}, apierr.New(apierr.NotFound, "thread not found")
+	}
+	it := out.Item
+	_, started := it["session_started_at"]
+	return Thread{
+		ID: str(it, "thread_id"), WorkspaceID: str(it, "workspace_id"), Channel: str(it, "channel"),
+		ExternalID: str(it, "external_id"), SessionStarted: started, CreatedAt: tm(it, "created_at"),
+	}, nil
+}
+
+// MarkSessionStarted records that the agent has had session_start for the thread.
+func (st *Store) MarkSessionStarted(ctx context.Context, ws, id string) error {
+	_, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: &st.table, Key: key(threadPK(ws, id), "META"),
+		UpdateExpression:          aws.String("SET session_started_at = if_not_exists(session_started_at, :now)"),
+		ConditionExpression:       aws.String("attribute_exists(pk)"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":now": ts(st.now())},
+	})
+	if err != nil {
+		return fmt.Errorf("mark session of thread %s started: %w", id, err)
+	}
+	return nil
+}
+
+// AddMessage stores a message on a thread unless one with the same id and time is there. Give a
+// retried write the same CreatedAt.
+func (st *Store) AddMessage(ctx context.Context, ws, thread string, m Message) (bool, error) {
+	_, err := st.db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: &st.table, Item: messageItem(ws, thread, m), ConditionExpression: aws.String("attribute_not_exists(pk)"),
+	})
+	var cf *types.ConditionalCheckFailedException
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.As(err, &cf):
+		return false, nil
+	}
+	return false, fmt.Errorf("add message %s: %w", m.ID, err)
+}
+
+// ListMessages returns the thread's latest limit messages, oldest first.
+func (st *Store) ListMessages(ctx context.Context, ws, thread string, limit int) ([]Message, error) {
+	out, err := st.db.Query(ctx, &dynamodb.QueryInput{
+		TableName:              &st.table,
+		KeyConditionExpression: aws.String("pk = :pk AND begins_with(sk, :msg)"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":pk": s(threadPK(ws, thread)), ":msg": s("MSG#"),
+		},
+		ScanIndexForward: aws.Bool(false),
+		Limit:            aws.Int32(int32(max(limit, 1))),
+		ConsistentRead:   aws.Bool(true),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list messages of thread %s: %w", thread, err)
+	}
+	msgs := make([]Message, 0, len(out.Items))
+	for _, it := range out.Items {
+		m := Message{
+			ID: str(it, "message_id"), Direction: str(it, "direction"), Source: str(it, "source"), Text: str(it, "text"),
+			User: str(it, "user"), RunID: str(it, "run_id"), CreatedAt: tm(it, "created_at"),
+		}
+		if d := str(it, "data"); d != "" {
+			m.Data = json.RawMessage(d)
+		}
+		msgs = append(msgs, m)
+	}
+	slices.Reverse(msgs)
+	return msgs, nil
+}
