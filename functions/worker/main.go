@@ -3,7 +3,9 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -11,8 +13,10 @@ import (
 
 	"github.com/hookgate/hookgate/shared/agent"
 	"github.com/hookgate/hookgate/shared/awscfg"
+	"github.com/hookgate/hookgate/shared/delivery"
 	"github.com/hookgate/hookgate/shared/envcfg"
 	"github.com/hookgate/hookgate/shared/fnmain"
+	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/store"
 	"github.com/hookgate/hookgate/shared/worker"
 )
@@ -22,18 +26,31 @@ func main() { fnmain.Start(newHandler) }
 func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logger) (func(context.Context, events.SQSEvent) (events.SQSEventResponse, error), error) {
 	env := envcfg.New(getenv)
 	table := env.Required("HOOKGATE_TABLE")
-	agentName := env.Optional("HOOKGATE_AGENT", "echo")
-	if err := env.Err(); err != nil {
+	queueURL := env.Required("HOOKGATE_INBOUND_QUEUE_URL")
+	defaultAgent := env.Optional("HOOKGATE_AGENT", agent.TypeEcho)
+	retry, serr := delivery.ParseSchedule(env.Optional("HOOKGATE_AGENT_RETRY_SCHEDULE", "0s,10s,1m,5m"))
+	cfg := worker.Config{Retry: retry, Lease: time.Duration(env.Int("HOOKGATE_RUN_LEASE_SECONDS", 900, 30, 43200)) * time.Second}
+	reg, rerr := agent.ParseRegistry(getenv("HOOKGATE_AGENTS"), agent.Options{OpenAIAPIKey: getenv("HOOKGATE_OPENAI_API_KEY")})
+	if err := errors.Join(env.Err(), serr, rerr); err != nil {
 		return nil, err
 	}
-	a, err := agent.New(agentName)
-	if err != nil {
-		return nil, err
+	if _, err := reg.Get(defaultAgent); err != nil {
+		return nil, errors.New("HOOKGATE_AGENT: " + err.Error())
 	}
 	aws, err := awscfg.Load(ctx, getenv)
 	if err != nil {
 		return nil, err
 	}
 	st := store.New(aws.DynamoDB(), table, time.Now)
-	return worker.New(st, store.NewLogWriter(st), a, log).Handle, nil
+	agents := agents{reg, defaultAgent}
+	return worker.New(cfg, st, store.NewLogWriter(st), agents, queue.NewPostponer(aws.SQS(), queueURL), log, time.Now).Handle, nil
 }
+
+// agents resolves the empty name (the workspace's agent) to the configured default.
+type agents struct {
+	reg *agent.Registry
+	def string
+}
+
+func (a agents) Get(name string) (agent.Agent, error) { return a.reg.Get(cmp.Or(name, a.def)) }
+func (a agents) HistoryLimit(name string) int         { return a.reg.HistoryLimit(cmp.Or(name, a.def)) }

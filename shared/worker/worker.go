@@ -1,6 +1,8 @@
 // Package worker consumes the inbound queue: for each message it stores the thread, message and
-// run, records the events, calls the agent and finishes the run. Every step is idempotent, so a
-// redelivered message is processed once; a message that keeps failing ends in the DLQ.
+// run, records the events, calls the agent and ends the run's turn (a reply, a request for
+// approval, or a failure). Every step is idempotent, so a redelivered message is processed once;
+// agent failures are retried with backoff through the queue, and a message that keeps failing for
+// other reasons ends in the DLQ.
 package worker
 
 import (
@@ -9,12 +11,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/hookgate/hookgate/shared/agent"
+	"github.com/hookgate/hookgate/shared/apierr"
+	"github.com/hookgate/hookgate/shared/delivery"
 	"github.com/hookgate/hookgate/shared/ids"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/store"
@@ -23,9 +28,15 @@ import (
 // Store is the part of the store the worker uses.
 type Store interface {
 	CreateRun(ctx context.Context, th store.Thread, m store.Message, r store.Run) (bool, error)
-	StartRun(ctx context.Context, ws, id string) (store.Run, bool, error)
-	FinishRun(ctx context.Context, ws, id, status string, result *store.Result, errMsg string) (store.Run, error)
 	GetRun(ctx context.Context, ws, id string) (store.Run, error)
+	StartRun(ctx context.Context, ws, id string) (store.Run, bool, error)
+	FinishRunWith(ctx context.Context, ws, id string, f store.Finish) (store.Run, error)
+	GetThread(ctx context.Context, ws, id string) (store.Thread, error)
+	MarkSessionStarted(ctx context.Context, ws, id string) error
+	ListMessages(ctx context.Context, ws, thread string, limit int) ([]store.Message, error)
+	AddMessage(ctx context.Context, ws, thread string, m store.Message) (bool, error)
+	RenewSlot(ctx context.Context, r store.Run, lease time.Duration) error
+	ReleaseSlot(ctx context.Context, r store.Run) error
 	PutBindingStatus(ctx context.Context, b store.BindingStatus) (bool, error)
 }
 
@@ -35,31 +46,70 @@ type EventLog interface {
 	AppendEvents(ctx context.Context, evs []store.Event) ([]store.Event, error)
 }
 
+// Agents finds the agent a run calls by name ("" is the workspace's default).
+type Agents interface {
+	Get(name string) (agent.Agent, error)
+	HistoryLimit(name string) int
+}
+
+// Visibility postpones the next delivery of messages that failed: SQS redelivers each when its
+// visibility timeout ends, so the retry waits d.
+type Visibility interface {
+	Postpone(ctx context.Context, receiptHandles []string, d time.Duration) error
+}
+
 // Event types the worker records.
 const (
-	EventMessageReceived = "message.received"
-	EventRunCreated      = "run.created"
-	EventRunCompleted    = "run.completed"
-	EventRunFailed       = "run.failed"
-	EventBindingStatus   = "binding.status"
+	EventMessageReceived     = "message.received"
+	EventMessageSent         = "message.sent"
+	EventRunCreated          = "run.created"
+	EventRunCompleted        = "run.completed"
+	EventRunFailed           = "run.failed"
+	EventRunRequiresApproval = "run.requires_approval"
+	EventBindingStatus       = "binding.status"
 )
+
+// Config is the worker's policy.
+type Config struct {
+	// Retry is the delay before each agent attempt of a run (delivery.Schedule's form); its length
+	// is the number of attempts before the run fails.
+	Retry delivery.Schedule
+	// Lease is how long the run's in-flight slot is held from when the run starts.
+	Lease time.Duration
+	// FailureDelay postpones a message that failed for another reason than its agent (a throttled
+	// table, a bug): SQS redelivers it then, until the DLQ takes it.
+	FailureDelay time.Duration
+}
 
 // Handler handles batches from the inbound queue.
 type Handler struct {
-	store  Store
-	log    EventLog
-	agent  agent.Agent
-	logger *slog.Logger
+	cfg        Config
+	store      Store
+	log        EventLog
+	agents     Agents
+	visibility Visibility
+	logger     *slog.Logger
+	now        func() time.Time
 }
 
 // New returns a Handler.
-func New(st Store, el EventLog, a agent.Agent, logger *slog.Logger) *Handler {
-	return &Handler{store: st, log: el, agent: a, logger: logger}
+func New(cfg Config, st Store, el EventLog, agents Agents, vis Visibility, logger *slog.Logger, now func() time.Time) *Handler {
+	return &Handler{cfg: cfg, store: st, log: el, agents: agents, visibility: vis, logger: logger, now: now}
 }
+
+// retryLater is the error of a message whose agent call should be tried again after delay.
+type retryLater struct {
+	delay time.Duration
+	err   error
+}
+
+func (r *retryLater) Error() string { return fmt.Sprintf("retry in %s: %v", r.delay, r.err) }
+func (r *retryLater) Unwrap() error { return r.err }
 
 // Handle processes a batch. Messages of one thread (FIFO group) are handled in order, different
 // threads in parallel. A failed message is reported as a batch item failure, and so is every later
-// message of its thread in the batch, so the thread's order holds when SQS redelivers them.
+// message of its thread in the batch, so the thread's order holds when SQS redelivers them; their
+// visibility is set to the retry's delay, so the thread waits just that long.
 func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 	var order []string
 	groups := map[string][]events.SQSMessage{}
@@ -80,16 +130,32 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 		go func(recs []events.SQSMessage) {
 			defer wg.Done()
 			for i, rec := range recs {
-				if err := h.process(ctx, rec); err != nil {
+				err := h.process(ctx, rec)
+				if err == nil {
+					continue
+				}
+				delay := h.cfg.FailureDelay
+				var rl *retryLater
+				if errors.As(err, &rl) {
+					delay = rl.delay
+					h.logger.WarnContext(ctx, "agent call failed; retrying later", "sqs_message_id", rec.MessageId, "retry_in", delay.String(), "err", rl.err)
+				} else {
 					h.logger.ErrorContext(ctx, "inbound message failed", "sqs_message_id", rec.MessageId,
 						"receive_count", rec.Attributes["ApproximateReceiveCount"], "err", err)
-					mu.Lock()
-					for _, r := range recs[i:] {
-						failures = append(failures, events.SQSBatchItemFailure{ItemIdentifier: r.MessageId})
-					}
-					mu.Unlock()
-					return
 				}
+				handles := make([]string, 0, len(recs)-i)
+				mu.Lock()
+				for _, r := range recs[i:] {
+					failures = append(failures, events.SQSBatchItemFailure{ItemIdentifier: r.MessageId})
+					handles = append(handles, r.ReceiptHandle)
+				}
+				mu.Unlock()
+				if h.visibility != nil && delay > 0 {
+					if err := h.visibility.Postpone(ctx, handles, delay); err != nil {
+						h.logger.WarnContext(ctx, "could not postpone failed messages; they return after the queue's visibility timeout", "err", err)
+					}
+				}
+				return
 			}
 		}(groups[g])
 	}
@@ -109,6 +175,9 @@ func (h *Handler) process(ctx context.Context, rec events.SQSMessage) error {
 	switch {
 	case m.Binding != nil:
 		return h.binding(ctx, &m)
+	case m.Decided:
+		receives, _ := strconv.Atoi(rec.Attributes["ApproximateReceiveCount"])
+		return h.decided(ctx, &m, receives)
 	case m.Event != nil:
 		if m.Event.Subject == "" || m.Event.Type == "" || !json.Valid([]byte(m.Event.Data)) {
 			return fmt.Errorf("inbound event %q/%q is not processable", m.Event.Subject, m.Event.Type)
@@ -121,15 +190,17 @@ func (h *Handler) process(ctx context.Context, rec events.SQSMessage) error {
 	if m.ThreadID == "" || m.RunID == "" {
 		return errors.New("inbound message misses its thread or run id: not processable")
 	}
-	th := store.Thread{ID: m.ThreadID, WorkspaceID: m.WorkspaceID, Channel: m.Channel, ExternalID: m.ExternalID}
-	msg := store.Message{ID: m.MessageID, Direction: "in", Source: m.Source, Text: m.Text, User: m.User, Data: m.Data, CreatedAt: m.ReceivedAt}
-	created, err := h.store.CreateRun(ctx, th, msg, store.Run{ID: m.RunID})
-	if err != nil {
-		return err
-	}
-	if !created {
-		// Redelivered, or reposted with the same idempotency key: carry on from the stored run.
-		h.logger.InfoContext(ctx, "run exists; resuming", "run_id", m.RunID)
+	if !m.Stored {
+		th := store.Thread{ID: m.ThreadID, WorkspaceID: m.WorkspaceID, Channel: m.Channel, ExternalID: m.ExternalID}
+		msg := store.Message{ID: m.MessageID, Direction: "in", Source: m.Source, Text: m.Text, User: m.User, Data: m.Data, CreatedAt: m.ReceivedAt}
+		created, err := h.store.CreateRun(ctx, th, msg, store.Run{ID: m.RunID, User: m.User, Agent: m.Agent})
+		if err != nil {
+			return err
+		}
+		if !created {
+			// Redelivered, or reposted with the same idempotency key: carry on from the stored run.
+			h.logger.InfoContext(ctx, "run exists; resuming", "run_id", m.RunID)
+		}
 	}
 	// Both opening events in one append: one round of contention on the log instead of two.
 	if err := h.append(ctx, m.WorkspaceID, append(first,
@@ -147,69 +218,250 @@ func (h *Handler) process(ctx context.Context, rec events.SQSMessage) error {
 	if err != nil {
 		return err
 	}
-	if started {
-		run, err = h.runAgent(ctx, &m, run)
-		if err != nil {
+	if !started {
+		return h.settle(ctx, &m, run) // redelivered after its turn ended, or cancelled meanwhile
+	}
+	if err := h.store.RenewSlot(ctx, run, h.cfg.Lease); err != nil {
+		return err
+	}
+	return h.speak(ctx, &m, run)
+}
+
+// speak runs the user_speak turn of a started run, opening the agent's session first when this is
+// the thread's first message.
+func (h *Handler) speak(ctx context.Context, m *queue.Inbound, run store.Run) error {
+	name := m.Agent
+	ag, err := h.agents.Get(name)
+	if err != nil {
+		return h.fail(ctx, m, run, err.Error()) // a route or adapter named an agent that is not configured
+	}
+	th, err := h.store.GetThread(ctx, m.WorkspaceID, m.ThreadID)
+	if err != nil {
+		return err
+	}
+	sess := session(m, th)
+	if !th.SessionStarted {
+		if _, err := ag.Respond(ctx, agent.Request{Kind: agent.KindSessionStart, RunID: run.ID, Session: sess}); err != nil {
+			return h.agentFailed(ctx, m, run, err)
+		}
+		if err := h.store.MarkSessionStarted(ctx, m.WorkspaceID, m.ThreadID); err != nil {
 			return err
 		}
 	}
-	return h.recordFinished(ctx, run)
-}
-
-func (h *Handler) runAgent(ctx context.Context, m *queue.Inbound, run store.Run) (store.Run, error) {
-	begin := time.Now()
-	a := h.agent
-	if m.Agent != "" {
-		// A role route named the agent. An unknown name fails the run (recorded), not the message.
-		named, err := agent.New(m.Agent)
+	req := agent.Request{Kind: agent.KindUserSpeak, RunID: run.ID, Session: sess, Text: m.Text, Data: m.Data}
+	if len(req.Data) == 0 && m.Event != nil {
+		req.Data = json.RawMessage(m.Event.Data) // a run started by an event takes the event as its input
+	}
+	if n := h.agents.HistoryLimit(name); n > 0 {
+		msgs, err := h.store.ListMessages(ctx, m.WorkspaceID, m.ThreadID, n+1)
 		if err != nil {
-			return h.finish(ctx, m, run, store.RunFailed, nil, err.Error(), begin)
+			return err
 		}
-		a = named
+		for _, msg := range msgs {
+			if msg.ID == m.MessageID || len(req.History) == n {
+				continue
+			}
+			role := "user"
+			if msg.Direction == "out" {
+				role = "assistant"
+			}
+			req.History = append(req.History, agent.Turn{Role: role, Text: msg.Text})
+		}
 	}
-	data := m.Data
-	if len(data) == 0 && m.Event != nil {
-		data = json.RawMessage(m.Event.Data) // a run started by an event takes the event as its input data
-	}
-	reply, aerr := a.Respond(ctx, agent.Request{
-		Kind: agent.KindUserSpeak, RunID: m.RunID, Text: m.Text, Data: data,
-		Session: agent.Session{ID: m.ThreadID, WorkspaceID: m.WorkspaceID, Channel: m.Channel,
-			ExternalID: m.ExternalID, User: m.User},
-	})
-	status, result, msg := store.RunCompleted, &store.Result{Text: reply.Text()}, ""
-	if aerr != nil {
-		status, result, msg = store.RunFailed, nil, "agent failed: "+aerr.Error()
-	}
-	return h.finish(ctx, m, run, status, result, msg, begin)
-}
-
-func (h *Handler) finish(ctx context.Context, m *queue.Inbound, run store.Run, status string, result *store.Result, msg string, begin time.Time) (store.Run, error) {
-	finished, err := h.store.FinishRun(ctx, m.WorkspaceID, m.RunID, status, result, msg)
+	begin := h.now()
+	reply, err := ag.Respond(ctx, req)
 	if err != nil {
-		// Another delivery of the same message may have finished it first.
-		if cur, gerr := h.store.GetRun(ctx, m.WorkspaceID, m.RunID); gerr == nil && cur.Terminal() {
-			return cur, nil
-		}
-		return run, err
+		return h.agentFailed(ctx, m, run, err)
 	}
-	h.logger.InfoContext(ctx, "run finished", "run_id", m.RunID, "status", status, "agent_ms", time.Since(begin).Milliseconds())
-	return finished, nil
+	h.logger.InfoContext(ctx, "agent replied", "run_id", run.ID, "actions", len(reply.Actions), "agent_ms", h.now().Sub(begin).Milliseconds())
+	return h.conclude(ctx, m, run, reply, "speak", "")
 }
 
-// recordFinished appends run.completed or run.failed for a finished run (idempotently).
-func (h *Handler) recordFinished(ctx context.Context, run store.Run) error {
+func session(m *queue.Inbound, th store.Thread) agent.Session {
+	return agent.Session{ID: th.ID, WorkspaceID: th.WorkspaceID, Channel: th.Channel, ExternalID: th.ExternalID, User: m.User}
+}
+
+// agentFailed retries a retryable agent failure through the queue while the schedule allows, and
+// otherwise fails the run with the reason.
+func (h *Handler) agentFailed(ctx context.Context, m *queue.Inbound, run store.Run, err error) error {
+	reason := "agent failed"
+	var ae *agent.Error
+	if errors.As(err, &ae) {
+		reason = "agent failed: " + ae.Reason
+	}
+	if agent.Retryable(err) {
+		if delay, ok := h.cfg.Retry.Next(run.Attempts, 0, 0); ok {
+			return &retryLater{delay: delay, err: err}
+		}
+		reason += fmt.Sprintf(" (after %d attempts)", run.Attempts)
+	}
+	return h.fail(ctx, m, run, reason)
+}
+
+func (h *Handler) fail(ctx context.Context, m *queue.Inbound, run store.Run, reason string) error {
+	done, err := h.store.FinishRunWith(ctx, m.WorkspaceID, run.ID, store.Finish{Status: store.RunFailed, Error: reason})
+	if err != nil && apierr.CodeOf(err) != apierr.Conflict {
+		return err
+	}
+	h.logger.WarnContext(ctx, "run failed", "run_id", run.ID, "reason", reason)
+	return h.settle(ctx, m, done)
+}
+
+// conclude ends the turn with the agent's reply: a request for approval pauses the run, anything
+// else completes it. The reply message is stored with the run's change; turn names the turn
+// ("speak", or the decision it follows) so that each turn's reply has its own id.
+func (h *Handler) conclude(ctx context.Context, m *queue.Inbound, run store.Run, reply agent.Reply, turn, previous string) error {
+	text := reply.Text()
+	f := store.Finish{Status: store.RunCompleted, Result: &store.Result{Text: text}, ThreadID: m.ThreadID}
+	if a := reply.Approval(); a != nil {
+		f.Status, f.Approval = store.RunWaitingApproval, &store.Approval{Prompt: a.Prompt, Options: a.Options}
+	}
+	if text != "" {
+		f.Reply = &store.Message{
+			ID: ids.Derive("msg", m.WorkspaceID, run.ID, "reply", turn), Direction: "out", Source: "agent",
+			Text: text, RunID: run.ID, CreatedAt: h.now().UTC(),
+		}
+	} else if previous != "" {
+		f.Result.Text = previous // an approved run whose agent says nothing more keeps what it said
+	}
+	done, err := h.store.FinishRunWith(ctx, m.WorkspaceID, run.ID, f)
+	if err != nil && apierr.CodeOf(err) != apierr.Conflict {
+		return err
+	}
+	// Conflict: cancelled meanwhile, or another delivery ended the turn first; settle what is.
+	return h.settle(ctx, m, done)
+}
+
+// settle records what a run's state calls for, idempotently, and frees its slot once it no longer
+// counts as in flight. It runs after every turn and on every redelivery, so a crash between the
+// run's change and its events loses nothing.
+func (h *Handler) settle(ctx context.Context, m *queue.Inbound, run store.Run) error {
+	base := map[string]any{"run_id": run.ID, "thread_id": run.ThreadID, "status": run.Status}
+	if run.Adapter != "" {
+		base["adapter"] = run.Adapter
+	}
+	if run.ReplyURL != "" {
+		base["callback"] = true
+	}
+	with := func(extra map[string]any) map[string]any {
+		out := make(map[string]any, len(base)+len(extra))
+		for k, v := range base {
+			out[k] = v
+		}
+		for k, v := range extra {
+			out[k] = v
+		}
+		return out
+	}
+	var evs []event
+	if run.ReplyID != "" && (run.Status == store.RunCompleted || run.Status == store.RunWaitingApproval) {
+		evs = append(evs, h.sent(m, run.ReplyID, run.ID, run.Result.Text))
+	}
 	switch run.Status {
 	case store.RunCompleted:
-		return h.append(ctx, run.WorkspaceID, newEvent(run.ID, EventRunCompleted, map[string]any{
-			"run_id": run.ID, "thread_id": run.ThreadID, "status": run.Status, "result": run.Result,
-		}))
+		evs = append(evs, newEvent(run.ID, EventRunCompleted, with(map[string]any{"result": run.Result})))
 	case store.RunFailed:
-		return h.append(ctx, run.WorkspaceID, newEvent(run.ID, EventRunFailed, map[string]any{
-			"run_id": run.ID, "thread_id": run.ThreadID, "status": run.Status, "error": run.Error,
-		}))
-	default:
-		return errors.New("run " + run.ID + " is " + run.Status + ", not finished")
+		evs = append(evs, newEvent(run.ID, EventRunFailed, with(map[string]any{"error": run.Error})))
+	case store.RunWaitingApproval:
+		evs = append(evs, newEvent(run.ID+"@"+run.Approval.RequestedAt.Format(time.RFC3339Nano), EventRunRequiresApproval,
+			with(map[string]any{"prompt": run.Approval.Prompt, "options": run.Approval.Options, "result": run.Result})))
+	case store.RunQueued, store.RunRunning:
+		return nil // another delivery of this message holds it
 	}
+	// cancelled and denied were recorded by whoever cancelled or denied the run.
+	if len(evs) > 0 {
+		if err := h.append(ctx, run.WorkspaceID, evs...); err != nil {
+			return err
+		}
+	}
+	return h.store.ReleaseSlot(ctx, run)
+}
+
+// sent is the message.sent event of an outbound message.
+func (h *Handler) sent(m *queue.Inbound, msgID, runID, text string) event {
+	return newEvent(msgID, EventMessageSent, map[string]any{
+		"thread_id": m.ThreadID, "message_id": msgID, "run_id": runID, "text": text,
+		"channel": m.Channel, "external_id": m.ExternalID,
+	})
+}
+
+// decided hands a human's decision to the agent. An approved run continues with the agent's
+// answer; a denied run has ended, and the agent's answer is only recorded.
+func (h *Handler) decided(ctx context.Context, m *queue.Inbound, receives int) error {
+	run, err := h.store.GetRun(ctx, m.WorkspaceID, m.RunID)
+	if err != nil {
+		if apierr.CodeOf(err) == apierr.NotFound {
+			return errors.New("decision for a run that does not exist: not processable")
+		}
+		return err
+	}
+	if run.Approval == nil || run.Approval.Decision == "" || run.Approval.DecidedAt == nil {
+		return nil // a stale decision message: the run has moved on
+	}
+	turn := "decision@" + run.Approval.DecidedAt.Format(time.RFC3339Nano)
+	previous := ""
+	if run.Result != nil {
+		previous = run.Result.Text
+	}
+	if run.Status == store.RunQueued || run.Status == store.RunRunning {
+		started, ok, err := h.store.StartRun(ctx, m.WorkspaceID, run.ID)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return h.settle(ctx, m, started)
+		}
+		run = started
+	} else if run.Status != store.RunDenied {
+		return h.settle(ctx, m, run) // completed, cancelled, or waiting for a later approval
+	}
+	ag, err := h.agents.Get(m.Agent)
+	if err != nil {
+		if run.Status == store.RunDenied {
+			return nil
+		}
+		return h.fail(ctx, m, run, err.Error())
+	}
+	th, err := h.store.GetThread(ctx, m.WorkspaceID, run.ThreadID)
+	if err != nil {
+		return err
+	}
+	a := run.Approval
+	reply, err := ag.Respond(ctx, agent.Request{
+		Kind: agent.KindApproval, RunID: run.ID, Session: session(m, th),
+		Decision: &agent.Decision{Approved: a.Decision == store.DecisionApproved, Option: a.Option, Approver: a.DecidedBy, Comment: a.Comment},
+	})
+	if run.Status == store.RunDenied {
+		return h.noteDenied(ctx, m, run, turn, reply, err, receives)
+	}
+	if err != nil {
+		return h.agentFailed(ctx, m, run, err)
+	}
+	return h.conclude(ctx, m, run, reply, turn, previous)
+}
+
+// noteDenied records what the agent answered to a denial; the run stays denied. A failing agent
+// is retried on the schedule (counted by SQS receives) and then left alone.
+func (h *Handler) noteDenied(ctx context.Context, m *queue.Inbound, run store.Run, turn string, reply agent.Reply, err error, receives int) error {
+	if err != nil {
+		if delay, ok := h.cfg.Retry.Next(receives, 0, 0); ok && agent.Retryable(err) {
+			return &retryLater{delay: delay, err: err}
+		}
+		h.logger.WarnContext(ctx, "agent was not told of a denial", "run_id", run.ID, "err", err)
+		return nil
+	}
+	text := reply.Text()
+	if text == "" {
+		return nil
+	}
+	msg := store.Message{
+		ID: ids.Derive("msg", m.WorkspaceID, run.ID, "reply", turn), Direction: "out", Source: "agent",
+		Text: text, RunID: run.ID, CreatedAt: *run.Approval.DecidedAt, // fixed, so a retry adds nothing
+	}
+	if _, err := h.store.AddMessage(ctx, m.WorkspaceID, run.ThreadID, msg); err != nil {
+		return err
+	}
+	return h.append(ctx, m.WorkspaceID, h.sent(m, msg.ID, run.ID, text))
 }
 
 // event is one event to record: its id is derived from its subject and type, so a retry appends

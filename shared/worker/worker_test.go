@@ -4,8 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
+	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -15,99 +16,126 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/hookgate/hookgate/shared/agent"
+	"github.com/hookgate/hookgate/shared/apierr"
+	"github.com/hookgate/hookgate/shared/delivery"
+	"github.com/hookgate/hookgate/shared/emulator/emulatortest"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/store"
 )
 
-// memStore is a small fake for the batch logic; the real store path runs in the store and
-// local-stack integration tests on DynamoDB Local.
-type memStore struct {
-	mu       sync.Mutex
-	runs     map[string]store.Run
-	events   []store.Event
-	bindings []store.BindingStatus
-	failOn   string // CreateRun fails for this run id
+// The worker runs on the real store (DynamoDB Local); only the agent and SQS's visibility
+// change are in-process stand-ins, so the tests can script failures and count calls.
+func TestMain(m *testing.M) { os.Exit(emulatortest.Run(m)) }
+
+// scripted is an agent whose answer to the n-th call (from 1) the test decides.
+type scripted struct {
+	mu      sync.Mutex
+	calls   []agent.Request
+	respond func(r agent.Request, n int) (agent.Reply, error)
 }
 
-func (m *memStore) PutBindingStatus(_ context.Context, b store.BindingStatus) (bool, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.bindings = append(m.bindings, b)
-	return true, nil
+func (s *scripted) Respond(_ context.Context, r agent.Request) (agent.Reply, error) {
+	s.mu.Lock()
+	s.calls = append(s.calls, r)
+	n := len(s.calls)
+	s.mu.Unlock()
+	return s.respond(r, n)
 }
 
-func (m *memStore) CreateRun(_ context.Context, th store.Thread, msg store.Message, r store.Run) (bool, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if r.ID == m.failOn {
-		return false, errors.New("table unavailable")
-	}
-	if _, ok := m.runs[r.ID]; ok {
-		return false, nil
-	}
-	m.runs[r.ID] = store.Run{ID: r.ID, WorkspaceID: th.WorkspaceID, ThreadID: th.ID, MessageID: msg.ID, Status: store.RunQueued}
-	return true, nil
-}
-
-func (m *memStore) StartRun(_ context.Context, _, id string) (store.Run, bool, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	r := m.runs[id]
-	if r.Terminal() {
-		return r, false, nil
-	}
-	r.Status, r.Attempts = store.RunRunning, r.Attempts+1
-	m.runs[id] = r
-	return r, true, nil
-}
-
-func (m *memStore) FinishRun(_ context.Context, _, id, status string, res *store.Result, e string) (store.Run, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	r := m.runs[id]
-	r.Status, r.Result, r.Error = status, res, e
-	m.runs[id] = r
-	return r, nil
-}
-
-func (m *memStore) GetRun(_ context.Context, _, id string) (store.Run, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.runs[id], nil
-}
-
-func (m *memStore) AppendEvents(_ context.Context, evs []store.Event) ([]store.Event, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	out := make([]store.Event, 0, len(evs))
-next:
-	for _, e := range evs {
-		for _, x := range m.events {
-			if x.ID == e.ID {
-				out = append(out, x)
-				continue next
-			}
+// kinds returns the kinds of the calls so far, for one thread ("" for all).
+func (s *scripted) kinds(thread string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, c := range s.calls {
+		if thread == "" || c.Session.ID == thread {
+			out = append(out, c.Kind)
 		}
-		e.Cursor = int64(len(m.events) + 1)
-		m.events = append(m.events, e)
-		out = append(out, e)
 	}
-	return out, nil
+	return out
 }
 
-func record(id, group, run string) events.SQSMessage {
-	body, _ := json.Marshal(queue.Inbound{
-		Version: queue.InboundVersion, WorkspaceID: "ws", ThreadID: group, MessageID: "msg-" + run, RunID: run,
-		Channel: "c", ExternalID: group, Text: "text of " + run, ReceivedAt: time.Now(),
-	})
-	return events.SQSMessage{MessageId: id, Body: string(body), Attributes: map[string]string{"MessageGroupId": group}}
+func speak(text string) agent.Reply {
+	return agent.Reply{Actions: []agent.Action{{Type: agent.ActionSpeak, Text: text}}}
 }
 
-func handle(t *testing.T, st *memStore, ev events.SQSEvent) []string {
+// echoing speaks the text back, and says nothing to session starts.
+func echoing(r agent.Request, _ int) (agent.Reply, error) {
+	if r.Kind != agent.KindUserSpeak {
+		return agent.Reply{}, nil
+	}
+	return speak("echo: " + r.Text), nil
+}
+
+type registry struct {
+	a       agent.Agent
+	history int
+}
+
+func (r registry) Get(name string) (agent.Agent, error) {
+	if name == "missing" {
+		return nil, errors.New(`unknown agent "missing"`)
+	}
+	return r.a, nil
+}
+func (r registry) HistoryLimit(string) int { return r.history }
+
+type postponed struct {
+	handles []string
+	delay   time.Duration
+}
+
+type visibility struct {
+	mu    sync.Mutex
+	calls []postponed
+}
+
+func (v *visibility) Postpone(_ context.Context, handles []string, d time.Duration) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.calls = append(v.calls, postponed{handles, d})
+	return nil
+}
+
+type rig struct {
+	st    *store.Store
+	agent *scripted
+	vis   *visibility
+	h     *Handler
+}
+
+func newRig(t *testing.T, history int, respond func(agent.Request, int) (agent.Reply, error)) *rig {
 	t.Helper()
-	h := New(st, st, agent.Echo{}, slog.New(slog.NewJSONHandler(io.Discard, nil)))
-	raw, _ := json.Marshal(ev)
-	out, err := lambda.NewHandler(h.Handle).Invoke(context.Background(), raw)
+	db, table := emulatortest.Table(t, "worker")
+	st := store.New(db, table, time.Now)
+	sched, err := delivery.ParseSchedule("0s,2s,4s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &rig{st: st, agent: &scripted{respond: respond}, vis: &visibility{}}
+	r.h = New(Config{Retry: sched, Lease: time.Minute}, st, st, registry{r.agent, history}, r.vis, slog.New(slog.DiscardHandler), time.Now)
+	return r
+}
+
+// message is a queue message for a run on a thread, as an inbound door queues it.
+func message(thread, run, text string) queue.Inbound {
+	return queue.Inbound{
+		Version: queue.InboundVersion, WorkspaceID: "ws", ThreadID: thread, MessageID: "msg_" + run, RunID: run,
+		Source: "generic", Channel: "demo", ExternalID: thread, Text: text, User: "alice", ReceivedAt: time.Now(),
+	}
+}
+
+func record(sqsID string, m queue.Inbound) events.SQSMessage {
+	body, _ := json.Marshal(m)
+	return events.SQSMessage{MessageId: sqsID, ReceiptHandle: "rh-" + sqsID, Body: string(body),
+		Attributes: map[string]string{"MessageGroupId": m.GroupID(), "ApproximateReceiveCount": "1"}}
+}
+
+// handle pushes a batch through the real Lambda decoder and returns the failed message ids.
+func (r *rig) handle(t *testing.T, recs ...events.SQSMessage) []string {
+	t.Helper()
+	raw, _ := json.Marshal(events.SQSEvent{Records: recs})
+	out, err := lambda.NewHandler(r.h.Handle).Invoke(context.Background(), raw)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,91 +143,369 @@ func handle(t *testing.T, st *memStore, ev events.SQSEvent) []string {
 	if err := json.Unmarshal(out, &resp); err != nil {
 		t.Fatal(err)
 	}
-	var ids []string
+	var failed []string
 	for _, f := range resp.BatchItemFailures {
-		ids = append(ids, f.ItemIdentifier)
+		failed = append(failed, f.ItemIdentifier)
 	}
-	slices.Sort(ids)
-	return ids
+	slices.Sort(failed)
+	return failed
 }
 
-// A failure fails the rest of its thread in the batch (FIFO order holds on redelivery); other
-// threads are unaffected.
-func TestFailureHoldsBackTheRestOfItsThreadOnly(t *testing.T) {
-	st := &memStore{runs: map[string]store.Run{}, failOn: "r2"}
-	failed := handle(t, st, events.SQSEvent{Records: []events.SQSMessage{
-		record("1", "A", "r1"), record("2", "A", "r2"), record("3", "A", "r3"),
-		record("4", "B", "r4"), record("5", "B", "r5"),
-		{MessageId: "6", Body: "not json", Attributes: map[string]string{"MessageGroupId": "C"}},
-	}})
-	if want := []string{"2", "3", "6"}; !slices.Equal(failed, want) {
-		t.Fatalf("batch item failures %v, want %v", failed, want)
+func (r *rig) run(t *testing.T, id string) store.Run {
+	t.Helper()
+	run, err := r.st.GetRun(context.Background(), "ws", id)
+	if err != nil {
+		t.Fatalf("run %s: %v", id, err)
 	}
-	for _, id := range []string{"r1", "r4", "r5"} {
-		if r := st.runs[id]; r.Status != store.RunCompleted || r.Result == nil || r.Result.Text != "text of "+id {
-			t.Fatalf("run %s = %+v", id, r)
+	return run
+}
+
+func (r *rig) eventTypes(t *testing.T) []string {
+	t.Helper()
+	evs, err := r.st.ListEvents(context.Background(), "ws", 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range evs {
+		out = append(out, e.Type)
+	}
+	return out
+}
+
+func TestSessionStartsOnceThenEveryMessageIsSpoken(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, 0, echoing)
+	if failed := r.handle(t, record("1", message("thr_a", "r1", "hello")), record("2", message("thr_a", "r2", "again"))); len(failed) != 0 {
+		t.Fatalf("failed %v", failed)
+	}
+	if got := r.agent.kinds("thr_a"); !slices.Equal(got, []string{agent.KindSessionStart, agent.KindUserSpeak, agent.KindUserSpeak}) {
+		t.Fatalf("agent saw %v", got)
+	}
+	for id, want := range map[string]string{"r1": "echo: hello", "r2": "echo: again"} {
+		if run := r.run(t, id); run.Status != store.RunCompleted || run.Result == nil || run.Result.Text != want {
+			t.Fatalf("run %s = %+v", id, run)
 		}
 	}
-	if _, ok := st.runs["r3"]; ok {
-		t.Fatal("r3 ran although the message before it in its thread failed")
+	want := []string{EventMessageReceived, EventRunCreated, EventMessageSent, EventRunCompleted, EventMessageReceived, EventRunCreated, EventMessageSent, EventRunCompleted}
+	if got := r.eventTypes(t); !slices.Equal(got, want) {
+		t.Fatalf("events %v, want %v", got, want)
+	}
+	msgs, err := r.st.ListMessages(context.Background(), "ws", "thr_a", 10)
+	// Both inbound messages were received before the first reply was made.
+	if err != nil || len(msgs) != 4 || msgs[2].Direction != "out" || msgs[2].Text != "echo: hello" || msgs[2].RunID != "r1" || msgs[3].Text != "echo: again" {
+		t.Fatalf("messages %+v %v", msgs, err)
+	}
+	// A redelivery of a finished message calls nobody and records nothing new.
+	if failed := r.handle(t, record("1", message("thr_a", "r1", "hello"))); len(failed) != 0 {
+		t.Fatalf("redelivery failed %v", failed)
+	}
+	if n := len(r.agent.kinds("")); n != 3 || len(r.eventTypes(t)) != len(want) {
+		t.Fatalf("redelivery: %d agent calls, %d events", n, len(r.eventTypes(t)))
 	}
 }
 
-func TestRedeliveryAddsNothing(t *testing.T) {
-	st := &memStore{runs: map[string]store.Run{}}
-	batch := events.SQSEvent{Records: []events.SQSMessage{record("1", "A", "r1")}}
-	if failed := handle(t, st, batch); len(failed) != 0 {
+// A retryable failure holds back its thread only: its message and the thread's later ones are
+// batch item failures, postponed by the schedule's delay, while other threads go on.
+func TestRetryableFailureHoldsBackOnlyItsThread(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, 0, func(req agent.Request, n int) (agent.Reply, error) {
+		if req.Session.ID == "thr_flaky" && req.Kind == agent.KindUserSpeak && req.Text == "first" {
+			return agent.Reply{}, &agent.Error{Retryable: true, Reason: "agent answered 503"}
+		}
+		return echoing(req, n)
+	})
+	failed := r.handle(t,
+		record("a1", message("thr_flaky", "ra1", "first")),
+		record("b1", message("thr_ok", "rb1", "fine")),
+		record("a2", message("thr_flaky", "ra2", "second")),
+	)
+	if !slices.Equal(failed, []string{"a1", "a2"}) {
+		t.Fatalf("failed %v, want a1 a2", failed)
+	}
+	if len(r.vis.calls) != 1 || !slices.Equal(r.vis.calls[0].handles, []string{"rh-a1", "rh-a2"}) || r.vis.calls[0].delay != 2*time.Second {
+		t.Fatalf("postponed %+v, want rh-a1 rh-a2 by 2s", r.vis.calls)
+	}
+	if run := r.run(t, "ra1"); run.Status != store.RunRunning || run.Attempts != 1 {
+		t.Fatalf("flaky run %+v", run)
+	}
+	if _, err := r.st.GetRun(context.Background(), "ws", "ra2"); apierr.CodeOf(err) != apierr.NotFound {
+		t.Fatalf("the thread's later message was processed out of order: %v", err)
+	}
+	if run := r.run(t, "rb1"); run.Status != store.RunCompleted {
+		t.Fatalf("other thread %+v", run)
+	}
+}
+
+func TestFlakyAgentCompletesDeadAgentFails(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, 0, func(req agent.Request, n int) (agent.Reply, error) {
+		switch {
+		case req.Kind != agent.KindUserSpeak:
+			return agent.Reply{}, nil
+		case req.Session.ID == "thr_dead":
+			return agent.Reply{}, &agent.Error{Retryable: true, Reason: "agent timed out after 25s"}
+		case req.Session.ID == "thr_flaky" && n <= 3: // call 1 is its session start, 2 and 3 its first tries
+			return agent.Reply{}, &agent.Error{Retryable: true, Reason: "agent answered 502"}
+		}
+		return speak("recovered"), nil
+	})
+	flaky := record("f", message("thr_flaky", "rf", "hi"))
+	var delays []time.Duration
+	for i := 0; i < 5; i++ {
+		failed := r.handle(t, flaky)
+		if len(failed) == 0 {
+			break
+		}
+		delays = append(delays, r.vis.calls[len(r.vis.calls)-1].delay)
+	}
+	if run := r.run(t, "rf"); run.Status != store.RunCompleted || run.Result.Text != "recovered" || run.Attempts != 3 {
+		t.Fatalf("flaky run %+v", run)
+	}
+	if !slices.Equal(delays, []time.Duration{2 * time.Second, 4 * time.Second}) {
+		t.Fatalf("retry delays %v, want the schedule's 2s 4s", delays)
+	}
+
+	dead := record("d", message("thr_dead", "rd", "hi"))
+	for i := 0; i < 3; i++ {
+		failed := r.handle(t, dead)
+		if i < 2 && len(failed) != 1 || i == 2 && len(failed) != 0 {
+			t.Fatalf("delivery %d: failed %v", i+1, failed)
+		}
+	}
+	run := r.run(t, "rd")
+	if run.Status != store.RunFailed || run.Error != "agent failed: agent timed out after 25s (after 3 attempts)" || run.CompletedAt == nil {
+		t.Fatalf("dead run %+v", run)
+	}
+	evs, _ := r.st.ListEvents(context.Background(), "ws", 0, 100)
+	last := evs[len(evs)-1]
+	var data map[string]any
+	_ = json.Unmarshal(last.Data, &data)
+	if last.Type != EventRunFailed || data["run_id"] != "rd" || data["error"] != run.Error {
+		t.Fatalf("last event %s %s", last.Type, last.Data)
+	}
+}
+
+func TestPermanentFailureAndUnknownAgentFailAtOnce(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, 0, func(req agent.Request, n int) (agent.Reply, error) {
+		if req.Kind == agent.KindUserSpeak {
+			return agent.Reply{}, &agent.Error{Reason: "agent answered 400"}
+		}
+		return agent.Reply{}, nil
+	})
+	missing := message("thr_m", "rm", "hi")
+	missing.Agent = "missing"
+	if failed := r.handle(t, record("p", message("thr_p", "rp", "hi")), record("m", missing)); len(failed) != 0 {
+		t.Fatalf("failed %v", failed)
+	}
+	if run := r.run(t, "rp"); run.Status != store.RunFailed || run.Error != "agent failed: agent answered 400" {
+		t.Fatalf("run %+v", run)
+	}
+	if run := r.run(t, "rm"); run.Status != store.RunFailed || run.Error != `unknown agent "missing"` {
+		t.Fatalf("run %+v", run)
+	}
+	if len(r.vis.calls) != 0 {
+		t.Fatalf("a permanent failure was postponed: %+v", r.vis.calls)
+	}
+}
+
+func TestHistoryIsTheThreadsEarlierMessages(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, 3, echoing)
+	for i, text := range []string{"one", "two", "three"} {
+		if failed := r.handle(t, record(fmt.Sprint(i), message("thr_h", fmt.Sprint("r", i), text))); len(failed) != 0 {
+			t.Fatal(failed)
+		}
+	}
+	r.agent.mu.Lock()
+	last := r.agent.calls[len(r.agent.calls)-1]
+	r.agent.mu.Unlock()
+	// Bounded to 3, oldest first, without the message being answered.
+	want := []agent.Turn{{Role: "assistant", Text: "echo: one"}, {Role: "user", Text: "two"}, {Role: "assistant", Text: "echo: two"}}
+	if last.Text != "three" || !slices.Equal(last.History, want) {
+		t.Fatalf("history %+v", last.History)
+	}
+}
+
+// adapterRun stores a run as the adapter does (holding a slot) and returns its queue message.
+func adapterRun(t *testing.T, r *rig, thread, run string) queue.Inbound {
+	t.Helper()
+	m := message(thread, run, "refund please")
+	m.Stored, m.Source, m.Channel = true, "adapter", "adapter.ops"
+	_, _, err := r.st.CreateRunWith(context.Background(), store.NewRun{
+		Thread:  store.Thread{ID: thread, WorkspaceID: "ws", Channel: m.Channel, ExternalID: thread},
+		Message: store.Message{ID: m.MessageID, Direction: "in", Source: "adapter", Text: m.Text, User: "alice", CreatedAt: m.ReceivedAt},
+		Run:     store.Run{ID: run, Adapter: "ops", User: "alice"},
+		Slot:    &store.Slot{Pool: store.SlotPool("ws", "ops"), Index: 0, Lease: time.Minute},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func (r *rig) slotHeld(t *testing.T) bool {
+	t.Helper()
+	free, err := r.st.FreeSlots(context.Background(), store.SlotPool("ws", "ops"), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(free) == 0
+}
+
+func decidedMessage(m queue.Inbound) queue.Inbound {
+	d := m
+	d.MessageID, d.Decided, d.Text = m.MessageID+"-decided", true, ""
+	return d
+}
+
+func TestApprovalPausesTheRunUntilApproved(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, 0, func(req agent.Request, n int) (agent.Reply, error) {
+		switch req.Kind {
+		case agent.KindUserSpeak:
+			return agent.Reply{Actions: []agent.Action{
+				{Type: agent.ActionSpeak, Text: "I can refund 20 EUR."},
+				{Type: agent.ActionRequestApproval, Prompt: "Refund 20 EUR?", Options: []string{"refund", "refuse"}},
+			}}, nil
+		case agent.KindApproval:
+			if !req.Decision.Approved || req.Decision.Approver != "boss" || req.Decision.Option != "refund" {
+				return agent.Reply{}, &agent.Error{Reason: fmt.Sprintf("unexpected decision %+v", req.Decision)}
+			}
+			return speak("Refunded."), nil
+		}
+		return agent.Reply{}, nil
+	})
+	m := adapterRun(t, r, "thr_ap", "run_ap")
+	if !r.slotHeld(t) {
+		t.Fatal("the adapter's run holds no slot")
+	}
+	if failed := r.handle(t, record("1", m)); len(failed) != 0 {
 		t.Fatal(failed)
 	}
-	n := len(st.events)
-	if failed := handle(t, st, batch); len(failed) != 0 {
+	run := r.run(t, "run_ap")
+	if run.Status != store.RunWaitingApproval || run.Approval == nil || run.Approval.Prompt != "Refund 20 EUR?" || run.Result.Text != "I can refund 20 EUR." {
+		t.Fatalf("waiting run %+v", run)
+	}
+	if r.slotHeld(t) {
+		t.Fatal("a run waiting for a human still holds its in-flight slot")
+	}
+	if got := r.eventTypes(t); !slices.Equal(got[len(got)-2:], []string{EventMessageSent, EventRunRequiresApproval}) {
+		t.Fatalf("events %v", got)
+	}
+	// A stale decision message (none recorded) does nothing.
+	if failed := r.handle(t, record("x", decidedMessage(m))); len(failed) != 0 || len(r.agent.kinds("")) != 2 {
+		t.Fatalf("stale decision: failed %v, calls %v", failed, r.agent.kinds(""))
+	}
+	if _, err := r.st.DecideRun(context.Background(), "ws", "run_ap", store.Decision{Approved: true, By: "boss", Option: "refund"}); err != nil {
+		t.Fatal(err)
+	}
+	if failed := r.handle(t, record("2", decidedMessage(m))); len(failed) != 0 {
 		t.Fatal(failed)
 	}
-	if len(st.events) != n || n != 3 || st.runs["r1"].Attempts != 1 {
-		t.Fatalf("events %d → %d, attempts %d", n, len(st.events), st.runs["r1"].Attempts)
+	run = r.run(t, "run_ap")
+	if run.Status != store.RunCompleted || run.Result.Text != "Refunded." || run.Approval.Decision != store.DecisionApproved {
+		t.Fatalf("approved run %+v", run)
 	}
-	types := []string{st.events[0].Type, st.events[1].Type, st.events[2].Type}
-	if !slices.Equal(types, []string{EventMessageReceived, EventRunCreated, EventRunCompleted}) {
-		t.Fatalf("event types %v", types)
+	if got := r.agent.kinds(""); !slices.Equal(got, []string{agent.KindSessionStart, agent.KindUserSpeak, agent.KindApproval}) {
+		t.Fatalf("agent saw %v", got)
+	}
+	if got := r.eventTypes(t); !slices.Equal(got[len(got)-2:], []string{EventMessageSent, EventRunCompleted}) {
+		t.Fatalf("events %v", got)
+	}
+	msgs, _ := r.st.ListMessages(context.Background(), "ws", "thr_ap", 10)
+	if len(msgs) != 3 || msgs[2].Text != "Refunded." {
+		t.Fatalf("messages %+v", msgs)
 	}
 }
 
-func inboundRecord(id string, m queue.Inbound) events.SQSMessage {
-	m.Version, m.WorkspaceID = queue.InboundVersion, "ws"
-	body, _ := json.Marshal(m)
-	return events.SQSMessage{MessageId: id, Body: string(body), Attributes: map[string]string{"MessageGroupId": m.GroupID()}}
+func TestDeniedRunStaysDeniedAndTheAgentIsTold(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, 0, func(req agent.Request, n int) (agent.Reply, error) {
+		switch req.Kind {
+		case agent.KindUserSpeak:
+			return agent.Reply{Actions: []agent.Action{{Type: agent.ActionRequestApproval, Prompt: "Delete the account?"}}}, nil
+		case agent.KindApproval:
+			if req.Decision.Approved {
+				return agent.Reply{}, &agent.Error{Reason: "told approved"}
+			}
+			return speak("Understood, I will not delete it."), nil
+		}
+		return agent.Reply{}, nil
+	})
+	m := adapterRun(t, r, "thr_dn", "run_dn")
+	if failed := r.handle(t, record("1", m)); len(failed) != 0 {
+		t.Fatal(failed)
+	}
+	if run := r.run(t, "run_dn"); run.Status != store.RunWaitingApproval || run.Result != nil {
+		t.Fatalf("waiting run %+v", run)
+	}
+	if _, err := r.st.DecideRun(context.Background(), "ws", "run_dn", store.Decision{Approved: false, By: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // the second is a redelivery: nothing more is recorded
+		if failed := r.handle(t, record("2", decidedMessage(m))); len(failed) != 0 {
+			t.Fatal(failed)
+		}
+	}
+	if run := r.run(t, "run_dn"); run.Status != store.RunDenied {
+		t.Fatalf("denied run %+v", run)
+	}
+	msgs, _ := r.st.ListMessages(context.Background(), "ws", "thr_dn", 10)
+	if len(msgs) != 2 || msgs[1].Text != "Understood, I will not delete it." {
+		t.Fatalf("messages %+v", msgs)
+	}
+	got := r.eventTypes(t)
+	if got[len(got)-1] != EventMessageSent || slices.Contains(got, EventRunCompleted) {
+		t.Fatalf("events %v", got)
+	}
+	if n := slices.Index(got, EventMessageSent); n != len(got)-1 {
+		t.Fatalf("the denial's reply was recorded twice: %v", got)
+	}
 }
 
-// An event without a run is recorded once, even when redelivered; an event with a run comes
-// first in the log, before the message and run it starts; a binding report is stored and logged.
-func TestEventsRunsAndBindings(t *testing.T) {
-	st := &memStore{runs: map[string]store.Run{}}
-	only := queue.Inbound{MessageID: "m1", Group: "g", Event: &queue.Event{Subject: "dk1", Type: "webhook.stripe.charge_succeeded", Data: `{"payload":{"id":"evt_1"}}`}}
-	routed := queue.Inbound{MessageID: "m2", ThreadID: "t2", RunID: "r2", Channel: "webhook.stripe", ExternalID: "dk2", Text: "webhook.stripe.charge_succeeded",
-		Event: &queue.Event{Subject: "dk2", Type: "webhook.stripe.charge_succeeded", Data: `{}`}}
-	bind := queue.Inbound{MessageID: "m3", Group: "b", Binding: &queue.Binding{Channel: "slack", BindingID: "b1", Status: "connected", ReportedAt: time.Now()}}
-	if failed := handle(t, st, events.SQSEvent{Records: []events.SQSMessage{
-		inboundRecord("1", only), inboundRecord("2", only), inboundRecord("3", routed), inboundRecord("4", bind),
-	}}); len(failed) != 0 {
-		t.Fatalf("failures %v", failed)
+func TestCancelledRunIsNotRun(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, 0, echoing)
+	m := adapterRun(t, r, "thr_c", "run_c")
+	if _, err := r.st.CancelRun(context.Background(), "ws", "run_c", "alice"); err != nil {
+		t.Fatal(err)
 	}
-	var types []string
-	for _, e := range st.events {
-		types = append(types, e.Type)
+	if failed := r.handle(t, record("1", m)); len(failed) != 0 {
+		t.Fatal(failed)
 	}
-	slices.Sort(types)
-	want := []string{"binding.status", "message.received", "run.completed", "run.created", "webhook.stripe.charge_succeeded", "webhook.stripe.charge_succeeded"}
-	if !slices.Equal(types, want) {
-		t.Fatalf("events %v, want %v", types, want)
+	if n := len(r.agent.kinds("")); n != 0 {
+		t.Fatalf("the agent was called %d times for a cancelled run", n)
 	}
-	if r := st.runs["r2"]; r.Status != store.RunCompleted || r.ThreadID != "t2" {
-		t.Fatalf("routed run = %+v", r)
+	if run := r.run(t, "run_c"); run.Status != store.RunCancelled {
+		t.Fatalf("run %+v", run)
 	}
-	if len(st.bindings) != 1 || st.bindings[0].Status != "connected" {
-		t.Fatalf("bindings = %+v", st.bindings)
+	if r.slotHeld(t) {
+		t.Fatal("a cancelled run still holds its slot")
 	}
-	bad := queue.Inbound{MessageID: "m5", Group: "g", Event: &queue.Event{Subject: "x", Type: "t", Data: `{`}}
-	if failed := handle(t, st, events.SQSEvent{Records: []events.SQSMessage{inboundRecord("5", bad)}}); !slices.Equal(failed, []string{"5"}) {
-		t.Fatalf("an event with invalid data was not reported: %v", failed)
+}
+
+func TestBindingReportIsStoredAndRecorded(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, 0, echoing)
+	m := queue.Inbound{Version: queue.InboundVersion, WorkspaceID: "ws", MessageID: "msg_b", Group: "binding",
+		Binding: &queue.Binding{Channel: "whatsapp", BindingID: "b1", Status: "connected", ReportedAt: time.Now()}}
+	if failed := r.handle(t, record("1", m)); len(failed) != 0 {
+		t.Fatal(failed)
+	}
+	if got := r.eventTypes(t); !slices.Equal(got, []string{EventBindingStatus}) {
+		t.Fatalf("events %v", got)
+	}
+}
+
+func TestUnprocessableMessagesFail(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, 0, echoing)
+	bad := events.SQSMessage{MessageId: "bad", Body: "{not json", Attributes: map[string]string{"MessageGroupId": "g"}}
+	old := record("old", message("thr_o", "ro", "hi"))
+	old.Body = `{"v":99,"workspace_id":"ws","message_id":"m"}`
+	if failed := r.handle(t, bad, old); !slices.Equal(failed, []string{"bad", "old"}) {
+		t.Fatalf("failed %v", failed)
 	}
 }
