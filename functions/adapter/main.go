@@ -3,6 +3,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -12,8 +13,8 @@ import (
 	"github.com/hookgate/hookgate/shared/awscfg"
 	"github.com/hookgate/hookgate/shared/envcfg"
 	"github.com/hookgate/hookgate/shared/fnmain"
+	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/store"
-	"github.com/hookgate/hookgate/shared/verify"
 )
 
 func main() { fnmain.Start(newHandler) }
@@ -21,17 +22,23 @@ func main() { fnmain.Start(newHandler) }
 func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logger) (func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error), error) {
 	env := envcfg.New(getenv)
 	table := env.Required("HOOKGATE_TABLE")
+	queueURL := env.Required("HOOKGATE_INBOUND_QUEUE_URL")
+	workspace := env.Required("HOOKGATE_DEFAULT_WORKSPACE")
+	maxBody := env.Int("HOOKGATE_MAX_BODY_BYTES", adapter.DefaultMaxBodyBytes, 1024, 6_000_000)
 	cfg := adapter.Config{
-		Names:     env.List("HOOKGATE_ADAPTER_NAMES", "default"),
-		Workspace: env.Required("HOOKGATE_DEFAULT_WORKSPACE"),
-		Secrets:   verify.NewSecrets(env.Required("HOOKGATE_ADAPTER_SECRET")),
+		Lease:         time.Duration(env.Int("HOOKGATE_RUN_LEASE_SECONDS", 900, 30, 43200)) * time.Second,
+		MaxSyncWait:   time.Duration(env.Int("HOOKGATE_SYNC_MAX_WAIT_MS", 25_000, 0, 28_000)) * time.Millisecond,
+		AllowHTTPURLs: env.Bool("HOOKGATE_ALLOW_HTTP_URLS", false),
 	}
-	if err := env.Err(); err != nil {
+	adapters, aerr := adapter.ParseAdapters(getenv("HOOKGATE_ADAPTERS"), getenv("HOOKGATE_ADAPTER_SECRET"), workspace, maxBody)
+	if err := errors.Join(env.Err(), aerr); err != nil {
 		return nil, err
 	}
+	cfg.Adapters = adapters
 	aws, err := awscfg.Load(ctx, getenv)
 	if err != nil {
 		return nil, err
 	}
-	return adapter.New(cfg, store.New(aws.DynamoDB(), table, time.Now), log).Handle, nil
+	st := store.New(aws.DynamoDB(), table, time.Now)
+	return adapter.New(cfg, st, queue.NewSender(aws.SQS(), queueURL), log, time.Now).Handle, nil
 }

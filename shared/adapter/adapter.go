@@ -1,10 +1,14 @@
-// Package adapter serves the webhook adapter routes under /webhook/{name}: named adapters that
-// internal systems use to talk to an agent over plain HTTP. For now it serves run status.
+// Package adapter serves the webhook adapter routes under /webhook/{name}: named adapters through
+// which internal systems start threads and runs, follow up, poll, cancel and approve, over plain
+// HTTP. Each adapter bounds its in-flight runs across every process through DynamoDB slots.
 package adapter
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"slices"
 	"strings"
@@ -14,89 +18,481 @@ import (
 
 	"github.com/hookgate/hookgate/shared/apierr"
 	"github.com/hookgate/hookgate/shared/apigw"
+	"github.com/hookgate/hookgate/shared/ids"
+	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/store"
-	"github.com/hookgate/hookgate/shared/verify"
 )
 
 // HeaderSecret carries the adapter secret when Authorization: Bearer is not used.
 const HeaderSecret = "x-webhook-secret"
 
-// Runs is the part of the store the adapter reads.
-type Runs interface {
+// Store is the part of the store the adapter uses.
+type Store interface {
 	GetRun(ctx context.Context, ws, id string) (store.Run, error)
+	CreateRunWith(ctx context.Context, nr store.NewRun) (store.Run, bool, error)
+	FreeSlots(ctx context.Context, pool string, size int) ([]int, error)
+	ReleaseSlot(ctx context.Context, r store.Run) error
+	CancelRun(ctx context.Context, ws, id, by string) (store.Run, error)
+	DecideRun(ctx context.Context, ws, id string, d store.Decision) (store.Run, error)
+	AbandonRun(ctx context.Context, ws, id, reason string) (store.Run, error)
+	AppendEvents(ctx context.Context, evs []store.Event) ([]store.Event, error)
+}
+
+// Queue takes runs for the worker.
+type Queue interface {
+	SendInbound(ctx context.Context, m *queue.Inbound) error
 }
 
 // Config is the adapters' configuration.
 type Config struct {
-	Names     []string
-	Workspace string
-	Secrets   *verify.Secrets
+	Adapters      map[string]*Adapter
+	Lease         time.Duration // how long a slot is held before it frees itself (the worker renews it)
+	MaxSyncWait   time.Duration // sync requests wait at most this (below API Gateway's 30 s)
+	AllowHTTPURLs bool          // replyUrl may be http:// (local mode)
 }
 
 // Handler handles the adapter routes.
 type Handler struct {
-	cfg  Config
-	runs Runs
-	log  *slog.Logger
+	cfg    Config
+	store  Store
+	queue  Queue
+	log    *slog.Logger
+	now    func() time.Time
+	sleep  func(ctx context.Context, d time.Duration) error
+	routes map[string]route
 }
+
+type route func(ctx context.Context, a *Adapter, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error)
 
 // New returns a Handler.
-func New(cfg Config, runs Runs, log *slog.Logger) *Handler {
-	return &Handler{cfg: cfg, runs: runs, log: log}
+func New(cfg Config, st Store, q Queue, log *slog.Logger, now func() time.Time) *Handler {
+	h := &Handler{cfg: cfg, store: st, queue: q, log: log, now: now, sleep: sleepCtx}
+	const run = "/webhook/{name}/threads/{threadId}/runs/{runId}"
+	h.routes = map[string]route{
+		"POST /webhook/{name}":                             h.post,
+		"POST /webhook/{name}/messages":                    h.post,
+		"POST /webhook/{name}/threads/{threadId}/messages": h.post,
+		"GET " + run:               h.status,
+		"POST " + run + "/cancel":  h.cancel,
+		"POST " + run + "/approve": h.decide(true),
+		"POST " + run + "/deny":    h.decide(false),
+	}
+	return h
 }
 
-// RunView is a run as the adapter routes show it.
-type RunView struct {
-	RunID       string        `json:"runId"`
-	ThreadID    string        `json:"threadId"`
-	Status      string        `json:"status"`
-	Result      *store.Result `json:"result,omitempty"`
-	Error       string        `json:"error,omitempty"`
-	Attempts    int           `json:"attempts"`
-	CreatedAt   time.Time     `json:"createdAt"`
-	UpdatedAt   time.Time     `json:"updatedAt"`
-	StartedAt   *time.Time    `json:"startedAt,omitempty"`
-	CompletedAt *time.Time    `json:"completedAt,omitempty"`
+// RouteKeys returns the route keys the handler serves (for a test against template.yaml).
+func (h *Handler) RouteKeys() []string {
+	keys := make([]string, 0, len(h.routes))
+	for k := range h.routes {
+		keys = append(keys, k)
+	}
+	return keys
 }
 
-// Handle is the Lambda handler.
+// Handle is the Lambda handler: authenticate the adapter, then dispatch on the route key.
 func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
-	v, err := h.runStatus(ctx, &req)
+	a, err := h.authenticate(&req)
 	if err != nil {
 		return apigw.Error(ctx, h.log, err), nil
 	}
-	return apigw.JSON(http.StatusOK, v), nil
-}
-
-func (h *Handler) runStatus(ctx context.Context, req *events.APIGatewayV2HTTPRequest) (RunView, error) {
-	if err := h.authenticate(req); err != nil {
-		return RunView{}, err
+	r, ok := h.routes[req.RouteKey]
+	if !ok {
+		return apigw.Error(ctx, h.log, apierr.New(apierr.NotFound, "no such route")), nil
 	}
-	threadID, runID := req.PathParameters["threadId"], req.PathParameters["runId"]
-	run, err := h.runs.GetRun(ctx, h.cfg.Workspace, runID)
+	resp, err := r(ctx, a, &req)
 	if err != nil {
-		return RunView{}, err
+		return apigw.Error(ctx, h.log.With("adapter", a.Name), err), nil
 	}
-	if run.ThreadID != threadID {
-		return RunView{}, apierr.New(apierr.NotFound, "run not found")
-	}
-	return RunView{
-		RunID: run.ID, ThreadID: run.ThreadID, Status: run.Status, Result: run.Result, Error: run.Error,
-		Attempts: run.Attempts, CreatedAt: run.CreatedAt, UpdatedAt: run.UpdatedAt,
-		StartedAt: run.StartedAt, CompletedAt: run.CompletedAt,
-	}, nil
+	return resp, nil
 }
 
-// authenticate checks the adapter name and its secret. An unknown adapter and a wrong secret both
-// get 401, so the response does not tell which adapter names exist.
-func (h *Handler) authenticate(req *events.APIGatewayV2HTTPRequest) error {
+// authenticate finds the adapter and checks its secret. An unknown adapter and a wrong secret
+// both get 401, so the response does not tell which adapter names exist.
+func (h *Handler) authenticate(req *events.APIGatewayV2HTTPRequest) (*Adapter, error) {
 	presented := apigw.Header(req, HeaderSecret)
 	if auth := apigw.Header(req, "authorization"); presented == "" && len(auth) > 7 && strings.EqualFold(auth[:7], "bearer ") {
 		presented = strings.TrimSpace(auth[7:])
 	}
-	known := slices.Contains(h.cfg.Names, req.PathParameters["name"])
-	if !h.cfg.Secrets.Equal(presented) || !known {
-		return apierr.New(apierr.Unauthorized, "missing or invalid adapter secret")
+	a, known := h.cfg.Adapters[req.PathParameters["name"]]
+	if !known {
+		a = h.anyAdapter() // spend the same time on the comparison
+	}
+	if ok := a != nil && a.Authentic(presented); !ok || !known {
+		return nil, apierr.New(apierr.Unauthorized, "missing or invalid adapter secret")
+	}
+	return a, nil
+}
+
+func (h *Handler) anyAdapter() *Adapter {
+	for _, a := range h.cfg.Adapters {
+		return a
+	}
+	return nil
+}
+
+// RunView is a run as the adapter routes show it.
+type RunView struct {
+	RunID       string          `json:"runId"`
+	ThreadID    string          `json:"threadId"`
+	Status      string          `json:"status"`
+	Result      *store.Result   `json:"result,omitempty"`
+	Error       string          `json:"error,omitempty"`
+	User        string          `json:"user,omitempty"`
+	Approval    *store.Approval `json:"approval,omitempty"`
+	CancelledBy string          `json:"cancelledBy,omitempty"`
+	Attempts    int             `json:"attempts"`
+	CreatedAt   time.Time       `json:"createdAt"`
+	UpdatedAt   time.Time       `json:"updatedAt"`
+	StartedAt   *time.Time      `json:"startedAt,omitempty"`
+	CompletedAt *time.Time      `json:"completedAt,omitempty"`
+}
+
+// View is the adapter's view of a run.
+func View(r store.Run) RunView {
+	return RunView{
+		RunID: r.ID, ThreadID: r.ThreadID, Status: r.Status, Result: r.Result, Error: r.Error, User: r.User,
+		Approval: r.Approval, CancelledBy: r.CancelledBy, Attempts: r.Attempts, CreatedAt: r.CreatedAt,
+		UpdatedAt: r.UpdatedAt, StartedAt: r.StartedAt, CompletedAt: r.CompletedAt,
+	}
+}
+
+// Accepted is the 202 body of a new run.
+type Accepted struct {
+	ThreadID string `json:"threadId"`
+	RunID    string `json:"runId"`
+	Status   string `json:"status"`
+}
+
+func (h *Handler) post(ctx context.Context, a *Adapter, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	body, err := apigw.Body(req, a.MaxBodyBytes)
+	if err != nil {
+		return events.APIGatewayV2HTTPResponse{}, err
+	}
+	m, err := parseMessage(body, a, h.cfg.AllowHTTPURLs)
+	if err != nil {
+		return events.APIGatewayV2HTTPResponse{}, err
+	}
+	if p := req.PathParameters["threadId"]; p != "" {
+		if m.ThreadID != "" && m.ThreadID != p {
+			return events.APIGatewayV2HTTPResponse{}, apierr.New(apierr.Invalid, "threadId in the body differs from the path")
+		}
+		m.ThreadID = p
+	}
+	run, err := h.start(ctx, a, m)
+	if err != nil {
+		return events.APIGatewayV2HTTPResponse{}, err
+	}
+	if m.Sync {
+		wait := min(time.Duration(m.TimeoutMS)*time.Millisecond, h.cfg.MaxSyncWait)
+		if m.TimeoutMS == 0 {
+			wait = h.cfg.MaxSyncWait
+		}
+		if done, err := h.wait(ctx, a, run, wait); err != nil {
+			return events.APIGatewayV2HTTPResponse{}, err
+		} else if done.Status != store.RunQueued && done.Status != store.RunRunning {
+			return apigw.JSON(http.StatusOK, View(done)), nil
+		} else {
+			run = done
+		}
+	}
+	return apigw.JSON(http.StatusAccepted, Accepted{ThreadID: run.ThreadID, RunID: run.ID, Status: run.Status}), nil
+}
+
+// maxStartTries bounds the search for a free slot while other requests take them.
+const maxStartTries = 25
+
+// start creates the run with its message (and its thread, unless it follows one up) while taking
+// one of the adapter's in-flight slots, then queues it. A repeated eventId returns the first run.
+func (h *Handler) start(ctx context.Context, a *Adapter, m message) (store.Run, error) {
+	now := h.now().UTC()
+	ws := a.Workspace
+	followUp := m.ThreadID != ""
+	nr := store.NewRun{
+		Thread:   store.Thread{ID: m.ThreadID, WorkspaceID: ws, Channel: Channel(a.Name)},
+		Message:  store.Message{Direction: "in", Source: "adapter", Text: m.Text, User: m.User, Data: m.Data, CreatedAt: now},
+		Run:      store.Run{Adapter: a.Name, User: m.User, Agent: a.Agent, ReplyURL: m.ReplyURL},
+		FollowUp: followUp,
+	}
+	if followUp && !ids.Valid("thr", m.ThreadID) {
+		return store.Run{}, apierr.New(apierr.NotFound, "thread not found")
+	}
+	if m.EventID != "" {
+		nr.Run.ID = ids.Derive("run", ws, "adapter", a.Name, m.EventID)
+		nr.Message.ID = ids.Derive("msg", ws, "adapter", a.Name, m.EventID)
+		if !followUp {
+			nr.Thread.ID = ids.Derive("thr", ws, "adapter", a.Name, m.EventID)
+		}
+		// A repeat returns the first run without taking a slot, even when all are taken.
+		if run, err := h.store.GetRun(ctx, ws, nr.Run.ID); err == nil {
+			return h.repeat(ctx, a, run, nr)
+		} else if apierr.CodeOf(err) != apierr.NotFound {
+			return store.Run{}, apierr.Wrap(apierr.Unavailable, err, "the run could not be stored; retry later")
+		}
+	} else {
+		nr.Run.ID, nr.Message.ID = ids.New("run", now), ids.New("msg", now)
+		if !followUp {
+			nr.Thread.ID = ids.New("thr", now)
+		}
+	}
+	nr.Thread.ExternalID = nr.Thread.ID
+
+	pool := store.SlotPool(ws, a.Name)
+	for try := 0; ; try++ {
+		free, err := h.store.FreeSlots(ctx, pool, a.MaxInFlight)
+		if err != nil {
+			return store.Run{}, apierr.Wrap(apierr.Unavailable, err, "the run could not be stored; retry later")
+		}
+		if len(free) == 0 || try == maxStartTries {
+			return store.Run{}, apierr.New(apierr.RateLimited, "too many in-flight webhook runs")
+		}
+		nr.Slot = &store.Slot{Pool: pool, Index: free[rand.IntN(len(free))], Lease: h.cfg.Lease}
+		run, created, err := h.store.CreateRunWith(ctx, nr)
+		switch {
+		case errors.Is(err, store.ErrSlotTaken), errors.Is(err, store.ErrContended):
+			if err := h.sleep(ctx, time.Duration(1+rand.IntN(4+4*try))*time.Millisecond); err != nil {
+				return store.Run{}, apierr.Wrap(apierr.Unavailable, err, "the run could not be stored; retry later")
+			}
+			continue
+		case apierr.CodeOf(err) == apierr.NotFound:
+			return store.Run{}, err
+		case err != nil:
+			return store.Run{}, apierr.Wrap(apierr.Unavailable, err, "the run could not be stored; retry later")
+		case !created:
+			return h.repeat(ctx, a, run, nr) // a concurrent repeat of the same eventId won
+		}
+		if err := h.enqueue(ctx, a, run, nr); err != nil {
+			if m.EventID == "" {
+				// Nobody can name this run again: end it and free its slot now. A run with an
+				// eventId stays queued, so the sender's retry queues it again.
+				if _, aerr := h.store.AbandonRun(ctx, ws, run.ID, "the run could not be queued"); aerr == nil {
+					_ = h.store.ReleaseSlot(ctx, run)
+				}
+			}
+			return store.Run{}, apierr.Wrap(apierr.Unavailable, err, "the run could not be queued; retry later")
+		}
+		h.log.InfoContext(ctx, "adapter run queued", "adapter", a.Name, "run_id", run.ID, "thread_id", run.ThreadID, "slot", nr.Slot.Index)
+		return run, nil
+	}
+}
+
+// repeat answers a repeated eventId with the first run. A run still queued is queued again, in
+// case the first request stored it but could not queue it (SQS drops a duplicate within 5 minutes
+// and the worker's writes are idempotent).
+func (h *Handler) repeat(ctx context.Context, a *Adapter, run store.Run, nr store.NewRun) (store.Run, error) {
+	if run.Adapter != a.Name || (nr.FollowUp && run.ThreadID != nr.Thread.ID) {
+		return store.Run{}, apierr.New(apierr.Conflict, "eventId was already used for another thread")
+	}
+	if run.Status == store.RunQueued {
+		nr.Thread.ID, nr.Message.ID = run.ThreadID, run.MessageID
+		if err := h.enqueue(ctx, a, run, nr); err != nil {
+			return store.Run{}, apierr.Wrap(apierr.Unavailable, err, "the run could not be queued; retry later")
+		}
+	}
+	return run, nil
+}
+
+func (h *Handler) enqueue(ctx context.Context, a *Adapter, run store.Run, nr store.NewRun) error {
+	return h.queue.SendInbound(ctx, &queue.Inbound{
+		Version: queue.InboundVersion, WorkspaceID: a.Workspace, ThreadID: run.ThreadID, MessageID: nr.Message.ID,
+		RunID: run.ID, Source: "adapter", Channel: Channel(a.Name), ExternalID: run.ThreadID, Text: nr.Message.Text,
+		User: nr.Message.User, Data: nr.Message.Data, ReceivedAt: nr.Message.CreatedAt, Agent: a.Agent, Stored: true,
+	})
+}
+
+// Channel is the channel of an adapter's threads.
+func Channel(adapter string) string { return "adapter." + adapter }
+
+// wait polls the run until it leaves queued and running, or until wait has passed.
+func (h *Handler) wait(ctx context.Context, a *Adapter, run store.Run, wait time.Duration) (store.Run, error) {
+	deadline := h.now().Add(wait)
+	pause := 50 * time.Millisecond
+	for {
+		if run.Status != store.RunQueued && run.Status != store.RunRunning {
+			return run, nil
+		}
+		left := deadline.Sub(h.now())
+		if left <= 0 {
+			return run, nil
+		}
+		if err := h.sleep(ctx, min(pause, left)); err != nil {
+			return run, nil // the caller gave up: answer with what is known
+		}
+		pause = min(pause*3/2, 500*time.Millisecond)
+		cur, err := h.store.GetRun(ctx, a.Workspace, run.ID)
+		if err != nil {
+			return run, apierr.Wrap(apierr.Unavailable, err, "the run could not be read; poll it later")
+		}
+		run = cur
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// run reads the run of the route and checks that it is on the route's thread and the adapter's.
+// Runs that no adapter started (generic inbound messages) are readable by every adapter of the
+// workspace.
+func (h *Handler) run(ctx context.Context, a *Adapter, req *events.APIGatewayV2HTTPRequest) (store.Run, error) {
+	threadID, runID := req.PathParameters["threadId"], req.PathParameters["runId"]
+	if !ids.Valid("run", runID) {
+		return store.Run{}, apierr.New(apierr.NotFound, "run not found")
+	}
+	run, err := h.store.GetRun(ctx, a.Workspace, runID)
+	if err != nil {
+		if apierr.CodeOf(err) == apierr.NotFound {
+			return store.Run{}, err
+		}
+		return store.Run{}, apierr.Wrap(apierr.Unavailable, err, "the run could not be read; retry later")
+	}
+	if run.ThreadID != threadID || (run.Adapter != "" && run.Adapter != a.Name) {
+		return store.Run{}, apierr.New(apierr.NotFound, "run not found")
+	}
+	return run, nil
+}
+
+func (h *Handler) status(ctx context.Context, a *Adapter, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	run, err := h.run(ctx, a, req)
+	if err != nil {
+		return events.APIGatewayV2HTTPResponse{}, err
+	}
+	return apigw.JSON(http.StatusOK, View(run)), nil
+}
+
+// decision is the body of cancel, approve and deny.
+type decision struct {
+	User    string `json:"user"`
+	Option  string `json:"option"`
+	Comment string `json:"comment"`
+}
+
+// actor reads the body of cancel, approve or deny and checks that its user may act on the run:
+// the user who started it, or one of the adapter's approvers.
+func (h *Handler) actor(a *Adapter, req *events.APIGatewayV2HTTPRequest, run store.Run, verb string) (decision, error) {
+	var d decision
+	body, err := apigw.Body(req, 16<<10)
+	if err != nil {
+		return d, err
+	}
+	if len(strings.TrimSpace(string(body))) > 0 {
+		if err := decodeStrict(body, &d); err != nil {
+			return d, err
+		}
+	}
+	d.User = strings.TrimSpace(d.User)
+	switch {
+	case len(d.User) > maxUser || len(d.Option) > 256 || len(d.Comment) > 2000:
+		return d, apierr.New(apierr.Invalid, "user, option or comment is too long")
+	case d.User == "":
+		return d, apierr.New(apierr.Invalid, "user is required")
+	case d.User != run.User && !a.Approver(d.User):
+		return d, apierr.New(apierr.Forbidden, "%s may not %s this run", truncate(d.User, 64), verb)
+	}
+	return d, nil
+}
+
+func (h *Handler) cancel(ctx context.Context, a *Adapter, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	run, err := h.run(ctx, a, req)
+	if err != nil {
+		return events.APIGatewayV2HTTPResponse{}, err
+	}
+	d, err := h.actor(a, req, run, "cancel")
+	if err != nil {
+		return events.APIGatewayV2HTTPResponse{}, err
+	}
+	cancelled, err := h.store.CancelRun(ctx, a.Workspace, run.ID, d.User)
+	if err != nil {
+		if c := apierr.CodeOf(err); c != apierr.Conflict && c != apierr.NotFound {
+			err = apierr.Wrap(apierr.Unavailable, err, "the run could not be cancelled; retry later")
+		}
+		return events.APIGatewayV2HTTPResponse{}, err
+	}
+	if err := h.store.ReleaseSlot(ctx, cancelled); err != nil {
+		h.log.WarnContext(ctx, "slot of a cancelled run not released; its lease frees it", "run_id", run.ID, "err", err)
+	}
+	if err := h.record(ctx, cancelled, EventRunCancelled, "", map[string]any{"cancelled_by": d.User}); err != nil {
+		return events.APIGatewayV2HTTPResponse{}, err
+	}
+	return apigw.JSON(http.StatusOK, View(cancelled)), nil
+}
+
+// Event types the adapter records.
+const (
+	EventRunCancelled = "run.cancelled"
+	EventRunApproved  = "run.approved"
+	EventRunDenied    = "run.denied"
+)
+
+func (h *Handler) decide(approve bool) route {
+	verb, want := "deny", store.DecisionDenied
+	if approve {
+		verb, want = "approve", store.DecisionApproved
+	}
+	return func(ctx context.Context, a *Adapter, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+		run, err := h.run(ctx, a, req)
+		if err != nil {
+			return events.APIGatewayV2HTTPResponse{}, err
+		}
+		d, err := h.actor(a, req, run, verb)
+		if err != nil {
+			return events.APIGatewayV2HTTPResponse{}, err
+		}
+		if run.Approval != nil && run.Approval.Decision == "" && d.Option != "" && len(run.Approval.Options) > 0 && !slices.Contains(run.Approval.Options, d.Option) {
+			return events.APIGatewayV2HTTPResponse{}, apierr.New(apierr.Invalid, "option must be one of the run's approval options")
+		}
+		decided, err := h.store.DecideRun(ctx, a.Workspace, run.ID, store.Decision{Approved: approve, By: d.User, Option: d.Option, Comment: d.Comment})
+		switch {
+		case apierr.CodeOf(err) == apierr.Conflict && decided.Approval != nil && decided.Approval.Decision == want:
+			// Decided so before (a retried request): make sure the worker heard of it.
+		case apierr.CodeOf(err) == apierr.Conflict:
+			return events.APIGatewayV2HTTPResponse{}, apierr.New(apierr.Conflict, "run is %s, not waiting for approval", decided.Status)
+		case err != nil:
+			return events.APIGatewayV2HTTPResponse{}, apierr.Wrap(apierr.Unavailable, err, "the decision could not be stored; retry later")
+		}
+		typ := EventRunDenied
+		if approve {
+			typ = EventRunApproved
+		}
+		if err := h.record(ctx, decided, typ, decided.Approval.DecidedAt.String(), map[string]any{"decided_by": decided.Approval.DecidedBy, "option": decided.Approval.Option, "comment": decided.Approval.Comment}); err != nil {
+			return events.APIGatewayV2HTTPResponse{}, err
+		}
+		// The worker tells the agent, in the thread's order; an approved run continues there.
+		if err := h.queue.SendInbound(ctx, &queue.Inbound{
+			Version: queue.InboundVersion, WorkspaceID: a.Workspace, ThreadID: decided.ThreadID, RunID: decided.ID,
+			MessageID: ids.Derive("msg", a.Workspace, decided.ID, "decision", decided.Approval.DecidedAt.String()),
+			Source:    "adapter", Channel: Channel(a.Name), ExternalID: decided.ThreadID, User: d.User, Agent: a.Agent,
+			ReceivedAt: h.now().UTC(), Decided: true,
+		}); err != nil {
+			return events.APIGatewayV2HTTPResponse{}, apierr.Wrap(apierr.Unavailable, err, "the decision is stored but could not be queued; send it again")
+		}
+		return apigw.JSON(http.StatusOK, View(decided)), nil
+	}
+}
+
+// record appends one event about the run, idempotently: its id derives from the run, the type
+// and when (a run may be approved more than once).
+func (h *Handler) record(ctx context.Context, run store.Run, typ, when string, extra map[string]any) error {
+	data := map[string]any{"run_id": run.ID, "thread_id": run.ThreadID, "status": run.Status, "adapter": run.Adapter}
+	if run.ReplyURL != "" {
+		data["callback"] = true
+	}
+	for k, v := range extra {
+		data[k] = v
+	}
+	b, err := json.Marshal(data)
+	if err != nil {
+		return apierr.Wrap(apierr.Internal, err, "internal error")
+	}
+	ev := store.Event{ID: ids.Derive("evt", run.WorkspaceID, run.ID, typ, when), Type: typ, WorkspaceID: run.WorkspaceID, Data: b}
+	if _, err := h.store.AppendEvents(ctx, []store.Event{ev}); err != nil {
+		return apierr.Wrap(apierr.Unavailable, err, "the change is stored but its event could not be recorded; retry")
 	}
 	return nil
 }

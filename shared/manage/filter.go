@@ -1,6 +1,7 @@
 package manage
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/hookgate/hookgate/shared/ingress"
@@ -16,6 +17,8 @@ const (
 	EventRunFailed           = "run.failed"
 	EventRunRequiresApproval = "run.requires_approval"
 	EventRunCancelled        = "run.cancelled"
+	EventRunApproved         = "run.approved"
+	EventRunDenied           = "run.denied"
 	EventBindingStatus       = "binding.status"
 	EventDeliveryExhausted   = "delivery.exhausted"
 	EventSubscriptionOff     = "subscription.disabled"
@@ -26,20 +29,12 @@ const (
 func KnownEventTypes() []string {
 	return []string{
 		EventMessageReceived, EventMessageSent, EventRunCreated, EventRunCompleted, EventRunFailed,
-		EventRunRequiresApproval, EventRunCancelled, EventBindingStatus, EventDeliveryExhausted,
-		EventSubscriptionOff, EventWebhookTest,
+		EventRunRequiresApproval, EventRunCancelled, EventRunApproved, EventRunDenied, EventBindingStatus,
+		EventDeliveryExhausted, EventSubscriptionOff, EventWebhookTest,
 	}
 }
 
-func knownEventType(t string) bool {
-	switch t {
-	case EventMessageReceived, EventMessageSent, EventRunCreated, EventRunCompleted, EventRunFailed,
-		EventRunRequiresApproval, EventRunCancelled, EventBindingStatus, EventDeliveryExhausted,
-		EventSubscriptionOff, EventWebhookTest:
-		return true
-	}
-	return false
-}
+func knownEventType(t string) bool { return slices.Contains(KnownEventTypes(), t) }
 
 func eventFamily(f string) bool {
 	switch f {
