@@ -5,11 +5,13 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/hookgate/hookgate/shared/adapter"
 	"github.com/hookgate/hookgate/shared/awscfg"
 	"github.com/hookgate/hookgate/shared/delivery"
 	"github.com/hookgate/hookgate/shared/dispatch"
@@ -17,6 +19,7 @@ import (
 	"github.com/hookgate/hookgate/shared/fnmain"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/store"
+	"github.com/hookgate/hookgate/shared/telegram"
 )
 
 func main() { fnmain.Start(newHandler) }
@@ -34,8 +37,23 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 		Lease:         timeout + 15*time.Second,
 		DisableAfter:  env.Int("HOOKGATE_DISABLE_AFTER_FAILURES", 10, 0, 1000),
 	}
-	if err := env.Err(); err != nil || serr != nil {
-		return nil, errors.Join(err, serr)
+	adapters, aerr := adapter.ParseAdapters(getenv("HOOKGATE_ADAPTERS"), getenv("HOOKGATE_ADAPTER_SECRET"), env.Optional("HOOKGATE_DEFAULT_WORKSPACE", "default"), 0)
+	var terr error
+	if token := getenv("HOOKGATE_TELEGRAM_BOT_TOKEN"); token != "" {
+		bot, err := telegram.New(telegram.Config{BaseURL: getenv("HOOKGATE_TELEGRAM_API_URL"), Token: token})
+		cfg.Telegram, terr = dispatch.TelegramSender(bot), err
+	}
+	if err := errors.Join(env.Err(), serr, aerr, terr); err != nil {
+		return nil, err
+	}
+	// Callbacks to a run's replyUrl are signed with its adapter's secrets.
+	cfg.Callbacks = map[string]*delivery.Signer{}
+	for name, a := range adapters {
+		signer, err := delivery.NewSharedSigner(a.Secrets...)
+		if err != nil {
+			return nil, fmt.Errorf("adapter %s: %w", name, err)
+		}
+		cfg.Callbacks[name] = signer
 	}
 	aws, err := awscfg.Load(ctx, getenv)
 	if err != nil {

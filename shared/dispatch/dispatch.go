@@ -45,6 +45,12 @@ type Config struct {
 	MaxRetryAfter time.Duration // Retry-After is honoured up to this
 	Lease         time.Duration // how long one attempt may hold a delivery (above the HTTP timeout)
 	DisableAfter  int           // consecutive exhausted deliveries that disable a subscription; 0 never
+
+	// Callbacks sign the callbacks of each webhook adapter, by name, with the adapter's secret.
+	Callbacks map[string]*delivery.Signer
+	// Telegram sends a Telegram reply's payload ({"chat_id","text"}) through the Bot API; nil
+	// when no bot token is configured.
+	Telegram func(ctx context.Context, payload []byte) delivery.Result
 }
 
 // UserAgent is sent with every delivery.
@@ -130,30 +136,64 @@ func (h *Handler) resume(ctx context.Context, m queue.Delivery, d store.Delivery
 	return nil
 }
 
-func (h *Handler) attempt(ctx context.Context, d store.Delivery, subs *subCache) error {
-	now := h.now()
-	att := store.Attempt{At: now, Series: d.Series, Number: d.Attempts}
+// target is where one attempt goes, resolved from the delivery.
+type target struct {
+	url    string
+	signer *delivery.Signer
+	sub    *store.Subscription // nil for a callback or a Telegram reply
+}
+
+// resolve finds the delivery's destination and signer, or the reason it can no longer be made.
+func (h *Handler) resolve(ctx context.Context, d store.Delivery, subs *subCache, now time.Time) (target, string, error) {
+	switch d.Target {
+	case store.TargetCallback:
+		signer := h.cfg.Callbacks[d.Adapter]
+		if signer == nil {
+			return target{}, "adapter " + d.Adapter + " is not configured", nil
+		}
+		return target{url: d.Destination, signer: signer}, "", nil
+	case store.TargetTelegram:
+		if h.cfg.Telegram == nil {
+			return target{}, "no Telegram bot token is configured", nil
+		}
+		return target{}, "", nil
+	case "":
+	default:
+		return target{}, "unknown delivery target " + d.Target, nil
+	}
 	sub, signer, err := subs.get(ctx, d.WorkspaceID, d.SubscriptionID, now)
 	switch {
 	case apierr.CodeOf(err) == apierr.NotFound:
-		att.Error = "subscription deleted"
-		err = h.store.RecordAttempt(ctx, d.WorkspaceID, d.ID, att, store.DeliveryFailed, nil)
-		return err
+		return target{}, "subscription deleted", nil
 	case err != nil:
-		return err
+		return target{}, "", err
 	case sub.Status != "active":
-		att.Error = "subscription disabled"
-		err = h.store.RecordAttempt(ctx, d.WorkspaceID, d.ID, att, store.DeliveryFailed, nil)
+		return target{}, "subscription disabled", nil
+	case signer == nil:
+		return target{}, "subscription has no usable signing secret", nil
+	}
+	return target{url: sub.URL, signer: signer, sub: &sub}, "", nil
+}
+
+func (h *Handler) attempt(ctx context.Context, d store.Delivery, subs *subCache) error {
+	now := h.now()
+	att := store.Attempt{At: now, Series: d.Series, Number: d.Attempts}
+	t, gone, err := h.resolve(ctx, d, subs, now)
+	if err != nil {
 		return err
 	}
-	if signer == nil {
-		att.Error = "subscription has no usable signing secret"
-		err = h.store.RecordAttempt(ctx, d.WorkspaceID, d.ID, att, store.DeliveryFailed, nil)
-		return err
+	if gone != "" {
+		att.Error = gone
+		return h.store.RecordAttempt(ctx, d.WorkspaceID, d.ID, att, store.DeliveryFailed, nil)
 	}
-	res := h.post(ctx, delivery.Request{URL: sub.URL, MsgID: d.EventID, Body: d.Payload, Signer: signer, Now: now})
+	var res delivery.Result
+	if d.Target == store.TargetTelegram {
+		res = h.cfg.Telegram(ctx, d.Payload)
+	} else {
+		res = h.post(ctx, delivery.Request{URL: t.url, MsgID: d.EventID, Body: d.Payload, Signer: t.signer, Now: now})
+	}
 	att.StatusCode, att.LatencyMS, att.ResponseSnippet, att.Error = res.StatusCode, res.Latency.Milliseconds(), res.ResponseSnippet, res.Err
-	log := h.log.With("delivery_id", d.ID, "subscription_id", sub.ID, "attempt", d.Attempts+1, "status_code", res.StatusCode)
+	log := h.log.With("delivery_id", d.ID, "subscription_id", d.SubscriptionID, "target", d.Target, "attempt", d.Attempts+1, "status_code", res.StatusCode)
 
 	switch {
 	case res.Success():
@@ -161,17 +201,22 @@ func (h *Handler) attempt(ctx context.Context, d store.Delivery, subs *subCache)
 			return err
 		}
 		log.InfoContext(ctx, "delivered")
-		if sub.ConsecutiveFailures == 0 {
+		if t.sub == nil || t.sub.ConsecutiveFailures == 0 {
 			return nil // nothing to reset: spare the subscription item a write per delivery
 		}
-		_, err := h.store.RecordDeliveryOutcome(ctx, d.WorkspaceID, sub.ID, true)
+		_, err := h.store.RecordDeliveryOutcome(ctx, d.WorkspaceID, t.sub.ID, true)
 		return err
-	case res.Gone():
-		if err := h.store.RecordAttempt(ctx, d.WorkspaceID, d.ID, att, store.DeliveryFailed, nil); err != nil {
+	case res.Gone() && t.sub != nil:
+		// Disable first: once the attempt is recorded, a redelivered message can no longer claim
+		// it, and a disabling that had failed after it would be lost.
+		if err := h.disable(ctx, *t.sub, "the endpoint answered 410 Gone"); err != nil {
 			return err
 		}
 		log.WarnContext(ctx, "endpoint answered 410 Gone: subscription disabled")
-		return h.disable(ctx, sub, "the endpoint answered 410 Gone")
+		return h.store.RecordAttempt(ctx, d.WorkspaceID, d.ID, att, store.DeliveryFailed, nil)
+	case res.Permanent:
+		// The destination refused the message itself (a Telegram chat not found, a bot blocked).
+		return h.exhausted(ctx, d, t, att, res, log)
 	}
 	if delay, ok := h.cfg.Schedule.Next(d.Attempts+1, res.RetryAfter, h.cfg.MaxRetryAfter); ok {
 		next := now.Add(delay)
@@ -181,22 +226,34 @@ func (h *Handler) attempt(ctx context.Context, d store.Delivery, subs *subCache)
 		log.InfoContext(ctx, "attempt failed; retry scheduled", "error", res.Err, "retry_in", delay.String())
 		return h.queue.SendDelivery(ctx, queue.Delivery{WorkspaceID: d.WorkspaceID, DeliveryID: d.ID, Attempt: d.Attempts + 1, NotBefore: next}, delay)
 	}
-	if err := h.store.RecordAttempt(ctx, d.WorkspaceID, d.ID, att, store.DeliveryFailed, nil); err != nil {
-		return err
-	}
-	log.WarnContext(ctx, "delivery exhausted its schedule", "error", res.Err)
+	return h.exhausted(ctx, d, t, att, res, log)
+}
+
+// exhausted ends a delivery as failed, records delivery.exhausted, and counts the failure against
+// its subscription, which is disabled after DisableAfter in a row.
+//
+// The event comes first: it is idempotent, and once the attempt is recorded a redelivered message
+// can no longer claim it, so an event that had failed after it would be lost.
+func (h *Handler) exhausted(ctx context.Context, d store.Delivery, t target, att store.Attempt, res delivery.Result, log *slog.Logger) error {
 	if err := h.appendEvent(ctx, d.WorkspaceID, ids.Derive("evt", d.WorkspaceID, d.ID, fmt.Sprint(d.Series), EventDeliveryExhausted), EventDeliveryExhausted, map[string]any{
-		"delivery_id": d.ID, "subscription_id": sub.ID, "event_id": d.EventID, "event_type": d.EventType,
+		"delivery_id": d.ID, "subscription_id": d.SubscriptionID, "target": d.Target, "event_id": d.EventID, "event_type": d.EventType,
 		"attempts": d.Attempts + 1, "last_status_code": res.StatusCode, "last_error": res.Err,
 	}); err != nil {
 		return err
 	}
-	failures, err := h.store.RecordDeliveryOutcome(ctx, d.WorkspaceID, sub.ID, false)
+	if err := h.store.RecordAttempt(ctx, d.WorkspaceID, d.ID, att, store.DeliveryFailed, nil); err != nil {
+		return err
+	}
+	log.WarnContext(ctx, "delivery exhausted its schedule", "error", res.Err)
+	if t.sub == nil {
+		return nil
+	}
+	failures, err := h.store.RecordDeliveryOutcome(ctx, d.WorkspaceID, t.sub.ID, false)
 	if err != nil {
 		return err
 	}
 	if h.cfg.DisableAfter > 0 && failures >= h.cfg.DisableAfter {
-		return h.disable(ctx, sub, fmt.Sprintf("%d consecutive deliveries failed", failures))
+		return h.disable(ctx, *t.sub, fmt.Sprintf("%d consecutive deliveries failed", failures))
 	}
 	return nil
 }

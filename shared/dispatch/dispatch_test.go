@@ -3,6 +3,7 @@ package dispatch
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"sync"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/hookgate/hookgate/shared/delivery"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/store"
+	"github.com/hookgate/hookgate/shared/telegram"
 )
 
 // fakeStore keeps one delivery and one subscription: enough for the scheduling logic. The real
@@ -25,6 +27,8 @@ type fakeStore struct {
 	events   []store.Event
 	failures int
 	claims   int
+	// appendFails makes that many AppendEvent calls fail first (a throttled table).
+	appendFails int
 }
 
 func (f *fakeStore) ClaimAttempt(_ context.Context, _, _ string, attempt int, _ time.Duration) (store.Delivery, bool, error) {
@@ -67,6 +71,10 @@ func (f *fakeStore) RecordDeliveryOutcome(_ context.Context, _, _ string, ok boo
 }
 
 func (f *fakeStore) AppendEvent(_ context.Context, e store.Event) (store.Event, error) {
+	if f.appendFails > 0 {
+		f.appendFails--
+		return store.Event{}, errors.New("throttled")
+	}
 	f.events = append(f.events, e)
 	return e, nil
 }
@@ -229,4 +237,96 @@ func TestDeletedSubscriptionFailsTheDelivery(t *testing.T) {
 	if r.posts != 0 || r.st.d.Status != store.DeliveryFailed {
 		t.Fatalf("posts %d status %s", r.posts, r.st.d.Status)
 	}
+}
+
+// A callback goes to the run's replyUrl signed with its adapter's signer; it touches no
+// subscription and is retried like any delivery.
+func TestCallbackIsSignedByItsAdapter(t *testing.T) {
+	r := newRig(t, "0s,1s", 0, func(n int) delivery.Result {
+		if n == 1 {
+			return delivery.Result{StatusCode: 503}
+		}
+		return delivery.Result{StatusCode: 200}
+	})
+	signer, err := delivery.NewSharedSigner("adapter-secret-0123456789")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.h.cfg.Callbacks = map[string]*delivery.Signer{"ops": signer}
+	r.st.d.SubscriptionID, r.st.d.Target, r.st.d.Destination, r.st.d.Adapter = "", store.TargetCallback, "https://hooks.example.com/cb", "ops"
+	r.st.sub = store.Subscription{} // no subscription exists: a callback must not need one
+	var urls []string
+	var signers []*delivery.Signer
+	inner := r.h.post
+	r.h.post = func(ctx context.Context, req delivery.Request) delivery.Result {
+		urls, signers = append(urls, req.URL), append(signers, req.Signer)
+		return inner(ctx, req)
+	}
+	r.run(t)
+	if r.posts != 2 || r.st.d.Status != store.DeliverySucceeded || urls[1] != "https://hooks.example.com/cb" || signers[0] != signer {
+		t.Fatalf("posts %d status %s urls %v", r.posts, r.st.d.Status, urls)
+	}
+
+	// An adapter that is no longer configured fails the callback without a request.
+	r2 := newRig(t, "0s,1s", 0, func(int) delivery.Result { return delivery.Result{StatusCode: 200} })
+	r2.st.d.SubscriptionID, r2.st.d.Target, r2.st.d.Destination, r2.st.d.Adapter = "", store.TargetCallback, "https://hooks.example.com/cb", "gone"
+	r2.run(t)
+	if r2.posts != 0 || r2.st.d.Status != store.DeliveryFailed {
+		t.Fatalf("unknown adapter: posts %d status %s", r2.posts, r2.st.d.Status)
+	}
+}
+
+// Telegram replies go through the Bot API sender: a refused message (chat not found, bot blocked)
+// fails at once and is reported, a throttled one is retried after Telegram's retry_after.
+func TestTelegramRepliesRetryOnlyWhatCanSucceed(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		errs     []error
+		sends    int
+		status   string
+		reported bool
+		waited   time.Duration
+	}{
+		{"throttled then sent", []error{&telegram.Error{Retryable: true, Reason: "telegram answered 429", RetryAfter: 30 * time.Second}, nil}, 2, store.DeliverySucceeded, false, 30 * time.Second},
+		{"chat not found", []error{&telegram.Error{Reason: "telegram answered 400: Bad Request: chat not found"}}, 1, store.DeliveryFailed, true, 0},
+		{"down then exhausted", []error{&telegram.Error{Retryable: true, Reason: "telegram answered 502"}}, 3, store.DeliveryFailed, true, 2 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, "0s,1s,1s", 0, func(int) delivery.Result { t.Fatal("posted over HTTP"); return delivery.Result{} })
+			r.st.d.SubscriptionID, r.st.d.Target, r.st.d.Destination = "", store.TargetTelegram, "42"
+			r.st.d.Payload = json.RawMessage(`{"chat_id":"42","text":"hi"}`)
+			bot := &fakeBot{errs: tc.errs}
+			r.h.cfg.Telegram = TelegramSender(bot)
+			start := r.now
+			r.run(t)
+			if bot.sends != tc.sends || r.st.d.Status != tc.status || (len(r.st.events) == 1) != tc.reported || r.now.Sub(start) != tc.waited {
+				t.Fatalf("sends %d status %s events %d waited %v", bot.sends, r.st.d.Status, len(r.st.events), r.now.Sub(start))
+			}
+			if bot.chat != "42" || bot.text != "hi" {
+				t.Fatalf("sent %q to %q", bot.text, bot.chat)
+			}
+			if tc.reported && r.st.events[0].Type != EventDeliveryExhausted {
+				t.Fatalf("event %s", r.st.events[0].Type)
+			}
+		})
+	}
+	// Without a bot token a Telegram reply fails at once, recorded, with no send.
+	r := newRig(t, "0s,1s", 0, func(int) delivery.Result { return delivery.Result{StatusCode: 200} })
+	r.st.d.SubscriptionID, r.st.d.Target = "", store.TargetTelegram
+	r.run(t)
+	if r.posts != 0 || r.st.d.Status != store.DeliveryFailed {
+		t.Fatalf("no token: posts %d status %s", r.posts, r.st.d.Status)
+	}
+}
+
+type fakeBot struct {
+	errs       []error
+	sends      int
+	chat, text string
+}
+
+func (b *fakeBot) SendMessage(_ context.Context, chat, text string) error {
+	b.sends++
+	b.chat, b.text = chat, text
+	return b.errs[min(b.sends, len(b.errs))-1]
 }

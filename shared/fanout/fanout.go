@@ -1,6 +1,7 @@
 // Package fanout turns each event appended to a workspace's log into one delivery per matching
-// active subscription. It reads the table's DynamoDB stream, so every event is fanned out at least
-// once whoever appended it, and a crash only makes the stream deliver the record again.
+// active subscription, and replies into deliveries to where the user is (a run's replyUrl, a
+// Telegram chat). It reads the table's DynamoDB stream, so every event is fanned out at least once
+// whoever appended it, and a crash only makes the stream deliver the record again.
 package fanout
 
 import (
@@ -12,6 +13,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/hookgate/hookgate/shared/adapter"
 	"github.com/hookgate/hookgate/shared/ids"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/store"
@@ -21,6 +23,7 @@ import (
 type Store interface {
 	ListActiveSubscriptions(ctx context.Context, ws string) ([]store.Subscription, error)
 	CreateDelivery(ctx context.Context, d store.Delivery) (store.Delivery, bool, error)
+	GetRun(ctx context.Context, ws, id string) (store.Run, error)
 }
 
 // Queue takes first attempts of new deliveries.
@@ -53,8 +56,14 @@ type Envelope struct {
 	Data        json.RawMessage `json:"data"`
 }
 
-// EventDeliveryExhausted is recorded when a delivery used up its schedule.
-const EventDeliveryExhausted = "delivery.exhausted"
+// Event types the fan-out looks into.
+const (
+	EventDeliveryExhausted = "delivery.exhausted" // recorded when a delivery used up its schedule
+	EventMessageSent       = "message.sent"       // an agent's reply
+)
+
+// ChannelTelegram is the channel of Telegram threads; their external id is the chat id.
+const ChannelTelegram = "telegram"
 
 // Handle fans out the batch's event inserts in order. At the first record that fails it stops and
 // reports that record, so the stream retries from there (records already done are idempotent).
@@ -103,15 +112,26 @@ func (h *Handler) record(ctx context.Context, rec events.DynamoDBEventRecord, ca
 	if err != nil {
 		return fmt.Errorf("encode envelope %s: %w", env.ID, err)
 	}
-	var send []queue.Delivery
+	var want []store.Delivery
 	for _, sub := range subs {
 		if !h.match(sub.Events, env.Type) || sub.ID == about.SubscriptionID {
 			continue
 		}
-		d, _, err := h.store.CreateDelivery(ctx, store.Delivery{
+		want = append(want, store.Delivery{
 			ID:          ids.Derive("dlv", env.WorkspaceID, env.ID, sub.ID),
 			WorkspaceID: env.WorkspaceID, SubscriptionID: sub.ID, EventID: env.ID, EventType: env.Type, Payload: payload,
 		})
+	}
+	reply, err := h.reply(ctx, env)
+	if err != nil {
+		return err
+	}
+	if reply != nil {
+		want = append(want, *reply)
+	}
+	var send []queue.Delivery
+	for _, w := range want {
+		d, _, err := h.store.CreateDelivery(ctx, w)
 		if err != nil {
 			return err
 		}
@@ -125,6 +145,59 @@ func (h *Handler) record(ctx context.Context, rec events.DynamoDBEventRecord, ca
 		return nil
 	}
 	return h.queue.SendDeliveries(ctx, send)
+}
+
+// Event types that end a run's turn: a run started with a replyUrl is POSTed there after each.
+var callbackTypes = map[string]bool{
+	"run.completed": true, "run.failed": true, "run.cancelled": true, "run.denied": true, "run.requires_approval": true,
+}
+
+// reply returns the delivery that takes an event to where the user is, if it calls for one: a
+// finished adapter run to its replyUrl, an agent's reply on a Telegram thread to the chat.
+func (h *Handler) reply(ctx context.Context, env Envelope) (*store.Delivery, error) {
+	var data struct {
+		RunID      string `json:"run_id"`
+		Callback   bool   `json:"callback"`
+		Channel    string `json:"channel"`
+		ExternalID string `json:"external_id"`
+		Text       string `json:"text"`
+	}
+	switch {
+	case callbackTypes[env.Type]:
+		if json.Unmarshal(env.Data, &data) != nil || !data.Callback || data.RunID == "" {
+			return nil, nil
+		}
+		run, err := h.store.GetRun(ctx, env.WorkspaceID, data.RunID)
+		if err != nil || run.ReplyURL == "" {
+			return nil, err
+		}
+		view, err := json.Marshal(adapter.View(run))
+		if err != nil {
+			return nil, fmt.Errorf("encode run %s: %w", run.ID, err)
+		}
+		body, err := json.Marshal(Envelope{ID: env.ID, Type: env.Type, CreatedAt: env.CreatedAt, WorkspaceID: env.WorkspaceID, Data: view})
+		if err != nil {
+			return nil, fmt.Errorf("encode callback of %s: %w", env.ID, err)
+		}
+		return &store.Delivery{
+			ID: ids.Derive("dlv", env.WorkspaceID, env.ID, store.TargetCallback), WorkspaceID: env.WorkspaceID,
+			Target: store.TargetCallback, Destination: run.ReplyURL, Adapter: run.Adapter,
+			EventID: env.ID, EventType: env.Type, Payload: body,
+		}, nil
+	case env.Type == EventMessageSent:
+		if json.Unmarshal(env.Data, &data) != nil || data.Channel != ChannelTelegram || data.ExternalID == "" || data.Text == "" {
+			return nil, nil
+		}
+		body, err := json.Marshal(map[string]string{"chat_id": data.ExternalID, "text": data.Text})
+		if err != nil {
+			return nil, fmt.Errorf("encode telegram reply of %s: %w", env.ID, err)
+		}
+		return &store.Delivery{
+			ID: ids.Derive("dlv", env.WorkspaceID, env.ID, store.TargetTelegram), WorkspaceID: env.WorkspaceID,
+			Target: store.TargetTelegram, Destination: data.ExternalID, EventID: env.ID, EventType: env.Type, Payload: body,
+		}, nil
+	}
+	return nil, nil
 }
 
 // envelope rebuilds the event from its log item: pk WS#<ws>#EV, sk the cursor.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/hookgate/hookgate/shared/apierr"
 	"github.com/hookgate/hookgate/shared/manage"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/store"
@@ -19,6 +20,14 @@ type fakeStore struct {
 	subs    []store.Subscription
 	created map[string]store.Delivery
 	failOn  string
+	runs    map[string]store.Run
+}
+
+func (f *fakeStore) GetRun(_ context.Context, _, id string) (store.Run, error) {
+	if r, ok := f.runs[id]; ok {
+		return r, nil
+	}
+	return store.Run{}, apierr.New(apierr.NotFound, "run not found")
 }
 
 func (f *fakeStore) ListActiveSubscriptions(context.Context, string) ([]store.Subscription, error) {
@@ -109,5 +118,52 @@ func TestFailureReportsTheFirstFailedRecord(t *testing.T) {
 	}
 	if len(st.created) != 1 {
 		t.Fatalf("records after the failure were processed: %d", len(st.created))
+	}
+}
+
+// Replies go where the user is: a finished adapter run with a replyUrl becomes a callback delivery
+// carrying the run, an agent's reply on a Telegram thread a delivery to the chat; nothing else does.
+func TestRepliesBecomeCallbackAndTelegramDeliveries(t *testing.T) {
+	st := &fakeStore{created: map[string]store.Delivery{}, runs: map[string]store.Run{
+		"run_cb":   {ID: "run_cb", ThreadID: "thr", Status: store.RunCompleted, Adapter: "ops", ReplyURL: "https://hooks.example.com/cb", Result: &store.Result{Text: "done"}},
+		"run_none": {ID: "run_none", ThreadID: "thr", Status: store.RunCompleted, Adapter: "ops"},
+	}}
+	q := &fakeQueue{}
+	h := New(st, q, manage.MatchEvent, slog.New(slog.DiscardHandler))
+	batch := events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{
+		eventRecord("1", "evt_cb", "run.completed", `{"run_id":"run_cb","callback":true}`),
+		eventRecord("2", "evt_none", "run.completed", `{"run_id":"run_none"}`),
+		eventRecord("3", "evt_created", "run.created", `{"run_id":"run_cb","callback":true}`),
+		eventRecord("4", "evt_tg", "message.sent", `{"channel":"telegram","external_id":"-100123","text":"hello"}`),
+		eventRecord("5", "evt_web", "message.sent", `{"channel":"web","external_id":"x","text":"hello"}`),
+	}}
+	if resp, _ := h.Handle(context.Background(), batch); len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("failures %v", resp.BatchItemFailures)
+	}
+	if len(st.created) != 2 || len(q.sent) != 2 {
+		t.Fatalf("created %d deliveries, queued %d; want the callback and the telegram reply", len(st.created), len(q.sent))
+	}
+	for _, d := range st.created {
+		switch d.Target {
+		case store.TargetCallback:
+			var env struct {
+				ID, Type string
+				Data     struct {
+					RunID  string `json:"runId"`
+					Status string
+					Result struct{ Text string }
+				}
+			}
+			if err := json.Unmarshal(d.Payload, &env); err != nil || d.Destination != "https://hooks.example.com/cb" || d.Adapter != "ops" ||
+				env.ID != "evt_cb" || env.Type != "run.completed" || env.Data.RunID != "run_cb" || env.Data.Status != "completed" || env.Data.Result.Text != "done" {
+				t.Errorf("callback delivery = %+v, payload %s (%v)", d, d.Payload, err)
+			}
+		case store.TargetTelegram:
+			if d.Destination != "-100123" || string(d.Payload) != `{"chat_id":"-100123","text":"hello"}` || d.EventID != "evt_tg" {
+				t.Errorf("telegram delivery = %+v, payload %s", d, d.Payload)
+			}
+		default:
+			t.Errorf("unexpected delivery %+v", d)
+		}
 	}
 }

@@ -184,7 +184,7 @@ func TestBurstEveryEventDeliveredOnce(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	want := 3 * messages // message.received, run.created, run.completed
+	want := 4 * messages // message.received, run.created, message.sent (the echo), run.completed
 	waitFor(t, fmt.Sprintf("%d events at the receiver", want), 8*time.Minute, func() bool {
 		r.mu.Lock()
 		defer r.mu.Unlock()
@@ -200,7 +200,7 @@ func TestBurstEveryEventDeliveredOnce(t *testing.T) {
 			t.Fatalf("event %s counted without a delivery", id)
 		}
 	}
-	if len(r.byID) != want || counts["message.received"] != messages || counts["run.created"] != messages || counts["run.completed"] != messages {
+	if len(r.byID) != want || counts["message.received"] != messages || counts["run.created"] != messages || counts["message.sent"] != messages || counts["run.completed"] != messages {
 		t.Fatalf("received %d distinct events (%v), want %d", len(r.byID), counts, want)
 	}
 	if r.badSig != 0 {
