@@ -132,28 +132,45 @@ func (h *Handler) anyAdapter() *Adapter {
 
 // RunView is a run as the adapter routes show it.
 type RunView struct {
-	RunID       string          `json:"runId"`
-	ThreadID    string          `json:"threadId"`
-	Status      string          `json:"status"`
-	Result      *store.Result   `json:"result,omitempty"`
-	Error       string          `json:"error,omitempty"`
-	User        string          `json:"user,omitempty"`
-	Approval    *store.Approval `json:"approval,omitempty"`
-	CancelledBy string          `json:"cancelledBy,omitempty"`
-	Attempts    int             `json:"attempts"`
-	CreatedAt   time.Time       `json:"createdAt"`
-	UpdatedAt   time.Time       `json:"updatedAt"`
-	StartedAt   *time.Time      `json:"startedAt,omitempty"`
-	CompletedAt *time.Time      `json:"completedAt,omitempty"`
+	RunID       string        `json:"runId"`
+	ThreadID    string        `json:"threadId"`
+	Status      string        `json:"status"`
+	Result      *store.Result `json:"result,omitempty"`
+	Error       string        `json:"error,omitempty"`
+	User        string        `json:"user,omitempty"`
+	Approval    *ApprovalView `json:"approval,omitempty"`
+	CancelledBy string        `json:"cancelledBy,omitempty"`
+	Attempts    int           `json:"attempts"`
+	CreatedAt   time.Time     `json:"createdAt"`
+	UpdatedAt   time.Time     `json:"updatedAt"`
+	StartedAt   *time.Time    `json:"startedAt,omitempty"`
+	CompletedAt *time.Time    `json:"completedAt,omitempty"`
+}
+
+// ApprovalView is what a run's agent asked a human to decide, and the decision once made.
+type ApprovalView struct {
+	Prompt      string     `json:"prompt"`
+	Options     []string   `json:"options,omitempty"`
+	RequestedAt time.Time  `json:"requestedAt"`
+	Decision    string     `json:"decision,omitempty"` // approved or denied
+	Option      string     `json:"option,omitempty"`
+	DecidedBy   string     `json:"decidedBy,omitempty"`
+	Comment     string     `json:"comment,omitempty"`
+	DecidedAt   *time.Time `json:"decidedAt,omitempty"`
 }
 
 // View is the adapter's view of a run.
 func View(r store.Run) RunView {
-	return RunView{
+	v := RunView{
 		RunID: r.ID, ThreadID: r.ThreadID, Status: r.Status, Result: r.Result, Error: r.Error, User: r.User,
-		Approval: r.Approval, CancelledBy: r.CancelledBy, Attempts: r.Attempts, CreatedAt: r.CreatedAt,
+		CancelledBy: r.CancelledBy, Attempts: r.Attempts, CreatedAt: r.CreatedAt,
 		UpdatedAt: r.UpdatedAt, StartedAt: r.StartedAt, CompletedAt: r.CompletedAt,
 	}
+	if a := r.Approval; a != nil {
+		v.Approval = &ApprovalView{Prompt: a.Prompt, Options: a.Options, RequestedAt: a.RequestedAt, Decision: a.Decision,
+			Option: a.Option, DecidedBy: a.DecidedBy, Comment: a.Comment, DecidedAt: a.DecidedAt}
+	}
+	return v
 }
 
 // Accepted is the 202 body of a new run.

@@ -71,6 +71,7 @@ type Stack struct {
 	SQSEndpoint    string
 
 	hosts     map[string]*lambdart.Host
+	configs   map[string]lambdart.Config // how each function's host was started
 	server    *http.Server
 	emulators []*emulator.Process
 	cancel    context.CancelFunc
@@ -86,7 +87,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		return nil, err
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s := &Stack{hosts: map[string]*lambdart.Host{}, cancel: cancel}
+	s := &Stack{hosts: map[string]*lambdart.Host{}, configs: map[string]lambdart.Config{}, cancel: cancel}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -108,6 +109,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 			return nil, fmt.Errorf("function %s: %w", fn.LogicalID, err)
 		}
 		s.hosts[fn.LogicalID] = h
+		s.configs[fn.LogicalID] = cfg
 		for _, r := range fn.Routes {
 			routes = append(routes, apigwlocal.Route{Method: r.Method, Path: r.Path, Function: fn.LogicalID})
 		}
@@ -252,6 +254,18 @@ func (s *Stack) Invoke(ctx context.Context, function string, payload []byte) ([]
 		return nil, fmt.Errorf("no function %q in the stack", function)
 	}
 	return h.Invoke(ctx, payload)
+}
+
+// StartFunction starts another host of a function, separate from the stack's, with the same
+// configuration and the given number of processes: what further Lambda instances are. Invoke it
+// directly; the caller closes it.
+func (s *Stack) StartFunction(ctx context.Context, function string, concurrency int) (*lambdart.Host, error) {
+	cfg, ok := s.configs[function]
+	if !ok {
+		return nil, fmt.Errorf("no function %q in the stack", function)
+	}
+	cfg.Concurrency = concurrency
+	return lambdart.Start(ctx, cfg)
 }
 
 // Close stops the HTTP API, the pollers, the functions and the emulators it started.
