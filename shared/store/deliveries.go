@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -246,7 +247,7 @@ func (st *Store) ListDeliveries(ctx context.Context, ws, sub string, f DeliveryF
 		in.ExpressionAttributeValues[":status"] = s(f.Status)
 	}
 	if f.Cursor != "" {
-		start, err := parsePageCursor(f.Cursor)
+		start, err := deliveryStartKey(f.Cursor, ws, sub, lo, hi)
 		if err != nil {
 			return nil, "", err
 		}
@@ -322,18 +323,50 @@ func pageCursor(k map[string]types.AttributeValue) string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-func parsePageCursor(c string) (map[string]types.AttributeValue, error) {
+// parsePageCursor decodes a page cursor into the start key of a query whose key attributes are
+// attrs, the first of them its partition: exactly those attributes, each a string that fits a key,
+// and the partition the one being queried. So a forged cursor, or one of another list, is Invalid
+// rather than a start key DynamoDB rejects (or one that points outside the caller's items).
+func parsePageCursor(c, partition string, attrs ...string) (map[string]types.AttributeValue, error) {
 	b, err := base64.RawURLEncoding.DecodeString(c)
 	var m map[string]string
 	if err == nil {
 		err = json.Unmarshal(b, &m)
 	}
-	if err != nil || len(m) == 0 {
-		return nil, apierr.New(apierr.Invalid, "cursor is not valid")
+	if err != nil || len(m) != len(attrs) || m[attrs[0]] != partition {
+		return nil, badCursor()
 	}
 	out := make(map[string]types.AttributeValue, len(m))
-	for k, v := range m {
-		out[k] = s(v)
+	for _, name := range attrs {
+		v, ok := m[name]
+		if !ok || v == "" || len(v) > maxCursorValue {
+			return nil, badCursor()
+		}
+		out[name] = s(v)
 	}
 	return out, nil
+}
+
+// maxCursorValue bounds a key value in a cursor: DynamoDB's limit for a sort key.
+const maxCursorValue = 1024
+
+func badCursor() error { return apierr.New(apierr.Invalid, "cursor is not valid") }
+
+// deliveryStartKey is the start key of a page of ListDeliveries(ws, sub) between lo and hi: a
+// delivery of that subscription (pk, sk and gsi1sk agree on its id) inside the range.
+func deliveryStartKey(c, ws, sub, lo, hi string) (map[string]types.AttributeValue, error) {
+	k, err := parsePageCursor(c, subDeliveriesPK(ws, sub), "gsi1pk", "gsi1sk", "pk", "sk")
+	if err != nil {
+		return nil, err
+	}
+	at := str(k, "gsi1sk")
+	i := strings.LastIndexByte(at, '#')
+	if at < lo || at > hi || i < 0 || !equalKey(k, deliveryKey(ws, at[i+1:])) {
+		return nil, badCursor()
+	}
+	return k, nil
+}
+
+func equalKey(k, want map[string]types.AttributeValue) bool {
+	return str(k, "pk") == str(want, "pk") && str(k, "sk") == str(want, "sk")
 }

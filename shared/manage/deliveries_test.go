@@ -1,0 +1,119 @@
+package manage
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/hookgate/hookgate/shared/ids"
+	"github.com/hookgate/hookgate/shared/queue"
+	"github.com/hookgate/hookgate/shared/store"
+)
+
+// fakeQueue records the delivery messages the routes queue; with err set it refuses them.
+type fakeQueue struct {
+	mu   sync.Mutex
+	err  error
+	sent []queue.Delivery
+}
+
+func (q *fakeQueue) SendDelivery(_ context.Context, m queue.Delivery, _ time.Duration) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.err != nil {
+		return q.err
+	}
+	q.sent = append(q.sent, m)
+	return nil
+}
+
+func (q *fakeQueue) fail(err error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.err = err
+}
+
+// queued returns the ids of the deliveries queued so far, in order.
+func (q *fakeQueue) queued() []string {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	out := make([]string, len(q.sent))
+	for i, m := range q.sent {
+		out[i] = m.DeliveryID
+	}
+	return out
+}
+
+// newDeliveryEnv is newEnv with the delivery routes added over the store and a fake queue, as
+// functions/management wires them.
+func newDeliveryEnv(t *testing.T) (*env, *fakeQueue) {
+	t.Helper()
+	e := newEnv(t, false)
+	q := &fakeQueue{}
+	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	h := New(Config{DefaultWorkspace: "default", AdminKey: adminKey}, e.st, e.clk.now, log).WithDeliveries(e.st, q)
+	e.invoke = lambda.NewHandler(h.Handle).Invoke
+	return e, q
+}
+
+// delivery stores a delivery of sub made at the clock's time, as the fan-out makes one.
+func (e *env) delivery(ws, sub string) store.Delivery {
+	e.t.Helper()
+	now := e.clk.now()
+	d, _, err := e.st.CreateDelivery(context.Background(), store.Delivery{
+		ID: ids.New("dlv", now), WorkspaceID: ws, SubscriptionID: sub, EventID: ids.New("evt", now), EventType: "run.completed",
+		Payload: json.RawMessage(`{"type":"run.completed"}`),
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return d
+}
+
+// failedDelivery stores a delivery of sub whose one attempt failed for good.
+func (e *env) failedDelivery(ws, sub string) store.Delivery {
+	e.t.Helper()
+	ctx := context.Background()
+	d := e.delivery(ws, sub)
+	if _, ok, err := e.st.ClaimAttempt(ctx, ws, d.ID, 0, time.Minute); err != nil || !ok {
+		e.t.Fatalf("claim %s: %v %v", d.ID, ok, err)
+	}
+	if err := e.st.RecordAttempt(ctx, ws, d.ID, store.Attempt{At: e.clk.now(), StatusCode: 500}, store.DeliveryFailed, nil); err != nil {
+		e.t.Fatal(err)
+	}
+	return d
+}
+
+// A cursor the list did not make for this subscription is a 400, never a 500.
+func TestDeliveryListRefusesForeignCursors(t *testing.T) {
+	t.Parallel()
+	e, _ := newDeliveryEnv(t)
+	key := e.key("ws")
+	sub, other := e.createWebhook(key, map[string]any{"url": "https://example.com/a", "events": []string{"*"}}), e.createWebhook(key, map[string]any{"url": "https://example.com/b", "events": []string{"*"}})
+	for range 2 {
+		e.clk.add(time.Second)
+		e.delivery("ws", sub.ID)
+		e.delivery("ws", other.ID)
+	}
+	var page struct {
+		Data       []store.Delivery `json:"data"`
+		NextCursor *string          `json:"next_cursor"`
+	}
+	e.must(200, call{route: "GET /v1/webhooks/{id}/deliveries", params: map[string]string{"id": other.ID}, key: key, query: map[string]string{"limit": "1"}}).decode(t, &page)
+	if page.NextCursor == nil {
+		t.Fatal("no next page")
+	}
+	forged := base64.RawURLEncoding.EncodeToString([]byte(`{"x":"y"}`))
+	for name, c := range map[string]string{"forged": forged, "another subscription's": *page.NextCursor} {
+		r := e.must(400, call{route: "GET /v1/webhooks/{id}/deliveries", params: map[string]string{"id": sub.ID}, key: key, query: map[string]string{"cursor": c}})
+		if code, msg := r.errorCode(t); code != "invalid_request" || msg != "cursor is not valid" {
+			t.Errorf("%s cursor: %s", name, r.body)
+		}
+	}
+}
