@@ -83,7 +83,11 @@ func (d *deliveryRoutes) list(ctx context.Context, c Caller, req *events.APIGate
 
 // GET /v1/deliveries/{id} → the delivery with every attempt.
 func (d *deliveryRoutes) get(ctx context.Context, c Caller, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
-	dl, err := d.store.GetDelivery(ctx, c.Workspace, req.PathParameters["id"])
+	id, err := deliveryID(req)
+	if err != nil {
+		return events.APIGatewayV2HTTPResponse{}, err
+	}
+	dl, err := d.store.GetDelivery(ctx, c.Workspace, id)
 	if err != nil {
 		return events.APIGatewayV2HTTPResponse{}, err
 	}
@@ -99,7 +103,11 @@ func (d *deliveryRoutes) get(ctx context.Context, c Caller, req *events.APIGatew
 
 // POST /v1/deliveries/{id}/retry → 202: a failed delivery starts a new series of attempts.
 func (d *deliveryRoutes) retry(ctx context.Context, c Caller, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
-	dl, err := d.store.RetryDelivery(ctx, c.Workspace, req.PathParameters["id"])
+	id, err := deliveryID(req)
+	if err != nil {
+		return events.APIGatewayV2HTTPResponse{}, err
+	}
+	dl, err := d.store.RetryDelivery(ctx, c.Workspace, id)
 	if err != nil {
 		return events.APIGatewayV2HTTPResponse{}, err
 	}
@@ -192,6 +200,15 @@ func (d *deliveryRoutes) subscription(ctx context.Context, c Caller, req *events
 		return store.Subscription{}, err
 	}
 	return d.store.GetSubscription(ctx, c.Workspace, id)
+}
+
+// deliveryID is the {id} path parameter; one that is not a delivery id is not found.
+func deliveryID(req *events.APIGatewayV2HTTPRequest) (string, error) {
+	id := req.PathParameters["id"]
+	if !ids.Valid("dlv", id) {
+		return "", apierr.New(apierr.NotFound, "delivery not found")
+	}
+	return id, nil
 }
 
 func (d *deliveryRoutes) enqueue(ctx context.Context, dl store.Delivery) error {

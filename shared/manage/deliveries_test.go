@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -115,5 +116,68 @@ func TestDeliveryListRefusesForeignCursors(t *testing.T) {
 		if code, msg := r.errorCode(t); code != "invalid_request" || msg != "cursor is not valid" {
 			t.Errorf("%s cursor: %s", name, r.body)
 		}
+	}
+}
+
+// newFullEnv is newEnv with every route, as functions/management wires them.
+func newFullEnv(t *testing.T) (*env, *fakeQueue) {
+	t.Helper()
+	e := newEnv(t, false)
+	q := &fakeQueue{}
+	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	h := New(Config{DefaultWorkspace: "default", AdminKey: adminKey}, e.st, e.clk.now, log).WithDeliveries(e.st, q).WithIngress(e.st)
+	e.invoke = lambda.NewHandler(h.Handle).Invoke
+	return e, q
+}
+
+// An id or name no resource can have (over DynamoDB's key size, of another kind, with other
+// characters) is the route's usual 404, never a 500, and never reaches the table.
+func TestMalformedPathIDsAreNotFound(t *testing.T) {
+	t.Parallel()
+	e, q := newFullEnv(t)
+	key := e.key("ws")
+	sub := e.createWebhook(key, map[string]any{"url": "https://example.com/a", "events": []string{"*"}})
+	dlv := e.failedDelivery("ws", sub.ID)
+	long := strings.Repeat("a", 3000) // over the key size limits: 1 KB for a sort key, 2 KB for a partition key
+	bad := map[string][]string{
+		"sub": {"sub_" + long, long, dlv.ID, strings.ToUpper(sub.ID), sub.ID + "0", "sub_" + strings.Repeat("u", 26)},
+		"dlv": {"dlv_" + long, long, sub.ID, strings.ToUpper(dlv.ID), dlv.ID[:len(dlv.ID)-1]},
+		"key": {"key_" + long, long, sub.ID, "key_" + strings.Repeat("l", 26)},
+		"src": {strings.Repeat("s", 2000), "Stripe", "-stripe", "a/b", "stripe\x00"},
+	}
+	for _, c := range []struct {
+		route, param, kind, message, body string
+	}{
+		{"GET /v1/webhooks/{id}", "id", "sub", "subscription not found", ""},
+		{"PATCH /v1/webhooks/{id}", "id", "sub", "subscription not found", `{"description":"x"}`},
+		{"DELETE /v1/webhooks/{id}", "id", "sub", "subscription not found", ""},
+		{"POST /v1/webhooks/{id}/rotate-secret", "id", "sub", "subscription not found", ""},
+		{"POST /v1/webhooks/{id}/test", "id", "sub", "subscription not found", ""},
+		{"POST /v1/webhooks/{id}/replay", "id", "sub", "subscription not found", `{"since":"2026-01-01T00:00:00Z"}`},
+		{"GET /v1/webhooks/{id}/deliveries", "id", "sub", "subscription not found", ""},
+		{"GET /v1/deliveries/{id}", "id", "dlv", "delivery not found", ""},
+		{"POST /v1/deliveries/{id}/retry", "id", "dlv", "delivery not found", ""},
+		{"DELETE /v1/api-keys/{id}", "id", "key", "api key not found", ""},
+		{"GET /v1/sources/{name}", "name", "src", "source not found", ""},
+		{"DELETE /v1/sources/{name}", "name", "src", "source not found", ""},
+		{"POST /v1/sources/{name}/rotate", "name", "src", "source not found", ""},
+		{"POST /v1/sources/{name}/retire", "name", "src", "source not found", ""},
+	} {
+		for _, id := range bad[c.kind] {
+			var body any
+			if c.body != "" {
+				body = c.body
+			}
+			r := e.do(call{route: c.route, params: map[string]string{c.param: id}, key: key, body: body})
+			if code, msg := r.errorCode(t); r.status != 404 || code != "not_found" || msg != c.message {
+				t.Errorf("%s with %s %.30q: %d %s", c.route, c.param, id, r.status, r.body)
+			}
+		}
+	}
+	if got := q.queued(); len(got) != 0 {
+		t.Fatalf("queued %v", got)
+	}
+	if d, err := e.st.GetDelivery(context.Background(), "ws", dlv.ID); err != nil || d.Status != store.DeliveryFailed {
+		t.Fatalf("delivery changed: %+v %v", d, err)
 	}
 }
