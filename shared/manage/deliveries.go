@@ -101,7 +101,9 @@ func (d *deliveryRoutes) get(ctx context.Context, c Caller, req *events.APIGatew
 	return respond(http.StatusOK, DeliveryView{Delivery: dl, Payload: dl.Payload, AttemptLog: atts}), nil
 }
 
-// POST /v1/deliveries/{id}/retry → 202: a failed delivery starts a new series of attempts.
+// POST /v1/deliveries/{id}/retry → 202: a failed delivery starts a new series of attempts. So does
+// one reset but never attempted (a retry or replay whose message was not queued): retrying after a
+// 503 is safe. A delivery being attempted is 409.
 func (d *deliveryRoutes) retry(ctx context.Context, c Caller, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 	id, err := deliveryID(req)
 	if err != nil {

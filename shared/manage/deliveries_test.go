@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -179,5 +181,41 @@ func TestMalformedPathIDsAreNotFound(t *testing.T) {
 	}
 	if d, err := e.st.GetDelivery(context.Background(), "ws", dlv.ID); err != nil || d.Status != store.DeliveryFailed {
 		t.Fatalf("delivery changed: %+v %v", d, err)
+	}
+}
+
+var errQueueDown = errors.New("AWS.SimpleQueueService.NonExistentQueue: arn:aws:sqs:us-east-1:000000000000:DeliveryQueue")
+
+// A retry whose message cannot be queued is a 503 that tells nothing of the cause; the delivery,
+// reset but never attempted, can be retried again and is queued then. One being attempted is 409.
+func TestRetryAfterAQueueFailureQueuesAgain(t *testing.T) {
+	t.Parallel()
+	e, q := newDeliveryEnv(t)
+	key := e.key("ws")
+	sub := e.createWebhook(key, map[string]any{"url": "https://example.com/a", "events": []string{"*"}})
+	dl := e.failedDelivery("ws", sub.ID)
+	retry := call{route: "POST /v1/deliveries/{id}/retry", params: map[string]string{"id": dl.ID}, key: key}
+
+	q.fail(errQueueDown)
+	r := e.must(503, retry)
+	if code, _ := r.errorCode(t); code != "unavailable" || strings.Contains(r.body, "arn:") || strings.Contains(r.body, "NonExistent") {
+		t.Fatalf("queue down: %s", r.body)
+	}
+	if got, _ := e.st.GetDelivery(context.Background(), "ws", dl.ID); got.Status != store.DeliveryPending || got.Attempts != 0 {
+		t.Fatalf("after the failed retry: %+v", got)
+	}
+	q.fail(nil)
+	var again store.Delivery
+	e.must(202, retry).decode(t, &again)
+	if again.Status != store.DeliveryPending || again.Attempts != 0 || !slices.Equal(q.queued(), []string{dl.ID}) {
+		t.Fatalf("second retry: %+v, queued %v", again, q.queued())
+	}
+	// The delivery function claims attempt 0: from then on it is being attempted.
+	if _, ok, err := e.st.ClaimAttempt(context.Background(), "ws", dl.ID, 0, time.Minute); err != nil || !ok {
+		t.Fatalf("claim: %v %v", ok, err)
+	}
+	r = e.must(409, retry)
+	if code, _ := r.errorCode(t); code != "conflict" || len(q.queued()) != 1 {
+		t.Fatalf("retry while attempted: %s, queued %v", r.body, q.queued())
 	}
 }

@@ -189,16 +189,22 @@ func (st *Store) RecordAttempt(ctx context.Context, ws, id string, a Attempt, st
 	return nil
 }
 
-// RetryDelivery starts a new series of attempts for a failed delivery (a manual retry or a replay).
+// RetryDelivery starts a new series of attempts for a failed delivery (a manual retry or a replay)
+// and keeps it for another DeliveryRetention. A delivery pending at attempt 0 of its series with no
+// lease was reset (or created) but never attempted, perhaps because queuing it failed: it is
+// retried too, so that the caller can queue it again; a duplicate message claims nothing.
 func (st *Store) RetryDelivery(ctx context.Context, ws, id string) (Delivery, error) {
 	now := st.now().UTC()
 	out, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                           &st.table,
-		Key:                                 deliveryKey(ws, id),
-		UpdateExpression:                    aws.String("SET #st = :pending, attempts = :zero, series = series + :one, updated_at = :now REMOVE lease_until, next_attempt_at"),
-		ConditionExpression:                 aws.String("attribute_exists(pk) AND #st = :failed"),
-		ExpressionAttributeNames:            map[string]string{"#st": "status"},
-		ExpressionAttributeValues:           map[string]types.AttributeValue{":pending": s(DeliveryPending), ":failed": s(DeliveryFailed), ":zero": n(0), ":one": n(1), ":now": ts(now)},
+		TableName:                &st.table,
+		Key:                      deliveryKey(ws, id),
+		UpdateExpression:         aws.String("SET #st = :pending, attempts = :zero, series = series + :one, updated_at = :now, #ttl = :ttl REMOVE lease_until, next_attempt_at"),
+		ConditionExpression:      aws.String("attribute_exists(pk) AND (#st = :failed OR (#st = :pending AND attempts = :zero AND attribute_not_exists(lease_until)))"),
+		ExpressionAttributeNames: map[string]string{"#st": "status", "#ttl": "ttl"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":pending": s(DeliveryPending), ":failed": s(DeliveryFailed), ":zero": n(0), ":one": n(1), ":now": ts(now),
+			":ttl": n(now.Add(DeliveryRetention).Unix()),
+		},
 		ReturnValues:                        types.ReturnValueAllNew,
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
@@ -207,6 +213,9 @@ func (st *Store) RetryDelivery(ctx context.Context, ws, id string) (Delivery, er
 		if errors.As(err, &cf) {
 			if len(cf.Item) == 0 {
 				return Delivery{}, apierr.New(apierr.NotFound, "delivery not found")
+			}
+			if str(cf.Item, "status") == DeliveryPending {
+				return Delivery{}, apierr.New(apierr.Conflict, "the delivery is being attempted; it can be retried once it has failed")
 			}
 			return Delivery{}, apierr.New(apierr.Conflict, "only a failed delivery can be retried (this one is %s)", str(cf.Item, "status"))
 		}
