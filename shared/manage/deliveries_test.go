@@ -7,6 +7,7 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 
+	"github.com/hookgate/hookgate/shared/apierr"
 	"github.com/hookgate/hookgate/shared/ids"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/store"
@@ -40,6 +42,12 @@ func (q *fakeQueue) fail(err error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.err = err
+}
+
+func (q *fakeQueue) reset() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.sent = nil
 }
 
 // queued returns the ids of the deliveries queued so far, in order.
@@ -217,5 +225,217 @@ func TestRetryAfterAQueueFailureQueuesAgain(t *testing.T) {
 	r = e.must(409, retry)
 	if code, _ := r.errorCode(t); code != "conflict" || len(q.queued()) != 1 {
 		t.Fatalf("retry while attempted: %s, queued %v", r.body, q.queued())
+	}
+}
+
+// Replay re-queues exactly the subscription's failed deliveries created in [since, until]: not
+// those before or after, not succeeded or pending ones, not another subscription's.
+func TestReplayTimeRange(t *testing.T) {
+	t.Parallel()
+	e, q := newDeliveryEnv(t)
+	key := e.key("ws")
+	sub := e.createWebhook(key, map[string]any{"url": "https://example.com/a", "events": []string{"*"}})
+	other := e.createWebhook(key, map[string]any{"url": "https://example.com/b", "events": []string{"*"}})
+	t0 := e.clk.now().Truncate(time.Hour).Add(time.Hour)
+	at := func(d time.Duration) { e.clk.set(t0.Add(d)) }
+
+	at(-time.Minute)
+	before := e.failedDelivery("ws", sub.ID)
+	at(0)
+	first := e.failedDelivery("ws", sub.ID)
+	at(30 * time.Minute)
+	succeeded := e.delivery("ws", sub.ID)
+	e.st.ClaimAttempt(context.Background(), "ws", succeeded.ID, 0, time.Minute)
+	if err := e.st.RecordAttempt(context.Background(), "ws", succeeded.ID, store.Attempt{At: e.clk.now(), StatusCode: 200}, store.DeliverySucceeded, nil); err != nil {
+		t.Fatal(err)
+	}
+	at(40 * time.Minute)
+	pending := e.delivery("ws", sub.ID)
+	othersFailed := e.failedDelivery("ws", other.ID)
+	at(time.Hour)
+	last := e.failedDelivery("ws", sub.ID)
+	at(time.Hour + time.Second)
+	after := e.failedDelivery("ws", sub.ID)
+	at(2 * time.Hour)
+
+	var out struct{ Replayed int }
+	e.must(202, call{route: "POST /v1/webhooks/{id}/replay", params: map[string]string{"id": sub.ID}, key: key, body: map[string]string{
+		"since": t0.Format(time.RFC3339), "until": t0.Add(time.Hour).Format(time.RFC3339),
+	}}).decode(t, &out)
+	if out.Replayed != 2 || !slices.Equal(q.queued(), []string{last.ID, first.ID}) {
+		t.Fatalf("replayed %d, queued %v; want %s and %s, newest first", out.Replayed, q.queued(), last.ID, first.ID)
+	}
+	for _, c := range []struct {
+		d              store.Delivery
+		status         string
+		series, before int
+	}{
+		{first, store.DeliveryPending, 1, 0}, {last, store.DeliveryPending, 1, 0},
+		{before, store.DeliveryFailed, 0, 0}, {after, store.DeliveryFailed, 0, 0}, {othersFailed, store.DeliveryFailed, 0, 0},
+		{succeeded, store.DeliverySucceeded, 0, 0}, {pending, store.DeliveryPending, 0, 0},
+	} {
+		got, err := e.st.GetDelivery(context.Background(), "ws", c.d.ID)
+		if err != nil || got.Status != c.status || got.Series != c.series || got.Attempts != 0 && c.status == store.DeliveryPending {
+			t.Errorf("delivery %s: %+v %v; want %s in series %d", c.d.ID, got, err, c.status, c.series)
+		}
+	}
+
+	// Without until the range is open: the failed ones from since on, those just replayed excepted.
+	q.reset()
+	e.must(202, call{route: "POST /v1/webhooks/{id}/replay", params: map[string]string{"id": sub.ID}, key: key, body: map[string]string{
+		"since": t0.Format(time.RFC3339),
+	}}).decode(t, &out)
+	if out.Replayed != 1 || !slices.Equal(q.queued(), []string{after.ID}) {
+		t.Fatalf("open range: replayed %d, queued %v; want %s", out.Replayed, q.queued(), after.ID)
+	}
+}
+
+// The replay body is read as every body is (base64 from API Gateway, the size cap), and a bad
+// time says which field it is in.
+func TestReplayBody(t *testing.T) {
+	t.Parallel()
+	e, q := newDeliveryEnv(t)
+	key := e.key("ws")
+	sub := e.createWebhook(key, map[string]any{"url": "https://example.com/a", "events": []string{"*"}})
+	e.clk.add(-time.Hour)
+	failed := e.failedDelivery("ws", sub.ID)
+	e.clk.add(time.Hour)
+	replay := func(body string, b64 bool) call {
+		return call{route: "POST /v1/webhooks/{id}/replay", params: map[string]string{"id": sub.ID}, key: key, body: body, base64: b64}
+	}
+	for _, c := range []struct{ body, message string }{
+		{`{"since":"yesterday"}`, "since must be an RFC 3339 time"},
+		{`{"since":"2026-11-25"}`, "since must be an RFC 3339 time"},
+		{`{"since":"2026-11-25T08:00:00Z","until":"soon"}`, "until must be an RFC 3339 time"},
+		{`{"since":1764057600}`, "since must be a string"},
+		{`{}`, "since is required (RFC 3339)"},
+		{``, "since is required (RFC 3339)"},
+		{`{"since":"2026-11-25T08:00:00Z","until":"2026-11-25T07:00:00Z"}`, "until must not be before since"},
+		{`{"since":"2026-11-25T08:00:00Z","status":"failed"}`, `unknown field "status"`},
+	} {
+		r := e.must(400, replay(c.body, false))
+		if code, msg := r.errorCode(t); code != "invalid_request" || msg != c.message {
+			t.Errorf("%s: %s, want %q", c.body, r.body, c.message)
+		}
+	}
+	e.must(413, replay(`{"since":"2026-11-25T08:00:00Z","x":"`+strings.Repeat("x", MaxBodyBytes)+`"}`, false))
+	e.must(413, replay(`{"since":"2026-11-25T08:00:00Z","x":"`+strings.Repeat("x", MaxBodyBytes)+`"}`, true))
+	if len(q.queued()) != 0 {
+		t.Fatalf("refused replays queued %v", q.queued())
+	}
+	var out struct{ Replayed int }
+	e.must(202, replay(`{"since":"`+e.clk.now().Add(-2*time.Hour).Format(time.RFC3339)+`"}`, true)).decode(t, &out)
+	if out.Replayed != 1 || !slices.Equal(q.queued(), []string{failed.ID}) {
+		t.Fatalf("base64 body: replayed %d, queued %v", out.Replayed, q.queued())
+	}
+}
+
+// replayStore serves a replay from memory: n failed deliveries, newest first, some of which
+// another caller retries between the listing and the replay's retry.
+type replayStore struct {
+	DeliveryStore // not called
+	sub           store.Subscription
+	failed        []store.Delivery
+	raced         map[string]bool
+	reset         []string
+}
+
+func (s *replayStore) GetSubscription(_ context.Context, ws, id string) (store.Subscription, error) {
+	return s.sub, nil
+}
+
+func (s *replayStore) ListDeliveries(_ context.Context, ws, sub string, f store.DeliveryFilter) ([]store.Delivery, string, error) {
+	from := 0
+	if f.Cursor != "" {
+		from, _ = strconv.Atoi(f.Cursor)
+	}
+	to := min(from+f.Limit, len(s.failed))
+	if to == len(s.failed) {
+		return s.failed[from:to], "", nil
+	}
+	return s.failed[from:to], strconv.Itoa(to), nil
+}
+
+func (s *replayStore) RetryDelivery(_ context.Context, ws, id string) (store.Delivery, error) {
+	if s.raced[id] {
+		return store.Delivery{}, apierr.New(apierr.Conflict, "the delivery is being attempted")
+	}
+	s.reset = append(s.reset, id)
+	return store.Delivery{ID: id, WorkspaceID: ws, Status: store.DeliveryPending}, nil
+}
+
+// A replay re-queues MaxReplay deliveries at most, exactly, however many of a page were retried
+// meanwhile, and resets none it does not queue.
+func TestReplayCapIsExact(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, false)
+	key := e.key("ws")
+	st := &replayStore{sub: store.Subscription{ID: ids.New("sub", e.clk.now()), WorkspaceID: "ws"}, raced: map[string]bool{}}
+	for i := range MaxReplay + 150 {
+		d := store.Delivery{ID: ids.Derive("dlv", strconv.Itoa(i)), WorkspaceID: "ws", Status: store.DeliveryFailed}
+		st.failed = append(st.failed, d)
+		if i%10 == 3 {
+			st.raced[d.ID] = true // retried by someone else meanwhile
+		}
+	}
+	q := &fakeQueue{}
+	h := New(Config{DefaultWorkspace: "default", AdminKey: adminKey}, e.st, e.clk.now, slog.New(slog.DiscardHandler)).WithDeliveries(st, q)
+	e.invoke = lambda.NewHandler(h.Handle).Invoke
+	var out struct{ Replayed int }
+	e.must(202, call{route: "POST /v1/webhooks/{id}/replay", params: map[string]string{"id": st.sub.ID}, key: key, body: `{"since":"2026-01-01T00:00:00Z"}`}).decode(t, &out)
+	if out.Replayed != MaxReplay || len(q.queued()) != MaxReplay || len(st.reset) != MaxReplay {
+		t.Fatalf("replayed %d, queued %d, reset %d; want %d each", out.Replayed, len(q.queued()), len(st.reset), MaxReplay)
+	}
+}
+
+// A test send is one webhook.test delivery to this subscription only, queued at once.
+func TestWebhookTestSend(t *testing.T) {
+	t.Parallel()
+	e, q := newDeliveryEnv(t)
+	key, otherKey := e.key("ws"), e.key("ws-other")
+	sub := e.createWebhook(key, map[string]any{"url": "https://example.com/a", "events": []string{"run.*"}})
+	sibling := e.createWebhook(key, map[string]any{"url": "https://example.com/b", "events": []string{"*"}})
+	foreign := e.createWebhook(otherKey, map[string]any{"url": "https://example.com/c", "events": []string{"*"}})
+
+	var out struct {
+		DeliveryID string `json:"delivery_id"`
+		EventID    string `json:"event_id"`
+	}
+	e.must(202, call{route: "POST /v1/webhooks/{id}/test", params: map[string]string{"id": sub.ID}, key: key}).decode(t, &out)
+	if !ids.Valid("dlv", out.DeliveryID) || !ids.Valid("evt", out.EventID) || !slices.Equal(q.queued(), []string{out.DeliveryID}) {
+		t.Fatalf("reply %+v, queued %v", out, q.queued())
+	}
+	if m := q.sent[0]; m.WorkspaceID != "ws" || m.Attempt != 0 || !m.NotBefore.IsZero() {
+		t.Fatalf("message %+v", m)
+	}
+	d, err := e.st.GetDelivery(context.Background(), "ws", out.DeliveryID)
+	if err != nil || d.SubscriptionID != sub.ID || d.EventType != EventWebhookTest || d.EventID != out.EventID || d.Status != store.DeliveryPending {
+		t.Fatalf("delivery %+v %v", d, err)
+	}
+	var payload struct {
+		ID          string            `json:"id"`
+		Type        string            `json:"type"`
+		WorkspaceID string            `json:"workspace_id"`
+		CreatedAt   time.Time         `json:"created_at"`
+		Data        map[string]string `json:"data"`
+	}
+	if err := json.Unmarshal(d.Payload, &payload); err != nil || payload.ID != out.EventID || payload.Type != "webhook.test" ||
+		payload.WorkspaceID != "ws" || !payload.CreatedAt.Equal(e.clk.now()) || payload.Data["subscription_id"] != sub.ID {
+		t.Fatalf("payload %s: %+v %v", d.Payload, payload, err)
+	}
+	// Only this subscription: its sibling (which matches every event) and other workspaces get nothing.
+	for _, s := range []struct{ ws, id string }{{"ws", sibling.ID}, {"ws-other", foreign.ID}} {
+		if ds, _, err := e.st.ListDeliveries(context.Background(), s.ws, s.id, store.DeliveryFilter{Limit: 10}); err != nil || len(ds) != 0 {
+			t.Fatalf("%s got %d deliveries (%v)", s.id, len(ds), err)
+		}
+	}
+	// Another workspace's key cannot test this subscription; a queue outage is a 503.
+	e.must(404, call{route: "POST /v1/webhooks/{id}/test", params: map[string]string{"id": sub.ID}, key: otherKey})
+	q.fail(errQueueDown)
+	if r := e.must(503, call{route: "POST /v1/webhooks/{id}/test", params: map[string]string{"id": sub.ID}, key: key}); strings.Contains(r.body, "arn:") {
+		t.Fatalf("the error shows its cause: %s", r.body)
+	}
+	if len(q.queued()) != 1 {
+		t.Fatalf("queued %v", q.queued())
 	}
 }
