@@ -294,29 +294,37 @@ func TestRotationAcceptsBothUntilRetired(t *testing.T) {
 	}
 }
 
-// Zapier/Make: an HMAC signature or a Bearer token, with the stack's inbound secret for the
-// default workspace.
+// Zapier/Make: the scheme of the workspace's trigger source and no other. The default workspace's
+// is the stack's inbound secret as hmac_sha256: a signature, never the secret itself.
 func TestIntegrationsTrigger(t *testing.T) {
 	e := stack(t)
 	body := `{"channel":"zapier","external_id":"zap-1","text":"from a zap"}`
 	url := e.stack.URL + "/v1/integrations/trigger"
-	for name, h := range map[string]map[string]string{
-		"hmac":   {"x-hookgate-signature": "sha256=" + hmacHex(inboundSecret, body)},
-		"bearer": {"authorization": "Bearer " + inboundSecret},
-	} {
+	post := func(url string, h map[string]string) reply {
 		h["content-type"] = "application/json"
-		if r := do(t, http.MethodPost, url, h, body); r.status != 202 || r.body["run_id"] == nil {
+		return do(t, http.MethodPost, url, h, body)
+	}
+	if r := post(url, map[string]string{"x-hookgate-signature": "sha256=" + hmacHex(inboundSecret, body)}); r.status != 202 || r.body["run_id"] == nil {
+		t.Fatalf("hmac: %d %s", r.status, r.raw)
+	}
+	for name, h := range map[string]map[string]string{
+		"wrong hmac":           {"x-hookgate-signature": "sha256=" + hmacHex("wrong", body)},
+		"bearer, right secret": {"authorization": "Bearer " + inboundSecret},
+		"plain, right secret":  {"x-hookgate-inbound-secret": inboundSecret},
+		"nothing":              {},
+	} {
+		if r := post(url, h); r.status != 401 {
 			t.Fatalf("%s: %d %s", name, r.status, r.raw)
 		}
 	}
-	for name, h := range map[string]map[string]string{
-		"wrong hmac":   {"x-hookgate-signature": "sha256=" + hmacHex("wrong", body)},
-		"wrong bearer": {"authorization": "Bearer wrong-secret-0123456789"},
-		"nothing":      {},
-	} {
-		if r := do(t, http.MethodPost, url, h, body); r.status != 401 {
-			t.Fatalf("%s: %d %s", name, r.status, r.raw)
-		}
+	// A workspace whose trigger source is bearer takes Bearer (Zapier's "Webhooks by Zapier").
+	const ws = "doors-trigger-bearer"
+	createSource(t, e, ws, "trigger", "bearer", secretFor("bearer"))
+	if r := post(url+"?workspace_id="+ws, map[string]string{"authorization": "Bearer " + secretFor("bearer")}); r.status != 202 || r.body["run_id"] == nil {
+		t.Fatalf("bearer source: %d %s", r.status, r.raw)
+	}
+	if r := post(url+"?workspace_id="+ws, map[string]string{"x-hookgate-signature": "sha256=" + hmacHex(secretFor("bearer"), body)}); r.status != 401 {
+		t.Fatalf("hmac on a bearer source: %d %s", r.status, r.raw)
 	}
 }
 
