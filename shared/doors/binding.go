@@ -13,14 +13,14 @@ import (
 	"github.com/hookgate/hookgate/shared/ids"
 	"github.com/hookgate/hookgate/shared/inbound"
 	"github.com/hookgate/hookgate/shared/queue"
-	"github.com/hookgate/hookgate/shared/verify"
 )
 
 // Binding handles POST /v1/inbound/binding/status: a connector reports
 // {channel, binding_id, status, detail?}. The latest report of each binding is stored and
 // readable (GET /v1/bindings), and each is recorded as binding.status. The sender proves itself
 // with the workspace's source named binding (?source= for another) or, for the default
-// workspace, the stack's inbound secret.
+// workspace, the stack's inbound secret (hmac_sha256), by that source's scheme only: a plain
+// secret or a Bearer token never stands in for an HMAC signature.
 func (d *Doors) Binding(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 	return d.serve(ctx, "binding", &req, d.binding)
 }
@@ -44,11 +44,7 @@ func (d *Doors) binding(ctx context.Context, req *events.APIGatewayV2HTTPRequest
 	if err != nil {
 		return Accepted{}, err
 	}
-	as, err := d.hookgateScheme(ctx, req, ws, source)
-	if err != nil {
-		return Accepted{}, err
-	}
-	if _, _, err := d.check(ctx, req, ws, source, as, body); err != nil {
+	if _, _, err := d.check(ctx, req, ws, source, body); err != nil {
 		return Accepted{}, err
 	}
 	var r bindingReport
@@ -80,30 +76,4 @@ func (d *Doors) binding(ctx context.Context, req *events.APIGatewayV2HTTPRequest
 		return Accepted{}, err
 	}
 	return Accepted{Accepted: true, Role: "binding.status"}, nil
-}
-
-// hookgateScheme picks how a request to a route that takes Hookgate's own proofs is checked:
-// when the source's scheme is one of them (shared secret, sha256 HMAC, Bearer), the header the
-// sender used decides, with the source's secrets; any other scheme is checked as configured.
-func (d *Doors) hookgateScheme(ctx context.Context, req *events.APIGatewayV2HTTPRequest, ws, source string) (verify.Scheme, error) {
-	src, err := d.sources.Get(ctx, ws, source, "")
-	if err != nil {
-		return "", err
-	}
-	switch verify.Scheme(src.Source.Scheme) {
-	case verify.SharedSecret, verify.HMACSHA256, verify.Bearer:
-		if src.Source.Header != "" {
-			return "", nil // a custom header: as configured
-		}
-	default:
-		return "", nil
-	}
-	switch {
-	case apigw.Header(req, "authorization") != "":
-		return verify.Bearer, nil
-	case apigw.Header(req, "x-hookgate-signature") != "":
-		return verify.HMACSHA256, nil
-	default:
-		return verify.SharedSecret, nil
-	}
 }

@@ -87,18 +87,18 @@ func (d *Doors) serve(ctx context.Context, door string, req *events.APIGatewayV2
 }
 
 // verified reads the body (413 before anything else) and verifies it with the workspace's source.
-func (d *Doors) verified(ctx context.Context, req *events.APIGatewayV2HTTPRequest, ws, source string, as verify.Scheme) ([]byte, sources.Resolved, verify.Result, error) {
+func (d *Doors) verified(ctx context.Context, req *events.APIGatewayV2HTTPRequest, ws, source string) ([]byte, sources.Resolved, verify.Result, error) {
 	body, err := apigw.Body(req, d.cfg.MaxBodyBytes)
 	if err != nil {
 		return nil, sources.Resolved{}, verify.Result{}, err
 	}
-	src, res, err := d.check(ctx, req, ws, source, as, body)
+	src, res, err := d.check(ctx, req, ws, source, body)
 	return body, src, res, err
 }
 
-// check verifies body with the workspace's source (checked as scheme as, when set).
-func (d *Doors) check(ctx context.Context, req *events.APIGatewayV2HTTPRequest, ws, source string, as verify.Scheme, body []byte) (sources.Resolved, verify.Result, error) {
-	src, err := d.sources.Get(ctx, ws, source, as)
+// check verifies body with the workspace's source, by the source's scheme and nothing else.
+func (d *Doors) check(ctx context.Context, req *events.APIGatewayV2HTTPRequest, ws, source string, body []byte) (sources.Resolved, verify.Result, error) {
+	src, err := d.sources.Get(ctx, ws, source)
 	if err != nil {
 		return src, verify.Result{}, err
 	}

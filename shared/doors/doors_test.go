@@ -68,7 +68,7 @@ var sampleDoors = []door{
 	{
 		name: "binding", sample: "inbound-binding.json", handler: func(d *Doors) handlerFunc { return d.Binding },
 		forge: func(req *events.APIGatewayV2HTTPRequest) {
-			req.Headers["x-hookgate-inbound-secret"] = "someone-elses-secret"
+			req.Headers["x-hookgate-signature"] = hmacHex("someone-elses-secret", req.Body)
 		},
 		check: func(t *testing.T, r reply, m queue.Inbound) {
 			if r.body["accepted"] != true || r.body["role"] != "binding.status" {
@@ -83,7 +83,7 @@ var sampleDoors = []door{
 	{
 		name: "trigger", sample: "integrations-trigger.json", handler: func(d *Doors) handlerFunc { return d.TriggerHandler() },
 		forge: func(req *events.APIGatewayV2HTTPRequest) {
-			req.Headers["authorization"] = "Bearer someone-elses-secret"
+			req.Headers["x-hookgate-signature"] = hmacHex("someone-elses-secret", req.Body)
 		},
 		check: func(t *testing.T, r reply, m queue.Inbound) {
 			key := "zap-218734562-run-0001" // the body's event_id
@@ -482,6 +482,90 @@ func TestDeadClaimantsMessageIsQueuedByACopy(t *testing.T) {
 			dr.post(t, h)
 			if sends, _ := h.sqs.counts(); sends != 1 {
 				t.Fatalf("%d sends: once queued and marked, a later copy must not queue again", sends)
+			}
+		})
+	}
+}
+
+// The trigger and binding doors accept the scheme of their source and nothing else: with an
+// hmac_sha256 source (the default workspace's stack secret is one) a plain secret or a Bearer
+// token is refused even when it is the right secret, since either would let whoever saw it once
+// send any body; a bearer source takes only Authorization: Bearer, a shared_secret source only
+// its header.
+func TestHookgateDoorsAcceptOnlyTheSourcesScheme(t *testing.T) {
+	const secret = "acme-door-secret-0123456789"
+	proofs := map[verify.Scheme]func(body string) map[string]string{
+		verify.HMACSHA256: func(body string) map[string]string {
+			return map[string]string{"x-hookgate-signature": hmacHex(secret, body)}
+		},
+		verify.Bearer:       func(string) map[string]string { return map[string]string{"authorization": "Bearer " + secret} },
+		verify.SharedSecret: func(string) map[string]string { return map[string]string{"x-hookgate-inbound-secret": secret} },
+	}
+	both := func(a, b map[string]string) map[string]string {
+		out := map[string]string{}
+		for k, v := range a {
+			out[k] = v
+		}
+		for k, v := range b {
+			out[k] = v
+		}
+		return out
+	}
+	for _, dr := range sampleDoors {
+		if dr.name != "trigger" && dr.name != "binding" {
+			continue
+		}
+		for scheme := range proofs {
+			for proof, sign := range proofs {
+				t.Run(dr.name+" "+string(scheme)+" source, "+string(proof)+" proof", func(t *testing.T) {
+					h := newHarness(t, sampleTime(sample(t, dr.sample)))
+					h.sources.put(store.Source{WorkspaceID: "acme", Name: dr.name, Scheme: string(scheme), Secrets: []store.SigningSecret{{Value: secret}}})
+					req := sample(t, dr.sample)
+					req.QueryStringParameters = map[string]string{"workspace_id": "acme"}
+					for _, name := range []string{"authorization", "x-hookgate-signature", "x-hookgate-inbound-secret"} {
+						delete(req.Headers, name)
+					}
+					for k, v := range sign(req.Body) {
+						req.Headers[k] = v
+					}
+					r := invoke(t, dr.handler(h.doors), req)
+					if proof == scheme {
+						if r.status != http.StatusAccepted || len(h.sqs.accepted) != 1 || h.sqs.accepted[0].WorkspaceID != "acme" {
+							t.Fatalf("the source's own scheme: %d %s", r.status, r.raw)
+						}
+						return
+					}
+					if r.status != http.StatusUnauthorized || r.errorCode() != "unauthorized" {
+						t.Fatalf("%d %s, want 401", r.status, r.raw)
+					}
+					// With the source's own proof added it is accepted: only that proof counts.
+					req.Headers = both(req.Headers, proofs[scheme](req.Body))
+					if r := invoke(t, dr.handler(h.doors), req); r.status != http.StatusAccepted {
+						t.Fatalf("with the right proof too: %d %s", r.status, r.raw)
+					}
+					if sends, _ := h.sqs.counts(); sends != 1 {
+						t.Fatalf("%d sends, want only the one with the right proof", sends)
+					}
+				})
+			}
+		}
+		t.Run(dr.name+" default workspace, stack secret", func(t *testing.T) {
+			h := newHarness(t, sampleTime(sample(t, dr.sample)))
+			for name, headers := range map[string]map[string]string{
+				"plain secret": {"x-hookgate-inbound-secret": devInboundSecret},
+				"bearer":       {"authorization": "Bearer " + devInboundSecret},
+			} {
+				req := sample(t, dr.sample)
+				delete(req.Headers, "x-hookgate-signature")
+				for k, v := range headers {
+					req.Headers[k] = v
+				}
+				if r := invoke(t, dr.handler(h.doors), req); r.status != http.StatusUnauthorized {
+					t.Errorf("%s: %d %s, want 401 (the stack secret is hmac_sha256)", name, r.status, r.raw)
+				}
+			}
+			if sends, _ := h.sqs.counts(); sends != 0 {
+				t.Fatalf("%d sends", sends)
 			}
 		})
 	}

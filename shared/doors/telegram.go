@@ -47,7 +47,7 @@ func (d *Doors) telegram(ctx context.Context, req *events.APIGatewayV2HTTPReques
 	if !validWorkspace.MatchString(ws) || !validSourceName(source) {
 		return Accepted{}, apierr.New(apierr.NotFound, "unknown workspace or source")
 	}
-	body, _, _, err := d.verified(ctx, req, ws, source, "")
+	body, _, _, err := d.verified(ctx, req, ws, source)
 	if err != nil {
 		return Accepted{}, err
 	}

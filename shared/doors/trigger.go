@@ -17,9 +17,11 @@ func (d *Doors) TriggerHandler() func(context.Context, events.APIGatewayV2HTTPRe
 }
 
 // Trigger authenticates POST /v1/integrations/trigger (Zapier, Make): the body is the generic
-// inbound message, proven by X-Hookgate-Signature (sha256 HMAC of the body) or by
-// Authorization: Bearer with the secret of the workspace's source named trigger (?source= for
-// another) or, for the default workspace, the stack's inbound secret. It returns the workspace.
+// inbound message, proven by the scheme of the workspace's source named trigger (?source= for
+// another): X-Hookgate-Signature (sha256 HMAC of the body) for hmac_sha256, which the default
+// workspace's stack inbound secret is, Authorization: Bearer for a bearer source. Only the
+// source's own scheme is accepted: a plain secret or a Bearer token never stands in for an HMAC
+// signature. It returns the workspace.
 func (d *Doors) Trigger(ctx context.Context, req *events.APIGatewayV2HTTPRequest, body []byte) (string, error) {
 	ws, source := d.workspace(req), strings.TrimSpace(req.QueryStringParameters["source"])
 	if source == "" {
@@ -28,11 +30,7 @@ func (d *Doors) Trigger(ctx context.Context, req *events.APIGatewayV2HTTPRequest
 	if !validWorkspace.MatchString(ws) || !validSourceName(source) {
 		return "", apierr.New(apierr.NotFound, "unknown workspace or source")
 	}
-	as, err := d.hookgateScheme(ctx, req, ws, source)
-	if err != nil {
-		return "", err
-	}
-	if _, _, err := d.check(ctx, req, ws, source, as, body); err != nil {
+	if _, _, err := d.check(ctx, req, ws, source, body); err != nil {
 		return "", err
 	}
 	return ws, nil

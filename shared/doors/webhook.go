@@ -49,7 +49,7 @@ func (d *Doors) webhook(ctx context.Context, req *events.APIGatewayV2HTTPRequest
 	if !validSourceName(source) {
 		return Accepted{}, apierr.New(apierr.Invalid, "invalid source")
 	}
-	body, src, res, err := d.verified(ctx, req, ws, source, "")
+	body, src, res, err := d.verified(ctx, req, ws, source)
 	if err != nil {
 		return Accepted{}, err
 	}

@@ -113,9 +113,11 @@ func (h *Handler) accept(ctx context.Context, req *events.APIGatewayV2HTTPReques
 	if err != nil {
 		return Accepted{}, err
 	}
-	key := apigw.Header(req, HeaderIdempotency)
+	// The body's event_id wins over the Idempotency-Key header: a signature covers the body, not
+	// the headers, so a replayer could change the header to make a signed request new again.
+	key := r.EventID
 	if key == "" {
-		key = r.EventID
+		key = apigw.Header(req, HeaderIdempotency)
 	}
 	if len(key) > maxKey {
 		return Accepted{}, apierr.New(apierr.Invalid, "idempotency key is longer than %d characters", maxKey)

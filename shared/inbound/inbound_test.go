@@ -232,3 +232,28 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// A signed body's event_id decides its ids, whatever Idempotency-Key says: the header is not
+// signed, so a replay of a captured request with another header is the same message again.
+func TestBodyEventIDWinsOverTheHeader(t *testing.T) {
+	q := &fakeQueue{}
+	ev := sampleEvent(t)
+	delete(ev.Headers, "x-hookgate-inbound-secret")
+	ev.Body = `{"channel":"email","external_id":"alice@example.com","text":"Hello, agent","event_id":"order-42"}`
+	ev.Headers["x-hookgate-signature"] = sign(ev.Body)
+	ev.Headers["idempotency-key"] = "first"
+	a := invoke(t, q, ev)
+	ev.Headers["idempotency-key"] = "replayed-with-another-key"
+	b := invoke(t, q, ev)
+	delete(ev.Headers, "idempotency-key")
+	c := invoke(t, q, ev)
+	if a.status != 202 || b.status != 202 || c.status != 202 {
+		t.Fatalf("statuses %d %d %d", a.status, b.status, c.status)
+	}
+	want := ids.Derive("run", "default", "order-42")
+	for _, r := range []response{a, b, c} {
+		if r.body["run_id"] != want || r.body["message_id"] != ids.Derive("msg", "default", "order-42") {
+			t.Fatalf("ids %v, want those of event_id order-42 (run %s)", r.body, want)
+		}
+	}
+}

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookgate/hookgate/shared/apierr"
+	"github.com/hookgate/hookgate/shared/ids"
 	"github.com/hookgate/hookgate/shared/inbound"
 	"github.com/hookgate/hookgate/shared/store"
 )
@@ -294,29 +296,139 @@ func TestRotationAcceptsBothUntilRetired(t *testing.T) {
 	}
 }
 
-// Zapier/Make: an HMAC signature or a Bearer token, with the stack's inbound secret for the
-// default workspace.
+// Zapier/Make: the scheme of the workspace's trigger source and no other. The default workspace's
+// is the stack's inbound secret as hmac_sha256: a signature, never the secret itself.
 func TestIntegrationsTrigger(t *testing.T) {
 	e := stack(t)
 	body := `{"channel":"zapier","external_id":"zap-1","text":"from a zap"}`
 	url := e.stack.URL + "/v1/integrations/trigger"
-	for name, h := range map[string]map[string]string{
-		"hmac":   {"x-hookgate-signature": "sha256=" + hmacHex(inboundSecret, body)},
-		"bearer": {"authorization": "Bearer " + inboundSecret},
-	} {
+	post := func(url string, h map[string]string) reply {
 		h["content-type"] = "application/json"
-		if r := do(t, http.MethodPost, url, h, body); r.status != 202 || r.body["run_id"] == nil {
+		return do(t, http.MethodPost, url, h, body)
+	}
+	if r := post(url, map[string]string{"x-hookgate-signature": "sha256=" + hmacHex(inboundSecret, body)}); r.status != 202 || r.body["run_id"] == nil {
+		t.Fatalf("hmac: %d %s", r.status, r.raw)
+	}
+	for name, h := range map[string]map[string]string{
+		"wrong hmac":           {"x-hookgate-signature": "sha256=" + hmacHex("wrong", body)},
+		"bearer, right secret": {"authorization": "Bearer " + inboundSecret},
+		"plain, right secret":  {"x-hookgate-inbound-secret": inboundSecret},
+		"nothing":              {},
+	} {
+		if r := post(url, h); r.status != 401 {
 			t.Fatalf("%s: %d %s", name, r.status, r.raw)
 		}
 	}
-	for name, h := range map[string]map[string]string{
-		"wrong hmac":   {"x-hookgate-signature": "sha256=" + hmacHex("wrong", body)},
-		"wrong bearer": {"authorization": "Bearer wrong-secret-0123456789"},
-		"nothing":      {},
-	} {
-		if r := do(t, http.MethodPost, url, h, body); r.status != 401 {
-			t.Fatalf("%s: %d %s", name, r.status, r.raw)
+	// A workspace whose trigger source is bearer takes Bearer (Zapier's "Webhooks by Zapier").
+	const ws = "doors-trigger-bearer"
+	createSource(t, e, ws, "trigger", "bearer", secretFor("bearer"))
+	if r := post(url+"?workspace_id="+ws, map[string]string{"authorization": "Bearer " + secretFor("bearer")}); r.status != 202 || r.body["run_id"] == nil {
+		t.Fatalf("bearer source: %d %s", r.status, r.raw)
+	}
+	if r := post(url+"?workspace_id="+ws, map[string]string{"x-hookgate-signature": "sha256=" + hmacHex(secretFor("bearer"), body)}); r.status != 401 {
+		t.Fatalf("hmac on a bearer source: %d %s", r.status, r.raw)
+	}
+}
+
+// postTrigger posts body to the trigger door with the stack secret's signature of signed.
+func postTrigger(t *testing.T, e *env, signed, body string, headers map[string]string) reply {
+	t.Helper()
+	h := map[string]string{"content-type": "application/json", "x-hookgate-signature": "sha256=" + hmacHex(inboundSecret, signed)}
+	for k, v := range headers {
+		h[k] = v
+	}
+	return do(t, http.MethodPost, e.stack.URL+"/v1/integrations/trigger", h, body)
+}
+
+// A body changed after signing (here: a valid signature of another body) is refused, and nothing
+// of it is queued or stored; the body it was signed for goes through.
+func TestTriggerTamperedBodyIsRefused(t *testing.T) {
+	e := stack(t)
+	n := time.Now().UnixNano()
+	eventID, ext, forged := fmt.Sprintf("zap-tamper-%d", n), fmt.Sprintf("lead-%d", n), fmt.Sprintf("forged-%d", n)
+	signed := fmt.Sprintf(`{"channel":"zapier","external_id":%q,"text":"original","event_id":%q}`, ext, eventID)
+	tampered := fmt.Sprintf(`{"channel":"zapier","external_id":%q,"text":"tampered","event_id":%q}`, forged, eventID)
+	if r := postTrigger(t, e, signed, tampered, nil); r.status != 401 || r.errorCode() != "unauthorized" {
+		t.Fatalf("tampered body: %d %s", r.status, r.raw)
+	}
+	runID := ids.Derive("run", "default", "trigger", eventID)
+	time.Sleep(2 * time.Second) // room for the worker, were anything queued
+	if _, err := e.store.GetRun(context.Background(), "default", runID); apierr.CodeOf(err) != apierr.NotFound {
+		t.Fatalf("the tampered request stored run %s: %v", runID, err)
+	}
+	if evs := eventsAbout(t, e, forged); len(evs) != 0 {
+		t.Fatalf("the tampered request recorded %v", evs)
+	}
+	// The body as signed is accepted, with the run id checked above.
+	r := postTrigger(t, e, signed, signed, nil)
+	if r.status != 202 || r.body["run_id"] != runID {
+		t.Fatalf("signed body: %d %s, want run %s", r.status, r.raw, runID)
+	}
+	waitRun(t, e, r.body["thread_id"].(string), runID)
+	if evs := eventsAbout(t, e, forged); len(evs) != 0 {
+		t.Fatalf("the tampered body shows up: %v", evs)
+	}
+}
+
+// A signed request replayed as it is, or with another Idempotency-Key (which no signature
+// covers), gets the same ids from the body's event_id and makes exactly one run.
+func TestTriggerReplayGivesOneRun(t *testing.T) {
+	e := stack(t)
+	n := time.Now().UnixNano()
+	eventID := fmt.Sprintf("zap-replay-%d", n)
+	body := fmt.Sprintf(`{"channel":"zapier","external_id":"lead-%d","text":"once only","event_id":%q}`, n, eventID)
+	first := postTrigger(t, e, body, body, map[string]string{"idempotency-key": "key-1"})
+	if first.status != 202 || first.body["run_id"] != ids.Derive("run", "default", "trigger", eventID) {
+		t.Fatalf("first: %d %s", first.status, first.raw)
+	}
+	runID, threadID := first.body["run_id"].(string), first.body["thread_id"].(string)
+	waitRun(t, e, threadID, runID)
+	for _, headers := range []map[string]string{{"idempotency-key": "key-1"}, {"idempotency-key": "a-replayers-key"}, nil} {
+		r := postTrigger(t, e, body, body, headers)
+		if r.status != 202 || r.body["run_id"] != runID || r.body["thread_id"] != threadID || r.body["message_id"] != first.body["message_id"] {
+			t.Fatalf("replay with %v: %d %s, want the first ids %s", headers, r.status, r.raw, first.raw)
 		}
+	}
+	time.Sleep(2 * time.Second) // give a (wrong) second run time to appear
+	byType := eventsAbout(t, e, runID)
+	if len(byType["run.created"]) != 1 || len(byType["run.completed"]) != 1 {
+		t.Fatalf("replays made more runs: %d created, %d completed", len(byType["run.created"]), len(byType["run.completed"]))
+	}
+	if msgs := eventsAbout(t, e, first.body["message_id"].(string))["message.received"]; len(msgs) != 1 {
+		t.Fatalf("%d message.received events, want 1", len(msgs))
+	}
+	if run := waitRun(t, e, threadID, runID); run["attempts"] != float64(1) {
+		t.Fatalf("the agent ran %v times", run["attempts"])
+	}
+}
+
+// A binding report changed after signing is refused: no binding is stored, nothing recorded.
+func TestBindingTamperedBodyIsRefused(t *testing.T) {
+	e := stack(t)
+	n := time.Now().UnixNano()
+	real, forged := fmt.Sprintf("b-real-%d", n), fmt.Sprintf("b-forged-%d", n)
+	signed := `{"channel":"slack","binding_id":"` + real + `","status":"connected"}`
+	tampered := `{"channel":"slack","binding_id":"` + forged + `","status":"disconnected","detail":"hijacked"}`
+	url := e.stack.URL + "/v1/inbound/binding/status"
+	if r := do(t, http.MethodPost, url, map[string]string{"x-hookgate-signature": "sha256=" + hmacHex(inboundSecret, signed)}, tampered); r.status != 401 || r.errorCode() != "unauthorized" {
+		t.Fatalf("tampered body: %d %s", r.status, r.raw)
+	}
+	if r := do(t, http.MethodPost, url, map[string]string{"x-hookgate-signature": "sha256=" + hmacHex(inboundSecret, signed)}, signed); r.status != 202 {
+		t.Fatalf("signed body: %d %s", r.status, r.raw)
+	}
+	waitFor(t, "the signed report", 20*time.Second, func() bool { return len(eventsAbout(t, e, real)["binding.status"]) == 1 })
+	time.Sleep(time.Second)
+	bs, err := e.store.ListBindings(context.Background(), "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range bs {
+		if b.BindingID == forged {
+			t.Fatalf("the tampered report was stored: %+v", b)
+		}
+	}
+	if evs := eventsAbout(t, e, forged); len(evs) != 0 {
+		t.Fatalf("the tampered report was recorded: %v", evs)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/hookgate/hookgate/shared/apierr"
+	"github.com/hookgate/hookgate/shared/ids"
 	"github.com/hookgate/hookgate/shared/store"
 )
 
@@ -85,7 +86,7 @@ func (h *Handler) revokeAPIKey(ctx context.Context, c Caller, req *events.APIGat
 		return events.APIGatewayV2HTTPResponse{}, err
 	}
 	id := req.PathParameters["id"]
-	if id == "" {
+	if !ids.Valid("key", id) {
 		return events.APIGatewayV2HTTPResponse{}, apierr.New(apierr.NotFound, "api key not found")
 	}
 	if err := h.store.RevokeAPIKey(ctx, ws, id); err != nil {

@@ -83,7 +83,11 @@ func (d *deliveryRoutes) list(ctx context.Context, c Caller, req *events.APIGate
 
 // GET /v1/deliveries/{id} → the delivery with every attempt.
 func (d *deliveryRoutes) get(ctx context.Context, c Caller, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
-	dl, err := d.store.GetDelivery(ctx, c.Workspace, req.PathParameters["id"])
+	id, err := deliveryID(req)
+	if err != nil {
+		return events.APIGatewayV2HTTPResponse{}, err
+	}
+	dl, err := d.store.GetDelivery(ctx, c.Workspace, id)
 	if err != nil {
 		return events.APIGatewayV2HTTPResponse{}, err
 	}
@@ -97,9 +101,15 @@ func (d *deliveryRoutes) get(ctx context.Context, c Caller, req *events.APIGatew
 	return respond(http.StatusOK, DeliveryView{Delivery: dl, Payload: dl.Payload, AttemptLog: atts}), nil
 }
 
-// POST /v1/deliveries/{id}/retry → 202: a failed delivery starts a new series of attempts.
+// POST /v1/deliveries/{id}/retry → 202: a failed delivery starts a new series of attempts. So does
+// one reset but never attempted (a retry or replay whose message was not queued): retrying after a
+// 503 is safe. A delivery being attempted is 409.
 func (d *deliveryRoutes) retry(ctx context.Context, c Caller, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
-	dl, err := d.store.RetryDelivery(ctx, c.Workspace, req.PathParameters["id"])
+	id, err := deliveryID(req)
+	if err != nil {
+		return events.APIGatewayV2HTTPResponse{}, err
+	}
+	dl, err := d.store.RetryDelivery(ctx, c.Workspace, id)
 	if err != nil {
 		return events.APIGatewayV2HTTPResponse{}, err
 	}
@@ -110,29 +120,47 @@ func (d *deliveryRoutes) retry(ctx context.Context, c Caller, req *events.APIGat
 	return respond(http.StatusAccepted, dl), nil
 }
 
-// POST /v1/webhooks/{id}/replay {since, until} → 202 {replayed}: every failed delivery of the
-// subscription created in the range is retried.
+// POST /v1/webhooks/{id}/replay {since, until?} → 202 {replayed}: the failed deliveries of the
+// subscription created in the range are retried, newest first, MaxReplay at most (call again for
+// more: the ones retried are no longer failed).
 func (d *deliveryRoutes) replay(ctx context.Context, c Caller, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 	sub, err := d.subscription(ctx, c, req)
 	if err != nil {
 		return events.APIGatewayV2HTTPResponse{}, err
 	}
-	var body struct {
-		Since time.Time `json:"since"`
-		Until time.Time `json:"until"`
+	var b struct {
+		Since *string `json:"since"`
+		Until *string `json:"until"`
 	}
-	if err := decodeBody([]byte(req.Body), &body, true); err != nil {
+	if err := body(req, &b, true); err != nil {
 		return events.APIGatewayV2HTTPResponse{}, err
 	}
-	if body.Since.IsZero() {
+	if b.Since == nil {
 		return events.APIGatewayV2HTTPResponse{}, invalid("since is required (RFC 3339)")
 	}
-	if !body.Until.IsZero() && body.Until.Before(body.Since) {
+	f := store.DeliveryFilter{Status: store.DeliveryFailed}
+	for _, v := range []struct {
+		name string
+		raw  *string
+		dst  *time.Time
+	}{{"since", b.Since, &f.Since}, {"until", b.Until, &f.Until}} {
+		if v.raw == nil {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339, *v.raw)
+		if err != nil {
+			return events.APIGatewayV2HTTPResponse{}, invalid("%s must be an RFC 3339 time", v.name)
+		}
+		*v.dst = t
+	}
+	if !f.Until.IsZero() && f.Until.Before(f.Since) {
 		return events.APIGatewayV2HTTPResponse{}, invalid("until must not be before since")
 	}
-	f := store.DeliveryFilter{Status: store.DeliveryFailed, Since: body.Since, Until: body.Until, Limit: 100}
 	replayed := 0
 	for replayed < MaxReplay {
+		// A page never holds more than the cap leaves room for, so the cap is never overshot and
+		// no delivery is reset without being queued.
+		f.Limit = min(replayPage, MaxReplay-replayed)
 		ds, next, err := d.store.ListDeliveries(ctx, c.Workspace, sub.ID, f)
 		if err != nil {
 			return events.APIGatewayV2HTTPResponse{}, err
@@ -158,6 +186,9 @@ func (d *deliveryRoutes) replay(ctx context.Context, c Caller, req *events.APIGa
 	d.h.audit(ctx, c, "deliveries replayed", "subscription_id", sub.ID, "count", replayed)
 	return respond(http.StatusAccepted, map[string]int{"replayed": replayed}), nil
 }
+
+// replayPage is how many failed deliveries a replay reads at a time.
+const replayPage = 100
 
 // POST /v1/webhooks/{id}/test → 202 {delivery_id}: a webhook.test event to this subscription only.
 func (d *deliveryRoutes) test(ctx context.Context, c Caller, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
@@ -192,6 +223,15 @@ func (d *deliveryRoutes) subscription(ctx context.Context, c Caller, req *events
 		return store.Subscription{}, err
 	}
 	return d.store.GetSubscription(ctx, c.Workspace, id)
+}
+
+// deliveryID is the {id} path parameter; one that is not a delivery id is not found.
+func deliveryID(req *events.APIGatewayV2HTTPRequest) (string, error) {
+	id := req.PathParameters["id"]
+	if !ids.Valid("dlv", id) {
+		return "", apierr.New(apierr.NotFound, "delivery not found")
+	}
+	return id, nil
 }
 
 func (d *deliveryRoutes) enqueue(ctx context.Context, dl store.Delivery) error {

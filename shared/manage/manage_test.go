@@ -3,6 +3,7 @@ package manage
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -106,6 +107,7 @@ type call struct {
 	key    string // sent as X-API-Key; "" for none
 	auth   string // sent as Authorization, instead
 	body   any    // string (raw) or a value to encode; nil for none
+	base64 bool   // send the body base64-encoded, as API Gateway does for a binary content type
 }
 
 type response struct {
@@ -179,6 +181,9 @@ func (e *env) do(c call) response {
 			e.t.Fatal(err)
 		}
 		ev["body"] = string(enc)
+	}
+	if b, ok := ev["body"].(string); ok && c.base64 {
+		ev["body"], ev["isBase64Encoded"] = base64.StdEncoding.EncodeToString([]byte(b)), true
 	}
 	payload, err := json.Marshal(ev)
 	if err != nil {

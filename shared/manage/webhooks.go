@@ -10,6 +10,7 @@ import (
 
 	"github.com/hookgate/hookgate/shared/apierr"
 	"github.com/hookgate/hookgate/shared/delivery"
+	"github.com/hookgate/hookgate/shared/ids"
 	"github.com/hookgate/hookgate/shared/store"
 )
 
@@ -126,10 +127,11 @@ func (h *Handler) listWebhooks(ctx context.Context, c Caller, req *events.APIGat
 	return respond(http.StatusOK, out), nil
 }
 
-// subID is the {id} path parameter. An empty one cannot name a subscription.
+// subID is the {id} path parameter. One that is not a subscription id names none: it is not
+// found without asking the table (whose key size limit an overlong id would break).
 func subID(req *events.APIGatewayV2HTTPRequest) (string, error) {
 	id := req.PathParameters["id"]
-	if id == "" {
+	if !ids.Valid("sub", id) {
 		return "", apierr.New(apierr.NotFound, "subscription not found")
 	}
 	return id, nil

@@ -149,7 +149,9 @@ func NewDeliverySender(api interface {
 	return &DeliverySender{api: api, url: url}
 }
 
-// SendDelivery queues m to become visible after delay, capped at MaxDelay.
+// SendDelivery queues m to become visible after delay, capped at MaxDelay. SQS counts in whole
+// seconds: a part of one rounds up, so a message is never visible before its time (rounding down
+// turned a wait under a second into immediate re-queues until it was over).
 func (s *DeliverySender) SendDelivery(ctx context.Context, m Delivery, delay time.Duration) error {
 	m.Version = DeliveryVersion
 	body, err := json.Marshal(m)
@@ -159,7 +161,7 @@ func (s *DeliverySender) SendDelivery(ctx context.Context, m Delivery, delay tim
 	_, err = s.api.SendMessage(ctx, &sqs.SendMessageInput{
 		QueueUrl:     &s.url,
 		MessageBody:  aws.String(string(body)),
-		DelaySeconds: int32(min(max(delay, 0), MaxDelay) / time.Second),
+		DelaySeconds: int32((min(max(delay, 0), MaxDelay) + time.Second - 1) / time.Second),
 	})
 	if err != nil {
 		return fmt.Errorf("send delivery %s: %w", m.DeliveryID, err)

@@ -58,19 +58,18 @@ func New(st Store, ttl time.Duration, now func() time.Time, defaultWS string, fa
 // caller learns nothing about which workspaces exist.
 func errUnknown() error { return apierr.New(apierr.NotFound, "unknown workspace or source") }
 
-// Get returns the workspace's source name with its verifier, or NotFound. With as set, the
-// verifier checks that scheme with the source's secrets instead of the source's own scheme (a
-// route that accepts a second way of proving the same secret).
-func (r *Resolver) Get(ctx context.Context, ws, name string, as verify.Scheme) (Resolved, error) {
+// Get returns the workspace's source name with its verifier, which checks the source's own scheme
+// and no other, or NotFound.
+func (r *Resolver) Get(ctx context.Context, ws, name string) (Resolved, error) {
 	now := r.now()
-	k := ws + "\x00" + name + "\x00" + string(as)
+	k := ws + "\x00" + name
 	r.mu.Lock()
 	e, ok := r.cache[k]
 	r.mu.Unlock()
 	if ok && now.Before(e.expires) {
 		return e.res, e.err
 	}
-	e = r.load(ctx, ws, name, as, now)
+	e = r.load(ctx, ws, name, now)
 	if apierr.CodeOf(e.err) == apierr.Unavailable {
 		return e.res, e.err // never cache an outage
 	}
@@ -80,7 +79,7 @@ func (r *Resolver) Get(ctx context.Context, ws, name string, as verify.Scheme) (
 	return e.res, e.err
 }
 
-func (r *Resolver) load(ctx context.Context, ws, name string, as verify.Scheme, now time.Time) entry {
+func (r *Resolver) load(ctx context.Context, ws, name string, now time.Time) entry {
 	e := entry{expires: now.Add(r.ttl)}
 	src, err := r.st.GetSource(ctx, ws, name)
 	if apierr.CodeOf(err) == apierr.NotFound {
@@ -101,12 +100,8 @@ func (r *Resolver) load(ctx context.Context, ws, name string, as verify.Scheme, 
 			e.expires = *sec.ExpiresAt // a secret that leaves its overlap stops verifying on time
 		}
 	}
-	scheme := verify.Scheme(src.Scheme)
-	if as != "" {
-		scheme = as
-	}
-	v, err := verify.New(scheme, src.ActiveSecrets(now), verify.Options{
-		Header: headerFor(scheme, src), Tolerance: time.Duration(src.ToleranceSeconds) * time.Second,
+	v, err := verify.New(verify.Scheme(src.Scheme), src.ActiveSecrets(now), verify.Options{
+		Header: src.Header, Tolerance: time.Duration(src.ToleranceSeconds) * time.Second,
 	})
 	if err != nil {
 		// A stored source the verifier cannot use (no active secret left): nobody can prove it.
@@ -115,12 +110,4 @@ func (r *Resolver) load(ctx context.Context, ws, name string, as verify.Scheme, 
 	}
 	e.res = Resolved{Source: src, Verifier: v}
 	return e
-}
-
-// headerFor passes the source's header only to the schemes that take one.
-func headerFor(s verify.Scheme, src store.Source) string {
-	if (s == verify.SharedSecret || s == verify.HMACSHA256) && verify.Scheme(src.Scheme) == s {
-		return src.Header
-	}
-	return ""
 }

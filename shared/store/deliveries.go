@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -204,16 +205,22 @@ func (st *Store) RecordAttempt(ctx context.Context, ws, id string, a Attempt, st
 	return nil
 }
 
-// RetryDelivery starts a new series of attempts for a failed delivery (a manual retry or a replay).
+// RetryDelivery starts a new series of attempts for a failed delivery (a manual retry or a replay)
+// and keeps it for another DeliveryRetention. A delivery pending at attempt 0 of its series with no
+// lease was reset (or created) but never attempted, perhaps because queuing it failed: it is
+// retried too, so that the caller can queue it again; a duplicate message claims nothing.
 func (st *Store) RetryDelivery(ctx context.Context, ws, id string) (Delivery, error) {
 	now := st.now().UTC()
 	out, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                           &st.table,
-		Key:                                 deliveryKey(ws, id),
-		UpdateExpression:                    aws.String("SET #st = :pending, attempts = :zero, series = series + :one, updated_at = :now REMOVE lease_until, next_attempt_at"),
-		ConditionExpression:                 aws.String("attribute_exists(pk) AND #st = :failed"),
-		ExpressionAttributeNames:            map[string]string{"#st": "status"},
-		ExpressionAttributeValues:           map[string]types.AttributeValue{":pending": s(DeliveryPending), ":failed": s(DeliveryFailed), ":zero": n(0), ":one": n(1), ":now": ts(now)},
+		TableName:                &st.table,
+		Key:                      deliveryKey(ws, id),
+		UpdateExpression:         aws.String("SET #st = :pending, attempts = :zero, series = series + :one, updated_at = :now, #ttl = :ttl REMOVE lease_until, next_attempt_at"),
+		ConditionExpression:      aws.String("attribute_exists(pk) AND (#st = :failed OR (#st = :pending AND attempts = :zero AND attribute_not_exists(lease_until)))"),
+		ExpressionAttributeNames: map[string]string{"#st": "status", "#ttl": "ttl"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":pending": s(DeliveryPending), ":failed": s(DeliveryFailed), ":zero": n(0), ":one": n(1), ":now": ts(now),
+			":ttl": n(now.Add(DeliveryRetention).Unix()),
+		},
 		ReturnValues:                        types.ReturnValueAllNew,
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
@@ -222,6 +229,9 @@ func (st *Store) RetryDelivery(ctx context.Context, ws, id string) (Delivery, er
 		if errors.As(err, &cf) {
 			if len(cf.Item) == 0 {
 				return Delivery{}, apierr.New(apierr.NotFound, "delivery not found")
+			}
+			if str(cf.Item, "status") == DeliveryPending {
+				return Delivery{}, apierr.New(apierr.Conflict, "the delivery is being attempted; it can be retried once it has failed")
 			}
 			return Delivery{}, apierr.New(apierr.Conflict, "only a failed delivery can be retried (this one is %s)", str(cf.Item, "status"))
 		}
@@ -262,7 +272,7 @@ func (st *Store) ListDeliveries(ctx context.Context, ws, sub string, f DeliveryF
 		in.ExpressionAttributeValues[":status"] = s(f.Status)
 	}
 	if f.Cursor != "" {
-		start, err := parsePageCursor(f.Cursor)
+		start, err := deliveryStartKey(f.Cursor, ws, sub, lo, hi)
 		if err != nil {
 			return nil, "", err
 		}
@@ -339,18 +349,50 @@ func pageCursor(k map[string]types.AttributeValue) string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-func parsePageCursor(c string) (map[string]types.AttributeValue, error) {
+// parsePageCursor decodes a page cursor into the start key of a query whose key attributes are
+// attrs, the first of them its partition: exactly those attributes, each a string that fits a key,
+// and the partition the one being queried. So a forged cursor, or one of another list, is Invalid
+// rather than a start key DynamoDB rejects (or one that points outside the caller's items).
+func parsePageCursor(c, partition string, attrs ...string) (map[string]types.AttributeValue, error) {
 	b, err := base64.RawURLEncoding.DecodeString(c)
 	var m map[string]string
 	if err == nil {
 		err = json.Unmarshal(b, &m)
 	}
-	if err != nil || len(m) == 0 {
-		return nil, apierr.New(apierr.Invalid, "cursor is not valid")
+	if err != nil || len(m) != len(attrs) || m[attrs[0]] != partition {
+		return nil, badCursor()
 	}
 	out := make(map[string]types.AttributeValue, len(m))
-	for k, v := range m {
-		out[k] = s(v)
+	for _, name := range attrs {
+		v, ok := m[name]
+		if !ok || v == "" || len(v) > maxCursorValue {
+			return nil, badCursor()
+		}
+		out[name] = s(v)
 	}
 	return out, nil
+}
+
+// maxCursorValue bounds a key value in a cursor: DynamoDB's limit for a sort key.
+const maxCursorValue = 1024
+
+func badCursor() error { return apierr.New(apierr.Invalid, "cursor is not valid") }
+
+// deliveryStartKey is the start key of a page of ListDeliveries(ws, sub) between lo and hi: a
+// delivery of that subscription (pk, sk and gsi1sk agree on its id) inside the range.
+func deliveryStartKey(c, ws, sub, lo, hi string) (map[string]types.AttributeValue, error) {
+	k, err := parsePageCursor(c, subDeliveriesPK(ws, sub), "gsi1pk", "gsi1sk", "pk", "sk")
+	if err != nil {
+		return nil, err
+	}
+	at := str(k, "gsi1sk")
+	i := strings.LastIndexByte(at, '#')
+	if at < lo || at > hi || i < 0 || !equalKey(k, deliveryKey(ws, at[i+1:])) {
+		return nil, badCursor()
+	}
+	return k, nil
+}
+
+func equalKey(k, want map[string]types.AttributeValue) bool {
+	return str(k, "pk") == str(want, "pk") && str(k, "sk") == str(want, "sk")
 }

@@ -7,7 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
 	"github.com/hookgate/hookgate/shared/apierr"
+	"github.com/hookgate/hookgate/shared/emulator/emulatortest"
 )
 
 func TestDeliveryAttemptsClaimRecordRetry(t *testing.T) {
@@ -56,8 +60,10 @@ func TestDeliveryAttemptsClaimRecordRetry(t *testing.T) {
 	if err != nil || retried.Status != DeliveryPending || retried.Attempts != 0 || retried.Series != 1 {
 		t.Fatalf("retry: %+v %v", retried, err)
 	}
-	if _, err := st.RetryDelivery(ctx, "ws", "dlv_1"); apierr.CodeOf(err) != apierr.Conflict {
-		t.Fatalf("retry of a pending delivery: %v", err)
+	// Reset but never attempted (its message may never have been queued): it can be retried again.
+	again, err := st.RetryDelivery(ctx, "ws", "dlv_1")
+	if err != nil || again.Status != DeliveryPending || again.Attempts != 0 || again.Series != 2 {
+		t.Fatalf("retry of a reset delivery never attempted: %+v %v", again, err)
 	}
 	if _, err := st.RetryDelivery(ctx, "other", "dlv_1"); apierr.CodeOf(err) != apierr.NotFound {
 		t.Fatalf("retry from another workspace: %v", err)
@@ -65,11 +71,18 @@ func TestDeliveryAttemptsClaimRecordRetry(t *testing.T) {
 	if _, ok, _ := st.ClaimAttempt(ctx, "ws", "dlv_1", 0, time.Minute); !ok {
 		t.Fatal("the new series could not claim attempt 0")
 	}
-	if err := st.RecordAttempt(ctx, "ws", "dlv_1", Attempt{At: time.Now(), Series: 1, Number: 0, StatusCode: 204}, DeliverySucceeded, nil); err != nil {
+	// Once an attempt holds its lease, or has been recorded, the delivery is being attempted.
+	if _, err := st.RetryDelivery(ctx, "ws", "dlv_1"); apierr.CodeOf(err) != apierr.Conflict {
+		t.Fatalf("retry of a delivery under a lease: %v", err)
+	}
+	if err := st.RecordAttempt(ctx, "ws", "dlv_1", Attempt{At: time.Now(), Series: 2, Number: 0, StatusCode: 204}, DeliverySucceeded, nil); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := st.RetryDelivery(ctx, "ws", "dlv_1"); apierr.CodeOf(err) != apierr.Conflict {
+		t.Fatalf("retry of a succeeded delivery: %v", err)
+	}
 	atts, err := st.ListAttempts(ctx, "ws", "dlv_1")
-	if err != nil || len(atts) != 3 || atts[0].StatusCode != 500 || atts[0].ResponseSnippet != "oops" || atts[1].Error != "timeout" || atts[2].Series != 1 {
+	if err != nil || len(atts) != 3 || atts[0].StatusCode != 500 || atts[0].ResponseSnippet != "oops" || atts[1].Error != "timeout" || atts[2].Series != 2 {
 		t.Fatalf("attempts: %+v %v", atts, err)
 	}
 }
@@ -119,5 +132,62 @@ func TestListDeliveriesFiltersAndPages(t *testing.T) {
 	}
 	if _, _, err := st.ListDeliveries(ctx, "ws", "sub_1", DeliveryFilter{Limit: 1, Cursor: "!!"}); apierr.CodeOf(err) != apierr.Invalid {
 		t.Fatalf("bad cursor: %v", err)
+	}
+}
+
+// A pending delivery after its first attempt is on its retry schedule: not retried by hand.
+func TestRetryDeliveryRefusesAScheduledRetry(t *testing.T) {
+	t.Parallel()
+	st := newStore(t)
+	ctx := context.Background()
+	d := Delivery{ID: "dlv_1", WorkspaceID: "ws", SubscriptionID: "sub_1", EventID: "e", EventType: "t", Payload: json.RawMessage(`{}`)}
+	if _, _, err := st.CreateDelivery(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	st.ClaimAttempt(ctx, "ws", "dlv_1", 0, time.Minute)
+	next := time.Now().Add(time.Minute)
+	if err := st.RecordAttempt(ctx, "ws", "dlv_1", Attempt{At: time.Now(), StatusCode: 500}, DeliveryPending, &next); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.RetryDelivery(ctx, "ws", "dlv_1"); apierr.CodeOf(err) != apierr.Conflict {
+		t.Fatalf("retry of a delivery waiting for its next attempt: %v", err)
+	}
+}
+
+// A manual retry keeps the delivery for another DeliveryRetention from the retry, so that the
+// table's TTL does not remove it while its new series runs.
+func TestRetryDeliveryRefreshesTheTTL(t *testing.T) {
+	t.Parallel()
+	db, table := emulatortest.Table(t, "store")
+	created := time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)
+	clk := newClock(created)
+	st := New(db, table, clk.now)
+	ctx := context.Background()
+	ttl := func() int64 {
+		t.Helper()
+		out, err := db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &table, Key: deliveryKey("ws", "dlv_1"), ConsistentRead: aws.Bool(true)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return num(out.Item, "ttl")
+	}
+	d := Delivery{ID: "dlv_1", WorkspaceID: "ws", SubscriptionID: "sub_1", EventID: "e", EventType: "t", Payload: json.RawMessage(`{}`)}
+	if _, _, err := st.CreateDelivery(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := ttl(), created.Add(DeliveryRetention).Unix(); got != want {
+		t.Fatalf("ttl at creation %d, want %d", got, want)
+	}
+	st.ClaimAttempt(ctx, "ws", "dlv_1", 0, time.Minute)
+	if err := st.RecordAttempt(ctx, "ws", "dlv_1", Attempt{At: clk.now()}, DeliveryFailed, nil); err != nil {
+		t.Fatal(err)
+	}
+	retried := created.Add(29 * 24 * time.Hour) // a day before it would expire
+	clk.set(retried)
+	if _, err := st.RetryDelivery(ctx, "ws", "dlv_1"); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := ttl(), retried.Add(DeliveryRetention).Unix(); got != want {
+		t.Fatalf("ttl after the retry %d, want %d (30 days from the retry)", got, want)
 	}
 }

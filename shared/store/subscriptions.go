@@ -270,7 +270,8 @@ func (st *Store) ListSubscriptions(ctx context.Context, ws string, limit int, cu
 }
 
 // The list cursor is the id of the page's last subscription, versioned and base64url-encoded. It
-// is always applied under the caller's own workspace, so a cursor cannot reach another workspace.
+// is always applied under the caller's own workspace, so a cursor cannot reach another workspace,
+// and its id must look like one, so it is always a start key DynamoDB accepts.
 const subCursorVersion = "s1:"
 
 func subCursor(lastID string) string {
@@ -280,10 +281,23 @@ func subCursor(lastID string) string {
 func parseSubCursor(c string) (string, error) {
 	b, err := base64.RawURLEncoding.DecodeString(c)
 	id, ok := strings.CutPrefix(string(b), subCursorVersion)
-	if err != nil || !ok || id == "" || len(id) > 256 {
+	if err != nil || !ok || !validSubID(id) {
 		return "", apierr.New(apierr.Invalid, "cursor is not valid")
 	}
 	return id, nil
+}
+
+// validSubID reports whether id could be a subscription's: 1 to 256 of A-Z, a-z, 0-9, _ and -.
+func validSubID(id string) bool {
+	if id == "" || len(id) > 256 {
+		return false
+	}
+	for _, c := range []byte(id) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // ListActiveSubscriptions returns every active subscription of the workspace, for the fan-out.

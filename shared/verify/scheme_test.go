@@ -745,6 +745,45 @@ func testAllocatesNothing(t *testing.T, s Scheme) {
 	}
 }
 
+// The token schemes allocate nothing on success either, with secrets as long as those generated
+// (64 characters) and as long as a source's may be (256), a rotation's second secret included.
+
+func TestVerifySharedSecretAllocatesNothing(t *testing.T) { testTokenAllocatesNothing(t, SharedSecret) }
+func TestVerifyBearerAllocatesNothing(t *testing.T)       { testTokenAllocatesNothing(t, Bearer) }
+func TestVerifyTelegramAllocatesNothing(t *testing.T)     { testTokenAllocatesNothing(t, Telegram) }
+
+func testTokenAllocatesNothing(t *testing.T, s Scheme) {
+	if raceEnabled {
+		t.Skip("the race detector changes allocation counts; make test runs this without -race")
+	}
+	f := fixtureOf(t, s)
+	if f.covers {
+		t.Fatalf("%s is not a token scheme", s)
+	}
+	for _, n := range []int{64, 256} {
+		old, cur := generatedSecret(0), generatedSecret(1)
+		if n == 256 {
+			old, cur = strings.Repeat(old, 4), strings.Repeat(cur, 4)
+		}
+		v := f.verifier(t, old, cur)
+		h := f.sign(t, cur, nil, testNow)
+		header := func(name string) string { return h[name] }
+		allocs := testing.AllocsPerRun(200, func() {
+			if _, err := v.Verify(header, nil, testNow); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if allocs != 0 {
+			t.Fatalf("Verify(%s) with a %d-character secret allocates %v times per call", s, n, allocs)
+		}
+	}
+}
+
+// generatedSecret is a secret shaped as the management API generates them: 64 hex characters.
+func generatedSecret(i int) string {
+	return hex.EncodeToString(macOf([]byte("generated"), strconv.Itoa(i)))
+}
+
 // One verifier serves concurrent requests: the pooled HMAC states never mix two requests.
 func TestVerifyConcurrent(t *testing.T) {
 	for _, s := range []Scheme{HMACSHA256, StandardWebhooks, Stripe, GitHub, Slack} {

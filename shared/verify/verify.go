@@ -49,13 +49,27 @@ func (s *Secrets) Equal(presented string) bool {
 	if presented == "" {
 		return false
 	}
-	d := sha256.Sum256([]byte(presented))
+	d := digestOf(presented)
 	ok := 0
 	for _, k := range s.keys {
 		ok |= subtle.ConstantTimeCompare(d[:], k.digest[:])
 	}
 	return ok == 1
 }
+
+// digestOf is sha256(s) without allocating for any s up to maxStackToken bytes ([]byte(s) allocates
+// from 33 bytes on, and generated secrets are 64).
+func digestOf(s string) [sha256.Size]byte {
+	if len(s) > maxStackToken {
+		return sha256.Sum256([]byte(s))
+	}
+	var buf [maxStackToken]byte
+	return sha256.Sum256(buf[:copy(buf[:], s)])
+}
+
+// maxStackToken is the longest presented token hashed from a stack buffer: a source's secret has at
+// most 256 characters; a longer stack secret still verifies, with one allocation.
+const maxStackToken = 512
 
 // VerifyHMAC reports whether header is "sha256=<hex of HMAC-SHA256(secret, body)>" for one of
 // the secrets. It allocates nothing.
