@@ -63,16 +63,24 @@ func FromEnv(ctx context.Context, getenv func(string) string, log *slog.Logger) 
 		return nil, err
 	}
 	st := store.New(aws.DynamoDB(), table, time.Now)
-	fallback := func(name string, scheme verify.Scheme, secret string) store.Source {
-		src := store.Source{Name: name, Scheme: string(scheme)}
-		if secret != "" {
-			src.Secrets = []store.SigningSecret{{Value: secret}}
-		}
-		return src
-	}
-	res := sources.New(st, ttl, time.Now, cfg.DefaultWorkspace,
-		fallback("trigger", verify.HMACSHA256, inboundSecret),
-		fallback("binding", verify.HMACSHA256, inboundSecret),
-		fallback("telegram", verify.Telegram, telegramToken))
+	res := sources.New(st, ttl, time.Now, cfg.DefaultWorkspace, StackSources(inboundSecret, telegramToken)...)
 	return New(cfg, res, st, queue.NewSender(aws.SQS(), queueURL), log, time.Now), nil
+}
+
+// StackSources are the default workspace's sources that the stack's parameters configure, unless
+// it stores sources of those names. The inbound secret is an HMAC key or a Bearer token (Zapier
+// and Make send either); a workspace's own trigger or binding source is checked by its scheme only.
+func StackSources(inboundSecret, telegramToken string) []store.Source {
+	src := func(name string, scheme verify.Scheme, secret string) store.Source {
+		s := store.Source{Name: name, Scheme: string(scheme)}
+		if secret != "" {
+			s.Secrets = []store.SigningSecret{{Value: secret}}
+		}
+		return s
+	}
+	return []store.Source{
+		src("trigger", verify.HMACSHA256, inboundSecret), src("trigger", verify.Bearer, inboundSecret),
+		src("binding", verify.HMACSHA256, inboundSecret), src("binding", verify.Bearer, inboundSecret),
+		src("telegram", verify.Telegram, telegramToken),
+	}
 }

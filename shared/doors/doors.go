@@ -96,13 +96,20 @@ func (d *Doors) verified(ctx context.Context, req *events.APIGatewayV2HTTPReques
 	return body, src, res, err
 }
 
-// check verifies body with the workspace's source, by the source's scheme and nothing else.
+// check verifies body with the workspace's source, by the source's scheme and nothing else (or one
+// of its alternates: only the stack-configured sources of the default workspace have any).
 func (d *Doors) check(ctx context.Context, req *events.APIGatewayV2HTTPRequest, ws, source string, body []byte) (sources.Resolved, verify.Result, error) {
 	src, err := d.sources.Get(ctx, ws, source)
 	if err != nil {
 		return src, verify.Result{}, err
 	}
-	res, err := src.Verifier.Verify(func(name string) string { return apigw.Header(req, name) }, body, d.now())
+	header := func(name string) string { return apigw.Header(req, name) }
+	res, err := src.Verifier.Verify(header, body, d.now())
+	for i := 0; err != nil && i < len(src.Alternates); i++ {
+		if alt, aerr := src.Alternates[i].Verify(header, body, d.now()); aerr == nil {
+			res, err = alt, nil
+		}
+	}
 	if err != nil {
 		// The reason class (never a secret or a MAC) goes to the log; the caller learns nothing more.
 		d.log.InfoContext(ctx, "signature check failed", "workspace_id", ws, "source", source, "reason", err.Error())

@@ -488,10 +488,10 @@ func TestDeadClaimantsMessageIsQueuedByACopy(t *testing.T) {
 }
 
 // The trigger and binding doors accept the scheme of their source and nothing else: with an
-// hmac_sha256 source (the default workspace's stack secret is one) a plain secret or a Bearer
-// token is refused even when it is the right secret, since either would let whoever saw it once
-// send any body; a bearer source takes only Authorization: Bearer, a shared_secret source only
-// its header.
+// hmac_sha256 source a plain secret or a Bearer token is refused even when it is the right secret,
+// since either would let whoever saw it once send any body; a bearer source takes only
+// Authorization: Bearer, a shared_secret source only its header. The default workspace's stack
+// secret is the exception the Zapier/Make door calls for: an HMAC key or a Bearer token.
 func TestHookgateDoorsAcceptOnlyTheSourcesScheme(t *testing.T) {
 	const secret = "acme-door-secret-0123456789"
 	proofs := map[verify.Scheme]func(body string) map[string]string{
@@ -550,22 +550,27 @@ func TestHookgateDoorsAcceptOnlyTheSourcesScheme(t *testing.T) {
 			}
 		}
 		t.Run(dr.name+" default workspace, stack secret", func(t *testing.T) {
+			// The stack's inbound secret is an HMAC key or a Bearer token, never a plain header.
 			h := newHarness(t, sampleTime(sample(t, dr.sample)))
-			for name, headers := range map[string]map[string]string{
-				"plain secret": {"x-hookgate-inbound-secret": devInboundSecret},
-				"bearer":       {"authorization": "Bearer " + devInboundSecret},
+			for name, tc := range map[string]struct {
+				headers map[string]string
+				status  int
+			}{
+				"plain secret": {map[string]string{"x-hookgate-inbound-secret": devInboundSecret}, http.StatusUnauthorized},
+				"wrong bearer": {map[string]string{"authorization": "Bearer " + devInboundSecret + "x"}, http.StatusUnauthorized},
+				"bearer":       {map[string]string{"authorization": "Bearer " + devInboundSecret}, http.StatusAccepted},
 			} {
 				req := sample(t, dr.sample)
 				delete(req.Headers, "x-hookgate-signature")
-				for k, v := range headers {
+				for k, v := range tc.headers {
 					req.Headers[k] = v
 				}
-				if r := invoke(t, dr.handler(h.doors), req); r.status != http.StatusUnauthorized {
-					t.Errorf("%s: %d %s, want 401 (the stack secret is hmac_sha256)", name, r.status, r.raw)
+				if r := invoke(t, dr.handler(h.doors), req); r.status != tc.status {
+					t.Errorf("%s: %d %s, want %d", name, r.status, r.raw, tc.status)
 				}
 			}
-			if sends, _ := h.sqs.counts(); sends != 0 {
-				t.Fatalf("%d sends", sends)
+			if sends, _ := h.sqs.counts(); sends != 1 {
+				t.Fatalf("%d sends, want the bearer one", sends)
 			}
 		})
 	}

@@ -218,13 +218,7 @@ func newHarness(t *testing.T, start time.Time) *harness {
 	c := &clock{t: start}
 	h := &harness{clock: c, sources: &memSources{}, store: newMemStore(c.now), sqs: &fifoSQS{now: c.now}}
 	h.sources.put(store.Source{WorkspaceID: "default", Name: "stripe", Scheme: string(verify.Stripe), Secrets: []store.SigningSecret{{Value: devStripeSecret}}})
-	fallback := func(name string, scheme verify.Scheme, secret string) store.Source {
-		return store.Source{Name: name, Scheme: string(scheme), Secrets: []store.SigningSecret{{Value: secret}}}
-	}
-	res := sources.New(h.sources, 0, c.now, "default",
-		fallback("trigger", verify.HMACSHA256, devInboundSecret),
-		fallback("binding", verify.HMACSHA256, devInboundSecret),
-		fallback("telegram", verify.Telegram, devTelegramToken))
+	res := sources.New(h.sources, 0, c.now, "default", StackSources(devInboundSecret, devTelegramToken)...)
 	cfg := Config{DefaultWorkspace: "default", MaxBodyBytes: MaxStoredBody, DedupeWindow: 72 * time.Hour}
 	h.doors = New(cfg, res, h.store, queue.NewSender(h.sqs, "https://sqs.us-east-1.amazonaws.com/000000000000/InboundQueue.fifo"),
 		slog.New(slog.DiscardHandler), c.now)

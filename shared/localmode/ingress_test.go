@@ -296,8 +296,8 @@ func TestRotationAcceptsBothUntilRetired(t *testing.T) {
 	}
 }
 
-// Zapier/Make: the scheme of the workspace's trigger source and no other. The default workspace's
-// is the stack's inbound secret as hmac_sha256: a signature, never the secret itself.
+// Zapier/Make: the stack's inbound secret as an HMAC signature or a Bearer token (never a plain
+// header); a workspace's own trigger source by its scheme and no other.
 func TestIntegrationsTrigger(t *testing.T) {
 	e := stack(t)
 	body := `{"channel":"zapier","external_id":"zap-1","text":"from a zap"}`
@@ -309,11 +309,14 @@ func TestIntegrationsTrigger(t *testing.T) {
 	if r := post(url, map[string]string{"x-hookgate-signature": "sha256=" + hmacHex(inboundSecret, body)}); r.status != 202 || r.body["run_id"] == nil {
 		t.Fatalf("hmac: %d %s", r.status, r.raw)
 	}
+	if r := post(url, map[string]string{"authorization": "Bearer " + inboundSecret}); r.status != 202 || r.body["run_id"] == nil {
+		t.Fatalf("bearer: %d %s", r.status, r.raw)
+	}
 	for name, h := range map[string]map[string]string{
-		"wrong hmac":           {"x-hookgate-signature": "sha256=" + hmacHex("wrong", body)},
-		"bearer, right secret": {"authorization": "Bearer " + inboundSecret},
-		"plain, right secret":  {"x-hookgate-inbound-secret": inboundSecret},
-		"nothing":              {},
+		"wrong hmac":          {"x-hookgate-signature": "sha256=" + hmacHex("wrong", body)},
+		"wrong bearer":        {"authorization": "Bearer " + inboundSecret + "x"},
+		"plain, right secret": {"x-hookgate-inbound-secret": inboundSecret},
+		"nothing":             {},
 	} {
 		if r := post(url, h); r.status != 401 {
 			t.Fatalf("%s: %d %s", name, r.status, r.raw)

@@ -22,6 +22,9 @@ type Store interface {
 type Resolved struct {
 	Source   store.Source
 	Verifier *verify.Verifier
+	// Alternates also prove a request: the other schemes of a source the stack configures with
+	// several (the default workspace's trigger secret is an HMAC key or a Bearer token).
+	Alternates []*verify.Verifier
 }
 
 // Resolver resolves (workspace, source name) to a verifier.
@@ -29,7 +32,7 @@ type Resolver struct {
 	st       Store
 	ttl      time.Duration
 	now      func() time.Time
-	fallback map[string]store.Source // sources of the default workspace that config supplies
+	fallback map[string][]store.Source // sources of the default workspace that config supplies
 
 	defaultWS string
 	mu        sync.Mutex
@@ -44,11 +47,12 @@ type entry struct {
 
 // New returns a Resolver. fallback holds sources of the default workspace configured by the
 // stack (for example the Telegram secret token parameter); a stored source of the same name wins.
+// Several fallbacks of one name are one source with several schemes: the first, or any other.
 func New(st Store, ttl time.Duration, now func() time.Time, defaultWS string, fallback ...store.Source) *Resolver {
-	fb := map[string]store.Source{}
+	fb := map[string][]store.Source{}
 	for _, src := range fallback {
 		if len(src.Secrets) > 0 || src.Scheme == string(verify.None) {
-			fb[src.Name] = src
+			fb[src.Name] = append(fb[src.Name], src)
 		}
 	}
 	return &Resolver{st: st, ttl: ttl, now: now, fallback: fb, defaultWS: defaultWS, cache: map[string]entry{}}
@@ -82,13 +86,14 @@ func (r *Resolver) Get(ctx context.Context, ws, name string) (Resolved, error) {
 func (r *Resolver) load(ctx context.Context, ws, name string, now time.Time) entry {
 	e := entry{expires: now.Add(r.ttl)}
 	src, err := r.st.GetSource(ctx, ws, name)
+	var alternates []store.Source
 	if apierr.CodeOf(err) == apierr.NotFound {
 		fb, ok := r.fallback[name]
 		if !ok || ws != r.defaultWS {
 			e.err = errUnknown()
 			return e
 		}
-		src, err = fb, nil
+		src, alternates, err = fb[0], fb[1:], nil
 		src.WorkspaceID = ws
 	}
 	if err != nil {
@@ -109,5 +114,13 @@ func (r *Resolver) load(ctx context.Context, ws, name string, now time.Time) ent
 		return e
 	}
 	e.res = Resolved{Source: src, Verifier: v}
+	for _, alt := range alternates {
+		av, err := verify.New(verify.Scheme(alt.Scheme), alt.ActiveSecrets(now), verify.Options{Header: alt.Header})
+		if err != nil {
+			e.err = apierr.Wrap(apierr.Unauthorized, err, "invalid signature")
+			return e
+		}
+		e.res.Alternates = append(e.res.Alternates, av)
+	}
 	return e
 }
