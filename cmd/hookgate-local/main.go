@@ -103,6 +103,9 @@ func dev(ctx context.Context, args []string) error {
 	if _, ok := params["TelegramSecretToken"]; !ok {
 		params["TelegramSecretToken"] = localmode.DevSecret("TelegramSecretToken") // empty on AWS: Telegram off
 	}
+	if _, ok := params["Adapters"]; !ok {
+		params["Adapters"] = `[{"name":"default","replyHosts":["127.0.0.1","localhost"]}]` // callbacks to this machine
+	}
 	o.Root, o.Params = root, params
 	o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	if !*quiet {
@@ -132,13 +135,16 @@ Hookgate is running at %[1]s
   adapter secret  %[6]s
   admin API key   %[7]s   (management routes: X-API-Key or Authorization: Bearer)
 
-Send a message:
+Talk to the agent (echo) through the default webhook adapter, waiting for its reply:
+  curl -s %[1]s/webhook/default -H 'Authorization: Bearer %[6]s' \
+    -d '{"text":"hello, agent","user":"ada","sync":true}'
+  # follow up: POST %[1]s/webhook/default/threads/<threadId>/messages
+
+Send an inbound message, then read the run it returns (thread_id, run_id):
   curl -s %[1]s/v1/inbound/generic \
     -H 'content-type: application/json' \
     -H 'X-Hookgate-Inbound-Secret: %[5]s' \
     -d '{"channel":"demo","external_id":"user-1","text":"hello, agent"}'
-
-Then read the run it returns (thread_id, run_id):
   curl -s -H 'Authorization: Bearer %[6]s' %[1]s/webhook/default/threads/<thread_id>/runs/<run_id>
 
 Let a SaaS post signed webhooks (a source per sender; its secret is shown once):

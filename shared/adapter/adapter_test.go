@@ -489,3 +489,38 @@ func TestRouteKeysMatchTemplate(t *testing.T) {
 		t.Fatalf("handler routes %v\ntemplate routes %v", got, declared)
 	}
 }
+
+// The samples in events/ (what `sam local invoke -e` and `make invoke` send) go through the real
+// decoder: the start sample starts a run, the status sample names no run of this table.
+func TestSampleEvents(t *testing.T) {
+	t.Parallel()
+	wd, _ := os.Getwd()
+	root, err := emulator.FindRoot(wd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, table := emulatortest.Table(t, "adapter")
+	as, err := ParseAdapters("", "dev-adapter-secret", "default", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := &recorder{}
+	h := New(Config{Adapters: as, Lease: time.Minute}, store.New(db, table, time.Now), q, slog.New(slog.DiscardHandler), time.Now)
+	for file, want := range map[string]int{"adapter-start.json": 202, "adapter-run-status.json": 404} {
+		raw, err := os.ReadFile(filepath.Join(root, "events", file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := lambda.NewHandler(h.Handle).Invoke(context.Background(), raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var resp events.APIGatewayV2HTTPResponse
+		if err := json.Unmarshal(out, &resp); err != nil || resp.StatusCode != want {
+			t.Fatalf("%s: %d %s, want %d", file, resp.StatusCode, resp.Body, want)
+		}
+	}
+	if q.count() != 1 || q.sent[0].Text != "Can I get a refund for order 7?" || q.sent[0].User != "ada" {
+		t.Fatalf("queued %+v", q.sent)
+	}
+}
