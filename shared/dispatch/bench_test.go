@@ -76,6 +76,7 @@ func BenchmarkDeliveries(b *testing.B) {
 			}
 			wg.Wait()
 		}
+		b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "deliveries/s")
 	})
 	b.Run("handler", func(b *testing.B) {
 		s, _ := delivery.ParseSchedule("")
@@ -99,6 +100,7 @@ func BenchmarkDeliveries(b *testing.B) {
 				b.Fatalf("failures %v", resp.BatchItemFailures)
 			}
 		}
+		b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "deliveries/s")
 		if got := received.Load() - before; got != int64(b.N*batch) {
 			b.Fatalf("receiver got %d deliveries, want %d", got, b.N*batch)
 		}
