@@ -465,40 +465,33 @@ func TestParseAdapters(t *testing.T) {
 // TestRouteKeysMatchTemplate: the routes the handler serves are the HttpApi events of
 // AdapterFunction in template.yaml, no more and no fewer.
 func TestRouteKeysMatchTemplate(t *testing.T) {
+	root := projectRoot(t)
+	tpl, err := template.Load(filepath.Join(root, "template.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := New(Config{}, nil, nil, slog.New(slog.DiscardHandler), time.Now).RouteKeys()
+	slices.Sort(got)
+	if declared := tpl.RouteKeys("AdapterFunction"); !slices.Equal(got, declared) {
+		t.Fatalf("handler routes %v\ntemplate routes %v", got, declared)
+	}
+}
+
+func projectRoot(t *testing.T) string {
+	t.Helper()
 	wd, _ := os.Getwd()
 	root, err := emulator.FindRoot(wd)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tpl, err := template.Load(filepath.Join(root, "template.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var declared []string
-	for _, fn := range tpl.Functions() {
-		if fn.LogicalID == "AdapterFunction" {
-			for _, rt := range fn.Routes {
-				declared = append(declared, rt.Method+" "+rt.Path)
-			}
-		}
-	}
-	got := New(Config{}, nil, nil, slog.New(slog.DiscardHandler), time.Now).RouteKeys()
-	slices.Sort(got)
-	slices.Sort(declared)
-	if !slices.Equal(got, declared) {
-		t.Fatalf("handler routes %v\ntemplate routes %v", got, declared)
-	}
+	return root
 }
 
 // The samples in events/ (what `sam local invoke -e` and `make invoke` send) go through the real
 // decoder: the start sample starts a run, the status sample names no run of this table.
 func TestSampleEvents(t *testing.T) {
 	t.Parallel()
-	wd, _ := os.Getwd()
-	root, err := emulator.FindRoot(wd)
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := projectRoot(t)
 	db, table := emulatortest.Table(t, "adapter")
 	as, err := ParseAdapters("", "dev-adapter-secret", "default", 0)
 	if err != nil {

@@ -3,7 +3,6 @@ package agent
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"syscall"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -112,33 +110,7 @@ func (c caller) transportError(parent, ctx context.Context, err error, what stri
 	case ctx.Err() != nil, errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return &Error{Retryable: true, Reason: "agent timed out after " + c.timeout.String()}
 	}
-	return &Error{Retryable: true, Reason: fmt.Sprintf("%s: %s (%s)", what, classify(err), c.host)}
-}
-
-// classify names a transport error's cause.
-func classify(err error) string {
-	var (
-		blocked   *delivery.BlockedAddressError
-		dnsErr    *net.DNSError
-		certErr   *tls.CertificateVerificationError
-		recordErr tls.RecordHeaderError
-		alertErr  tls.AlertError
-	)
-	switch {
-	case errors.As(err, &blocked):
-		return "address not allowed"
-	case errors.As(err, &dnsErr):
-		return "dns lookup failed"
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return "connection refused"
-	case errors.Is(err, syscall.ECONNRESET):
-		return "connection reset"
-	case errors.As(err, &certErr), errors.As(err, &recordErr), errors.As(err, &alertErr):
-		return "tls error"
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return "connection closed"
-	}
-	return "request failed"
+	return &Error{Retryable: true, Reason: fmt.Sprintf("%s: %s (%s)", what, delivery.Classify(err), c.host)}
 }
 
 // statusError is the *Error of a non-2xx status, or nil. 408, 429 and 5xx are retryable; 3xx

@@ -87,7 +87,7 @@ func Post(ctx context.Context, c *http.Client, userAgent string, req Request) Re
 	start := time.Now()
 	resp, err := c.Do(hr)
 	if err != nil {
-		return Result{Latency: time.Since(start), Err: classify(err)}
+		return Result{Latency: time.Since(start), Err: Classify(err)}
 	}
 	defer resp.Body.Close()
 	res := Result{StatusCode: resp.StatusCode, Latency: time.Since(start)}
@@ -116,8 +116,9 @@ func snippet(b []byte, cut bool) string {
 	return strings.ToValidUTF8(string(b), "\uFFFD")
 }
 
-// classify maps a transport error to a Fail… category.
-func classify(err error) string {
+// Classify maps a transport error to a Fail… category: safe to store and show, since an error's
+// own text can carry the URL and its tokens.
+func Classify(err error) string {
 	var (
 		blockedErr *BlockedAddressError
 		dnsErr     *net.DNSError

@@ -6,7 +6,6 @@ package telegram
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,10 +15,11 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/hookgate/hookgate/shared/delivery"
 )
 
 // DefaultBaseURL is the Bot API's address.
@@ -211,28 +211,7 @@ func (c *Client) transportError(parent, ctx context.Context, err error) *Error {
 	case ctx.Err() != nil, errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return &Error{Retryable: true, Reason: "telegram timed out after " + c.timeout.String()}
 	}
-	return &Error{Retryable: true, Reason: "telegram unreachable: " + classify(err)}
-}
-
-func classify(err error) string {
-	var (
-		dnsErr    *net.DNSError
-		certErr   *tls.CertificateVerificationError
-		recordErr tls.RecordHeaderError
-	)
-	switch {
-	case errors.As(err, &dnsErr):
-		return "dns lookup failed"
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return "connection refused"
-	case errors.Is(err, syscall.ECONNRESET):
-		return "connection reset"
-	case errors.As(err, &certErr), errors.As(err, &recordErr):
-		return "tls error"
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return "connection closed"
-	}
-	return "request failed"
+	return &Error{Retryable: true, Reason: "telegram unreachable: " + delivery.Classify(err)}
 }
 
 // redact returns s on one line, without the token, cut to reasonRunes.

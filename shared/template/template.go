@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -64,6 +65,21 @@ const (
 // Functions returns the AWS::Serverless::Function resources, Globals.Function merged in, sorted by
 // logical id. The slice is a copy; the values it holds share maps and slices with the Template.
 func (t *Template) Functions() []Function { return append([]Function(nil), t.functions...) }
+
+// RouteKeys returns the HttpApi route keys ("METHOD /path") of the function logicalID, sorted: what
+// its handler must serve.
+func (t *Template) RouteKeys(logicalID string) []string {
+	var keys []string
+	for _, fn := range t.functions {
+		if fn.LogicalID == logicalID {
+			for _, r := range fn.Routes {
+				keys = append(keys, r.Method+" "+r.Path)
+			}
+		}
+	}
+	slices.Sort(keys)
+	return keys
+}
 
 // Tables returns the AWS::DynamoDB::Table resources sorted by logical id.
 func (t *Template) Tables() []Table { return append([]Table(nil), t.tables...) }
