@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 	"unicode/utf8"
@@ -91,15 +92,21 @@ func Post(ctx context.Context, c *http.Client, userAgent string, req Request) Re
 	}
 	defer resp.Body.Close()
 	res := Result{StatusCode: resp.StatusCode, Latency: time.Since(start)}
-	buf := make([]byte, SnippetBytes)
-	n, _ := io.ReadFull(resp.Body, buf)
+	buf := snippetBufs.Get().(*[SnippetBytes]byte)
+	n, err := io.ReadFull(resp.Body, buf[:])
 	res.ResponseSnippet = snippet(buf[:n], n == len(buf))
-	io.CopyN(io.Discard, resp.Body, drainBytes)
+	for drained := 0; err == nil && drained < drainBytes; drained += n {
+		n, err = resp.Body.Read(buf[:])
+	}
+	snippetBufs.Put(buf)
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
 		res.RetryAfter, _ = ParseRetryAfter(resp.Header.Get("Retry-After"), now.Add(res.Latency))
 	}
 	return res
 }
+
+// snippetBufs holds the buffers responses are read into (their snippet is copied out).
+var snippetBufs = sync.Pool{New: func() any { return new([SnippetBytes]byte) }}
 
 // snippet returns b as valid UTF-8; cut says b may end inside a rune, which is then dropped.
 func snippet(b []byte, cut bool) string {

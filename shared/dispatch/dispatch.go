@@ -113,7 +113,7 @@ func (h *Handler) process(ctx context.Context, rec events.SQSMessage, subs *subC
 		return h.queue.SendDelivery(ctx, m, wait)
 	}
 	d, claimed, err := h.store.ClaimAttempt(ctx, m.WorkspaceID, m.DeliveryID, m.Attempt, h.cfg.Lease)
-	if apierr.CodeOf(err) == apierr.NotFound {
+	if err != nil && apierr.CodeOf(err) == apierr.NotFound {
 		h.log.WarnContext(ctx, "delivery no longer exists; message dropped", "delivery_id", m.DeliveryID)
 		return nil
 	}
@@ -163,7 +163,7 @@ func (h *Handler) resolve(ctx context.Context, d store.Delivery, subs *subCache,
 	}
 	sub, signer, err := subs.get(ctx, d.WorkspaceID, d.SubscriptionID, now)
 	switch {
-	case apierr.CodeOf(err) == apierr.NotFound:
+	case err != nil && apierr.CodeOf(err) == apierr.NotFound:
 		return target{}, "subscription deleted", nil
 	case err != nil:
 		return target{}, "", err
@@ -193,14 +193,13 @@ func (h *Handler) attempt(ctx context.Context, d store.Delivery, subs *subCache)
 		res = h.post(ctx, delivery.Request{URL: t.url, MsgID: d.EventID, Body: d.Payload, Signer: t.signer, Now: now})
 	}
 	att.StatusCode, att.LatencyMS, att.ResponseSnippet, att.Error = res.StatusCode, res.Latency.Milliseconds(), res.ResponseSnippet, res.Err
-	log := h.log.With("delivery_id", d.ID, "subscription_id", d.SubscriptionID, "target", d.Target, "attempt", d.Attempts+1, "status_code", res.StatusCode)
 
 	switch {
 	case res.Success():
 		if err := h.store.RecordAttempt(ctx, d.WorkspaceID, d.ID, att, store.DeliverySucceeded, nil); err != nil {
 			return err
 		}
-		log.InfoContext(ctx, "delivered")
+		h.logAttempt(ctx, slog.LevelInfo, "delivered", d, res)
 		if t.sub == nil || t.sub.ConsecutiveFailures == 0 {
 			return nil // nothing to reset: spare the subscription item a write per delivery
 		}
@@ -212,21 +211,34 @@ func (h *Handler) attempt(ctx context.Context, d store.Delivery, subs *subCache)
 		if err := h.disable(ctx, *t.sub, "the endpoint answered 410 Gone"); err != nil {
 			return err
 		}
-		log.WarnContext(ctx, "endpoint answered 410 Gone: subscription disabled")
+		h.logAttempt(ctx, slog.LevelWarn, "endpoint answered 410 Gone: subscription disabled", d, res)
 		return h.store.RecordAttempt(ctx, d.WorkspaceID, d.ID, att, store.DeliveryFailed, nil)
 	case res.Permanent:
 		// The destination refused the message itself (a Telegram chat not found, a bot blocked).
-		return h.exhausted(ctx, d, t, att, res, log)
+		return h.exhausted(ctx, d, t, att, res)
 	}
 	if delay, ok := h.cfg.Schedule.Next(d.Attempts+1, res.RetryAfter, h.cfg.MaxRetryAfter); ok {
 		next := now.Add(delay)
 		if err := h.store.RecordAttempt(ctx, d.WorkspaceID, d.ID, att, store.DeliveryPending, &next); err != nil {
 			return err
 		}
-		log.InfoContext(ctx, "attempt failed; retry scheduled", "error", res.Err, "retry_in", delay.String())
+		h.logAttempt(ctx, slog.LevelInfo, "attempt failed; retry scheduled", d, res, slog.String("retry_in", delay.String()))
 		return h.queue.SendDelivery(ctx, queue.Delivery{WorkspaceID: d.WorkspaceID, DeliveryID: d.ID, Attempt: d.Attempts + 1, NotBefore: next}, delay)
 	}
-	return h.exhausted(ctx, d, t, att, res, log)
+	return h.exhausted(ctx, d, t, att, res)
+}
+
+// logAttempt logs an attempt's outcome with the delivery's ids, built only when the level is on:
+// the hot path of a healthy endpoint pays nothing for a quiet log.
+func (h *Handler) logAttempt(ctx context.Context, level slog.Level, msg string, d store.Delivery, res delivery.Result, extra ...slog.Attr) {
+	if !h.log.Enabled(ctx, level) {
+		return
+	}
+	attrs := append([]slog.Attr{
+		slog.String("delivery_id", d.ID), slog.String("subscription_id", d.SubscriptionID), slog.String("target", d.Target),
+		slog.Int("attempt", d.Attempts+1), slog.Int("status_code", res.StatusCode), slog.String("error", res.Err),
+	}, extra...)
+	h.log.LogAttrs(ctx, level, msg, attrs...)
 }
 
 // exhausted ends a delivery as failed, records delivery.exhausted, and counts the failure against
@@ -234,7 +246,7 @@ func (h *Handler) attempt(ctx context.Context, d store.Delivery, subs *subCache)
 //
 // The event comes first: it is idempotent, and once the attempt is recorded a redelivered message
 // can no longer claim it, so an event that had failed after it would be lost.
-func (h *Handler) exhausted(ctx context.Context, d store.Delivery, t target, att store.Attempt, res delivery.Result, log *slog.Logger) error {
+func (h *Handler) exhausted(ctx context.Context, d store.Delivery, t target, att store.Attempt, res delivery.Result) error {
 	if err := h.appendEvent(ctx, d.WorkspaceID, ids.Derive("evt", d.WorkspaceID, d.ID, fmt.Sprint(d.Series), EventDeliveryExhausted), EventDeliveryExhausted, map[string]any{
 		"delivery_id": d.ID, "subscription_id": d.SubscriptionID, "target": d.Target, "event_id": d.EventID, "event_type": d.EventType,
 		"attempts": d.Attempts + 1, "last_status_code": res.StatusCode, "last_error": res.Err,
@@ -244,7 +256,7 @@ func (h *Handler) exhausted(ctx context.Context, d store.Delivery, t target, att
 	if err := h.store.RecordAttempt(ctx, d.WorkspaceID, d.ID, att, store.DeliveryFailed, nil); err != nil {
 		return err
 	}
-	log.WarnContext(ctx, "delivery exhausted its schedule", "error", res.Err)
+	h.logAttempt(ctx, slog.LevelWarn, "delivery exhausted its schedule", d, res)
 	if t.sub == nil {
 		return nil
 	}
