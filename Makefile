@@ -25,6 +25,13 @@ build-FanoutFunction:         ; $(call bootstrap,fanout)
 build-DeliveryFunction:       ; $(call bootstrap,delivery)
 build-NotFoundFunction:       ; $(call bootstrap,notfound)
 
+# Live views: the event stream and the web widget.
+FUNCTIONS += EventStreamFunction WebWidgetFunction WebStreamFunction WidgetAssetsFunction
+build-EventStreamFunction:    ; $(call bootstrap,event-stream)
+build-WebWidgetFunction:      ; $(call bootstrap,web-widget)
+build-WebStreamFunction:      ; $(call bootstrap,web-stream)
+build-WidgetAssetsFunction:   ; $(call bootstrap,widget-assets)
+
 define bootstrap
 	@test -n "$(ARTIFACTS_DIR)" || { echo "ARTIFACTS_DIR is not set (sam build sets it)"; exit 2; }
 	GOARCH=$(GOARCH) $(GOBUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/$(1)
