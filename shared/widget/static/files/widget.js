@@ -103,6 +103,12 @@
     }
     li.className = role + (cls ? " " + cls : "");
     li.textContent = text; // text only: never HTML from the network
+    if (role !== "note") { // who said it, for screen readers
+      var who = document.createElement("span");
+      who.className = "sr";
+      who.textContent = role === "user" ? "You: " : "Assistant: ";
+      li.insertBefore(who, li.firstChild);
+    }
     var near = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
     if (near || role === "user") list.scrollTop = list.scrollHeight;
     return li;
