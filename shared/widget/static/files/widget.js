@@ -119,7 +119,7 @@
   // ---- session (a short-lived signed token, renewed while valid; kept across reloads) ----
   function load() {
     try { session = JSON.parse(localStorage.getItem(storeKey) || "null"); } catch (e) { session = null; }
-    if (session && !(session.expires_at > Date.now() + 30000)) session = null;
+    if (session && !(session.expires_at > Date.now() + 5000)) session = null;
   }
   function save(s) {
     session = { token: s.token, session_id: s.session_id, thread_id: s.thread_id, expires_at: Date.parse(s.expires_at) };
@@ -208,8 +208,9 @@
     });
   }
 
+  // A stored session is renewed on every page load (or replaced, when it has lapsed).
   load();
-  (session ? Promise.resolve(schedule()) : openSession(false)).then(connect, function (err) {
+  openSession(!!session).then(connect, function (err) {
     say("Chat is unavailable: " + err.message);
     sendBtn.disabled = true;
   });
