@@ -3,6 +3,7 @@ package localmode_test
 import (
 	"bytes"
 	"context"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,7 +13,9 @@ import (
 
 // The widget in a real browser: headless Chromium (Debian's chromium, installed by make deps)
 // driven by playwright-core (package.json) runs testdata/widget_e2e.mjs against the live stack:
-// the demo page, a message, the echo agent's reply, a reload that resumes the conversation. The
+// the demo page, a message, the echo agent's reply, a reload that resumes the conversation; then
+// the widget embedded by a page of another, allowed origin (CORS, preflights and a cross-origin
+// EventSource for real), and by a page of an origin that is not allowed (no session). The
 // screenshots land in testdata/artifacts/ at the repository root (git-ignored).
 func TestWidgetInChromium(t *testing.T) {
 	chromium := os.Getenv("HOOKGATE_CHROMIUM")
@@ -32,7 +35,10 @@ func TestWidgetInChromium(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", "widget_e2e.mjs", e.stack.URL, artifacts)
+	// A site whose origin is not allowed embeds the widget too: it must get no session.
+	denied := httptest.NewServer(embedPage(func() string { return e.stack.URL }))
+	defer denied.Close()
+	cmd := exec.CommandContext(ctx, "node", "widget_e2e.mjs", e.stack.URL, artifacts, e.shop.URL, denied.URL)
 	cmd.Dir = "testdata"
 	cmd.Env = append(os.Environ(), "HOOKGATE_CHROMIUM="+chromium)
 	cmd.WaitDelay = 5 * time.Second

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,16 +39,29 @@ type liveEnv struct {
 	*env
 	db    *dynamodb.Client
 	table string
+	shop  *httptest.Server // a site on another origin that embeds the widget, and is allowed to
+}
+
+// embedPage is a third-party page that embeds the widget of the stack at api with its one tag.
+func embedPage(api func() string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>A shop</title><link rel="icon" href="data:,"></head>
+<body><h1>A shop on another origin</h1><script src="%s/widget.js" data-title="Shop chat" data-open="true" async></script></body></html>`, api())
+	})
 }
 
 func liveStack(t *testing.T) *liveEnv {
 	t.Helper()
 	liveOnce.Do(func() {
 		var e *env
+		shop := httptest.NewServer(embedPage(func() string { return e.stack.URL }))
 		e, liveErr = startStack(t, "live", time.Second, map[string]string{
 			"StreamWindowSeconds": strconv.Itoa(int(liveWindow / time.Second)), "WidgetSigningKey": widgetKey,
+			"WidgetAllowedOrigins": shop.URL, // local mode adds its own origin
 		}, nil)
 		if liveErr != nil {
+			shop.Close()
 			return
 		}
 		cfg, err := awscfg.Load(context.Background(), func(k string) string {
@@ -57,7 +71,7 @@ func liveStack(t *testing.T) *liveEnv {
 			liveErr = err
 			return
 		}
-		live = &liveEnv{env: e, db: cfg.DynamoDB(), table: e.stack.Tables["Table"]}
+		live = &liveEnv{env: e, db: cfg.DynamoDB(), table: e.stack.Tables["Table"], shop: shop}
 	})
 	if liveErr != nil {
 		t.Fatalf("start the live stack: %v", liveErr)

@@ -2,15 +2,19 @@
 // page from a local stack, send a message, see the echo agent's reply, reload and see the
 // conversation resume, send again. Exits non-zero on any failure; saves screenshots.
 //
-//   node widget_e2e.mjs <stack URL> <artifacts folder>
+//   node widget_e2e.mjs <stack URL> <artifacts folder> <allowed site URL> <denied site URL>
+//
+// The two sites are pages of other origins that embed the widget with its one tag: the first
+// origin is allowed (the widget talks to the API across origins: preflights, CORS, a cross-origin
+// EventSource), the second is not (the widget gets no session).
 import { chromium } from "playwright-core";
 import { mkdtempSync, rmSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-const [base, artifacts] = process.argv.slice(2);
-if (!base || !artifacts) {
-  console.error("usage: node widget_e2e.mjs <stack URL> <artifacts folder>");
+const [base, artifacts, allowedSite, deniedSite] = process.argv.slice(2);
+if (!base || !artifacts || !allowedSite || !deniedSite) {
+  console.error("usage: node widget_e2e.mjs <stack URL> <artifacts folder> <allowed site URL> <denied site URL>");
   process.exit(2);
 }
 mkdirSync(artifacts, { recursive: true });
@@ -99,6 +103,28 @@ try {
   const panel = await page.getByRole("region", { name: "Hookgate demo" }).boundingBox();
   if (!panel || Math.round(panel.width) !== 390) throw new Error(`panel is ${panel && panel.width}px wide on a 390px screen`);
   await page.screenshot({ path: join(artifacts, "widget-phone.png") });
+
+  step(`the widget on another, allowed origin: ${allowedSite}`);
+  const shop = await context.newPage();
+  shop.setDefaultTimeout(20000);
+  shop.on("pageerror", (err) => problems.push(`shop page error: ${err.message}`));
+  await shop.goto(allowedSite);
+  const shopLog = shop.getByRole("log", { name: "Conversation" });
+  const shopBox = shop.getByRole("textbox", { name: "Message" });
+  await shop.waitForFunction(() => Object.keys(localStorage).some((k) => k.startsWith("hookgate-widget:")));
+  const across = "Hello from another origin";
+  await shopBox.fill(across);
+  await shopBox.press("Enter");
+  await shopLog.locator("li.assistant", { hasText: across }).waitFor();
+  if ((await shopLog.locator("li").count()) !== 2) throw new Error("the shop's widget shows another session's messages");
+
+  step(`the widget on an origin that is not allowed: ${deniedSite}`);
+  const denied = await context.newPage();
+  denied.setDefaultTimeout(20000);
+  await denied.goto(deniedSite);
+  await denied.getByRole("status").filter({ hasText: "Chat is unavailable" }).waitFor();
+  if (!(await denied.getByRole("button", { name: "Send" }).isDisabled())) throw new Error("Send is enabled without a session");
+  if (await denied.evaluate(() => Object.keys(localStorage).length)) throw new Error("a session was stored on a denied origin");
 
   if (problems.length) throw new Error(problems.join("\n"));
   step("ok");
