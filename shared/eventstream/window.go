@@ -84,12 +84,10 @@ func (c Config) Serve(ctx context.Context, src Source, cursor int64, now func() 
 	res := Result{Cursor: cursor}
 	lastID := int64(-1) // the id of the last event written
 	for {
-		limit := c.MaxEvents - res.Events
+		// Nothing has been sent yet (the loop ends once something is): read a full page.
+		limit := c.MaxEvents
 		evs, err := src.Read(ctx, res.Cursor, limit)
 		if err != nil {
-			if res.Events > 0 && ctx.Err() == nil {
-				break // send what there is; the next window reads on
-			}
 			return Result{}, apierr.Wrap(apierr.Unavailable, err, "the event log could not be read; retry")
 		}
 		waiting, full := false, false
