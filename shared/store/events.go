@@ -98,6 +98,8 @@ func (st *Store) AppendEvents(ctx context.Context, evs []Event) ([]Event, error)
 				types.TransactWriteItem{Put: &types.Put{TableName: &st.table, Item: marker, ConditionExpression: aws.String("attribute_not_exists(pk)")}},
 				types.TransactWriteItem{Put: &types.Put{TableName: &st.table, Item: item, ConditionExpression: aws.String("attribute_not_exists(pk)")}})
 		}
+		// After every marker, so the markers keep their places (duplicateMarker counts on them).
+		items = append(items, threadIndexPuts(&st.table, ws, evs, now)...)
 		_, err = st.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
 		if err == nil {
 			return evs, nil

@@ -1,0 +1,19 @@
+// Command widget-assets is the Lambda behind GET /widget.js (the script a site embeds) and
+// GET /widget/demo (a page that embeds it). It needs no permissions.
+package main
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/hookgate/hookgate/shared/fnmain"
+	"github.com/hookgate/hookgate/shared/widget/static"
+)
+
+func main() { fnmain.Start(newHandler) }
+
+func newHandler(_ context.Context, _ func(string) string, log *slog.Logger) (func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error), error) {
+	return static.New(log).Handle, nil
+}

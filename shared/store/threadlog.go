@@ -1,0 +1,106 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+)
+
+// A thread's events are indexed under the thread itself, so a reader that follows one
+// conversation (the web widget's stream) queries that thread's items instead of scanning the
+// workspace's whole log:
+//
+//	pk WS#<ws>#THR#<thread>  sk EV#<cursor, 19 digits>  a copy of the event
+//
+// The copy is written in the same transaction as the event, so it is visible exactly when the
+// event is, with the event's own cursor; a thread's index is the workspace log restricted to the
+// thread, in the same order. Only the gateway's own conversation events are indexed (types
+// message.* and run.* whose data names a thread_id): a SaaS payload (webhook.*, telegram.*) that
+// happens to carry a thread_id field cannot reach a thread this way. The items have no "kind", so
+// the fan-out's stream filter (kind = event) never sees them. With the counter, a marker and an
+// event item, an event costs at most three of a transaction's 100 items: a group of
+// maxGroupEvents (25) needs at most 76.
+
+const threadEventPrefix = "EV#"
+
+func threadEventSK(cursor int64) string { return threadEventPrefix + eventSK(cursor) }
+
+// ThreadOf returns the thread an event is indexed under, or "" when it is not a conversation
+// event (see the comment above).
+func ThreadOf(e Event) string {
+	if !strings.HasPrefix(e.Type, "message.") && !strings.HasPrefix(e.Type, "run.") {
+		return ""
+	}
+	var d struct {
+		ThreadID json.RawMessage `json:"thread_id"`
+	}
+	if json.Unmarshal(e.Data, &d) != nil || len(d.ThreadID) == 0 || d.ThreadID[0] != '"' {
+		return ""
+	}
+	var id string
+	if json.Unmarshal(d.ThreadID, &id) != nil {
+		return ""
+	}
+	return id
+}
+
+// threadIndexPuts returns the puts that index the events (cursors and times set) under their
+// threads.
+func threadIndexPuts(table *string, ws string, evs []Event, now time.Time) []types.TransactWriteItem {
+	var out []types.TransactWriteItem
+	for _, e := range evs {
+		th := ThreadOf(e)
+		if th == "" {
+			continue
+		}
+		item := key(threadPK(ws, th), threadEventSK(e.Cursor))
+		item["event_id"] = s(e.ID)
+		item["type"] = s(e.Type)
+		item["created_at"] = ts(now)
+		item["data"] = s(string(e.Data))
+		out = append(out, types.TransactWriteItem{Put: &types.Put{TableName: table, Item: item}})
+	}
+	return out
+}
+
+// ListThreadEvents returns up to limit events of the thread with a cursor after the given one, in
+// order (a consistent read). The cursors are the workspace log's: sparse within a thread.
+func (st *Store) ListThreadEvents(ctx context.Context, ws, thread string, after int64, limit int) ([]Event, error) {
+	out, err := st.db.Query(ctx, &dynamodb.QueryInput{
+		TableName:              &st.table,
+		KeyConditionExpression: aws.String("pk = :pk AND sk BETWEEN :from AND :to"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":pk": s(threadPK(ws, thread)), ":from": s(threadEventSK(after + 1)), ":to": s(threadEventPrefix + "9999999999999999999"),
+		},
+		Limit:          aws.Int32(int32(max(limit, 1))),
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list events of thread %s: %w", thread, err)
+	}
+	evs := make([]Event, 0, len(out.Items))
+	for _, it := range out.Items {
+		c, err := strconv.ParseInt(strings.TrimPrefix(str(it, "sk"), threadEventPrefix), 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("decode thread event: bad cursor %q", str(it, "sk"))
+		}
+		evs = append(evs, Event{
+			ID: str(it, "event_id"), Type: str(it, "type"), WorkspaceID: ws, Cursor: c,
+			CreatedAt: tm(it, "created_at"), Data: json.RawMessage(str(it, "data")),
+		})
+	}
+	return evs, nil
+}
+
+// LastCursor returns the cursor of the workspace's latest appended event (0 for an empty log):
+// no visible event has a higher one. A consistent read.
+func (st *Store) LastCursor(ctx context.Context, ws string) (int64, error) {
+	return st.lastCursor(ctx, ws)
+}
