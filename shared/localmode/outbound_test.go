@@ -308,12 +308,15 @@ func TestGoneDisablesTheSubscription(t *testing.T) {
 	r := newReceiver(t, func(string, int) int { return http.StatusGone })
 	sub := subscribe(t, e, r, `["run.completed"]`)
 	sendOne(t, e, "gone")
-	waitFor(t, "the subscription to be disabled", 30*time.Second, func() bool {
+	// The subscription is disabled first, then the attempt recorded: wait for both.
+	var failed []map[string]any
+	waitFor(t, "the subscription to be disabled and its delivery failed", 30*time.Second, func() bool {
 		resp := do(t, http.MethodGet, e.stack.URL+"/v1/webhooks/"+sub, adminHeaders(), "")
-		return resp.body["status"] == "disabled"
+		failed = deliveries(t, e, sub, "failed")
+		return resp.body["status"] == "disabled" && len(failed) == 1
 	})
-	if ds := deliveries(t, e, sub, "failed"); len(ds) != 1 || ds[0]["attempts"] != float64(1) {
-		t.Fatalf("a 410 was retried: %v", ds)
+	if failed[0]["attempts"] != float64(1) {
+		t.Fatalf("a 410 was retried: %v", failed)
 	}
 }
 
