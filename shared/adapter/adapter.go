@@ -204,12 +204,8 @@ func (h *Handler) post(ctx context.Context, a *Adapter, req *events.APIGatewayV2
 		if m.TimeoutMS == 0 {
 			wait = h.cfg.MaxSyncWait
 		}
-		if done, err := h.wait(ctx, a, run, wait); err != nil {
-			return events.APIGatewayV2HTTPResponse{}, err
-		} else if done.Status != store.RunQueued && done.Status != store.RunRunning {
-			return apigw.JSON(http.StatusOK, View(done)), nil
-		} else {
-			run = done
+		if run = h.wait(ctx, run, wait); run.Status != store.RunQueued && run.Status != store.RunRunning {
+			return apigw.JSON(http.StatusOK, View(run)), nil
 		}
 	}
 	return apigw.JSON(http.StatusAccepted, Accepted{ThreadID: run.ThreadID, RunID: run.ID, Status: run.Status}), nil
@@ -319,25 +315,29 @@ func (h *Handler) enqueue(ctx context.Context, a *Adapter, run store.Run, nr sto
 // Channel is the channel of an adapter's threads.
 func Channel(adapter string) string { return "adapter." + adapter }
 
-// wait polls the run until it leaves queued and running, or until wait has passed.
-func (h *Handler) wait(ctx context.Context, a *Adapter, run store.Run, wait time.Duration) (store.Run, error) {
+// wait polls the run until it leaves queued and running, or until wait has passed, and returns
+// what it last read.
+func (h *Handler) wait(ctx context.Context, run store.Run, wait time.Duration) store.Run {
 	deadline := h.now().Add(wait)
 	pause := 50 * time.Millisecond
 	for {
 		if run.Status != store.RunQueued && run.Status != store.RunRunning {
-			return run, nil
+			return run
 		}
 		left := deadline.Sub(h.now())
 		if left <= 0 {
-			return run, nil
+			return run
 		}
 		if err := h.sleep(ctx, min(pause, left)); err != nil {
-			return run, nil // the caller gave up: answer with what is known
+			return run // the caller gave up: answer with what is known
 		}
 		pause = min(pause*3/2, 500*time.Millisecond)
-		cur, err := h.store.GetRun(ctx, a.Workspace, run.ID)
+		cur, err := h.store.GetRun(ctx, run.WorkspaceID, run.ID)
 		if err != nil {
-			return run, apierr.Wrap(apierr.Unavailable, err, "the run could not be read; poll it later")
+			// The run is stored and queued: answer with its ids (202), never an error a sender
+			// would retry into a second run.
+			h.log.WarnContext(ctx, "sync wait stopped: the run could not be read", "run_id", run.ID, "err", err)
+			return run
 		}
 		run = cur
 	}
@@ -356,8 +356,8 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 
 // run reads the run of the route and checks that it is on the route's thread and the adapter's.
 // Runs that no adapter started (generic inbound messages) are readable by every adapter of the
-// workspace.
-func (h *Handler) run(ctx context.Context, a *Adapter, req *events.APIGatewayV2HTTPRequest) (store.Run, error) {
+// workspace; only the adapter that started a run may act on it (own).
+func (h *Handler) run(ctx context.Context, a *Adapter, req *events.APIGatewayV2HTTPRequest, own bool) (store.Run, error) {
 	threadID, runID := req.PathParameters["threadId"], req.PathParameters["runId"]
 	if !ids.Valid("run", runID) {
 		return store.Run{}, apierr.New(apierr.NotFound, "run not found")
@@ -369,14 +369,14 @@ func (h *Handler) run(ctx context.Context, a *Adapter, req *events.APIGatewayV2H
 		}
 		return store.Run{}, apierr.Wrap(apierr.Unavailable, err, "the run could not be read; retry later")
 	}
-	if run.ThreadID != threadID || (run.Adapter != "" && run.Adapter != a.Name) {
+	if run.ThreadID != threadID || (run.Adapter != "" || own) && run.Adapter != a.Name {
 		return store.Run{}, apierr.New(apierr.NotFound, "run not found")
 	}
 	return run, nil
 }
 
 func (h *Handler) status(ctx context.Context, a *Adapter, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
-	run, err := h.run(ctx, a, req)
+	run, err := h.run(ctx, a, req, false)
 	if err != nil {
 		return events.APIGatewayV2HTTPResponse{}, err
 	}
@@ -416,7 +416,7 @@ func (h *Handler) actor(a *Adapter, req *events.APIGatewayV2HTTPRequest, run sto
 }
 
 func (h *Handler) cancel(ctx context.Context, a *Adapter, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
-	run, err := h.run(ctx, a, req)
+	run, err := h.run(ctx, a, req, true)
 	if err != nil {
 		return events.APIGatewayV2HTTPResponse{}, err
 	}
@@ -425,16 +425,18 @@ func (h *Handler) cancel(ctx context.Context, a *Adapter, req *events.APIGateway
 		return events.APIGatewayV2HTTPResponse{}, err
 	}
 	cancelled, err := h.store.CancelRun(ctx, a.Workspace, run.ID, d.User)
-	if err != nil {
-		if c := apierr.CodeOf(err); c != apierr.Conflict && c != apierr.NotFound {
-			err = apierr.Wrap(apierr.Unavailable, err, "the run could not be cancelled; retry later")
-		}
+	switch {
+	case apierr.CodeOf(err) == apierr.Conflict && cancelled.Status == store.RunCancelled:
+		// Cancelled before (a retried request): record its event again, in case that failed.
+	case apierr.CodeOf(err) == apierr.Conflict, apierr.CodeOf(err) == apierr.NotFound:
 		return events.APIGatewayV2HTTPResponse{}, err
+	case err != nil:
+		return events.APIGatewayV2HTTPResponse{}, apierr.Wrap(apierr.Unavailable, err, "the run could not be cancelled; retry later")
 	}
 	if err := h.store.ReleaseSlot(ctx, cancelled); err != nil {
 		h.log.WarnContext(ctx, "slot of a cancelled run not released; its lease frees it", "run_id", run.ID, "err", err)
 	}
-	if err := h.record(ctx, cancelled, EventRunCancelled, "", map[string]any{"cancelled_by": d.User}); err != nil {
+	if err := h.record(ctx, cancelled, EventRunCancelled, "", map[string]any{"cancelled_by": cancelled.CancelledBy}); err != nil {
 		return events.APIGatewayV2HTTPResponse{}, err
 	}
 	return apigw.JSON(http.StatusOK, View(cancelled)), nil
@@ -453,7 +455,7 @@ func (h *Handler) decide(approve bool) route {
 		verb, want = "approve", store.DecisionApproved
 	}
 	return func(ctx context.Context, a *Adapter, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
-		run, err := h.run(ctx, a, req)
+		run, err := h.run(ctx, a, req, true)
 		if err != nil {
 			return events.APIGatewayV2HTTPResponse{}, err
 		}

@@ -424,11 +424,26 @@ func TestCancelAndDecisionsAreForTheUserOrApprovers(t *testing.T) {
 	if c.status != 200 || c.str("status") != "cancelled" || c.str("cancelledBy") != "alice" {
 		t.Fatalf("cancel: %d %s", c.status, c.raw)
 	}
-	if rep := r.call(t, "POST "+runRoute+"/cancel", q, nil, `{"user":"boss"}`); rep.status != 409 {
+	// Cancelling again answers the same (a retried request) and records nothing new.
+	if rep := r.call(t, "POST "+runRoute+"/cancel", q, nil, `{"user":"boss"}`); rep.status != 200 || rep.str("cancelledBy") != "alice" {
 		t.Fatalf("cancel twice: %d %s", rep.status, rep.raw)
 	}
+	if evs, _ := r.st.ListEvents(ctx, "ws", 0, 10); len(evs) != 2 || evs[1].Type != EventRunCancelled {
+		t.Fatalf("events %+v", evs)
+	}
+	// A finished run cannot be cancelled.
+	third := r.post(t, "ops", `{"text":"done soon","user":"alice"}`)
+	if _, _, err := r.st.StartRun(ctx, "ws", third.str("runId")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.st.FinishRun(ctx, "ws", third.str("runId"), store.RunCompleted, &store.Result{Text: "ok"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if rep := r.call(t, "POST "+runRoute+"/cancel", runParams("ops", third), nil, `{"user":"alice"}`); rep.status != 409 {
+		t.Fatalf("cancel a completed run: %d %s", rep.status, rep.raw)
+	}
 	free, _ := r.st.FreeSlots(ctx, store.SlotPool("ws", "ops"), DefaultMaxInFlight)
-	if len(free) != DefaultMaxInFlight-1 { // the first run still holds its slot (the fake worker never released it)
+	if len(free) != DefaultMaxInFlight-2 { // the first and third runs hold theirs (no worker releases them here)
 		t.Fatalf("free slots %d", len(free))
 	}
 }
@@ -515,5 +530,30 @@ func TestSampleEvents(t *testing.T) {
 	}
 	if q.count() != 1 || q.sent[0].Text != "Can I get a refund for order 7?" || q.sent[0].User != "ada" {
 		t.Fatalf("queued %+v", q.sent)
+	}
+}
+
+// A run no adapter started (a generic inbound message, a Telegram update) can be read through any
+// adapter of its workspace, but not cancelled, approved or denied through one.
+func TestOnlyTheStartingAdapterActsOnARun(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, `[{"name":"ops","approvers":["boss"]}]`)
+	ctx := context.Background()
+	th := store.Thread{ID: "thr_0000000000000000000000000a", WorkspaceID: "ws", Channel: "telegram", ExternalID: "42"}
+	msg := store.Message{ID: "msg_1", Direction: "in", Text: "hi", CreatedAt: time.Now()}
+	if _, err := r.st.CreateRun(ctx, th, msg, store.Run{ID: "run_0000000000000000000000000a", User: "boss"}); err != nil {
+		t.Fatal(err)
+	}
+	p := map[string]string{"name": "ops", "threadId": th.ID, "runId": "run_0000000000000000000000000a"}
+	if rep := r.call(t, "GET "+runRoute, p, nil, ""); rep.status != 200 || rep.str("status") != "queued" {
+		t.Fatalf("status: %d %s", rep.status, rep.raw)
+	}
+	for _, action := range []string{"cancel", "approve", "deny"} {
+		if rep := r.call(t, "POST "+runRoute+"/"+action, p, nil, `{"user":"boss"}`); rep.status != 404 {
+			t.Fatalf("%s: %d %s", action, rep.status, rep.raw)
+		}
+	}
+	if run, _ := r.st.GetRun(ctx, "ws", "run_0000000000000000000000000a"); run.Status != store.RunQueued {
+		t.Fatalf("run %+v", run)
 	}
 }

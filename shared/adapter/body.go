@@ -9,6 +9,7 @@ import (
 
 	"github.com/hookgate/hookgate/shared/apierr"
 	"github.com/hookgate/hookgate/shared/inbound"
+	"github.com/hookgate/hookgate/shared/queue"
 )
 
 // Body limits.
@@ -16,7 +17,8 @@ const (
 	maxUser    = 256
 	maxEventID = 255
 	maxURL     = 2048
-	// maxStored bounds text plus data: the message is one DynamoDB item (400 KB at most).
+	// maxStored bounds text (JSON-encoded, as the queue message and the message.received event
+	// hold it) plus data: the event is one DynamoDB item (400 KB at most).
 	maxStored = 350_000
 	// MaxTimeoutMS is the longest sync wait a caller may ask for.
 	MaxTimeoutMS = 30_000
@@ -47,8 +49,8 @@ func parseMessage(body []byte, a *Adapter, allowHTTP bool) (message, error) {
 	switch {
 	case strings.TrimSpace(m.Text) == "":
 		return m, apierr.New(apierr.Invalid, "text is required")
-	case len(m.Text)+len(m.Data) > maxStored:
-		return m, apierr.New(apierr.TooLarge, "text and data together must be at most %d bytes", maxStored)
+	case queue.JSONLen(m.Text)+len(m.Data) > maxStored:
+		return m, apierr.New(apierr.TooLarge, "text and data together must be at most %d bytes (JSON-encoded)", maxStored)
 	case len(m.User) > maxUser || !inbound.Printable(m.User):
 		return m, apierr.New(apierr.Invalid, "user must be at most %d printable characters", maxUser)
 	case len(m.EventID) > maxEventID || !inbound.Printable(m.EventID):

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/hookgate/hookgate/shared/apierr"
+	"github.com/hookgate/hookgate/shared/queue"
 )
 
 // FuzzParseMessage: any body is either a message within the limits or a 4xx, never a panic.
@@ -30,7 +31,7 @@ func FuzzParseMessage(f *testing.F) {
 			return
 		}
 		switch {
-		case strings.TrimSpace(m.Text) == "", len(m.Text)+len(m.Data) > maxStored, len(m.User) > maxUser, len(m.EventID) > maxEventID,
+		case strings.TrimSpace(m.Text) == "", queue.JSONLen(m.Text)+len(m.Data) > maxStored, len(m.User) > maxUser, len(m.EventID) > maxEventID,
 			m.TimeoutMS < 0 || m.TimeoutMS > MaxTimeoutMS, len(m.Data) > 0 && m.Data[0] != '{':
 			t.Fatalf("accepted out of bounds: %+v", m)
 		}

@@ -290,6 +290,7 @@ func TestTelegramRepliesRetryOnlyWhatCanSucceed(t *testing.T) {
 		{"throttled then sent", []error{&telegram.Error{Retryable: true, Reason: "telegram answered 429", RetryAfter: 30 * time.Second}, nil}, 2, store.DeliverySucceeded, false, 30 * time.Second},
 		{"chat not found", []error{&telegram.Error{Reason: "telegram answered 400: Bad Request: chat not found"}}, 1, store.DeliveryFailed, true, 0},
 		{"down then exhausted", []error{&telegram.Error{Retryable: true, Reason: "telegram answered 502"}}, 3, store.DeliveryFailed, true, 2 * time.Second},
+		{"a long text's later part throttled", []error{&telegram.Error{Retryable: true, Reason: "telegram answered 429 (part 2 of 2)", Sent: 1}}, 1, store.DeliveryFailed, true, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRig(t, "0s,1s,1s", 0, func(int) delivery.Result { t.Fatal("posted over HTTP"); return delivery.Result{} })

@@ -12,7 +12,8 @@ import (
 
 // TelegramSender is how Config.Telegram sends with a Bot API client: the payload is the
 // {"chat_id","text"} the fan-out stored; Telegram's refusals of the message itself are permanent,
-// its throttling and outages are retried (honouring retry_after).
+// its throttling and outages are retried (honouring retry_after), unless a long text's first
+// parts were sent already: a retry would send them twice, so that failure is final.
 func TelegramSender(c interface {
 	SendMessage(ctx context.Context, chatID, text string) error
 }) func(ctx context.Context, payload []byte) delivery.Result {
@@ -32,7 +33,7 @@ func TelegramSender(c interface {
 		case err == nil:
 			res.StatusCode = 200
 		case errors.As(err, &te):
-			res.Err, res.RetryAfter, res.Permanent = te.Reason, te.RetryAfter, !te.Retryable
+			res.Err, res.RetryAfter, res.Permanent = te.Reason, te.RetryAfter, !te.Retryable || te.Sent > 0
 		default:
 			res.Err = delivery.FailOther
 		}

@@ -36,8 +36,9 @@ const (
 	maxExternalID = 256
 	maxUser       = 256
 	maxKey        = 255
-	// maxStored bounds text plus data: the worker stores them in one DynamoDB item (400 KB at most).
-	maxStored = 380_000
+	// maxStored bounds text (JSON-encoded, as the queue message and the message.received event
+	// hold it) plus data: the event is one DynamoDB item (400 KB at most).
+	maxStored = 350_000
 )
 
 // Queue is where accepted messages go.
@@ -197,8 +198,8 @@ func parse(body []byte) (request, error) {
 		return r, apierr.New(apierr.Invalid, "external_id must be at most %d printable characters", maxExternalID)
 	case strings.TrimSpace(r.Text) == "":
 		return r, apierr.New(apierr.Invalid, "text is required")
-	case len(r.Text)+len(r.Data) > maxStored:
-		return r, apierr.New(apierr.TooLarge, "text and data together must be at most %d bytes", maxStored)
+	case queue.JSONLen(r.Text)+len(r.Data) > maxStored:
+		return r, apierr.New(apierr.TooLarge, "text and data together must be at most %d bytes (JSON-encoded)", maxStored)
 	case len(r.User) > maxUser || !Printable(r.User):
 		return r, apierr.New(apierr.Invalid, "user must be at most %d printable characters", maxUser)
 	}

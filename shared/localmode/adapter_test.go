@@ -632,3 +632,23 @@ func TestAdapterInFlightLimitAcrossInstances(t *testing.T) {
 		t.Fatalf("after the runs finished: %d %s", r.status, r.raw)
 	}
 }
+
+// Texts are bounded by what they cost encoded: 300 KB of markup (one byte each in the queue
+// message and the events) makes it through SQS and DynamoDB; 100 KB of control characters (six
+// bytes each) is refused with 413 before anything is stored.
+func TestAdapterLargeTextsFit(t *testing.T) {
+	a := adapterStack(t)
+	text := strings.Repeat("<b>&amp;</b>", 25_000) // 300,000 bytes
+	body, _ := json.Marshal(map[string]any{"text": text, "sync": true, "timeoutMs": 25000})
+	r := a.post(t, "/webhook/default", string(body))
+	if r.status != 200 || str(r.body, "status") != "completed" || resultText(r) != text {
+		t.Fatalf("%d %.300s", r.status, r.raw)
+	}
+	waitFor(t, "the reply's message.sent", 20*time.Second, func() bool {
+		return len(eventsAbout(t, a.env, str(r.body, "runId"))["message.sent"]) == 1
+	})
+	body, _ = json.Marshal(map[string]any{"text": strings.Repeat("\x01", 100_000)})
+	if r := a.post(t, "/webhook/default", string(body)); r.status != 413 {
+		t.Fatalf("control characters: %d %.300s", r.status, r.raw)
+	}
+}

@@ -324,7 +324,7 @@ func TestPoisonMessageReachesDLQ(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(45 * time.Second)
+	deadline := time.Now().Add(90 * time.Second) // 20 receives at the test queues' 1 s visibility
 	for time.Now().Before(deadline) {
 		out, err := e.sqs.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{
 			QueueUrl: aws.String(e.stack.Queues["InboundDLQ"].URL), WaitTimeSeconds: 1, MaxNumberOfMessages: 10,

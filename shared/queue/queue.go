@@ -3,11 +3,14 @@
 package queue
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -94,7 +97,7 @@ func NewSender(api SendAPI, url string) *Sender { return &Sender{api: api, url: 
 // SendInbound queues m with the thread as its message group and the message id as its
 // deduplication id, so a retried send within SQS's five-minute window is dropped by SQS itself.
 func (s *Sender) SendInbound(ctx context.Context, m *Inbound) error {
-	body, err := json.Marshal(m)
+	body, err := Marshal(m)
 	if err != nil {
 		return fmt.Errorf("encode inbound %s: %w", m.MessageID, err)
 	}
@@ -108,6 +111,38 @@ func (s *Sender) SendInbound(ctx context.Context, m *Inbound) error {
 		return fmt.Errorf("send inbound %s: %w", m.MessageID, err)
 	}
 	return nil
+}
+
+// Marshal encodes v as JSON without HTML escaping: <, > and & stay one byte each, so a text costs
+// what JSONLen says (encoding/json would make each six).
+func Marshal(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
+// JSONLen is the length of s as a JSON string's content, as Marshal writes it: what a text costs
+// in a queue message or an event item. Limits on texts apply to it, not to len(s): a text of
+// control characters is six times longer encoded.
+func JSONLen(s string) int {
+	n := 0
+	for i, r := range s {
+		switch {
+		case r == '"' || r == '\\' || r == '\n' || r == '\r' || r == '\t':
+			n += 2
+		case r < 0x20 || r == '\u2028' || r == '\u2029':
+			n += 6
+		case r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD"):
+			n += 6 // an invalid byte becomes \ufffd
+		default:
+			n += utf8.RuneLen(r)
+		}
+	}
+	return n
 }
 
 // Delivery asks the delivery function to make attempt Attempt of a delivery, not before NotBefore.

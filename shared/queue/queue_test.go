@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -52,6 +53,20 @@ func TestSendDeliveryDelaySeconds(t *testing.T) {
 		var m Delivery
 		if err := json.Unmarshal([]byte(*in.MessageBody), &m); err != nil || m.Version != DeliveryVersion || m.DeliveryID != "dlv_1" || m.Attempt != 2 {
 			t.Errorf("body %s: %+v %v", *in.MessageBody, m, err)
+		}
+	}
+}
+
+// JSONLen is exactly what Marshal makes of a string, for every kind of character.
+func TestJSONLenIsTheEncodedLength(t *testing.T) {
+	for _, s := range []string{"", "plain", `"quoted" \back`, "<a href='x'>&amp;</a>", "line\nbreak\ttab\r", "\x00\x01\x1f",
+		"héllo 世界 🎉", "\u2028\u2029", "bad \xff\xfe utf8", "\uFFFD kept", strings.Repeat("<", 1000)} {
+		b, err := Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := JSONLen(s), len(b)-2; got != want {
+			t.Errorf("JSONLen(%q) = %d, encoded %d (%s)", s, got, want, b)
 		}
 	}
 }

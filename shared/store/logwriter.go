@@ -34,8 +34,25 @@ func NewLogWriter(st *Store) *LogWriter {
 	return &LogWriter{st: st, logs: map[string]*logQueue{}}
 }
 
-// maxGroupEvents keeps a group within one transaction: a counter update and two items an event.
+// maxGroupEvents keeps a group within one transaction's 100 items: a counter update, and a marker,
+// the event and its thread's copy an event.
 const maxGroupEvents = 25
+
+// maxGroupBytes keeps a group's event data (twice for events indexed under a thread) well within a
+// transaction's 4 MB.
+const maxGroupBytes = 3 << 20
+
+// weight is what an append's events add to a transaction: their data, written twice when indexed.
+func weight(evs []Event) int {
+	n := 0
+	for _, e := range evs {
+		n += len(e.Data) + 512 // the items' keys and other attributes
+		if ThreadOf(e) != "" {
+			n += len(e.Data) + 512
+		}
+	}
+	return n
+}
 
 // AppendEvents appends events of one workspace like Store.AppendEvents, possibly in one
 // transaction with other callers' events. A caller whose context ends while it waits gets the
@@ -82,6 +99,15 @@ func (w *LogWriter) commit(ctx context.Context, ws string, q *logQueue) {
 			all = append(all, r.evs...)
 		}
 		out, err := w.st.AppendEvents(ctx, all)
+		if err != nil && len(group) > 1 {
+			// One caller's events may be what the table refused: append each caller's alone, so
+			// that only its own append fails.
+			for _, r := range group {
+				evs, err := w.st.AppendEvents(ctx, r.evs)
+				r.done <- appendRes{evs: evs, err: err}
+			}
+			continue
+		}
 		for _, r := range group {
 			if err != nil {
 				r.done <- appendRes{err: err}
@@ -93,25 +119,27 @@ func (w *LogWriter) commit(ctx context.Context, ws string, q *logQueue) {
 	}
 }
 
-// take removes from q the leading requests that fit one transaction. A request repeating an
+// take removes from q the leading requests that fit one transaction (by items and by bytes; a
+// request too big for one is taken alone, and the table refuses it alone). A request repeating an
 // event id of the group waits for the next one: a transaction cannot write an item twice.
 func (w *LogWriter) take(q *logQueue) []*appendReq {
 	var group []*appendReq
 	seen := map[string]bool{}
-	n, i := 0, 0
+	n, bytes, i := 0, 0, 0
 	for ; i < len(q.waiting); i++ {
 		r := q.waiting[i]
 		dup := false
 		for _, e := range r.evs {
 			dup = dup || seen[e.ID]
 		}
-		if dup || n+len(r.evs) > maxGroupEvents {
+		wt := weight(r.evs)
+		if dup || n+len(r.evs) > maxGroupEvents || len(group) > 0 && bytes+wt > maxGroupBytes {
 			break
 		}
 		for _, e := range r.evs {
 			seen[e.ID] = true
 		}
-		n += len(r.evs)
+		n, bytes = n+len(r.evs), bytes+wt
 		group = append(group, r)
 	}
 	q.waiting = q.waiting[i:]

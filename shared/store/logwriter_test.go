@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -83,5 +84,55 @@ func TestLogWriterBadAppendFailsAlone(t *testing.T) {
 	}
 	if log, _ := st.ListEvents(ctx, "ws", 0, 100); len(log) != 9 {
 		t.Fatalf("log has %d events, want 9", len(log))
+	}
+}
+
+// Large conversation events (each also copied under its thread) never make a group bigger than a
+// transaction may be, and one the table refuses (an item over 400 KB) fails alone.
+func TestLogWriterLargeEventsFitTransactions(t *testing.T) {
+	t.Parallel()
+	st := newStore(t)
+	w := NewLogWriter(st)
+	ctx := context.Background()
+	big := `{"thread_id":"thr_1","text":"` + strings.Repeat("x", 300_000) + `"}`
+	huge := `{"thread_id":"thr_1","text":"` + strings.Repeat("y", 420_000) + `"}`
+	var wg sync.WaitGroup
+	errs := make([]error, 12)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			data := big
+			if i == 5 {
+				data = huge
+			}
+			_, errs[i] = w.AppendEvents(ctx, []Event{{ID: fmt.Sprintf("m%d", i), Type: "message.received", WorkspaceID: "ws", Data: []byte(data)}})
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if (err != nil) != (i == 5) {
+			t.Fatalf("append %d: %v", i, err)
+		}
+	}
+	// Pages of 1 MB hold a few events each: read them all.
+	count := func(list func(after int64) ([]Event, error)) int {
+		n, after := 0, int64(0)
+		for {
+			page, err := list(after)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page) == 0 {
+				return n
+			}
+			n, after = n+len(page), page[len(page)-1].Cursor
+		}
+	}
+	if n := count(func(after int64) ([]Event, error) { return st.ListEvents(ctx, "ws", after, 100) }); n != 11 {
+		t.Fatalf("log has %d events, want 11", n)
+	}
+	if n := count(func(after int64) ([]Event, error) { return st.ListThreadEvents(ctx, "ws", "thr_1", after, 100) }); n != 11 {
+		t.Fatalf("thread index has %d events, want 11", n)
 	}
 }

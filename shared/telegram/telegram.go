@@ -55,6 +55,7 @@ type Error struct {
 	Retryable  bool          // 5xx, 429, timeouts and connection errors
 	Reason     string        // what failed, e.g. "telegram answered 403: Forbidden: bot was blocked by the user"
 	RetryAfter time.Duration // from a 429's parameters.retry_after (or Retry-After); 0 when absent
+	Sent       int           // parts of a long text sent before this one failed
 }
 
 // Error returns the reason.
@@ -123,6 +124,7 @@ func (c *Client) SendMessage(ctx context.Context, chatID, text string) error {
 			if len(parts) > 1 {
 				err.Reason += fmt.Sprintf(" (part %d of %d)", i+1, len(parts))
 			}
+			err.Sent = i
 			return err
 		}
 	}

@@ -242,7 +242,7 @@ func TestSendMessagePartFails(t *testing.T) {
 	text := strings.Repeat("a", MaxMessageLen) + "\n" + strings.Repeat("b", MaxMessageLen) + "\n" + "c"
 	err := newClient(t, srv.URL).SendMessage(context.Background(), "1", text)
 	var te *Error
-	if !errors.As(err, &te) || !te.Retryable || te.RetryAfter != 3*time.Second || !strings.HasSuffix(te.Reason, " (part 2 of 3)") {
+	if !errors.As(err, &te) || !te.Retryable || te.RetryAfter != 3*time.Second || !strings.HasSuffix(te.Reason, " (part 2 of 3)") || te.Sent != 1 {
 		t.Fatalf("error %#v", err)
 	}
 	if len(b.paths) != 2 {

@@ -507,5 +507,5 @@ func encode(data any) ([]byte, error) {
 	if v, ok := data.(verbatim); ok {
 		return []byte(v), nil
 	}
-	return json.Marshal(data)
+	return queue.Marshal(data) // texts cost what the doors' limits counted
 }
