@@ -4,8 +4,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -19,24 +17,17 @@ import (
 	"github.com/hookgate/hookgate/shared/store"
 )
 
-// minAdminKeyLen is the shortest admin key accepted (as the management API).
-const minAdminKeyLen = 16
-
 func main() { fnmain.Start(newHandler) }
 
 func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logger) (func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error), error) {
 	env := envcfg.New(getenv)
 	table := env.Required("HOOKGATE_TABLE")
 	workspace := env.Required("HOOKGATE_DEFAULT_WORKSPACE")
-	adminKey := env.Required("HOOKGATE_ADMIN_API_KEY")
+	adminKey := env.Secret("HOOKGATE_ADMIN_API_KEY", manage.MinAdminKeyLen)
 	window := eventstream.Defaults()
 	window.Window = time.Duration(env.Int("HOOKGATE_STREAM_WINDOW_SECONDS", 20, 1, 25)) * time.Second
 	window.Poll = time.Duration(env.Int("HOOKGATE_STREAM_POLL_MS", 200, 50, 5000)) * time.Millisecond
-	errs := []error{env.Err()}
-	if adminKey != "" && len(adminKey) < minAdminKeyLen {
-		errs = append(errs, fmt.Errorf("HOOKGATE_ADMIN_API_KEY must be at least %d characters", minAdminKeyLen))
-	}
-	if err := errors.Join(errs...); err != nil {
+	if err := env.Err(); err != nil {
 		return nil, err
 	}
 	aws, err := awscfg.Load(ctx, getenv)

@@ -5,8 +5,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -20,9 +18,6 @@ import (
 	"github.com/hookgate/hookgate/shared/store"
 )
 
-// minAdminKeyLen is the shortest admin key accepted.
-const minAdminKeyLen = 16
-
 func main() { fnmain.Start(newHandler) }
 
 func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logger) (func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error), error) {
@@ -31,14 +26,10 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 	queueURL := env.Required("HOOKGATE_DELIVERY_QUEUE_URL")
 	cfg := manage.Config{
 		DefaultWorkspace: env.Required("HOOKGATE_DEFAULT_WORKSPACE"),
-		AdminKey:         env.Required("HOOKGATE_ADMIN_API_KEY"),
+		AdminKey:         env.Secret("HOOKGATE_ADMIN_API_KEY", manage.MinAdminKeyLen),
 		AllowHTTPURLs:    env.Bool("HOOKGATE_ALLOW_HTTP_URLS", false),
 	}
-	errs := []error{env.Err()}
-	if cfg.AdminKey != "" && len(cfg.AdminKey) < minAdminKeyLen {
-		errs = append(errs, fmt.Errorf("HOOKGATE_ADMIN_API_KEY must be at least %d characters", minAdminKeyLen))
-	}
-	if err := errors.Join(errs...); err != nil {
+	if err := env.Err(); err != nil {
 		return nil, err
 	}
 	aws, err := awscfg.Load(ctx, getenv)

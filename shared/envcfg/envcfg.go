@@ -27,6 +27,16 @@ func (r *Reader) Required(name string) string {
 	return v
 }
 
+// Secret returns a required secret, noting a problem when it is unset or shorter than minLen.
+// The problem names the variable, never the value.
+func (r *Reader) Secret(name string, minLen int) string {
+	v := r.Required(name)
+	if v != "" && len(v) < minLen {
+		r.errs = append(r.errs, fmt.Errorf("%s must be at least %d characters", name, minLen))
+	}
+	return v
+}
+
 // Optional returns the variable, or def when it is unset or blank.
 func (r *Reader) Optional(name, def string) string {
 	if v := strings.TrimSpace(r.getenv(name)); v != "" {

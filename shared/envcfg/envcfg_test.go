@@ -31,3 +31,17 @@ func TestReaderReportsEveryProblem(t *testing.T) {
 		}
 	}
 }
+
+func TestSecretChecksLengthWithoutShowingIt(t *testing.T) {
+	env := map[string]string{"SHORT": "abc", "LONG": "0123456789abcdef"}
+	r := New(func(k string) string { return env[k] })
+	if got := r.Secret("LONG", 16); got != env["LONG"] {
+		t.Fatalf("LONG = %q", got)
+	}
+	r.Secret("SHORT", 16)
+	r.Secret("MISSING", 16)
+	err := r.Err()
+	if err == nil || !strings.Contains(err.Error(), "SHORT must be at least 16 characters") || !strings.Contains(err.Error(), "MISSING is required") || strings.Contains(err.Error(), "abc") {
+		t.Fatalf("err = %v", err)
+	}
+}

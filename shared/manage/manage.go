@@ -45,6 +45,9 @@ type Config struct {
 	AllowHTTPURLs bool
 }
 
+// MinAdminKeyLen is the shortest admin key (HOOKGATE_ADMIN_API_KEY) a function accepts.
+const MinAdminKeyLen = 16
+
 // Request headers that carry an API key (Authorization: Bearer <key> works too).
 const HeaderAPIKey = "x-api-key"
 
