@@ -70,7 +70,7 @@ bootstraps:
 	@for fn in $(FUNCTIONS); do $(MAKE) --no-print-directory -s build-$$fn GOARCH=$(HOST_ARCH) ARTIFACTS_DIR=$(LOCAL_BIN)/$$fn || exit 1; done
 
 dev: deps bootstraps
-	@$(GO) build -o .build/hookgate-local ./cmd/hookgate-local
+	@$(GO) build -o .build/hookgate-local ./local/cmd/hookgate-local
 	@.build/hookgate-local dev -bin $(LOCAL_BIN)
 
 test: deps bootstraps
@@ -78,17 +78,17 @@ test: deps bootstraps
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	@# Allocation checks mean nothing under -race (sync.Pool drops items): run them once without it.
-	$(GO) test -count=1 -run 'Allocates' ./shared/verify ./shared/delivery ./shared/manage
+	$(GO) test -count=1 -run 'Allocates' ./shared/verify ./shared/outbound ./shared/manage
 	HOOKGATE_BIN_DIR=$(CURDIR)/$(LOCAL_BIN) $(GO) test -race -count=1 -timeout 15m ./...
 
 bench: deps bootstraps
-	@$(GO) build -o .build/hookgate-local ./cmd/hookgate-local
+	@$(GO) build -o .build/hookgate-local ./local/cmd/hookgate-local
 	set -o pipefail; HOOKGATE_BIN_DIR=$(CURDIR)/$(LOCAL_BIN) $(GO) test -run '^$$' -bench . -benchmem -count=1 ./... | .build/hookgate-local ratios
 	@.build/hookgate-local sizes
 
 invoke: deps bootstraps
 	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=<LogicalId> EVENT=events/<file>.json"; exit 2; }
-	@$(GO) build -o .build/hookgate-local ./cmd/hookgate-local
+	@$(GO) build -o .build/hookgate-local ./local/cmd/hookgate-local
 	@.build/hookgate-local invoke -bin $(LOCAL_BIN) -fn $(FN) -event $(EVENT)
 
 clean:

@@ -14,9 +14,9 @@ import (
 	"github.com/hookgate/hookgate/shared/adapter"
 	"github.com/hookgate/hookgate/shared/awscfg"
 	"github.com/hookgate/hookgate/shared/delivery"
-	"github.com/hookgate/hookgate/shared/dispatch"
 	"github.com/hookgate/hookgate/shared/envcfg"
 	"github.com/hookgate/hookgate/shared/fnmain"
+	"github.com/hookgate/hookgate/shared/outbound"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/store"
 	"github.com/hookgate/hookgate/shared/telegram"
@@ -28,10 +28,10 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 	env := envcfg.New(getenv)
 	table := env.Required("HOOKGATE_TABLE")
 	queueURL := env.Required("HOOKGATE_DELIVERY_QUEUE_URL")
-	schedule, serr := delivery.ParseSchedule(env.Optional("HOOKGATE_DELIVERY_SCHEDULE", "default"))
+	schedule, serr := outbound.ParseSchedule(env.Optional("HOOKGATE_DELIVERY_SCHEDULE", "default"))
 	timeout := time.Duration(env.Int("HOOKGATE_DELIVERY_TIMEOUT_SECONDS", 15, 1, 25)) * time.Second
 	allowPrivate := env.Bool("HOOKGATE_ALLOW_PRIVATE_DESTINATIONS", false)
-	cfg := dispatch.Config{
+	cfg := delivery.Config{
 		Schedule:      schedule,
 		MaxRetryAfter: time.Duration(env.Int("HOOKGATE_MAX_RETRY_AFTER_SECONDS", 3600, 0, 43200)) * time.Second,
 		Lease:         timeout + 15*time.Second,
@@ -41,15 +41,15 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 	var terr error
 	if token := getenv("HOOKGATE_TELEGRAM_BOT_TOKEN"); token != "" {
 		bot, err := telegram.New(telegram.Config{BaseURL: getenv("HOOKGATE_TELEGRAM_API_URL"), Token: token})
-		cfg.Telegram, terr = dispatch.TelegramSender(bot), err
+		cfg.Telegram, terr = delivery.TelegramSender(bot), err
 	}
 	if err := errors.Join(env.Err(), serr, aerr, terr); err != nil {
 		return nil, err
 	}
 	// Callbacks to a run's replyUrl are signed with its adapter's secrets.
-	cfg.Callbacks = map[string]*delivery.Signer{}
+	cfg.Callbacks = map[string]*outbound.Signer{}
 	for name, a := range adapters {
-		signer, err := delivery.NewSharedSigner(a.Secrets...)
+		signer, err := outbound.NewSharedSigner(a.Secrets...)
 		if err != nil {
 			return nil, fmt.Errorf("adapter %s: %w", name, err)
 		}
@@ -59,10 +59,10 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 	if err != nil {
 		return nil, err
 	}
-	client := delivery.NewClient(delivery.ClientOptions{Timeout: timeout, AllowPrivate: allowPrivate})
-	post := func(ctx context.Context, r delivery.Request) delivery.Result {
-		return delivery.Post(ctx, client, dispatch.UserAgent, r)
+	client := outbound.NewClient(outbound.ClientOptions{Timeout: timeout, AllowPrivate: allowPrivate})
+	post := func(ctx context.Context, r outbound.Request) outbound.Result {
+		return outbound.Post(ctx, client, delivery.UserAgent, r)
 	}
-	h := dispatch.New(cfg, store.New(aws.DynamoDB(), table, time.Now), queue.NewDeliverySender(aws.SQS(), queueURL), post, log, time.Now)
+	h := delivery.New(cfg, store.New(aws.DynamoDB(), table, time.Now), queue.NewDeliverySender(aws.SQS(), queueURL), post, log, time.Now)
 	return h.Handle, nil
 }

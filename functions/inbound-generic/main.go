@@ -10,9 +10,9 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/hookgate/hookgate/shared/awscfg"
+	"github.com/hookgate/hookgate/shared/doors"
 	"github.com/hookgate/hookgate/shared/envcfg"
 	"github.com/hookgate/hookgate/shared/fnmain"
-	"github.com/hookgate/hookgate/shared/inbound"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/verify"
 )
@@ -22,7 +22,7 @@ func main() { fnmain.Start(newHandler) }
 func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logger) (func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error), error) {
 	env := envcfg.New(getenv)
 	queueURL := env.Required("HOOKGATE_INBOUND_QUEUE_URL")
-	cfg := inbound.Config{
+	cfg := doors.GenericConfig{
 		Workspace:    env.Required("HOOKGATE_DEFAULT_WORKSPACE"),
 		MaxBodyBytes: env.Int("HOOKGATE_MAX_BODY_BYTES", 1_000_000, 1024, 6_000_000),
 		Secrets:      verify.NewSecrets(env.Required("HOOKGATE_INBOUND_SECRET")),
@@ -34,5 +34,5 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 	if err != nil {
 		return nil, err
 	}
-	return inbound.New(cfg, queue.NewSender(aws.SQS(), queueURL), log, time.Now).Handle, nil
+	return doors.NewGeneric(cfg, queue.NewSender(aws.SQS(), queueURL), log, time.Now).Handle, nil
 }

@@ -13,9 +13,9 @@ import (
 
 	"github.com/hookgate/hookgate/shared/agent"
 	"github.com/hookgate/hookgate/shared/awscfg"
-	"github.com/hookgate/hookgate/shared/delivery"
 	"github.com/hookgate/hookgate/shared/envcfg"
 	"github.com/hookgate/hookgate/shared/fnmain"
+	"github.com/hookgate/hookgate/shared/outbound"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/store"
 	"github.com/hookgate/hookgate/shared/worker"
@@ -28,7 +28,7 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 	table := env.Required("HOOKGATE_TABLE")
 	queueURL := env.Required("HOOKGATE_INBOUND_QUEUE_URL")
 	defaultAgent := env.Optional("HOOKGATE_AGENT", agent.TypeEcho)
-	retry, serr := delivery.ParseSchedule(env.Optional("HOOKGATE_AGENT_RETRY_SCHEDULE", "0s,10s,1m,5m"))
+	retry, serr := outbound.ParseSchedule(env.Optional("HOOKGATE_AGENT_RETRY_SCHEDULE", "0s,10s,1m,5m"))
 	cfg := worker.Config{Retry: retry, Lease: time.Duration(env.Int("HOOKGATE_RUN_LEASE_SECONDS", 900, 30, 43200)) * time.Second}
 	reg, rerr := agent.ParseRegistry(getenv("HOOKGATE_AGENTS"), agent.Options{OpenAIAPIKey: getenv("HOOKGATE_OPENAI_API_KEY")})
 	if err := errors.Join(env.Err(), serr, rerr); err != nil {

@@ -1,6 +1,5 @@
-// Package adapter serves the webhook adapter routes under /webhook/{name}: named adapters through
-// which internal systems start threads and runs, follow up, poll, cancel and approve, over plain
-// HTTP. Each adapter bounds its in-flight runs across every process through DynamoDB slots.
+// Package adapter serves the webhook adapter routes under /webhook/{name}: start a thread, follow up,
+// poll, cancel and approve runs, with in-flight runs bounded across processes by DynamoDB slots.
 package adapter
 
 import (

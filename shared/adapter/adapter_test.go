@@ -18,15 +18,15 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 
-	"github.com/hookgate/hookgate/shared/emulator"
-	"github.com/hookgate/hookgate/shared/emulator/emulatortest"
+	"github.com/hookgate/hookgate/local/emulator"
+	"github.com/hookgate/hookgate/local/emulator/emulatortest"
+	"github.com/hookgate/hookgate/local/template"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/store"
-	"github.com/hookgate/hookgate/shared/template"
 )
 
 // The handler runs on the real store (DynamoDB Local); the queue is an in-process recorder. The
-// whole path through SQS, the worker and agents runs in shared/localmode.
+// whole path through SQS, the worker and agents runs in local/e2e.
 func TestMain(m *testing.M) { os.Exit(emulatortest.Run(m)) }
 
 const secret = "adapter-secret-0123456789"

@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"github.com/hookgate/hookgate/shared/apierr"
-	"github.com/hookgate/hookgate/shared/inbound"
+	"github.com/hookgate/hookgate/shared/fields"
 	"github.com/hookgate/hookgate/shared/queue"
 )
 
@@ -51,9 +51,9 @@ func parseMessage(body []byte, a *Adapter, allowHTTP bool) (message, error) {
 		return m, apierr.New(apierr.Invalid, "text is required")
 	case queue.JSONLen(m.Text)+len(m.Data) > maxStored:
 		return m, apierr.New(apierr.TooLarge, "text and data together must be at most %d bytes (JSON-encoded)", maxStored)
-	case len(m.User) > maxUser || !inbound.Printable(m.User):
+	case len(m.User) > maxUser || !fields.Printable(m.User):
 		return m, apierr.New(apierr.Invalid, "user must be at most %d printable characters", maxUser)
-	case len(m.EventID) > maxEventID || !inbound.Printable(m.EventID):
+	case len(m.EventID) > maxEventID || !fields.Printable(m.EventID):
 		return m, apierr.New(apierr.Invalid, "eventId must be at most %d printable characters", maxEventID)
 	case len(m.Data) > 0 && m.Data[0] != '{':
 		return m, apierr.New(apierr.Invalid, "data must be a JSON object")

@@ -1,6 +1,5 @@
-// Package agent is how Hookgate calls a workspace's agent for one run. The gateway embeds no model:
-// an Agent turns the run's input into actions (Echo for local mode and demos; the webhook and
-// OpenAI-compatible backends call out), and a Registry names the agents a deployment configures.
+// Package agent calls a workspace's agent for one run: echo, a signed webhook, or an OpenAI-compatible
+// endpoint; a Registry names the agents a deployment configures.
 package agent
 
 import (

@@ -15,7 +15,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/hookgate/hookgate/shared/delivery"
+	"github.com/hookgate/hookgate/shared/outbound"
 )
 
 // UserAgent is the User-Agent of every agent call.
@@ -42,7 +42,7 @@ func newCaller(c *http.Client, timeout time.Duration, u *url.URL, secrets ...str
 	if c == nil {
 		// No redirects, no environment proxy. Agent endpoints are configured by the operator, so
 		// private and loopback addresses (a sidecar, a local model server) are allowed.
-		c = delivery.NewClient(delivery.ClientOptions{Timeout: timeout, AllowPrivate: true})
+		c = outbound.NewClient(outbound.ClientOptions{Timeout: timeout, AllowPrivate: true})
 	} else {
 		cp := *c // never follow a redirect, whatever the given client does
 		cp.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
@@ -110,7 +110,7 @@ func (c caller) transportError(parent, ctx context.Context, err error, what stri
 	case ctx.Err() != nil, errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return &Error{Retryable: true, Reason: "agent timed out after " + c.timeout.String()}
 	}
-	return &Error{Retryable: true, Reason: fmt.Sprintf("%s: %s (%s)", what, delivery.Classify(err), c.host)}
+	return &Error{Retryable: true, Reason: fmt.Sprintf("%s: %s (%s)", what, outbound.Classify(err), c.host)}
 }
 
 // statusError is the *Error of a non-2xx status, or nil. 408, 429 and 5xx are retryable; 3xx

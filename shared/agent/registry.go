@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hookgate/hookgate/shared/delivery"
+	"github.com/hookgate/hookgate/shared/outbound"
 )
 
 // Agent types of a Spec.
@@ -242,7 +242,7 @@ func build(name string, raw json.RawMessage, o Options) (Agent, int, error) {
 		}
 		if s.Secret == "" {
 			bad("secret is required")
-		} else if !delivery.ValidSecret(s.Secret) {
+		} else if !outbound.ValidSecret(s.Secret) {
 			bad("secret must be whsec_ followed by base64 of 24 to 64 bytes")
 		}
 	case TypeOpenAI:

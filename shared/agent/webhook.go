@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hookgate/hookgate/shared/delivery"
 	"github.com/hookgate/hookgate/shared/ids"
+	"github.com/hookgate/hookgate/shared/outbound"
 )
 
 // WebhookConfig configures a webhook agent.
@@ -26,7 +26,7 @@ type WebhookConfig struct {
 // response body holds the actions. It is safe for concurrent use.
 type Webhook struct {
 	url    string
-	signer *delivery.Signer
+	signer *outbound.Signer
 	now    func() time.Time
 	call   caller
 }
@@ -37,10 +37,10 @@ func NewWebhook(c WebhookConfig) (*Webhook, error) {
 	if err != nil {
 		return nil, fmt.Errorf("webhook agent: url %w", err)
 	}
-	if !delivery.ValidSecret(c.Secret) {
+	if !outbound.ValidSecret(c.Secret) {
 		return nil, errors.New("webhook agent: secret must be whsec_ followed by base64 of 24 to 64 bytes")
 	}
-	signer, err := delivery.NewSigner(c.Secret)
+	signer, err := outbound.NewSigner(c.Secret)
 	if err != nil {
 		return nil, fmt.Errorf("webhook agent: %w", err)
 	}

@@ -1,6 +1,5 @@
-// Package apigw holds what every HTTP function shares at the API Gateway (HTTP API, payload 2.0)
-// boundary: reading headers and the body, and writing JSON responses and errors, with the one
-// table that maps error codes to HTTP status.
+// Package apigw is the API Gateway (HTTP API, payload 2.0) boundary every HTTP function shares: headers,
+// the bounded body, JSON responses, and the one table from error code to HTTP status.
 package apigw
 
 import (

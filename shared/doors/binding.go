@@ -10,8 +10,8 @@ import (
 
 	"github.com/hookgate/hookgate/shared/apierr"
 	"github.com/hookgate/hookgate/shared/apigw"
+	"github.com/hookgate/hookgate/shared/fields"
 	"github.com/hookgate/hookgate/shared/ids"
-	"github.com/hookgate/hookgate/shared/inbound"
 	"github.com/hookgate/hookgate/shared/queue"
 )
 
@@ -59,7 +59,7 @@ func (d *Doors) binding(ctx context.Context, req *events.APIGatewayV2HTTPRequest
 		if f.value == "" {
 			return Accepted{}, apierr.New(apierr.Invalid, "%s is required", f.name)
 		}
-		if len(f.value) > f.max || !inbound.Printable(f.value) {
+		if len(f.value) > f.max || !fields.Printable(f.value) {
 			return Accepted{}, apierr.New(apierr.Invalid, "%s must be at most %d printable characters", f.name, f.max)
 		}
 	}

@@ -1,8 +1,5 @@
-// Package doors serves the inbound routes third parties call as they are: SaaS webhooks
-// (POST /v1/webhooks/generic/{workspace_id}), Telegram updates (POST /v1/inbound/telegram) and
-// connector binding reports (POST /v1/inbound/binding/status). Each checks the body's size,
-// verifies the sender against the workspace's source over the raw bytes, deduplicates by the
-// provider's delivery id and queues the message for the worker: a 2xx means it is queued.
+// Package doors serves every inbound route (generic, Telegram, SaaS webhooks, binding reports, the
+// Zapier/Make trigger): verify the raw body, dedupe, queue; a 2xx means the message is queued.
 package doors
 
 import (

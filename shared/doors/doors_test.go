@@ -13,7 +13,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/hookgate/hookgate/shared/ids"
-	"github.com/hookgate/hookgate/shared/inbound"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/store"
 	"github.com/hookgate/hookgate/shared/verify"
@@ -56,7 +55,7 @@ var sampleDoors = []door{
 			req.Headers["x-telegram-bot-api-secret-token"] = "someone-elses-token"
 		},
 		check: func(t *testing.T, r reply, m queue.Inbound) {
-			thread := inbound.ThreadID("default", "telegram", "111111111")
+			thread := ids.Thread("default", "telegram", "111111111")
 			if r.body["accepted"] != true || r.body["thread_id"] != thread || r.body["run_id"] != m.RunID || m.RunID == "" {
 				t.Errorf("reply %s, run %s", r.raw, m.RunID)
 			}
@@ -88,7 +87,7 @@ var sampleDoors = []door{
 		check: func(t *testing.T, r reply, m queue.Inbound) {
 			key := "zap-218734562-run-0001" // the body's event_id
 			if r.body["message_id"] != ids.Derive("msg", "default", "trigger", key) || r.body["run_id"] != ids.Derive("run", "default", "trigger", key) ||
-				r.body["thread_id"] != inbound.ThreadID("default", "zapier", "lead-4821") {
+				r.body["thread_id"] != ids.Thread("default", "zapier", "lead-4821") {
 				t.Errorf("reply %s", r.raw)
 			}
 			if m.Source != "trigger" || m.WorkspaceID != "default" || m.Channel != "zapier" || !strings.Contains(m.Text, "<jenny.rosen@example.com>") {
@@ -435,7 +434,7 @@ func TestRoleRoutes(t *testing.T) {
 				}
 				return
 			}
-			thread := inbound.ThreadID("default", "webhook.stripe", stripeEventID)
+			thread := ids.Thread("default", "webhook.stripe", stripeEventID)
 			if m.ThreadID != thread || m.RunID == "" || m.Agent != c.agent || m.Channel != "webhook.stripe" ||
 				m.ExternalID != stripeEventID || m.Text != role || m.GroupID() != thread {
 				t.Fatalf("message %+v, want a run of %s on %s", m, c.agent, thread)

@@ -11,8 +11,7 @@ import (
 
 	"github.com/hookgate/hookgate/shared/apierr"
 	"github.com/hookgate/hookgate/shared/ids"
-	"github.com/hookgate/hookgate/shared/inbound"
-	"github.com/hookgate/hookgate/shared/ingress"
+	"github.com/hookgate/hookgate/shared/normalize"
 	"github.com/hookgate/hookgate/shared/queue"
 )
 
@@ -90,7 +89,7 @@ func (d *Doors) telegram(ctx context.Context, req *events.APIGatewayV2HTTPReques
 				m.User = strconv.FormatInt(msg.From.ID, 10)
 			}
 		}
-		m.ThreadID = inbound.ThreadID(ws, m.Channel, m.ExternalID)
+		m.ThreadID = ids.Thread(ws, m.Channel, m.ExternalID)
 		m.RunID = ids.Derive("run", ws, scope, key)
 		m.Data = body
 		acc.ThreadID, acc.RunID = m.ThreadID, m.RunID
@@ -101,7 +100,7 @@ func (d *Doors) telegram(ctx context.Context, req *events.APIGatewayV2HTTPReques
 		}
 		data := string(meta[:len(meta)-1]) + `,"update":` + string(body) + "}" // the update byte for byte
 		m.Group = ids.Derive("grp", ws, scope, key)
-		m.Event = &queue.Event{Subject: scope + "\x00" + key, Type: "telegram." + ingress.Slug(kind), Data: data}
+		m.Event = &queue.Event{Subject: scope + "\x00" + key, Type: "telegram." + normalize.Slug(kind), Data: data}
 		acc.Role = m.Event.Type
 	}
 	if err := d.send(ctx, &m, ws, scope, key, first); err != nil {

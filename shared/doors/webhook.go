@@ -14,8 +14,7 @@ import (
 	"github.com/hookgate/hookgate/shared/apierr"
 	"github.com/hookgate/hookgate/shared/apigw"
 	"github.com/hookgate/hookgate/shared/ids"
-	"github.com/hookgate/hookgate/shared/inbound"
-	"github.com/hookgate/hookgate/shared/ingress"
+	"github.com/hookgate/hookgate/shared/normalize"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/store"
 	"github.com/hookgate/hookgate/shared/verify"
@@ -25,7 +24,7 @@ import (
 // management API's keys have it); anything else cannot exist.
 var validWorkspace = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
 
-func validSourceName(s string) bool { return ingress.ValidSource(s) }
+func validSourceName(s string) bool { return normalize.ValidSource(s) }
 
 // payloadIDField is where a scheme's provider puts its own delivery id in the payload.
 var payloadIDField = map[verify.Scheme]string{verify.Stripe: "id", verify.Slack: "event_id", verify.Telegram: "update_id"}
@@ -56,7 +55,7 @@ func (d *Doors) webhook(ctx context.Context, req *events.APIGatewayV2HTTPRequest
 	if challenge := slackChallenge(src.Verifier.Scheme(), body); challenge != "" {
 		return Accepted{Accepted: true, Challenge: challenge}, nil // a verified handshake, not an event
 	}
-	ev, err := ingress.Normalize(ingress.Input{
+	ev, err := normalize.Normalize(normalize.Input{
 		WorkspaceID: ws, Query: req.QueryStringParameters, Body: body,
 		Header:             func(name string) string { return apigw.Header(req, name) },
 		ProviderDeliveryID: res.DeliveryID, PayloadIDField: payloadIDField[src.Verifier.Scheme()],
@@ -91,9 +90,9 @@ func (d *Doors) webhook(ctx context.Context, req *events.APIGatewayV2HTTPRequest
 		Event: &queue.Event{Subject: scope + "\x00" + subject, Type: ev.Role, Data: data},
 	}
 	acc := Accepted{Accepted: first, Role: ev.Role}
-	if route, ok := ingress.Route(roleRoutes(routes), ev.Role); ok {
+	if route, ok := normalize.Route(roleRoutes(routes), ev.Role); ok {
 		m.Channel, m.ExternalID = ev.SourceKind, ev.SourceIdentifier
-		m.ThreadID = inbound.ThreadID(ws, m.Channel, m.ExternalID)
+		m.ThreadID = ids.Thread(ws, m.Channel, m.ExternalID)
 		m.RunID = ids.Derive("run", ws, scope, subject)
 		m.Text = ev.Role // the run's input: the role as text, the event (m.Event.Data) as data
 		m.Agent = route.Agent
@@ -119,7 +118,7 @@ func slackChallenge(s verify.Scheme, body []byte) string {
 
 // eventData is the event's JSON with the payload spliced in as received, byte for byte
 // (encoding/json would compact it and escape <, > and &).
-func eventData(ev ingress.Event) (string, error) {
+func eventData(ev normalize.Event) (string, error) {
 	payload := ev.Payload
 	ev.Payload = nil
 	meta, err := json.Marshal(ev) // ends with "payload":null}
@@ -133,10 +132,10 @@ func eventData(ev ingress.Event) (string, error) {
 	return string(meta) + string(payload) + "}", nil
 }
 
-func roleRoutes(rs []store.RoleRoute) []ingress.RoleRoute {
-	out := make([]ingress.RoleRoute, len(rs))
+func roleRoutes(rs []store.RoleRoute) []normalize.RoleRoute {
+	out := make([]normalize.RoleRoute, len(rs))
 	for i, r := range rs {
-		out[i] = ingress.RoleRoute{Pattern: r.Pattern, Agent: r.Agent}
+		out[i] = normalize.RoleRoute{Pattern: r.Pattern, Agent: r.Agent}
 	}
 	return out
 }

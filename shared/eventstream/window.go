@@ -1,7 +1,5 @@
-// Package eventstream serves an ordered event log as Server-Sent Events in bounded windows: a
-// Lambda behind an HTTP API returns its response whole, so each response waits (up to Window) for
-// events after the reader's cursor, sends what there is and ends with a retry: hint; the browser's
-// EventSource (or any client) reconnects at once with Last-Event-ID and the next window follows on.
+// Package eventstream serves the workspace's event log as Server-Sent Events in bounded windows that a
+// client resumes with Last-Event-ID, so a Lambda's whole-response reply still streams.
 package eventstream
 
 import (

@@ -1,7 +1,5 @@
-// Package fanout turns each event appended to a workspace's log into one delivery per matching
-// active subscription, and replies into deliveries to where the user is (a run's replyUrl, a
-// Telegram chat). It reads the table's DynamoDB stream, so every event is fanned out at least once
-// whoever appended it, and a crash only makes the stream deliver the record again.
+// Package fanout is FanoutFunction's handler: from the table's stream, each appended event becomes one
+// delivery per matching subscription, and replies go to where the user is (replyUrl, Telegram).
 package fanout
 
 import (

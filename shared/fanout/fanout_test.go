@@ -15,7 +15,7 @@ import (
 	"github.com/hookgate/hookgate/shared/store"
 )
 
-// fakes for the routing logic; the real path (stream → fan-out → queue) runs end to end in shared/localmode.
+// fakes for the routing logic; the real path (stream → fan-out → queue) runs end to end in local/e2e.
 type fakeStore struct {
 	subs    []store.Subscription
 	created map[string]store.Delivery

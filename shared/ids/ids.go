@@ -74,3 +74,9 @@ func Valid(prefix, s string) bool {
 	}
 	return true
 }
+
+// Thread is the id of the thread for (workspace, channel, external id): derived, so a door can
+// return it before the worker has stored the thread.
+func Thread(workspace, channel, externalID string) string {
+	return Derive("thr", workspace, channel, externalID)
+}

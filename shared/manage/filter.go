@@ -4,7 +4,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/hookgate/hookgate/shared/ingress"
+	"github.com/hookgate/hookgate/shared/normalize"
 )
 
 // Event types Hookgate emits by name. Inbound webhooks add webhook.<source>.<type> for each
@@ -63,7 +63,7 @@ func segment(s string) bool {
 // ValidPattern reports whether p may be used in a subscription's event filter: "*", a known event
 // type, <family>.* (family: message, run, binding, delivery, subscription, webhook, telegram), a
 // role pattern webhook.<source>.<type> or webhook.<source>.* (as role routes take them, see
-// ingress.ValidPattern), or telegram.<kind>.
+// normalize.ValidPattern), or telegram.<kind>.
 func ValidPattern(p string) bool {
 	if p == "*" || knownEventType(p) {
 		return true
@@ -72,7 +72,7 @@ func ValidPattern(p string) bool {
 		return true
 	}
 	if strings.HasPrefix(p, "webhook.") {
-		return ingress.ValidPattern(p)
+		return normalize.ValidPattern(p)
 	}
 	kind, ok := strings.CutPrefix(p, "telegram.")
 	return ok && segment(kind)

@@ -1,6 +1,5 @@
-// Package manage serves the management API: API keys, the workspace's outbound webhook
-// subscriptions with their signing secrets, and its inbound sources, role routes and binding
-// status. It also holds the event filter (MatchEvent) that the fan-out applies.
+// Package manage serves the management API (ManagementFunction): API keys, subscriptions, sources, role
+// routes, bindings, deliveries; it also holds the event filter (MatchEvent) the fan-out applies.
 package manage
 
 import (

@@ -21,8 +21,8 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 
-	"github.com/hookgate/hookgate/shared/delivery"
-	"github.com/hookgate/hookgate/shared/emulator/emulatortest"
+	"github.com/hookgate/hookgate/local/emulator/emulatortest"
+	"github.com/hookgate/hookgate/shared/outbound"
 	"github.com/hookgate/hookgate/shared/store"
 )
 
@@ -235,7 +235,7 @@ func TestWebhookCRUD(t *testing.T) {
 	var c created
 	r.decode(t, &c)
 	e.secrets = append(e.secrets, c.Secret)
-	if !delivery.ValidSecret(c.Secret) || !strings.HasPrefix(c.Secret, "whsec_") {
+	if !outbound.ValidSecret(c.Secret) || !strings.HasPrefix(c.Secret, "whsec_") {
 		t.Fatalf("generated secret %q", c.Secret)
 	}
 	if !strings.HasPrefix(c.ID, "sub_") || c.URL != "https://example.com/hook" || !slices.Equal(c.Events, []string{"run.*", "message.received"}) ||
@@ -253,7 +253,7 @@ func TestWebhookCRUD(t *testing.T) {
 
 	// A given secret is kept as given.
 	e.clk.add(time.Millisecond)
-	given := delivery.NewSecret()
+	given := outbound.NewSecret()
 	e.secrets = append(e.secrets, given)
 	c2 := e.createWebhook(key, map[string]any{"url": "https://example.org/2", "events": []string{"*"}, "secret": given})
 	if c2.Secret != given || c2.Description != "" {
@@ -321,7 +321,7 @@ func TestRotateSecret(t *testing.T) {
 	e := newEnv(t, false)
 	key := e.key("ws")
 	ctx := context.Background()
-	first := delivery.NewSecret()
+	first := outbound.NewSecret()
 	e.secrets = append(e.secrets, first)
 	c := e.createWebhook(key, map[string]any{"url": "https://example.com/h", "events": []string{"*"}, "secret": first})
 	id := map[string]string{"id": c.ID}
@@ -330,7 +330,7 @@ func TestRotateSecret(t *testing.T) {
 	var rot RotatedSecret
 	e.must(200, call{route: "POST /v1/webhooks/{id}/rotate-secret", params: id, key: key, body: `{"overlap_seconds":3600}`}).decode(t, &rot)
 	e.secrets = append(e.secrets, rot.Secret)
-	if !delivery.ValidSecret(rot.Secret) || rot.Secret == first || !rot.PreviousExpiresAt.Equal(t0.Add(time.Hour)) {
+	if !outbound.ValidSecret(rot.Secret) || rot.Secret == first || !rot.PreviousExpiresAt.Equal(t0.Add(time.Hour)) {
 		t.Fatalf("rotated %+v, want a new secret and previous_expires_at %s", rot, t0.Add(time.Hour))
 	}
 	sub, _ := e.st.GetSubscription(ctx, "ws", c.ID)
@@ -357,7 +357,7 @@ func TestRotateSecret(t *testing.T) {
 	}
 
 	// A given secret, the default overlap (a day); the expired first secret is pruned.
-	given := delivery.NewSecret()
+	given := outbound.NewSecret()
 	e.secrets = append(e.secrets, given)
 	t1 := e.clk.now()
 	var rot2 RotatedSecret

@@ -6,7 +6,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/hookgate/hookgate/shared/ingress"
+	"github.com/hookgate/hookgate/shared/normalize"
 	"github.com/hookgate/hookgate/shared/store"
 )
 
@@ -76,7 +76,7 @@ func checkRoleRoutes(routes []store.RoleRoute) error {
 	}
 	seen := make(map[string]bool, len(routes))
 	for i, r := range routes {
-		if !ingress.ValidPattern(r.Pattern) {
+		if !normalize.ValidPattern(r.Pattern) {
 			return invalid("routes[%d].pattern %q is not *, webhook.*, webhook.<source>.* or a role webhook.<source>.<slug> (slug: a-z, 0-9, _)", i, truncate(r.Pattern, 80))
 		}
 		if seen[r.Pattern] {

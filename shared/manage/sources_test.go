@@ -21,9 +21,9 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 
-	"github.com/hookgate/hookgate/shared/emulator"
+	"github.com/hookgate/hookgate/local/emulator"
+	"github.com/hookgate/hookgate/local/template"
 	"github.com/hookgate/hookgate/shared/store"
-	"github.com/hookgate/hookgate/shared/template"
 	"github.com/hookgate/hookgate/shared/verify"
 )
 

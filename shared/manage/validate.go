@@ -12,7 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/hookgate/hookgate/shared/apierr"
-	"github.com/hookgate/hookgate/shared/delivery"
+	"github.com/hookgate/hookgate/shared/outbound"
 )
 
 // Limits of the management API's fields.
@@ -82,7 +82,7 @@ func checkDescription(d string) error {
 }
 
 func checkSecret(s string) error {
-	if !delivery.ValidSecret(s) {
+	if !outbound.ValidSecret(s) {
 		return invalid("secret must be whsec_ followed by the base64 of 24 to 64 bytes")
 	}
 	return nil

@@ -9,8 +9,8 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/hookgate/hookgate/shared/apierr"
-	"github.com/hookgate/hookgate/shared/delivery"
 	"github.com/hookgate/hookgate/shared/ids"
+	"github.com/hookgate/hookgate/shared/outbound"
 	"github.com/hookgate/hookgate/shared/store"
 )
 
@@ -83,7 +83,7 @@ func (h *Handler) createWebhook(ctx context.Context, c Caller, req *events.APIGa
 	if err := checkDescription(in.Description); err != nil {
 		return events.APIGatewayV2HTTPResponse{}, err
 	}
-	secret := delivery.NewSecret()
+	secret := outbound.NewSecret()
 	if in.Secret != nil {
 		if err := checkSecret(*in.Secret); err != nil {
 			return events.APIGatewayV2HTTPResponse{}, err
@@ -229,7 +229,7 @@ func (h *Handler) rotateSecret(ctx context.Context, c Caller, req *events.APIGat
 		}
 		overlap = time.Duration(*in.OverlapSeconds) * time.Second
 	}
-	secret := delivery.NewSecret()
+	secret := outbound.NewSecret()
 	if in.Secret != nil {
 		if err := checkSecret(*in.Secret); err != nil {
 			return events.APIGatewayV2HTTPResponse{}, err

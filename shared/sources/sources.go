@@ -1,6 +1,5 @@
-// Package sources finds the verification settings of a workspace's inbound source and keeps a
-// ready verifier for it for a short while, so that a warm Lambda verifies without a table read
-// (and reuses its pooled HMACs). A rotation or retirement takes effect within the cache's TTL.
+// Package sources resolves a workspace's inbound source to a ready verifier and caches it briefly, so a
+// warm Lambda verifies without a table read; rotations take effect within the cache's TTL.
 package sources
 
 import (

@@ -10,8 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
+	"github.com/hookgate/hookgate/local/emulator/emulatortest"
 	"github.com/hookgate/hookgate/shared/apierr"
-	"github.com/hookgate/hookgate/shared/emulator/emulatortest"
 )
 
 func TestDeliveryAttemptsClaimRecordRetry(t *testing.T) {

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookgate/hookgate/local/emulator/emulatortest"
 	"github.com/hookgate/hookgate/shared/apierr"
-	"github.com/hookgate/hookgate/shared/emulator/emulatortest"
 )
 
 func TestMain(m *testing.M) { os.Exit(emulatortest.Run(m)) }

@@ -1,6 +1,5 @@
-// Package telegram is a small Telegram Bot API client for the gateway's replies: it sends a chat
-// a text, split at Telegram's length limit, and tells failures worth retrying from the others.
-// No error of it contains the bot token.
+// Package telegram is the Bot API client for replies: it sends a chat a text split at Telegram's limit
+// and tells retryable failures from the rest; no error of it contains the bot token.
 package telegram
 
 import (
@@ -19,7 +18,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/hookgate/hookgate/shared/delivery"
+	"github.com/hookgate/hookgate/shared/outbound"
 )
 
 // DefaultBaseURL is the Bot API's address.
@@ -213,7 +212,7 @@ func (c *Client) transportError(parent, ctx context.Context, err error) *Error {
 	case ctx.Err() != nil, errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return &Error{Retryable: true, Reason: "telegram timed out after " + c.timeout.String()}
 	}
-	return &Error{Retryable: true, Reason: "telegram unreachable: " + delivery.Classify(err)}
+	return &Error{Retryable: true, Reason: "telegram unreachable: " + outbound.Classify(err)}
 }
 
 // redact returns s on one line, without the token, cut to reasonRunes.

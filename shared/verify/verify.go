@@ -1,6 +1,5 @@
-// Package verify proves who sent an inbound request: shared secrets, bearer and secret tokens, and
-// the HMAC-SHA256 schemes of Standard Webhooks, Stripe, GitHub and Slack, checked over the raw body
-// bytes before any parsing, in constant time, with several secrets accepted during a rotation.
+// Package verify checks who sent an inbound request over the raw body, in constant time: shared secrets,
+// bearer and secret tokens, and the HMAC schemes of Standard Webhooks, Stripe, GitHub and Slack.
 package verify
 
 import (

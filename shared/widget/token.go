@@ -1,6 +1,5 @@
-// Package widget serves the embeddable web chat: sessions with short-lived signed tokens, messages
-// queued like any inbound message, the session's thread as an SSE stream, and CORS for the
-// workspace's allowed origins only.
+// Package widget serves the embeddable web chat: signed short-lived session tokens, messages queued like
+// inbound ones, the session's thread as SSE, and CORS for the workspace's allowed origins only.
 package widget
 
 import (
@@ -10,7 +9,7 @@ import (
 	"time"
 
 	"github.com/hookgate/hookgate/shared/apierr"
-	"github.com/hookgate/hookgate/shared/inbound"
+	"github.com/hookgate/hookgate/shared/ids"
 	"github.com/hookgate/hookgate/shared/verify"
 )
 
@@ -27,7 +26,7 @@ type Session struct {
 
 // ThreadID is the session's thread: the thread of (workspace, "web", session id), as the generic
 // inbound route would name it.
-func (s Session) ThreadID() string { return inbound.ThreadID(s.Workspace, Channel, s.ID) }
+func (s Session) ThreadID() string { return ids.Thread(s.Workspace, Channel, s.ID) }
 
 // A token is "hgw1." + base64url(JSON payload) + "." + hex(HMAC-SHA256(key, "hgw1." + payload)).
 // The payload is {"w": workspace, "s": session id, "o": origin, "e": expiry in Unix seconds}.

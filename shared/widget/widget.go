@@ -17,8 +17,8 @@ import (
 
 	"github.com/hookgate/hookgate/shared/apierr"
 	"github.com/hookgate/hookgate/shared/apigw"
+	"github.com/hookgate/hookgate/shared/fields"
 	"github.com/hookgate/hookgate/shared/ids"
-	"github.com/hookgate/hookgate/shared/inbound"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/verify"
 )
@@ -40,17 +40,22 @@ const (
 	sessionPrefix = "wss"
 )
 
+// Queue takes the messages a session sends.
+type Queue interface {
+	SendInbound(ctx context.Context, m *queue.Inbound) error
+}
+
 // Handler serves POST /v1/web/session, POST /v1/web/messages and the routes' CORS preflights.
 type Handler struct {
 	cfg    Config
-	queue  inbound.Queue
+	queue  Queue
 	log    *slog.Logger
 	now    func() time.Time
 	routes map[string]func(ctx context.Context, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, map[string]string, error)
 }
 
 // New returns the widget's Handler.
-func New(cfg Config, q inbound.Queue, log *slog.Logger, now func() time.Time) *Handler {
+func New(cfg Config, q Queue, log *slog.Logger, now func() time.Time) *Handler {
 	h := &Handler{cfg: cfg, queue: q, log: log, now: now}
 	h.routes = map[string]func(ctx context.Context, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, map[string]string, error){
 		"POST /v1/web/session":     h.session,
@@ -176,7 +181,7 @@ func (h *Handler) message(ctx context.Context, req *events.APIGatewayV2HTTPReque
 		return events.APIGatewayV2HTTPResponse{}, headers, apierr.New(apierr.TooLarge, "text must be at most %d bytes", MaxTextBytes)
 	case !chatText(text):
 		return events.APIGatewayV2HTTPResponse{}, headers, apierr.New(apierr.Invalid, "text must be printable (line breaks and tabs are fine)")
-	case len(in.ClientID) > maxClientID || !inbound.Printable(in.ClientID):
+	case len(in.ClientID) > maxClientID || !fields.Printable(in.ClientID):
 		return events.APIGatewayV2HTTPResponse{}, headers, apierr.New(apierr.Invalid, "client_id must be at most %d printable characters", maxClientID)
 	}
 	now := h.now().UTC()

@@ -1,8 +1,5 @@
-// Package worker consumes the inbound queue: for each message it stores the thread, message and
-// run, records the events, calls the agent and ends the run's turn (a reply, a request for
-// approval, or a failure). Every step is idempotent, so a redelivered message is processed once;
-// agent failures are retried with backoff through the queue, and a message that keeps failing for
-// other reasons ends in the DLQ.
+// Package worker is WorkerFunction's handler: per inbound message it stores thread, message and run, calls
+// the agent and ends the turn, idempotently, so a redelivered message is processed once.
 package worker
 
 import (
@@ -19,8 +16,8 @@ import (
 
 	"github.com/hookgate/hookgate/shared/agent"
 	"github.com/hookgate/hookgate/shared/apierr"
-	"github.com/hookgate/hookgate/shared/delivery"
 	"github.com/hookgate/hookgate/shared/ids"
+	"github.com/hookgate/hookgate/shared/outbound"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/store"
 )
@@ -71,9 +68,9 @@ const (
 
 // Config is the worker's policy.
 type Config struct {
-	// Retry is the delay before each agent attempt of a run (delivery.Schedule's form); its length
+	// Retry is the delay before each agent attempt of a run (outbound.Schedule's form); its length
 	// is the number of attempts before the run fails.
-	Retry delivery.Schedule
+	Retry outbound.Schedule
 	// Lease is how long the run's in-flight slot is held from when the run starts.
 	Lease time.Duration
 	// FailureDelay postpones a message that failed for another reason than its agent (a throttled

@@ -15,10 +15,10 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 
+	"github.com/hookgate/hookgate/local/emulator/emulatortest"
 	"github.com/hookgate/hookgate/shared/agent"
 	"github.com/hookgate/hookgate/shared/apierr"
-	"github.com/hookgate/hookgate/shared/delivery"
-	"github.com/hookgate/hookgate/shared/emulator/emulatortest"
+	"github.com/hookgate/hookgate/shared/outbound"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/store"
 )
@@ -108,7 +108,7 @@ func newRig(t *testing.T, history int, respond func(agent.Request, int) (agent.R
 	t.Helper()
 	db, table := emulatortest.Table(t, "worker")
 	st := store.New(db, table, time.Now)
-	sched, err := delivery.ParseSchedule("0s,2s,4s")
+	sched, err := outbound.ParseSchedule("0s,2s,4s")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,5 @@
-// Package ssetest reads Server-Sent Events the way the WHATWG EventSource parser does, for tests
-// that check what a browser would see: which events it dispatches, and what Last-Event-ID it sends
-// when it reconnects.
+// Package ssetest reads Server-Sent Events as the WHATWG EventSource parser does, for tests that check
+// what a browser would dispatch and which Last-Event-ID it would resume from.
 package ssetest
 
 import (

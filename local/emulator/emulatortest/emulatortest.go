@@ -1,0 +1,121 @@
+// Package emulatortest gives tests the endpoints of DynamoDB Local and fauxqs, started once per test
+// binary on first use and stopped by Run, or taken from HOOKGATE_TEST_*_ENDPOINT when set.
+package emulatortest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hookgate/hookgate/local/emulator"
+)
+
+// Endpoint overrides: when set, the tests use that emulator (LocalStack, ElasticMQ, a DynamoDB Local
+// in Docker...) and start none.
+const (
+	EnvDynamoEndpoint = "HOOKGATE_TEST_DYNAMODB_ENDPOINT"
+	EnvSQSEndpoint    = "HOOKGATE_TEST_SQS_ENDPOINT"
+)
+
+// startTimeout is generous: under `go test -race ./...` several test binaries start JVMs at once on
+// a two-core machine.
+const startTimeout = 90 * time.Second
+
+// emulators is the one piece of package state: the emulators this test binary started.
+var emulators struct {
+	dynamo, sqs lazy
+}
+
+// lazy starts one emulator on first use and remembers the outcome, good or bad.
+type lazy struct {
+	once     sync.Once
+	mu       sync.Mutex
+	proc     *emulator.Process
+	endpoint string
+	err      error
+}
+
+func (l *lazy) get(tb testing.TB, name, env string, startFn func(ctx context.Context, root string) (*emulator.Process, error)) string {
+	tb.Helper()
+	if ep := os.Getenv(env); ep != "" {
+		return ep
+	}
+	l.once.Do(func() {
+		t0 := time.Now()
+		proc, err := func() (*emulator.Process, error) {
+			wd, err := os.Getwd()
+			if err != nil {
+				return nil, err
+			}
+			root, err := emulator.FindRoot(wd)
+			if err != nil {
+				return nil, err
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+			defer cancel()
+			return startFn(ctx, root)
+		}()
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if err != nil {
+			l.err = fmt.Errorf("%w (or set %s to use a running emulator)", err, env)
+			return
+		}
+		l.proc, l.endpoint = proc, proc.Endpoint
+		tb.Logf("emulatortest: started %s at %s in %s", name, proc.Endpoint, time.Since(t0).Round(time.Millisecond))
+	})
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err != nil {
+		tb.Fatalf("emulatortest: %v", l.err)
+	}
+	return l.endpoint
+}
+
+func (l *lazy) stop() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.proc == nil {
+		return nil
+	}
+	err := l.proc.Stop()
+	l.proc = nil
+	return err
+}
+
+// Run runs the tests and then stops the emulators they started. Use it from TestMain:
+//
+//	func TestMain(m *testing.M) { os.Exit(emulatortest.Run(m)) }
+func Run(m *testing.M) int {
+	code := m.Run()
+	for _, l := range []*lazy{&emulators.dynamo, &emulators.sqs} {
+		if err := l.stop(); err != nil {
+			fmt.Fprintf(os.Stderr, "emulatortest: %v\n", err)
+			if code == 0 {
+				code = 1
+			}
+		}
+	}
+	return code
+}
+
+// Dynamo returns the endpoint of a DynamoDB Local (in memory, shared database), started on the
+// first call in this test binary. It fails the test if the emulator cannot be started.
+func Dynamo(tb testing.TB) string {
+	tb.Helper()
+	return emulators.dynamo.get(tb, "DynamoDB Local", EnvDynamoEndpoint, func(ctx context.Context, root string) (*emulator.Process, error) {
+		return emulator.StartDynamo(ctx, emulator.DynamoOptions{Root: root})
+	})
+}
+
+// SQS returns the endpoint of a fauxqs, started on the first call in this test binary. It fails the
+// test if the emulator cannot be started.
+func SQS(tb testing.TB) string {
+	tb.Helper()
+	return emulators.sqs.get(tb, "fauxqs", EnvSQSEndpoint, func(ctx context.Context, root string) (*emulator.Process, error) {
+		return emulator.StartSQS(ctx, emulator.SQSOptions{Root: root})
+	})
+}

@@ -1,0 +1,247 @@
+package streamesm_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	dbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/hookgate/hookgate/local/emulator/emulatortest"
+	"github.com/hookgate/hookgate/local/stack"
+	"github.com/hookgate/hookgate/shared/awscfg"
+)
+
+// echoBootstrap is a function speaking the Lambda Runtime API with the standard library only: it
+// appends every event it handles to $ECHO_FILE (after a first line with $STREAM_ARN) and fails
+// every batch holding an item whose "fail" attribute is set.
+const echoBootstrap = `package main
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"os"
+)
+
+func main() {
+	api := "http://" + os.Getenv("AWS_LAMBDA_RUNTIME_API") + "/2018-06-01/runtime/invocation/"
+	out, err := os.OpenFile(os.Getenv("ECHO_FILE"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		panic(err)
+	}
+	out.Write([]byte("arn " + os.Getenv("STREAM_ARN") + "\n"))
+	for {
+		resp, err := http.Get(api + "next")
+		if err != nil {
+			panic(err)
+		}
+		event, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		id := resp.Header.Get("Lambda-Runtime-Aws-Request-Id")
+		if bytes.Contains(event, []byte(` + "`" + `"fail":{"BOOL":true}` + "`" + `)) {
+			r, _ := http.Post(api+id+"/error", "application/json", bytes.NewReader([]byte(` + "`" + `{"errorType":"Poison","errorMessage":"fail"}` + "`" + `)))
+			r.Body.Close()
+			continue
+		}
+		out.Write(append(bytes.ReplaceAll(event, []byte("\n"), nil), '\n'))
+		r, _ := http.Post(api+id+"/response", "application/json", bytes.NewReader([]byte(` + "`" + `{"batchItemFailures":[]}` + "`" + `)))
+		r.Body.Close()
+	}
+}
+`
+
+// streamTemplate is the FanoutFunction wiring of the template, on a function of its own.
+const streamTemplate = `
+Resources:
+  Table:
+    Type: AWS::DynamoDB::Table
+    Properties:
+      BillingMode: PAY_PER_REQUEST
+      AttributeDefinitions:
+        - {AttributeName: pk, AttributeType: S}
+        - {AttributeName: sk, AttributeType: S}
+      KeySchema:
+        - {AttributeName: pk, KeyType: HASH}
+        - {AttributeName: sk, KeyType: RANGE}
+      StreamSpecification:
+        StreamViewType: NEW_IMAGE
+  FanoutDLQ:
+    Type: AWS::SQS::Queue
+  EchoFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      Timeout: 5
+      Environment:
+        Variables:
+          STREAM_ARN: !GetAtt Table.StreamArn
+      Events:
+        LogStream:
+          Type: DynamoDB
+          Properties:
+            Stream: !GetAtt Table.StreamArn
+            StartingPosition: TRIM_HORIZON
+            BatchSize: 100
+            MaximumBatchingWindowInSeconds: 1
+            BisectBatchOnFunctionError: true
+            MaximumRetryAttempts: 1
+            FunctionResponseTypes: [ReportBatchItemFailures]
+            FilterCriteria:
+              Filters:
+                - Pattern: '{"eventName":["INSERT"],"dynamodb":{"NewImage":{"kind":{"S":["event"]}}}}'
+            DestinationConfig:
+              OnFailure:
+                Type: SQS
+                Destination: !GetAtt FanoutDLQ.Arn
+`
+
+// TestLocalMode runs a template with a DynamoDB event source in local mode: the table gets its
+// stream, !GetAtt Table.StreamArn resolves, the real bootstrap gets the filtered INSERTs, and a
+// batch that keeps failing ends, bisected to its poison record, in the on-failure queue.
+func TestLocalMode(t *testing.T) {
+	t.Parallel()
+	began := time.Now()
+	root, bin := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "template.yaml"), []byte(streamTemplate), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(t.TempDir(), "main.go")
+	if err := os.WriteFile(src, []byte(echoBootstrap), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	build := exec.Command("go", "build", "-o", filepath.Join(bin, "EchoFunction", "bootstrap"), src)
+	build.Dir = filepath.Dir(src)
+	build.Env = append(os.Environ(), "GOFLAGS=", "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build the echo bootstrap: %v\n%s", err, out)
+	}
+	echo := filepath.Join(t.TempDir(), "events.jsonl")
+	t.Logf("built the echo bootstrap in %s", time.Since(began).Round(time.Millisecond))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	o := stack.Options{
+		Root: root, BinDir: bin, Addr: "127.0.0.1:0",
+		DynamoEndpoint: emulatortest.Dynamo(t), SQSEndpoint: emulatortest.SQS(t),
+		Prefix:      fmt.Sprintf("esm%d-", time.Now().UnixNano()%1e9),
+		FunctionEnv: map[string]string{"ECHO_FILE": echo}, Concurrency: 1,
+	}
+	if testing.Verbose() {
+		o.FunctionLog = os.Stderr
+	}
+	stack, err := stack.Start(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stack.Close()
+	t.Logf("local mode started at %s", time.Since(began).Round(time.Millisecond))
+	arn := stack.Streams["Table"]
+	if !strings.Contains(arn, ":table/"+stack.Tables["Table"]+"/stream/") {
+		t.Fatalf("stream of Table: %q (streams %v)", arn, stack.Streams)
+	}
+
+	cfg, err := awscfg.Load(ctx, func(k string) string {
+		return map[string]string{awscfg.EnvDynamoEndpoint: stack.DynamoEndpoint, awscfg.EnvSQSEndpoint: stack.SQSEndpoint}[k]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := cfg.DynamoDB()
+	put := func(sk, kind string, fail bool) {
+		item := map[string]dbtypes.AttributeValue{
+			"pk": &dbtypes.AttributeValueMemberS{Value: "WS#default#EV"}, "sk": &dbtypes.AttributeValueMemberS{Value: sk},
+			"kind": &dbtypes.AttributeValueMemberS{Value: kind}, "fail": &dbtypes.AttributeValueMemberBOOL{Value: fail},
+		}
+		if _, err := db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(stack.Tables["Table"]), Item: item}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("1", "event", false)
+	put("2", "counter", false) // filtered out
+	put("3", "event", true)    // poison
+	put("4", "event", false)
+	put("5", "event", false)
+
+	// The poison record is isolated and discarded to FanoutDLQ, as a replayable event.
+	q := cfg.SQS()
+	var body string
+	for deadline := time.Now().Add(20 * time.Second); body == "" && time.Now().Before(deadline); {
+		out, err := q.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(stack.Queues["FanoutDLQ"].URL), WaitTimeSeconds: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out.Messages) > 0 {
+			body = aws.ToString(out.Messages[0].Body)
+		}
+	}
+	t.Logf("on-failure message at %s", time.Since(began).Round(time.Millisecond))
+	var dead events.DynamoDBEvent
+	if err := json.Unmarshal([]byte(body), &dead); err != nil || len(dead.Records) != 1 ||
+		dead.Records[0].Change.Keys["sk"].String() != "3" || dead.Records[0].EventSourceArn != arn {
+		t.Fatalf("on-failure message %q (%v): want the event of record 3", body, err)
+	}
+
+	// The function got the other event INSERTs once each, in order, and its environment had the
+	// stream ARN.
+	var lines []string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if lines = readLines(t, echo); len(handled(t, lines)) >= 3 {
+			break
+		}
+	}
+	if len(lines) == 0 || lines[0] != "arn "+arn {
+		t.Errorf("bootstrap environment: first line %q, want STREAM_ARN %s", lines, arn)
+	}
+	if got := handled(t, lines); strings.Join(got, " ") != "1 4 5" {
+		t.Errorf("handled %v, want [1 4 5]", got)
+	}
+}
+
+func readLines(t *testing.T, path string) []string {
+	t.Helper()
+	f, err := os.Open(path)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var lines []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 8<<20)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	return lines
+}
+
+// handled lists the sort keys of the records of the events in lines (the "arn" lines skipped).
+func handled(t *testing.T, lines []string) []string {
+	t.Helper()
+	var sks []string
+	for _, l := range lines {
+		if strings.HasPrefix(l, "arn ") {
+			continue
+		}
+		var ev events.DynamoDBEvent
+		if err := json.Unmarshal([]byte(l), &ev); err != nil {
+			t.Fatalf("event %q: %v", l, err)
+		}
+		for _, r := range ev.Records {
+			sks = append(sks, r.Change.Keys["sk"].String())
+		}
+	}
+	return sks
+}

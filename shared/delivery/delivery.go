@@ -1,0 +1,320 @@
+// Package delivery is DeliveryFunction's handler: one signed attempt per queue message, recorded, then
+// the next attempt scheduled (hops past SQS's 15-minute delay) or the delivery ended.
+package delivery
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/hookgate/hookgate/shared/apierr"
+	"github.com/hookgate/hookgate/shared/ids"
+	"github.com/hookgate/hookgate/shared/outbound"
+	"github.com/hookgate/hookgate/shared/queue"
+	"github.com/hookgate/hookgate/shared/store"
+)
+
+// Store is the part of the store the delivery function uses.
+type Store interface {
+	ClaimAttempt(ctx context.Context, ws, id string, attempt int, lease time.Duration) (store.Delivery, bool, error)
+	RecordAttempt(ctx context.Context, ws, id string, a store.Attempt, status string, next *time.Time) error
+	GetSubscription(ctx context.Context, ws, id string) (store.Subscription, error)
+	DisableSubscription(ctx context.Context, ws, id, reason string) (bool, error)
+	RecordDeliveryOutcome(ctx context.Context, ws, id string, success bool) (int, error)
+	AppendEvent(ctx context.Context, e store.Event) (store.Event, error)
+}
+
+// Queue schedules attempts.
+type Queue interface {
+	SendDelivery(ctx context.Context, m queue.Delivery, delay time.Duration) error
+}
+
+// Poster makes one signed HTTP attempt.
+type Poster func(ctx context.Context, r outbound.Request) outbound.Result
+
+// Config is the delivery policy.
+type Config struct {
+	Schedule      outbound.Schedule
+	MaxRetryAfter time.Duration // Retry-After is honoured up to this
+	Lease         time.Duration // how long one attempt may hold a delivery (above the HTTP timeout)
+	DisableAfter  int           // consecutive exhausted deliveries that disable a subscription; 0 never
+
+	// Callbacks sign the callbacks of each webhook adapter, by name, with the adapter's secret.
+	Callbacks map[string]*outbound.Signer
+	// Telegram sends a Telegram reply's payload ({"chat_id","text"}) through the Bot API; nil
+	// when no bot token is configured.
+	Telegram func(ctx context.Context, payload []byte) outbound.Result
+}
+
+// UserAgent is sent with every delivery.
+const UserAgent = "Hookgate/0.1"
+
+// Event types the delivery function records.
+const (
+	EventDeliveryExhausted    = "delivery.exhausted"
+	EventSubscriptionDisabled = "subscription.disabled"
+)
+
+// Handler handles batches of the delivery queue.
+type Handler struct {
+	cfg   Config
+	store Store
+	queue Queue
+	post  Poster
+	log   *slog.Logger
+	now   func() time.Time
+}
+
+// New returns a Handler.
+func New(cfg Config, st Store, q Queue, post Poster, log *slog.Logger, now func() time.Time) *Handler {
+	return &Handler{cfg: cfg, store: st, queue: q, post: post, log: log, now: now}
+}
+
+// Handle attempts the batch's deliveries in parallel. A message whose bookkeeping failed is
+// reported as a batch item failure, so SQS redelivers it; the attempt claim makes that safe.
+func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+	var (
+		mu       sync.Mutex
+		wg       sync.WaitGroup
+		failures = []events.SQSBatchItemFailure{}
+	)
+	subs := &subCache{store: h.store, m: map[string]*subEntry{}}
+	for _, rec := range ev.Records {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := h.process(ctx, rec, subs); err != nil {
+				h.log.ErrorContext(ctx, "delivery message failed; SQS will redeliver it", "sqs_message_id", rec.MessageId, "err", err)
+				mu.Lock()
+				failures = append(failures, events.SQSBatchItemFailure{ItemIdentifier: rec.MessageId})
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return events.SQSEventResponse{BatchItemFailures: failures}, nil
+}
+
+func (h *Handler) process(ctx context.Context, rec events.SQSMessage, subs *subCache) error {
+	var m queue.Delivery
+	if err := json.Unmarshal([]byte(rec.Body), &m); err != nil || m.Version != queue.DeliveryVersion || m.DeliveryID == "" {
+		return fmt.Errorf("not a delivery message (version %d): %v", m.Version, err)
+	}
+	now := h.now()
+	if wait := m.NotBefore.Sub(now); wait > 0 {
+		// Early: one more hop of at most 15 minutes.
+		return h.queue.SendDelivery(ctx, m, wait)
+	}
+	d, claimed, err := h.store.ClaimAttempt(ctx, m.WorkspaceID, m.DeliveryID, m.Attempt, h.cfg.Lease)
+	if err != nil && apierr.CodeOf(err) == apierr.NotFound {
+		h.log.WarnContext(ctx, "delivery no longer exists; message dropped", "delivery_id", m.DeliveryID)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !claimed {
+		return h.resume(ctx, m, d)
+	}
+	return h.attempt(ctx, d, subs)
+}
+
+// resume handles a message that could not claim its attempt: a duplicate, a stale message, or a
+// redelivery after the next attempt was recorded but before it was queued. Only the last needs work.
+func (h *Handler) resume(ctx context.Context, m queue.Delivery, d store.Delivery) error {
+	if d.Status == store.DeliveryPending && d.Attempts == m.Attempt+1 && d.NextAttemptAt != nil {
+		next := queue.Delivery{WorkspaceID: m.WorkspaceID, DeliveryID: d.ID, Attempt: d.Attempts, NotBefore: *d.NextAttemptAt}
+		return h.queue.SendDelivery(ctx, next, d.NextAttemptAt.Sub(h.now()))
+	}
+	return nil
+}
+
+// target is where one attempt goes, resolved from the delivery.
+type target struct {
+	url    string
+	signer *outbound.Signer
+	sub    *store.Subscription // nil for a callback or a Telegram reply
+}
+
+// resolve finds the delivery's destination and signer, or the reason it can no longer be made.
+func (h *Handler) resolve(ctx context.Context, d store.Delivery, subs *subCache, now time.Time) (target, string, error) {
+	switch d.Target {
+	case store.TargetCallback:
+		signer := h.cfg.Callbacks[d.Adapter]
+		if signer == nil {
+			return target{}, "adapter " + d.Adapter + " is not configured", nil
+		}
+		return target{url: d.Destination, signer: signer}, "", nil
+	case store.TargetTelegram:
+		if h.cfg.Telegram == nil {
+			return target{}, "no Telegram bot token is configured", nil
+		}
+		return target{}, "", nil
+	case "":
+	default:
+		return target{}, "unknown delivery target " + d.Target, nil
+	}
+	sub, signer, err := subs.get(ctx, d.WorkspaceID, d.SubscriptionID, now)
+	switch {
+	case err != nil && apierr.CodeOf(err) == apierr.NotFound:
+		return target{}, "subscription deleted", nil
+	case err != nil:
+		return target{}, "", err
+	case sub.Status != "active":
+		return target{}, "subscription disabled", nil
+	case signer == nil:
+		return target{}, "subscription has no usable signing secret", nil
+	}
+	return target{url: sub.URL, signer: signer, sub: &sub}, "", nil
+}
+
+func (h *Handler) attempt(ctx context.Context, d store.Delivery, subs *subCache) error {
+	now := h.now()
+	att := store.Attempt{At: now, Series: d.Series, Number: d.Attempts}
+	t, gone, err := h.resolve(ctx, d, subs, now)
+	if err != nil {
+		return err
+	}
+	if gone != "" {
+		att.Error = gone
+		return h.store.RecordAttempt(ctx, d.WorkspaceID, d.ID, att, store.DeliveryFailed, nil)
+	}
+	var res outbound.Result
+	if d.Target == store.TargetTelegram {
+		res = h.cfg.Telegram(ctx, d.Payload)
+	} else {
+		res = h.post(ctx, outbound.Request{URL: t.url, MsgID: d.EventID, Body: d.Payload, Signer: t.signer, Now: now})
+	}
+	att.StatusCode, att.LatencyMS, att.ResponseSnippet, att.Error = res.StatusCode, res.Latency.Milliseconds(), res.ResponseSnippet, res.Err
+
+	switch {
+	case res.Success():
+		if err := h.store.RecordAttempt(ctx, d.WorkspaceID, d.ID, att, store.DeliverySucceeded, nil); err != nil {
+			return err
+		}
+		h.logAttempt(ctx, slog.LevelInfo, "delivered", d, res)
+		if t.sub == nil || t.sub.ConsecutiveFailures == 0 {
+			return nil // nothing to reset: spare the subscription item a write per delivery
+		}
+		_, err := h.store.RecordDeliveryOutcome(ctx, d.WorkspaceID, t.sub.ID, true)
+		return err
+	case res.Gone() && t.sub != nil:
+		// Disable first: once the attempt is recorded, a redelivered message can no longer claim
+		// it, and a disabling that had failed after it would be lost.
+		if err := h.disable(ctx, *t.sub, "the endpoint answered 410 Gone"); err != nil {
+			return err
+		}
+		h.logAttempt(ctx, slog.LevelWarn, "endpoint answered 410 Gone: subscription disabled", d, res)
+		return h.store.RecordAttempt(ctx, d.WorkspaceID, d.ID, att, store.DeliveryFailed, nil)
+	case res.Permanent:
+		// The destination refused the message itself (a Telegram chat not found, a bot blocked).
+		return h.exhausted(ctx, d, t, att, res)
+	}
+	if delay, ok := h.cfg.Schedule.Next(d.Attempts+1, res.RetryAfter, h.cfg.MaxRetryAfter); ok {
+		next := now.Add(delay)
+		if err := h.store.RecordAttempt(ctx, d.WorkspaceID, d.ID, att, store.DeliveryPending, &next); err != nil {
+			return err
+		}
+		h.logAttempt(ctx, slog.LevelInfo, "attempt failed; retry scheduled", d, res, slog.String("retry_in", delay.String()))
+		return h.queue.SendDelivery(ctx, queue.Delivery{WorkspaceID: d.WorkspaceID, DeliveryID: d.ID, Attempt: d.Attempts + 1, NotBefore: next}, delay)
+	}
+	return h.exhausted(ctx, d, t, att, res)
+}
+
+// logAttempt logs an attempt's outcome with the delivery's ids, built only when the level is on:
+// the hot path of a healthy endpoint pays nothing for a quiet log.
+func (h *Handler) logAttempt(ctx context.Context, level slog.Level, msg string, d store.Delivery, res outbound.Result, extra ...slog.Attr) {
+	if !h.log.Enabled(ctx, level) {
+		return
+	}
+	attrs := append([]slog.Attr{
+		slog.String("delivery_id", d.ID), slog.String("subscription_id", d.SubscriptionID), slog.String("target", d.Target),
+		slog.Int("attempt", d.Attempts+1), slog.Int("status_code", res.StatusCode), slog.String("error", res.Err),
+	}, extra...)
+	h.log.LogAttrs(ctx, level, msg, attrs...)
+}
+
+// exhausted ends a delivery as failed, records delivery.exhausted, and counts the failure against
+// its subscription, which is disabled after DisableAfter in a row.
+//
+// The event comes first: it is idempotent, and once the attempt is recorded a redelivered message
+// can no longer claim it, so an event that had failed after it would be lost.
+func (h *Handler) exhausted(ctx context.Context, d store.Delivery, t target, att store.Attempt, res outbound.Result) error {
+	if err := h.appendEvent(ctx, d.WorkspaceID, ids.Derive("evt", d.WorkspaceID, d.ID, fmt.Sprint(d.Series), EventDeliveryExhausted), EventDeliveryExhausted, map[string]any{
+		"delivery_id": d.ID, "subscription_id": d.SubscriptionID, "target": d.Target, "event_id": d.EventID, "event_type": d.EventType,
+		"attempts": d.Attempts + 1, "last_status_code": res.StatusCode, "last_error": res.Err,
+	}); err != nil {
+		return err
+	}
+	if err := h.store.RecordAttempt(ctx, d.WorkspaceID, d.ID, att, store.DeliveryFailed, nil); err != nil {
+		return err
+	}
+	h.logAttempt(ctx, slog.LevelWarn, "delivery exhausted its schedule", d, res)
+	if t.sub == nil {
+		return nil
+	}
+	failures, err := h.store.RecordDeliveryOutcome(ctx, d.WorkspaceID, t.sub.ID, false)
+	if err != nil {
+		return err
+	}
+	if h.cfg.DisableAfter > 0 && failures >= h.cfg.DisableAfter {
+		return h.disable(ctx, *t.sub, fmt.Sprintf("%d consecutive deliveries failed", failures))
+	}
+	return nil
+}
+
+func (h *Handler) disable(ctx context.Context, sub store.Subscription, reason string) error {
+	changed, err := h.store.DisableSubscription(ctx, sub.WorkspaceID, sub.ID, reason)
+	if err != nil || !changed {
+		return err
+	}
+	return h.appendEvent(ctx, sub.WorkspaceID, ids.Derive("evt", sub.WorkspaceID, sub.ID, reason, h.now().Format(time.RFC3339)), EventSubscriptionDisabled,
+		map[string]any{"subscription_id": sub.ID, "url": sub.URL, "reason": reason})
+}
+
+func (h *Handler) appendEvent(ctx context.Context, ws, id, typ string, data map[string]any) error {
+	b, err := json.Marshal(data)
+	if err != nil {
+		return errors.Join(fmt.Errorf("encode %s", typ), err)
+	}
+	_, err = h.store.AppendEvent(ctx, store.Event{ID: id, Type: typ, WorkspaceID: ws, Data: b})
+	return err
+}
+
+// subCache reads each subscription, and builds its signer, once per batch: a batch often holds
+// several deliveries to the same endpoint.
+type subCache struct {
+	store Store
+	mu    sync.Mutex
+	m     map[string]*subEntry
+}
+
+type subEntry struct {
+	once   sync.Once
+	sub    store.Subscription
+	signer *outbound.Signer // nil when the subscription has no usable secret
+	err    error
+}
+
+// get returns the subscription and a signer with the secrets active at now (the batch's first use).
+func (c *subCache) get(ctx context.Context, ws, id string, now time.Time) (store.Subscription, *outbound.Signer, error) {
+	c.mu.Lock()
+	e, ok := c.m[ws+"/"+id]
+	if !ok {
+		e = &subEntry{}
+		c.m[ws+"/"+id] = e
+	}
+	c.mu.Unlock()
+	e.once.Do(func() {
+		if e.sub, e.err = c.store.GetSubscription(ctx, ws, id); e.err == nil {
+			e.signer, _ = outbound.NewSigner(e.sub.ActiveSecrets(now)...)
+		}
+	})
+	return e.sub, e.signer, e.err
+}

@@ -1,0 +1,333 @@
+package delivery
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/hookgate/hookgate/shared/apierr"
+	"github.com/hookgate/hookgate/shared/outbound"
+	"github.com/hookgate/hookgate/shared/queue"
+	"github.com/hookgate/hookgate/shared/store"
+	"github.com/hookgate/hookgate/shared/telegram"
+)
+
+// fakeStore keeps one delivery and one subscription: enough for the scheduling logic. The real
+// store's conditions are tested on DynamoDB Local (shared/store) and end to end (local/e2e).
+type fakeStore struct {
+	mu       sync.Mutex
+	d        store.Delivery
+	sub      store.Subscription
+	events   []store.Event
+	failures int
+	claims   int
+	// appendFails makes that many AppendEvent calls fail first (a throttled table).
+	appendFails int
+}
+
+func (f *fakeStore) ClaimAttempt(_ context.Context, _, _ string, attempt int, _ time.Duration) (store.Delivery, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.d.Status != store.DeliveryPending || f.d.Attempts != attempt {
+		return f.d, false, nil
+	}
+	f.claims++
+	return f.d, true, nil
+}
+
+func (f *fakeStore) RecordAttempt(_ context.Context, _, _ string, a store.Attempt, status string, next *time.Time) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.d.Status, f.d.Attempts, f.d.NextAttemptAt, f.d.LastStatusCode = status, a.Number+1, next, a.StatusCode
+	return nil
+}
+
+func (f *fakeStore) GetSubscription(context.Context, string, string) (store.Subscription, error) {
+	if f.sub.ID == "" {
+		return store.Subscription{}, apierr.New(apierr.NotFound, "subscription not found")
+	}
+	return f.sub, nil
+}
+
+func (f *fakeStore) DisableSubscription(_ context.Context, _, _, reason string) (bool, error) {
+	changed := f.sub.Status == "active"
+	f.sub.Status, f.sub.DisabledReason = "disabled", reason
+	return changed, nil
+}
+
+func (f *fakeStore) RecordDeliveryOutcome(_ context.Context, _, _ string, ok bool) (int, error) {
+	if ok {
+		f.failures = 0
+	} else {
+		f.failures++
+	}
+	return f.failures, nil
+}
+
+func (f *fakeStore) AppendEvent(_ context.Context, e store.Event) (store.Event, error) {
+	if f.appendFails > 0 {
+		f.appendFails--
+		return store.Event{}, errors.New("throttled")
+	}
+	f.events = append(f.events, e)
+	return e, nil
+}
+
+type sent struct {
+	m     queue.Delivery
+	delay time.Duration
+}
+
+type fakeQueue struct{ sent []sent }
+
+func (q *fakeQueue) SendDelivery(_ context.Context, m queue.Delivery, delay time.Duration) error {
+	q.sent = append(q.sent, sent{m, min(delay, queue.MaxDelay)})
+	return nil
+}
+
+type rig struct {
+	st    *fakeStore
+	q     *fakeQueue
+	now   time.Time
+	h     *Handler
+	posts int
+}
+
+func newRig(t *testing.T, schedule string, disableAfter int, respond func(n int) outbound.Result) *rig {
+	t.Helper()
+	s, err := outbound.ParseSchedule(schedule)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &rig{
+		st: &fakeStore{
+			d:   store.Delivery{ID: "dlv_1", WorkspaceID: "ws", SubscriptionID: "sub_1", EventID: "evt_1", EventType: "run.completed", Payload: json.RawMessage(`{}`), Status: store.DeliveryPending},
+			sub: store.Subscription{ID: "sub_1", WorkspaceID: "ws", URL: "https://example.com/h", Status: "active", Secrets: []store.SigningSecret{{Value: outbound.NewSecret()}}},
+		},
+		q:   &fakeQueue{},
+		now: time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC),
+	}
+	post := func(_ context.Context, req outbound.Request) outbound.Result {
+		r.posts++
+		if req.MsgID != "evt_1" || req.Signer == nil {
+			t.Fatalf("request %+v", req)
+		}
+		return respond(r.posts)
+	}
+	r.h = New(Config{Schedule: s, MaxRetryAfter: time.Hour, Lease: time.Minute, DisableAfter: disableAfter}, r.st, r.q, post,
+		slog.New(slog.DiscardHandler), func() time.Time { return r.now })
+	return r
+}
+
+// deliver hands the handler one queue message and reports whether it was a batch item failure.
+func (r *rig) deliver(t *testing.T, m queue.Delivery) {
+	t.Helper()
+	m.Version, m.WorkspaceID, m.DeliveryID = queue.DeliveryVersion, "ws", "dlv_1"
+	b, _ := json.Marshal(m)
+	resp, _ := r.h.Handle(context.Background(), events.SQSEvent{Records: []events.SQSMessage{{MessageId: "m", Body: string(b)}}})
+	if len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("batch item failure for %+v", m)
+	}
+}
+
+// run follows the queue as SQS would: each sent message arrives after its delay, on the fake clock.
+func (r *rig) run(t *testing.T) {
+	t.Helper()
+	r.deliver(t, queue.Delivery{})
+	for len(r.q.sent) > 0 {
+		next := r.q.sent[0]
+		r.q.sent = r.q.sent[1:]
+		r.now = r.now.Add(next.delay)
+		r.deliver(t, next.m)
+	}
+}
+
+func TestRetriesFollowTheScheduleAcrossLongWaits(t *testing.T) {
+	r := newRig(t, "0s,5s,2h", 0, func(n int) outbound.Result {
+		if n < 3 {
+			return outbound.Result{StatusCode: 500}
+		}
+		return outbound.Result{StatusCode: 204}
+	})
+	start := r.now
+	r.run(t)
+	if r.posts != 3 || r.st.d.Status != store.DeliverySucceeded {
+		t.Fatalf("posts %d, status %s", r.posts, r.st.d.Status)
+	}
+	// 5 s, then 2 h made of 15-minute hops: the third attempt happens 2h5s after the first.
+	if got := r.now.Sub(start); got != 2*time.Hour+5*time.Second {
+		t.Fatalf("third attempt after %v", got)
+	}
+}
+
+func TestRetryAfterIsHonoured(t *testing.T) {
+	r := newRig(t, "0s,1s", 0, func(n int) outbound.Result {
+		if n == 1 {
+			return outbound.Result{StatusCode: 429, RetryAfter: 90 * time.Second}
+		}
+		return outbound.Result{StatusCode: 200}
+	})
+	start := r.now
+	r.run(t)
+	if r.now.Sub(start) != 90*time.Second || r.st.d.Status != store.DeliverySucceeded {
+		t.Fatalf("second attempt after %v, status %s", r.now.Sub(start), r.st.d.Status)
+	}
+}
+
+func TestExhaustedIsReportedAndDisablesAfterN(t *testing.T) {
+	r := newRig(t, "simple", 1, func(int) outbound.Result { return outbound.Result{StatusCode: 502, Err: ""} })
+	r.run(t)
+	if r.posts != 3 || r.st.d.Status != store.DeliveryFailed {
+		t.Fatalf("posts %d status %s", r.posts, r.st.d.Status)
+	}
+	if len(r.st.events) != 2 || r.st.events[0].Type != EventDeliveryExhausted || r.st.events[1].Type != EventSubscriptionDisabled {
+		t.Fatalf("events %+v", r.st.events)
+	}
+	var data map[string]any
+	_ = json.Unmarshal(r.st.events[0].Data, &data)
+	if data["subscription_id"] != "sub_1" || data["delivery_id"] != "dlv_1" || data["attempts"] != float64(3) {
+		t.Fatalf("exhausted data %v", data)
+	}
+	if r.st.sub.Status != "disabled" {
+		t.Fatal("subscription still active")
+	}
+}
+
+func TestGoneDisablesWithoutRetry(t *testing.T) {
+	r := newRig(t, "default", 0, func(int) outbound.Result { return outbound.Result{StatusCode: 410} })
+	r.run(t)
+	if r.posts != 1 || r.st.d.Status != store.DeliveryFailed || r.st.sub.Status != "disabled" {
+		t.Fatalf("posts %d delivery %s sub %s", r.posts, r.st.d.Status, r.st.sub.Status)
+	}
+}
+
+func TestDuplicateAndStaleMessagesDoNothing(t *testing.T) {
+	r := newRig(t, "0s,1s", 0, func(int) outbound.Result { return outbound.Result{StatusCode: 200} })
+	r.deliver(t, queue.Delivery{})
+	r.deliver(t, queue.Delivery{}) // SQS delivered the first message twice
+	if r.posts != 1 || len(r.q.sent) != 0 {
+		t.Fatalf("posts %d, queued %d", r.posts, len(r.q.sent))
+	}
+}
+
+// A redelivered message after its retry was recorded but not queued (a crash in between) queues it.
+func TestRedeliveryRequeuesALostRetry(t *testing.T) {
+	r := newRig(t, "0s,1m", 0, func(int) outbound.Result { return outbound.Result{StatusCode: 500} })
+	r.deliver(t, queue.Delivery{})
+	if len(r.q.sent) != 1 {
+		t.Fatalf("queued %d", len(r.q.sent))
+	}
+	r.q.sent = nil // lost
+	r.deliver(t, queue.Delivery{})
+	if len(r.q.sent) != 1 || r.q.sent[0].m.Attempt != 1 || r.posts != 1 {
+		t.Fatalf("requeued %+v after %d posts", r.q.sent, r.posts)
+	}
+}
+
+func TestDeletedSubscriptionFailsTheDelivery(t *testing.T) {
+	r := newRig(t, "default", 0, func(int) outbound.Result { return outbound.Result{StatusCode: 200} })
+	r.st.sub = store.Subscription{}
+	r.run(t)
+	if r.posts != 0 || r.st.d.Status != store.DeliveryFailed {
+		t.Fatalf("posts %d status %s", r.posts, r.st.d.Status)
+	}
+}
+
+// A callback goes to the run's replyUrl signed with its adapter's signer; it touches no
+// subscription and is retried like any delivery.
+func TestCallbackIsSignedByItsAdapter(t *testing.T) {
+	r := newRig(t, "0s,1s", 0, func(n int) outbound.Result {
+		if n == 1 {
+			return outbound.Result{StatusCode: 503}
+		}
+		return outbound.Result{StatusCode: 200}
+	})
+	signer, err := outbound.NewSharedSigner("adapter-secret-0123456789")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.h.cfg.Callbacks = map[string]*outbound.Signer{"ops": signer}
+	r.st.d.SubscriptionID, r.st.d.Target, r.st.d.Destination, r.st.d.Adapter = "", store.TargetCallback, "https://hooks.example.com/cb", "ops"
+	r.st.sub = store.Subscription{} // no subscription exists: a callback must not need one
+	var urls []string
+	var signers []*outbound.Signer
+	inner := r.h.post
+	r.h.post = func(ctx context.Context, req outbound.Request) outbound.Result {
+		urls, signers = append(urls, req.URL), append(signers, req.Signer)
+		return inner(ctx, req)
+	}
+	r.run(t)
+	if r.posts != 2 || r.st.d.Status != store.DeliverySucceeded || urls[1] != "https://hooks.example.com/cb" || signers[0] != signer {
+		t.Fatalf("posts %d status %s urls %v", r.posts, r.st.d.Status, urls)
+	}
+
+	// An adapter that is no longer configured fails the callback without a request.
+	r2 := newRig(t, "0s,1s", 0, func(int) outbound.Result { return outbound.Result{StatusCode: 200} })
+	r2.st.d.SubscriptionID, r2.st.d.Target, r2.st.d.Destination, r2.st.d.Adapter = "", store.TargetCallback, "https://hooks.example.com/cb", "gone"
+	r2.run(t)
+	if r2.posts != 0 || r2.st.d.Status != store.DeliveryFailed {
+		t.Fatalf("unknown adapter: posts %d status %s", r2.posts, r2.st.d.Status)
+	}
+}
+
+// Telegram replies go through the Bot API sender: a refused message (chat not found, bot blocked)
+// fails at once and is reported, a throttled one is retried after Telegram's retry_after.
+func TestTelegramRepliesRetryOnlyWhatCanSucceed(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		errs     []error
+		sends    int
+		status   string
+		reported bool
+		waited   time.Duration
+	}{
+		{"throttled then sent", []error{&telegram.Error{Retryable: true, Reason: "telegram answered 429", RetryAfter: 30 * time.Second}, nil}, 2, store.DeliverySucceeded, false, 30 * time.Second},
+		{"chat not found", []error{&telegram.Error{Reason: "telegram answered 400: Bad Request: chat not found"}}, 1, store.DeliveryFailed, true, 0},
+		{"down then exhausted", []error{&telegram.Error{Retryable: true, Reason: "telegram answered 502"}}, 3, store.DeliveryFailed, true, 2 * time.Second},
+		{"a long text's later part throttled", []error{&telegram.Error{Retryable: true, Reason: "telegram answered 429 (part 2 of 2)", Sent: 1}}, 1, store.DeliveryFailed, true, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, "0s,1s,1s", 0, func(int) outbound.Result { t.Fatal("posted over HTTP"); return outbound.Result{} })
+			r.st.d.SubscriptionID, r.st.d.Target, r.st.d.Destination = "", store.TargetTelegram, "42"
+			r.st.d.Payload = json.RawMessage(`{"chat_id":"42","text":"hi"}`)
+			bot := &fakeBot{errs: tc.errs}
+			r.h.cfg.Telegram = TelegramSender(bot)
+			start := r.now
+			r.run(t)
+			if bot.sends != tc.sends || r.st.d.Status != tc.status || (len(r.st.events) == 1) != tc.reported || r.now.Sub(start) != tc.waited {
+				t.Fatalf("sends %d status %s events %d waited %v", bot.sends, r.st.d.Status, len(r.st.events), r.now.Sub(start))
+			}
+			if bot.chat != "42" || bot.text != "hi" {
+				t.Fatalf("sent %q to %q", bot.text, bot.chat)
+			}
+			if tc.reported && r.st.events[0].Type != EventDeliveryExhausted {
+				t.Fatalf("event %s", r.st.events[0].Type)
+			}
+		})
+	}
+	// Without a bot token a Telegram reply fails at once, recorded, with no send.
+	r := newRig(t, "0s,1s", 0, func(int) outbound.Result { return outbound.Result{StatusCode: 200} })
+	r.st.d.SubscriptionID, r.st.d.Target = "", store.TargetTelegram
+	r.run(t)
+	if r.posts != 0 || r.st.d.Status != store.DeliveryFailed {
+		t.Fatalf("no token: posts %d status %s", r.posts, r.st.d.Status)
+	}
+}
+
+type fakeBot struct {
+	errs       []error
+	sends      int
+	chat, text string
+}
+
+func (b *fakeBot) SendMessage(_ context.Context, chat, text string) error {
+	b.sends++
+	b.chat, b.text = chat, text
+	return b.errs[min(b.sends, len(b.errs))-1]
+}
