@@ -73,13 +73,21 @@ dev: deps bootstraps
 	@$(GO) build -o .build/hookgate-local ./local/cmd/hookgate-local
 	@.build/hookgate-local dev -bin $(LOCAL_BIN)
 
+# Volume tests (thousands of messages or events) run once without the race detector, alongside the
+# race-detected run of everything else: under -race they only repeat the same code paths, slower.
+VOLUME_TESTS := ^(TestBurstEveryEventDeliveredOnce|TestEventStreamResumesWithoutLossOrRepeats)$$
+
 test: deps bootstraps
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './node_modules/*')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	@# Allocation checks mean nothing under -race (sync.Pool drops items): run them once without it.
 	$(GO) test -count=1 -run 'Allocates' ./shared/verify ./shared/outbound ./shared/manage
-	HOOKGATE_BIN_DIR=$(CURDIR)/$(LOCAL_BIN) $(GO) test -race -count=1 -timeout 15m ./...
+	@mkdir -p .build; export HOOKGATE_BIN_DIR=$(CURDIR)/$(LOCAL_BIN); \
+	  $(GO) test -count=1 -timeout 10m -run '$(VOLUME_TESTS)' ./local/e2e > .build/test-volume.log 2>&1 & vol=$$!; \
+	  $(GO) test -race -count=1 -timeout 15m -parallel 8 -skip '$(VOLUME_TESTS)' ./...; race=$$?; \
+	  wait $$vol; volume=$$?; echo "--- volume tests (no -race): ./local/e2e -run '$(VOLUME_TESTS)'"; cat .build/test-volume.log; \
+	  test $$race -eq 0 -a $$volume -eq 0
 
 bench: deps bootstraps
 	@$(GO) build -o .build/hookgate-local ./local/cmd/hookgate-local

@@ -66,6 +66,16 @@ var (
 // names. Queues get the given visibility timeout (0 keeps the template's); the shared stack uses 1 s
 // so that redelivery and the DLQ take seconds.
 func startStack(t *testing.T, name string, visibility time.Duration, params, functionEnv map[string]string) (*env, error) {
+	return startStackOn(t, emulatortest.Dynamo(t), name, visibility, params, functionEnv)
+}
+
+// startOwnStack is startStack on a DynamoDB Local of the test's own (emulatortest.OwnDynamo), for
+// volume tests, so that they and the other tests do not slow each other down.
+func startOwnStack(t *testing.T, name string, visibility time.Duration, params, functionEnv map[string]string) (*env, error) {
+	return startStackOn(t, emulatortest.OwnDynamo(t), name, visibility, params, functionEnv)
+}
+
+func startStackOn(t *testing.T, dynamo, name string, visibility time.Duration, params, functionEnv map[string]string) (*env, error) {
 	root, _ := filepath.Abs("../..")
 	all := map[string]string{
 		"InboundSecret": inboundSecret, "AdapterSecret": adapterSecret, "AdminApiKey": adminKey,
@@ -77,7 +87,7 @@ func startStack(t *testing.T, name string, visibility time.Duration, params, fun
 	}
 	o := stack.Options{
 		Root: root, BinDir: binDir(t), Addr: "127.0.0.1:0",
-		DynamoEndpoint: emulatortest.Dynamo(t), SQSEndpoint: emulatortest.SQS(t),
+		DynamoEndpoint: dynamo, SQSEndpoint: emulatortest.SQS(t),
 		Params:            all,
 		Prefix:            fmt.Sprintf("%s%d-", name, time.Now().UnixNano()%1e9),
 		VisibilityTimeout: visibility, PollWait: time.Second, FunctionEnv: functionEnv, Concurrency: 3,
@@ -314,6 +324,7 @@ func approxMessages(t *testing.T, e *env, queueID string) int {
 }
 
 func TestPoisonMessageReachesDLQ(t *testing.T) {
+	t.Parallel() // doc.go says which tests may
 	e := sharedStack(t)
 	poison := fmt.Sprintf(`{"v":1,"not":"an inbound message %d"`, time.Now().UnixNano())
 	_, err := e.sqs.SendMessage(context.Background(), &sqs.SendMessageInput{
@@ -384,6 +395,7 @@ func TestBadInputGetsJSONErrors(t *testing.T) {
 
 // With SQS unreachable the inbound route answers 503 (the sender retries) and nothing is written.
 func TestQueueDownIs503AndNothingWritten(t *testing.T) {
+	t.Parallel() // doc.go says which tests may
 	e, err := startStack(t, "down", time.Second, nil, map[string]string{awscfg.EnvSQSEndpoint: "http://127.0.0.1:1"})
 	if err != nil {
 		t.Fatal(err)

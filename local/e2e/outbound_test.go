@@ -160,7 +160,8 @@ func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
 // A burst of inbound messages: every event reaches the subscriber exactly once (after dedupe by
 // webhook-id), correctly signed under both schemes.
 func TestBurstEveryEventDeliveredOnce(t *testing.T) {
-	e, err := startStack(t, "burst", 30*time.Second, nil, nil) // no redelivery while a batch is at work
+	t.Parallel() // doc.go says which tests may
+	e, err := startOwnStack(t, "burst", 30*time.Second, nil, nil) // no redelivery while a batch is at work
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,6 +231,7 @@ func sendOne(t *testing.T, e *env, text string) string {
 
 // The receiver fails the first two attempts of each event and takes the third (schedule 0s,1s,1s).
 func TestFlakyReceiverGetsEventOnALaterAttempt(t *testing.T) {
+	t.Parallel() // doc.go says which tests may
 	e := outboundStack(t, nil)
 	r := newReceiver(t, func(_ string, seen int) int { return http.StatusOK })
 	attempts := map[string]int{}
@@ -261,6 +263,7 @@ func TestFlakyReceiverGetsEventOnALaterAttempt(t *testing.T) {
 // Always failing: the delivery ends failed and retriable, and delivery.exhausted is recorded (and
 // not sent to the failing endpoint itself).
 func TestAlwaysFailingEndsFailedRetriableAndReported(t *testing.T) {
+	t.Parallel() // doc.go says which tests may
 	e := outboundStack(t, nil)
 	var failing sync.Map
 	failing.Store("on", true)
@@ -304,6 +307,7 @@ func TestAlwaysFailingEndsFailedRetriableAndReported(t *testing.T) {
 }
 
 func TestGoneDisablesTheSubscription(t *testing.T) {
+	t.Parallel() // doc.go says which tests may
 	e := outboundStack(t, nil)
 	r := newReceiver(t, func(string, int) int { return http.StatusGone })
 	sub := subscribe(t, e, r, `["run.completed"]`)
@@ -322,6 +326,7 @@ func TestGoneDisablesTheSubscription(t *testing.T) {
 
 // With the guard on, a subscription on 127.0.0.1 is refused at dial time and the reason recorded.
 func TestLoopbackDestinationRefusedWhenGuarded(t *testing.T) {
+	t.Parallel() // doc.go says which tests may
 	e := outboundStack(t, map[string]string{"AllowPrivateDestinations": "false", "DeliverySchedule": "simple"})
 	r := newReceiver(t, func(string, int) int { return http.StatusOK })
 	sub := subscribe(t, e, r, `["run.completed"]`)

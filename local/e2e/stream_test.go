@@ -142,6 +142,7 @@ type envelope struct {
 // connection every 100 events and resuming from the last id it saw: it ends with every event once,
 // in log order.
 func TestEventStreamResumesWithoutLossOrRepeats(t *testing.T) {
+	t.Parallel() // doc.go says which tests may
 	e := liveStack(t)
 	ws := uniqueWS("three")
 	key := apiKey(t, e, ws)
@@ -259,6 +260,7 @@ func TestEventStreamResumesWithoutLossOrRepeats(t *testing.T) {
 // A key of workspace A sees A's events only, a connected reader gets a new event while it waits,
 // and the admin key reads the default workspace.
 func TestEventStreamWorkspaceIsolation(t *testing.T) {
+	t.Parallel() // doc.go says which tests may
 	e := liveStack(t)
 	a, b := uniqueWS("iso-a"), uniqueWS("iso-b")
 	keyA, keyB := apiKey(t, e, a), apiKey(t, e, b)
@@ -311,6 +313,7 @@ func TestEventStreamWorkspaceIsolation(t *testing.T) {
 }
 
 func TestEventStreamBadInput(t *testing.T) {
+	t.Parallel() // doc.go says which tests may
 	e := liveStack(t)
 	ws := uniqueWS("bad")
 	key := apiKey(t, e, ws)
@@ -347,6 +350,7 @@ func TestEventStreamBadInput(t *testing.T) {
 
 // A cursor whose commit is not visible yet is never passed: events after it wait for it.
 func TestEventStreamWaitsForALateCommit(t *testing.T) {
+	t.Parallel() // doc.go says which tests may
 	e := liveStack(t)
 	ws := uniqueWS("late")
 	key := apiKey(t, e, ws)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 
 	"github.com/aws/aws-lambda-go/events"
 
@@ -63,31 +64,108 @@ const (
 // ChannelTelegram is the channel of Telegram threads; their external id is the chat id.
 const ChannelTelegram = "telegram"
 
-// Handle fans out the batch's event inserts in order. At the first record that fails it stops and
-// reports that record, so the stream retries from there (records already done are idempotent).
+// parallel bounds the table writes and queue sends one batch makes at once.
+const parallel = 16
+
+// Handle fans out the batch's event inserts. Records are planned in order (which deliveries each
+// needs); the deliveries of the whole batch are then created and queued concurrently. The first
+// record whose planning, creation or queueing failed is reported, so the stream retries from there.
+// A later record's deliveries may exist or even be queued by then: the retry finds them (creation is
+// idempotent), queues a pending delivery never attempted again, and a duplicate loses the attempt claim.
 func (h *Handler) Handle(ctx context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {
 	subs := map[string][]store.Subscription{} // per workspace, for this batch
-	for _, rec := range ev.Records {
-		if err := h.record(ctx, rec, subs); err != nil {
-			h.log.ErrorContext(ctx, "fan-out failed; the stream will retry from this record",
-				"sequence_number", rec.Change.SequenceNumber, "err", err)
-			return events.DynamoDBEventResponse{BatchItemFailures: []events.DynamoDBBatchItemFailure{
-				{ItemIdentifier: rec.Change.SequenceNumber},
-			}}, nil
+	type job struct {
+		rec  int
+		want store.Delivery
+		send bool
+	}
+	var jobs []job
+	failed, cause := len(ev.Records), error(nil) // the first record that failed, and why
+	for i, rec := range ev.Records {
+		want, err := h.plan(ctx, rec, subs)
+		if err != nil {
+			failed, cause = i, err
+			break
 		}
+		for _, w := range want {
+			jobs = append(jobs, job{rec: i, want: w})
+		}
+	}
+	errs := make([]error, len(jobs))
+	forEach(len(jobs), func(j int) {
+		d, _, err := h.store.CreateDelivery(ctx, jobs[j].want)
+		// A delivery that exists and is still at its first attempt may never have been queued
+		// (a crash after the write): queue it again. Duplicates lose the attempt claim.
+		jobs[j].send = err == nil && d.Status == store.DeliveryPending && d.Attempts == 0 && d.Series == 0
+		errs[j] = err
+	})
+	for j, err := range errs {
+		if err != nil && jobs[j].rec < failed {
+			failed, cause = jobs[j].rec, err
+		}
+	}
+	// Queue, in record order, what the records before the first failure need, ten to a request.
+	var chunks [][]job
+	for _, jb := range jobs {
+		if jb.rec >= failed || !jb.send {
+			continue
+		}
+		if n := len(chunks); n == 0 || len(chunks[n-1]) == 10 {
+			chunks = append(chunks, nil)
+		}
+		chunks[len(chunks)-1] = append(chunks[len(chunks)-1], jb)
+	}
+	sendErrs := make([]error, len(chunks))
+	forEach(len(chunks), func(c int) {
+		ms := make([]queue.Delivery, len(chunks[c]))
+		for i, jb := range chunks[c] {
+			ms[i] = queue.Delivery{WorkspaceID: jb.want.WorkspaceID, DeliveryID: jb.want.ID}
+		}
+		sendErrs[c] = h.queue.SendDeliveries(ctx, ms)
+	})
+	for c, err := range sendErrs {
+		if err != nil && chunks[c][0].rec < failed {
+			failed, cause = chunks[c][0].rec, err
+		}
+	}
+	if failed < len(ev.Records) {
+		rec := ev.Records[failed]
+		h.log.ErrorContext(ctx, "fan-out failed; the stream will retry from this record",
+			"sequence_number", rec.Change.SequenceNumber, "err", cause)
+		return events.DynamoDBEventResponse{BatchItemFailures: []events.DynamoDBBatchItemFailure{
+			{ItemIdentifier: rec.Change.SequenceNumber},
+		}}, nil
 	}
 	return events.DynamoDBEventResponse{BatchItemFailures: []events.DynamoDBBatchItemFailure{}}, nil
 }
 
-func (h *Handler) record(ctx context.Context, rec events.DynamoDBEventRecord, cache map[string][]store.Subscription) error {
+// forEach calls fn(0) … fn(n-1), at most parallel at once, and returns when all have returned.
+func forEach(n int, fn func(int)) {
+	sem := make(chan struct{}, parallel)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			fn(i)
+		}()
+	}
+	wg.Wait()
+}
+
+// plan returns the deliveries one stream record calls for: one per matching subscription, and the
+// reply to where the user is.
+func (h *Handler) plan(ctx context.Context, rec events.DynamoDBEventRecord, cache map[string][]store.Subscription) ([]store.Delivery, error) {
 	img := rec.Change.NewImage
 	if rec.EventName != "INSERT" || img["kind"].DataType() != events.DataTypeString || img["kind"].String() != store.KindEvent {
-		return nil // not an event-log insert (the template's stream filter normally drops these)
+		return nil, nil // not an event-log insert (the template's stream filter normally drops these)
 	}
 	env, err := envelope(img)
 	if err != nil {
 		h.log.ErrorContext(ctx, "unreadable event item; skipped", "err", err)
-		return nil
+		return nil, nil
 	}
 	var about struct {
 		SubscriptionID string `json:"subscription_id"`
@@ -96,19 +174,19 @@ func (h *Handler) record(ctx context.Context, rec events.DynamoDBEventRecord, ca
 	if env.Type == EventDeliveryExhausted {
 		_ = json.Unmarshal(env.Data, &about)
 		if about.EventType == EventDeliveryExhausted {
-			return nil // never report a failed report: two failing endpoints would feed each other
+			return nil, nil // never report a failed report: two failing endpoints would feed each other
 		}
 	}
 	subs, ok := cache[env.WorkspaceID]
 	if !ok {
 		if subs, err = h.store.ListActiveSubscriptions(ctx, env.WorkspaceID); err != nil {
-			return err
+			return nil, err
 		}
 		cache[env.WorkspaceID] = subs
 	}
 	payload, err := json.Marshal(env)
 	if err != nil {
-		return fmt.Errorf("encode envelope %s: %w", env.ID, err)
+		return nil, fmt.Errorf("encode envelope %s: %w", env.ID, err)
 	}
 	var want []store.Delivery
 	for _, sub := range subs {
@@ -122,27 +200,12 @@ func (h *Handler) record(ctx context.Context, rec events.DynamoDBEventRecord, ca
 	}
 	reply, err := h.reply(ctx, env)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if reply != nil {
 		want = append(want, *reply)
 	}
-	var send []queue.Delivery
-	for _, w := range want {
-		d, _, err := h.store.CreateDelivery(ctx, w)
-		if err != nil {
-			return err
-		}
-		// A delivery that exists and is still at its first attempt may never have been queued
-		// (a crash after the write): queue it again. Duplicates lose the attempt claim.
-		if d.Status == store.DeliveryPending && d.Attempts == 0 && d.Series == 0 {
-			send = append(send, queue.Delivery{WorkspaceID: env.WorkspaceID, DeliveryID: d.ID})
-		}
-	}
-	if len(send) == 0 {
-		return nil
-	}
-	return h.queue.SendDeliveries(ctx, send)
+	return want, nil
 }
 
 // Event types that end a run's turn: a run started with a replyUrl is POSTed there after each.

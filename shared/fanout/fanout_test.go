@@ -4,12 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
+	"slices"
+	"strconv"
+	"sync"
 	"testing"
 
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/hookgate/hookgate/shared/apierr"
+	"github.com/hookgate/hookgate/shared/ids"
 	"github.com/hookgate/hookgate/shared/manage"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/store"
@@ -17,6 +22,7 @@ import (
 
 // fakes for the routing logic; the real path (stream → fan-out → queue) runs end to end in local/e2e.
 type fakeStore struct {
+	mu      sync.Mutex // the fan-out creates a batch's deliveries concurrently
 	subs    []store.Subscription
 	created map[string]store.Delivery
 	failOn  string
@@ -35,6 +41,8 @@ func (f *fakeStore) ListActiveSubscriptions(context.Context, string) ([]store.Su
 }
 
 func (f *fakeStore) CreateDelivery(_ context.Context, d store.Delivery) (store.Delivery, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if d.EventID == f.failOn {
 		return store.Delivery{}, false, errors.New("throttled")
 	}
@@ -46,9 +54,20 @@ func (f *fakeStore) CreateDelivery(_ context.Context, d store.Delivery) (store.D
 	return d, true, nil
 }
 
-type fakeQueue struct{ sent []queue.Delivery }
+type fakeQueue struct {
+	mu     sync.Mutex
+	sent   []queue.Delivery
+	failOn string // a delivery id whose request fails
+}
 
 func (q *fakeQueue) SendDeliveries(_ context.Context, ms []queue.Delivery) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, m := range ms {
+		if m.DeliveryID == q.failOn {
+			return errors.New("sqs unavailable")
+		}
+	}
 	q.sent = append(q.sent, ms...)
 	return nil
 }
@@ -109,15 +128,18 @@ func TestFanOutMatchesFiltersAndSkipsTheFailingEndpoint(t *testing.T) {
 
 func TestFailureReportsTheFirstFailedRecord(t *testing.T) {
 	st := &fakeStore{created: map[string]store.Delivery{}, subs: []store.Subscription{{ID: "s", Events: []string{"*"}}}, failOn: "evt_2"}
-	h := New(st, &fakeQueue{}, manage.MatchEvent, slog.New(slog.DiscardHandler))
+	q := &fakeQueue{}
+	h := New(st, q, manage.MatchEvent, slog.New(slog.DiscardHandler))
 	resp, _ := h.Handle(context.Background(), events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{
 		eventRecord("10", "evt_1", "run.created", "{}"), eventRecord("11", "evt_2", "run.created", "{}"), eventRecord("12", "evt_3", "run.created", "{}"),
 	}})
 	if len(resp.BatchItemFailures) != 1 || resp.BatchItemFailures[0].ItemIdentifier != "11" {
 		t.Fatalf("failures %v", resp.BatchItemFailures)
 	}
-	if len(st.created) != 1 {
-		t.Fatalf("records after the failure were processed: %d", len(st.created))
+	// Deliveries are created concurrently, so a later record's may exist (the retry finds it again),
+	// but only the records before the failure are queued.
+	if len(q.sent) != 1 || q.sent[0].DeliveryID != ids.Derive("dlv", "ws", "evt_1", "s") {
+		t.Fatalf("queued %+v, want only evt_1's delivery", q.sent)
 	}
 }
 
@@ -164,6 +186,47 @@ func TestRepliesBecomeCallbackAndTelegramDeliveries(t *testing.T) {
 			}
 		default:
 			t.Errorf("unexpected delivery %+v", d)
+		}
+	}
+}
+
+// A large batch is queued ten to a request; when one request fails, the first record it carried is
+// reported and every record before it is queued.
+func TestQueueFailureReportsTheFirstRecordOfTheFailedRequest(t *testing.T) {
+	st := &fakeStore{created: map[string]store.Delivery{}, subs: []store.Subscription{{ID: "s", Events: []string{"*"}}}}
+	q := &fakeQueue{failOn: ids.Derive("dlv", "ws", "evt_15", "s")}
+	h := New(st, q, manage.MatchEvent, slog.New(slog.DiscardHandler))
+	var batch events.DynamoDBEvent
+	for i := range 30 {
+		batch.Records = append(batch.Records, eventRecord(strconv.Itoa(100+i), fmt.Sprintf("evt_%d", i), "run.created", "{}"))
+	}
+	resp, _ := h.Handle(context.Background(), batch)
+	if len(resp.BatchItemFailures) != 1 || resp.BatchItemFailures[0].ItemIdentifier != "110" {
+		t.Fatalf("failures %v, want the record of evt_10 (first of the failed request)", resp.BatchItemFailures)
+	}
+	queued := map[string]bool{}
+	for _, m := range q.sent {
+		queued[m.DeliveryID] = true
+	}
+	for i := range 10 {
+		if !queued[ids.Derive("dlv", "ws", fmt.Sprintf("evt_%d", i), "s")] {
+			t.Fatalf("evt_%d before the failure was not queued", i)
+		}
+	}
+	if len(st.created) != 30 {
+		t.Fatalf("created %d deliveries, want 30", len(st.created))
+	}
+	// The stream retries from the reported record: everything from there on is queued.
+	q.failOn = ""
+	retry := events.DynamoDBEvent{Records: batch.Records[10:]}
+	if resp, _ := h.Handle(context.Background(), retry); len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("retry failures %v", resp.BatchItemFailures)
+	}
+	for i := range 30 {
+		if !slices.ContainsFunc(q.sent, func(m queue.Delivery) bool {
+			return m.DeliveryID == ids.Derive("dlv", "ws", fmt.Sprintf("evt_%d", i), "s")
+		}) {
+			t.Fatalf("evt_%d never queued", i)
 		}
 	}
 }

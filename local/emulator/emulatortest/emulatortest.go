@@ -119,3 +119,35 @@ func SQS(tb testing.TB) string {
 		return emulator.StartSQS(ctx, emulator.SQSOptions{Root: root})
 	})
 }
+
+// OwnDynamo starts a DynamoDB Local for this test alone and stops it when the test ends. Volume
+// tests use it: DynamoDB Local serves every request of a process on one SQLite thread, and each idle
+// stream reader of another test's stack rescans the records appended since its last one, so a
+// burst sharing the process slows every test that shares it. With HOOKGATE_TEST_DYNAMODB_ENDPOINT
+// set, that endpoint is returned instead.
+func OwnDynamo(tb testing.TB) string {
+	tb.Helper()
+	if ep := os.Getenv(EnvDynamoEndpoint); ep != "" {
+		return ep
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	root, err := emulator.FindRoot(wd)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	proc, err := emulator.StartDynamo(ctx, emulator.DynamoOptions{Root: root})
+	if err != nil {
+		tb.Fatalf("emulatortest: own DynamoDB Local: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := proc.Stop(); err != nil {
+			tb.Errorf("emulatortest: stop own DynamoDB Local: %v", err)
+		}
+	})
+	return proc.Endpoint
+}
