@@ -160,7 +160,7 @@ func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
 // A burst of inbound messages: every event reaches the subscriber exactly once (after dedupe by
 // webhook-id), correctly signed under both schemes.
 func TestBurstEveryEventDeliveredOnce(t *testing.T) {
-	t.Parallel() // doc.go says which tests may
+	t.Parallel()                                                  // doc.go says which tests may
 	e, err := startOwnStack(t, "burst", 30*time.Second, nil, nil) // no redelivery while a batch is at work
 	if err != nil {
 		t.Fatal(err)
