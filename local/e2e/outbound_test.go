@@ -160,8 +160,9 @@ func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
 // A burst of inbound messages: every event reaches the subscriber exactly once (after dedupe by
 // webhook-id), correctly signed under both schemes.
 func TestBurstEveryEventDeliveredOnce(t *testing.T) {
-	t.Parallel()                                                  // doc.go says which tests may
-	e, err := startOwnStack(t, "burst", 30*time.Second, nil, nil) // no redelivery while a batch is at work
+	t.Parallel() // doc.go says which tests may
+	// A visibility of 30 s: no redelivery while a batch is at work.
+	e, err := startOwnStack(t, "burst", 30*time.Second, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
