@@ -4,9 +4,10 @@ package main
 
 import (
 	"github.com/hookgate/hookgate/shared/doors"
+	"github.com/hookgate/hookgate/shared/doors/doorsenv"
 	"github.com/hookgate/hookgate/shared/fnmain"
 )
 
 func main() {
-	fnmain.Start(doors.Function(func(d *doors.Doors) doors.HandlerFunc { return d.Webhook }))
+	fnmain.Start(doorsenv.Function(func(d *doors.Doors) doors.HandlerFunc { return d.Webhook }))
 }

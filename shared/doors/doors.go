@@ -59,6 +59,9 @@ func New(cfg Config, src *sources.Resolver, st Store, q Queue, log *slog.Logger,
 	return &Doors{cfg: cfg, sources: src, store: st, queue: q, log: log, now: now}
 }
 
+// Config returns the doors' configuration, with its defaults applied.
+func (d *Doors) Config() Config { return d.cfg }
+
 // Accepted is the body of a door's 2xx: false for a duplicate, acknowledged and not processed.
 type Accepted struct {
 	Accepted bool   `json:"accepted"`

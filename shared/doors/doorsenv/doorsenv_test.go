@@ -1,4 +1,4 @@
-package doors
+package doorsenv
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hookgate/hookgate/shared/doors"
 )
 
 func TestFromEnv(t *testing.T) {
@@ -68,8 +70,8 @@ func TestFromEnv(t *testing.T) {
 		body   int
 		window time.Duration
 	}{
-		{"defaults", nil, MaxStoredBody, DefaultDedupeWindow},
-		{"template defaults", map[string]string{"HOOKGATE_MAX_BODY_BYTES": "1000000", "HOOKGATE_DEDUPE_WINDOW_HOURS": "72"}, MaxStoredBody, 72 * time.Hour},
+		{"defaults", nil, doors.MaxStoredBody, doors.DefaultDedupeWindow},
+		{"template defaults", map[string]string{"HOOKGATE_MAX_BODY_BYTES": "1000000", "HOOKGATE_DEDUPE_WINDOW_HOURS": "72"}, doors.MaxStoredBody, 72 * time.Hour},
 		{"smaller", map[string]string{"HOOKGATE_MAX_BODY_BYTES": "4096", "HOOKGATE_DEDUPE_WINDOW_HOURS": "1", "HOOKGATE_SOURCE_CACHE_SECONDS": "0"}, 4096, time.Hour},
 	}
 	for _, c := range okCases {
@@ -78,8 +80,8 @@ func TestFromEnv(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if d.cfg.DefaultWorkspace != "default" || d.cfg.MaxBodyBytes != c.body || d.cfg.DedupeWindow != c.window {
-				t.Fatalf("config %+v, want body %d and window %s", d.cfg, c.body, c.window)
+			if d.Config().DefaultWorkspace != "default" || d.Config().MaxBodyBytes != c.body || d.Config().DedupeWindow != c.window {
+				t.Fatalf("config %+v, want body %d and window %s", d.Config(), c.body, c.window)
 			}
 		})
 	}
