@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/hookgate/hookgate/shared/adapter"
+	"github.com/hookgate/hookgate/shared/approval"
 	"github.com/hookgate/hookgate/shared/awscfg"
 	"github.com/hookgate/hookgate/shared/envcfg"
 	"github.com/hookgate/hookgate/shared/fnmain"
@@ -31,7 +32,12 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 		AllowHTTPURLs: env.Bool("HOOKGATE_ALLOW_HTTP_URLS", false),
 	}
 	adapters, aerr := adapter.ParseAdapters(getenv("HOOKGATE_ADAPTERS"), getenv("HOOKGATE_ADAPTER_SECRET"), workspace, maxBody)
-	if err := errors.Join(env.Err(), aerr); err != nil {
+	keys, kerr := approval.NewKeys(time.Now, env.List("HOOKGATE_APPROVAL_SIGNING_KEY")...)
+	if kerr != nil {
+		kerr = errors.New("HOOKGATE_APPROVAL_SIGNING_KEY: " + kerr.Error())
+	}
+	cfg.Approvals = keys
+	if err := errors.Join(env.Err(), aerr, kerr); err != nil {
 		return nil, err
 	}
 	cfg.Adapters = adapters

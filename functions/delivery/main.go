@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/hookgate/hookgate/shared/adapter"
+	"github.com/hookgate/hookgate/shared/approval"
 	"github.com/hookgate/hookgate/shared/awscfg"
 	"github.com/hookgate/hookgate/shared/delivery"
 	"github.com/hookgate/hookgate/shared/envcfg"
@@ -38,18 +39,24 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 		DisableAfter:  env.Int("HOOKGATE_DISABLE_AFTER_FAILURES", 10, 0, 1000),
 	}
 	adapters, aerr := adapter.ParseAdapters(getenv("HOOKGATE_ADAPTERS"), getenv("HOOKGATE_ADAPTER_SECRET"), env.Optional("HOOKGATE_DEFAULT_WORKSPACE", "default"), 0)
+	approvalKeys := env.List("HOOKGATE_APPROVAL_SIGNING_KEY")
+	var kerr error
+	if _, err := approval.NewKeys(time.Now, approvalKeys...); err != nil {
+		kerr = errors.New("HOOKGATE_APPROVAL_SIGNING_KEY: " + err.Error())
+	}
 	var terr error
 	if token := getenv("HOOKGATE_TELEGRAM_BOT_TOKEN"); token != "" {
 		bot, err := telegram.New(telegram.Config{BaseURL: getenv("HOOKGATE_TELEGRAM_API_URL"), Token: token})
 		cfg.Telegram, terr = delivery.TelegramSender(bot), err
 	}
-	if err := errors.Join(env.Err(), serr, aerr, terr); err != nil {
+	if err := errors.Join(env.Err(), serr, aerr, terr, kerr); err != nil {
 		return nil, err
 	}
-	// Callbacks to a run's replyUrl are signed with its adapter's secrets.
+	// Callbacks to a run's replyUrl are signed with its adapter's callback secret (configured, or
+	// derived from the approval signing keys), never with the secret that calls the adapter.
 	cfg.Callbacks = map[string]*outbound.Signer{}
 	for name, a := range adapters {
-		signer, err := outbound.NewSharedSigner(a.Secrets...)
+		signer, err := outbound.NewSharedSigner(a.CallbackSecrets(approvalKeys)...)
 		if err != nil {
 			return nil, fmt.Errorf("adapter %s: %w", name, err)
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/hookgate/hookgate/shared/agent"
+	"github.com/hookgate/hookgate/shared/approval"
 	"github.com/hookgate/hookgate/shared/awscfg"
 	"github.com/hookgate/hookgate/shared/envcfg"
 	"github.com/hookgate/hookgate/shared/fnmain"
@@ -29,9 +30,17 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 	queueURL := env.Required("HOOKGATE_INBOUND_QUEUE_URL")
 	defaultAgent := env.Optional("HOOKGATE_AGENT", agent.TypeEcho)
 	retry, serr := outbound.ParseSchedule(env.Optional("HOOKGATE_AGENT_RETRY_SCHEDULE", "0s,10s,1m,5m"))
-	cfg := worker.Config{Retry: retry, Lease: time.Duration(env.Int("HOOKGATE_RUN_LEASE_SECONDS", 900, 30, 43200)) * time.Second}
+	cfg := worker.Config{
+		Retry: retry, Lease: time.Duration(env.Int("HOOKGATE_RUN_LEASE_SECONDS", 900, 30, 43200)) * time.Second,
+		ApprovalTTL: time.Duration(env.Int("HOOKGATE_APPROVAL_TTL_MINUTES", 4320, 1, 43200)) * time.Minute,
+	}
+	keys, kerr := approval.NewKeys(time.Now, env.List("HOOKGATE_APPROVAL_SIGNING_KEY")...)
+	if kerr != nil {
+		kerr = errors.New("HOOKGATE_APPROVAL_SIGNING_KEY: " + kerr.Error())
+	}
+	cfg.Approvals = keys
 	reg, rerr := agent.ParseRegistry(getenv("HOOKGATE_AGENTS"), agent.Options{OpenAIAPIKey: getenv("HOOKGATE_OPENAI_API_KEY")})
-	if err := errors.Join(env.Err(), serr, rerr); err != nil {
+	if err := errors.Join(env.Err(), serr, rerr, kerr); err != nil {
 		return nil, err
 	}
 	if _, err := reg.Get(defaultAgent); err != nil {

@@ -35,8 +35,9 @@ const (
 )
 
 // protoAgent is a test agent speaking Hookgate's webhook agent protocol. What it answers depends
-// on the text: "silent" → 204, "approve" → a request for approval, "flaky" → two 503s then an
-// answer, "dead" → always 500, "slow" → an answer after 3 s, "block" → waits for release.
+// on the text: "silent" → 204, "approve" → a request for approval, "approve twice" → a request for
+// approval and, once approved, a second one, "flaky" → two 503s then an answer, "dead" → always
+// 500, "slow" → an answer after 3 s, "block" → waits for release.
 type protoAgent struct {
 	srv                   *httptest.Server
 	verify                *standardwebhooks.Webhook
@@ -44,6 +45,8 @@ type protoAgent struct {
 	kinds                 map[string][]string // session id → request kinds, in order
 	badSigs               int
 	tries                 map[string]int // run id → user_speak calls
+	decisions             map[string]int // run id → approval_result calls
+	twice                 map[string]bool
 	release               chan struct{}
 	inFlight, maxInFlight atomic.Int32
 }
@@ -53,7 +56,7 @@ func newProtoAgent(t *testing.T) *protoAgent {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &protoAgent{verify: v, kinds: map[string][]string{}, tries: map[string]int{}, release: make(chan struct{})}
+	a := &protoAgent{verify: v, kinds: map[string][]string{}, tries: map[string]int{}, decisions: map[string]int{}, twice: map[string]bool{}, release: make(chan struct{})}
 	a.srv = httptest.NewServer(http.HandlerFunc(a.serve))
 	return a
 }
@@ -83,7 +86,13 @@ func (a *protoAgent) serve(w http.ResponseWriter, r *http.Request) {
 	if req.Type == "user_speak" {
 		a.tries[req.RunID]++
 	}
-	tries := a.tries[req.RunID]
+	if req.Type == "user_speak" && req.Text == "approve twice" {
+		a.twice[req.RunID] = true
+	}
+	if req.Type == "approval_result" {
+		a.decisions[req.RunID]++
+	}
+	tries, twice, decisions := a.tries[req.RunID], a.twice[req.RunID], a.decisions[req.RunID]
 	a.mu.Unlock()
 	reply := func(v any) {
 		w.Header().Set("Content-Type", "application/json")
@@ -92,13 +101,15 @@ func (a *protoAgent) serve(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case req.Type == "session_start":
 		w.WriteHeader(http.StatusNoContent)
+	case req.Type == "approval_result" && req.Decision.Approved && twice && decisions == 1:
+		reply(map[string]any{"type": "request_approval", "prompt": "And 5 EUR more?", "options": []string{"refund", "refuse"}})
 	case req.Type == "approval_result" && req.Decision.Approved:
 		reply(map[string]string{"type": "speak", "text": "done, as " + req.Decision.Option})
 	case req.Type == "approval_result":
 		reply(map[string]string{"type": "speak", "text": "understood, not doing it"})
 	case req.Text == "silent":
 		w.WriteHeader(http.StatusNoContent)
-	case req.Text == "approve":
+	case req.Text == "approve", req.Text == "approve twice":
 		reply([]map[string]any{{"type": "speak", "text": "I would like to refund 20 EUR."},
 			{"type": "request_approval", "prompt": "Refund 20 EUR?", "options": []string{"refund", "refuse"}}})
 	case req.Text == "flaky" && tries <= 2, req.Text == "dead":
@@ -179,29 +190,47 @@ func newBotAPI(t *testing.T) *botAPI {
 	return b
 }
 
-// callbacks records the callbacks POSTed to it and checks their signatures with the adapter's
-// secret, by hand.
+// callbacks records the callbacks POSTed to it (raw, too) and checks their signatures by hand with
+// the ops adapter's callback secret: the one derived from the stack's approval signing key.
 type callbacks struct {
 	srv     *httptest.Server
 	mu      sync.Mutex
 	got     []map[string]any
+	raw     []postedCallback
 	badSigs int
 }
 
-func newCallbacks(t *testing.T) *callbacks {
+type postedCallback struct {
+	header http.Header
+	body   []byte
+}
+
+// signedBy reports whether both signatures of a callback verify with secret: X-Webhook-Signature
+// keyed with the whole string, Webhook-Signature with the base64-decoded part of a whsec_ secret.
+func signedBy(secret string, h http.Header, body []byte) (hexOK, stdOK bool) {
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write(body)
+	hexOK = hmac.Equal([]byte(h.Get("X-Webhook-Signature")), []byte("sha256="+hex.EncodeToString(mac.Sum(nil))))
+	key := []byte(secret)
+	if b, ok := strings.CutPrefix(secret, "whsec_"); ok {
+		key, _ = base64.StdEncoding.DecodeString(b)
+	}
+	std := hmac.New(sha256.New, key)
+	fmt.Fprintf(std, "%s.%s.%s", h.Get("Webhook-Id"), h.Get("Webhook-Timestamp"), body)
+	stdOK = h.Get("Webhook-Signature") == "v1,"+base64.StdEncoding.EncodeToString(std.Sum(nil))
+	return hexOK, stdOK
+}
+
+func newCallbacks(t *testing.T, secret string) *callbacks {
 	c := &callbacks{}
 	c.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		mac := hmac.New(sha256.New, []byte(adapterSecret))
-		mac.Write(body)
-		hexOK := hmac.Equal([]byte(r.Header.Get("X-Webhook-Signature")), []byte("sha256="+hex.EncodeToString(mac.Sum(nil))))
-		std := hmac.New(sha256.New, []byte(adapterSecret))
-		fmt.Fprintf(std, "%s.%s.%s", r.Header.Get("Webhook-Id"), r.Header.Get("Webhook-Timestamp"), body)
-		stdOK := r.Header.Get("Webhook-Signature") == "v1,"+base64.StdEncoding.EncodeToString(std.Sum(nil))
+		hexOK, stdOK := signedBy(secret, r.Header, body)
 		var env map[string]any
 		_ = json.Unmarshal(body, &env)
 		c.mu.Lock()
 		defer c.mu.Unlock()
+		c.raw = append(c.raw, postedCallback{r.Header.Clone(), body})
 		if !hexOK || !stdOK {
 			c.badSigs++
 			w.WriteHeader(http.StatusUnauthorized)
@@ -232,7 +261,7 @@ var (
 func adapterStack(t *testing.T) *adapterEnv {
 	t.Helper()
 	adapterOnce.Do(func() {
-		a := &adapterEnv{agent: newProtoAgent(t), openai: newOpenAIServer(t), bot: newBotAPI(t), replies: newCallbacks(t)}
+		a := &adapterEnv{agent: newProtoAgent(t), openai: newOpenAIServer(t), bot: newBotAPI(t), replies: newCallbacks(t, opsCallbackSecret())}
 		agents := fmt.Sprintf(`{"proto":{"type":"webhook","url":%q,"secret":%q,"timeoutSeconds":20},`+
 			`"gpt":{"type":"openai","baseUrl":%q,"model":"test-model","maxHistory":10,"system":"Be brief."}}`,
 			a.agent.srv.URL+"/agent", agentSecret, a.openai.srv.URL+"/v1")
@@ -242,7 +271,7 @@ func adapterStack(t *testing.T) *adapterEnv {
 			`{"name":"gpt","agent":"gpt"}]`
 		a.env, adapterErr = startStack(t, "adp", 30*time.Second, map[string]string{
 			"Adapters": adapters, "Agents": agents, "OpenAIApiKey": openAIKey, "AgentRetrySchedule": "0s,1s,1s",
-			"TelegramBotToken": botToken, "TelegramApiUrl": a.bot.srv.URL,
+			"TelegramBotToken": botToken, "TelegramApiUrl": a.bot.srv.URL, "ApprovalSigningKey": approvalKey,
 		}, nil)
 		adapterShared = a
 	})
@@ -376,13 +405,18 @@ func TestAdapterApproval(t *testing.T) {
 	start := a.post(t, "/webhook/ops", `{"text":"approve","user":"alice"}`)
 	waiting := a.waitStatus(t, "ops", str(start.body, "threadId"), str(start.body, "runId"), "waiting_approval")
 	ap, _ := waiting.body["approval"].(map[string]any)
-	if str(ap, "prompt") != "Refund 20 EUR?" || resultText(waiting) != "I would like to refund 20 EUR." {
+	if str(ap, "prompt") != "Refund 20 EUR?" || resultText(waiting) != "I would like to refund 20 EUR." || str(ap, "id") == "" {
 		t.Fatalf("waiting: %s", waiting.raw)
 	}
-	if r := a.post(t, base(start)+"/approve", `{"user":"mallory","option":"refund"}`); r.status != 403 {
-		t.Fatalf("a stranger approved: %d %s", r.status, r.raw)
+	if strings.Contains(waiting.raw, "token") {
+		t.Fatalf("the adapter's run view shows decision tokens: %s", waiting.raw)
 	}
-	if r := a.post(t, base(start)+"/approve", `{"user":"boss","option":"refund"}`); r.status != 200 {
+	// The adapter's secret and a name approve nothing: approvers decide with their tokens.
+	if r := a.post(t, base(start)+"/approve", `{"user":"boss","option":"refund"}`); r.status != 403 {
+		t.Fatalf("the adapter's secret approved: %d %s", r.status, r.raw)
+	}
+	tok := decisionToken(t, a, str(start.body, "runId"), str(ap, "id"), "boss", "approve", "refund")
+	if r := a.decide(t, base(start)+"/approve", tok, `{"comment":"fine"}`); r.status != 200 {
 		t.Fatalf("approve: %d %s", r.status, r.raw)
 	}
 	done := a.waitStatus(t, "ops", str(start.body, "threadId"), str(start.body, "runId"), "completed")
@@ -391,13 +425,15 @@ func TestAdapterApproval(t *testing.T) {
 	}
 
 	denied := a.post(t, "/webhook/ops", `{"text":"approve","user":"alice"}`)
-	a.waitStatus(t, "ops", str(denied.body, "threadId"), str(denied.body, "runId"), "waiting_approval")
-	if r := a.post(t, base(denied)+"/deny", `{"user":"alice","comment":"no"}`); r.status != 200 || str(r.body, "status") != "denied" {
+	w := a.waitStatus(t, "ops", str(denied.body, "threadId"), str(denied.body, "runId"), "waiting_approval")
+	ap, _ = w.body["approval"].(map[string]any)
+	deny := decisionToken(t, a, str(denied.body, "runId"), str(ap, "id"), "boss", "deny", "")
+	if r := a.decide(t, base(denied)+"/deny", deny, `{"comment":"no"}`); r.status != 200 || str(r.body, "status") != "denied" {
 		t.Fatalf("deny: %d %s", r.status, r.raw)
 	}
 	end := a.waitStatus(t, "ops", str(denied.body, "threadId"), str(denied.body, "runId"), "denied")
 	ap, _ = end.body["approval"].(map[string]any)
-	if str(ap, "decision") != "denied" || str(ap, "decidedBy") != "alice" || str(ap, "comment") != "no" {
+	if str(ap, "decision") != "denied" || str(ap, "decidedBy") != "boss" || str(ap, "comment") != "no" {
 		t.Fatalf("denied run: %s", end.raw)
 	}
 	// The agent hears of the denial; its answer is recorded on the thread, the run stays denied.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/hookgate/hookgate/shared/apierr"
 	"github.com/hookgate/hookgate/shared/apigw"
+	"github.com/hookgate/hookgate/shared/approval"
 	"github.com/hookgate/hookgate/shared/ids"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/store"
@@ -45,9 +46,10 @@ type Queue interface {
 // Config is the adapters' configuration.
 type Config struct {
 	Adapters      map[string]*Adapter
-	Lease         time.Duration // how long a slot is held before it frees itself (the worker renews it)
-	MaxSyncWait   time.Duration // sync requests wait at most this (below API Gateway's 30 s)
-	AllowHTTPURLs bool          // replyUrl may be http:// (local mode)
+	Lease         time.Duration  // how long a slot is held before it frees itself (the worker renews it)
+	MaxSyncWait   time.Duration  // sync requests wait at most this (below API Gateway's 30 s)
+	AllowHTTPURLs bool           // replyUrl may be http:// (local mode)
+	Approvals     *approval.Keys // checks decision tokens
 }
 
 // Handler handles the adapter routes.
@@ -59,6 +61,9 @@ type Handler struct {
 	now    func() time.Time
 	sleep  func(ctx context.Context, d time.Duration) error
 	routes map[string]route
+	// decisions are the approve (true) and deny (false) routes: they authenticate the approver
+	// by a decision token, not the adapter's secret.
+	decisions map[string]bool
 }
 
 type route func(ctx context.Context, a *Adapter, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error)
@@ -71,18 +76,20 @@ func New(cfg Config, st Store, q Queue, log *slog.Logger, now func() time.Time) 
 		"POST /webhook/{name}":                             h.post,
 		"POST /webhook/{name}/messages":                    h.post,
 		"POST /webhook/{name}/threads/{threadId}/messages": h.post,
-		"GET " + run:               h.status,
-		"POST " + run + "/cancel":  h.cancel,
-		"POST " + run + "/approve": h.decide(true),
-		"POST " + run + "/deny":    h.decide(false),
+		"GET " + run:              h.status,
+		"POST " + run + "/cancel": h.cancel,
 	}
+	h.decisions = map[string]bool{"POST " + run + "/approve": true, "POST " + run + "/deny": false}
 	return h
 }
 
 // RouteKeys returns the route keys the handler serves (for a test against template.yaml).
 func (h *Handler) RouteKeys() []string {
-	keys := make([]string, 0, len(h.routes))
+	keys := make([]string, 0, len(h.routes)+len(h.decisions))
 	for k := range h.routes {
+		keys = append(keys, k)
+	}
+	for k := range h.decisions {
 		keys = append(keys, k)
 	}
 	return keys
@@ -90,6 +97,13 @@ func (h *Handler) RouteKeys() []string {
 
 // Handle is the Lambda handler: authenticate the adapter, then dispatch on the route key.
 func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	if approve, ok := h.decisions[req.RouteKey]; ok {
+		resp, err := h.decide(ctx, &req, approve)
+		if err != nil {
+			return apigw.Error(ctx, h.log.With("adapter", req.PathParameters["name"]), err), nil
+		}
+		return resp, nil
+	}
 	a, err := h.authenticate(&req)
 	if err != nil {
 		return apigw.Error(ctx, h.log, err), nil
@@ -147,9 +161,14 @@ type RunView struct {
 }
 
 // ApprovalView is what a run's agent asked a human to decide, and the decision once made.
+// The decision tokens are not part of it: they go to the approvers, in the workspace's
+// run.requires_approval event.
 type ApprovalView struct {
+	ID          string     `json:"id,omitempty"`
 	Prompt      string     `json:"prompt"`
 	Options     []string   `json:"options,omitempty"`
+	Approvers   []string   `json:"approvers,omitempty"`
+	ExpiresAt   *time.Time `json:"expiresAt,omitempty"`
 	RequestedAt time.Time  `json:"requestedAt"`
 	Decision    string     `json:"decision,omitempty"` // approved or denied
 	Option      string     `json:"option,omitempty"`
@@ -166,8 +185,11 @@ func View(r store.Run) RunView {
 		UpdatedAt: r.UpdatedAt, StartedAt: r.StartedAt, CompletedAt: r.CompletedAt,
 	}
 	if a := r.Approval; a != nil {
-		v.Approval = &ApprovalView{Prompt: a.Prompt, Options: a.Options, RequestedAt: a.RequestedAt, Decision: a.Decision,
+		v.Approval = &ApprovalView{ID: a.ID, Prompt: a.Prompt, Options: a.Options, Approvers: a.Approvers, RequestedAt: a.RequestedAt, Decision: a.Decision,
 			Option: a.Option, DecidedBy: a.DecidedBy, Comment: a.Comment, DecidedAt: a.DecidedAt}
+		if !a.ExpiresAt.IsZero() {
+			v.Approval.ExpiresAt = &a.ExpiresAt
+		}
 	}
 	return v
 }
@@ -222,7 +244,7 @@ func (h *Handler) start(ctx context.Context, a *Adapter, m message) (store.Run, 
 	nr := store.NewRun{
 		Thread:   store.Thread{ID: m.ThreadID, WorkspaceID: ws, Channel: Channel(a.Name)},
 		Message:  store.Message{Direction: "in", Source: "adapter", Text: m.Text, User: m.User, Data: m.Data, CreatedAt: now},
-		Run:      store.Run{Adapter: a.Name, User: m.User, Agent: a.Agent, ReplyURL: m.ReplyURL},
+		Run:      store.Run{Adapter: a.Name, User: m.User, Agent: a.Agent, ReplyURL: m.ReplyURL, Approvers: a.Approvers},
 		FollowUp: followUp,
 	}
 	if followUp && !ids.Valid("thr", m.ThreadID) {
@@ -387,11 +409,10 @@ type decision struct {
 	User    string `json:"user"`
 	Option  string `json:"option"`
 	Comment string `json:"comment"`
+	Token   string `json:"token"` // approve and deny: the approver's decision token (or ?token=)
 }
 
-// actor reads the body of cancel, approve or deny and checks that its user may act on the run:
-// the user who started it, or one of the adapter's approvers.
-func (h *Handler) actor(a *Adapter, req *events.APIGatewayV2HTTPRequest, run store.Run, verb string) (decision, error) {
+func readDecision(req *events.APIGatewayV2HTTPRequest) (decision, error) {
 	var d decision
 	body, err := apigw.Body(req, 16<<10)
 	if err != nil {
@@ -403,15 +424,29 @@ func (h *Handler) actor(a *Adapter, req *events.APIGatewayV2HTTPRequest, run sto
 		}
 	}
 	d.User = strings.TrimSpace(d.User)
+	return d, nil
+}
+
+// actor reads the body of cancel (or of a legacy approve or deny) and checks that its user may
+// act on the run: the user who started it, or one of the adapter's approvers.
+func (h *Handler) actor(a *Adapter, req *events.APIGatewayV2HTTPRequest, run store.Run, verb string) (decision, error) {
+	d, err := readDecision(req)
+	if err != nil {
+		return d, err
+	}
+	return d, checkActor(a, run, d, verb)
+}
+
+func checkActor(a *Adapter, run store.Run, d decision, verb string) error {
 	switch {
 	case len(d.User) > maxUser || len(d.Option) > 256 || len(d.Comment) > 2000:
-		return d, apierr.New(apierr.Invalid, "user, option or comment is too long")
+		return apierr.New(apierr.Invalid, "user, option or comment is too long")
 	case d.User == "":
-		return d, apierr.New(apierr.Invalid, "user is required")
+		return apierr.New(apierr.Invalid, "user is required")
 	case d.User != run.User && !a.Approver(d.User):
-		return d, apierr.New(apierr.Forbidden, "%s may not %s this run", truncate(d.User, 64), verb)
+		return apierr.New(apierr.Forbidden, "%s may not %s this run", truncate(d.User, 64), verb)
 	}
-	return d, nil
+	return nil
 }
 
 func (h *Handler) cancel(ctx context.Context, a *Adapter, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
@@ -448,50 +483,138 @@ const (
 	EventRunDenied    = "run.denied"
 )
 
-func (h *Handler) decide(approve bool) route {
-	verb, want := "deny", store.DecisionDenied
+// decide approves or denies a run waiting for approval. The approver proves itself with a
+// decision token from the run.requires_approval event (in the body or ?token=), not with the
+// adapter's secret: the token names the run, the approval request, the approver, the decision and
+// the option, and expires. Only an adapter with legacyApprovals takes its secret and a user instead.
+func (h *Handler) decide(ctx context.Context, req *events.APIGatewayV2HTTPRequest, approve bool) (events.APIGatewayV2HTTPResponse, error) {
+	verb := approval.Deny
 	if approve {
-		verb, want = "approve", store.DecisionApproved
+		verb = approval.Approve
 	}
-	return func(ctx context.Context, a *Adapter, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
-		run, err := h.run(ctx, a, req, true)
-		if err != nil {
-			return events.APIGatewayV2HTTPResponse{}, err
-		}
-		d, err := h.actor(a, req, run, verb)
-		if err != nil {
-			return events.APIGatewayV2HTTPResponse{}, err
-		}
-		if run.Approval != nil && run.Approval.Decision == "" && d.Option != "" && len(run.Approval.Options) > 0 && !slices.Contains(run.Approval.Options, d.Option) {
+	d, err := readDecision(req)
+	if err != nil {
+		return events.APIGatewayV2HTTPResponse{}, err
+	}
+	if len(d.Comment) > 2000 || len(d.Option) > 256 {
+		return events.APIGatewayV2HTTPResponse{}, apierr.New(apierr.Invalid, "option or comment is too long")
+	}
+	tok := d.Token
+	if tok == "" {
+		tok = req.QueryStringParameters["token"]
+	}
+	if tok == "" {
+		return h.decideLegacy(ctx, req, approve, d)
+	}
+	if h.cfg.Approvals == nil {
+		return events.APIGatewayV2HTTPResponse{}, apierr.New(apierr.Forbidden, "decision token is invalid")
+	}
+	t, err := h.cfg.Approvals.Verify(tok)
+	switch {
+	case errors.Is(err, approval.ErrExpired):
+		return events.APIGatewayV2HTTPResponse{}, apierr.New(apierr.Forbidden, "decision token has expired")
+	case err != nil:
+		return events.APIGatewayV2HTTPResponse{}, apierr.New(apierr.Forbidden, "decision token is invalid")
+	}
+	a, known := h.cfg.Adapters[req.PathParameters["name"]]
+	switch {
+	case !known || t.Workspace != a.Workspace || t.RunID != req.PathParameters["runId"]:
+		return events.APIGatewayV2HTTPResponse{}, apierr.New(apierr.Forbidden, "decision token is not for this run")
+	case t.Decision != verb:
+		return events.APIGatewayV2HTTPResponse{}, apierr.New(apierr.Forbidden, "decision token is for %s, not %s", t.Decision, verb)
+	case d.Option != "" && d.Option != t.Option:
+		return events.APIGatewayV2HTTPResponse{}, apierr.New(apierr.Forbidden, "decision token is for another option")
+	}
+	run, err := h.run(ctx, a, req, true)
+	if err != nil {
+		return events.APIGatewayV2HTTPResponse{}, err
+	}
+	ap := run.Approval
+	switch {
+	case ap == nil || ap.ID != t.RequestID:
+		return events.APIGatewayV2HTTPResponse{}, apierr.New(apierr.Conflict, "decision token answers another approval request of this run")
+	case !slices.Contains(ap.Approvers, t.Approver):
+		return events.APIGatewayV2HTTPResponse{}, apierr.New(apierr.Forbidden, "decision token's approver may not decide this request")
+	case t.Option != "" && !slices.Contains(ap.Options, t.Option):
+		return events.APIGatewayV2HTTPResponse{}, apierr.New(apierr.Forbidden, "decision token is for another option")
+	}
+	return h.apply(ctx, a, run, approve, store.Decision{RequestID: t.RequestID, Approved: approve, By: t.Approver, Option: t.Option, Comment: d.Comment})
+}
+
+// decideLegacy is approve and deny without a token: refused, unless the adapter keeps the old way
+// (legacyApprovals), where its secret and a user (the run's, or an approver) decide.
+func (h *Handler) decideLegacy(ctx context.Context, req *events.APIGatewayV2HTTPRequest, approve bool, d decision) (events.APIGatewayV2HTTPResponse, error) {
+	a, err := h.authenticate(req)
+	if err != nil {
+		return events.APIGatewayV2HTTPResponse{}, err
+	}
+	if !a.LegacyApprovals {
+		return events.APIGatewayV2HTTPResponse{}, apierr.New(apierr.Forbidden, "a decision token is required: approvers get theirs in the run.requires_approval event")
+	}
+	run, err := h.run(ctx, a, req, true)
+	if err != nil {
+		return events.APIGatewayV2HTTPResponse{}, err
+	}
+	verb := "deny"
+	if approve {
+		verb = "approve"
+	}
+	if err := checkActor(a, run, d, verb); err != nil {
+		return events.APIGatewayV2HTTPResponse{}, err
+	}
+	requestID := ""
+	if run.Approval != nil {
+		requestID = run.Approval.ID
+		if run.Approval.Decision == "" && d.Option != "" && len(run.Approval.Options) > 0 && !slices.Contains(run.Approval.Options, d.Option) {
 			return events.APIGatewayV2HTTPResponse{}, apierr.New(apierr.Invalid, "option must be one of the run's approval options")
 		}
-		decided, err := h.store.DecideRun(ctx, a.Workspace, run.ID, store.Decision{Approved: approve, By: d.User, Option: d.Option, Comment: d.Comment})
-		switch {
-		case apierr.CodeOf(err) == apierr.Conflict && decided.Approval != nil && decided.Approval.Decision == want:
-			// Decided so before (a retried request): make sure the worker heard of it.
-		case apierr.CodeOf(err) == apierr.Conflict:
-			return events.APIGatewayV2HTTPResponse{}, apierr.New(apierr.Conflict, "run is %s, not waiting for approval", decided.Status)
-		case err != nil:
-			return events.APIGatewayV2HTTPResponse{}, apierr.Wrap(apierr.Unavailable, err, "the decision could not be stored; retry later")
-		}
-		typ := EventRunDenied
-		if approve {
-			typ = EventRunApproved
-		}
-		if err := h.record(ctx, decided, typ, decided.Approval.DecidedAt.String(), map[string]any{"decided_by": decided.Approval.DecidedBy, "option": decided.Approval.Option, "comment": decided.Approval.Comment}); err != nil {
-			return events.APIGatewayV2HTTPResponse{}, err
-		}
-		// The worker tells the agent, in the thread's order; an approved run continues there.
-		if err := h.queue.SendInbound(ctx, &queue.Inbound{
-			Version: queue.InboundVersion, WorkspaceID: a.Workspace, ThreadID: decided.ThreadID, RunID: decided.ID,
-			MessageID: ids.Derive("msg", a.Workspace, decided.ID, "decision", decided.Approval.DecidedAt.String()),
-			Source:    "adapter", Channel: Channel(a.Name), ExternalID: decided.ThreadID, User: d.User, Agent: a.Agent,
-			ReceivedAt: h.now().UTC(), Decided: true,
-		}); err != nil {
-			return events.APIGatewayV2HTTPResponse{}, apierr.Wrap(apierr.Unavailable, err, "the decision is stored but could not be queued; send it again")
-		}
+	}
+	return h.apply(ctx, a, run, approve, store.Decision{RequestID: requestID, Approved: approve, By: d.User, Option: d.Option, Comment: d.Comment})
+}
+
+// apply stores the decision, bound to the approval request it answers, records its event and
+// hands it to the worker. A retry of the same decision answers as the first did.
+func (h *Handler) apply(ctx context.Context, a *Adapter, run store.Run, approve bool, d store.Decision) (events.APIGatewayV2HTTPResponse, error) {
+	want := store.DecisionDenied
+	if approve {
+		want = store.DecisionApproved
+	}
+	decided, err := h.store.DecideRun(ctx, a.Workspace, run.ID, d)
+	retried := false
+	switch {
+	case apierr.CodeOf(err) == apierr.Conflict && decided.Approval != nil && decided.Approval.ID == d.RequestID &&
+		decided.Approval.Decision == want && decided.Approval.DecidedBy == d.By && decided.Approval.Option == d.Option:
+		// Decided so before (a retried request): record the event again in case that failed.
+		retried = true
+	case apierr.CodeOf(err) == apierr.Conflict && decided.Status == store.RunWaitingApproval:
+		return events.APIGatewayV2HTTPResponse{}, apierr.New(apierr.Conflict, "run waits for another approval request")
+	case apierr.CodeOf(err) == apierr.Conflict:
+		return events.APIGatewayV2HTTPResponse{}, apierr.New(apierr.Conflict, "run is %s, not waiting for approval", decided.Status)
+	case err != nil:
+		return events.APIGatewayV2HTTPResponse{}, apierr.Wrap(apierr.Unavailable, err, "the decision could not be stored; retry later")
+	}
+	typ := EventRunDenied
+	if approve {
+		typ = EventRunApproved
+	}
+	ap := decided.Approval
+	if err := h.record(ctx, decided, typ, ap.DecidedAt.String(), map[string]any{"approval_id": ap.ID, "decided_by": ap.DecidedBy, "option": ap.Option, "comment": ap.Comment}); err != nil {
+		return events.APIGatewayV2HTTPResponse{}, err
+	}
+	// The worker tells the agent, in the thread's order; an approved run continues there. A
+	// retry queues it again only while the worker may not have heard of it yet.
+	if retried && decided.Status != store.RunQueued && decided.Status != store.RunDenied {
 		return apigw.JSON(http.StatusOK, View(decided)), nil
 	}
+	if err := h.queue.SendInbound(ctx, &queue.Inbound{
+		Version: queue.InboundVersion, WorkspaceID: a.Workspace, ThreadID: decided.ThreadID, RunID: decided.ID,
+		MessageID: ids.Derive("msg", a.Workspace, decided.ID, "decision", ap.DecidedAt.String()),
+		Source:    "adapter", Channel: Channel(a.Name), ExternalID: decided.ThreadID, User: d.By, Agent: a.Agent,
+		ReceivedAt: h.now().UTC(), Decided: true,
+	}); err != nil {
+		return events.APIGatewayV2HTTPResponse{}, apierr.Wrap(apierr.Unavailable, err, "the decision is stored but could not be queued; send it again")
+	}
+	return apigw.JSON(http.StatusOK, View(decided)), nil
 }
 
 // record appends one event about the run, idempotently: its id derives from the run, the type

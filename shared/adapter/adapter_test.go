@@ -21,6 +21,7 @@ import (
 	"github.com/hookgate/hookgate/local/emulator"
 	"github.com/hookgate/hookgate/local/emulator/emulatortest"
 	"github.com/hookgate/hookgate/local/template"
+	"github.com/hookgate/hookgate/shared/approval"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/store"
 )
@@ -29,7 +30,10 @@ import (
 // whole path through SQS, the worker and agents runs in local/e2e.
 func TestMain(m *testing.M) { os.Exit(emulatortest.Run(m)) }
 
-const secret = "adapter-secret-0123456789"
+const (
+	secret      = "adapter-secret-0123456789"
+	approvalKey = "test-approval-signing-key-0123"
+)
 
 type recorder struct {
 	mu   sync.Mutex
@@ -54,9 +58,11 @@ func (r *recorder) count() int {
 }
 
 type rig struct {
-	st *store.Store
-	q  *recorder
-	h  *Handler
+	st    *store.Store
+	q     *recorder
+	h     *Handler
+	keys  *approval.Keys
+	clock atomic.Int64 // unix nanoseconds the decision tokens are checked at
 }
 
 func newRig(t *testing.T, adapters string) *rig {
@@ -67,9 +73,13 @@ func newRig(t *testing.T, adapters string) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q := &recorder{}
-	h := New(Config{Adapters: as, Lease: time.Minute, MaxSyncWait: 2 * time.Second}, st, q, slog.New(slog.DiscardHandler), time.Now)
-	return &rig{st: st, q: q, h: h}
+	r := &rig{st: st, q: &recorder{}}
+	r.clock.Store(time.Now().UnixNano())
+	if r.keys, err = approval.NewKeys(func() time.Time { return time.Unix(0, r.clock.Load()) }, approvalKey); err != nil {
+		t.Fatal(err)
+	}
+	r.h = New(Config{Adapters: as, Lease: time.Minute, MaxSyncWait: 2 * time.Second, Approvals: r.keys}, st, r.q, slog.New(slog.DiscardHandler), time.Now)
+	return r
 }
 
 type reply struct {
@@ -361,9 +371,10 @@ func TestSyncWaitsForTheRun(t *testing.T) {
 	}
 }
 
-func TestCancelAndDecisionsAreForTheUserOrApprovers(t *testing.T) {
+// An adapter with legacyApprovals decides as before: its secret and a user, the run's or an approver.
+func TestCancelAndLegacyDecisionsAreForTheUserOrApprovers(t *testing.T) {
 	t.Parallel()
-	r := newRig(t, `[{"name":"ops","approvers":["boss"]}]`)
+	r := newRig(t, `[{"name":"ops","approvers":["boss"],"legacyApprovals":true}]`)
 	ctx := context.Background()
 	started := r.post(t, "ops", `{"text":"refund","user":"alice"}`)
 	p := runParams("ops", started)
@@ -381,7 +392,7 @@ func TestCancelAndDecisionsAreForTheUserOrApprovers(t *testing.T) {
 	if _, _, err := r.st.StartRun(ctx, "ws", started.str("runId")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.st.FinishRunWith(ctx, "ws", started.str("runId"), store.Finish{Status: store.RunWaitingApproval, Approval: &store.Approval{Prompt: "Refund?", Options: []string{"yes", "no"}}}); err != nil {
+	if _, err := r.st.FinishRunWith(ctx, "ws", started.str("runId"), store.Finish{Status: store.RunWaitingApproval, Approval: &store.Approval{ID: "apr_1", Prompt: "Refund?", Options: []string{"yes", "no"}}}); err != nil {
 		t.Fatal(err)
 	}
 	st := r.call(t, "GET "+runRoute, p, nil, "")
@@ -403,7 +414,7 @@ func TestCancelAndDecisionsAreForTheUserOrApprovers(t *testing.T) {
 		t.Fatalf("the decision was not queued on the thread: %+v", r.q.sent[before:])
 	}
 	// A retried approval answers the same and queues the decision again; a denial now conflicts.
-	if again := r.call(t, "POST "+runRoute+"/approve", p, nil, `{"user":"boss"}`); again.status != 200 {
+	if again := r.call(t, "POST "+runRoute+"/approve", p, nil, `{"user":"boss","option":"yes"}`); again.status != 200 {
 		t.Fatalf("repeat approve: %d %s", again.status, again.raw)
 	}
 	if rep := r.call(t, "POST "+runRoute+"/deny", p, nil, `{"user":"boss"}`); rep.status != 409 {
@@ -549,11 +560,174 @@ func TestOnlyTheStartingAdapterActsOnARun(t *testing.T) {
 		t.Fatalf("status: %d %s", rep.status, rep.raw)
 	}
 	for _, action := range []string{"cancel", "approve", "deny"} {
-		if rep := r.call(t, "POST "+runRoute+"/"+action, p, nil, `{"user":"boss"}`); rep.status != 404 {
+		body := `{"user":"boss"}`
+		if action != "cancel" { // even with a token signed for the run
+			body = `{"token":"` + r.keys.Sign(approval.Token{Workspace: "ws", RunID: p["runId"], Approver: "boss", Decision: action, Expires: time.Now().Add(time.Hour)}) + `"}`
+		}
+		if rep := r.call(t, "POST "+runRoute+"/"+action, p, nil, body); rep.status != 404 {
 			t.Fatalf("%s: %d %s", action, rep.status, rep.raw)
 		}
 	}
 	if run, _ := r.st.GetRun(ctx, "ws", "run_0000000000000000000000000a"); run.Status != store.RunQueued {
 		t.Fatalf("run %+v", run)
+	}
+}
+
+// waiting starts a run of adapter ops and lets it ask for approval as the worker would.
+func (r *rig) waiting(t *testing.T, requestID string) (map[string]string, store.Run) {
+	t.Helper()
+	ctx := context.Background()
+	started := r.post(t, "ops", `{"text":"refund","user":"alice"}`)
+	if started.status != 202 {
+		t.Fatalf("start: %d %s", started.status, started.raw)
+	}
+	if _, _, err := r.st.StartRun(ctx, "ws", started.str("runId")); err != nil {
+		t.Fatal(err)
+	}
+	run, err := r.st.FinishRunWith(ctx, "ws", started.str("runId"), store.Finish{Status: store.RunWaitingApproval, Approval: &store.Approval{
+		ID: requestID, Prompt: "Refund?", Options: []string{"yes", "no"}, Approvers: []string{"boss"}, ExpiresAt: time.Now().Add(time.Hour).Truncate(time.Second),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return runParams("ops", started), run
+}
+
+// token signs a decision on the run's current request; change adjusts it first.
+func (r *rig) token(run store.Run, decision, option string, change func(*approval.Token)) string {
+	tok := approval.Token{Workspace: "ws", RunID: run.ID, RequestID: run.Approval.ID, Approver: "boss", Decision: decision, Option: option, Expires: run.Approval.ExpiresAt}
+	if change != nil {
+		change(&tok)
+	}
+	return r.keys.Sign(tok)
+}
+
+// Without legacyApprovals the adapter's secret and a user decide nothing: only a decision token
+// does, for exactly the run, request, approver, decision and option it names, until it expires.
+func TestDecisionsNeedAValidToken(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, `[{"name":"ops","approvers":["boss"]},{"name":"other"}]`)
+	ctx := context.Background()
+	p, run := r.waiting(t, "apr_1")
+	_, otherRun := r.waiting(t, "apr_9")
+	forger, _ := approval.NewKeys(time.Now, "not-the-stack-key-0123456")
+	noAuth := map[string]string{}
+	approve := "POST " + runRoute + "/approve"
+	for name, c := range map[string]struct {
+		headers map[string]string
+		route   string
+		body    string
+		query   string
+		status  int
+		message string
+	}{
+		"secret and an approver's name": {nil, approve, `{"user":"boss","option":"yes"}`, "", 403, "a decision token is required: approvers get theirs in the run.requires_approval event"},
+		"nothing":                       {noAuth, approve, `{"user":"boss"}`, "", 401, "missing or invalid adapter secret"},
+		"forged":                        {noAuth, approve, "", forger.Sign(approval.Token{Workspace: "ws", RunID: run.ID, RequestID: "apr_1", Approver: "boss", Decision: "approve", Option: "yes", Expires: time.Now().Add(time.Hour)}), 403, "decision token is invalid"},
+		"garbage":                       {noAuth, approve, `{"token":"abc.def"}`, "", 403, "decision token is invalid"},
+		"expired":                       {noAuth, approve, "", r.token(run, "approve", "yes", func(t *approval.Token) { t.Expires = time.Unix(0, r.clock.Load()).Add(-time.Second) }), 403, "decision token has expired"},
+		"another run":                   {noAuth, approve, "", r.token(otherRun, "approve", "yes", nil), 403, "decision token is not for this run"},
+		"another workspace":             {noAuth, approve, "", r.token(run, "approve", "yes", func(t *approval.Token) { t.Workspace = "ws2" }), 403, "decision token is not for this run"},
+		"deny token to approve":         {noAuth, approve, "", r.token(run, "deny", "", nil), 403, "decision token is for deny, not approve"},
+		"approve token to deny":         {noAuth, "POST " + runRoute + "/deny", "", r.token(run, "approve", "yes", nil), 403, "decision token is for approve, not deny"},
+		"another option in the body":    {noAuth, approve, `{"option":"no","token":"` + r.token(run, "approve", "yes", nil) + `"}`, "", 403, "decision token is for another option"},
+		"an option not asked":           {noAuth, approve, "", r.token(run, "approve", "maybe", nil), 403, "decision token is for another option"},
+		"not an approver":               {noAuth, approve, "", r.token(run, "approve", "yes", func(t *approval.Token) { t.Approver = "mallory" }), 403, "decision token's approver may not decide this request"},
+		"another request":               {noAuth, approve, "", r.token(run, "approve", "yes", func(t *approval.Token) { t.RequestID = "apr_0" }), 409, "decision token answers another approval request of this run"},
+	} {
+		req := events.APIGatewayV2HTTPRequest{RouteKey: c.route, PathParameters: p, Headers: c.headers, Body: c.body}
+		if c.headers == nil {
+			req.Headers = map[string]string{"authorization": "Bearer " + secret}
+		}
+		if c.query != "" {
+			req.QueryStringParameters = map[string]string{"token": c.query}
+		}
+		rep := r.invoke(t, req)
+		if rep.status != c.status || rep.message() != c.message {
+			t.Errorf("%s: %d %s, want %d %q", name, rep.status, rep.raw, c.status, c.message)
+		}
+	}
+	if got, _ := r.st.GetRun(ctx, "ws", run.ID); got.Status != store.RunWaitingApproval || got.Approval.Decision != "" || r.q.count() != 2 {
+		t.Fatalf("a refused decision changed something: %+v, %d queued", got, r.q.count())
+	}
+	if evs, _ := r.st.ListEvents(ctx, "ws", 0, 10); len(evs) != 0 {
+		t.Fatalf("a refused decision recorded %+v", evs)
+	}
+	// A token checked after its expiry (the clock moves on) is refused, however it was when made.
+	tok := r.token(run, "approve", "yes", nil)
+	r.clock.Store(run.Approval.ExpiresAt.UnixNano())
+	if rep := r.invoke(t, events.APIGatewayV2HTTPRequest{RouteKey: approve, PathParameters: p, QueryStringParameters: map[string]string{"token": tok}}); rep.status != 403 || rep.message() != "decision token has expired" {
+		t.Fatalf("at expiry: %d %s", rep.status, rep.raw)
+	}
+	r.clock.Store(time.Now().UnixNano())
+	// The valid token, without the adapter's secret, approves; its replay changes nothing more.
+	ok := r.invoke(t, events.APIGatewayV2HTTPRequest{RouteKey: approve, PathParameters: p, Body: `{"comment":"fine"}`, QueryStringParameters: map[string]string{"token": tok}})
+	ap, _ := ok.body["approval"].(map[string]any)
+	if ok.status != 200 || ok.str("status") != "queued" || ap["decidedBy"] != "boss" || ap["option"] != "yes" || ap["comment"] != "fine" || ap["id"] != "apr_1" {
+		t.Fatalf("approve: %d %s", ok.status, ok.raw)
+	}
+	if r.q.count() != 3 || !r.q.sent[2].Decided || r.q.sent[2].User != "boss" {
+		t.Fatalf("the decision was not queued: %+v", r.q.sent)
+	}
+	if again := r.invoke(t, events.APIGatewayV2HTTPRequest{RouteKey: approve, PathParameters: p, QueryStringParameters: map[string]string{"token": tok}}); again.status != 200 {
+		t.Fatalf("replay: %d %s", again.status, again.raw)
+	}
+	if rep := r.invoke(t, events.APIGatewayV2HTTPRequest{RouteKey: "POST " + runRoute + "/deny", PathParameters: p, Body: `{"token":"` + r.token(run, "deny", "", nil) + `"}`}); rep.status != 409 {
+		t.Fatalf("deny after approve: %d %s", rep.status, rep.raw)
+	}
+	if evs, _ := r.st.ListEvents(ctx, "ws", 0, 10); len(evs) != 1 || evs[0].Type != EventRunApproved {
+		t.Fatalf("events %+v", evs)
+	}
+	// The agent asks again: the first request's token cannot answer the second.
+	if _, _, err := r.st.StartRun(ctx, "ws", run.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.st.FinishRunWith(ctx, "ws", run.ID, store.Finish{Status: store.RunWaitingApproval, Approval: &store.Approval{ID: "apr_2", Prompt: "More?", Approvers: []string{"boss"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if rep := r.invoke(t, events.APIGatewayV2HTTPRequest{RouteKey: approve, PathParameters: p, QueryStringParameters: map[string]string{"token": tok}}); rep.status != 409 {
+		t.Fatalf("the first request's token on the second: %d %s", rep.status, rep.raw)
+	}
+	if got, _ := r.st.GetRun(ctx, "ws", run.ID); got.Status != store.RunWaitingApproval || got.Approval.ID != "apr_2" || got.Approval.Decision != "" {
+		t.Fatalf("the second request: %+v", got.Approval)
+	}
+}
+
+func (r *rig) invoke(t *testing.T, req events.APIGatewayV2HTTPRequest) reply {
+	t.Helper()
+	raw, _ := json.Marshal(req)
+	out, err := lambda.NewHandler(r.h.Handle).Invoke(context.Background(), raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var resp events.APIGatewayV2HTTPResponse
+	if err := json.Unmarshal(out, &resp); err != nil {
+		t.Fatal(err)
+	}
+	rep := reply{status: resp.StatusCode, raw: resp.Body}
+	_ = json.Unmarshal([]byte(resp.Body), &rep.body)
+	return rep
+}
+
+func TestCallbackSecrets(t *testing.T) {
+	as, err := ParseAdapters(`[{"name":"ops"},{"name":"own","callbackSecret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}]`, secret, "default", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The known answer of approval.CallbackSecret for (key, default, ops).
+	if got := as["ops"].CallbackSecrets([]string{approvalKey, "an-older-approval-key-0123"}); len(got) != 2 || got[0] != "whsec_Oxf4xALsoimCVyiUQA9N1meWPc7O8zy6NWTR7Tt2osw=" || got[1] == got[0] || slices.Contains(got, secret) {
+		t.Fatalf("derived %v", got)
+	}
+	if got := as["own"].CallbackSecrets([]string{approvalKey}); !slices.Equal(got, []string{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}) {
+		t.Fatalf("configured %v", got)
+	}
+	_, err = ParseAdapters(`[{"name":"a","callbackSecret":"`+secret+`"},{"name":"b","callbackSecret":"tiny"},{"name":"c","approvers":["1","2","3","4","5","6","7","8","9","10","11"]}]`, secret, "default", 0)
+	for _, want := range []string{`adapter 1 ("a"): callbackSecret must differ`, `adapter 2 ("b"): callbackSecret is shorter`, `adapter 3 ("c"): lists more than 10 approvers`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not say %q", err, want)
+		}
+	}
+	if err != nil && (strings.Contains(err.Error(), secret) || strings.Contains(err.Error(), "tiny")) {
+		t.Errorf("the error quotes a secret: %v", err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/hookgate/hookgate/shared/approval"
 	"github.com/hookgate/hookgate/shared/verify"
 )
 
@@ -32,7 +33,14 @@ type Adapter struct {
 	MaxBodyBytes int      `json:"maxBodyBytes"` // default 1,000,000
 	MaxInFlight  int      `json:"maxInFlight"`  // queued or running runs at once; default 32
 	Agent        string   `json:"agent"`        // the agent's name; empty is the workspace's
-	Approvers    []string `json:"approvers"`    // users who may approve, deny or cancel any run
+	Approvers    []string `json:"approvers"`    // who decide its runs' approvals (unless the agent names them); they may cancel any run
+
+	// CallbackSecret signs the callbacks to replyUrl; default: derived from the stack's approval
+	// signing key (approval.CallbackSecret), never the adapter's Bearer secret.
+	CallbackSecret string `json:"callbackSecret"`
+	// LegacyApprovals lets a holder of the adapter's secret approve and deny without a decision
+	// token, naming a user (the run's, or one of Approvers) as before; default false.
+	LegacyApprovals bool `json:"legacyApprovals"`
 
 	secrets *verify.Secrets
 }
@@ -40,8 +48,19 @@ type Adapter struct {
 // String never shows the secrets.
 func (a *Adapter) String() string { return "adapter " + a.Name }
 
-// SigningSecret is the secret callbacks to replyUrl are signed with: the newest one.
-func (a *Adapter) SigningSecret() string { return a.Secrets[0] }
+// CallbackSecrets are the secrets callbacks to replyUrl are signed with, newest first: the
+// configured callbackSecret, or one derived from each approval signing key (so a key rotation
+// signs with both while it lasts).
+func (a *Adapter) CallbackSecrets(approvalKeys []string) []string {
+	if a.CallbackSecret != "" {
+		return []string{a.CallbackSecret}
+	}
+	out := make([]string, 0, len(approvalKeys))
+	for _, k := range approvalKeys {
+		out = append(out, approval.CallbackSecret(k, a.Workspace, a.Name))
+	}
+	return out
+}
 
 // Authentic reports, in constant time, whether presented is one of the adapter's secrets.
 func (a *Adapter) Authentic(presented string) bool { return a.secrets.Equal(presented) }
@@ -135,9 +154,20 @@ func ParseAdapters(text, defaultSecret, defaultWorkspace string, defaultMaxBody 
 		case a.MaxInFlight < 1 || a.MaxInFlight > maxInFlightLimit:
 			bad("maxInFlight must be from 1 to %d", maxInFlightLimit)
 		}
+		if len(a.Approvers) > approval.MaxApprovers {
+			bad("lists more than %d approvers", approval.MaxApprovers)
+		}
 		for j, u := range a.Approvers {
 			if strings.TrimSpace(u) == "" || len(u) > maxUser {
 				bad("approvers[%d] must be 1 to %d characters", j, maxUser)
+			}
+		}
+		if c := a.CallbackSecret; c != "" {
+			if len(c) < minSecretLen {
+				bad("callbackSecret is shorter than %d characters", minSecretLen)
+			}
+			if slices.Contains(a.Secrets, c) {
+				bad("callbackSecret must differ from the adapter's secrets (a receiver of callbacks must not be able to call the adapter)")
 			}
 		}
 		a.secrets = verify.NewSecrets(a.Secrets...)

@@ -64,6 +64,8 @@ type Action struct {
 	Text    string   `json:"text,omitempty"`    // speak
 	Prompt  string   `json:"prompt,omitempty"`  // request_approval
 	Options []string `json:"options,omitempty"` // request_approval, optional
+	// Approvers are who may decide a request_approval (optional; else the adapter's approvers).
+	Approvers []string `json:"approvers,omitempty"`
 }
 
 // Reply is the agent's answer: no actions means the agent chose to do nothing.

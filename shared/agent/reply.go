@@ -15,15 +15,17 @@ const (
 	MaxActions     = 20        // actions in one reply, unknown types included
 	MaxTextBytes   = 32 << 10  // a speak text or an approval prompt
 	MaxOptions     = 20        // options of one approval
-	MaxOptionBytes = 256       // one option
+	MaxOptionBytes = 256       // one option, one approver
+	MaxApprovers   = 10        // approvers of one approval
 )
 
 // wireAction is an action as an agent sends it; pointers tell a missing field from an empty one.
 type wireAction struct {
-	Type    *string  `json:"type"`
-	Text    string   `json:"text"`
-	Prompt  string   `json:"prompt"`
-	Options []string `json:"options"`
+	Type      *string  `json:"type"`
+	Text      string   `json:"text"`
+	Prompt    string   `json:"prompt"`
+	Options   []string `json:"options"`
+	Approvers []string `json:"approvers"`
 }
 
 // parseReply decodes a webhook agent's 2xx response body: nothing (or JSON null), one action
@@ -118,7 +120,15 @@ func parseAction(raw json.RawMessage) (a Action, ok bool, err *Error) {
 				return Action{}, false, permanent(fmt.Sprintf("request_approval option is empty or longer than %d bytes", MaxOptionBytes))
 			}
 		}
-		return Action{Type: ActionRequestApproval, Prompt: w.Prompt, Options: w.Options}, true, nil
+		if len(w.Approvers) > MaxApprovers {
+			return Action{}, false, permanent(fmt.Sprintf("request_approval has %d approvers, more than %d", len(w.Approvers), MaxApprovers))
+		}
+		for _, a := range w.Approvers {
+			if strings.TrimSpace(a) == "" || strings.TrimSpace(a) != a || len(a) > MaxOptionBytes {
+				return Action{}, false, permanent(fmt.Sprintf("request_approval approver is empty, padded or longer than %d bytes", MaxOptionBytes))
+			}
+		}
+		return Action{Type: ActionRequestApproval, Prompt: w.Prompt, Options: w.Options, Approvers: w.Approvers}, true, nil
 	}
 	return Action{}, false, nil
 }

@@ -73,6 +73,7 @@ type Run struct {
 
 	Adapter     string    `json:"adapter,omitempty"` // the webhook adapter that started it
 	User        string    `json:"user,omitempty"`    // who started it, as the caller said
+	Approvers   []string  `json:"-"`                 // who may decide its requests for approval (its adapter's, when it started)
 	Agent       string    `json:"agent,omitempty"`   // the agent's name; empty is the workspace's
 	ReplyURL    string    `json:"-"`                 // where the finished run is POSTed
 	Approval    *Approval `json:"approval,omitempty"`
@@ -86,10 +87,14 @@ type Result struct {
 	Text string `json:"text"`
 }
 
-// Approval is what an agent asked a human to decide, and the decision once made.
+// Approval is what an agent asked a human to decide, and the decision once made. Each request
+// has its own ID: a decision answers one request, never a later one of the same run.
 type Approval struct {
+	ID          string     `json:"id,omitempty"`
 	Prompt      string     `json:"prompt"`
 	Options     []string   `json:"options,omitempty"`
+	Approvers   []string   `json:"approvers,omitempty"` // who may decide it
+	ExpiresAt   time.Time  `json:"expires_at,omitzero"` // when its decision tokens expire
 	RequestedAt time.Time  `json:"requested_at"`
 	Decision    string     `json:"decision,omitempty"` // approved or denied
 	Option      string     `json:"option,omitempty"`
@@ -177,6 +182,9 @@ func (st *Store) CreateRunWith(ctx context.Context, nr NewRun) (Run, bool, error
 		if v != "" {
 			run[name] = s(v)
 		}
+	}
+	if len(r.Approvers) > 0 {
+		run["approvers"] = strList(r.Approvers)
 	}
 	threadCond := "attribute_not_exists(pk) OR #ch = :ch"
 	if nr.FollowUp {
@@ -321,8 +329,12 @@ func (st *Store) FinishRunWith(ctx context.Context, ws, id string, f Finish) (Ru
 		if f.Approval == nil || f.Approval.Prompt == "" {
 			return Run{}, fmt.Errorf("finish run %s: waiting_approval needs a prompt", id)
 		}
-		set += ", approval_prompt = :prompt, approval_options = :opts, approval_at = :now"
+		if f.Approval.ID == "" {
+			return Run{}, fmt.Errorf("finish run %s: waiting_approval needs a request id", id)
+		}
+		set += ", approval_prompt = :prompt, approval_options = :opts, approval_at = :now, approval_id = :aid, approval_approvers = :apprs, approval_expires_at = :aexp"
 		vals[":prompt"], vals[":opts"] = s(f.Approval.Prompt), strList(f.Approval.Options)
+		vals[":aid"], vals[":apprs"], vals[":aexp"] = s(f.Approval.ID), strList(f.Approval.Approvers), ts(f.Approval.ExpiresAt)
 	default:
 		return Run{}, fmt.Errorf("finish run %s: bad status %q", id, f.Status)
 	}
@@ -383,25 +395,33 @@ func (st *Store) notRunning(id string, item map[string]types.AttributeValue) (Ru
 
 // Decision is a human's answer to a run waiting for approval.
 type Decision struct {
-	Approved bool
-	By       string
-	Option   string
-	Comment  string
+	RequestID string // the approval request it answers ("" only for a request stored without id)
+	Approved  bool
+	By        string
+	Option    string
+	Comment   string
 }
 
-// DecideRun records the decision on a run that waits for approval: approved runs are queued to
-// continue, denied ones end as denied. A run that does not wait is a Conflict error.
+// DecideRun records the decision on a run that waits for the approval request d answers:
+// approved runs are queued to continue, denied ones end as denied. A run that does not wait, or
+// waits for another request, is a Conflict error (with the run as it is).
 func (st *Store) DecideRun(ctx context.Context, ws, id string, d Decision) (Run, error) {
 	now := st.now().UTC()
 	status, decision, set := RunQueued, DecisionApproved, ""
 	if !d.Approved {
 		status, decision, set = RunDenied, DecisionDenied, ", completed_at = :now"
 	}
+	vals := map[string]types.AttributeValue{
+		":st": s(status), ":now": ts(now), ":dec": s(decision), ":by": s(d.By), ":opt": s(d.Option), ":cmt": s(d.Comment),
+	}
+	cond := "attribute_not_exists(approval_id)"
+	if d.RequestID != "" {
+		cond, vals[":req"] = "approval_id = :req", s(d.RequestID)
+	}
 	return st.transition(ctx, ws, id, []string{RunWaitingApproval}, &dynamodb.UpdateItemInput{
-		UpdateExpression: aws.String("SET #st = :st, updated_at = :now, decision = :dec, decided_by = :by, decided_option = :opt, decision_comment = :cmt, decided_at = :now" + set),
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":st": s(status), ":now": ts(now), ":dec": s(decision), ":by": s(d.By), ":opt": s(d.Option), ":cmt": s(d.Comment),
-		},
+		UpdateExpression:          aws.String("SET #st = :st, updated_at = :now, decision = :dec, decided_by = :by, decided_option = :opt, decision_comment = :cmt, decided_at = :now" + set),
+		ConditionExpression:       aws.String(cond),
+		ExpressionAttributeValues: vals,
 	})
 }
 
@@ -427,8 +447,13 @@ func (st *Store) AbandonRun(ctx context.Context, ws, id, reason string) (Run, er
 	})
 }
 
-// transition applies in (its update expression and values) to a run whose status is one of from.
+// transition applies in (its update expression and values, and a condition of its own if it
+// sets one) to a run whose status is one of from.
 func (st *Store) transition(ctx context.Context, ws, id string, from []string, in *dynamodb.UpdateItemInput) (Run, error) {
+	own := ""
+	if in.ConditionExpression != nil {
+		own = " AND (" + *in.ConditionExpression + ")"
+	}
 	cond := "#st IN ("
 	for i, f := range from {
 		name := fmt.Sprintf(":from%d", i)
@@ -439,7 +464,7 @@ func (st *Store) transition(ctx context.Context, ws, id string, from []string, i
 		cond += name
 	}
 	in.TableName, in.Key = &st.table, key(runPK(ws, id), "RUN")
-	in.ConditionExpression = aws.String("attribute_exists(pk) AND " + cond + ")")
+	in.ConditionExpression = aws.String("attribute_exists(pk) AND " + cond + ")" + own)
 	in.ExpressionAttributeNames = map[string]string{"#st": "status"}
 	if strings.Contains(*in.UpdateExpression, "#err") {
 		in.ExpressionAttributeNames["#err"] = "error"
@@ -479,6 +504,7 @@ func decodeRun(item map[string]types.AttributeValue) (Run, error) {
 		CancelledBy: str(item, "cancelled_by"),
 		Slot:        SlotRef{PK: str(item, "slot_pk"), SK: str(item, "slot_sk")},
 		ReplyID:     str(item, "reply_id"),
+		Approvers:   strs(item, "approvers"),
 	}
 	if r.ID == "" {
 		return Run{}, errors.New("decode run: item has no run_id")
@@ -496,7 +522,8 @@ func decodeRun(item map[string]types.AttributeValue) (Run, error) {
 		r.Result = &Result{Text: t}
 	}
 	if p := str(item, "approval_prompt"); p != "" {
-		a := &Approval{Prompt: p, Options: strs(item, "approval_options"), RequestedAt: tm(item, "approval_at"),
+		a := &Approval{ID: str(item, "approval_id"), Prompt: p, Options: strs(item, "approval_options"), Approvers: strs(item, "approval_approvers"),
+			ExpiresAt: tm(item, "approval_expires_at"), RequestedAt: tm(item, "approval_at"),
 			Decision: str(item, "decision"), Option: str(item, "decided_option"), DecidedBy: str(item, "decided_by"), Comment: str(item, "decision_comment")}
 		if t := tm(item, "decided_at"); !t.IsZero() {
 			a.DecidedAt = &t

@@ -190,10 +190,11 @@ func TestApprovalAndCancelTransitions(t *testing.T) {
 	reply := &Message{ID: "out_ra", Direction: "out", Source: "agent", Text: "May I refund?", RunID: "ra", CreatedAt: at.Add(time.Second)}
 	w, err := st.FinishRunWith(ctx, "ws", "ra", Finish{
 		Status: RunWaitingApproval, Result: &Result{Text: "May I refund?"}, ThreadID: "thr",
-		Approval: &Approval{Prompt: "Refund 20 EUR?", Options: []string{"yes", "no"}}, Reply: reply,
+		Approval: &Approval{ID: "apr_1", Prompt: "Refund 20 EUR?", Options: []string{"yes", "no"}, Approvers: []string{"boss"}, ExpiresAt: at.Add(time.Hour)}, Reply: reply,
 	})
 	if err != nil || w.Status != RunWaitingApproval || w.Approval == nil || w.Approval.Prompt != "Refund 20 EUR?" ||
-		!slices.Equal(w.Approval.Options, []string{"yes", "no"}) || w.Result == nil || w.Result.Text != "May I refund?" {
+		!slices.Equal(w.Approval.Options, []string{"yes", "no"}) || w.Result == nil || w.Result.Text != "May I refund?" ||
+		w.Approval.ID != "apr_1" || !slices.Equal(w.Approval.Approvers, []string{"boss"}) || !w.Approval.ExpiresAt.Equal(at.Add(time.Hour)) {
 		t.Fatalf("waiting = %+v %v", w, err)
 	}
 	// The same turn again (a redelivery) neither finishes it again nor stores the reply twice.
@@ -204,12 +205,29 @@ func TestApprovalAndCancelTransitions(t *testing.T) {
 	if n := len(msgs); n != 4 || msgs[3].ID != "out_ra" || msgs[3].Direction != "out" || msgs[3].RunID != "ra" {
 		t.Fatalf("messages = %+v", msgs)
 	}
-	a, err := st.DecideRun(ctx, "ws", "ra", Decision{Approved: true, By: "boss", Option: "yes", Comment: "ok"})
+	if _, err := st.DecideRun(ctx, "ws", "ra", Decision{RequestID: "apr_0", Approved: true, By: "boss"}); apierr.CodeOf(err) != apierr.Conflict {
+		t.Fatalf("deciding another request: %v, want Conflict", err)
+	}
+	a, err := st.DecideRun(ctx, "ws", "ra", Decision{RequestID: "apr_1", Approved: true, By: "boss", Option: "yes", Comment: "ok"})
 	if err != nil || a.Status != RunQueued || a.Approval.Decision != DecisionApproved || a.Approval.DecidedBy != "boss" || a.Approval.DecidedAt == nil {
 		t.Fatalf("approved = %+v %v", a, err)
 	}
-	if _, err := st.DecideRun(ctx, "ws", "ra", Decision{Approved: false, By: "boss"}); apierr.CodeOf(err) != apierr.Conflict {
+	if _, err := st.DecideRun(ctx, "ws", "ra", Decision{RequestID: "apr_1", Approved: false, By: "boss"}); apierr.CodeOf(err) != apierr.Conflict {
 		t.Fatalf("deciding twice: %v, want Conflict", err)
+	}
+	if _, _, err := st.StartRun(ctx, "ws", "ra"); err != nil {
+		t.Fatal(err)
+	}
+	// The agent asks again: a late decision for the first request cannot answer the second.
+	if _, err := st.FinishRunWith(ctx, "ws", "ra", Finish{Status: RunWaitingApproval, Approval: &Approval{ID: "apr_2", Prompt: "And 5 EUR more?"}}); err != nil {
+		t.Fatal(err)
+	}
+	late, err := st.DecideRun(ctx, "ws", "ra", Decision{RequestID: "apr_1", Approved: true, By: "boss"})
+	if apierr.CodeOf(err) != apierr.Conflict || late.Status != RunWaitingApproval || late.Approval.ID != "apr_2" || late.Approval.Decision != "" {
+		t.Fatalf("a late decision for the first request: %+v %v, want Conflict and the second still waiting", late, err)
+	}
+	if _, err := st.DecideRun(ctx, "ws", "ra", Decision{RequestID: "apr_2", Approved: true, By: "boss"}); err != nil {
+		t.Fatal(err)
 	}
 	if _, _, err := st.StartRun(ctx, "ws", "ra"); err != nil {
 		t.Fatal(err)
@@ -219,10 +237,10 @@ func TestApprovalAndCancelTransitions(t *testing.T) {
 		t.Fatalf("completed = %+v %v", done, err)
 	}
 
-	if _, err := st.FinishRunWith(ctx, "ws", "rd", Finish{Status: RunWaitingApproval, Approval: &Approval{Prompt: "Delete?"}}); err != nil {
+	if _, err := st.FinishRunWith(ctx, "ws", "rd", Finish{Status: RunWaitingApproval, Approval: &Approval{ID: "apr_d", Prompt: "Delete?"}}); err != nil {
 		t.Fatal(err)
 	}
-	d, err := st.DecideRun(ctx, "ws", "rd", Decision{Approved: false, By: "alice"})
+	d, err := st.DecideRun(ctx, "ws", "rd", Decision{RequestID: "apr_d", Approved: false, By: "alice"})
 	if err != nil || d.Status != RunDenied || !d.Terminal() || d.CompletedAt == nil || d.Approval.Decision != DecisionDenied {
 		t.Fatalf("denied = %+v %v", d, err)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/hookgate/hookgate/shared/agent"
 	"github.com/hookgate/hookgate/shared/apierr"
+	"github.com/hookgate/hookgate/shared/approval"
 	"github.com/hookgate/hookgate/shared/ids"
 	"github.com/hookgate/hookgate/shared/outbound"
 	"github.com/hookgate/hookgate/shared/queue"
@@ -76,6 +77,10 @@ type Config struct {
 	// FailureDelay postpones a message that failed for another reason than its agent (a throttled
 	// table, a bug): SQS redelivers it then, until the DLQ takes it.
 	FailureDelay time.Duration
+	// Approvals signs the decision tokens of each run.requires_approval; nil records none.
+	Approvals *approval.Keys
+	// ApprovalTTL is how long a request's decision tokens hold.
+	ApprovalTTL time.Duration
 }
 
 // Handler handles batches from the inbound queue.
@@ -311,7 +316,10 @@ func (h *Handler) conclude(ctx context.Context, m *queue.Inbound, run store.Run,
 	text := reply.Text()
 	f := store.Finish{Status: store.RunCompleted, Result: &store.Result{Text: text}, ThreadID: m.ThreadID}
 	if a := reply.Approval(); a != nil {
-		f.Status, f.Approval = store.RunWaitingApproval, &store.Approval{Prompt: a.Prompt, Options: a.Options}
+		f.Status, f.Approval = store.RunWaitingApproval, &store.Approval{
+			ID: ids.Derive("apr", m.WorkspaceID, run.ID, turn), Prompt: a.Prompt, Options: a.Options,
+			Approvers: Approvers(a.Approvers, run.Approvers), ExpiresAt: h.now().UTC().Add(h.cfg.ApprovalTTL).Truncate(time.Second),
+		}
 	}
 	if text != "" {
 		f.Reply = &store.Message{
@@ -361,7 +369,7 @@ func (h *Handler) settle(ctx context.Context, m *queue.Inbound, run store.Run) e
 		evs = append(evs, newEvent(run.ID, EventRunFailed, with(map[string]any{"error": run.Error})))
 	case store.RunWaitingApproval:
 		evs = append(evs, newEvent(run.ID+"@"+run.Approval.RequestedAt.Format(time.RFC3339Nano), EventRunRequiresApproval,
-			with(map[string]any{"prompt": run.Approval.Prompt, "options": run.Approval.Options, "result": run.Result})))
+			with(h.approvalData(run))))
 	case store.RunQueued, store.RunRunning:
 		return nil // another delivery of this message holds it
 	}
@@ -372,6 +380,41 @@ func (h *Handler) settle(ctx context.Context, m *queue.Inbound, run store.Run) e
 		}
 	}
 	return h.store.ReleaseSlot(ctx, run)
+}
+
+// Approvers are who may decide a request for approval: those the agent's request_approval
+// names, else those of the run's adapter, else anyone holding a token (approval.Any).
+func Approvers(asked, adapters []string) []string {
+	switch {
+	case len(asked) > 0:
+		return asked
+	case len(adapters) > 0:
+		return adapters
+	}
+	return []string{approval.Any}
+}
+
+// approvalData is what run.requires_approval carries: the request, and per approver and option
+// a signed, expiring decision token (with the adapter route to POST it to). Only the workspace's
+// subscribers get the tokens; the adapter's run view shows the request without them.
+func (h *Handler) approvalData(run store.Run) map[string]any {
+	a := run.Approval
+	d := map[string]any{"prompt": a.Prompt, "options": a.Options, "result": run.Result}
+	if a.ID == "" {
+		return d // requested before requests had ids: no tokens
+	}
+	d["approval_id"], d["approvers"], d["expires_at"] = a.ID, a.Approvers, a.ExpiresAt
+	if h.cfg.Approvals != nil {
+		base := ""
+		if run.Adapter != "" {
+			base = "/webhook/" + run.Adapter + "/threads/" + run.ThreadID + "/runs/" + run.ID
+		}
+		d["decisions"] = h.cfg.Approvals.Links(approval.Request{
+			Workspace: run.WorkspaceID, RunID: run.ID, RequestID: a.ID, Approvers: a.Approvers, Options: a.Options,
+			Expires: a.ExpiresAt, Base: base,
+		})
+	}
+	return d
 }
 
 // sent is the message.sent event of an outbound message.

@@ -18,6 +18,7 @@ import (
 	"github.com/hookgate/hookgate/local/emulator/emulatortest"
 	"github.com/hookgate/hookgate/shared/agent"
 	"github.com/hookgate/hookgate/shared/apierr"
+	"github.com/hookgate/hookgate/shared/approval"
 	"github.com/hookgate/hookgate/shared/outbound"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/store"
@@ -113,9 +114,16 @@ func newRig(t *testing.T, history int, respond func(agent.Request, int) (agent.R
 		t.Fatal(err)
 	}
 	r := &rig{st: st, agent: &scripted{respond: respond}, vis: &visibility{}}
-	r.h = New(Config{Retry: sched, Lease: time.Minute}, st, st, registry{r.agent, history}, r.vis, slog.New(slog.DiscardHandler), time.Now)
+	keys, err := approval.NewKeys(time.Now, approvalKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Retry: sched, Lease: time.Minute, Approvals: keys, ApprovalTTL: time.Hour}
+	r.h = New(cfg, st, st, registry{r.agent, history}, r.vis, slog.New(slog.DiscardHandler), time.Now)
 	return r
 }
+
+const approvalKey = "test-approval-signing-key-0123"
 
 // message is a queue message for a run on a thread, as an inbound door queues it.
 func message(thread, run, text string) queue.Inbound {
@@ -336,7 +344,7 @@ func adapterRun(t *testing.T, r *rig, thread, run string) queue.Inbound {
 	_, _, err := r.st.CreateRunWith(context.Background(), store.NewRun{
 		Thread:  store.Thread{ID: thread, WorkspaceID: "ws", Channel: m.Channel, ExternalID: thread},
 		Message: store.Message{ID: m.MessageID, Direction: "in", Source: "adapter", Text: m.Text, User: "alice", CreatedAt: m.ReceivedAt},
-		Run:     store.Run{ID: run, Adapter: "ops", User: "alice"},
+		Run:     store.Run{ID: run, Adapter: "ops", User: "alice", Approvers: []string{"boss"}},
 		Slot:    &store.Slot{Pool: store.SlotPool("ws", "ops"), Index: 0, Lease: time.Minute},
 	})
 	if err != nil {
@@ -352,6 +360,37 @@ func (r *rig) slotHeld(t *testing.T) bool {
 		t.Fatal(err)
 	}
 	return len(free) == 0
+}
+
+// decisionLinks returns the decisions of the latest run.requires_approval event.
+func (r *rig) decisionLinks(t *testing.T) []approval.Link {
+	t.Helper()
+	evs, err := r.st.ListEvents(context.Background(), "ws", 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var data struct{ Decisions []approval.Link }
+	for _, e := range evs {
+		if e.Type == EventRunRequiresApproval {
+			data.Decisions = nil
+			if err := json.Unmarshal(e.Data, &data); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return data.Decisions
+}
+
+func TestApproversAreTheAgentsThenTheAdaptersThenAnyone(t *testing.T) {
+	for _, c := range []struct{ asked, adapters, want []string }{
+		{[]string{"cfo"}, []string{"boss"}, []string{"cfo"}},
+		{nil, []string{"boss", "cto"}, []string{"boss", "cto"}},
+		{nil, nil, []string{approval.Any}},
+	} {
+		if got := Approvers(c.asked, c.adapters); !slices.Equal(got, c.want) {
+			t.Errorf("Approvers(%v, %v) = %v, want %v", c.asked, c.adapters, got, c.want)
+		}
+	}
 }
 
 func decidedMessage(m queue.Inbound) queue.Inbound {
@@ -394,11 +433,31 @@ func TestApprovalPausesTheRunUntilApproved(t *testing.T) {
 	if got := r.eventTypes(t); !slices.Equal(got[len(got)-2:], []string{EventMessageSent, EventRunRequiresApproval}) {
 		t.Fatalf("events %v", got)
 	}
+	req := run.Approval
+	if req.ID == "" || !slices.Equal(req.Approvers, []string{"boss"}) || req.ExpiresAt.Before(time.Now().Add(59*time.Minute)) || req.ExpiresAt.After(time.Now().Add(time.Hour)) {
+		t.Fatalf("approval request %+v: want an id, the adapter's approvers and an expiry an hour away", req)
+	}
+	// The event carries one token per approver and option, and one to deny; each verifies for
+	// exactly what it says.
+	links := r.decisionLinks(t)
+	keys, _ := approval.NewKeys(time.Now, approvalKey)
+	base := "/webhook/ops/threads/thr_ap/runs/run_ap/"
+	want := []approval.Link{{Approver: "boss", Decision: approval.Approve, Option: "refund"}, {Approver: "boss", Decision: approval.Approve, Option: "refuse"}, {Approver: "boss", Decision: approval.Deny}}
+	if len(links) != len(want) {
+		t.Fatalf("decisions %+v", links)
+	}
+	for i, l := range links {
+		tok, err := keys.Verify(l.Token)
+		w := approval.Token{Workspace: "ws", RunID: "run_ap", RequestID: req.ID, Approver: want[i].Approver, Decision: want[i].Decision, Option: want[i].Option, Expires: req.ExpiresAt}
+		if err != nil || tok != w || l.Path != base+want[i].Decision+"?token="+l.Token {
+			t.Errorf("decision %d %+v: token %+v %v, want %+v", i, l, tok, err, w)
+		}
+	}
 	// A stale decision message (none recorded) does nothing.
 	if failed := r.handle(t, record("x", decidedMessage(m))); len(failed) != 0 || len(r.agent.kinds("")) != 2 {
 		t.Fatalf("stale decision: failed %v, calls %v", failed, r.agent.kinds(""))
 	}
-	if _, err := r.st.DecideRun(context.Background(), "ws", "run_ap", store.Decision{Approved: true, By: "boss", Option: "refund"}); err != nil {
+	if _, err := r.st.DecideRun(context.Background(), "ws", "run_ap", store.Decision{RequestID: req.ID, Approved: true, By: "boss", Option: "refund"}); err != nil {
 		t.Fatal(err)
 	}
 	if failed := r.handle(t, record("2", decidedMessage(m))); len(failed) != 0 {
@@ -438,10 +497,11 @@ func TestDeniedRunStaysDeniedAndTheAgentIsTold(t *testing.T) {
 	if failed := r.handle(t, record("1", m)); len(failed) != 0 {
 		t.Fatal(failed)
 	}
-	if run := r.run(t, "run_dn"); run.Status != store.RunWaitingApproval || run.Result != nil {
+	run := r.run(t, "run_dn")
+	if run.Status != store.RunWaitingApproval || run.Result != nil {
 		t.Fatalf("waiting run %+v", run)
 	}
-	if _, err := r.st.DecideRun(context.Background(), "ws", "run_dn", store.Decision{Approved: false, By: "alice"}); err != nil {
+	if _, err := r.st.DecideRun(context.Background(), "ws", "run_dn", store.Decision{RequestID: run.Approval.ID, Approved: false, By: "alice"}); err != nil {
 		t.Fatal(err)
 	}
 	for range 2 { // the second is a redelivery: nothing more is recorded
