@@ -293,13 +293,13 @@ func TestInFlightLimit(t *testing.T) {
 	}
 }
 
-// A run that cannot be queued gets 503; without an eventId it is ended and frees its slot, with
+// A run that cannot be queued gets 503 and frees its slot; without an eventId it is ended, with
 // one it stays, and the sender's retry queues it.
 func TestQueueFailure(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, `[{"name":"ops","maxInFlight":1}]`)
 	r.q.fail.Store(true)
-	if rep := r.post(t, "ops", `{"text":"lost"}`); rep.status != 503 || rep.message() != "the run could not be queued; retry later" || strings.Contains(rep.raw, "connection refused") {
+	if rep := r.post(t, "ops", `{"text":"lost"}`); rep.status != 503 || rep.message() != "the message could not be queued; retry later" || strings.Contains(rep.raw, "connection refused") {
 		t.Fatalf("%d %s", rep.status, rep.raw)
 	}
 	if free, _ := r.st.FreeSlots(context.Background(), store.SlotPool("ws", "ops"), 1); len(free) != 1 {
@@ -307,6 +307,9 @@ func TestQueueFailure(t *testing.T) {
 	}
 	if rep := r.post(t, "ops", `{"text":"kept","eventId":"k1"}`); rep.status != 503 {
 		t.Fatalf("%d %s", rep.status, rep.raw)
+	}
+	if free, _ := r.st.FreeSlots(context.Background(), store.SlotPool("ws", "ops"), 1); len(free) != 1 {
+		t.Fatal("a run that was never queued keeps its slot")
 	}
 	r.q.fail.Store(false)
 	rep := r.post(t, "ops", `{"text":"kept","eventId":"k1"}`)

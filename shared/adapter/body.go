@@ -42,6 +42,9 @@ func parseMessage(body []byte, a *Adapter, allowHTTP bool) (message, error) {
 	if err := decodeStrict(body, &m); err != nil {
 		return m, err
 	}
+	if err := fields.CheckJSON(body); err != nil {
+		return m, err
+	}
 	m.User, m.EventID, m.ThreadID, m.ReplyURL = strings.TrimSpace(m.User), strings.TrimSpace(m.EventID), strings.TrimSpace(m.ThreadID), strings.TrimSpace(m.ReplyURL)
 	if string(m.Data) == "null" {
 		m.Data = nil

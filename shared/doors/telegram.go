@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/hookgate/hookgate/shared/apierr"
+	"github.com/hookgate/hookgate/shared/fields"
 	"github.com/hookgate/hookgate/shared/ids"
 	"github.com/hookgate/hookgate/shared/normalize"
 	"github.com/hookgate/hookgate/shared/queue"
@@ -53,6 +54,9 @@ func (d *Doors) telegram(ctx context.Context, req *events.APIGatewayV2HTTPReques
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(body, &top); err != nil || top == nil {
 		return Accepted{}, apierr.New(apierr.Invalid, "body must be a Telegram Update (a JSON object)")
+	}
+	if err := fields.CheckJSON(body); err != nil {
+		return Accepted{}, err
 	}
 	var updateID int64
 	if err := json.Unmarshal(top["update_id"], &updateID); err != nil || updateID <= 0 {
