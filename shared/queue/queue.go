@@ -40,6 +40,10 @@ type Inbound struct {
 	Data        json.RawMessage `json:"data,omitempty"`
 	ReceivedAt  time.Time       `json:"received_at"`
 
+	// CallbackQueryID is the Telegram callback_query the run answers (a pressed inline button):
+	// the reply to the chat also answers it (answerCallbackQuery).
+	CallbackQueryID string `json:"callback_query_id,omitempty"`
+
 	// Agent names the agent of the run when a route chose one; empty means the workspace's.
 	Agent string `json:"agent,omitempty"`
 	// Group is the FIFO message group of a message without a thread (an event that starts no run,
