@@ -6,13 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"time"
-
-	"github.com/hookgate/hookgate/shared/queue"
 )
 
 // sqsGuard stands in front of the SQS emulator and refuses, as SQS does, a message whose body
@@ -36,6 +35,7 @@ func startSQSGuard(target string) (*sqsGuard, error) {
 		return nil, fmt.Errorf("sqs guard: %w", err)
 	}
 	proxy := httputil.NewSingleHostReverseProxy(u)
+	proxy.ErrorLog = log.New(io.Discard, "", 0) // the caller gets a 502; long polls cut at shutdown are no news
 	g := &sqsGuard{URL: "http://" + ln.Addr().String()}
 	g.server = &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		target := r.Header.Get("X-Amz-Target")
@@ -86,12 +86,19 @@ func refused(target string, body []byte) bool {
 	}
 	for _, b := range bodies {
 		for _, r := range b {
-			if !queue.SQSAllowed(r) {
+			if !sqsAllowed(r) {
 				return true
 			}
 		}
 	}
 	return false
+}
+
+// sqsAllowed is SQS's character rule for message bodies: #x9 | #xA | #xD | #x20–#xD7FF |
+// #xE000–#xFFFD | #x10000–#x10FFFF. It is written here apart from the gateway's own encoder
+// (shared/queue), so that a mistake there shows.
+func sqsAllowed(r rune) bool {
+	return r == 0x9 || r == 0xA || r == 0xD || r >= 0x20 && r <= 0xD7FF || r >= 0xE000 && r <= 0xFFFD || r >= 0x10000 && r <= 0x10FFFF
 }
 
 func (g *sqsGuard) Close() error { return g.server.Close() }
