@@ -420,9 +420,13 @@ func checkSourceSecret(s verify.Scheme, sec string) error {
 		return nil
 	case verify.GitHub, verify.Stripe, verify.Slack:
 		// The provider issued or took this secret: it is stored as it is, spaces and all, however
-		// short (GitHub takes any text). Only what cannot be a secret is refused.
+		// short (GitHub takes any text). Only what cannot be a secret is refused, and a Stripe
+		// secret has Stripe's whsec_ prefix and something after it.
 		if sec == "" || !fields.Printable(sec) {
 			return invalid("secret must be 1 to %d printable characters, as the provider shows it", MaxSourceSecretLen)
+		}
+		if rest, ok := strings.CutPrefix(sec, "whsec_"); s == verify.Stripe && (!ok || rest == "") {
+			return invalid("secret must be the whsec_… signing secret Stripe shows")
 		}
 		return nil
 	}
