@@ -166,26 +166,31 @@ func newOpenAIServer(t *testing.T) *openAIServer {
 	return o
 }
 
-// botAPI is a Telegram Bot API that records sendMessage calls.
+// botAPI is a Telegram Bot API that records sendMessage and answerCallbackQuery calls.
 type botAPI struct {
-	srv  *httptest.Server
-	mu   sync.Mutex
-	sent []map[string]any
+	srv      *httptest.Server
+	mu       sync.Mutex
+	sent     []map[string]any
+	answered []map[string]any
 }
 
 func newBotAPI(t *testing.T) *botAPI {
 	b := &botAPI{}
 	b.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/bot"+botToken+"/sendMessage" {
-			http.Error(w, `{"ok":false,"error_code":404,"description":"Not Found"}`, http.StatusNotFound)
-			return
-		}
 		var m map[string]any
 		_ = json.NewDecoder(r.Body).Decode(&m)
 		b.mu.Lock()
-		b.sent = append(b.sent, m)
-		b.mu.Unlock()
-		fmt.Fprint(w, `{"ok":true,"result":{"message_id":1}}`)
+		defer b.mu.Unlock()
+		switch r.URL.Path {
+		case "/bot" + botToken + "/sendMessage":
+			b.sent = append(b.sent, m)
+			fmt.Fprint(w, `{"ok":true,"result":{"message_id":1}}`)
+		case "/bot" + botToken + "/answerCallbackQuery":
+			b.answered = append(b.answered, m)
+			fmt.Fprint(w, `{"ok":true,"result":true}`)
+		default:
+			http.Error(w, `{"ok":false,"error_code":404,"description":"Not Found"}`, http.StatusNotFound)
+		}
 	}))
 	return b
 }

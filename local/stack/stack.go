@@ -72,6 +72,7 @@ type Stack struct {
 	configs   map[string]lambdart.Config // how each function's host was started
 	server    *http.Server
 	emulators []*emulator.Process
+	sqsGuard  *sqsGuard
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -286,6 +287,9 @@ func (s *Stack) Close() error {
 		for _, h := range s.hosts {
 			_ = h.Close()
 		}
+		if s.sqsGuard != nil {
+			_ = s.sqsGuard.Close()
+		}
 		for _, p := range s.emulators {
 			_ = p.Stop()
 		}
@@ -315,6 +319,13 @@ func (s *Stack) startEmulators(ctx context.Context, o Options) error {
 		s.emulators = append(s.emulators, p)
 		s.SQSEndpoint = p.Endpoint
 	}
+	// Every SQS client of the stack goes through the guard: SQS's character rule holds locally
+	// whatever the emulator accepts.
+	g, err := startSQSGuard(s.SQSEndpoint)
+	if err != nil {
+		return err
+	}
+	s.sqsGuard, s.SQSEndpoint = g, g.URL
 	return nil
 }
 

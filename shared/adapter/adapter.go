@@ -295,14 +295,8 @@ func (h *Handler) start(ctx context.Context, a *Adapter, m message) (store.Run, 
 			return h.repeat(ctx, a, run, nr) // a concurrent repeat of the same eventId won
 		}
 		if err := h.enqueue(ctx, a, run, nr); err != nil {
-			if m.EventID == "" {
-				// Nobody can name this run again: end it and free its slot now. A run with an
-				// eventId stays queued, so the sender's retry queues it again.
-				if _, aerr := h.store.AbandonRun(ctx, ws, run.ID, "the run could not be queued"); aerr == nil {
-					_ = h.store.ReleaseSlot(ctx, run)
-				}
-			}
-			return store.Run{}, apierr.Wrap(apierr.Unavailable, err, "the run could not be queued; retry later")
+			h.unqueued(ctx, run, m.EventID != "" && !errors.Is(err, queue.ErrRefused))
+			return store.Run{}, queue.SendFailure(err)
 		}
 		h.log.InfoContext(ctx, "adapter run queued", "adapter", a.Name, "run_id", run.ID, "thread_id", run.ThreadID, "slot", nr.Slot.Index)
 		return run, nil
@@ -319,10 +313,30 @@ func (h *Handler) repeat(ctx context.Context, a *Adapter, run store.Run, nr stor
 	if run.Status == store.RunQueued {
 		nr.Thread.ID, nr.Message.ID = run.ThreadID, run.MessageID
 		if err := h.enqueue(ctx, a, run, nr); err != nil {
-			return store.Run{}, apierr.Wrap(apierr.Unavailable, err, "the run could not be queued; retry later")
+			// Refused for good, the first send was refused too: the run was never queued. After
+			// a transient failure it may have been, so it keeps what it holds.
+			if errors.Is(err, queue.ErrRefused) {
+				h.unqueued(ctx, run, false)
+			}
+			return store.Run{}, queue.SendFailure(err)
 		}
 	}
 	return run, nil
+}
+
+// unqueued frees the in-flight slot of a run whose message could not be queued: no slot is held
+// by a run that was never queued. A run the sender can retry (an eventId, a transient failure)
+// stays queued, so the retry queues it again; any other (no eventId, or a message the queue
+// refuses for good) is ended now.
+func (h *Handler) unqueued(ctx context.Context, run store.Run, retriable bool) {
+	if !retriable {
+		if _, err := h.store.AbandonRun(ctx, run.WorkspaceID, run.ID, "the run could not be queued"); err != nil {
+			h.log.WarnContext(ctx, "unqueued run not ended", "run_id", run.ID, "err", err)
+		}
+	}
+	if err := h.store.ReleaseSlot(ctx, run); err != nil {
+		h.log.WarnContext(ctx, "slot of an unqueued run not released; its lease frees it", "run_id", run.ID, "err", err)
+	}
 }
 
 func (h *Handler) enqueue(ctx context.Context, a *Adapter, run store.Run, nr store.NewRun) error {

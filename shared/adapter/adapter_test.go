@@ -154,7 +154,7 @@ func TestAuthenticationAndBadInput(t *testing.T) {
 		{"reply host suffix", "ops", nil, `{"text":"hi","replyUrl":"https://x.hooks.example.com/cb"}`, 400, "replyUrl host is not allowed"},
 		{"reply not https", "ops", nil, `{"text":"hi","replyUrl":"http://hooks.example.com/cb"}`, 400, "replyUrl must use https"},
 		{"reply relative", "ops", nil, `{"text":"hi","replyUrl":"/cb"}`, 400, "replyUrl must be an absolute URL of at most 2048 characters"},
-		{"timeout too long", "ops", nil, `{"text":"hi","sync":true,"timeoutMs":30001}`, 400, "timeoutMs must be from 0 to 30000"},
+		{"timeout negative", "ops", nil, `{"text":"hi","sync":true,"timeoutMs":-1}`, 400, "timeoutMs must not be negative"},
 		{"too large", "ops", nil, `{"text":"` + strings.Repeat("x", 3000) + `"}`, 413, "body is larger than 2048 bytes"},
 		{"unknown thread", "ops", nil, `{"text":"hi","threadId":"thr_0000000000000000000000000a"}`, 404, "thread not found"},
 		{"malformed thread", "ops", nil, `{"text":"hi","threadId":"../../etc"}`, 404, "thread not found"},
@@ -303,13 +303,13 @@ func TestInFlightLimit(t *testing.T) {
 	}
 }
 
-// A run that cannot be queued gets 503; without an eventId it is ended and frees its slot, with
+// A run that cannot be queued gets 503 and frees its slot; without an eventId it is ended, with
 // one it stays, and the sender's retry queues it.
 func TestQueueFailure(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, `[{"name":"ops","maxInFlight":1}]`)
 	r.q.fail.Store(true)
-	if rep := r.post(t, "ops", `{"text":"lost"}`); rep.status != 503 || rep.message() != "the run could not be queued; retry later" || strings.Contains(rep.raw, "connection refused") {
+	if rep := r.post(t, "ops", `{"text":"lost"}`); rep.status != 503 || rep.message() != "the message could not be queued; retry later" || strings.Contains(rep.raw, "connection refused") {
 		t.Fatalf("%d %s", rep.status, rep.raw)
 	}
 	if free, _ := r.st.FreeSlots(context.Background(), store.SlotPool("ws", "ops"), 1); len(free) != 1 {
@@ -317,6 +317,9 @@ func TestQueueFailure(t *testing.T) {
 	}
 	if rep := r.post(t, "ops", `{"text":"kept","eventId":"k1"}`); rep.status != 503 {
 		t.Fatalf("%d %s", rep.status, rep.raw)
+	}
+	if free, _ := r.st.FreeSlots(context.Background(), store.SlotPool("ws", "ops"), 1); len(free) != 1 {
+		t.Fatal("a run that was never queued keeps its slot")
 	}
 	r.q.fail.Store(false)
 	rep := r.post(t, "ops", `{"text":"kept","eventId":"k1"}`)

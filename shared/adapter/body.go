@@ -20,7 +20,7 @@ const (
 	// maxStored bounds text (JSON-encoded, as the queue message and the message.received event
 	// hold it) plus data: the event is one DynamoDB item (400 KB at most).
 	maxStored = 350_000
-	// MaxTimeoutMS is the longest sync wait a caller may ask for.
+	// MaxTimeoutMS is the longest sync wait a caller may ask for; a longer one is capped to it.
 	MaxTimeoutMS = 30_000
 )
 
@@ -42,6 +42,9 @@ func parseMessage(body []byte, a *Adapter, allowHTTP bool) (message, error) {
 	if err := decodeStrict(body, &m); err != nil {
 		return m, err
 	}
+	if err := fields.CheckJSON(body); err != nil {
+		return m, err
+	}
 	m.User, m.EventID, m.ThreadID, m.ReplyURL = strings.TrimSpace(m.User), strings.TrimSpace(m.EventID), strings.TrimSpace(m.ThreadID), strings.TrimSpace(m.ReplyURL)
 	if string(m.Data) == "null" {
 		m.Data = nil
@@ -57,9 +60,10 @@ func parseMessage(body []byte, a *Adapter, allowHTTP bool) (message, error) {
 		return m, apierr.New(apierr.Invalid, "eventId must be at most %d printable characters", maxEventID)
 	case len(m.Data) > 0 && m.Data[0] != '{':
 		return m, apierr.New(apierr.Invalid, "data must be a JSON object")
-	case m.TimeoutMS < 0 || m.TimeoutMS > MaxTimeoutMS:
-		return m, apierr.New(apierr.Invalid, "timeoutMs must be from 0 to %d", MaxTimeoutMS)
+	case m.TimeoutMS < 0:
+		return m, apierr.New(apierr.Invalid, "timeoutMs must not be negative")
 	}
+	m.TimeoutMS = min(m.TimeoutMS, MaxTimeoutMS) // longer is capped, not refused (the seed's words)
 	if m.ReplyURL != "" {
 		if err := checkReplyURL(m.ReplyURL, a, allowHTTP); err != nil {
 			return m, err

@@ -276,6 +276,20 @@ func TestCallbackIsSignedByItsAdapter(t *testing.T) {
 	}
 }
 
+// A reply to an inline button's press answers its callback query, and is sent even when the
+// answer fails.
+func TestTelegramReplyAnswersTheCallbackQuery(t *testing.T) {
+	r := newRig(t, "0s,1s", 0, func(int) outbound.Result { t.Fatal("posted over HTTP"); return outbound.Result{} })
+	r.st.d.SubscriptionID, r.st.d.Target, r.st.d.Destination = "", store.TargetTelegram, "42"
+	r.st.d.Payload = json.RawMessage(`{"chat_id":"42","text":"yes","callback_query_id":"cbq-7"}`)
+	bot := &fakeBot{errs: []error{nil}}
+	r.h.cfg.Telegram = TelegramSender(bot)
+	r.run(t)
+	if bot.sends != 1 || bot.text != "yes" || len(bot.answered) != 1 || bot.answered[0] != "cbq-7" || r.st.d.Status != store.DeliverySucceeded {
+		t.Fatalf("sends %d text %q answered %v status %s", bot.sends, bot.text, bot.answered, r.st.d.Status)
+	}
+}
+
 // Telegram replies go through the Bot API sender: a refused message (chat not found, bot blocked)
 // fails at once and is reported, a throttled one is retried after Telegram's retry_after.
 func TestTelegramRepliesRetryOnlyWhatCanSucceed(t *testing.T) {
@@ -303,8 +317,8 @@ func TestTelegramRepliesRetryOnlyWhatCanSucceed(t *testing.T) {
 			if bot.sends != tc.sends || r.st.d.Status != tc.status || (len(r.st.events) == 1) != tc.reported || r.now.Sub(start) != tc.waited {
 				t.Fatalf("sends %d status %s events %d waited %v", bot.sends, r.st.d.Status, len(r.st.events), r.now.Sub(start))
 			}
-			if bot.chat != "42" || bot.text != "hi" {
-				t.Fatalf("sent %q to %q", bot.text, bot.chat)
+			if bot.chat != "42" || bot.text != "hi" || len(bot.answered) != 0 {
+				t.Fatalf("sent %q to %q, answered %v", bot.text, bot.chat, bot.answered)
 			}
 			if tc.reported && r.st.events[0].Type != EventDeliveryExhausted {
 				t.Fatalf("event %s", r.st.events[0].Type)
@@ -324,6 +338,12 @@ type fakeBot struct {
 	errs       []error
 	sends      int
 	chat, text string
+	answered   []string
+}
+
+func (b *fakeBot) AnswerCallbackQuery(_ context.Context, id string) error {
+	b.answered = append(b.answered, id)
+	return errors.New("query is too old") // best effort: the reply goes out all the same
 }
 
 func (b *fakeBot) SendMessage(_ context.Context, chat, text string) error {

@@ -51,6 +51,9 @@ func (d *Doors) binding(ctx context.Context, req *events.APIGatewayV2HTTPRequest
 	if err := json.Unmarshal(body, &r); err != nil || !strings.HasPrefix(strings.TrimSpace(string(body)), "{") {
 		return Accepted{}, apierr.New(apierr.Invalid, "body must be a JSON object {channel, binding_id, status, detail?}")
 	}
+	if err := fields.CheckJSON(body); err != nil {
+		return Accepted{}, err
+	}
 	r.Channel, r.BindingID, r.Status = strings.TrimSpace(r.Channel), strings.TrimSpace(r.BindingID), strings.TrimSpace(r.Status)
 	for _, f := range []struct {
 		name, value string

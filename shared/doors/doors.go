@@ -146,7 +146,7 @@ func (d *Doors) send(ctx context.Context, m *queue.Inbound, ws, scope, key strin
 				d.log.ErrorContext(ctx, "dedupe key not released after a failed send; a later copy will queue it", "err", rerr)
 			}
 		}
-		return apierr.Wrap(apierr.Unavailable, err, "the message could not be queued; retry later")
+		return queue.SendFailure(err)
 	}
 	if key != "" {
 		if err := d.store.MarkDedupeQueued(ctx, ws, scope, key); err != nil {

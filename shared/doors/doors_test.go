@@ -383,13 +383,13 @@ func TestStoredEventKeepsThePayload(t *testing.T) {
 	}
 
 	t.Run("telegram update", func(t *testing.T) {
-		body := "{ \"update_id\": 77,\n  \"callback_query\": {\"id\": \"4382\", \"data\": \"<buy & hold>\", \"message\": {\"chat\": {\"id\": 5}}} }"
+		body := "{ \"update_id\": 77,\n  \"my_chat_member\": {\"chat\": {\"id\": 5}, \"note\": \"<buy & hold>\"} }"
 		req := sample(t, "inbound-telegram.json")
 		req.Body = body
 		delete(req.Headers, "content-length")
 		h := newHarness(t, sampleTime(req))
 		r := invoke(t, h.doors.Telegram, req)
-		if r.status != http.StatusAccepted || r.body["role"] != "telegram.callback_query" {
+		if r.status != http.StatusAccepted || r.body["role"] != "telegram.my_chat_member" {
 			t.Fatalf("%d %s", r.status, r.raw)
 		}
 		m := h.sqs.accepted[0]

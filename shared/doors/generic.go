@@ -141,7 +141,7 @@ func (h *Generic) accept(ctx context.Context, req *events.APIGatewayV2HTTPReques
 		m.MessageID, m.RunID = ids.New("msg", now), ids.New("run", now)
 	}
 	if err := h.queue.SendInbound(ctx, &m); err != nil {
-		return Queued{}, apierr.Wrap(apierr.Unavailable, err, "the message could not be queued; retry later")
+		return Queued{}, queue.SendFailure(err)
 	}
 	return Queued{ThreadID: m.ThreadID, MessageID: m.MessageID, RunID: m.RunID}, nil
 }
@@ -170,6 +170,9 @@ func parseGeneric(body []byte) (genericRequest, error) {
 	}
 	if err := json.Unmarshal(trimmed, &r); err != nil {
 		return r, apierr.New(apierr.Invalid, "body is not valid JSON or a field has the wrong type")
+	}
+	if err := fields.CheckJSON(trimmed); err != nil {
+		return r, err
 	}
 	r.Channel = strings.TrimSpace(r.Channel)
 	r.ExternalID = strings.TrimSpace(r.ExternalID)

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/hookgate/hookgate/shared/apierr"
+	"github.com/hookgate/hookgate/shared/fields"
 	"github.com/hookgate/hookgate/shared/ids"
 	"github.com/hookgate/hookgate/shared/normalize"
 	"github.com/hookgate/hookgate/shared/queue"
@@ -18,20 +19,58 @@ import (
 // ChannelTelegram is the channel of Telegram threads; their external id is the chat id.
 const ChannelTelegram = "telegram"
 
+type tgUser struct {
+	ID       int64  `json:"id"`
+	Username string `json:"username"`
+}
+
 type tgMessage struct {
 	Chat struct {
 		ID int64 `json:"id"`
 	} `json:"chat"`
-	From *struct {
-		ID       int64  `json:"id"`
-		Username string `json:"username"`
-	} `json:"from"`
-	Text string `json:"text"`
+	From    *tgUser `json:"from"`
+	Text    string  `json:"text"`
+	Caption string  `json:"caption"` // a photo's, a document's, …
+}
+
+// tgCallbackQuery is a press of an inline keyboard button under one of the bot's messages.
+type tgCallbackQuery struct {
+	ID      string     `json:"id"`
+	From    *tgUser    `json:"from"`
+	Message *tgMessage `json:"message"`
+	Data    string     `json:"data"`
+}
+
+// tgTurn is what of an update starts a run: a chat, a text, who sent it, and the callback query
+// to answer. ok is false for updates that start none.
+func tgTurn(kind string, raw json.RawMessage) (chat int64, text string, from *tgUser, callbackID string, ok bool) {
+	switch kind {
+	case "message":
+		var msg tgMessage
+		if json.Unmarshal(raw, &msg) != nil {
+			return 0, "", nil, "", false
+		}
+		text = msg.Text
+		if text == "" {
+			text = msg.Caption // a captioned photo or document runs the agent on its caption
+		}
+		return msg.Chat.ID, text, msg.From, "", msg.Chat.ID != 0 && text != ""
+	case "callback_query":
+		var cq tgCallbackQuery
+		if json.Unmarshal(raw, &cq) != nil || cq.Message == nil || cq.ID == "" {
+			return 0, "", nil, "", false
+		}
+		// The button's data reaches the agent as a message on the chat's thread.
+		return cq.Message.Chat.ID, cq.Data, cq.From, cq.ID, cq.Message.Chat.ID != 0 && cq.Data != "" && len(cq.ID) <= 256
+	}
+	return 0, "", nil, "", false
 }
 
 // Telegram handles POST /v1/inbound/telegram: a native Update, proven by the
 // X-Telegram-Bot-Api-Secret-Token set with setWebhook. A text message becomes a message on the
-// chat's thread and starts a run; any other update is recorded as the event telegram.<kind>.
+// chat's thread and starts a run, and so do a captioned photo or document (on its caption) and
+// an inline button's callback_query (on its data; the reply answers the query); any other
+// update is recorded as the event telegram.<kind>.
 // update_id dedupes. ?workspace_id= picks the workspace (default the stack's), ?source= the
 // workspace's Telegram source (default telegram), so one workspace can serve several bots.
 func (d *Doors) Telegram(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
@@ -53,6 +92,9 @@ func (d *Doors) telegram(ctx context.Context, req *events.APIGatewayV2HTTPReques
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(body, &top); err != nil || top == nil {
 		return Accepted{}, apierr.New(apierr.Invalid, "body must be a Telegram Update (a JSON object)")
+	}
+	if err := fields.CheckJSON(body); err != nil {
+		return Accepted{}, err
 	}
 	var updateID int64
 	if err := json.Unmarshal(top["update_id"], &updateID); err != nil || updateID <= 0 {
@@ -80,13 +122,12 @@ func (d *Doors) telegram(ctx context.Context, req *events.APIGatewayV2HTTPReques
 		Source: ChannelTelegram, ReceivedAt: now,
 	}
 	acc := Accepted{Accepted: first}
-	var msg tgMessage
-	if kind == "message" && json.Unmarshal(top["message"], &msg) == nil && msg.Text != "" && msg.Chat.ID != 0 {
-		m.Channel, m.ExternalID, m.Text = ChannelTelegram, strconv.FormatInt(msg.Chat.ID, 10), msg.Text
-		if msg.From != nil {
-			m.User = msg.From.Username
+	if chat, text, from, callbackID, ok := tgTurn(kind, top[kind]); ok {
+		m.Channel, m.ExternalID, m.Text, m.CallbackQueryID = ChannelTelegram, strconv.FormatInt(chat, 10), text, callbackID
+		if from != nil {
+			m.User = from.Username
 			if m.User == "" {
-				m.User = strconv.FormatInt(msg.From.ID, 10)
+				m.User = strconv.FormatInt(from.ID, 10)
 			}
 		}
 		m.ThreadID = ids.Thread(ws, m.Channel, m.ExternalID)

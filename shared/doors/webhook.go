@@ -13,6 +13,7 @@ import (
 
 	"github.com/hookgate/hookgate/shared/apierr"
 	"github.com/hookgate/hookgate/shared/apigw"
+	"github.com/hookgate/hookgate/shared/fields"
 	"github.com/hookgate/hookgate/shared/ids"
 	"github.com/hookgate/hookgate/shared/normalize"
 	"github.com/hookgate/hookgate/shared/queue"
@@ -50,6 +51,10 @@ func (d *Doors) webhook(ctx context.Context, req *events.APIGatewayV2HTTPRequest
 	}
 	body, src, res, err := d.verified(ctx, req, ws, source)
 	if err != nil {
+		return Accepted{}, err
+	}
+	// The payload is stored byte for byte, not decoded: only bytes that are not UTF-8 are refused.
+	if err := fields.CheckRaw(body); err != nil {
 		return Accepted{}, err
 	}
 	if challenge := slackChallenge(src.Verifier.Scheme(), body); challenge != "" {

@@ -222,6 +222,8 @@ func (h *Handler) reply(ctx context.Context, env Envelope) (*store.Delivery, err
 		Channel    string `json:"channel"`
 		ExternalID string `json:"external_id"`
 		Text       string `json:"text"`
+		// CallbackQueryID is the Telegram button press the reply answers.
+		CallbackQueryID string `json:"callback_query_id"`
 	}
 	switch {
 	case callbackTypes[env.Type]:
@@ -249,7 +251,11 @@ func (h *Handler) reply(ctx context.Context, env Envelope) (*store.Delivery, err
 		if json.Unmarshal(env.Data, &data) != nil || data.Channel != ChannelTelegram || data.ExternalID == "" || data.Text == "" {
 			return nil, nil
 		}
-		body, err := json.Marshal(map[string]string{"chat_id": data.ExternalID, "text": data.Text})
+		payload := map[string]string{"chat_id": data.ExternalID, "text": data.Text}
+		if data.CallbackQueryID != "" {
+			payload["callback_query_id"] = data.CallbackQueryID
+		}
+		body, err := json.Marshal(payload)
 		if err != nil {
 			return nil, fmt.Errorf("encode telegram reply of %s: %w", env.ID, err)
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/hookgate/hookgate/shared/apierr"
+	"github.com/hookgate/hookgate/shared/fields"
 	"github.com/hookgate/hookgate/shared/store"
 	"github.com/hookgate/hookgate/shared/verify"
 )
@@ -35,7 +36,7 @@ type IngressStore interface {
 const (
 	MaxSourceNameLen           = 64
 	MaxSourceSecretLen         = 256 // characters, every scheme
-	MinSourceSecretLen         = 16  // characters, every scheme but standard_webhooks
+	MinSourceSecretLen         = 16  // characters, Hookgate's own schemes (shared_secret, hmac_sha256, bearer)
 	MinWhsecBytes              = 16  // decoded key of a standard_webhooks secret
 	MaxSourceHeaderLen         = 128
 	MaxToleranceSeconds        = 3600
@@ -408,15 +409,29 @@ func checkSourceSecret(s verify.Scheme, sec string) error {
 		}
 		return nil
 	case verify.Telegram:
-		ok := len(sec) >= MinSourceSecretLen
+		// Telegram's own rule for setWebhook's secret_token: 1 to 256 of these characters.
+		ok := len(sec) >= 1
 		for _, c := range []byte(sec) {
 			ok = ok && (c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-')
 		}
 		if !ok {
-			return invalid("secret must be %d to %d of A-Z, a-z, 0-9, _ and - (Telegram's secret_token)", MinSourceSecretLen, MaxSourceSecretLen)
+			return invalid("secret must be 1 to %d of A-Z, a-z, 0-9, _ and - (Telegram's secret_token)", MaxSourceSecretLen)
+		}
+		return nil
+	case verify.GitHub, verify.Stripe, verify.Slack:
+		// The provider issued or took this secret: it is stored as it is, spaces and all, however
+		// short (GitHub takes any text). Only what cannot be a secret is refused, and a Stripe
+		// secret has Stripe's whsec_ prefix and something after it.
+		if sec == "" || !fields.Printable(sec) {
+			return invalid("secret must be 1 to %d printable characters, as the provider shows it", MaxSourceSecretLen)
+		}
+		if rest, ok := strings.CutPrefix(sec, "whsec_"); s == verify.Stripe && (!ok || rest == "") {
+			return invalid("secret must be the whsec_… signing secret Stripe shows")
 		}
 		return nil
 	}
+	// Hookgate's own schemes (shared_secret, hmac_sha256, bearer): the sender and Hookgate share
+	// a secret the operator chose, so it must be strong enough to stand alone.
 	ok := len(sec) >= MinSourceSecretLen
 	for _, c := range []byte(sec) {
 		ok = ok && c > ' ' && c < 0x7f // printable ASCII, no white space

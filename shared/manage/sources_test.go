@@ -369,11 +369,12 @@ func TestSourceValidation(t *testing.T) {
 		{"scheme missing", `{"name":"a"}`, "scheme is required"},
 		{"scheme unknown", `{"name":"a","scheme":"hmac"}`, "scheme must be"},
 		{"scheme upper case", `{"name":"a","scheme":"GITHUB"}`, "scheme must be"},
-		{"secret too short", `{"name":"a","scheme":"github","secret":"sh0rtS3cret"}`, "secret must be"},
+		{"secret too short", `{"name":"a","scheme":"hmac_sha256","secret":"sh0rtS3cret"}`, "secret must be"},
+		{"provider secret empty", `{"name":"a","scheme":"github","secret":""}`, "secret must be"},
 		{"secret empty", `{"name":"a","scheme":"bearer","secret":""}`, "secret must be"},
 		{"secret with spaces", `{"name":"a","scheme":"shared_secret","secret":"with space in the secret 0123"}`, "secret must be"},
 		{"secret with a control character", `{"name":"a","scheme":"slack","secret":"control\u0001character-0123456789"}`, "secret must be"},
-		{"secret not ASCII", `{"name":"a","scheme":"slack","secret":"ünïcödé-secret-0123456789"}`, "secret must be"},
+		{"secret not ASCII", `{"name":"a","scheme":"bearer","secret":"ünïcödé-secret-0123456789"}`, "secret must be"},
 		{"secret too long", `{"name":"a","scheme":"github","secret":"` + long + `"}`, "at most 256"},
 		{"whsec without prefix", `{"name":"a","scheme":"standard_webhooks","secret":"MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}`, "whsec_"},
 		{"whsec not base64", `{"name":"a","scheme":"standard_webhooks","secret":"whsec_not base64!!"}`, "whsec_"},
@@ -407,7 +408,7 @@ func TestSourceValidation(t *testing.T) {
 	}
 
 	// The edges of each rule are accepted.
-	e.secrets = append(e.secrets, "abcdefghijklmnop", "Tele_gram-token_0123", "whsec_"+base64.StdEncoding.EncodeToString([]byte("0123456789abcdef")))
+	e.secrets = append(e.secrets, "abcdefghijklmnop", "Tele_gram-token_0123", "my hook", "ünïcödé secret", "whsec_"+base64.StdEncoding.EncodeToString([]byte("0123456789abcdef")))
 	for i, b := range []string{
 		`{"name":"a","scheme":"slack","tolerance_seconds":1,"secret":"slack-signing-secret-0123"}`,
 		`{"name":"b","scheme":"standard_webhooks","tolerance_seconds":3600}`,
@@ -419,6 +420,8 @@ func TestSourceValidation(t *testing.T) {
 		`{"name":"h","scheme":"shared_secret","header":"x-hook_token.v2"}`,
 		`{"name":"` + strings.Repeat("z", 64) + `","scheme":"github"}`,
 		`{"name":"0_-","scheme":"none"}`,
+		`{"name":"i","scheme":"github","secret":"my hook"}`,       // as GitHub takes it: short, with a space
+		`{"name":"j","scheme":"slack","secret":"ünïcödé secret"}`, // a provider's secret is stored as given
 	} {
 		r := e.do(call{route: "POST /v1/sources", key: key, body: b})
 		if r.status != 201 {

@@ -54,7 +54,9 @@ type Event struct {
 //   - source: query source, else "generic"; it must match ^[a-z0-9][a-z0-9_-]{0,63}$.
 //   - the body must be a JSON object; only its top-level members are read.
 //   - event_type: query event_type, else the first of the payload's "event", "type", "action" that
-//     is a non-empty string (other JSON types are skipped), else "received".
+//     is a non-empty string (other JSON types are skipped), else "received"; a "type" of
+//     "event_callback" with an object "event" (Slack's Events API) gives way to that object's
+//     "type" when it is a non-empty string.
 //   - dedupe_key: query dedupe_key, else header x-webhook-id, else header x-request-id, else
 //     ProviderDeliveryID, else the payload's PayloadIDField (a string, or a number's literal text),
 //     else "".

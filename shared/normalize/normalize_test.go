@@ -203,9 +203,9 @@ func TestNormalizeProviders(t *testing.T) {
 			want{source: "github", typ: "opened", slug: "opened", dedupe: "72d3162e-cc78-11e3-81ab-4c9367dc0958", sid: "72d3162e-cc78-11e3-81ab-4c9367dc0958", delivery: "72d3162e-cc78-11e3-81ab-4c9367dc0958"}},
 		{"github.json", req{query: map[string]string{"source": "github", "event_type": "pull_request.opened"}},
 			want{source: "github", typ: "pull_request.opened", slug: "pull_request_opened", sid: "github:ws_1"}},
-		// Slack: "event" is an object, so the top-level "type" names the event.
+		// Slack's Events API: the envelope's "type" is event_callback; the inner event's type names it.
 		{"slack.json", req{query: map[string]string{"source": "slack"}, idField: "event_id"},
-			want{source: "slack", typ: "event_callback", slug: "event_callback", dedupe: "Ev0LAN670R", sid: "Ev0LAN670R", delivery: "Ev0LAN670R"}},
+			want{source: "slack", typ: "app_mention", slug: "app_mention", dedupe: "Ev0LAN670R", sid: "Ev0LAN670R", delivery: "Ev0LAN670R"}},
 		{"telegram.json", req{query: map[string]string{"source": "telegram"}, idField: "update_id"},
 			want{source: "telegram", typ: "received", slug: "received", dedupe: "912345678", sid: "912345678", delivery: "912345678"}},
 	}

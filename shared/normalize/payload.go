@@ -99,6 +99,13 @@ func (f *fields) eventType() value {
 		return value{s, `payload field "event"`, ""}
 	}
 	if s := stringText(f.typ); s != "" {
+		// Slack's Events API wraps every event in {"type":"event_callback","event":{"type":…}}:
+		// the inner type (app_mention, message, …) is what the event is.
+		if s == "event_callback" && len(f.event) > 0 && f.event[0] == '{' {
+			if inner := stringText(readObject(f.event, "").typ); inner != "" {
+				return value{inner, `payload field "event.type"`, ""}
+			}
+		}
 		return value{s, `payload field "type"`, ""}
 	}
 	if s := stringText(f.action); s != "" {

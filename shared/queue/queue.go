@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -15,6 +16,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/hookgate/hookgate/shared/apierr"
 )
 
 // InboundVersion is the version of the Inbound layout; the worker refuses others.
@@ -35,6 +39,10 @@ type Inbound struct {
 	User        string          `json:"user,omitempty"`
 	Data        json.RawMessage `json:"data,omitempty"`
 	ReceivedAt  time.Time       `json:"received_at"`
+
+	// CallbackQueryID is the Telegram callback_query the run answers (a pressed inline button):
+	// the reply to the chat also answers it (answerCallbackQuery).
+	CallbackQueryID string `json:"callback_query_id,omitempty"`
 
 	// Agent names the agent of the run when a route chose one; empty means the workspace's.
 	Agent string `json:"agent,omitempty"`
@@ -98,8 +106,11 @@ func NewSender(api SendAPI, url string) *Sender { return &Sender{api: api, url: 
 // deduplication id, so a retried send within SQS's five-minute window is dropped by SQS itself.
 func (s *Sender) SendInbound(ctx context.Context, m *Inbound) error {
 	body, err := Marshal(m)
+	if err == nil {
+		body, err = SQSBody(body)
+	}
 	if err != nil {
-		return fmt.Errorf("encode inbound %s: %w", m.MessageID, err)
+		return fmt.Errorf("encode inbound %s: %w: %w", m.MessageID, ErrRefused, err)
 	}
 	_, err = s.api.SendMessage(ctx, &sqs.SendMessageInput{
 		QueueUrl:               &s.url,
@@ -108,9 +119,94 @@ func (s *Sender) SendInbound(ctx context.Context, m *Inbound) error {
 		MessageDeduplicationId: &m.MessageID,
 	})
 	if err != nil {
+		if permanent(err) {
+			return fmt.Errorf("send inbound %s: %w: %w", m.MessageID, ErrRefused, err)
+		}
 		return fmt.Errorf("send inbound %s: %w", m.MessageID, err)
 	}
 	return nil
+}
+
+// ErrRefused marks a message the queue refuses for what it is (its content, its size): sending
+// it again gets the same answer, so the sender is told 4xx (SendFailure), not 503.
+var ErrRefused = errors.New("the queue refuses this message")
+
+// permanentCodes are the SQS error codes that refuse a message for what it is.
+var permanentCodes = map[string]bool{
+	"InvalidMessageContents": true, "InvalidParameterValue": true, "MessageTooLong": true,
+	"InvalidAttributeValue": true, "InvalidAttributeName": true, "ValidationException": true,
+	"BatchRequestTooLong": true, "InvalidBatchEntryId": true,
+}
+
+func permanent(err error) bool {
+	var ae smithy.APIError
+	return errors.As(err, &ae) && permanentCodes[ae.ErrorCode()]
+}
+
+// SendFailure is what a sender is told when SendInbound failed: 400 when the queue refuses the
+// message for good (retrying cannot help), else 503 (retry later).
+func SendFailure(err error) error {
+	if errors.Is(err, ErrRefused) {
+		return apierr.Wrap(apierr.Invalid, err, "the message cannot be queued: its content is refused")
+	}
+	return apierr.Wrap(apierr.Unavailable, err, "the message could not be queued; retry later")
+}
+
+// SQSAllowed reports whether SQS accepts r in a message body: #x9 | #xA | #xD | #x20–#xD7FF |
+// #xE000–#xFFFD | #x10000–#x10FFFF.
+func SQSAllowed(r rune) bool {
+	switch {
+	case r == 0x9 || r == 0xA || r == 0xD:
+		return true
+	case r >= 0x20 && r <= 0xD7FF, r >= 0xE000 && r <= 0xFFFD, r >= 0x10000 && r <= 0x10FFFF:
+		return true
+	}
+	return false
+}
+
+// ErrInvalidUTF8 is SQSBody's refusal of a text that is not UTF-8: the SDK would rewrite its
+// bytes on the wire, and SQS would store another message than the one sent.
+var ErrInvalidUTF8 = errors.New("message body is not valid UTF-8")
+
+// SQSBody makes the JSON text b fit an SQS message body: every character SQS refuses becomes its
+// JSON escape \uXXXX, which decodes to the same string (in valid JSON such characters occur only
+// inside strings: U+FFFE, U+FFFF; encoding/json already escapes control characters). Invalid
+// UTF-8 is refused, never replaced. b is returned as is when it needs nothing.
+func SQSBody(b []byte) ([]byte, error) {
+	clean := 0 // b[:clean] needs nothing
+	for clean < len(b) {
+		c := b[clean]
+		if c >= 0x20 && c < utf8.RuneSelf || c == '\t' || c == '\n' || c == '\r' {
+			clean++
+			continue
+		}
+		r, n := utf8.DecodeRune(b[clean:])
+		if r == utf8.RuneError && n <= 1 {
+			return nil, ErrInvalidUTF8
+		}
+		if !SQSAllowed(r) {
+			break
+		}
+		clean += n
+	}
+	if clean == len(b) {
+		return b, nil
+	}
+	out := make([]byte, 0, len(b)+16)
+	out = append(out, b[:clean]...)
+	for i := clean; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		switch {
+		case r == utf8.RuneError && n <= 1:
+			return nil, ErrInvalidUTF8
+		case SQSAllowed(r):
+			out = append(out, b[i:i+n]...)
+		default:
+			out = fmt.Appendf(out, "\\u%04x", r) // r < 0x10000: every character above is allowed
+		}
+		i += n
+	}
+	return out, nil
 }
 
 // Marshal encodes v as JSON without HTML escaping: <, > and & stay one byte each, so a text costs

@@ -3,11 +3,17 @@ package queue
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/smithy-go"
+
+	"github.com/hookgate/hookgate/shared/apierr"
 )
 
 // fakeSQS records what the sender asks of SQS.
@@ -69,4 +75,113 @@ func TestJSONLenIsTheEncodedLength(t *testing.T) {
 			t.Errorf("JSONLen(%q) = %d, encoded %d (%s)", s, got, want, b)
 		}
 	}
+}
+
+// sqsRefuses is SQS's own character rule, written out apart from SQSAllowed.
+func sqsRefuses(body string) bool {
+	for _, r := range body {
+		ok := r == 0x9 || r == 0xA || r == 0xD || (r >= 0x20 && r <= 0xD7FF) || (r >= 0xE000 && r <= 0xFFFD) || (r >= 0x10000 && r <= 0x10FFFF)
+		if !ok {
+			return true
+		}
+	}
+	return !utf8.ValidString(body)
+}
+
+// strictSQS refuses bodies as SQS does, whatever an emulator accepts.
+type strictSQS struct{ fakeSQS }
+
+func (f *strictSQS) SendMessage(ctx context.Context, in *sqs.SendMessageInput, o ...func(*sqs.Options)) (*sqs.SendMessageOutput, error) {
+	if sqsRefuses(*in.MessageBody) {
+		return nil, &smithy.GenericAPIError{Code: "InvalidMessageContents", Message: "Invalid characters found"}
+	}
+	return f.fakeSQS.SendMessage(ctx, in, o...)
+}
+
+// Every text a sender may send (SQS-forbidden characters included) is queued in a body SQS
+// accepts and comes back from it as sent; a body that is not UTF-8 is refused before SQS, and an
+// SQS refusal is a 400, an outage a 503.
+func TestSendInboundKeepsEveryCharacter(t *testing.T) {
+	for _, text := range []string{"plain", "\uffff", "\ufffe end", "\x00\x01\x1b\x7f", "tab\tnl\ncr\r", "\ud7ff\ue000\ufffd\U0010ffff", "<&>\u2028"} {
+		api := &strictSQS{}
+		m := &Inbound{Version: InboundVersion, MessageID: "msg_1", ThreadID: "thr_1", Text: text, Data: json.RawMessage(`{"k":"` + text + `"}`),
+			Event: &Event{Subject: "s", Type: "t", Data: `{"p":"` + text + `"}`}}
+		if strings.ContainsAny(text, "\x00\x01\x1b\t\n\r") {
+			m.Data, m.Event.Data = json.RawMessage(`{"k":1}`), `{"p":1}` // raw controls are not JSON
+		}
+		if err := NewSender(api, "q").SendInbound(context.Background(), m); err != nil {
+			t.Fatalf("%q: %v", text, err)
+		}
+		var got Inbound
+		if err := json.Unmarshal([]byte(*api.sent[0].MessageBody), &got); err != nil {
+			t.Fatal(err)
+		}
+		var k, wantK any
+		_ = json.Unmarshal(got.Data, &k)
+		_ = json.Unmarshal(m.Data, &wantK)
+		if got.Text != text || got.Event.Data != m.Event.Data || k == nil || fmt.Sprint(k) != fmt.Sprint(wantK) {
+			t.Errorf("%q came back as %q / %s / %q", text, got.Text, got.Data, got.Event.Data)
+		}
+	}
+	m := &Inbound{MessageID: "msg_2", ThreadID: "thr_1", Text: "x", Data: json.RawMessage("{\"k\":\"\xff\"}")}
+	err := NewSender(&strictSQS{}, "q").SendInbound(context.Background(), m)
+	if !errors.Is(err, ErrRefused) || apierr.CodeOf(SendFailure(err)) != apierr.Invalid {
+		t.Fatalf("invalid UTF-8 in data: %v", err)
+	}
+}
+
+type failingSQS struct {
+	fakeSQS
+	err error
+}
+
+func (f *failingSQS) SendMessage(context.Context, *sqs.SendMessageInput, ...func(*sqs.Options)) (*sqs.SendMessageOutput, error) {
+	return nil, f.err
+}
+
+func TestSendFailureClassifies(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want apierr.Code
+	}{
+		{&smithy.GenericAPIError{Code: "InvalidMessageContents"}, apierr.Invalid},
+		{&smithy.GenericAPIError{Code: "InvalidParameterValue", Message: "Message must be shorter than 1048576 bytes."}, apierr.Invalid},
+		{&smithy.GenericAPIError{Code: "ServiceUnavailable"}, apierr.Unavailable},
+		{&smithy.GenericAPIError{Code: "ThrottlingException"}, apierr.Unavailable},
+		{errors.New("dial tcp: connection refused"), apierr.Unavailable},
+	} {
+		err := NewSender(&failingSQS{err: c.err}, "q").SendInbound(context.Background(), &Inbound{MessageID: "m", ThreadID: "t"})
+		if got := apierr.CodeOf(SendFailure(err)); got != c.want {
+			t.Errorf("%v: %s, want %s", c.err, got, c.want)
+		}
+	}
+}
+
+// FuzzSQSBody: whatever valid string Marshal encodes, SQSBody's output holds only characters SQS
+// accepts and decodes to the same string; invalid UTF-8 is refused.
+func FuzzSQSBody(f *testing.F) {
+	for _, s := range []string{"", "hi", "\uffff", "\ufffe\x00", "\xff", "\U0010ffff\ud7ff", "\"\\"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		enc, err := Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := SQSBody(enc)
+		if err != nil {
+			t.Fatalf("%q: %v", s, err)
+		}
+		if sqsRefuses(string(body)) {
+			t.Fatalf("%q: body %q would be refused", s, body)
+		}
+		var back string
+		if err := json.Unmarshal(body, &back); err != nil || back != string([]rune(s)) {
+			t.Fatalf("%q came back as %q (%v)", s, back, err)
+		}
+		raw := []byte(`{"r":"` + s + `"}`)
+		if _, err := SQSBody(raw); (err != nil) != !utf8.Valid(raw) {
+			t.Fatalf("raw %q: %v", raw, err)
+		}
+	})
 }

@@ -43,7 +43,7 @@ type Config struct {
 
 // Client sends messages as one bot. It is safe for concurrent use.
 type Client struct {
-	endpoint string // …/bot{token}/sendMessage
+	endpoint string // …/bot{token}/ (the method's name follows)
 	token    string
 	timeout  time.Duration
 	http     *http.Client
@@ -87,7 +87,7 @@ func New(c Config) (*Client, error) {
 		timeout = defaultTimeout
 	}
 	return &Client{
-		endpoint: strings.TrimSuffix(base, "/") + "/bot" + c.Token + "/sendMessage",
+		endpoint: strings.TrimSuffix(base, "/") + "/bot" + c.Token + "/",
 		token:    c.Token, timeout: timeout, http: hc,
 	}, nil
 }
@@ -119,7 +119,7 @@ func (c *Client) SendMessage(ctx context.Context, chatID, text string) error {
 		id = n
 	}
 	for i, p := range parts {
-		if err := c.send(ctx, id, p); err != nil {
+		if err := c.call(ctx, "sendMessage", sendRequest{ChatID: id, Text: p}); err != nil {
 			if len(parts) > 1 {
 				err.Reason += fmt.Sprintf(" (part %d of %d)", i+1, len(parts))
 			}
@@ -144,15 +144,27 @@ type apiReply struct {
 	} `json:"parameters"`
 }
 
-// send posts one message.
-func (c *Client) send(parent context.Context, chatID any, text string) *Error {
-	body, err := json.Marshal(sendRequest{ChatID: chatID, Text: text})
+// AnswerCallbackQuery answers an inline button's press (answerCallbackQuery), which stops the
+// button's progress indicator in the user's app.
+func (c *Client) AnswerCallbackQuery(ctx context.Context, id string) error {
+	if id == "" {
+		return &Error{Reason: "telegram: no callback query id"}
+	}
+	if err := c.call(ctx, "answerCallbackQuery", map[string]string{"callback_query_id": id}); err != nil {
+		return err
+	}
+	return nil
+}
+
+// call posts one Bot API method call.
+func (c *Client) call(parent context.Context, method string, in any) *Error {
+	body, err := json.Marshal(in)
 	if err != nil {
-		return &Error{Reason: "telegram: cannot encode the message"}
+		return &Error{Reason: "telegram: cannot encode the " + method + " call"}
 	}
 	ctx, cancel := context.WithTimeout(parent, c.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint+method, bytes.NewReader(body))
 	if err != nil {
 		return &Error{Reason: "telegram: invalid request url"} // never err: it quotes the URL
 	}

@@ -89,6 +89,27 @@ func TestSendMessageRequest(t *testing.T) {
 	}
 }
 
+// AnswerCallbackQuery calls the method with the query's id; Telegram's refusal is an error without
+// the token.
+func TestAnswerCallbackQuery(t *testing.T) {
+	b, srv := newBot(t, ok)
+	if err := newClient(t, srv.URL).AnswerCallbackQuery(context.Background(), "4382bfdwdsb323b2d9"); err != nil {
+		t.Fatal(err)
+	}
+	if b.paths[0] != "/bot"+token+"/answerCallbackQuery" || b.raw[0] != `{"callback_query_id":"4382bfdwdsb323b2d9"}` {
+		t.Fatalf("%s %s", b.paths[0], b.raw[0])
+	}
+	_, bad := newBot(t, func(_ int, w http.ResponseWriter) {
+		w.WriteHeader(400)
+		io.WriteString(w, `{"ok":false,"error_code":400,"description":"Bad Request: query is too old"}`)
+	})
+	err := newClient(t, bad.URL).AnswerCallbackQuery(context.Background(), "old")
+	if err == nil || !strings.Contains(err.Error(), "query is too old") {
+		t.Fatalf("%v", err)
+	}
+	noToken(t, err)
+}
+
 func TestSendMessageSplits(t *testing.T) {
 	b, srv := newBot(t, ok)
 	para := strings.Repeat("word ", 600) // 3000 characters
@@ -344,7 +365,7 @@ func TestNewInvalid(t *testing.T) {
 		}
 	}
 	c, err := New(Config{Token: token})
-	if err != nil || c.endpoint != "https://api.telegram.org/bot"+token+"/sendMessage" {
+	if err != nil || c.endpoint != "https://api.telegram.org/bot"+token+"/" {
 		t.Errorf("default: %v, %v", c, err)
 	}
 }

@@ -173,6 +173,9 @@ func (h *Handler) message(ctx context.Context, req *events.APIGatewayV2HTTPReque
 	if t := bytes.TrimSpace(raw); len(t) == 0 || t[0] != '{' || json.Unmarshal(t, &in) != nil {
 		return events.APIGatewayV2HTTPResponse{}, headers, apierr.New(apierr.Invalid, "body must be a JSON object {\"text\": …}")
 	}
+	if err := fields.CheckJSON(raw); err != nil {
+		return events.APIGatewayV2HTTPResponse{}, headers, err
+	}
 	text := strings.TrimSpace(in.Text)
 	switch {
 	case text == "":
@@ -195,7 +198,7 @@ func (h *Handler) message(ctx context.Context, req *events.APIGatewayV2HTTPReque
 		m.MessageID, m.RunID = ids.New("msg", now), ids.New("run", now)
 	}
 	if err := h.queue.SendInbound(ctx, &m); err != nil {
-		return events.APIGatewayV2HTTPResponse{}, headers, apierr.Wrap(apierr.Unavailable, err, "the message could not be queued; retry")
+		return events.APIGatewayV2HTTPResponse{}, headers, queue.SendFailure(err)
 	}
 	h.log.InfoContext(ctx, "widget message queued", "session_id", s.ID, "thread_id", m.ThreadID, "message_id", m.MessageID, "run_id", m.RunID)
 	return apigw.JSON(http.StatusAccepted, Accepted{ThreadID: m.ThreadID, MessageID: m.MessageID, RunID: m.RunID}), headers, nil

@@ -419,10 +419,14 @@ func (h *Handler) approvalData(run store.Run) map[string]any {
 
 // sent is the message.sent event of an outbound message.
 func (h *Handler) sent(m *queue.Inbound, msgID, runID, text string) event {
-	return newEvent(msgID, EventMessageSent, map[string]any{
+	data := map[string]any{
 		"thread_id": m.ThreadID, "message_id": msgID, "run_id": runID, "text": text,
 		"channel": m.Channel, "external_id": m.ExternalID,
-	})
+	}
+	if m.CallbackQueryID != "" {
+		data["callback_query_id"] = m.CallbackQueryID // the Telegram reply answers the button press
+	}
+	return newEvent(msgID, EventMessageSent, data)
 }
 
 // decided hands a human's decision to the agent. An approved run continues with the agent's
