@@ -73,7 +73,7 @@ func (h *Handler) createWebhook(ctx context.Context, c Caller, req *events.APIGa
 	if err := body(req, &in, false); err != nil {
 		return events.APIGatewayV2HTTPResponse{}, err
 	}
-	if err := checkURL(in.URL, h.cfg.AllowHTTPURLs); err != nil {
+	if err := checkURL(in.URL, h.cfg.AllowHTTPURLs, h.cfg.OwnHosts); err != nil {
 		return events.APIGatewayV2HTTPResponse{}, err
 	}
 	evs, err := checkEvents(in.Events)
@@ -168,7 +168,7 @@ func (h *Handler) patchWebhook(ctx context.Context, c Caller, req *events.APIGat
 	}
 	patch := store.SubscriptionPatch{URL: in.URL, Description: in.Description, Status: in.Status}
 	if in.URL != nil {
-		if err := checkURL(*in.URL, h.cfg.AllowHTTPURLs); err != nil {
+		if err := checkURL(*in.URL, h.cfg.AllowHTTPURLs, h.cfg.OwnHosts); err != nil {
 			return events.APIGatewayV2HTTPResponse{}, err
 		}
 	}
