@@ -53,15 +53,15 @@ func Refuse(headers map[string]string) error {
 // .amazonaws.com.cn) is the gateway's, or another API Gateway's that may forward to it. The zero
 // value holds only that rule.
 type Hosts struct {
-	names map[string]string // normalized name → port ("" for any port)
-	addrs []netip.AddrPort  // IP literals with a port (local mode's listen address)
-	ips   []netip.Addr      // IP literals without a port
+	names map[string]bool  // normalized "name" (any port) and "name:port"
+	addrs []netip.AddrPort // IP literals with a port (local mode's listen address)
+	ips   []netip.Addr     // IP literals without a port
 }
 
 // ParseHosts reads comma-separated lists of host names, host:port pairs and IP literals (a URL is
 // taken for its host). Empty items are skipped.
 func ParseHosts(lists ...string) (Hosts, error) {
-	h := Hosts{names: map[string]string{}}
+	h := Hosts{names: map[string]bool{}}
 	for _, list := range lists {
 		for _, item := range strings.Split(list, ",") {
 			item = strings.TrimSpace(item)
@@ -79,23 +79,21 @@ func ParseHosts(lists ...string) (Hosts, error) {
 			if host == "" || strings.ContainsAny(host, "/?#@ ") {
 				return Hosts{}, fmt.Errorf("own host %q is not a host name", item)
 			}
-			if ip, err := netip.ParseAddr(host); err == nil {
-				ip = ip.WithZone("").Unmap()
-				if port == "" {
-					h.ips = append(h.ips, ip)
-					continue
-				}
-				ap, err := netip.ParseAddrPort(net.JoinHostPort(ip.String(), port))
-				if err != nil {
-					return Hosts{}, fmt.Errorf("own host %q has a bad port", item)
-				}
-				h.addrs = append(h.addrs, ap)
-				continue
+			n, err := strconv.ParseUint(port, 10, 16)
+			if port != "" && err != nil {
+				return Hosts{}, fmt.Errorf("own host %q has a bad port", item)
 			}
-			if old, ok := h.names[host]; ok && old == "" {
-				continue // already any port
+			ip, err := netip.ParseAddr(host)
+			switch {
+			case err == nil && port == "":
+				h.ips = append(h.ips, ip.WithZone("").Unmap())
+			case err == nil:
+				h.addrs = append(h.addrs, netip.AddrPortFrom(ip.WithZone("").Unmap(), uint16(n)))
+			case port == "":
+				h.names[host] = true
+			default:
+				h.names[host+":"+port] = true
 			}
-			h.names[host] = port
 		}
 	}
 	return h, nil
@@ -139,9 +137,6 @@ func (h Hosts) OwnIP(ap netip.AddrPort) bool {
 	return false
 }
 
-// Empty reports whether the list names nothing beyond the execute-api rule.
-func (h Hosts) Empty() bool { return len(h.names) == 0 && len(h.addrs) == 0 && len(h.ips) == 0 }
-
 func (h Hosts) own(host, port string) bool {
 	if host == "" {
 		return false
@@ -157,8 +152,7 @@ func (h Hosts) own(host, port string) bool {
 	if ExecuteAPI(host) {
 		return true
 	}
-	want, ok := h.names[host]
-	return ok && (want == "" || want == port)
+	return h.names[host] || h.names[host+":"+port]
 }
 
 // ExecuteAPI reports whether a normalized host name is an API Gateway endpoint:
@@ -176,8 +170,8 @@ func ExecuteAPI(host string) bool {
 	return false
 }
 
-// splitHostPort splits "host", "host:port", "[v6]" and "[v6]:port", and normalizes the host:
-// lower-case, brackets and trailing dots removed.
+// splitHostPort splits "host", "host:port", "[v6]" and "[v6]:port", and normalizes them: the
+// host lower-case without brackets and trailing dots, the port without leading zeros.
 func splitHostPort(s string) (host, port string) {
 	host = s
 	if h, p, err := net.SplitHostPort(s); err == nil {
@@ -185,6 +179,9 @@ func splitHostPort(s string) (host, port string) {
 	}
 	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
 	host = strings.TrimRight(strings.ToLower(host), ".")
+	if n, err := strconv.ParseUint(port, 10, 16); err == nil {
+		port = strconv.FormatUint(n, 10) // 08443 is 8443
+	}
 	return host, port
 }
 

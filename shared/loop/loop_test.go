@@ -37,6 +37,8 @@ func TestOwnURL(t *testing.T) {
 		{"https://sub.hooks.example.com/in", false},
 		{"https://api.example.org:8443/x", true},
 		{"https://api.example.org/x", false},
+		{"https://api.example.org:08443/x", true},
+		{"http://127.0.0.1:03000/x", true},
 		// Local mode's listen address: that address and port only.
 		{"http://127.0.0.1:3000/v1/inbound/generic", true},
 		{"http://localhost:3000/x", true},
@@ -65,7 +67,7 @@ func TestOwnURL(t *testing.T) {
 
 func TestZeroHostsRefuseExecuteAPI(t *testing.T) {
 	var h Hosts
-	if !h.OwnAddr("x1.execute-api.ap-south-1.amazonaws.com:443") || h.OwnAddr("example.com:443") || !h.Empty() {
+	if !h.OwnAddr("x1.execute-api.ap-south-1.amazonaws.com:443") || h.OwnAddr("example.com:443") || h.OwnAddr("127.0.0.1:3000") {
 		t.Fatal("the zero Hosts must hold the execute-api rule and nothing else")
 	}
 }
