@@ -4,6 +4,7 @@ package loop
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"net/url"
@@ -97,6 +98,19 @@ func ParseHosts(lists ...string) (Hosts, error) {
 		}
 	}
 	return h, nil
+}
+
+// With returns the hosts and host too (a request's own domain name, say); host is ignored when
+// it is not a host name.
+func (h Hosts) With(host string) Hosts {
+	more, err := ParseHosts(host)
+	if err != nil {
+		return h
+	}
+	maps.Copy(more.names, h.names)
+	more.addrs = append(more.addrs, h.addrs...)
+	more.ips = append(more.ips, h.ips...)
+	return more
 }
 
 // OwnURL reports whether u names one of the hosts (its port defaulted from the scheme).

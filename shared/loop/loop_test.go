@@ -131,3 +131,22 @@ func TestRefuse(t *testing.T) {
 		}
 	}
 }
+
+func TestWith(t *testing.T) {
+	base, err := ParseHosts("hooks.example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := base.With("api.example.net").With("127.0.0.1:3000").With("not a host")
+	for addr, want := range map[string]bool{
+		"hooks.example.com:443": true, "api.example.net:443": true, "API.Example.Net.:8080": true,
+		"127.0.0.1:3000": true, "127.0.0.1:3001": false, "example.org:443": false,
+	} {
+		if got := h.OwnAddr(addr); got != want {
+			t.Errorf("OwnAddr(%s) = %v, want %v", addr, got, want)
+		}
+	}
+	if base.OwnAddr("api.example.net:443") {
+		t.Fatal("With changed the hosts it was called on")
+	}
+}

@@ -43,8 +43,8 @@ type Config struct {
 	AdminKey string
 	// AllowHTTPURLs admits http:// destinations (local development); otherwise only https://.
 	AllowHTTPURLs bool
-	// OwnHosts are the gateway's own API hosts, which no subscription URL may name (every
-	// execute-api host is refused whatever the list).
+	// OwnHosts are the gateway's own API hosts (custom domains), which no subscription URL may
+	// name; so may it not name the host a request came in through, nor any execute-api host.
 	OwnHosts loop.Hosts
 }
 
