@@ -17,6 +17,7 @@ import (
 	"github.com/hookgate/hookgate/shared/delivery"
 	"github.com/hookgate/hookgate/shared/envcfg"
 	"github.com/hookgate/hookgate/shared/fnmain"
+	"github.com/hookgate/hookgate/shared/loop"
 	"github.com/hookgate/hookgate/shared/outbound"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/store"
@@ -32,6 +33,8 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 	schedule, serr := outbound.ParseSchedule(env.Optional("HOOKGATE_DELIVERY_SCHEDULE", "default"))
 	timeout := time.Duration(env.Int("HOOKGATE_DELIVERY_TIMEOUT_SECONDS", 15, 1, 25)) * time.Second
 	allowPrivate := env.Bool("HOOKGATE_ALLOW_PRIVATE_DESTINATIONS", false)
+	// The gateway's own hosts: refused at dial time, so no delivery or callback feeds it.
+	own, herr := loop.ParseHosts(getenv("HOOKGATE_API_HOSTS"))
 	cfg := delivery.Config{
 		Schedule:      schedule,
 		MaxRetryAfter: time.Duration(env.Int("HOOKGATE_MAX_RETRY_AFTER_SECONDS", 3600, 0, 43200)) * time.Second,
@@ -49,7 +52,7 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 		bot, err := telegram.New(telegram.Config{BaseURL: getenv("HOOKGATE_TELEGRAM_API_URL"), Token: token})
 		cfg.Telegram, terr = delivery.TelegramSender(bot), err
 	}
-	if err := errors.Join(env.Err(), serr, aerr, terr, kerr); err != nil {
+	if err := errors.Join(env.Err(), serr, aerr, terr, kerr, herr); err != nil {
 		return nil, err
 	}
 	// Callbacks to a run's replyUrl are signed with its adapter's callback secret (configured, or
@@ -66,7 +69,7 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 	if err != nil {
 		return nil, err
 	}
-	client := outbound.NewClient(outbound.ClientOptions{Timeout: timeout, AllowPrivate: allowPrivate})
+	client := outbound.NewClient(outbound.ClientOptions{Timeout: timeout, AllowPrivate: allowPrivate, OwnHosts: &own})
 	post := func(ctx context.Context, r outbound.Request) outbound.Result {
 		return outbound.Post(ctx, client, delivery.UserAgent, r)
 	}

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/hookgate/hookgate/shared/awscfg"
 	"github.com/hookgate/hookgate/shared/envcfg"
 	"github.com/hookgate/hookgate/shared/fnmain"
+	"github.com/hookgate/hookgate/shared/loop"
 	"github.com/hookgate/hookgate/shared/manage"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/store"
@@ -29,7 +31,9 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 		AdminKey:         env.Secret("HOOKGATE_ADMIN_API_KEY", manage.MinAdminKeyLen),
 		AllowHTTPURLs:    env.Bool("HOOKGATE_ALLOW_HTTP_URLS", false),
 	}
-	if err := env.Err(); err != nil {
+	own, herr := loop.ParseHosts(getenv("HOOKGATE_API_HOSTS"))
+	cfg.OwnHosts = own
+	if err := errors.Join(env.Err(), herr); err != nil {
 		return nil, err
 	}
 	aws, err := awscfg.Load(ctx, getenv)

@@ -96,6 +96,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		}
 	}()
 	o.Params = withOwnOrigin(tpl, o.Params, ln.Addr().String())
+	o.Params = withOwnHost(tpl, o.Params, ln.Addr().String())
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s := &Stack{hosts: map[string]*lambdart.Host{}, configs: map[string]lambdart.Config{}, cancel: cancel}
 	defer func() {
@@ -405,7 +406,7 @@ func DevSecret(param string) string {
 }
 
 // resolver answers !Ref and !GetAtt the way CloudFormation would, with local values.
-func (s *Stack) resolver() template.Resolver {
+func (s *Stack) resolver(tpl *template.Template) template.Resolver {
 	return template.ResolverFuncs{
 		RefFunc: func(name string) (string, error) {
 			if v, ok := s.Params[name]; ok {
@@ -428,6 +429,9 @@ func (s *Stack) resolver() template.Resolver {
 				return "amazonaws.com", nil
 			case "AWS::StackName":
 				return "hookgate-local", nil
+			}
+			if res, ok := tpl.Resources[name]; ok && res.Type == template.TypeHTTPAPI {
+				return LocalAPIID, nil
 			}
 			return "", fmt.Errorf("!Ref %s: nothing of that name runs locally", name)
 		},
@@ -531,7 +535,7 @@ func (s *Stack) functionConfig(tpl *template.Template, fn template.Function, o O
 	for k, v := range s.endpointEnv() {
 		env[k] = v
 	}
-	r := s.resolver()
+	r := s.resolver(tpl)
 	for k, v := range fn.Env {
 		val, err := template.Resolve(v, r)
 		if err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/hookgate/hookgate/shared/apigw"
 	"github.com/hookgate/hookgate/shared/approval"
 	"github.com/hookgate/hookgate/shared/ids"
+	"github.com/hookgate/hookgate/shared/loop"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/store"
 )
@@ -97,6 +98,9 @@ func (h *Handler) RouteKeys() []string {
 
 // Handle is the Lambda handler: authenticate the adapter, then dispatch on the route key.
 func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	if err := loop.Refuse(req.Headers); err != nil { // the gateway's own request, come back
+		return apigw.Error(ctx, h.log, err), nil
+	}
 	if approve, ok := h.decisions[req.RouteKey]; ok {
 		resp, err := h.decide(ctx, &req, approve)
 		if err != nil {

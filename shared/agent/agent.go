@@ -108,6 +108,7 @@ type Agent interface {
 type Error struct {
 	Retryable bool // timeouts, connection errors, 5xx, 408, 429: try again later through the queue
 	Reason    string
+	Host      string // the endpoint's host[:port], for the log only: every subscriber reads Reason
 }
 
 // Error returns the reason.

@@ -15,6 +15,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/hookgate/hookgate/shared/loop"
 	"github.com/hookgate/hookgate/shared/outbound"
 )
 
@@ -31,7 +32,7 @@ const snippetRunes = 200
 type caller struct {
 	client  *http.Client
 	timeout time.Duration
-	host    string   // the endpoint's host[:port], the only part of its URL a reason names
+	host    string   // the endpoint's host[:port]: in Error.Host for the log, never in a reason
 	secrets []string // never quoted: cut from response snippets
 }
 
@@ -58,6 +59,9 @@ func newCaller(c *http.Client, timeout time.Duration, u *url.URL, secrets ...str
 	if p, ok := u.User.Password(); ok {
 		secrets = append(secrets, p)
 	}
+	// A reason goes into run.failed, which every subscriber of the workspace may read: an error
+	// page that names the agent's host does not quote it.
+	secrets = append(secrets, u.Host, u.Hostname())
 	return caller{client: c, timeout: timeout, host: u.Host, secrets: secrets}
 }
 
@@ -80,6 +84,7 @@ func (c caller) post(parent context.Context, endpoint string, body []byte, heade
 	}
 	req.Header["Content-Type"] = []string{"application/json"}
 	req.Header["User-Agent"] = []string{UserAgent}
+	req.Header[loop.Header] = []string{loop.Value} // an agent that posts it back is refused
 	if header != nil {
 		header(req.Header)
 	}
@@ -99,18 +104,18 @@ func (c caller) post(parent context.Context, endpoint string, body []byte, heade
 }
 
 // transportError describes a failed call (no response, or a body cut off). Every such failure is
-// retryable; none quotes the error's text, which names the full URL.
+// retryable; none quotes the error's text, which names the full URL, nor the host (Host has it).
 func (c caller) transportError(parent, ctx context.Context, err error, what string) *Error {
 	var ne net.Error
 	switch {
 	case errors.Is(parent.Err(), context.Canceled):
-		return &Error{Retryable: true, Reason: "agent call canceled"}
+		return &Error{Retryable: true, Reason: "agent call canceled", Host: c.host}
 	case parent.Err() != nil:
-		return &Error{Retryable: true, Reason: "agent call ran out of time: the caller's deadline passed"}
+		return &Error{Retryable: true, Reason: "agent call ran out of time: the caller's deadline passed", Host: c.host}
 	case ctx.Err() != nil, errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
-		return &Error{Retryable: true, Reason: "agent timed out after " + c.timeout.String()}
+		return &Error{Retryable: true, Reason: "agent timed out after " + c.timeout.String(), Host: c.host}
 	}
-	return &Error{Retryable: true, Reason: fmt.Sprintf("%s: %s (%s)", what, outbound.Classify(err), c.host)}
+	return &Error{Retryable: true, Reason: fmt.Sprintf("%s: %s", what, outbound.Classify(err)), Host: c.host}
 }
 
 // statusError is the *Error of a non-2xx status, or nil. 408, 429 and 5xx are retryable; 3xx
@@ -127,7 +132,7 @@ func (c caller) statusError(status int, body []byte) *Error {
 		reason += ": " + s
 	}
 	retry := status == http.StatusRequestTimeout || status == http.StatusTooManyRequests || status >= 500 && status <= 599
-	return &Error{Retryable: retry, Reason: reason}
+	return &Error{Retryable: retry, Reason: reason, Host: c.host}
 }
 
 // snippet returns a short, single-line, redacted excerpt of an error response: the message of a

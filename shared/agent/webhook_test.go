@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"reflect"
 	"strconv"
 	"strings"
@@ -381,7 +382,7 @@ func TestWebhookRefused(t *testing.T) {
 	addr := closedAddr(t)
 	_, err := newTestWebhook(t, "http://"+addr+"/hook", time.Second).Respond(context.Background(), speakReq("hi"))
 	var ae *Error
-	if !errors.As(err, &ae) || !ae.Retryable || ae.Reason != "agent unreachable: connection refused ("+addr+")" {
+	if !errors.As(err, &ae) || !ae.Retryable || ae.Reason != "agent unreachable: connection refused" || ae.Host != addr {
 		t.Fatalf("error %#v", err)
 	}
 }
@@ -460,5 +461,31 @@ func TestWebhookConcurrent(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// Every agent call carries the hop marker, and a failure's reason (which run.failed shows every
+// subscriber) names no host, not even when the agent's error page does; Host has it for the log.
+func TestWebhookHopMarkerAndHostlessReasons(t *testing.T) {
+	hop := make(chan string, 1)
+	var srvHost string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hop <- r.Header.Get("Hookgate-Hop")
+		w.WriteHeader(http.StatusBadGateway)
+		fmt.Fprintf(w, `{"error":{"message":"upstream of %s (http://%s/hook) failed"}}`, r.Host, srvHost)
+	}))
+	defer srv.Close()
+	u, _ := url.Parse(srv.URL)
+	srvHost = u.Hostname()
+	_, err := newTestWebhook(t, srv.URL+"/hook", time.Second).Respond(context.Background(), speakReq("hi"))
+	if got := <-hop; got != "1" {
+		t.Fatalf("Hookgate-Hop = %q", got)
+	}
+	var ae *Error
+	if !errors.As(err, &ae) || !strings.HasPrefix(ae.Reason, "agent answered 502") || ae.Host != u.Host {
+		t.Fatalf("error %#v", err)
+	}
+	if strings.Contains(ae.Reason, u.Hostname()) {
+		t.Fatalf("reason %q names the agent's host", ae.Reason)
 	}
 }

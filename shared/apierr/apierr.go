@@ -14,6 +14,7 @@ const (
 	Invalid      Code = "invalid_request"   // 400: the request is malformed or fails validation
 	Unauthorized Code = "unauthorized"      // 401: missing or wrong credentials or signature
 	Forbidden    Code = "forbidden"         // 403: authenticated, but not allowed
+	LoopDetected Code = "loop_detected"     // 403: the gateway's own request came back (loop.Header)
 	NotFound     Code = "not_found"         // 404: no such route or resource (in this workspace)
 	Conflict     Code = "conflict"          // 409: the resource is not in a state that allows this
 	TooLarge     Code = "payload_too_large" // 413: body over the configured limit

@@ -22,7 +22,7 @@ func Status(c apierr.Code) int {
 		return http.StatusBadRequest
 	case apierr.Unauthorized:
 		return http.StatusUnauthorized
-	case apierr.Forbidden:
+	case apierr.Forbidden, apierr.LoopDetected:
 		return http.StatusForbidden
 	case apierr.NotFound:
 		return http.StatusNotFound

@@ -18,7 +18,7 @@ import (
 func TestStatusTable(t *testing.T) {
 	want := map[apierr.Code]int{
 		apierr.Invalid: 400, apierr.Unauthorized: 401, apierr.Forbidden: 403, apierr.NotFound: 404,
-		apierr.Conflict: 409, apierr.TooLarge: 413, apierr.RateLimited: 429, apierr.Unavailable: 503,
+		apierr.Conflict: 409, apierr.LoopDetected: 403, apierr.TooLarge: 413, apierr.RateLimited: 429, apierr.Unavailable: 503,
 		apierr.Internal: 500, apierr.Code("made_up"): 500,
 	}
 	for code, status := range want {

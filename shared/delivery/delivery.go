@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"sync"
 	"time"
 
@@ -275,7 +276,17 @@ func (h *Handler) disable(ctx context.Context, sub store.Subscription, reason st
 		return err
 	}
 	return h.appendEvent(ctx, sub.WorkspaceID, ids.Derive("evt", sub.WorkspaceID, sub.ID, reason, h.now().Format(time.RFC3339)), EventSubscriptionDisabled,
-		map[string]any{"subscription_id": sub.ID, "url": sub.URL, "reason": reason})
+		map[string]any{"subscription_id": sub.ID, "origin": Origin(sub.URL), "reason": reason})
+}
+
+// Origin is what an event may show of a subscription's URL: scheme://host[:port]. Every "*"
+// subscriber of the workspace reads the event, and a URL's path and query often hold a token.
+func Origin(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return ""
+	}
+	return (&url.URL{Scheme: u.Scheme, Host: u.Host}).String()
 }
 
 func (h *Handler) appendEvent(ctx context.Context, ws, id, typ string, data map[string]any) error {

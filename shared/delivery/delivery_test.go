@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -108,7 +109,7 @@ func newRig(t *testing.T, schedule string, disableAfter int, respond func(n int)
 	r := &rig{
 		st: &fakeStore{
 			d:   store.Delivery{ID: "dlv_1", WorkspaceID: "ws", SubscriptionID: "sub_1", EventID: "evt_1", EventType: "run.completed", Payload: json.RawMessage(`{}`), Status: store.DeliveryPending},
-			sub: store.Subscription{ID: "sub_1", WorkspaceID: "ws", URL: "https://example.com/h", Status: "active", Secrets: []store.SigningSecret{{Value: outbound.NewSecret()}}},
+			sub: store.Subscription{ID: "sub_1", WorkspaceID: "ws", URL: "https://example.com:8443/h/tok_path?token=tok_query", Status: "active", Secrets: []store.SigningSecret{{Value: outbound.NewSecret()}}},
 		},
 		q:   &fakeQueue{},
 		now: time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC),
@@ -196,6 +197,27 @@ func TestExhaustedIsReportedAndDisablesAfterN(t *testing.T) {
 	}
 	if r.st.sub.Status != "disabled" {
 		t.Fatal("subscription still active")
+	}
+	// Every "*" subscriber reads subscription.disabled: it shows the URL's origin, not its tokens.
+	data = nil
+	_ = json.Unmarshal(r.st.events[1].Data, &data)
+	if data["subscription_id"] != "sub_1" || data["origin"] != "https://example.com:8443" || strings.Contains(string(r.st.events[1].Data), "tok_") {
+		t.Fatalf("subscription.disabled data %s", r.st.events[1].Data)
+	}
+}
+
+func TestOrigin(t *testing.T) {
+	for raw, want := range map[string]string{
+		"https://example.com/h/secret?token=x":     "https://example.com",
+		"http://127.0.0.1:9000/hook#frag":          "http://127.0.0.1:9000",
+		"https://user:pass@example.com:8443/h?a=1": "https://example.com:8443",
+		"https://[2001:db8::1]:443/x":              "https://[2001:db8::1]:443",
+		"not a url":                                "",
+		"":                                         "",
+	} {
+		if got := Origin(raw); got != want {
+			t.Errorf("Origin(%q) = %q, want %q", raw, got, want)
+		}
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hookgate/hookgate/shared/apierr"
 	"github.com/hookgate/hookgate/shared/apigw"
+	"github.com/hookgate/hookgate/shared/loop"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/sources"
 	"github.com/hookgate/hookgate/shared/store"
@@ -74,6 +75,9 @@ type Accepted struct {
 
 // serve runs a door and turns its outcome into a response.
 func (d *Doors) serve(ctx context.Context, door string, req *events.APIGatewayV2HTTPRequest, accept func(context.Context, *events.APIGatewayV2HTTPRequest) (Accepted, error)) (events.APIGatewayV2HTTPResponse, error) {
+	if err := loop.Refuse(req.Headers); err != nil { // the gateway's own request, come back
+		return apigw.Error(ctx, d.log.With("door", door), err), nil
+	}
 	acc, err := accept(ctx, req)
 	if err != nil {
 		return apigw.Error(ctx, d.log, err), nil

@@ -16,6 +16,7 @@ import (
 	"github.com/hookgate/hookgate/shared/apigw"
 	"github.com/hookgate/hookgate/shared/fields"
 	"github.com/hookgate/hookgate/shared/ids"
+	"github.com/hookgate/hookgate/shared/loop"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/verify"
 )
@@ -89,6 +90,9 @@ func (h *Generic) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 }
 
 func (h *Generic) accept(ctx context.Context, req *events.APIGatewayV2HTTPRequest) (Queued, error) {
+	if err := loop.Refuse(req.Headers); err != nil { // the gateway's own request, come back
+		return Queued{}, err
+	}
 	body, err := apigw.Body(req, h.cfg.MaxBodyBytes)
 	if err != nil {
 		return Queued{}, err

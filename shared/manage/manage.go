@@ -15,6 +15,7 @@ import (
 
 	"github.com/hookgate/hookgate/shared/apierr"
 	"github.com/hookgate/hookgate/shared/apigw"
+	"github.com/hookgate/hookgate/shared/loop"
 	"github.com/hookgate/hookgate/shared/store"
 )
 
@@ -42,6 +43,9 @@ type Config struct {
 	AdminKey string
 	// AllowHTTPURLs admits http:// destinations (local development); otherwise only https://.
 	AllowHTTPURLs bool
+	// OwnHosts are the gateway's own API hosts (custom domains), which no subscription URL may
+	// name; so may it not name the host a request came in through, nor any execute-api host.
+	OwnHosts loop.Hosts
 }
 
 // MinAdminKeyLen is the shortest admin key (HOOKGATE_ADMIN_API_KEY) a function accepts.

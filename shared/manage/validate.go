@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/hookgate/hookgate/shared/apierr"
+	"github.com/hookgate/hookgate/shared/loop"
 	"github.com/hookgate/hookgate/shared/outbound"
 )
 
@@ -27,9 +28,10 @@ const (
 
 func invalid(format string, args ...any) error { return apierr.New(apierr.Invalid, format, args...) }
 
-// checkURL validates a subscription's destination. Private and metadata addresses are refused by
-// the delivery client at dial time, after DNS, where rebinding cannot slip through.
-func checkURL(raw string, allowHTTP bool) error {
+// checkURL validates a subscription's destination. The gateway's own hosts are refused here and
+// again at dial time; private and metadata addresses are refused by the delivery client at dial
+// time only, after DNS, where rebinding cannot slip through.
+func checkURL(raw string, allowHTTP bool, own loop.Hosts) error {
 	if raw == "" {
 		return invalid("url is required")
 	}
@@ -53,6 +55,9 @@ func checkURL(raw string, allowHTTP bool) error {
 	}
 	if u.User != nil {
 		return invalid("url must not contain a user or password")
+	}
+	if own.OwnURL(u) {
+		return invalid("url must not point at this gateway's own API (or any execute-api host): its deliveries would come back in as new events")
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/hookgate/hookgate/shared/apierr"
+	"github.com/hookgate/hookgate/shared/loop"
 )
 
 func TestCheckURL(t *testing.T) {
@@ -35,9 +36,25 @@ func TestCheckURL(t *testing.T) {
 		{"https://user@example.com/", false, "user or password"},
 		{"https://exa mple.com/", false, "absolute"},
 		{"https://example.com:port/", false, "absolute"},
+		// The gateway's own API: its execute-api host (and every other), its custom domain, and
+		// in local mode its listen address.
+		{"https://abc123.execute-api.us-east-1.amazonaws.com/v1/inbound/generic", false, "own API"},
+		{"https://ABC123.EXECUTE-API.us-east-1.amazonaws.com./x", false, "own API"},
+		{"https://zzz.execute-api.eu-west-1.amazonaws.com/prod", false, "own API"},
+		{"https://hooks.example.org/v1/webhooks/generic/ws", false, "own API"},
+		{"https://Hooks.Example.Org.:443/x", false, "own API"},
+		{"https://api.hooks.example.org/x", false, ""},
+		{"http://127.0.0.1:3000/v1/inbound/generic", true, "own API"},
+		{"http://localhost:3000/x", true, "own API"},
+		{"http://[::ffff:127.0.0.1]:3000/x", true, "own API"},
+		{"http://127.0.0.1:3001/x", true, ""},
+	}
+	own, err := loop.ParseHosts("abc123.execute-api.us-east-1.amazonaws.com,hooks.example.org,127.0.0.1:3000,localhost:3000")
+	if err != nil {
+		t.Fatal(err)
 	}
 	for _, tt := range tests {
-		err := checkURL(tt.url, tt.allowHTTP)
+		err := checkURL(tt.url, tt.allowHTTP, own)
 		switch {
 		case tt.want == "" && err != nil:
 			t.Errorf("checkURL(%.40q, %v) = %v", tt.url, tt.allowHTTP, err)
@@ -111,7 +128,7 @@ func FuzzCreateWebhookBody(f *testing.F) {
 			}
 			return
 		}
-		if checkURL(in.URL, false) == nil {
+		if checkURL(in.URL, false, loop.Hosts{}) == nil {
 			u, err := url.Parse(in.URL)
 			if err != nil || u.Scheme != "https" || u.Hostname() == "" || u.User != nil || len(in.URL) > MaxURLLen {
 				t.Fatalf("accepted url %q", in.URL)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hookgate/hookgate/shared/apierr"
 	"github.com/hookgate/hookgate/shared/ids"
+	"github.com/hookgate/hookgate/shared/loop"
 	"github.com/hookgate/hookgate/shared/outbound"
 	"github.com/hookgate/hookgate/shared/store"
 )
@@ -62,6 +63,12 @@ func (h *Handler) webhookView(sub store.Subscription) WebhookView {
 	}
 }
 
+// ownHosts are the configured hosts and the one this request came in through: the API's
+// execute-api host, or a custom domain even when it is not configured.
+func (h *Handler) ownHosts(req *events.APIGatewayV2HTTPRequest) loop.Hosts {
+	return h.cfg.OwnHosts.With(req.RequestContext.DomainName)
+}
+
 // POST /v1/webhooks {url, events[], secret?, description?} → 201 with the secret.
 func (h *Handler) createWebhook(ctx context.Context, c Caller, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 	var in struct {
@@ -73,7 +80,7 @@ func (h *Handler) createWebhook(ctx context.Context, c Caller, req *events.APIGa
 	if err := body(req, &in, false); err != nil {
 		return events.APIGatewayV2HTTPResponse{}, err
 	}
-	if err := checkURL(in.URL, h.cfg.AllowHTTPURLs); err != nil {
+	if err := checkURL(in.URL, h.cfg.AllowHTTPURLs, h.ownHosts(req)); err != nil {
 		return events.APIGatewayV2HTTPResponse{}, err
 	}
 	evs, err := checkEvents(in.Events)
@@ -168,7 +175,7 @@ func (h *Handler) patchWebhook(ctx context.Context, c Caller, req *events.APIGat
 	}
 	patch := store.SubscriptionPatch{URL: in.URL, Description: in.Description, Status: in.Status}
 	if in.URL != nil {
-		if err := checkURL(*in.URL, h.cfg.AllowHTTPURLs); err != nil {
+		if err := checkURL(*in.URL, h.cfg.AllowHTTPURLs, h.ownHosts(req)); err != nil {
 			return events.APIGatewayV2HTTPResponse{}, err
 		}
 	}

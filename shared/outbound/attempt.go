@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 	"unicode/utf8"
+
+	"github.com/hookgate/hookgate/shared/loop"
 )
 
 // Response bounds: the snippet kept for the delivery log, and how much more is read and discarded
@@ -28,6 +30,7 @@ const (
 	FailInvalidMsgID = "invalid message id"
 	FailNoSigner     = "no signer"
 	FailBlocked      = "blocked address"
+	FailOwnHost      = "the gateway's own host"
 	FailTimeout      = "timeout"
 	FailCanceled     = "canceled"
 	FailDNS          = "dns lookup failed"
@@ -80,6 +83,7 @@ func Post(ctx context.Context, c *http.Client, userAgent string, req Request) Re
 		now = time.Now()
 	}
 	hr.Header["Content-Type"] = []string{"application/json"}
+	hr.Header[loop.Header] = []string{loop.Value}
 	if userAgent != "" {
 		hr.Header["User-Agent"] = []string{userAgent}
 	}
@@ -88,7 +92,9 @@ func Post(ctx context.Context, c *http.Client, userAgent string, req Request) Re
 	start := time.Now()
 	resp, err := c.Do(hr)
 	if err != nil {
-		return Result{Latency: time.Since(start), Err: Classify(err)}
+		cat := Classify(err)
+		// A loop stays a loop: no retry, the delivery ends at once.
+		return Result{Latency: time.Since(start), Err: cat, Permanent: cat == FailOwnHost}
 	}
 	defer resp.Body.Close()
 	res := Result{StatusCode: resp.StatusCode, Latency: time.Since(start)}
@@ -128,6 +134,7 @@ func snippet(b []byte, cut bool) string {
 func Classify(err error) string {
 	var (
 		blockedErr *BlockedAddressError
+		ownErr     *OwnHostError
 		dnsErr     *net.DNSError
 		netErr     net.Error
 		certErr    *tls.CertificateVerificationError
@@ -135,6 +142,8 @@ func Classify(err error) string {
 		alertErr   tls.AlertError
 	)
 	switch {
+	case errors.As(err, &ownErr):
+		return FailOwnHost
 	case errors.As(err, &blockedErr):
 		return FailBlocked
 	case errors.Is(err, context.Canceled):

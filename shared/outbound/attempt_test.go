@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/hookgate/hookgate/shared/loop"
 )
 
 // attempt posts the vector body to a test server running handler, with a private-allowed client.
@@ -47,6 +49,7 @@ func TestPostSignedRequest(t *testing.T) {
 		"Webhook-Timestamp":   "1614265330",
 		"Webhook-Signature":   vecSig,
 		"X-Webhook-Signature": vecHex,
+		"Hookgate-Hop":        "1", // the hop marker every inbound route refuses
 	} {
 		if r.Header.Get(k) != v {
 			t.Errorf("%s = %q, want %q", k, r.Header.Get(k), v)
@@ -184,6 +187,22 @@ func TestPostFailures(t *testing.T) {
 		})
 		if res.Err != FailBlocked || hit.Load() {
 			t.Fatalf("result %+v (server hit %v), want Err %q", res, hit.Load(), FailBlocked)
+		}
+	})
+
+	t.Run("own host", func(t *testing.T) {
+		var hit atomic.Bool
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hit.Store(true) }))
+		defer srv.Close()
+		own, err := loop.ParseHosts(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := Post(context.Background(), NewClient(ClientOptions{AllowPrivate: true, OwnHosts: &own}), "", Request{
+			URL: srv.URL, MsgID: vecMsgID, Body: []byte("{}"), Signer: mustSigner(t, vecSecret),
+		})
+		if res.Err != FailOwnHost || !res.Permanent || hit.Load() {
+			t.Fatalf("result %+v (server hit %v), want a permanent Err %q", res, hit.Load(), FailOwnHost)
 		}
 	})
 

@@ -1,11 +1,14 @@
 package outbound
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"net/netip"
 	"syscall"
 	"time"
+
+	"github.com/hookgate/hookgate/shared/loop"
 )
 
 // DefaultTimeout bounds one attempt: connect, TLS, request, response headers and body.
@@ -16,6 +19,10 @@ type ClientOptions struct {
 	Timeout      time.Duration // whole attempt; DefaultTimeout when 0
 	AllowPrivate bool          // dial private, loopback and link-local addresses too (local mode)
 	UserAgent    string        // set on requests that carry none
+	// OwnHosts, when set, are the gateway's own hosts: a dial to one of them is refused (before
+	// DNS by name, after DNS by address), even with AllowPrivate, so no delivery feeds the
+	// gateway itself. Agents' clients leave it nil.
+	OwnHosts *loop.Hosts
 }
 
 // BlockedAddressError is the error of a dial to an address the client refuses.
@@ -27,6 +34,11 @@ func (e *BlockedAddressError) Error() string {
 	return "delivery: destination address " + e.IP.String() + " is not public"
 }
 
+// OwnHostError is the error of a dial to one of the gateway's own hosts.
+type OwnHostError struct{}
+
+func (*OwnHostError) Error() string { return "delivery: destination is the gateway's own API" }
+
 // NewClient returns the client for outbound deliveries. Unless o.AllowPrivate, it refuses at dial
 // time, after DNS resolution so rebinding cannot slip through, every address that is not public
 // unicast (see blocked). It follows no redirects (the 3xx is the result) and uses no proxy: an
@@ -36,12 +48,31 @@ func NewClient(o ClientOptions) *http.Client {
 		o.Timeout = DefaultTimeout
 	}
 	dialer := &net.Dialer{Timeout: o.Timeout, KeepAlive: 30 * time.Second}
-	if !o.AllowPrivate {
+	dial := dialer.DialContext
+	switch own := o.OwnHosts; {
+	case own != nil:
+		dialer.Control = func(network, address string, c syscall.RawConn) error {
+			if ap, err := netip.ParseAddrPort(address); err == nil && own.OwnIP(ap) {
+				return &OwnHostError{}
+			}
+			if o.AllowPrivate {
+				return nil
+			}
+			return guard(network, address, c)
+		}
+		// The address here is the URL's host (IDNA-mapped) and port, before DNS.
+		dial = func(ctx context.Context, network, address string) (net.Conn, error) {
+			if own.OwnAddr(address) {
+				return nil, &OwnHostError{}
+			}
+			return dialer.DialContext(ctx, network, address)
+		}
+	case !o.AllowPrivate:
 		dialer.Control = guard
 	}
 	var rt http.RoundTripper = &http.Transport{
 		Proxy:                  nil, // never the environment's
-		DialContext:            dialer.DialContext,
+		DialContext:            dial,
 		ForceAttemptHTTP2:      true,
 		MaxIdleConns:           100,
 		MaxIdleConnsPerHost:    16,

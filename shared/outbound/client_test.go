@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hookgate/hookgate/shared/loop"
 )
 
 func TestBlocked(t *testing.T) {
@@ -215,5 +217,46 @@ func TestClientUserAgent(t *testing.T) {
 		if ua := <-got; ua != want {
 			t.Errorf("User-Agent = %q, want %q", ua, want)
 		}
+	}
+}
+
+// The gateway's own host is refused even where private destinations are allowed (local mode): by
+// name before DNS, and by address after it (a name that resolves to the API's own address).
+func TestClientRefusesOwnHost(t *testing.T) {
+	var reached atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { reached.Add(1) }))
+	defer srv.Close()
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer other.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	own, err := loop.ParseHosts(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := strings.Cut(addr, ":")
+	for _, allowPrivate := range []bool{true, false} {
+		c := NewClient(ClientOptions{AllowPrivate: allowPrivate, OwnHosts: &own})
+		for _, url := range []string{srv.URL, "http://localhost:" + port, "http://0.0.0.0:" + port} {
+			resp, err := c.Get(url)
+			if err == nil {
+				resp.Body.Close()
+				t.Fatalf("GET %s reached the gateway's own address", url)
+			}
+			if got := Classify(err); got != FailOwnHost {
+				t.Fatalf("GET %s (allowPrivate %v): %v classified %q, want %q", url, allowPrivate, err, got, FailOwnHost)
+			}
+		}
+	}
+	c := NewClient(ClientOptions{AllowPrivate: true, OwnHosts: &own})
+	resp, err := c.Get(other.URL) // another port of the same machine is not the gateway
+	if err != nil {
+		t.Fatalf("another local port: %v", err)
+	}
+	resp.Body.Close()
+	if _, err := c.Get("https://abc.execute-api.us-east-1.amazonaws.com/x"); Classify(err) != FailOwnHost {
+		t.Fatalf("execute-api host: %v", err)
+	}
+	if reached.Load() != 0 {
+		t.Fatal("a refused request reached the server")
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/hookgate/hookgate/shared/apigw"
 	"github.com/hookgate/hookgate/shared/fields"
 	"github.com/hookgate/hookgate/shared/ids"
+	"github.com/hookgate/hookgate/shared/loop"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/verify"
 )
@@ -157,6 +158,9 @@ func (h *Handler) message(ctx context.Context, req *events.APIGatewayV2HTTPReque
 	headers, err := h.cfg.Origins.check(req, false)
 	if err != nil {
 		return events.APIGatewayV2HTTPResponse{}, nil, err
+	}
+	if err := loop.Refuse(req.Headers); err != nil { // the gateway's own request, come back
+		return events.APIGatewayV2HTTPResponse{}, headers, err
 	}
 	s, err := h.verify(req, bearer(req))
 	if err != nil {

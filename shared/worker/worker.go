@@ -290,6 +290,8 @@ func (h *Handler) agentFailed(ctx context.Context, m *queue.Inbound, run store.R
 	var ae *agent.Error
 	if errors.As(err, &ae) {
 		reason = "agent failed: " + ae.Reason
+		// The host goes to the log only: the run's error and run.failed reach every subscriber.
+		h.logger.WarnContext(ctx, "agent call failed", "run_id", run.ID, "agent", m.Agent, "agent_host", ae.Host, "reason", ae.Reason)
 	}
 	if agent.Retryable(err) {
 		if delay, ok := h.cfg.Retry.Next(run.Attempts, 0, 0); ok {
