@@ -33,6 +33,9 @@ type Adapter struct {
 	MaxInFlight  int      `json:"maxInFlight"`  // queued or running runs at once; default 32
 	Agent        string   `json:"agent"`        // the agent's name; empty is the workspace's
 	Approvers    []string `json:"approvers"`    // users who may approve, deny or cancel any run
+	// ReadAllRuns lets the adapter read (not act on) the runs of its workspace that no adapter
+	// started: those of the inbound doors and the widget. Off by default: an adapter reads its own.
+	ReadAllRuns bool `json:"readAllRuns"`
 
 	secrets *verify.Secrets
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hookgate/hookgate/shared/awscfg"
 	"github.com/hookgate/hookgate/shared/envcfg"
+	"github.com/hookgate/hookgate/shared/ids"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/sources"
 	"github.com/hookgate/hookgate/shared/store"
@@ -37,6 +38,7 @@ func Function(pick func(*Doors) HandlerFunc) func(context.Context, func(string) 
 // FromEnv builds the doors from the function's environment (every door function has the same):
 //
 //	HOOKGATE_TABLE, HOOKGATE_INBOUND_QUEUE_URL, HOOKGATE_DEFAULT_WORKSPACE  required
+//	HOOKGATE_ID_DERIVATION_KEY     required: the key of derived ids (IDKeyFromEnv)
 //	HOOKGATE_MAX_BODY_BYTES        bodies above are refused with 413 (default and at most MaxStoredBody)
 //	HOOKGATE_DEDUPE_WINDOW_HOURS   how long a delivery id is remembered (default 72)
 //	HOOKGATE_SOURCE_CACHE_SECONDS  how long a warm function reuses a source (default 10; 0 reads each time)
@@ -52,6 +54,7 @@ func FromEnv(ctx context.Context, getenv func(string) string, log *slog.Logger) 
 		DedupeWindow:     time.Duration(env.Int("HOOKGATE_DEDUPE_WINDOW_HOURS", 72, 1, 24*30)) * time.Hour,
 	}
 	cfg.MaxBodyBytes = min(cfg.MaxBodyBytes, MaxStoredBody)
+	cfg.IDs = IDKeyFromEnv(env)
 	ttl := time.Duration(env.Int("HOOKGATE_SOURCE_CACHE_SECONDS", 10, 0, 300)) * time.Second
 	inboundSecret := env.Optional("HOOKGATE_INBOUND_SECRET", "")
 	telegramToken := env.Optional("HOOKGATE_TELEGRAM_SECRET_TOKEN", "")
@@ -65,6 +68,12 @@ func FromEnv(ctx context.Context, getenv func(string) string, log *slog.Logger) 
 	st := store.New(aws.DynamoDB(), table, time.Now)
 	res := sources.New(st, ttl, time.Now, cfg.DefaultWorkspace, StackSources(inboundSecret, telegramToken)...)
 	return New(cfg, res, st, queue.NewSender(aws.SQS(), queueURL), log, time.Now), nil
+}
+
+// IDKeyFromEnv reads HOOKGATE_ID_DERIVATION_KEY (the IdDerivationKey parameter, at least
+// ids.MinKeyLen characters): the key every function that derives ids from what senders chose uses.
+func IDKeyFromEnv(env *envcfg.Reader) ids.Keyed {
+	return ids.NewKeyed(env.Secret("HOOKGATE_ID_DERIVATION_KEY", ids.MinKeyLen))
 }
 
 // StackSources are the default workspace's sources that the stack's parameters configure, unless

@@ -374,12 +374,18 @@ func (h *Handler) settle(ctx context.Context, m *queue.Inbound, run store.Run) e
 	return h.store.ReleaseSlot(ctx, run)
 }
 
-// sent is the message.sent event of an outbound message.
+// sent is the message.sent event of an outbound message. A reply to a message of the Telegram
+// door names the Telegram source that received it: the fan-out sends such replies, and only
+// those, to the chat through that source's bot.
 func (h *Handler) sent(m *queue.Inbound, msgID, runID, text string) event {
-	return newEvent(msgID, EventMessageSent, map[string]any{
+	data := map[string]any{
 		"thread_id": m.ThreadID, "message_id": msgID, "run_id": runID, "text": text,
 		"channel": m.Channel, "external_id": m.ExternalID,
-	})
+	}
+	if m.Source == queue.SourceTelegram && m.TelegramSource != "" {
+		data["telegram_source"] = m.TelegramSource
+	}
+	return newEvent(msgID, EventMessageSent, data)
 }
 
 // decided hands a human's decision to the agent. An approved run continues with the agent's
