@@ -14,6 +14,7 @@ import (
 	"github.com/hookgate/hookgate/shared/awscfg"
 	"github.com/hookgate/hookgate/shared/envcfg"
 	"github.com/hookgate/hookgate/shared/fnmain"
+	"github.com/hookgate/hookgate/shared/ids"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/store"
 )
@@ -30,6 +31,7 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 		Lease:         time.Duration(env.Int("HOOKGATE_RUN_LEASE_SECONDS", 900, 30, 43200)) * time.Second,
 		MaxSyncWait:   time.Duration(env.Int("HOOKGATE_SYNC_MAX_WAIT_MS", 25_000, 0, 28_000)) * time.Millisecond,
 		AllowHTTPURLs: env.Bool("HOOKGATE_ALLOW_HTTP_URLS", false),
+		IDs:           ids.NewKeyed(env.Secret("HOOKGATE_ID_DERIVATION_KEY", ids.MinKeyLen)),
 	}
 	adapters, aerr := adapter.ParseAdapters(getenv("HOOKGATE_ADAPTERS"), getenv("HOOKGATE_ADAPTER_SECRET"), workspace, maxBody)
 	keys, kerr := approval.NewKeys(time.Now, env.List("HOOKGATE_APPROVAL_SIGNING_KEY")...)

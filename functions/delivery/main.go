@@ -47,10 +47,15 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 	if _, err := approval.NewKeys(time.Now, approvalKeys...); err != nil {
 		kerr = errors.New("HOOKGATE_APPROVAL_SIGNING_KEY: " + err.Error())
 	}
+	// Replies to Telegram go through the bot of the source that received the update: its own
+	// token, or in the default workspace the stack's.
+	newBot := func(token string) (delivery.Bot, error) {
+		return telegram.New(telegram.Config{BaseURL: getenv("HOOKGATE_TELEGRAM_API_URL"), Token: token})
+	}
+	var stackBot delivery.Bot
 	var terr error
 	if token := getenv("HOOKGATE_TELEGRAM_BOT_TOKEN"); token != "" {
-		bot, err := telegram.New(telegram.Config{BaseURL: getenv("HOOKGATE_TELEGRAM_API_URL"), Token: token})
-		cfg.Telegram, terr = delivery.TelegramSender(bot), err
+		stackBot, terr = newBot(token)
 	}
 	if err := errors.Join(env.Err(), serr, aerr, terr, kerr, herr); err != nil {
 		return nil, err
@@ -73,6 +78,8 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 	post := func(ctx context.Context, r outbound.Request) outbound.Result {
 		return outbound.Post(ctx, client, delivery.UserAgent, r)
 	}
-	h := delivery.New(cfg, store.New(aws.DynamoDB(), table, time.Now), queue.NewDeliverySender(aws.SQS(), queueURL), post, log, time.Now)
+	st := store.New(aws.DynamoDB(), table, time.Now)
+	cfg.Telegram = delivery.TelegramSender(delivery.NewBots(st, env.Optional("HOOKGATE_DEFAULT_WORKSPACE", "default"), stackBot, newBot))
+	h := delivery.New(cfg, st, queue.NewDeliverySender(aws.SQS(), queueURL), post, log, time.Now)
 	return h.Handle, nil
 }

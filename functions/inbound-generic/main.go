@@ -26,6 +26,7 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 		Workspace:    env.Required("HOOKGATE_DEFAULT_WORKSPACE"),
 		MaxBodyBytes: env.Int("HOOKGATE_MAX_BODY_BYTES", 1_000_000, 1024, 6_000_000),
 		Secrets:      verify.NewSecrets(env.Required("HOOKGATE_INBOUND_SECRET")),
+		IDs:          doors.IDKeyFromEnv(env),
 	}
 	if err := env.Err(); err != nil {
 		return nil, err

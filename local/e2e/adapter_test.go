@@ -20,8 +20,6 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
-
-	"github.com/hookgate/hookgate/shared/ids"
 )
 
 // The webhook adapter end to end: the local HTTP API, the adapter, worker, fan-out and delivery
@@ -270,7 +268,7 @@ func adapterStack(t *testing.T) *adapterEnv {
 		agents := fmt.Sprintf(`{"proto":{"type":"webhook","url":%q,"secret":%q,"timeoutSeconds":20},`+
 			`"gpt":{"type":"openai","baseUrl":%q,"model":"test-model","maxHistory":10,"system":"Be brief."}}`,
 			a.agent.srv.URL+"/agent", agentSecret, a.openai.srv.URL+"/v1")
-		adapters := `[{"name":"default"},` +
+		adapters := `[{"name":"default","readAllRuns":true},` +
 			`{"name":"ops","agent":"proto","replyHosts":["127.0.0.1"],"approvers":["boss"],"maxBodyBytes":4096},` +
 			`{"name":"limited","agent":"proto","maxInFlight":32},{"name":"tiny","agent":"proto","maxInFlight":1},` +
 			`{"name":"gpt","agent":"gpt"}]`
@@ -582,7 +580,7 @@ func TestTelegramReplyReachesTheBotAPI(t *testing.T) {
 	a := adapterStack(t)
 	chat := time.Now().UnixNano() % 1e9
 	update := fmt.Sprintf(`{"update_id":%d,"message":{"message_id":1,"date":1700000000,"chat":{"id":%d,"type":"private"},"text":"hi bot"}}`, chat, chat)
-	if r := postTelegram(t, a.env, telegramToken, update); r.status != 202 || r.body["thread_id"] != ids.Thread("default", "telegram", strconv.FormatInt(chat, 10)) {
+	if r := postTelegram(t, a.env, telegramToken, update); r.status != 202 || r.body["thread_id"] != keyedIDs(a.env).Thread("default", "telegram", strconv.FormatInt(chat, 10)) {
 		t.Fatalf("%d %s", r.status, r.raw)
 	}
 	waitFor(t, "sendMessage at the Bot API", 30*time.Second, func() bool {

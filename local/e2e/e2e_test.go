@@ -81,6 +81,8 @@ func startStackOn(t *testing.T, dynamo, name string, visibility time.Duration, p
 		"InboundSecret": inboundSecret, "AdapterSecret": adapterSecret, "AdminApiKey": adminKey,
 		"AllowHttpUrls": "true", "AllowPrivateDestinations": "true", "DeliverySchedule": "0s,1s,1s",
 		"TelegramSecretToken": telegramToken, "SourceCacheSeconds": "0",
+		// The tests poll the inbound doors' runs through the default adapter.
+		"Adapters": `[{"name":"default","readAllRuns":true}]`,
 	}
 	for k, v := range params {
 		all[k] = v
@@ -184,6 +186,9 @@ func waitRun(t *testing.T, e *env, threadID, runID string) map[string]any {
 	}
 }
 
+// keyedIDs derives ids as the stack's functions do, with its IdDerivationKey.
+func keyedIDs(e *env) ids.Keyed { return ids.NewKeyed(e.stack.Params["IdDerivationKey"]) }
+
 // eventsAbout returns the events of the workspace whose data names the given id, by type.
 func eventsAbout(t *testing.T, e *env, id string) map[string][]store.Event {
 	t.Helper()
@@ -213,7 +218,7 @@ func TestInboundToCompletedRun(t *testing.T) {
 		t.Fatalf("status %d: %s", r.status, r.raw)
 	}
 	threadID, runID, msgID := r.body["thread_id"].(string), r.body["run_id"].(string), r.body["message_id"].(string)
-	if threadID != ids.Thread("default", "email", "alice@example.com") || !ids.Valid("run", runID) || !ids.Valid("msg", msgID) {
+	if threadID != keyedIDs(e).Thread("default", "email", "alice@example.com") || !ids.Valid("run", runID) || !ids.Valid("msg", msgID) {
 		t.Fatalf("ids %v", r.body)
 	}
 	run := waitRun(t, e, threadID, runID)
@@ -277,7 +282,7 @@ func TestDuplicateSQSDeliveryProcessedOnce(t *testing.T) {
 	e := sharedStack(t)
 	now := time.Now().UTC()
 	m := queue.Inbound{
-		Version: queue.InboundVersion, WorkspaceID: "default", ThreadID: ids.Thread("default", "dup", "x"),
+		Version: queue.InboundVersion, WorkspaceID: "default", ThreadID: ids.Derive("thr", "default", "dup", "x"),
 		MessageID: ids.New("msg", now), RunID: ids.New("run", now), Source: "generic", Channel: "dup", ExternalID: "x",
 		Text: "twice", ReceivedAt: now,
 	}

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/hookgate/hookgate/shared/apierr"
-	"github.com/hookgate/hookgate/shared/ids"
 	"github.com/hookgate/hookgate/shared/store"
 )
 
@@ -218,7 +217,7 @@ func TestConcurrentCopiesGiveOneEventAndOneRun(t *testing.T) {
 	}
 	for id := range runIDs {
 		run, err := e.store.GetRun(context.Background(), ws, id)
-		if err != nil || run.Status != store.RunCompleted || run.ThreadID != ids.Thread(ws, "webhook.stripe", "evt_concurrent") {
+		if err != nil || run.Status != store.RunCompleted || run.ThreadID != keyedIDs(e).Thread(ws, "webhook.stripe", "evt_concurrent") {
 			t.Fatalf("run = %+v, %v", run, err)
 		}
 	}
@@ -241,7 +240,7 @@ func TestTelegram(t *testing.T) {
 		t.Fatalf("wrong token: %d %s", r.status, r.raw)
 	}
 	r := postTelegram(t, e, telegramToken, text)
-	thread := ids.Thread("default", "telegram", strconv.FormatInt(chat, 10))
+	thread := keyedIDs(e).Thread("default", "telegram", strconv.FormatInt(chat, 10))
 	if r.status != 202 || r.body["thread_id"] != thread {
 		t.Fatalf("text message: %d %s", r.status, r.raw)
 	}
@@ -353,7 +352,7 @@ func TestTriggerTamperedBodyIsRefused(t *testing.T) {
 	if r := postTrigger(t, e, signed, tampered, nil); r.status != 401 || r.errorCode() != "unauthorized" {
 		t.Fatalf("tampered body: %d %s", r.status, r.raw)
 	}
-	runID := ids.Derive("run", "default", "trigger", eventID)
+	runID := keyedIDs(e).Derive("run", "default", "trigger", "trigger", eventID)
 	time.Sleep(2 * time.Second) // room for the worker, were anything queued
 	if _, err := e.store.GetRun(context.Background(), "default", runID); apierr.CodeOf(err) != apierr.NotFound {
 		t.Fatalf("the tampered request stored run %s: %v", runID, err)
@@ -380,7 +379,7 @@ func TestTriggerReplayGivesOneRun(t *testing.T) {
 	eventID := fmt.Sprintf("zap-replay-%d", n)
 	body := fmt.Sprintf(`{"channel":"zapier","external_id":"lead-%d","text":"once only","event_id":%q}`, n, eventID)
 	first := postTrigger(t, e, body, body, map[string]string{"idempotency-key": "key-1"})
-	if first.status != 202 || first.body["run_id"] != ids.Derive("run", "default", "trigger", eventID) {
+	if first.status != 202 || first.body["run_id"] != keyedIDs(e).Derive("run", "default", "trigger", "trigger", eventID) {
 		t.Fatalf("first: %d %s", first.status, first.raw)
 	}
 	runID, threadID := first.body["run_id"].(string), first.body["thread_id"].(string)

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookgate/hookgate/shared/ids"
 	"github.com/hookgate/hookgate/shared/store"
 )
 
@@ -160,7 +159,7 @@ func TestTelegramDoorKeepsEveryCharacterOrNamesTheField(t *testing.T) {
 			t.Errorf("%s: %d %s", c.name, r.status, r.raw)
 			continue
 		}
-		thread := ids.Thread("default", "telegram", strconv.FormatInt(chat, 10))
+		thread := keyedIDs(e).Thread("default", "telegram", strconv.FormatInt(chat, 10))
 		m := messageOn(t, e, "default", thread, "")
 		if m.Text != c.want {
 			t.Errorf("%s: stored %q", c.name, m.Text)
@@ -324,7 +323,7 @@ func TestTelegramCallbackQueryReachesTheAgent(t *testing.T) {
 	update := fmt.Sprintf(`{"update_id":%d,"callback_query":{"id":%q,"from":{"id":7,"is_bot":false,"first_name":"Ada","username":"ada"},`+
 		`"message":{"message_id":5,"date":1700000000,"chat":{"id":%d,"type":"private"},"text":"Pick one"},"chat_instance":"1","data":"pick:blue"}}`, chat, qid, chat)
 	r := postTelegram(t, a.env, telegramToken, update)
-	if r.status != 202 || r.body["thread_id"] != ids.Thread("default", "telegram", strconv.FormatInt(chat, 10)) {
+	if r.status != 202 || r.body["thread_id"] != keyedIDs(a.env).Thread("default", "telegram", strconv.FormatInt(chat, 10)) {
 		t.Fatalf("%d %s", r.status, r.raw)
 	}
 	waitFor(t, "the reply and the answer at the Bot API", 30*time.Second, func() bool {

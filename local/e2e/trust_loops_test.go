@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookgate/hookgate/shared/ids"
 	"github.com/hookgate/hookgate/shared/outbound"
 	"github.com/hookgate/hookgate/shared/store"
 )
@@ -243,7 +242,7 @@ func TestRelayCopyingHopHeaderRefusedAtDoor(t *testing.T) {
 	if after.status != http.StatusAccepted {
 		t.Fatalf("direct post: %d %s", after.status, after.raw)
 	}
-	thread := ids.Thread("default", "relay", external)
+	thread := keyedIDs(e.env).Thread("default", "relay", external)
 	waitRun(t, e.env, thread, after.body["run_id"].(string))
 	if got := eventsAbout(t, e.env, thread)["message.received"]; len(got) != 1 || !bytes.Contains(got[0].Data, []byte(`"direct"`)) {
 		t.Fatalf("the thread has %d messages, want only the direct one", len(got))

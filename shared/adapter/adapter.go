@@ -51,6 +51,8 @@ type Config struct {
 	MaxSyncWait   time.Duration  // sync requests wait at most this (below API Gateway's 30 s)
 	AllowHTTPURLs bool           // replyUrl may be http:// (local mode)
 	Approvals     *approval.Keys // checks decision tokens
+	// IDs derives the ids of a run started with an eventId under the stack's id key.
+	IDs ids.Keyed
 }
 
 // Handler handles the adapter routes.
@@ -255,10 +257,10 @@ func (h *Handler) start(ctx context.Context, a *Adapter, m message) (store.Run, 
 		return store.Run{}, apierr.New(apierr.NotFound, "thread not found")
 	}
 	if m.EventID != "" {
-		nr.Run.ID = ids.Derive("run", ws, "adapter", a.Name, m.EventID)
-		nr.Message.ID = ids.Derive("msg", ws, "adapter", a.Name, m.EventID)
+		nr.Run.ID = h.cfg.IDs.Derive("run", ws, "adapter", a.Name, m.EventID)
+		nr.Message.ID = h.cfg.IDs.Derive("msg", ws, "adapter", a.Name, m.EventID)
 		if !followUp {
-			nr.Thread.ID = ids.Derive("thr", ws, "adapter", a.Name, m.EventID)
+			nr.Thread.ID = h.cfg.IDs.Derive("thr", ws, "adapter", a.Name, m.EventID)
 		}
 		// A repeat returns the first run without taking a slot, even when all are taken.
 		if run, err := h.store.GetRun(ctx, ws, nr.Run.ID); err == nil {
@@ -393,9 +395,10 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// run reads the run of the route and checks that it is on the route's thread and the adapter's.
-// Runs that no adapter started (generic inbound messages) are readable by every adapter of the
-// workspace; only the adapter that started a run may act on it (own).
+// run reads the run of the route and checks that it is on the route's thread and the adapter's:
+// an adapter reads the runs it started, and acts on them (own). Runs that no adapter started
+// (the inbound doors', the widget's) are readable only by an adapter configured with readAllRuns;
+// another adapter's runs never. Any other run is "not found", as a run that does not exist.
 func (h *Handler) run(ctx context.Context, a *Adapter, req *events.APIGatewayV2HTTPRequest, own bool) (store.Run, error) {
 	threadID, runID := req.PathParameters["threadId"], req.PathParameters["runId"]
 	if !ids.Valid("run", runID) {
@@ -408,7 +411,8 @@ func (h *Handler) run(ctx context.Context, a *Adapter, req *events.APIGatewayV2H
 		}
 		return store.Run{}, apierr.Wrap(apierr.Unavailable, err, "the run could not be read; retry later")
 	}
-	if run.ThreadID != threadID || (run.Adapter != "" || own) && run.Adapter != a.Name {
+	readable := run.Adapter == a.Name || !own && a.ReadAllRuns && run.Adapter == ""
+	if run.ThreadID != threadID || !readable {
 		return store.Run{}, apierr.New(apierr.NotFound, "run not found")
 	}
 	return run, nil

@@ -547,16 +547,20 @@ func TestSampleEvents(t *testing.T) {
 	}
 }
 
-// A run no adapter started (a generic inbound message, a Telegram update) can be read through any
-// adapter of its workspace, but not cancelled, approved or denied through one.
+// A run no adapter started (a generic inbound message, a Telegram update) is not found through an
+// adapter; one configured with readAllRuns reads it, but cannot cancel, approve or deny it.
 func TestOnlyTheStartingAdapterActsOnARun(t *testing.T) {
 	t.Parallel()
-	r := newRig(t, `[{"name":"ops","approvers":["boss"]}]`)
+	r := newRig(t, `[{"name":"ops","approvers":["boss"],"readAllRuns":true},{"name":"own"}]`)
 	ctx := context.Background()
 	th := store.Thread{ID: "thr_0000000000000000000000000a", WorkspaceID: "ws", Channel: "telegram", ExternalID: "42"}
 	msg := store.Message{ID: "msg_1", Direction: "in", Text: "hi", CreatedAt: time.Now()}
 	if _, err := r.st.CreateRun(ctx, th, msg, store.Run{ID: "run_0000000000000000000000000a", User: "boss"}); err != nil {
 		t.Fatal(err)
+	}
+	own := map[string]string{"name": "own", "threadId": th.ID, "runId": "run_0000000000000000000000000a"}
+	if rep := r.call(t, "GET "+runRoute, own, nil, ""); rep.status != 404 {
+		t.Fatalf("another door's run through an adapter without readAllRuns: %d %s", rep.status, rep.raw)
 	}
 	p := map[string]string{"name": "ops", "threadId": th.ID, "runId": "run_0000000000000000000000000a"}
 	if rep := r.call(t, "GET "+runRoute, p, nil, ""); rep.status != 200 || rep.str("status") != "queued" {

@@ -41,6 +41,9 @@ type Adapter struct {
 	// LegacyApprovals lets a holder of the adapter's secret approve and deny without a decision
 	// token, naming a user (the run's, or one of Approvers) as before; default false.
 	LegacyApprovals bool `json:"legacyApprovals"`
+	// ReadAllRuns lets the adapter read (not act on) the runs of its workspace that no adapter
+	// started: those of the inbound doors and the widget. Off by default: an adapter reads its own.
+	ReadAllRuns bool `json:"readAllRuns"`
 
 	secrets *verify.Secrets
 }

@@ -48,9 +48,9 @@ type Config struct {
 
 	// Callbacks sign the callbacks of each webhook adapter, by name, with the adapter's secret.
 	Callbacks map[string]*outbound.Signer
-	// Telegram sends a Telegram reply's payload ({"chat_id","text"}) through the Bot API; nil
-	// when no bot token is configured.
-	Telegram func(ctx context.Context, payload []byte) outbound.Result
+	// Telegram sends a Telegram reply's payload ({"chat_id","text","source"}) of a workspace
+	// through the Bot API with the source's bot (TelegramSender); nil sends none.
+	Telegram func(ctx context.Context, ws string, payload []byte) outbound.Result
 }
 
 // UserAgent is sent with every delivery.
@@ -154,7 +154,7 @@ func (h *Handler) resolve(ctx context.Context, d store.Delivery, subs *subCache,
 		return target{url: d.Destination, signer: signer}, "", nil
 	case store.TargetTelegram:
 		if h.cfg.Telegram == nil {
-			return target{}, "no Telegram bot token is configured", nil
+			return target{}, ErrNoBot, nil
 		}
 		return target{}, "", nil
 	case "":
@@ -188,7 +188,7 @@ func (h *Handler) attempt(ctx context.Context, d store.Delivery, subs *subCache)
 	}
 	var res outbound.Result
 	if d.Target == store.TargetTelegram {
-		res = h.cfg.Telegram(ctx, d.Payload)
+		res = h.cfg.Telegram(ctx, d.WorkspaceID, d.Payload)
 	} else {
 		res = h.post(ctx, outbound.Request{URL: t.url, MsgID: d.EventID, Body: d.Payload, Signer: t.signer, Now: now})
 	}

@@ -305,7 +305,7 @@ func TestTelegramReplyAnswersTheCallbackQuery(t *testing.T) {
 	r.st.d.SubscriptionID, r.st.d.Target, r.st.d.Destination = "", store.TargetTelegram, "42"
 	r.st.d.Payload = json.RawMessage(`{"chat_id":"42","text":"yes","callback_query_id":"cbq-7"}`)
 	bot := &fakeBot{errs: []error{nil}}
-	r.h.cfg.Telegram = TelegramSender(bot)
+	r.h.cfg.Telegram = TelegramSender(oneBot{bot})
 	r.run(t)
 	if bot.sends != 1 || bot.text != "yes" || len(bot.answered) != 1 || bot.answered[0] != "cbq-7" || r.st.d.Status != store.DeliverySucceeded {
 		t.Fatalf("sends %d text %q answered %v status %s", bot.sends, bot.text, bot.answered, r.st.d.Status)
@@ -333,7 +333,7 @@ func TestTelegramRepliesRetryOnlyWhatCanSucceed(t *testing.T) {
 			r.st.d.SubscriptionID, r.st.d.Target, r.st.d.Destination = "", store.TargetTelegram, "42"
 			r.st.d.Payload = json.RawMessage(`{"chat_id":"42","text":"hi"}`)
 			bot := &fakeBot{errs: tc.errs}
-			r.h.cfg.Telegram = TelegramSender(bot)
+			r.h.cfg.Telegram = TelegramSender(oneBot{bot})
 			start := r.now
 			r.run(t)
 			if bot.sends != tc.sends || r.st.d.Status != tc.status || (len(r.st.events) == 1) != tc.reported || r.now.Sub(start) != tc.waited {
@@ -353,6 +353,49 @@ func TestTelegramRepliesRetryOnlyWhatCanSucceed(t *testing.T) {
 	r.run(t)
 	if r.posts != 0 || r.st.d.Status != store.DeliveryFailed {
 		t.Fatalf("no token: posts %d status %s", r.posts, r.st.d.Status)
+	}
+}
+
+// oneBot finds the same bot for every source.
+type oneBot struct{ b Bot }
+
+func (o oneBot) Bot(context.Context, string, string) (Bot, error) { return o.b, nil }
+
+type fakeSources map[string]store.Source
+
+func (f fakeSources) GetSource(_ context.Context, ws, name string) (store.Source, error) {
+	if s, ok := f[ws+"/"+name]; ok {
+		return s, nil
+	}
+	return store.Source{}, apierr.New(apierr.NotFound, "source not found")
+}
+
+// A reply goes through the bot of the source that received the update: the source's own token,
+// else, in the default workspace only, the stack's; another workspace's source without a token
+// sends nothing (the stack's bot is not theirs).
+func TestTelegramReplyUsesTheSourcesBot(t *testing.T) {
+	stack, own := &fakeBot{errs: []error{nil}}, &fakeBot{errs: []error{nil}}
+	var made []string
+	bots := NewBots(fakeSources{
+		"acme/telegram":    {Name: "telegram", BotToken: "111:own-token-aaaaaaaaaaaaaaaaaaaa"},
+		"default/telegram": {Name: "telegram"},
+		"other/telegram":   {Name: "telegram"},
+	}, "default", stack, func(token string) (Bot, error) { made = append(made, token); return own, nil })
+	send := TelegramSender(bots)
+	payload := []byte(`{"chat_id":"42","text":"hi","source":"telegram"}`)
+	if res := send(context.Background(), "acme", payload); !res.Success() || own.sends != 1 || stack.sends != 0 {
+		t.Fatalf("acme: %+v own %d stack %d", res, own.sends, stack.sends)
+	}
+	if res := send(context.Background(), "acme", payload); !res.Success() || len(made) != 1 {
+		t.Fatalf("the client is not reused: %d made", len(made))
+	}
+	if res := send(context.Background(), "default", payload); !res.Success() || stack.sends != 1 {
+		t.Fatalf("default: %+v stack %d", res, stack.sends)
+	}
+	for _, ws := range []string{"other", "unknown"} {
+		if res := send(context.Background(), ws, payload); res.Success() || !res.Permanent || res.Err != ErrNoBot || stack.sends != 1 {
+			t.Fatalf("%s: %+v stack %d", ws, res, stack.sends)
+		}
 	}
 }
 

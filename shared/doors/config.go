@@ -5,6 +5,8 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/hookgate/hookgate/shared/envcfg"
+	"github.com/hookgate/hookgate/shared/ids"
 	"github.com/hookgate/hookgate/shared/store"
 	"github.com/hookgate/hookgate/shared/verify"
 )
@@ -15,6 +17,12 @@ const MaxStoredBody = 350_000
 
 // HandlerFunc is a door's Lambda handler.
 type HandlerFunc = func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error)
+
+// IDKeyFromEnv reads HOOKGATE_ID_DERIVATION_KEY (the IdDerivationKey parameter, at least
+// ids.MinKeyLen characters): the key every function that derives ids from what senders chose uses.
+func IDKeyFromEnv(env *envcfg.Reader) ids.Keyed {
+	return ids.NewKeyed(env.Secret("HOOKGATE_ID_DERIVATION_KEY", ids.MinKeyLen))
+}
 
 // StackSources are the default workspace's sources that the stack's parameters configure, unless
 // it stores sources of those names. The inbound secret is an HMAC key or a Bearer token (Zapier

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hookgate/hookgate/shared/apierr"
 	"github.com/hookgate/hookgate/shared/apigw"
+	"github.com/hookgate/hookgate/shared/ids"
 	"github.com/hookgate/hookgate/shared/loop"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/sources"
@@ -37,6 +38,9 @@ type Config struct {
 	DefaultWorkspace string
 	MaxBodyBytes     int
 	DedupeWindow     time.Duration // how long a delivery id is remembered (default 72 h)
+	// IDs derives thread, run and message ids from what senders chose (event ids, chat ids,
+	// update ids) under the stack's id key, so that nobody can compute them.
+	IDs ids.Keyed
 }
 
 // DefaultDedupeWindow outlasts Stripe's retries (3 days) and Standard Webhooks senders' schedules.
@@ -90,37 +94,91 @@ func (d *Doors) serve(ctx context.Context, door string, req *events.APIGatewayV2
 	return apigw.JSON(http.StatusAccepted, acc), nil
 }
 
+// Doors, for the schemes each accepts and for the log.
+const (
+	doorTelegram = "telegram"
+	doorTrigger  = "trigger"
+	doorBinding  = "binding"
+	doorWebhook  = "webhook"
+)
+
+// accepts reports whether a source of scheme s opens door. A source serves the doors its scheme
+// makes sense for: a Telegram secret token only the Telegram door, an unsigned (none) source only
+// the SaaS webhook door, and the doors whose messages start runs or change state a signature or a
+// Bearer token only.
+func accepts(door string, s verify.Scheme) bool {
+	switch door {
+	case doorTelegram:
+		return s == verify.Telegram
+	case doorTrigger:
+		return s == verify.HMACSHA256 || s == verify.Bearer
+	case doorBinding:
+		return s == verify.HMACSHA256 || s == verify.Bearer || s == verify.StandardWebhooks
+	case doorWebhook:
+		return s != verify.Telegram
+	}
+	return false
+}
+
 // verified reads the body (413 before anything else) and verifies it with the workspace's source.
-func (d *Doors) verified(ctx context.Context, req *events.APIGatewayV2HTTPRequest, ws, source string) ([]byte, sources.Resolved, verify.Result, error) {
+func (d *Doors) verified(ctx context.Context, req *events.APIGatewayV2HTTPRequest, door, ws, source string) ([]byte, sources.Resolved, verify.Result, error) {
 	body, err := apigw.Body(req, d.cfg.MaxBodyBytes)
 	if err != nil {
 		return nil, sources.Resolved{}, verify.Result{}, err
 	}
-	src, res, err := d.check(ctx, req, ws, source, body)
+	src, res, err := d.check(ctx, req, door, ws, source, body)
 	return body, src, res, err
 }
 
+// unauthorized is every refusal of a sender: a wrong signature, a missing header, a source of a
+// scheme that does not open the door, an unknown workspace or source all look the same, so that a
+// caller learns neither which workspaces and sources exist nor what they are.
+func unauthorized() error { return apierr.New(apierr.Unauthorized, "invalid signature") }
+
 // check verifies body with the workspace's source, by the source's scheme and nothing else (or one
-// of its alternates: only the stack-configured sources of the default workspace have any).
-func (d *Doors) check(ctx context.Context, req *events.APIGatewayV2HTTPRequest, ws, source string, body []byte) (sources.Resolved, verify.Result, error) {
+// of its alternates: only the stack-configured sources of the default workspace have any), when
+// that scheme opens door. The returned source's Verifier is the one that verified.
+func (d *Doors) check(ctx context.Context, req *events.APIGatewayV2HTTPRequest, door, ws, source string, body []byte) (sources.Resolved, verify.Result, error) {
+	refuse := func(reason string) (sources.Resolved, verify.Result, error) {
+		// The reason class (never a secret or a MAC) goes to the log; the caller learns nothing more.
+		d.log.InfoContext(ctx, "sender refused", "door", door, "workspace_id", ws, "source", source, "reason", reason)
+		return sources.Resolved{}, verify.Result{}, unauthorized()
+	}
+	if !validWorkspace.MatchString(ws) || !validSourceName(source) {
+		return refuse("malformed workspace or source name")
+	}
 	src, err := d.sources.Get(ctx, ws, source)
-	if err != nil {
+	switch {
+	case err == nil:
+	case apierr.CodeOf(err) == apierr.NotFound:
+		return refuse("unknown workspace or source")
+	case apierr.CodeOf(err) == apierr.Unauthorized:
+		return refuse("the source has no usable secret")
+	default:
 		return src, verify.Result{}, err
 	}
 	header := func(name string) string { return apigw.Header(req, name) }
-	res, err := src.Verifier.Verify(header, body, d.now())
-	for i := 0; err != nil && i < len(src.Alternates); i++ {
-		if alt, aerr := src.Alternates[i].Verify(header, body, d.now()); aerr == nil {
-			res, err = alt, nil
+	tried := false
+	for _, v := range append([]*verify.Verifier{src.Verifier}, src.Alternates...) {
+		if !accepts(door, v.Scheme()) {
+			continue
 		}
+		tried = true
+		res, verr := v.Verify(header, body, d.now())
+		if verr == nil {
+			src.Verifier, src.Alternates = v, nil
+			return src, res, nil
+		}
+		err = verr
 	}
-	if err != nil {
-		// The reason class (never a secret or a MAC) goes to the log; the caller learns nothing more.
-		d.log.InfoContext(ctx, "signature check failed", "workspace_id", ws, "source", source, "reason", err.Error())
-		return src, res, apierr.New(apierr.Unauthorized, "invalid signature")
+	if !tried {
+		return refuse("scheme " + string(src.Verifier.Scheme()) + " does not open this door")
 	}
-	return src, res, nil
+	return refuse(err.Error())
 }
+
+// dedupeKey is a key that recognises a delivery seen before, in its scope.
+type dedupeKey struct{ scope, key string }
 
 // claim reports whether key is new in scope, and whether this request must queue its message. A
 // key seen before is a duplicate, but its message is queued again when the first request may not
@@ -138,22 +196,45 @@ func (d *Doors) claim(ctx context.Context, ws, scope, key string) (first, resend
 	return c.Won, c.Won || !c.Queued || d.now().Sub(c.FirstAt) < sqsDedupeWindow, nil
 }
 
+// claimAll claims every key: the delivery is new when every key is, and is queued (again) only
+// when every key says so. It stops at the first key that makes it a duplicate.
+func (d *Doors) claimAll(ctx context.Context, ws string, keys []dedupeKey) (first, resend bool, err error) {
+	first, resend = true, true
+	for _, k := range keys {
+		f, r, err := d.claim(ctx, ws, k.scope, k.key)
+		if err != nil {
+			return false, false, err
+		}
+		first, resend = first && f, resend && r
+		if !r {
+			break
+		}
+	}
+	return first, resend, nil
+}
+
 // sqsDedupeWindow is how long SQS FIFO drops a message with a deduplication id it has seen.
 const sqsDedupeWindow = 4 * time.Minute // five minutes, less a margin
 
-// send queues m and records that the key's message is queued. When the queue refuses and this
-// call claimed the key, the claim is released so that the sender's retry is processed.
-func (d *Doors) send(ctx context.Context, m *queue.Inbound, ws, scope, key string, claimed bool) error {
+// send queues m and records that its keys' message is queued. When the queue refuses and this
+// call claimed the keys, the claims are released so that the sender's retry is processed.
+func (d *Doors) send(ctx context.Context, m *queue.Inbound, ws string, claimed bool, keys ...dedupeKey) error {
 	if err := d.queue.SendInbound(ctx, m); err != nil {
-		if claimed && key != "" {
-			if rerr := d.store.ReleaseDedupe(ctx, ws, scope, key); rerr != nil {
+		for _, k := range keys {
+			if !claimed || k.key == "" {
+				continue
+			}
+			if rerr := d.store.ReleaseDedupe(ctx, ws, k.scope, k.key); rerr != nil {
 				d.log.ErrorContext(ctx, "dedupe key not released after a failed send; a later copy will queue it", "err", rerr)
 			}
 		}
 		return queue.SendFailure(err)
 	}
-	if key != "" {
-		if err := d.store.MarkDedupeQueued(ctx, ws, scope, key); err != nil {
+	for _, k := range keys {
+		if k.key == "" {
+			continue
+		}
+		if err := d.store.MarkDedupeQueued(ctx, ws, k.scope, k.key); err != nil {
 			// Queued all the same: a later copy only queues it again, and that is dropped.
 			d.log.WarnContext(ctx, "dedupe key not marked queued", "err", err)
 		}

@@ -43,7 +43,7 @@ var sampleDoors = []door{
 				t.Errorf("reply %s", r.raw)
 			}
 			if m.Source != "webhook.stripe" || m.Event == nil || m.Event.Type != "webhook.stripe.invoice_paid" ||
-				m.MessageID != ids.Derive("msg", "default", "webhook.stripe", stripeEventID) {
+				m.MessageID != testIDs.Derive("msg", "default", "webhook.stripe", stripeEventID) {
 				t.Errorf("message %+v", m)
 			}
 		},
@@ -55,11 +55,12 @@ var sampleDoors = []door{
 			req.Headers["x-telegram-bot-api-secret-token"] = "someone-elses-token"
 		},
 		check: func(t *testing.T, r reply, m queue.Inbound) {
-			thread := ids.Thread("default", "telegram", "111111111")
+			thread := testIDs.Thread("default", "telegram", "111111111")
 			if r.body["accepted"] != true || r.body["thread_id"] != thread || r.body["run_id"] != m.RunID || m.RunID == "" {
 				t.Errorf("reply %s, run %s", r.raw, m.RunID)
 			}
-			if m.ThreadID != thread || m.Channel != "telegram" || m.ExternalID != "111111111" || m.Text != "Hello, agent" || m.User != "ada_l" || m.Event != nil {
+			if m.ThreadID != thread || m.Channel != "telegram" || m.ExternalID != "111111111" || m.Text != "Hello, agent" || m.User != "ada_l" || m.Event != nil ||
+				m.Source != "telegram" || m.TelegramSource != "telegram" {
 				t.Errorf("message %+v", m)
 			}
 		},
@@ -86,8 +87,8 @@ var sampleDoors = []door{
 		},
 		check: func(t *testing.T, r reply, m queue.Inbound) {
 			key := "zap-218734562-run-0001" // the body's event_id
-			if r.body["message_id"] != ids.Derive("msg", "default", "trigger", key) || r.body["run_id"] != ids.Derive("run", "default", "trigger", key) ||
-				r.body["thread_id"] != ids.Thread("default", "zapier", "lead-4821") {
+			if r.body["message_id"] != testIDs.Derive("msg", "default", "trigger", "trigger", key) || r.body["run_id"] != testIDs.Derive("run", "default", "trigger", "trigger", key) ||
+				r.body["thread_id"] != testIDs.Thread("default", "zapier", "lead-4821") || r.body["run_id"] == ids.Derive("run", "default", "trigger", key) {
 				t.Errorf("reply %s", r.raw)
 			}
 			if m.Source != "trigger" || m.WorkspaceID != "default" || m.Channel != "zapier" || !strings.Contains(m.Text, "<jenny.rosen@example.com>") {
@@ -434,7 +435,7 @@ func TestRoleRoutes(t *testing.T) {
 				}
 				return
 			}
-			thread := ids.Thread("default", "webhook.stripe", stripeEventID)
+			thread := testIDs.Thread("default", "webhook.stripe", stripeEventID)
 			if m.ThreadID != thread || m.RunID == "" || m.Agent != c.agent || m.Channel != "webhook.stripe" ||
 				m.ExternalID != stripeEventID || m.Text != role || m.GroupID() != thread {
 				t.Fatalf("message %+v, want a run of %s on %s", m, c.agent, thread)
@@ -489,8 +490,9 @@ func TestDeadClaimantsMessageIsQueuedByACopy(t *testing.T) {
 // The trigger and binding doors accept the scheme of their source and nothing else: with an
 // hmac_sha256 source a plain secret or a Bearer token is refused even when it is the right secret,
 // since either would let whoever saw it once send any body; a bearer source takes only
-// Authorization: Bearer, a shared_secret source only its header. The default workspace's stack
-// secret is the exception the Zapier/Make door calls for: an HMAC key or a Bearer token.
+// Authorization: Bearer; a shared_secret source opens neither door, whatever it is sent. The
+// default workspace's stack secret is the exception the Zapier/Make door calls for: an HMAC key or
+// a Bearer token.
 func TestHookgateDoorsAcceptOnlyTheSourcesScheme(t *testing.T) {
 	const secret = "acme-door-secret-0123456789"
 	proofs := map[verify.Scheme]func(body string) map[string]string{
@@ -528,6 +530,12 @@ func TestHookgateDoorsAcceptOnlyTheSourcesScheme(t *testing.T) {
 						req.Headers[k] = v
 					}
 					r := invoke(t, dr.handler(h.doors), req)
+					if scheme == verify.SharedSecret {
+						if r.status != http.StatusUnauthorized || len(h.sqs.accepted) != 0 {
+							t.Fatalf("a shared_secret source opened the %s door: %d %s", dr.name, r.status, r.raw)
+						}
+						return
+					}
 					if proof == scheme {
 						if r.status != http.StatusAccepted || len(h.sqs.accepted) != 1 || h.sqs.accepted[0].WorkspaceID != "acme" {
 							t.Fatalf("the source's own scheme: %d %s", r.status, r.raw)

@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/hookgate/hookgate/shared/apierr"
+	"github.com/hookgate/hookgate/shared/ids"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/sources"
 	"github.com/hookgate/hookgate/shared/store"
@@ -219,13 +220,16 @@ func newHarness(t *testing.T, start time.Time) *harness {
 	h := &harness{clock: c, sources: &memSources{}, store: newMemStore(c.now), sqs: &fifoSQS{now: c.now}}
 	h.sources.put(store.Source{WorkspaceID: "default", Name: "stripe", Scheme: string(verify.Stripe), Secrets: []store.SigningSecret{{Value: devStripeSecret}}})
 	res := sources.New(h.sources, 0, c.now, "default", StackSources(devInboundSecret, devTelegramToken)...)
-	cfg := Config{DefaultWorkspace: "default", MaxBodyBytes: MaxStoredBody, DedupeWindow: 72 * time.Hour}
+	cfg := Config{DefaultWorkspace: "default", MaxBodyBytes: MaxStoredBody, DedupeWindow: 72 * time.Hour, IDs: testIDs}
 	h.doors = New(cfg, res, h.store, queue.NewSender(h.sqs, "https://sqs.us-east-1.amazonaws.com/000000000000/InboundQueue.fifo"),
 		slog.New(slog.DiscardHandler), c.now)
 	return h
 }
 
 type handlerFunc = HandlerFunc
+
+// testIDs is the id key of the tests' doors.
+var testIDs = ids.NewKeyed("test-id-derivation-key")
 
 // reply is a door's response.
 type reply struct {

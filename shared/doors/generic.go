@@ -46,8 +46,11 @@ type GenericConfig struct {
 	Secrets      *verify.Secrets
 	Source       string // the messages' source: generic (the default) or trigger
 	// Authenticate, when set, replaces the check of Secrets: it verifies the raw body and returns
-	// the workspace the message belongs to (the Zapier/Make trigger checks a workspace's source).
-	Authenticate func(ctx context.Context, req *events.APIGatewayV2HTTPRequest, body []byte) (string, error)
+	// the workspace the message belongs to and the workspace's source that proved it (the
+	// Zapier/Make trigger checks a workspace's source); idempotency keys are scoped to that source.
+	Authenticate func(ctx context.Context, req *events.APIGatewayV2HTTPRequest, body []byte) (ws, source string, err error)
+	// IDs derives thread, run and message ids under the stack's id key.
+	IDs ids.Keyed
 }
 
 // Generic handles POST /v1/inbound/generic.
@@ -97,9 +100,9 @@ func (h *Generic) accept(ctx context.Context, req *events.APIGatewayV2HTTPReques
 	if err != nil {
 		return Queued{}, err
 	}
-	ws := h.cfg.Workspace
+	ws, source := h.cfg.Workspace, ""
 	if h.cfg.Authenticate != nil {
-		ws, err = h.cfg.Authenticate(ctx, req, body)
+		ws, source, err = h.cfg.Authenticate(ctx, req, body)
 	} else {
 		err = h.authenticate(req, body)
 	}
@@ -124,7 +127,7 @@ func (h *Generic) accept(ctx context.Context, req *events.APIGatewayV2HTTPReques
 	m := queue.Inbound{
 		Version:     queue.InboundVersion,
 		WorkspaceID: ws,
-		ThreadID:    ids.Thread(ws, r.Channel, r.ExternalID),
+		ThreadID:    h.cfg.IDs.Thread(ws, r.Channel, r.ExternalID),
 		Source:      cmp.Or(h.cfg.Source, "generic"),
 		Channel:     r.Channel,
 		ExternalID:  r.ExternalID,
@@ -136,11 +139,9 @@ func (h *Generic) accept(ctx context.Context, req *events.APIGatewayV2HTTPReques
 	if key != "" {
 		// The same key always yields the same ids: a retried post returns the first post's ids,
 		// SQS drops the duplicate within its window and the worker's conditional writes after it.
-		parts := []string{ws, key}
-		if m.Source != "generic" {
-			parts = []string{ws, m.Source, key} // another route's key never collides with this one's
-		}
-		m.MessageID, m.RunID = ids.Derive("msg", parts...), ids.Derive("run", parts...)
+		// Another route's or another source's key never collides with this one's.
+		parts := []string{ws, m.Source, source, key}
+		m.MessageID, m.RunID = h.cfg.IDs.Derive("msg", parts...), h.cfg.IDs.Derive("run", parts...)
 	} else {
 		m.MessageID, m.RunID = ids.New("msg", now), ids.New("run", now)
 	}
@@ -166,6 +167,20 @@ func (h *Generic) authenticate(req *events.APIGatewayV2HTTPRequest, body []byte)
 	return apierr.New(apierr.Unauthorized, "missing credentials: send X-Hookgate-Signature or X-Hookgate-Inbound-Secret")
 }
 
+// ReservedChannel reports whether channel stands for another door's destination or threads
+// (telegram, web, adapter.*, webhook.*, in any case), which only that door may create: a message
+// on such a channel could make the stack's bot write to any chat, or join another door's thread
+// and its agent's history.
+func ReservedChannel(channel string) bool {
+	c := strings.ToLower(channel)
+	for _, door := range []string{"telegram", "web", "adapter", "webhook"} {
+		if c == door || strings.HasPrefix(c, door+".") {
+			return true
+		}
+	}
+	return false
+}
+
 func parseGeneric(body []byte) (genericRequest, error) {
 	var r genericRequest
 	trimmed := bytes.TrimSpace(body)
@@ -185,6 +200,8 @@ func parseGeneric(body []byte) (genericRequest, error) {
 		return r, apierr.New(apierr.Invalid, "channel is required")
 	case len(r.Channel) > maxChannel || !fields.Printable(r.Channel):
 		return r, apierr.New(apierr.Invalid, "channel must be at most %d printable characters", maxChannel)
+	case ReservedChannel(r.Channel):
+		return r, apierr.New(apierr.Invalid, "channel %q is reserved: telegram, web, adapter.* and webhook.* belong to their own doors", r.Channel)
 	case r.ExternalID == "":
 		return r, apierr.New(apierr.Invalid, "external_id is required")
 	case len(r.ExternalID) > maxExternalID || !fields.Printable(r.ExternalID):

@@ -38,7 +38,7 @@ func benchEvent(b *testing.B) events.APIGatewayV2HTTPRequest {
 // benchHandler: API Gateway v2 event in, verified, validated, queued to the fake, genericResponse out.
 func benchHandler(b *testing.B) {
 	ev := benchEvent(b)
-	h := NewGeneric(GenericConfig{Workspace: "default", MaxBodyBytes: 1_000_000, Secrets: verify.NewSecrets(genericSecret)}, &nopQueue{},
+	h := NewGeneric(GenericConfig{Workspace: "default", MaxBodyBytes: 1_000_000, Secrets: verify.NewSecrets(genericSecret), IDs: testIDs}, &nopQueue{},
 		slog.New(slog.NewJSONHandler(io.Discard, nil)), time.Now)
 	ctx := context.Background()
 	b.ReportAllocs()

@@ -66,7 +66,7 @@ type genericResponse struct {
 // invoke pushes the event through the real Lambda handler decoding, as the runtime does.
 func invokeGeneric(t *testing.T, q Queue, ev events.APIGatewayV2HTTPRequest) genericResponse {
 	t.Helper()
-	h := NewGeneric(GenericConfig{Workspace: "default", MaxBodyBytes: 1_000_000, Secrets: verify.NewSecrets(genericSecret)}, q,
+	h := NewGeneric(GenericConfig{Workspace: "default", MaxBodyBytes: 1_000_000, Secrets: verify.NewSecrets(genericSecret), IDs: testIDs}, q,
 		slog.New(slog.NewJSONHandler(io.Discard, nil)), func() time.Time { return time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC) })
 	raw, _ := json.Marshal(ev)
 	out, err := lambda.NewHandler(h.Handle).Invoke(context.Background(), raw)
@@ -106,7 +106,7 @@ func TestAcceptsTheSampleEvent(t *testing.T) {
 	if r.body["thread_id"] != m.ThreadID || r.body["message_id"] != m.MessageID || r.body["run_id"] != m.RunID {
 		t.Fatalf("response %v does not match queued ids %+v", r.body, m)
 	}
-	if m.ThreadID != ids.Thread("default", "email", "alice@example.com") || !ids.Valid("msg", m.MessageID) || !ids.Valid("run", m.RunID) {
+	if m.ThreadID != testIDs.Thread("default", "email", "alice@example.com") || !ids.Valid("msg", m.MessageID) || !ids.Valid("run", m.RunID) {
 		t.Fatalf("bad ids %+v", m)
 	}
 }
@@ -250,9 +250,9 @@ func TestBodyEventIDWinsOverTheHeader(t *testing.T) {
 	if a.status != 202 || b.status != 202 || c.status != 202 {
 		t.Fatalf("statuses %d %d %d", a.status, b.status, c.status)
 	}
-	want := ids.Derive("run", "default", "order-42")
+	want := testIDs.Derive("run", "default", "generic", "", "order-42")
 	for _, r := range []genericResponse{a, b, c} {
-		if r.body["run_id"] != want || r.body["message_id"] != ids.Derive("msg", "default", "order-42") {
+		if r.body["run_id"] != want || r.body["message_id"] != testIDs.Derive("msg", "default", "generic", "", "order-42") {
 			t.Fatalf("ids %v, want those of event_id order-42 (run %s)", r.body, want)
 		}
 	}

@@ -11,12 +11,12 @@ import (
 
 	"github.com/hookgate/hookgate/shared/apierr"
 	"github.com/hookgate/hookgate/shared/fields"
-	"github.com/hookgate/hookgate/shared/ids"
 	"github.com/hookgate/hookgate/shared/normalize"
 	"github.com/hookgate/hookgate/shared/queue"
 )
 
-// ChannelTelegram is the channel of Telegram threads; their external id is the chat id.
+// ChannelTelegram is the channel of Telegram threads (their external id is the chat id) and the
+// source of the messages the Telegram door queues; no other door may use it.
 const ChannelTelegram = "telegram"
 
 type tgUser struct {
@@ -82,10 +82,7 @@ func (d *Doors) telegram(ctx context.Context, req *events.APIGatewayV2HTTPReques
 	if source == "" {
 		source = "telegram"
 	}
-	if !validWorkspace.MatchString(ws) || !validSourceName(source) {
-		return Accepted{}, apierr.New(apierr.NotFound, "unknown workspace or source")
-	}
-	body, _, _, err := d.verified(ctx, req, ws, source)
+	body, _, _, err := d.verified(ctx, req, doorTelegram, ws, source)
 	if err != nil {
 		return Accepted{}, err
 	}
@@ -118,8 +115,8 @@ func (d *Doors) telegram(ctx context.Context, req *events.APIGatewayV2HTTPReques
 	}
 	now := d.now().UTC()
 	m := queue.Inbound{
-		Version: queue.InboundVersion, WorkspaceID: ws, MessageID: ids.Derive("msg", ws, scope, key),
-		Source: ChannelTelegram, ReceivedAt: now,
+		Version: queue.InboundVersion, WorkspaceID: ws, MessageID: d.cfg.IDs.Derive("msg", ws, scope, key),
+		Source: ChannelTelegram, TelegramSource: source, ReceivedAt: now,
 	}
 	acc := Accepted{Accepted: first}
 	if chat, text, from, callbackID, ok := tgTurn(kind, top[kind]); ok {
@@ -130,8 +127,8 @@ func (d *Doors) telegram(ctx context.Context, req *events.APIGatewayV2HTTPReques
 				m.User = strconv.FormatInt(from.ID, 10)
 			}
 		}
-		m.ThreadID = ids.Thread(ws, m.Channel, m.ExternalID)
-		m.RunID = ids.Derive("run", ws, scope, key)
+		m.ThreadID = d.cfg.IDs.Thread(ws, m.Channel, m.ExternalID)
+		m.RunID = d.cfg.IDs.Derive("run", ws, scope, key)
 		m.Data = body
 		acc.ThreadID, acc.RunID = m.ThreadID, m.RunID
 	} else {
@@ -140,11 +137,11 @@ func (d *Doors) telegram(ctx context.Context, req *events.APIGatewayV2HTTPReques
 			return Accepted{}, fmt.Errorf("encode update: %w", err)
 		}
 		data := string(meta[:len(meta)-1]) + `,"update":` + string(body) + "}" // the update byte for byte
-		m.Group = ids.Derive("grp", ws, scope, key)
+		m.Group = d.cfg.IDs.Derive("grp", ws, scope, key)
 		m.Event = &queue.Event{Subject: scope + "\x00" + key, Type: "telegram." + normalize.Slug(kind), Data: data}
 		acc.Role = m.Event.Type
 	}
-	if err := d.send(ctx, &m, ws, scope, key, first); err != nil {
+	if err := d.send(ctx, &m, ws, first, dedupeKey{scope, key}); err != nil {
 		return Accepted{}, err
 	}
 	return acc, nil

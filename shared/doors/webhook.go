@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"regexp"
@@ -39,17 +41,11 @@ func (d *Doors) Webhook(ctx context.Context, req events.APIGatewayV2HTTPRequest)
 
 func (d *Doors) webhook(ctx context.Context, req *events.APIGatewayV2HTTPRequest) (Accepted, error) {
 	ws := req.PathParameters["workspace_id"]
-	if !validWorkspace.MatchString(ws) {
-		return Accepted{}, apierr.New(apierr.NotFound, "unknown workspace or source")
-	}
 	source := strings.TrimSpace(req.QueryStringParameters["source"])
 	if source == "" {
 		source = "generic"
 	}
-	if !validSourceName(source) {
-		return Accepted{}, apierr.New(apierr.Invalid, "invalid source")
-	}
-	body, src, res, err := d.verified(ctx, req, ws, source)
+	body, src, res, err := d.verified(ctx, req, doorWebhook, ws, source)
 	if err != nil {
 		return Accepted{}, err
 	}
@@ -73,15 +69,28 @@ func (d *Doors) webhook(ctx context.Context, req *events.APIGatewayV2HTTPRequest
 		return Accepted{}, apierr.Wrap(apierr.Unavailable, err, "the workspace's routes could not be read; retry later")
 	}
 	// Replays are recognised by the provider's own id where its scheme has one (signed, unlike the
-	// generic headers), else by the dedupe key.
+	// generic headers), else by the dedupe key; and, where the scheme signs the body but no time,
+	// by the body itself: a copy of a signed body with other unsigned URL parameters or headers
+	// (?event_type=, ?dedupe_key=, X-Request-Id) is the same delivery, acknowledged and not
+	// processed again.
 	scope, key := ev.SourceKind, cmp.Or(ev.DeliveryID, ev.DedupeKey)
-	first, resend, err := d.claim(ctx, ws, scope, key)
+	var keys []dedupeKey
+	bodyKey := ""
+	if s := src.Verifier.Scheme(); s == verify.HMACSHA256 || s == verify.GitHub {
+		sum := sha256.Sum256(body)
+		bodyKey = "sha256:" + hex.EncodeToString(sum[:])
+		keys = append(keys, dedupeKey{scope + "#body", bodyKey})
+	}
+	if key != "" {
+		keys = append(keys, dedupeKey{scope, key})
+	}
+	first, resend, err := d.claimAll(ctx, ws, keys)
 	if err != nil || !resend {
 		return Accepted{}, err
 	}
 
 	now := d.now().UTC()
-	subject := key
+	subject := cmp.Or(bodyKey, key) // a copy queued again gets the same ids, which SQS and the worker drop
 	if subject == "" {
 		subject = ids.New("whk", now) // nothing to dedupe by: every delivery is its own event
 	}
@@ -90,20 +99,20 @@ func (d *Doors) webhook(ctx context.Context, req *events.APIGatewayV2HTTPRequest
 		return Accepted{}, err
 	}
 	m := queue.Inbound{
-		Version: queue.InboundVersion, WorkspaceID: ws, MessageID: ids.Derive("msg", ws, scope, subject),
-		Source: ev.SourceKind, ReceivedAt: now, Group: ids.Derive("grp", ws, scope, subject),
+		Version: queue.InboundVersion, WorkspaceID: ws, MessageID: d.cfg.IDs.Derive("msg", ws, scope, subject),
+		Source: ev.SourceKind, ReceivedAt: now, Group: d.cfg.IDs.Derive("grp", ws, scope, subject),
 		Event: &queue.Event{Subject: scope + "\x00" + subject, Type: ev.Role, Data: data},
 	}
 	acc := Accepted{Accepted: first, Role: ev.Role}
 	if route, ok := normalize.Route(roleRoutes(routes), ev.Role); ok {
 		m.Channel, m.ExternalID = ev.SourceKind, ev.SourceIdentifier
-		m.ThreadID = ids.Thread(ws, m.Channel, m.ExternalID)
-		m.RunID = ids.Derive("run", ws, scope, subject)
+		m.ThreadID = d.cfg.IDs.Thread(ws, m.Channel, m.ExternalID)
+		m.RunID = d.cfg.IDs.Derive("run", ws, scope, subject)
 		m.Text = ev.Role // the run's input: the role as text, the event (m.Event.Data) as data
 		m.Agent = route.Agent
 		acc.ThreadID, acc.RunID = m.ThreadID, m.RunID
 	}
-	if err := d.send(ctx, &m, ws, scope, key, first); err != nil {
+	if err := d.send(ctx, &m, ws, first, keys...); err != nil {
 		return Accepted{}, err
 	}
 	return acc, nil

@@ -214,7 +214,7 @@ var callbackTypes = map[string]bool{
 }
 
 // reply returns the delivery that takes an event to where the user is, if it calls for one: a
-// finished adapter run to its replyUrl, an agent's reply on a Telegram thread to the chat.
+// finished adapter run to its replyUrl, an agent's reply to the Telegram door's message to the chat.
 func (h *Handler) reply(ctx context.Context, env Envelope) (*store.Delivery, error) {
 	var data struct {
 		RunID      string `json:"run_id"`
@@ -224,6 +224,8 @@ func (h *Handler) reply(ctx context.Context, env Envelope) (*store.Delivery, err
 		Text       string `json:"text"`
 		// CallbackQueryID is the Telegram button press the reply answers.
 		CallbackQueryID string `json:"callback_query_id"`
+		// TelegramSource is set by the worker only on replies to the Telegram door's messages.
+		TelegramSource string `json:"telegram_source"`
 	}
 	switch {
 	case callbackTypes[env.Type]:
@@ -248,10 +250,12 @@ func (h *Handler) reply(ctx context.Context, env Envelope) (*store.Delivery, err
 			EventID: env.ID, EventType: env.Type, Payload: body,
 		}, nil
 	case env.Type == EventMessageSent:
-		if json.Unmarshal(env.Data, &data) != nil || data.Channel != ChannelTelegram || data.ExternalID == "" || data.Text == "" {
+		// Only a reply on a thread the Telegram door created goes to Telegram (a channel named
+		// telegram by another door does not), through the bot of the source that received it.
+		if json.Unmarshal(env.Data, &data) != nil || data.TelegramSource == "" || data.Channel != ChannelTelegram || data.ExternalID == "" || data.Text == "" {
 			return nil, nil
 		}
-		payload := map[string]string{"chat_id": data.ExternalID, "text": data.Text}
+		payload := map[string]string{"chat_id": data.ExternalID, "text": data.Text, "source": data.TelegramSource}
 		if data.CallbackQueryID != "" {
 			payload["callback_query_id"] = data.CallbackQueryID
 		}

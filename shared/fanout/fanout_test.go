@@ -144,7 +144,8 @@ func TestFailureReportsTheFirstFailedRecord(t *testing.T) {
 }
 
 // Replies go where the user is: a finished adapter run with a replyUrl becomes a callback delivery
-// carrying the run, an agent's reply on a Telegram thread a delivery to the chat; nothing else does.
+// carrying the run, an agent's reply to the Telegram door's message a delivery to the chat through
+// the source that received it; nothing else does (a channel named telegram by another door neither).
 func TestRepliesBecomeCallbackAndTelegramDeliveries(t *testing.T) {
 	st := &fakeStore{created: map[string]store.Delivery{}, runs: map[string]store.Run{
 		"run_cb":   {ID: "run_cb", ThreadID: "thr", Status: store.RunCompleted, Adapter: "ops", ReplyURL: "https://hooks.example.com/cb", Result: &store.Result{Text: "done"}},
@@ -156,7 +157,8 @@ func TestRepliesBecomeCallbackAndTelegramDeliveries(t *testing.T) {
 		eventRecord("1", "evt_cb", "run.completed", `{"run_id":"run_cb","callback":true}`),
 		eventRecord("2", "evt_none", "run.completed", `{"run_id":"run_none"}`),
 		eventRecord("3", "evt_created", "run.created", `{"run_id":"run_cb","callback":true}`),
-		eventRecord("4", "evt_tg", "message.sent", `{"channel":"telegram","external_id":"-100123","text":"hello"}`),
+		eventRecord("4", "evt_tg", "message.sent", `{"channel":"telegram","external_id":"-100123","text":"hello","telegram_source":"bot2"}`),
+		eventRecord("6", "evt_forged", "message.sent", `{"channel":"telegram","external_id":"-100999","text":"spam"}`),
 		eventRecord("5", "evt_web", "message.sent", `{"channel":"web","external_id":"x","text":"hello"}`),
 	}}
 	if resp, _ := h.Handle(context.Background(), batch); len(resp.BatchItemFailures) != 0 {
@@ -181,7 +183,7 @@ func TestRepliesBecomeCallbackAndTelegramDeliveries(t *testing.T) {
 				t.Errorf("callback delivery = %+v, payload %s (%v)", d, d.Payload, err)
 			}
 		case store.TargetTelegram:
-			if d.Destination != "-100123" || string(d.Payload) != `{"chat_id":"-100123","text":"hello"}` || d.EventID != "evt_tg" {
+			if d.Destination != "-100123" || string(d.Payload) != `{"chat_id":"-100123","source":"bot2","text":"hello"}` || d.EventID != "evt_tg" {
 				t.Errorf("telegram delivery = %+v, payload %s", d, d.Payload)
 			}
 		default:

@@ -3,9 +3,11 @@
 package ids
 
 import (
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
+	"hash"
 	"time"
 )
 
@@ -24,9 +26,13 @@ func New(prefix string, now time.Time) string {
 }
 
 // Derive returns prefix_<26 chars> from the SHA-256 of the parts, so the same parts always give
-// the same id. Parts are length-prefixed: ("ab","c") and ("a","bc") differ.
-func Derive(prefix string, parts ...string) string {
-	h := sha256.New()
+// the same id. Parts are length-prefixed: ("ab","c") and ("a","bc") differ. Anyone who knows the
+// parts can compute it: use it only for ids derived from ids that are themselves unguessable (a
+// run's events, a delivery); ids derived from what a sender or a provider chose (an event id, a
+// chat id, an update id) come from a Keyed.
+func Derive(prefix string, parts ...string) string { return derive(sha256.New(), prefix, parts) }
+
+func derive(h hash.Hash, prefix string, parts []string) string {
 	var n [4]byte
 	for _, p := range parts {
 		binary.BigEndian.PutUint32(n[:], uint32(len(p)))
@@ -37,6 +43,28 @@ func Derive(prefix string, parts ...string) string {
 	var b [16]byte
 	copy(b[:], h.Sum(sum[:0]))
 	return encode(prefix, b)
+}
+
+// MinKeyLen is the shortest key NewKeyed accepts.
+const MinKeyLen = 16
+
+// Keyed derives ids with HMAC-SHA256 under the stack's id key (IdDerivationKey), so that nobody
+// without the key can compute the id of a thread, run or message from the event id, chat id or
+// update id it was derived from. Build it once in a function's main and pass it down.
+type Keyed struct{ key []byte }
+
+// NewKeyed returns a Keyed for key (at least MinKeyLen bytes; envcfg.Secret checks that).
+func NewKeyed(key string) Keyed { return Keyed{key: []byte(key)} }
+
+// Derive is like the package's Derive, keyed: the same parts under the same key give the same id.
+func (k Keyed) Derive(prefix string, parts ...string) string {
+	return derive(hmac.New(sha256.New, k.key), prefix, parts)
+}
+
+// Thread is the id of the thread for (workspace, channel, external id): derived, so a door can
+// return it before the worker has stored the thread.
+func (k Keyed) Thread(workspace, channel, externalID string) string {
+	return k.Derive("thr", workspace, channel, externalID)
 }
 
 func encode(prefix string, b [16]byte) string {
@@ -73,10 +101,4 @@ func Valid(prefix, s string) bool {
 		}
 	}
 	return true
-}
-
-// Thread is the id of the thread for (workspace, channel, external id): derived, so a door can
-// return it before the worker has stored the thread.
-func Thread(workspace, channel, externalID string) string {
-	return Derive("thr", workspace, channel, externalID)
 }

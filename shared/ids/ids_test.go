@@ -44,3 +44,22 @@ func TestEncodeKnownAnswer(t *testing.T) {
 		t.Fatalf("ones = %s", got)
 	}
 }
+
+func TestKeyed(t *testing.T) {
+	a, b := NewKeyed("key-a-0123456789"), NewKeyed("key-b-0123456789")
+	if a.Derive("run", "ws", "e1") != a.Derive("run", "ws", "e1") {
+		t.Fatal("not deterministic")
+	}
+	if a.Derive("run", "ws", "e1") == b.Derive("run", "ws", "e1") {
+		t.Fatal("the key makes no difference")
+	}
+	if a.Derive("run", "ws", "e1") == Derive("run", "ws", "e1") {
+		t.Fatal("keyed equals unkeyed: guessable")
+	}
+	if a.Thread("ws", "c", "x") != a.Derive("thr", "ws", "c", "x") || !Valid("thr", a.Thread("ws", "c", "x")) {
+		t.Fatal("Thread disagrees")
+	}
+	if a.Derive("msg", "ab", "c") == a.Derive("msg", "a", "bc") {
+		t.Fatal("parts are not separated")
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"net/http"
+	"regexp"
 	"strings"
 	"time"
 
@@ -45,6 +46,9 @@ const (
 	MaxSourceRotateOverlap     = 30 * 24 * time.Hour
 )
 
+// botTokenPattern is the shape of a Telegram bot token: the bot's id, a colon, the secret part.
+var botTokenPattern = regexp.MustCompile(`^[0-9]{1,20}:[A-Za-z0-9_-]{20,200}$`)
+
 // WithIngress adds the inbound routes: sources with their verification secrets, role routes, and
 // the status of channel bindings.
 func (h *Handler) WithIngress(st IngressStore) *Handler {
@@ -75,10 +79,12 @@ type SourceView struct {
 	// Header is the header of shared_secret and hmac_sha256; empty means the verifier's default.
 	Header string `json:"header,omitempty"`
 	// ToleranceSeconds is the effective tolerance of the schemes that sign a timestamp.
-	ToleranceSeconds int       `json:"tolerance_seconds,omitempty"`
-	ActiveSecrets    int       `json:"active_secret_count"`
-	CreatedAt        time.Time `json:"created_at"`
-	UpdatedAt        time.Time `json:"updated_at"`
+	ToleranceSeconds int `json:"tolerance_seconds,omitempty"`
+	ActiveSecrets    int `json:"active_secret_count"`
+	// HasBotToken says whether a telegram source holds its own bot token (never shown).
+	HasBotToken bool      `json:"has_bot_token,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
 }
 
 // CreatedSource is the response to creating a source: the only time, with rotation, that its
@@ -99,7 +105,7 @@ type RotatedSource struct {
 func (in *ingressRoutes) sourceView(src store.Source) SourceView {
 	v := SourceView{
 		WorkspaceID: src.WorkspaceID, Name: src.Name, Scheme: src.Scheme, Header: src.Header,
-		ActiveSecrets: len(src.ActiveSecrets(in.h.now())), CreatedAt: src.CreatedAt, UpdatedAt: src.UpdatedAt,
+		ActiveSecrets: len(src.ActiveSecrets(in.h.now())), HasBotToken: src.BotToken != "", CreatedAt: src.CreatedAt, UpdatedAt: src.UpdatedAt,
 	}
 	if timestamped(verify.Scheme(src.Scheme)) {
 		v.ToleranceSeconds = src.ToleranceSeconds
@@ -110,8 +116,10 @@ func (in *ingressRoutes) sourceView(src store.Source) SourceView {
 	return v
 }
 
-// POST /v1/sources {name, scheme, secret?, header?, tolerance_seconds?, workspace_id?} → 201 with
-// the secret, shown only here. Without a secret, one suited to the scheme is generated.
+// POST /v1/sources {name, scheme, secret?, header?, tolerance_seconds?, bot_token?, workspace_id?}
+// → 201 with the secret, shown only here. Without a secret, one suited to the scheme is generated.
+// A telegram source may hold its bot's token: replies to its chats are sent with it (the default
+// workspace's fall back to the stack's TelegramBotToken; other workspaces' get none without it).
 func (in *ingressRoutes) createSource(ctx context.Context, c Caller, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 	var b struct {
 		Name             string  `json:"name"`
@@ -119,6 +127,7 @@ func (in *ingressRoutes) createSource(ctx context.Context, c Caller, req *events
 		Secret           *string `json:"secret"`
 		Header           string  `json:"header"`
 		ToleranceSeconds int     `json:"tolerance_seconds"`
+		BotToken         string  `json:"bot_token"`
 		WorkspaceID      string  `json:"workspace_id"`
 	}
 	if err := body(req, &b, false); err != nil {
@@ -136,6 +145,9 @@ func (in *ingressRoutes) createSource(ctx context.Context, c Caller, req *events
 	}
 	if err := checkTolerance(scheme, b.ToleranceSeconds); err != nil {
 		return events.APIGatewayV2HTTPResponse{}, err
+	}
+	if b.BotToken != "" && (scheme != verify.Telegram || !botTokenPattern.MatchString(b.BotToken)) {
+		return events.APIGatewayV2HTTPResponse{}, invalid("bot_token must be a Telegram bot token (<digits>:<token>), on a telegram source only")
 	}
 	var secrets []store.SigningSecret
 	var shown *string
@@ -157,6 +169,7 @@ func (in *ingressRoutes) createSource(ctx context.Context, c Caller, req *events
 	}
 	src, err := in.store.CreateSource(ctx, store.Source{
 		WorkspaceID: ws, Name: b.Name, Scheme: b.Scheme, Header: b.Header, ToleranceSeconds: b.ToleranceSeconds, Secrets: secrets,
+		BotToken: b.BotToken,
 	})
 	if err != nil {
 		return events.APIGatewayV2HTTPResponse{}, err

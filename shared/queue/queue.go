@@ -24,6 +24,9 @@ import (
 // InboundVersion is the version of the Inbound layout; the worker refuses others.
 const InboundVersion = 1
 
+// SourceTelegram is the Source of the messages the Telegram door queues, and of no other.
+const SourceTelegram = "telegram"
+
 // Inbound is one accepted inbound message, as queued for the worker. Its ids are fixed before it
 // is queued, so the worker's writes are idempotent under redelivery.
 type Inbound struct {
@@ -44,6 +47,9 @@ type Inbound struct {
 	// the reply to the chat also answers it (answerCallbackQuery).
 	CallbackQueryID string `json:"callback_query_id,omitempty"`
 
+	// TelegramSource is the workspace's Telegram source (bot) that received the update; only the
+	// Telegram door sets it, and the agent's replies go to the chat through that source's bot.
+	TelegramSource string `json:"telegram_source,omitempty"`
 	// Agent names the agent of the run when a route chose one; empty means the workspace's.
 	Agent string `json:"agent,omitempty"`
 	// Group is the FIFO message group of a message without a thread (an event that starts no run,

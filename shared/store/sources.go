@@ -23,8 +23,11 @@ type Source struct {
 	Header           string          `json:"header,omitempty"` // shared-secret and HMAC schemes
 	ToleranceSeconds int             `json:"tolerance_seconds,omitempty"`
 	Secrets          []SigningSecret `json:"-"` // current first; never serialised
-	CreatedAt        time.Time       `json:"created_at"`
-	UpdatedAt        time.Time       `json:"updated_at"`
+	// BotToken is a telegram source's own Bot API token: replies to the chats whose updates it
+	// received are sent with it. Stored like the secrets; never serialised.
+	BotToken  string    `json:"-"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // ActiveSecrets returns the secrets that verify at now, current first.
@@ -46,6 +49,9 @@ func (st *Store) CreateSource(ctx context.Context, src Source) (Source, error) {
 	item["workspace_id"], item["name"], item["scheme"] = s(src.WorkspaceID), s(src.Name), s(src.Scheme)
 	item["header"], item["tolerance_seconds"] = s(src.Header), n(int64(src.ToleranceSeconds))
 	item["secrets"] = encodeSecrets(src.Secrets)
+	if src.BotToken != "" {
+		item["bot_token"] = s(src.BotToken)
+	}
 	item["created_at"], item["updated_at"], item["rev"] = ts(now), ts(now), n(1)
 	_, err := st.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: &st.table, Item: item, ConditionExpression: aws.String("attribute_not_exists(pk)")})
 	var cf *types.ConditionalCheckFailedException
@@ -169,7 +175,7 @@ func decodeSource(item map[string]types.AttributeValue) Source {
 	return Source{
 		WorkspaceID: str(item, "workspace_id"), Name: str(item, "name"), Scheme: str(item, "scheme"),
 		Header: str(item, "header"), ToleranceSeconds: int(num(item, "tolerance_seconds")),
-		Secrets:   decodeSecrets(item),
+		Secrets: decodeSecrets(item), BotToken: str(item, "bot_token"),
 		CreatedAt: tm(item, "created_at"), UpdatedAt: tm(item, "updated_at"),
 	}
 }

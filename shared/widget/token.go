@@ -24,9 +24,9 @@ type Session struct {
 	Expires   time.Time
 }
 
-// ThreadID is the session's thread: the thread of (workspace, "web", session id), as the generic
-// inbound route would name it.
-func (s Session) ThreadID() string { return ids.Thread(s.Workspace, Channel, s.ID) }
+// ThreadID is the session's thread, derived from (workspace, "web", session id). It needs no key:
+// the session id is random, so nobody without the session's token can compute it.
+func (s Session) ThreadID() string { return ids.Derive("thr", s.Workspace, Channel, s.ID) }
 
 // A token is "hgw1." + base64url(JSON payload) + "." + hex(HMAC-SHA256(key, "hgw1." + payload)).
 // The payload is {"w": workspace, "s": session id, "o": origin, "e": expiry in Unix seconds}.

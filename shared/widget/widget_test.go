@@ -49,7 +49,7 @@ func TestTokens(t *testing.T) {
 	if err != nil || got != s {
 		t.Fatalf("Verify = %+v, %v", got, err)
 	}
-	if got.ThreadID() != ids.Thread("default", "web", "wss_1") {
+	if got.ThreadID() != ids.Derive("thr", "default", "web", "wss_1") {
 		t.Fatalf("thread %s", got.ThreadID())
 	}
 	// During a key rotation the new key signs and both verify.
@@ -195,7 +195,7 @@ func TestSessionsAndPreflight(t *testing.T) {
 	tok, sid := r.body["token"].(string), r.body["session_id"].(string)
 	s, err := Verify(verify.NewSecrets(signKey), tok, clock)
 	if err != nil || s.ID != sid || !ids.Valid("wss", sid) || s.Origin != site || !s.Expires.Equal(clock.Add(time.Hour)) ||
-		r.body["thread_id"] != ids.Thread("default", "web", sid) || r.body["expires_in"] != float64(3600) {
+		r.body["thread_id"] != ids.Derive("thr", "default", "web", sid) || r.body["expires_in"] != float64(3600) {
 		t.Fatalf("session %v: %+v %v", r.body, s, err)
 	}
 	other := invoke(t, h, "POST /v1/web/session", map[string]string{"origin": site}, nil, "")

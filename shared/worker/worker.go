@@ -419,14 +419,19 @@ func (h *Handler) approvalData(run store.Run) map[string]any {
 	return d
 }
 
-// sent is the message.sent event of an outbound message.
+// sent is the message.sent event of an outbound message. A reply to a message of the Telegram
+// door names the Telegram source that received it: the fan-out sends such replies, and only
+// those, to the chat through that source's bot.
 func (h *Handler) sent(m *queue.Inbound, msgID, runID, text string) event {
 	data := map[string]any{
 		"thread_id": m.ThreadID, "message_id": msgID, "run_id": runID, "text": text,
 		"channel": m.Channel, "external_id": m.ExternalID,
 	}
-	if m.CallbackQueryID != "" {
-		data["callback_query_id"] = m.CallbackQueryID // the Telegram reply answers the button press
+	if m.Source == queue.SourceTelegram && m.TelegramSource != "" {
+		data["telegram_source"] = m.TelegramSource
+		if m.CallbackQueryID != "" {
+			data["callback_query_id"] = m.CallbackQueryID // the Telegram reply answers the button press
+		}
 	}
 	return newEvent(msgID, EventMessageSent, data)
 }

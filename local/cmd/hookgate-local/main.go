@@ -104,7 +104,7 @@ func dev(ctx context.Context, args []string) error {
 		params["TelegramSecretToken"] = stack.DevSecret("TelegramSecretToken") // empty on AWS: Telegram off
 	}
 	if _, ok := params["Adapters"]; !ok {
-		params["Adapters"] = `[{"name":"default","replyHosts":["127.0.0.1","localhost"]}]` // callbacks to this machine
+		params["Adapters"] = `[{"name":"default","replyHosts":["127.0.0.1","localhost"],"readAllRuns":true}]` // callbacks to this machine; polls the demo's inbound runs
 	}
 	o.Root, o.Params = root, params
 	o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))

@@ -30,6 +30,7 @@ func Function(pick func(*doors.Doors) doors.HandlerFunc) func(context.Context, f
 // FromEnv builds the doors from the function's environment (every door function has the same):
 //
 //	HOOKGATE_TABLE, HOOKGATE_INBOUND_QUEUE_URL, HOOKGATE_DEFAULT_WORKSPACE  required
+//	HOOKGATE_ID_DERIVATION_KEY     required: the key of derived ids (doors.IDKeyFromEnv)
 //	HOOKGATE_MAX_BODY_BYTES        bodies above are refused with 413 (default and at most doors.MaxStoredBody)
 //	HOOKGATE_DEDUPE_WINDOW_HOURS   how long a delivery id is remembered (default 72)
 //	HOOKGATE_SOURCE_CACHE_SECONDS  how long a warm function reuses a source (default 10; 0 reads each time)
@@ -45,6 +46,7 @@ func FromEnv(ctx context.Context, getenv func(string) string, log *slog.Logger) 
 		DedupeWindow:     time.Duration(env.Int("HOOKGATE_DEDUPE_WINDOW_HOURS", 72, 1, 24*30)) * time.Hour,
 	}
 	cfg.MaxBodyBytes = min(cfg.MaxBodyBytes, doors.MaxStoredBody)
+	cfg.IDs = doors.IDKeyFromEnv(env)
 	ttl := time.Duration(env.Int("HOOKGATE_SOURCE_CACHE_SECONDS", 10, 0, 300)) * time.Second
 	inboundSecret := env.Optional("HOOKGATE_INBOUND_SECRET", "")
 	telegramToken := env.Optional("HOOKGATE_TELEGRAM_SECRET_TOKEN", "")

@@ -15,6 +15,7 @@ func TestFromEnv(t *testing.T) {
 		"HOOKGATE_TABLE":             "hookgate-Table",
 		"HOOKGATE_INBOUND_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/000000000000/InboundQueue.fifo",
 		"HOOKGATE_DEFAULT_WORKSPACE": "default",
+		"HOOKGATE_ID_DERIVATION_KEY": "test-id-derivation-key",
 		// An emulator endpoint: the SDK configuration loads without AWS credentials.
 		"HOOKGATE_DYNAMODB_ENDPOINT": "http://127.0.0.1:8000",
 	}
@@ -39,6 +40,8 @@ func TestFromEnv(t *testing.T) {
 			[]string{"HOOKGATE_TABLE is required", "HOOKGATE_INBOUND_QUEUE_URL is required", "HOOKGATE_DEFAULT_WORKSPACE is required"}},
 		{"blank", map[string]string{"HOOKGATE_TABLE": "  "}, []string{"HOOKGATE_TABLE is required"}},
 		{"one missing", map[string]string{"HOOKGATE_INBOUND_QUEUE_URL": ""}, []string{"HOOKGATE_INBOUND_QUEUE_URL is required"}},
+		{"no id key", map[string]string{"HOOKGATE_ID_DERIVATION_KEY": ""}, []string{"HOOKGATE_ID_DERIVATION_KEY is required"}},
+		{"short id key", map[string]string{"HOOKGATE_ID_DERIVATION_KEY": "short"}, []string{"HOOKGATE_ID_DERIVATION_KEY"}},
 		{"missing and malformed together", map[string]string{
 			"HOOKGATE_TABLE": "", "HOOKGATE_DEFAULT_WORKSPACE": "",
 			"HOOKGATE_MAX_BODY_BYTES": "1MB", "HOOKGATE_DEDUPE_WINDOW_HOURS": "0", "HOOKGATE_SOURCE_CACHE_SECONDS": "301",
