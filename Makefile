@@ -83,6 +83,8 @@ test: deps bootstraps
 	$(GO) vet ./...
 	@# Allocation checks mean nothing under -race (sync.Pool drops items): run them once without it.
 	$(GO) test -count=1 -run 'Allocates' ./shared/verify ./shared/outbound ./shared/manage
+	@n=$$($(GO) test -list '$(VOLUME_TESTS)' ./local/e2e | grep -c '^Test'); \
+	  test "$$n" -eq 2 || { echo "VOLUME_TESTS matches $$n tests of ./local/e2e, want 2"; exit 1; }
 	@mkdir -p .build; export HOOKGATE_BIN_DIR=$(CURDIR)/$(LOCAL_BIN); \
 	  $(GO) test -count=1 -timeout 10m -run '$(VOLUME_TESTS)' ./local/e2e > .build/test-volume.log 2>&1 & vol=$$!; \
 	  $(GO) test -race -count=1 -timeout 15m -parallel 8 -skip '$(VOLUME_TESTS)' ./...; race=$$?; \

@@ -9,5 +9,5 @@ import (
 )
 
 func main() {
-	fnmain.Start(doorsenv.Function(func(d *doors.Doors) doors.HandlerFunc { return d.TriggerHandler() }))
+	fnmain.Start(doorsenv.Function(func(d *doors.Doors) doors.HandlerFunc { return d.Trigger }))
 }

@@ -19,7 +19,7 @@ import (
 	"github.com/hookgate/hookgate/local/emulator/emulatortest"
 	"github.com/hookgate/hookgate/local/stack"
 	"github.com/hookgate/hookgate/shared/awscfg"
-	"github.com/hookgate/hookgate/shared/eventstream/ssetest"
+	"github.com/hookgate/hookgate/local/ssetest"
 	"github.com/hookgate/hookgate/shared/store"
 )
 

@@ -72,18 +72,18 @@ type Gateway struct {
 // path (variable names aside) are an error, as is a second $default route.
 func New(routes []Route, inv Invoker, opts Options) (*Gateway, error) {
 	if inv == nil {
-		return nil, errors.New("apigwlocal: nil invoker")
+		return nil, errors.New("httpapi: nil invoker")
 	}
 	rt, err := newRouter(routes)
 	if err != nil {
-		return nil, fmt.Errorf("apigwlocal: %w", err)
+		return nil, fmt.Errorf("httpapi: %w", err)
 	}
 	g := &Gateway{router: rt, inv: inv, stage: opts.Stage, maxBody: opts.MaxBodyBytes, log: opts.Logger, now: opts.Now}
 	if g.stage == "" {
 		g.stage = defaultStage
 	}
 	if g.stage != defaultStage && (strings.ContainsAny(g.stage, "/?#%") || strings.HasPrefix(g.stage, "$")) {
-		return nil, fmt.Errorf("apigwlocal: invalid stage name %q", g.stage)
+		return nil, fmt.Errorf("httpapi: invalid stage name %q", g.stage)
 	}
 	if g.maxBody <= 0 {
 		g.maxBody = DefaultMaxBodyBytes

@@ -1,8 +1,9 @@
 package layout
 
 import (
-	"go/build"
+	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -11,68 +12,100 @@ import (
 
 const module = "github.com/hookgate/hookgate"
 
-// localImports returns the imports of local/ packages by the (non-test) Go files of every package
-// under the given folders of root, as "dir imports path". Test files may use local/ (tests start
-// emulators through it); what is built into a bootstrap may not.
-func localImports(t *testing.T, root string, folders ...string) (found []string, packages int) {
+// deployDeps lists, as the bootstraps are built (linux/arm64, -tags lambda.norpc, no test files),
+// every package of this module that the functions under dir link in.
+func deployDeps(t *testing.T, dir string) []string {
 	t.Helper()
-	for _, folder := range folders {
-		err := filepath.WalkDir(filepath.Join(root, folder), func(path string, d os.DirEntry, err error) error {
-			if err != nil || !d.IsDir() {
-				return err
-			}
-			if d.Name() == "testdata" || d.Name() == "node_modules" {
-				return filepath.SkipDir
-			}
-			pkg, err := build.ImportDir(path, 0)
-			if err != nil {
-				if _, ok := err.(*build.NoGoError); ok {
-					return nil
-				}
-				return err
-			}
-			packages++
-			for _, imp := range pkg.Imports {
-				if imp == module+"/local" || strings.HasPrefix(imp, module+"/local/") {
-					rel, _ := filepath.Rel(root, path)
-					found = append(found, rel+" imports "+imp)
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatalf("walk %s: %v", folder, err)
+	cmd := exec.Command("go", "list", "-tags", "lambda.norpc", "-deps", "-f", "{{.ImportPath}}", "./functions/...")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH=arm64", "CGO_ENABLED=0", "GOFLAGS=-mod=mod")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list -deps ./functions/...: %v\n%s", err, stderr.String())
+	}
+	var deps []string
+	for _, p := range strings.Fields(string(out)) {
+		if p == module || strings.HasPrefix(p, module+"/") {
+			deps = append(deps, strings.TrimPrefix(p, module+"/"))
 		}
 	}
-	return found, packages
+	return deps
+}
+
+// check returns what breaks the layout rule: a function linking in local/, or a shared/ package
+// no function links in (shared/ holds only what deploys; test helpers belong under local/).
+func check(deps, sharedPkgs []string) []string {
+	var problems []string
+	for _, d := range deps {
+		if d == "local" || strings.HasPrefix(d, "local/") {
+			problems = append(problems, "a function links in "+d)
+		}
+	}
+	for _, p := range sharedPkgs {
+		if !slices.Contains(deps, p) {
+			problems = append(problems, p+" is in shared/ but no function links it in")
+		}
+	}
+	return problems
+}
+
+// sharedPackages lists the folders under dir/shared that hold non-test Go files.
+func sharedPackages(t *testing.T, dir string) []string {
+	t.Helper()
+	var pkgs []string
+	err := filepath.WalkDir(filepath.Join(dir, "shared"), func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, filepath.Dir(path))
+		if !slices.Contains(pkgs, filepath.ToSlash(rel)) && !strings.Contains(rel, "testdata") {
+			pkgs = append(pkgs, filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pkgs
 }
 
 func TestDeployedCodeNeverImportsTheLocalTree(t *testing.T) {
-	found, packages := localImports(t, "../..", "functions", "shared")
-	if packages < 30 {
-		t.Fatalf("checked only %d packages under functions/ and shared/: the walk is broken", packages)
+	deps := deployDeps(t, "../..")
+	pkgs := sharedPackages(t, "../..")
+	if len(pkgs) < 20 || len(deps) < len(pkgs) {
+		t.Fatalf("found %d shared packages and %d deployed ones: the listing is broken", len(pkgs), len(deps))
 	}
-	if len(found) > 0 {
-		t.Fatalf("deployed code imports local tooling:\n%s", strings.Join(found, "\n"))
+	if problems := check(deps, pkgs); len(problems) > 0 {
+		t.Fatalf("the layout rule is broken:\n%s", strings.Join(problems, "\n"))
 	}
 }
 
-// The check itself catches a function that imports the local tree (and ignores a test file that does).
+// The check catches a function that links in local/ (also through a file only the deploy build
+// sees) and a shared package nothing deploys; a test file importing local/ is allowed.
 func TestBoundaryCheckCatchesAFunctionImportingLocal(t *testing.T) {
 	root := t.TempDir()
-	fn := filepath.Join(root, "functions", "sneaky")
-	if err := os.MkdirAll(fn, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	write := func(name, src string) {
-		if err := os.WriteFile(filepath.Join(fn, name), []byte(src), 0o644); err != nil {
+	write := func(path, src string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(root, path)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, path), []byte(src), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	write("main.go", "package main\n\nimport _ \""+module+"/local/stack\"\n\nfunc main() {}\n")
-	write("main_test.go", "package main\n\nimport _ \""+module+"/local/emulator\"\n")
-	found, _ := localImports(t, root, "functions")
-	if want := []string{filepath.Join("functions", "sneaky") + " imports " + module + "/local/stack"}; !slices.Equal(found, want) {
-		t.Fatalf("found %q, want %q", found, want)
+	write("go.mod", "module "+module+"\n\ngo 1.22\n")
+	write("functions/sneaky/main.go", "package main\n\nimport _ \""+module+"/shared/used\"\n\nfunc main() {}\n")
+	write("functions/sneaky/deploy.go", "//go:build lambda.norpc && arm64\n\npackage main\n\nimport _ \""+module+"/local/stack\"\n")
+	write("functions/sneaky/main_test.go", "package main\n\nimport _ \""+module+"/local/emulator\"\n")
+	write("shared/used/used.go", "package used\n")
+	write("shared/unused/unused.go", "package unused\n")
+	write("local/stack/stack.go", "package stack\n")
+	write("local/emulator/emulator.go", "package emulator\n")
+	got := check(deployDeps(t, root), sharedPackages(t, root))
+	want := []string{"a function links in local/stack", "shared/unused is in shared/ but no function links it in"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("problems %q, want %q", got, want)
 	}
 }

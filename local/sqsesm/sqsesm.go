@@ -89,33 +89,33 @@ type mapping struct {
 func newMapping(c Config, q SQSAPI, inv Invoker) (*mapping, error) {
 	switch {
 	case q == nil:
-		return nil, errors.New("esm: nil SQS client")
+		return nil, errors.New("sqsesm: nil SQS client")
 	case inv == nil:
-		return nil, errors.New("esm: nil invoker")
+		return nil, errors.New("sqsesm: nil invoker")
 	case c.Function == "":
-		return nil, errors.New("esm: no function")
+		return nil, errors.New("sqsesm: no function")
 	case c.QueueURL == "":
-		return nil, fmt.Errorf("esm %s: no queue URL", c.Function)
+		return nil, fmt.Errorf("sqsesm %s: no queue URL", c.Function)
 	case c.QueueARN == "":
-		return nil, fmt.Errorf("esm %s: no queue ARN", c.Function)
+		return nil, fmt.Errorf("sqsesm %s: no queue ARN", c.Function)
 	}
 	if c.BatchSize == 0 {
 		c.BatchSize = DefaultBatchSize
 	}
 	if c.BatchSize < 1 || c.BatchSize > 10 {
-		return nil, fmt.Errorf("esm %s: batch size %d is not between 1 and 10", c.Function, c.BatchSize)
+		return nil, fmt.Errorf("sqsesm %s: batch size %d is not between 1 and 10", c.Function, c.BatchSize)
 	}
 	if c.WaitTime == 0 {
 		c.WaitTime = DefaultWaitTime
 	}
 	if c.WaitTime < 0 || c.WaitTime > maxWaitTime {
-		return nil, fmt.Errorf("esm %s: wait time %s is not between 0 and %s", c.Function, c.WaitTime, maxWaitTime)
+		return nil, fmt.Errorf("sqsesm %s: wait time %s is not between 0 and %s", c.Function, c.WaitTime, maxWaitTime)
 	}
 	if c.Region == "" {
 		// arn:aws:sqs:<region>:<account>:<queue>
 		parts := strings.Split(c.QueueARN, ":")
 		if len(parts) != 6 || parts[0] != "arn" || parts[2] != "sqs" || parts[3] == "" {
-			return nil, fmt.Errorf("esm %s: no region given and none in queue ARN %q", c.Function, c.QueueARN)
+			return nil, fmt.Errorf("sqsesm %s: no region given and none in queue ARN %q", c.Function, c.QueueARN)
 		}
 		c.Region = parts[3]
 	}

@@ -81,7 +81,7 @@ var sampleDoors = []door{
 		},
 	},
 	{
-		name: "trigger", sample: "integrations-trigger.json", handler: func(d *Doors) handlerFunc { return d.TriggerHandler() },
+		name: "trigger", sample: "integrations-trigger.json", handler: func(d *Doors) handlerFunc { return d.Trigger },
 		forge: func(req *events.APIGatewayV2HTTPRequest) {
 			req.Headers["x-hookgate-signature"] = hmacHex("someone-elses-secret", req.Body)
 		},

@@ -26,7 +26,7 @@ import (
 )
 
 // The fakes below stand in for DynamoDB and SQS so that the doors' own logic can be driven
-// step by step on a fake clock; local/e2e/ingress_test.go runs the same doors against the
+// step by step on a fake clock; local/e2e/doors_test.go runs the same doors against the
 // emulators.
 
 // The secrets the samples in events/ are made with (see events/*.json).

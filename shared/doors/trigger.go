@@ -7,20 +7,21 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 )
 
-// TriggerHandler serves POST /v1/integrations/trigger (Zapier, Make): the generic inbound message
-// {channel, external_id, text, user?, data?, event_id?}, authenticated by Trigger.
-func (d *Doors) TriggerHandler() func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
-	return NewGeneric(GenericConfig{MaxBodyBytes: d.cfg.MaxBodyBytes, Authenticate: d.Trigger, Source: "trigger", IDs: d.cfg.IDs}, d.queue, d.log, d.now).Handle
+// Trigger serves POST /v1/integrations/trigger (Zapier, Make): the generic inbound message
+// {channel, external_id, text, user?, data?, event_id?}, authenticated by authenticateTrigger.
+func (d *Doors) Trigger(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	g := NewGeneric(GenericConfig{MaxBodyBytes: d.cfg.MaxBodyBytes, Authenticate: d.authenticateTrigger, Source: "trigger", IDs: d.cfg.IDs}, d.queue, d.log, d.now)
+	return g.Handle(ctx, req)
 }
 
-// Trigger authenticates POST /v1/integrations/trigger (Zapier, Make): the body is the generic
+// authenticateTrigger authenticates POST /v1/integrations/trigger (Zapier, Make): the body is the generic
 // inbound message, proven by the scheme of the workspace's source named trigger (?source= for
 // another): X-Hookgate-Signature (sha256 HMAC of the body) for hmac_sha256, which the default
 // workspace's stack inbound secret is, Authorization: Bearer for a bearer source. Only the
 // source's own scheme is accepted, and only hmac_sha256 or bearer: a plain secret or a Bearer
 // token never stands in for an HMAC signature, and a source of another scheme opens nothing here.
 // It returns the workspace and the source.
-func (d *Doors) Trigger(ctx context.Context, req *events.APIGatewayV2HTTPRequest, body []byte) (string, string, error) {
+func (d *Doors) authenticateTrigger(ctx context.Context, req *events.APIGatewayV2HTTPRequest, body []byte) (string, string, error) {
 	ws, source := d.workspace(req), strings.TrimSpace(req.QueryStringParameters["source"])
 	if source == "" {
 		source = "trigger"

@@ -14,7 +14,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/hookgate/hookgate/local/emulator/emulatortest"
-	"github.com/hookgate/hookgate/shared/eventstream/ssetest"
+	"github.com/hookgate/hookgate/local/ssetest"
 	"github.com/hookgate/hookgate/shared/fanout"
 	"github.com/hookgate/hookgate/shared/manage"
 	"github.com/hookgate/hookgate/shared/store"

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/hookgate/hookgate/shared/apierr"
-	"github.com/hookgate/hookgate/shared/eventstream/ssetest"
+	"github.com/hookgate/hookgate/local/ssetest"
 	"github.com/hookgate/hookgate/shared/store"
 )
 

@@ -63,6 +63,9 @@ type fakeQueue struct {
 func (q *fakeQueue) SendDeliveries(_ context.Context, ms []queue.Delivery) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if len(ms) > 10 {
+		return fmt.Errorf("a request of %d messages: SQS takes at most 10", len(ms))
+	}
 	for _, m := range ms {
 		if m.DeliveryID == q.failOn {
 			return errors.New("sqs unavailable")
@@ -230,5 +233,28 @@ func TestQueueFailureReportsTheFirstRecordOfTheFailedRequest(t *testing.T) {
 		}) {
 			t.Fatalf("evt_%d never queued", i)
 		}
+	}
+}
+
+// A request that fails can start in the middle of a record: that record is reported, though part of
+// its deliveries went out in the request before.
+func TestQueueFailureMidRecordReportsThatRecord(t *testing.T) {
+	st := &fakeStore{created: map[string]store.Delivery{}, subs: []store.Subscription{
+		{ID: "a", Events: []string{"*"}}, {ID: "b", Events: []string{"*"}}, {ID: "c", Events: []string{"*"}},
+	}}
+	// Five records of three deliveries: the first request carries records 0-2 and record 3's first
+	// delivery; the second, the rest of record 3 and record 4, and fails.
+	q := &fakeQueue{failOn: ids.Derive("dlv", "ws", "evt_4", "b")}
+	h := New(st, q, manage.MatchEvent, slog.New(slog.DiscardHandler))
+	var batch events.DynamoDBEvent
+	for i := range 5 {
+		batch.Records = append(batch.Records, eventRecord(strconv.Itoa(200+i), fmt.Sprintf("evt_%d", i), "run.created", "{}"))
+	}
+	resp, _ := h.Handle(context.Background(), batch)
+	if len(resp.BatchItemFailures) != 1 || resp.BatchItemFailures[0].ItemIdentifier != "203" {
+		t.Fatalf("failures %v, want record 203 (evt_3, whose last deliveries were in the failed request)", resp.BatchItemFailures)
+	}
+	if len(q.sent) != 10 {
+		t.Fatalf("queued %d, want the first request's 10", len(q.sent))
 	}
 }

@@ -135,7 +135,7 @@ func newFullEnv(t *testing.T) (*env, *fakeQueue) {
 	e := newEnv(t, false)
 	q := &fakeQueue{}
 	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	h := New(Config{DefaultWorkspace: "default", AdminKey: adminKey}, e.st, e.clk.now, log).WithDeliveries(e.st, q).WithIngress(e.st)
+	h := New(Config{DefaultWorkspace: "default", AdminKey: adminKey}, e.st, e.clk.now, log).WithDeliveries(e.st, q).WithSources(e.st)
 	e.invoke = lambda.NewHandler(h.Handle).Invoke
 	return e, q
 }

@@ -22,7 +22,7 @@ type RoleRoutesView struct {
 }
 
 // GET /v1/routes[?workspace_id=] → {routes: [{pattern, agent}]}.
-func (in *ingressRoutes) getRoutes(ctx context.Context, c Caller, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+func (in *sourceRoutes) getRoutes(ctx context.Context, c Caller, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 	ws, err := c.workspaceFor(req.QueryStringParameters["workspace_id"])
 	if err != nil {
 		return events.APIGatewayV2HTTPResponse{}, err
@@ -39,7 +39,7 @@ func (in *ingressRoutes) getRoutes(ctx context.Context, c Caller, req *events.AP
 
 // PUT /v1/routes[?workspace_id=] {routes: [{pattern, agent}]} → the routes: they replace the
 // workspace's routes as a whole ([] removes them all).
-func (in *ingressRoutes) putRoutes(ctx context.Context, c Caller, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+func (in *sourceRoutes) putRoutes(ctx context.Context, c Caller, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 	ws, err := c.workspaceFor(req.QueryStringParameters["workspace_id"])
 	if err != nil {
 		return events.APIGatewayV2HTTPResponse{}, err
@@ -95,7 +95,7 @@ func validAgentName(s string) bool { return validName(s, MaxAgentNameLen) }
 
 // GET /v1/bindings[?workspace_id=] → {bindings: [...]}: the latest status each connector reported
 // for each channel binding.
-func (in *ingressRoutes) listBindings(ctx context.Context, c Caller, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+func (in *sourceRoutes) listBindings(ctx context.Context, c Caller, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 	ws, err := c.workspaceFor(req.QueryStringParameters["workspace_id"])
 	if err != nil {
 		return events.APIGatewayV2HTTPResponse{}, err

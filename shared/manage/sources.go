@@ -18,9 +18,9 @@ import (
 	"github.com/hookgate/hookgate/shared/verify"
 )
 
-// IngressStore is the part of the store the inbound routes use: sources, role routes and the
+// SourcesStore is the part of the store the inbound routes use: sources, role routes and the
 // status of channel bindings.
-type IngressStore interface {
+type SourcesStore interface {
 	CreateSource(ctx context.Context, src store.Source) (store.Source, error)
 	GetSource(ctx context.Context, ws, name string) (store.Source, error)
 	ListSources(ctx context.Context, ws string) ([]store.Source, error)
@@ -49,10 +49,10 @@ const (
 // botTokenPattern is the shape of a Telegram bot token: the bot's id, a colon, the secret part.
 var botTokenPattern = regexp.MustCompile(`^[0-9]{1,20}:[A-Za-z0-9_-]{20,200}$`)
 
-// WithIngress adds the inbound routes: sources with their verification secrets, role routes, and
+// WithSources adds the inbound routes: sources with their verification secrets, role routes, and
 // the status of channel bindings.
-func (h *Handler) WithIngress(st IngressStore) *Handler {
-	in := &ingressRoutes{h: h, store: st}
+func (h *Handler) WithSources(st SourcesStore) *Handler {
+	in := &sourceRoutes{h: h, store: st}
 	h.routes["POST /v1/sources"] = in.createSource
 	h.routes["GET /v1/sources"] = in.listSources
 	h.routes["GET /v1/sources/{name}"] = in.getSource
@@ -65,9 +65,9 @@ func (h *Handler) WithIngress(st IngressStore) *Handler {
 	return h
 }
 
-type ingressRoutes struct {
+type sourceRoutes struct {
 	h     *Handler
-	store IngressStore
+	store SourcesStore
 }
 
 // SourceView is a source as the API shows it. It never holds a secret: only how many verify right
@@ -102,7 +102,7 @@ type RotatedSource struct {
 	PreviousExpiresAt time.Time `json:"previous_expires_at"`
 }
 
-func (in *ingressRoutes) sourceView(src store.Source) SourceView {
+func (in *sourceRoutes) sourceView(src store.Source) SourceView {
 	v := SourceView{
 		WorkspaceID: src.WorkspaceID, Name: src.Name, Scheme: src.Scheme, Header: src.Header,
 		ActiveSecrets: len(src.ActiveSecrets(in.h.now())), HasBotToken: src.BotToken != "", CreatedAt: src.CreatedAt, UpdatedAt: src.UpdatedAt,
@@ -120,7 +120,7 @@ func (in *ingressRoutes) sourceView(src store.Source) SourceView {
 // → 201 with the secret, shown only here. Without a secret, one suited to the scheme is generated.
 // A telegram source may hold its bot's token: replies to its chats are sent with it (the default
 // workspace's fall back to the stack's TelegramBotToken; other workspaces' get none without it).
-func (in *ingressRoutes) createSource(ctx context.Context, c Caller, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+func (in *sourceRoutes) createSource(ctx context.Context, c Caller, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 	var b struct {
 		Name             string  `json:"name"`
 		Scheme           string  `json:"scheme"`
@@ -181,7 +181,7 @@ func (in *ingressRoutes) createSource(ctx context.Context, c Caller, req *events
 }
 
 // GET /v1/sources[?workspace_id=] → {data, next_cursor}: every source of the workspace, by name.
-func (in *ingressRoutes) listSources(ctx context.Context, c Caller, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+func (in *sourceRoutes) listSources(ctx context.Context, c Caller, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 	ws, err := c.workspaceFor(req.QueryStringParameters["workspace_id"])
 	if err != nil {
 		return events.APIGatewayV2HTTPResponse{}, err
@@ -198,7 +198,7 @@ func (in *ingressRoutes) listSources(ctx context.Context, c Caller, req *events.
 }
 
 // GET /v1/sources/{name}[?workspace_id=]. Another workspace's source is not found.
-func (in *ingressRoutes) getSource(ctx context.Context, c Caller, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+func (in *sourceRoutes) getSource(ctx context.Context, c Caller, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 	ws, name, err := sourceRef(c, req)
 	if err != nil {
 		return events.APIGatewayV2HTTPResponse{}, err
@@ -211,7 +211,7 @@ func (in *ingressRoutes) getSource(ctx context.Context, c Caller, req *events.AP
 }
 
 // DELETE /v1/sources/{name}[?workspace_id=] → 204.
-func (in *ingressRoutes) deleteSource(ctx context.Context, c Caller, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+func (in *sourceRoutes) deleteSource(ctx context.Context, c Caller, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 	ws, name, err := sourceRef(c, req)
 	if err != nil {
 		return events.APIGatewayV2HTTPResponse{}, err
@@ -226,7 +226,7 @@ func (in *ingressRoutes) deleteSource(ctx context.Context, c Caller, req *events
 // POST /v1/sources/{name}/rotate[?workspace_id=] {secret?, overlap_seconds?} → the source with the
 // new secret, shown only here. The previous secrets keep verifying until previous_expires_at at
 // the latest (default overlap 24 hours).
-func (in *ingressRoutes) rotateSource(ctx context.Context, c Caller, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+func (in *sourceRoutes) rotateSource(ctx context.Context, c Caller, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 	ws, name, err := sourceRef(c, req)
 	if err != nil {
 		return events.APIGatewayV2HTTPResponse{}, err
@@ -272,7 +272,7 @@ func (in *ingressRoutes) rotateSource(ctx context.Context, c Caller, req *events
 
 // POST /v1/sources/{name}/retire[?workspace_id=] → the source: every previous secret stops
 // verifying now; only the current one is left.
-func (in *ingressRoutes) retireSource(ctx context.Context, c Caller, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+func (in *sourceRoutes) retireSource(ctx context.Context, c Caller, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 	ws, name, err := sourceRef(c, req)
 	if err != nil {
 		return events.APIGatewayV2HTTPResponse{}, err
@@ -455,7 +455,7 @@ func checkSourceSecret(s verify.Scheme, sec string) error {
 	return nil
 }
 
-// checkVerifier builds the verifier the inbound function will build from this configuration, so
+// checkVerifier builds the verifier the doors will build from this configuration, so
 // that no source is stored that could not verify anything. Its error is kept as the cause only
 // (verify's errors never quote a secret, but the client gets a fixed message all the same).
 func checkVerifier(s verify.Scheme, secrets []store.SigningSecret, header string, toleranceSec int) error {

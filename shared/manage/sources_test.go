@@ -27,12 +27,12 @@ import (
 	"github.com/hookgate/hookgate/shared/verify"
 )
 
-// newIngressEnv is newEnv with the inbound routes added, as functions/management wires them.
-func newIngressEnv(t *testing.T) *env {
+// newSourcesEnv is newEnv with the inbound routes added, as functions/management wires them.
+func newSourcesEnv(t *testing.T) *env {
 	t.Helper()
 	e := newEnv(t, false)
 	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	h := New(Config{DefaultWorkspace: "default", AdminKey: adminKey}, e.st, e.clk.now, log).WithIngress(e.st)
+	h := New(Config{DefaultWorkspace: "default", AdminKey: adminKey}, e.st, e.clk.now, log).WithSources(e.st)
 	e.invoke = lambda.NewHandler(h.Handle).Invoke
 	return e
 }
@@ -94,7 +94,7 @@ func signed(t *testing.T, s verify.Scheme, secret, header string, body []byte, n
 	return map[string]string{}
 }
 
-// verifies reports whether the stored source, as the inbound function would build its verifier at
+// verifies reports whether the stored source, as the doors would build its verifier at
 // now, accepts a request signed with secret.
 func (e *env) verifies(ws, name, secret string) bool {
 	e.t.Helper()
@@ -118,7 +118,7 @@ var hex64 = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 func TestSourceGeneratedSecrets(t *testing.T) {
 	t.Parallel()
-	e := newIngressEnv(t)
+	e := newSourcesEnv(t)
 	key := e.key("ws")
 	wrong := "wrong-secret-0123456789abcdef"
 	for _, c := range []struct {
@@ -193,7 +193,7 @@ func deref(s *string) string {
 
 func TestSourceRoundTrip(t *testing.T) {
 	t.Parallel()
-	e := newIngressEnv(t)
+	e := newSourcesEnv(t)
 	ctx := context.Background()
 	key := e.key("ws")
 	name := map[string]string{"name": "billing"}
@@ -348,7 +348,7 @@ func TestSourceRoundTrip(t *testing.T) {
 
 func TestSourceValidation(t *testing.T) {
 	t.Parallel()
-	e := newIngressEnv(t)
+	e := newSourcesEnv(t)
 	key := e.key("ws")
 	long := strings.Repeat("s", 257)
 	e.secrets = append(e.secrets, "sh0rtS3cret", "with space in the secret 0123", "telegram.dots.not.allowed", long, "whsec_c2hvcnQ=", "secret-for-none-0123456789")
@@ -438,7 +438,7 @@ func TestSourceValidation(t *testing.T) {
 
 func TestSourceConflictAndScope(t *testing.T) {
 	t.Parallel()
-	e := newIngressEnv(t)
+	e := newSourcesEnv(t)
 	ctx := context.Background()
 	keyA, keyB := e.key("ws-a"), e.key("ws-b")
 	a := e.createSource(keyA, map[string]any{"name": "orders", "scheme": "github"})
@@ -503,7 +503,7 @@ func TestSourceConflictAndScope(t *testing.T) {
 // and nothing changes.
 func TestIngressAuthorization(t *testing.T) {
 	t.Parallel()
-	e := newIngressEnv(t)
+	e := newSourcesEnv(t)
 	ctx := context.Background()
 	key := e.key("ws")
 	src := e.createSource(key, map[string]any{"name": "orders", "scheme": "github"})
@@ -556,7 +556,7 @@ func TestIngressAuthorization(t *testing.T) {
 
 func TestRoleRoutes(t *testing.T) {
 	t.Parallel()
-	e := newIngressEnv(t)
+	e := newSourcesEnv(t)
 	key, other := e.key("ws"), e.key("ws-other")
 
 	r := e.must(200, call{route: "GET /v1/routes", key: key})
@@ -648,7 +648,7 @@ func TestRoleRoutes(t *testing.T) {
 
 func TestBindings(t *testing.T) {
 	t.Parallel()
-	e := newIngressEnv(t)
+	e := newSourcesEnv(t)
 	key, other := e.key("ws"), e.key("ws-other")
 	r := e.must(200, call{route: "GET /v1/bindings", key: key})
 	if r.body != `{"bindings":[]}` {
@@ -693,7 +693,7 @@ func TestRouteKeysMatchTemplate(t *testing.T) {
 		t.Fatal(err)
 	}
 	declared := tpl.RouteKeys("ManagementFunction")
-	h := New(Config{AdminKey: adminKey}, nil, time.Now, slog.New(slog.NewJSONHandler(io.Discard, nil))).WithDeliveries(nil, nil).WithIngress(nil)
+	h := New(Config{AdminKey: adminKey}, nil, time.Now, slog.New(slog.NewJSONHandler(io.Discard, nil))).WithDeliveries(nil, nil).WithSources(nil)
 	if got := h.RouteKeys(); !slices.Equal(got, declared) {
 		t.Fatalf("handler routes %v\ntemplate routes %v", got, declared)
 	}

@@ -1,5 +1,5 @@
 // Package outbound is the library behind every request Hookgate sends out: signatures (both schemes),
-// the retry schedule, the HTTP client that refuses private destinations, and one delivery attempt.
+// the retry schedule, the HTTP client that refuses private destinations, and the attempt primitive.
 package outbound
 
 import (

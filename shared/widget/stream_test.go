@@ -14,7 +14,7 @@ import (
 
 	"github.com/hookgate/hookgate/local/emulator/emulatortest"
 	"github.com/hookgate/hookgate/shared/eventstream"
-	"github.com/hookgate/hookgate/shared/eventstream/ssetest"
+	"github.com/hookgate/hookgate/local/ssetest"
 	"github.com/hookgate/hookgate/shared/store"
 	"github.com/hookgate/hookgate/shared/verify"
 )
