@@ -17,9 +17,9 @@ import (
 	"time"
 
 	"github.com/hookgate/hookgate/local/emulator/emulatortest"
+	"github.com/hookgate/hookgate/local/ssetest"
 	"github.com/hookgate/hookgate/local/stack"
 	"github.com/hookgate/hookgate/shared/awscfg"
-	"github.com/hookgate/hookgate/local/ssetest"
 	"github.com/hookgate/hookgate/shared/store"
 )
 

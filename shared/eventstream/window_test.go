@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookgate/hookgate/shared/apierr"
 	"github.com/hookgate/hookgate/local/ssetest"
+	"github.com/hookgate/hookgate/shared/apierr"
 	"github.com/hookgate/hookgate/shared/store"
 )
 

@@ -13,8 +13,8 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/hookgate/hookgate/local/emulator/emulatortest"
-	"github.com/hookgate/hookgate/shared/eventstream"
 	"github.com/hookgate/hookgate/local/ssetest"
+	"github.com/hookgate/hookgate/shared/eventstream"
 	"github.com/hookgate/hookgate/shared/store"
 	"github.com/hookgate/hookgate/shared/verify"
 )
