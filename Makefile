@@ -42,11 +42,12 @@ define bootstrap
 	GOARCH=$(GOARCH) $(GOBUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/$(1)
 endef
 
-.PHONY: help deps bootstraps dev test bench invoke clean $(addprefix build-,$(FUNCTIONS))
+.PHONY: help deps bootstraps dev test vulncheck bench invoke clean $(addprefix build-,$(FUNCTIONS))
 
 help:
 	@echo "make dev      run the whole gateway locally on 127.0.0.1:3000 (installs and starts the emulators)"
 	@echo "make test     run every test (unit, template, emulator integration)"
+	@echo "make vulncheck  govulncheck against the Go vulnerability database (VULNDB=latest for the newest)"
 	@echo "make bench    benchmarks and bootstrap sizes"
 	@echo "make invoke FN=<LogicalId> EVENT=events/<file>.json   run one function on one event"
 	@echo "make clean    remove build output and local emulator data"
@@ -85,6 +86,23 @@ test: deps bootstraps
 	@# Allocation checks mean nothing under -race (sync.Pool drops items): run them once without it.
 	$(GO) test -count=1 -run 'Allocates' ./shared/verify ./shared/outbound ./shared/manage
 	HOOKGATE_BIN_DIR=$(CURDIR)/$(LOCAL_BIN) $(GO) test -race -count=1 -timeout 15m ./...
+
+# Supply chain: govulncheck reports the vulnerabilities that the code can reach, in the standard
+# library of the toolchain above and in the modules of go.mod. It is built and run by that toolchain
+# (its bin/ first in PATH: a govulncheck built by an older Go cannot load a newer standard library)
+# and reads a database built offline from the golang.org/x/vulndb module (its data/osv entries,
+# indexed into .build/vulndb once per version), so it needs the module proxy only, not vuln.go.dev.
+GOVULNCHECK_VERSION := v1.10.0
+VULNDB ?= v0.0.0-20261105234957-e22db6528018
+GOVULNCHECK := .build/tools/$(GOTOOLCHAIN)/govulncheck-$(GOVULNCHECK_VERSION)/govulncheck
+
+$(GOVULNCHECK):
+	GOBIN=$(CURDIR)/$(@D) $(GO) install golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION)
+
+vulncheck: $(GOVULNCHECK)
+	@$(GO) build -o .build/hookgate-local ./local/cmd/hookgate-local
+	@.build/hookgate-local vulndb -version $(VULNDB) -out .build/vulndb
+	PATH="$$($(GO) env GOROOT)/bin:$$PATH" $(GOVULNCHECK) -db file://$(CURDIR)/.build/vulndb ./...
 
 bench: deps bootstraps
 	@$(GO) build -o .build/hookgate-local ./local/cmd/hookgate-local
