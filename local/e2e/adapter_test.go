@@ -394,10 +394,13 @@ func TestAdapterErrors(t *testing.T) {
 	waitFor(t, "the blocked run to reach the agent", 30*time.Second, func() bool { return a.agent.inFlight.Load() == 1 })
 	a.agent.release <- struct{}{}
 	a.waitStatus(t, "tiny", str(first.body, "threadId"), str(first.body, "runId"), "completed")
+	var after reply
 	waitFor(t, "the slot to be free again", 10*time.Second, func() bool {
-		r := a.post(t, "/webhook/tiny", `{"text":"after"}`)
-		return r.status == 202
+		after = a.post(t, "/webhook/tiny", `{"text":"after"}`)
+		return after.status == 202
 	})
+	// The run leaves the slot free for the tests after this one.
+	a.waitStatus(t, "tiny", str(after.body, "threadId"), str(after.body, "runId"), "completed")
 }
 
 func TestAdapterApproval(t *testing.T) {

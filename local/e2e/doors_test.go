@@ -481,9 +481,11 @@ func TestWebhookBadInput(t *testing.T) {
 		{"invalid JSON", ws, "source=hooks", `{"a":`, signed(`{"a":`), 400},
 		{"not an object", ws, "source=hooks", `[1,2]`, signed(`[1,2]`), 400},
 		{"oversized", ws, "source=hooks", big, signed(big), 413},
-		{"unknown source", ws, "source=nope", `{}`, signed(`{}`), 404},
-		{"unknown workspace", "nobody-here", "source=hooks", `{}`, signed(`{}`), 404},
-		{"bad source name", ws, "source=Bad!", `{}`, signed(`{}`), 400},
+		// Unknown or malformed workspaces and sources look like a bad signature (nothing tells
+		// which exist).
+		{"unknown source", ws, "source=nope", `{}`, signed(`{}`), 401},
+		{"unknown workspace", "nobody-here", "source=hooks", `{}`, signed(`{}`), 401},
+		{"bad source name", ws, "source=Bad!", `{}`, signed(`{}`), 401},
 		{"wrong signature", ws, "source=hooks", `{}`, map[string]string{"x-hookgate-signature": "sha256=00"}, 401},
 		{"no signature", ws, "source=hooks", `{}`, nil, 401},
 	} {
