@@ -144,7 +144,8 @@ func jsonError(err error) error {
 		if typeErr.Field == "" {
 			return invalid("body must be a JSON object")
 		}
-		return invalid("%s must be %s", typeErr.Field, jsonKind(typeErr.Field, typeErr.Type.String()))
+		field := arrayField(typeErr.Field)
+		return invalid("%s must be %s", field, jsonKind(field, typeErr.Type.String()))
 	case errors.As(err, &syntaxErr), errors.Is(err, io.ErrUnexpectedEOF):
 		return invalid("body is not valid JSON")
 	}
@@ -152,6 +153,18 @@ func jsonError(err error) error {
 		return invalid("unknown field %s", field)
 	}
 	return invalid("body is not valid JSON")
+}
+
+// arrayField names an array by itself when encoding/json (Go 1.27 on) names one of its elements:
+// "events.1" is the field events.
+func arrayField(field string) string {
+	for {
+		i := strings.LastIndexByte(field, '.')
+		if i < 0 || strings.Trim(field[i+1:], "0123456789") != "" || i == len(field)-1 {
+			return field
+		}
+		field = field[:i]
+	}
 }
 
 // jsonKind names what a field should have been. Fields that are arrays are named by field: for a

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -232,14 +231,12 @@ func Marshal(v any) ([]byte, error) {
 // control characters is six times longer encoded.
 func JSONLen(s string) int {
 	n := 0
-	for i, r := range s {
+	for _, r := range s {
 		switch {
 		case r == '"' || r == '\\' || r == '\n' || r == '\r' || r == '\t':
 			n += 2
 		case r < 0x20 || r == '\u2028' || r == '\u2029':
 			n += 6
-		case r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD"):
-			n += 6 // an invalid byte becomes \ufffd
 		default:
 			n += utf8.RuneLen(r)
 		}
