@@ -13,6 +13,8 @@ import (
 	"github.com/hookgate/hookgate/shared/awscfg"
 	"github.com/hookgate/hookgate/shared/envcfg"
 	"github.com/hookgate/hookgate/shared/fnmain"
+	"github.com/hookgate/hookgate/shared/limit"
+	"github.com/hookgate/hookgate/shared/limit/limitenv"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/store"
 )
@@ -30,6 +32,7 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 		MaxSyncWait:   time.Duration(env.Int("HOOKGATE_SYNC_MAX_WAIT_MS", 25_000, 0, 28_000)) * time.Millisecond,
 		AllowHTTPURLs: env.Bool("HOOKGATE_ALLOW_HTTP_URLS", false),
 	}
+	limits := limitenv.Gate(env)
 	adapters, aerr := adapter.ParseAdapters(getenv("HOOKGATE_ADAPTERS"), getenv("HOOKGATE_ADAPTER_SECRET"), workspace, maxBody)
 	if err := errors.Join(env.Err(), aerr); err != nil {
 		return nil, err
@@ -40,5 +43,6 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 		return nil, err
 	}
 	st := store.New(aws.DynamoDB(), table, time.Now)
-	return adapter.New(cfg, st, queue.NewSender(aws.SQS(), queueURL), log, time.Now).Handle, nil
+	gate := limit.NewGate(limit.New(aws.DynamoDB(), table, time.Now), limits, time.Now)
+	return adapter.New(cfg, st, queue.NewSender(aws.SQS(), queueURL), log, time.Now).WithGate(gate).Handle, nil
 }

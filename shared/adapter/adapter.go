@@ -18,6 +18,7 @@ import (
 	"github.com/hookgate/hookgate/shared/apierr"
 	"github.com/hookgate/hookgate/shared/apigw"
 	"github.com/hookgate/hookgate/shared/ids"
+	"github.com/hookgate/hookgate/shared/limit"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/store"
 )
@@ -55,10 +56,17 @@ type Handler struct {
 	cfg    Config
 	store  Store
 	queue  Queue
+	gate   *limit.Gate // nil admits everything
 	log    *slog.Logger
 	now    func() time.Time
 	sleep  func(ctx context.Context, d time.Duration) error
 	routes map[string]route
+}
+
+// WithGate makes every new run pass g: the workspace's inbound rate and daily run budget.
+func (h *Handler) WithGate(g *limit.Gate) *Handler {
+	h.gate = g
+	return h
 }
 
 type route func(ctx context.Context, a *Adapter, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error)
@@ -215,6 +223,8 @@ const maxStartTries = 25
 
 // start creates the run with its message (and its thread, unless it follows one up) while taking
 // one of the adapter's in-flight slots, then queues it. A repeated eventId returns the first run.
+// A new run is admitted by the gate first; the budget unit is given back unless the run is stored
+// and queued (or stored to be queued by the sender's retry).
 func (h *Handler) start(ctx context.Context, a *Adapter, m message) (store.Run, error) {
 	now := h.now().UTC()
 	ws := a.Workspace
@@ -248,6 +258,19 @@ func (h *Handler) start(ctx context.Context, a *Adapter, m message) (store.Run, 
 	}
 	nr.Thread.ExternalID = nr.Thread.ID
 
+	adm, err := h.gate.Admit(ctx, ws, true)
+	if err != nil {
+		return store.Run{}, err
+	}
+	kept := false
+	defer func() {
+		if !kept {
+			if rerr := adm.Refund(ctx); rerr != nil {
+				h.log.WarnContext(ctx, "run budget not refunded; today's count stays one high", "err", rerr)
+			}
+		}
+	}()
+
 	pool := store.SlotPool(ws, a.Name)
 	for try := 0; ; try++ {
 		free, err := h.store.FreeSlots(ctx, pool, a.MaxInFlight)
@@ -272,6 +295,7 @@ func (h *Handler) start(ctx context.Context, a *Adapter, m message) (store.Run, 
 		case !created:
 			return h.repeat(ctx, a, run, nr) // a concurrent repeat of the same eventId won
 		}
+		kept = m.EventID != "" // stored: the sender's retry queues it, admitted now
 		if err := h.enqueue(ctx, a, run, nr); err != nil {
 			if m.EventID == "" {
 				// Nobody can name this run again: end it and free its slot now. A run with an
@@ -282,6 +306,7 @@ func (h *Handler) start(ctx context.Context, a *Adapter, m message) (store.Run, 
 			}
 			return store.Run{}, apierr.Wrap(apierr.Unavailable, err, "the run could not be queued; retry later")
 		}
+		kept = true
 		h.log.InfoContext(ctx, "adapter run queued", "adapter", a.Name, "run_id", run.ID, "thread_id", run.ThreadID, "slot", nr.Slot.Index)
 		return run, nil
 	}

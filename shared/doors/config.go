@@ -9,6 +9,8 @@ import (
 
 	"github.com/hookgate/hookgate/shared/awscfg"
 	"github.com/hookgate/hookgate/shared/envcfg"
+	"github.com/hookgate/hookgate/shared/limit"
+	"github.com/hookgate/hookgate/shared/limit/limitenv"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/sources"
 	"github.com/hookgate/hookgate/shared/store"
@@ -42,6 +44,8 @@ func Function(pick func(*Doors) HandlerFunc) func(context.Context, func(string) 
 //	HOOKGATE_SOURCE_CACHE_SECONDS  how long a warm function reuses a source (default 10; 0 reads each time)
 //	HOOKGATE_INBOUND_SECRET        the default workspace's trigger and binding secret, unless it stores sources of those names
 //	HOOKGATE_TELEGRAM_SECRET_TOKEN the default workspace's Telegram secret token, likewise
+//
+// and the admission limits of limitenv.Gate (the daily run budget, the inbound rate).
 func FromEnv(ctx context.Context, getenv func(string) string, log *slog.Logger) (*Doors, error) {
 	env := envcfg.New(getenv)
 	table := env.Required("HOOKGATE_TABLE")
@@ -55,6 +59,7 @@ func FromEnv(ctx context.Context, getenv func(string) string, log *slog.Logger) 
 	ttl := time.Duration(env.Int("HOOKGATE_SOURCE_CACHE_SECONDS", 10, 0, 300)) * time.Second
 	inboundSecret := env.Optional("HOOKGATE_INBOUND_SECRET", "")
 	telegramToken := env.Optional("HOOKGATE_TELEGRAM_SECRET_TOKEN", "")
+	limits := limitenv.Gate(env)
 	if err := env.Err(); err != nil {
 		return nil, err
 	}
@@ -64,7 +69,8 @@ func FromEnv(ctx context.Context, getenv func(string) string, log *slog.Logger) 
 	}
 	st := store.New(aws.DynamoDB(), table, time.Now)
 	res := sources.New(st, ttl, time.Now, cfg.DefaultWorkspace, StackSources(inboundSecret, telegramToken)...)
-	return New(cfg, res, st, queue.NewSender(aws.SQS(), queueURL), log, time.Now), nil
+	gate := limit.NewGate(limit.New(aws.DynamoDB(), table, time.Now), limits, time.Now)
+	return New(cfg, res, st, queue.NewSender(aws.SQS(), queueURL), log, time.Now).WithGate(gate), nil
 }
 
 // StackSources are the default workspace's sources that the stack's parameters configure, unless

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hookgate/hookgate/shared/apierr"
 	"github.com/hookgate/hookgate/shared/apigw"
+	"github.com/hookgate/hookgate/shared/limit"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/sources"
 	"github.com/hookgate/hookgate/shared/store"
@@ -47,8 +48,16 @@ type Doors struct {
 	sources *sources.Resolver
 	store   Store
 	queue   Queue
+	gate    *limit.Gate // nil admits everything
 	log     *slog.Logger
 	now     func() time.Time
+}
+
+// WithGate makes the doors admit every message through g: the workspace's inbound rate, and its
+// daily run budget for a message that starts a run.
+func (d *Doors) WithGate(g *limit.Gate) *Doors {
+	d.gate = g
+	return d
 }
 
 // New returns the doors.
@@ -134,15 +143,29 @@ func (d *Doors) claim(ctx context.Context, ws, scope, key string) (first, resend
 // sqsDedupeWindow is how long SQS FIFO drops a message with a deduplication id it has seen.
 const sqsDedupeWindow = 4 * time.Minute // five minutes, less a margin
 
-// send queues m and records that the key's message is queued. When the queue refuses and this
-// call claimed the key, the claim is released so that the sender's retry is processed.
+// send admits m through the gate (unless it repeats a key seen before: that message was admitted
+// then), queues it and records that the key's message is queued. When the gate or the queue
+// refuses and this call claimed the key, the claim is released so that the sender's retry is
+// processed, and a run unit taken from the budget is given back.
 func (d *Doors) send(ctx context.Context, m *queue.Inbound, ws, scope, key string, claimed bool) error {
-	if err := d.queue.SendInbound(ctx, m); err != nil {
+	release := func() {
 		if claimed && key != "" {
 			if rerr := d.store.ReleaseDedupe(ctx, ws, scope, key); rerr != nil {
-				d.log.ErrorContext(ctx, "dedupe key not released after a failed send; a later copy will queue it", "err", rerr)
+				d.log.ErrorContext(ctx, "dedupe key not released after a refused send; a later copy will queue it", "err", rerr)
 			}
 		}
+	}
+	var adm *limit.Admission
+	if claimed || key == "" {
+		var err error
+		if adm, err = d.gate.Admit(ctx, ws, m.RunID != ""); err != nil {
+			release()
+			return err
+		}
+	}
+	if err := d.queue.SendInbound(ctx, m); err != nil {
+		release()
+		refund(ctx, d.log, adm)
 		return apierr.Wrap(apierr.Unavailable, err, "the message could not be queued; retry later")
 	}
 	if key != "" {
@@ -152,6 +175,13 @@ func (d *Doors) send(ctx context.Context, m *queue.Inbound, ws, scope, key strin
 		}
 	}
 	return nil
+}
+
+// refund gives back the run unit of a message that was not queued after all.
+func refund(ctx context.Context, log *slog.Logger, adm *limit.Admission) {
+	if err := adm.Refund(ctx); err != nil {
+		log.WarnContext(ctx, "run budget not refunded after a failed send; today's count stays one high", "err", err)
+	}
 }
 
 // workspace is the workspace_id query parameter, or the default workspace.

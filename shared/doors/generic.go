@@ -16,6 +16,7 @@ import (
 	"github.com/hookgate/hookgate/shared/apigw"
 	"github.com/hookgate/hookgate/shared/fields"
 	"github.com/hookgate/hookgate/shared/ids"
+	"github.com/hookgate/hookgate/shared/limit"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/verify"
 )
@@ -47,6 +48,8 @@ type GenericConfig struct {
 	// Authenticate, when set, replaces the check of Secrets: it verifies the raw body and returns
 	// the workspace the message belongs to (the Zapier/Make trigger checks a workspace's source).
 	Authenticate func(ctx context.Context, req *events.APIGatewayV2HTTPRequest, body []byte) (string, error)
+	// Gate admits each message (the workspace's inbound rate and daily run budget); nil admits all.
+	Gate *limit.Gate
 }
 
 // Generic handles POST /v1/inbound/generic.
@@ -140,7 +143,14 @@ func (h *Generic) accept(ctx context.Context, req *events.APIGatewayV2HTTPReques
 	} else {
 		m.MessageID, m.RunID = ids.New("msg", now), ids.New("run", now)
 	}
+	// Every message starts a run. A repost with the same key is admitted again (this door keeps
+	// no record of keys): a retry spends one more unit of the budget than it needs.
+	adm, err := h.cfg.Gate.Admit(ctx, ws, true)
+	if err != nil {
+		return Queued{}, err
+	}
 	if err := h.queue.SendInbound(ctx, &m); err != nil {
+		refund(ctx, h.log, adm)
 		return Queued{}, apierr.Wrap(apierr.Unavailable, err, "the message could not be queued; retry later")
 	}
 	return Queued{ThreadID: m.ThreadID, MessageID: m.MessageID, RunID: m.RunID}, nil

@@ -12,7 +12,7 @@ import (
 // TriggerHandler serves POST /v1/integrations/trigger (Zapier, Make): the generic inbound message
 // {channel, external_id, text, user?, data?, event_id?}, authenticated by Trigger.
 func (d *Doors) TriggerHandler() func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
-	return NewGeneric(GenericConfig{MaxBodyBytes: d.cfg.MaxBodyBytes, Authenticate: d.Trigger, Source: "trigger"}, d.queue, d.log, d.now).Handle
+	return NewGeneric(GenericConfig{MaxBodyBytes: d.cfg.MaxBodyBytes, Authenticate: d.Trigger, Source: "trigger", Gate: d.gate}, d.queue, d.log, d.now).Handle
 }
 
 // Trigger authenticates POST /v1/integrations/trigger (Zapier, Make): the body is the generic
