@@ -85,7 +85,9 @@ func itemKey(key string) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "LIM#" + key}, "sk": &types.AttributeValueMemberS{Value: "LIM"}}
 }
 
-func num(v int64) types.AttributeValue { return &types.AttributeValueMemberN{Value: strconv.FormatInt(v, 10)} }
+func num(v int64) types.AttributeValue {
+	return &types.AttributeValueMemberN{Value: strconv.FormatInt(v, 10)}
+}
 
 // maxTakeTries bounds the alternation of push and reset while other takers move the bucket.
 const maxTakeTries = 6
