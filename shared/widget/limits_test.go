@@ -21,7 +21,9 @@ func limitedHandler(t *testing.T, q *fakeQueue, now func() time.Time, l Limits, 
 	lim := limit.New(db, table, now)
 	h := New(testCfg(), q, slog.New(slog.NewJSONHandler(io.Discard, nil)), now).WithLimits(l, lim, limit.NewGate(lim, gate, now))
 	fn := lambda.NewHandler(h.Handle).Invoke
-	return func(route string, headers map[string]string, body string) reply { return invoke(t, fn, route, headers, nil, body) }
+	return func(route string, headers map[string]string, body string) reply {
+		return invoke(t, fn, route, headers, nil, body)
+	}
 }
 
 func TestSessionLifetimeIsCapped(t *testing.T) {
