@@ -59,18 +59,23 @@ type Decision struct {
 // A bucket is kept as its theoretical arrival time (GCRA): tat, in microseconds, is when the
 // bucket would be full again. A take at now is allowed when tat+Every ≤ now+Burst·Every, and moves
 // tat to max(tat, now)+Every. DynamoDB's update expressions have no max, so a take is one of two
-// conditional updates: "push" (tat > now: SET tat = tat + Every, if tat ≤ now+(Burst−1)·Every) or
-// "reset" (no item or tat ≤ now: SET tat = now + Every). The limiter remembers per key which one
-// last applied and tries it first; a failed condition returns the item, which says which applies,
-// so a take costs one write, and two when the bucket went from idle to busy or back. Items carry a
-// TTL a minute after their bucket is full again, so idle buckets disappear.
+// conditional updates: "push" (SET tat = tat + Every, if lo < tat ≤ now+(Burst−1)·Every) or
+// "reset" (SET tat = now + Every, if there is no item or tat ≤ lo), where lo = now − slack. Pushes
+// commute, so concurrent takers of a busy bucket never contend; only the first take after an idle
+// spell resets. The slack (one second, or one token's interval if longer, never more than the
+// whole burst) keeps takers whose clock or request lags a little from bouncing between the two:
+// a push from a tat up to slack in the past credits that time, so a bucket allows at most one
+// second's tokens (or one token) more than Burst in any window. The limiter remembers per key
+// which update applied last and tries it first; a failed condition returns the item, which says
+// which applies, so a take costs one write (two when the bucket turns from idle to busy). Items
+// carry a TTL a minute after their bucket is full again, so idle buckets disappear.
 type Limiter struct {
 	db    DB
 	table string
 	now   func() time.Time
 
 	mu    sync.Mutex
-	hints map[string]int64 // key → the last tat seen (µs): a tat after now means "push" first
+	hints map[string]int64 // key → the last tat seen (µs): a tat after now−slack means "push" first
 }
 
 // maxHints bounds the memory of hints (a widget opens a bucket per session).
@@ -97,15 +102,14 @@ func (l *Limiter) Take(ctx context.Context, key string, r Rule) (Decision, error
 	if r.Unlimited() {
 		return Decision{OK: true}, nil
 	}
-	every := r.Every.Microseconds()
-	if every <= 0 {
-		every = 1
-	}
+	every := max(r.Every.Microseconds(), 1)
+	slack := min(int64(r.Burst)*every, max(every, time.Second.Microseconds()))
 	l.mu.Lock()
-	busy := l.hints[key] > l.now().UnixMicro()
+	busy := l.hints[key] > l.now().UnixMicro()-slack
 	l.mu.Unlock()
 	for range maxTakeTries {
 		now := l.now().UnixMicro()
+		lo := now - slack
 		limit := now + int64(r.Burst-1)*every // the latest tat a take may start from
 		ttl := num((now+int64(r.Burst)*every)/1e6 + 60)
 		in := &dynamodb.UpdateItemInput{
@@ -116,12 +120,12 @@ func (l *Limiter) Take(ctx context.Context, key string, r Rule) (Decision, error
 		}
 		if busy {
 			in.UpdateExpression = aws.String("SET tat = tat + :every, #ttl = :ttl")
-			in.ConditionExpression = aws.String("tat > :now AND tat <= :limit")
-			in.ExpressionAttributeValues = map[string]types.AttributeValue{":every": num(every), ":ttl": ttl, ":now": num(now), ":limit": num(limit)}
+			in.ConditionExpression = aws.String("tat > :lo AND tat <= :limit")
+			in.ExpressionAttributeValues = map[string]types.AttributeValue{":every": num(every), ":ttl": ttl, ":lo": num(lo), ":limit": num(limit)}
 		} else {
 			in.UpdateExpression = aws.String("SET tat = :first, #ttl = :ttl")
-			in.ConditionExpression = aws.String("attribute_not_exists(tat) OR tat <= :now")
-			in.ExpressionAttributeValues = map[string]types.AttributeValue{":first": num(now + every), ":ttl": ttl, ":now": num(now)}
+			in.ConditionExpression = aws.String("attribute_not_exists(tat) OR tat <= :lo")
+			in.ExpressionAttributeValues = map[string]types.AttributeValue{":first": num(now + every), ":ttl": ttl, ":lo": num(lo)}
 		}
 		out, err := l.db.UpdateItem(ctx, in)
 		if err == nil {
@@ -136,7 +140,7 @@ func (l *Limiter) Take(ctx context.Context, key string, r Rule) (Decision, error
 			if tat > limit {
 				return Decision{RetryAfter: time.Duration(tat-limit) * time.Microsecond}, nil
 			}
-			busy = tat > now
+			busy = tat > lo
 		case throttled(err):
 			// The bucket's item is hotter than its partition serves (about 1,000 writes a
 			// second): whatever floods it is over any sensible limit.

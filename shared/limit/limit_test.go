@@ -229,3 +229,43 @@ func TestGateRateRefusalSpendsNoBudget(t *testing.T) {
 		t.Fatalf("the rate-refused request spent the budget: %v", err)
 	}
 }
+
+// slowDB answers after a delay, as a loaded table or network does.
+type slowDB struct {
+	DB
+	delay time.Duration
+}
+
+func (s slowDB) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
+	time.Sleep(s.delay)
+	return s.DB.UpdateItem(ctx, in, opts...)
+}
+
+// A bucket far from empty never refuses, however many takers race on it with real clocks and an
+// interval far below a request's latency (so that it is idle, full, between most takes).
+func TestBucketRacingTakersOfAFullBucketAreNotRefused(t *testing.T) {
+	t.Parallel()
+	_, _, dynamo, table := newLimiter(t)
+	db := slowDB{DB: dynamo, delay: 100 * time.Millisecond}
+	r := PerSecond(100, 2000)
+	var refused atomic.Int32
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l := New(db, table, time.Now)
+			for range 10 {
+				d, err := l.Take(context.Background(), "busy", r)
+				if err != nil || !d.OK {
+					refused.Add(1)
+				}
+				time.Sleep(100 * time.Millisecond) // about the bucket's rate in all
+			}
+		}()
+	}
+	wg.Wait()
+	if n := refused.Load(); n != 0 {
+		t.Fatalf("%d of 200 takes refused by a bucket of 2,000", n)
+	}
+}
