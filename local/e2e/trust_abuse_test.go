@@ -35,7 +35,7 @@ var (
 func widgetLimitedStack(t *testing.T) *env {
 	t.Helper()
 	abuseOnce.Do(func() {
-		abuseStack, abuseErr = startStack(t, "abusew", time.Second, map[string]string{
+		abuseStack, abuseErr = startStack(t, "abusew", 0, map[string]string{
 			"WidgetSigningKey": widgetKey, "WidgetSessionMessagesPerMinute": "3",
 		}, nil)
 	})
@@ -45,13 +45,13 @@ func widgetLimitedStack(t *testing.T) *env {
 	return abuseStack
 }
 
-// budgetStack allows two runs a day per workspace, and ten inbound messages at once (one a second
+// budgetStack allows two runs a day per workspace, and ten inbound messages at once (one a minute
 // after that).
 func budgetStack(t *testing.T) *env {
 	t.Helper()
 	budgetOnce.Do(func() {
-		budgetEnv, budgetErr = startStack(t, "abuseb", time.Second, map[string]string{
-			"DailyRunBudget": "2", "InboundRatePerSecond": "1", "InboundBurst": "10",
+		budgetEnv, budgetErr = startStack(t, "abuseb", 0, map[string]string{
+			"DailyRunBudget": "2", "InboundMessagesPerMinute": "1", "InboundBurst": "10",
 		}, nil)
 	})
 	if budgetErr != nil {
@@ -144,10 +144,10 @@ func workspaceEvents(t *testing.T, e *env) map[string]int {
 	}
 }
 
-// waitUntil polls cond until it holds (30 s at most).
+// waitUntil polls cond until it holds (90 s at most).
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(90 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("gave up waiting for %s", what)

@@ -36,12 +36,12 @@ func PerMinute(n int) Rule {
 	return Rule{Burst: n, Every: time.Minute / time.Duration(n)}
 }
 
-// PerSecond is rate takes a second on average, up to burst at once; rate ≤ 0 is unlimited.
-func PerSecond(rate, burst int) Rule {
-	if rate <= 0 {
+// PerMinuteBurst is n takes a minute on average, up to burst at once; n ≤ 0 is unlimited.
+func PerMinuteBurst(n, burst int) Rule {
+	if n <= 0 {
 		return Rule{}
 	}
-	return Rule{Burst: max(burst, 1), Every: time.Second / time.Duration(rate)}
+	return Rule{Burst: max(burst, 1), Every: time.Minute / time.Duration(n)}
 }
 
 // Unlimited reports whether the rule lets everything through.

@@ -247,7 +247,7 @@ func TestBucketRacingTakersOfAFullBucketAreNotRefused(t *testing.T) {
 	t.Parallel()
 	_, _, dynamo, table := newLimiter(t)
 	db := slowDB{DB: dynamo, delay: 100 * time.Millisecond}
-	r := PerSecond(100, 2000)
+	r := PerMinuteBurst(6000, 2000)
 	var refused atomic.Int32
 	var wg sync.WaitGroup
 	for range 20 {

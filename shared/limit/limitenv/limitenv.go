@@ -11,21 +11,21 @@ import (
 // that a leak or a loop costs a bounded day.
 const (
 	DefaultDailyRunBudget = 10_000
-	DefaultInboundRate    = 100 // messages a second, on average
+	DefaultInboundRate    = 6_000 // messages a minute (100 a second), on average
 	DefaultInboundBurst   = 2_000
 )
 
 // Gate reads the limits every door enforces:
 //
 //	HOOKGATE_DAILY_RUN_BUDGET         runs a workspace may start per UTC day (default 10,000; 0 unlimited)
-//	HOOKGATE_INBOUND_RATE_PER_SECOND  a workspace's inbound messages a second (default 100; 0 unlimited)
-//	HOOKGATE_INBOUND_BURST            how many of them may come at once (default 2,000)
+//	HOOKGATE_INBOUND_PER_MINUTE  a workspace's inbound messages a minute (default 6,000; 0 unlimited)
+//	HOOKGATE_INBOUND_BURST       how many of them may come at once (default 2,000)
 //
 // Problems are reported by env.Err.
 func Gate(env *envcfg.Reader) limit.GateConfig {
 	return limit.GateConfig{
 		DailyRuns: int64(env.Int("HOOKGATE_DAILY_RUN_BUDGET", DefaultDailyRunBudget, 0, 1_000_000_000)),
-		Events: limit.PerSecond(env.Int("HOOKGATE_INBOUND_RATE_PER_SECOND", DefaultInboundRate, 0, 100_000),
+		Events: limit.PerMinuteBurst(env.Int("HOOKGATE_INBOUND_PER_MINUTE", DefaultInboundRate, 0, 6_000_000),
 			env.Int("HOOKGATE_INBOUND_BURST", DefaultInboundBurst, 1, 1_000_000)),
 	}
 }
