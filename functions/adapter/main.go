@@ -15,6 +15,8 @@ import (
 	"github.com/hookgate/hookgate/shared/envcfg"
 	"github.com/hookgate/hookgate/shared/fnmain"
 	"github.com/hookgate/hookgate/shared/ids"
+	"github.com/hookgate/hookgate/shared/limit"
+	"github.com/hookgate/hookgate/shared/limit/limitenv"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/store"
 )
@@ -33,6 +35,7 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 		AllowHTTPURLs: env.Bool("HOOKGATE_ALLOW_HTTP_URLS", false),
 		IDs:           ids.NewKeyed(env.Secret("HOOKGATE_ID_DERIVATION_KEY", ids.MinKeyLen)),
 	}
+	limits := limitenv.Gate(env)
 	adapters, aerr := adapter.ParseAdapters(getenv("HOOKGATE_ADAPTERS"), getenv("HOOKGATE_ADAPTER_SECRET"), workspace, maxBody)
 	keys, kerr := approval.NewKeys(time.Now, env.List("HOOKGATE_APPROVAL_SIGNING_KEY")...)
 	if kerr != nil {
@@ -48,5 +51,6 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 		return nil, err
 	}
 	st := store.New(aws.DynamoDB(), table, time.Now)
-	return adapter.New(cfg, st, queue.NewSender(aws.SQS(), queueURL), log, time.Now).Handle, nil
+	gate := limit.NewGate(limit.New(aws.DynamoDB(), table, time.Now), limits, time.Now)
+	return adapter.New(cfg, st, queue.NewSender(aws.SQS(), queueURL), log, time.Now).WithGate(gate).Handle, nil
 }

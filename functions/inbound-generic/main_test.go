@@ -19,7 +19,7 @@ func TestNewHandlerReportsEveryMissingVariable(t *testing.T) {
 			t.Errorf("error %q does not name %s", err, name)
 		}
 	}
-	env := map[string]string{"HOOKGATE_INBOUND_QUEUE_URL": "http://q", "HOOKGATE_DEFAULT_WORKSPACE": "default", "HOOKGATE_INBOUND_SECRET": "0123456789abcdef", "HOOKGATE_ID_DERIVATION_KEY": "test-id-derivation-key", "AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "id", "AWS_SECRET_ACCESS_KEY": "secret"}
+	env := map[string]string{"HOOKGATE_TABLE": "t", "HOOKGATE_INBOUND_QUEUE_URL": "http://q", "HOOKGATE_DEFAULT_WORKSPACE": "default", "HOOKGATE_INBOUND_SECRET": "0123456789abcdef", "HOOKGATE_ID_DERIVATION_KEY": "test-id-derivation-key", "AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "id", "AWS_SECRET_ACCESS_KEY": "secret"}
 	h, err := newHandler(context.Background(), func(k string) string { return env[k] }, log)
 	if err != nil || h == nil {
 		t.Fatalf("full environment: %v", err)

@@ -25,7 +25,7 @@ func TestNewHandlerReportsEveryProblem(t *testing.T) {
 		}
 	}
 	env := map[string]string{
-		"HOOKGATE_INBOUND_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/1/q.fifo", "HOOKGATE_DEFAULT_WORKSPACE": "default",
+		"HOOKGATE_TABLE": "t", "HOOKGATE_INBOUND_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/1/q.fifo", "HOOKGATE_DEFAULT_WORKSPACE": "default",
 		"HOOKGATE_WIDGET_SIGNING_KEY": "tooshort", "HOOKGATE_WIDGET_ALLOWED_ORIGINS": "https://ok.example.com,https://*.example.com",
 		"HOOKGATE_WIDGET_SESSION_MINUTES": "1", "AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "id", "AWS_SECRET_ACCESS_KEY": "secret",
 	}

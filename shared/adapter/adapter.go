@@ -19,6 +19,7 @@ import (
 	"github.com/hookgate/hookgate/shared/apigw"
 	"github.com/hookgate/hookgate/shared/approval"
 	"github.com/hookgate/hookgate/shared/ids"
+	"github.com/hookgate/hookgate/shared/limit"
 	"github.com/hookgate/hookgate/shared/loop"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/store"
@@ -60,6 +61,7 @@ type Handler struct {
 	cfg    Config
 	store  Store
 	queue  Queue
+	gate   *limit.Gate // nil admits everything
 	log    *slog.Logger
 	now    func() time.Time
 	sleep  func(ctx context.Context, d time.Duration) error
@@ -67,6 +69,12 @@ type Handler struct {
 	// decisions are the approve (true) and deny (false) routes: they authenticate the approver
 	// by a decision token, not the adapter's secret.
 	decisions map[string]bool
+}
+
+// WithGate makes every new run pass g: the workspace's inbound rate and daily run budget.
+func (h *Handler) WithGate(g *limit.Gate) *Handler {
+	h.gate = g
+	return h
 }
 
 type route func(ctx context.Context, a *Adapter, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error)
@@ -243,6 +251,8 @@ const maxStartTries = 25
 
 // start creates the run with its message (and its thread, unless it follows one up) while taking
 // one of the adapter's in-flight slots, then queues it. A repeated eventId returns the first run.
+// A new run is admitted by the gate first; the budget unit is given back unless the run is stored
+// and queued (or stored to be queued by the sender's retry).
 func (h *Handler) start(ctx context.Context, a *Adapter, m message) (store.Run, error) {
 	now := h.now().UTC()
 	ws := a.Workspace
@@ -276,6 +286,19 @@ func (h *Handler) start(ctx context.Context, a *Adapter, m message) (store.Run, 
 	}
 	nr.Thread.ExternalID = nr.Thread.ID
 
+	adm, err := h.gate.Admit(ctx, ws, true)
+	if err != nil {
+		return store.Run{}, err
+	}
+	kept := false
+	defer func() {
+		if !kept {
+			if rerr := adm.Refund(ctx); rerr != nil {
+				h.log.WarnContext(ctx, "run budget not refunded; today's count stays one high", "err", rerr)
+			}
+		}
+	}()
+
 	pool := store.SlotPool(ws, a.Name)
 	for try := 0; ; try++ {
 		free, err := h.store.FreeSlots(ctx, pool, a.MaxInFlight)
@@ -300,10 +323,12 @@ func (h *Handler) start(ctx context.Context, a *Adapter, m message) (store.Run, 
 		case !created:
 			return h.repeat(ctx, a, run, nr) // a concurrent repeat of the same eventId won
 		}
+		kept = m.EventID != "" // stored: the sender's retry queues it, admitted now
 		if err := h.enqueue(ctx, a, run, nr); err != nil {
 			h.unqueued(ctx, run, m.EventID != "" && !errors.Is(err, queue.ErrRefused))
 			return store.Run{}, queue.SendFailure(err)
 		}
+		kept = true
 		h.log.InfoContext(ctx, "adapter run queued", "adapter", a.Name, "run_id", run.ID, "thread_id", run.ThreadID, "slot", nr.Slot.Index)
 		return run, nil
 	}

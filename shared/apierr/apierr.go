@@ -5,6 +5,7 @@ package apierr
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Code names a class of failure. The HTTP status for each lives in one table (apigw.Status).
@@ -21,6 +22,9 @@ const (
 	RateLimited  Code = "rate_limited"      // 429: too many requests or in-flight runs
 	Unavailable  Code = "unavailable"       // 503: a dependency (queue, table) is down; retry
 	Internal     Code = "internal"          // 500: a bug; the cause is logged
+
+	// BudgetExhausted is 429: the workspace's daily run budget is spent until the next UTC day.
+	BudgetExhausted Code = "run_budget_exhausted"
 )
 
 // Error is an error with a code and a client-safe message. Err, the cause, is for logs only.
@@ -28,6 +32,8 @@ type Error struct {
 	Code    Code
 	Message string
 	Err     error
+	// RetryAfter, when positive, is sent as the Retry-After header: when the caller may try again.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -47,6 +53,20 @@ func New(code Code, format string, args ...any) *Error {
 // Wrap returns an error with a code and a client-safe message that keeps err as its cause.
 func Wrap(code Code, err error, message string) *Error {
 	return &Error{Code: code, Message: message, Err: err}
+}
+
+// Later returns an error with a code, a client-safe message and a Retry-After.
+func Later(code Code, after time.Duration, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...), RetryAfter: after}
+}
+
+// RetryAfterOf returns the Retry-After of the first *Error in err's chain, or 0.
+func RetryAfterOf(err error) time.Duration {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.RetryAfter
+	}
+	return 0
 }
 
 // CodeOf returns the code of the first *Error in err's chain, or Internal.

@@ -8,7 +8,9 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
@@ -30,7 +32,7 @@ func Status(c apierr.Code) int {
 		return http.StatusConflict
 	case apierr.TooLarge:
 		return http.StatusRequestEntityTooLarge
-	case apierr.RateLimited:
+	case apierr.RateLimited, apierr.BudgetExhausted:
 		return http.StatusTooManyRequests
 	case apierr.Unavailable:
 		return http.StatusServiceUnavailable
@@ -107,5 +109,9 @@ func Error(ctx context.Context, log *slog.Logger, err error) events.APIGatewayV2
 	} else {
 		log.InfoContext(ctx, "request refused", "code", code, "reason", apierr.MessageOf(err))
 	}
-	return JSON(status, errorBody{Error: errorDetail{Code: code, Message: apierr.MessageOf(err)}})
+	resp := JSON(status, errorBody{Error: errorDetail{Code: code, Message: apierr.MessageOf(err)}})
+	if after := apierr.RetryAfterOf(err); after > 0 {
+		resp.Headers["retry-after"] = strconv.Itoa(int((after + time.Second - 1) / time.Second)) // whole seconds, rounded up
+	}
+	return resp
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/hookgate/hookgate/shared/apierr"
 	"github.com/hookgate/hookgate/shared/apigw"
 	"github.com/hookgate/hookgate/shared/ids"
+	"github.com/hookgate/hookgate/shared/limit"
 	"github.com/hookgate/hookgate/shared/loop"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/sources"
@@ -52,8 +53,16 @@ type Doors struct {
 	sources *sources.Resolver
 	store   Store
 	queue   Queue
+	gate    *limit.Gate // nil admits everything
 	log     *slog.Logger
 	now     func() time.Time
+}
+
+// WithGate makes the doors admit every message through g: the workspace's inbound rate, and its
+// daily run budget for a message that starts a run.
+func (d *Doors) WithGate(g *limit.Gate) *Doors {
+	d.gate = g
+	return d
 }
 
 // New returns the doors.
@@ -216,18 +225,36 @@ func (d *Doors) claimAll(ctx context.Context, ws string, keys []dedupeKey) (firs
 // sqsDedupeWindow is how long SQS FIFO drops a message with a deduplication id it has seen.
 const sqsDedupeWindow = 4 * time.Minute // five minutes, less a margin
 
-// send queues m and records that its keys' message is queued. When the queue refuses and this
-// call claimed the keys, the claims are released so that the sender's retry is processed.
+// send admits m through the gate (unless it repeats a key seen before: that message was admitted
+// then), queues it and records that its keys' message is queued. When the gate or the queue
+// refuses and this call claimed the keys, the claims are released so that the sender's retry is
+// processed, and a run unit taken from the budget is given back.
 func (d *Doors) send(ctx context.Context, m *queue.Inbound, ws string, claimed bool, keys ...dedupeKey) error {
-	if err := d.queue.SendInbound(ctx, m); err != nil {
+	keyed := false
+	for _, k := range keys {
+		keyed = keyed || k.key != ""
+	}
+	release := func() {
 		for _, k := range keys {
 			if !claimed || k.key == "" {
 				continue
 			}
 			if rerr := d.store.ReleaseDedupe(ctx, ws, k.scope, k.key); rerr != nil {
-				d.log.ErrorContext(ctx, "dedupe key not released after a failed send; a later copy will queue it", "err", rerr)
+				d.log.ErrorContext(ctx, "dedupe key not released after a refused send; a later copy will queue it", "err", rerr)
 			}
 		}
+	}
+	var adm *limit.Admission
+	if claimed || !keyed {
+		var err error
+		if adm, err = d.gate.Admit(ctx, ws, m.RunID != ""); err != nil {
+			release()
+			return err
+		}
+	}
+	if err := d.queue.SendInbound(ctx, m); err != nil {
+		release()
+		refund(ctx, d.log, adm)
 		return queue.SendFailure(err)
 	}
 	for _, k := range keys {
@@ -240,6 +267,13 @@ func (d *Doors) send(ctx context.Context, m *queue.Inbound, ws string, claimed b
 		}
 	}
 	return nil
+}
+
+// refund gives back the run unit of a message that was not queued after all.
+func refund(ctx context.Context, log *slog.Logger, adm *limit.Admission) {
+	if err := adm.Refund(ctx); err != nil {
+		log.WarnContext(ctx, "run budget not refunded after a failed send; today's count stays one high", "err", err)
+	}
 }
 
 // workspace is the workspace_id query parameter, or the default workspace.

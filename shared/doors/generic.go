@@ -16,6 +16,7 @@ import (
 	"github.com/hookgate/hookgate/shared/apigw"
 	"github.com/hookgate/hookgate/shared/fields"
 	"github.com/hookgate/hookgate/shared/ids"
+	"github.com/hookgate/hookgate/shared/limit"
 	"github.com/hookgate/hookgate/shared/loop"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/verify"
@@ -51,6 +52,8 @@ type GenericConfig struct {
 	Authenticate func(ctx context.Context, req *events.APIGatewayV2HTTPRequest, body []byte) (ws, source string, err error)
 	// IDs derives thread, run and message ids under the stack's id key.
 	IDs ids.Keyed
+	// Gate admits each message (the workspace's inbound rate and daily run budget); nil admits all.
+	Gate *limit.Gate
 }
 
 // Generic handles POST /v1/inbound/generic.
@@ -145,7 +148,14 @@ func (h *Generic) accept(ctx context.Context, req *events.APIGatewayV2HTTPReques
 	} else {
 		m.MessageID, m.RunID = ids.New("msg", now), ids.New("run", now)
 	}
+	// Every message starts a run. A repost with the same key is admitted again (this door keeps
+	// no record of keys): a retry spends one more unit of the budget than it needs.
+	adm, err := h.cfg.Gate.Admit(ctx, ws, true)
+	if err != nil {
+		return Queued{}, err
+	}
 	if err := h.queue.SendInbound(ctx, &m); err != nil {
+		refund(ctx, h.log, adm)
 		return Queued{}, queue.SendFailure(err)
 	}
 	return Queued{ThreadID: m.ThreadID, MessageID: m.MessageID, RunID: m.RunID}, nil

@@ -22,6 +22,9 @@ type Session struct {
 	ID        string // wss_…, random: a session's thread cannot be guessed
 	Origin    string // the site that opened it; requests from another origin are refused
 	Expires   time.Time
+	// Issued is when the session was opened, kept through renewals: no renewal extends a session
+	// past Issued + Config.MaxLifetime. Zero in tokens signed before it was carried.
+	Issued time.Time
 }
 
 // ThreadID is the session's thread, derived from (workspace, "web", session id). It needs no key:
@@ -29,7 +32,8 @@ type Session struct {
 func (s Session) ThreadID() string { return ids.Derive("thr", s.Workspace, Channel, s.ID) }
 
 // A token is "hgw1." + base64url(JSON payload) + "." + hex(HMAC-SHA256(key, "hgw1." + payload)).
-// The payload is {"w": workspace, "s": session id, "o": origin, "e": expiry in Unix seconds}.
+// The payload is {"w": workspace, "s": session id, "o": origin, "e": expiry in Unix seconds,
+// "i": when the session was first issued, in Unix seconds}.
 // Tokens are stateless: nothing is stored per session, and they cannot be revoked before they
 // expire, so they are kept short-lived (SessionTTL) and renewed while valid.
 const (
@@ -42,11 +46,16 @@ type payload struct {
 	S string `json:"s"`
 	O string `json:"o"`
 	E int64  `json:"e"`
+	I int64  `json:"i,omitempty"`
 }
 
 // Sign returns the token of s under the first of keys.
 func Sign(keys *verify.Secrets, s Session) string {
-	b, _ := json.Marshal(payload{W: s.Workspace, S: s.ID, O: s.Origin, E: s.Expires.Unix()}) // strings and a number: cannot fail
+	p := payload{W: s.Workspace, S: s.ID, O: s.Origin, E: s.Expires.Unix()}
+	if !s.Issued.IsZero() {
+		p.I = s.Issued.Unix()
+	}
+	b, _ := json.Marshal(p) // strings and numbers: cannot fail
 	signed := tokenPrefix + base64.RawURLEncoding.EncodeToString(b)
 	sig := strings.TrimPrefix(keys.SignHMAC([]byte(signed)), "sha256=")
 	return signed + "." + sig
@@ -77,6 +86,9 @@ func Verify(keys *verify.Secrets, token string, now time.Time) (Session, error) 
 		return Session{}, invalid
 	}
 	s := Session{Workspace: p.W, ID: p.S, Origin: p.O, Expires: time.Unix(p.E, 0).UTC()}
+	if p.I != 0 {
+		s.Issued = time.Unix(p.I, 0).UTC()
+	}
 	if !now.Before(s.Expires) {
 		return Session{}, apierr.New(apierr.Unauthorized, "session token expired: open a new session")
 	}

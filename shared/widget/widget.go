@@ -2,6 +2,7 @@ package widget
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -19,6 +20,7 @@ import (
 	"github.com/hookgate/hookgate/shared/apigw"
 	"github.com/hookgate/hookgate/shared/fields"
 	"github.com/hookgate/hookgate/shared/ids"
+	"github.com/hookgate/hookgate/shared/limit"
 	"github.com/hookgate/hookgate/shared/loop"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/verify"
@@ -31,6 +33,18 @@ type Config struct {
 	Keys       *verify.Secrets // signs tokens (the first) and verifies them (all)
 	SessionTTL time.Duration   // how long a token holds
 }
+
+// Limits bound what anyone who can set an Origin header can make the widget cost: every message
+// is a paid agent run. The buckets live in the table, so they hold across every instance.
+type Limits struct {
+	Sessions        limit.Rule    // new sessions of the workspace
+	Messages        limit.Rule    // messages of the workspace, all sessions together
+	SessionMessages limit.Rule    // messages of one session
+	MaxLifetime     time.Duration // no session outlives this from when it was opened (default 24 h)
+}
+
+// DefaultMaxLifetime is how long a session may be renewed for unless configured.
+const DefaultMaxLifetime = 24 * time.Hour
 
 // Limits of a widget message.
 const (
@@ -50,6 +64,9 @@ type Queue interface {
 type Handler struct {
 	cfg    Config
 	queue  Queue
+	limits Limits
+	lim    *limit.Limiter // nil: no rate limits
+	gate   *limit.Gate    // nil admits everything
 	log    *slog.Logger
 	now    func() time.Time
 	routes map[string]func(ctx context.Context, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, map[string]string, error)
@@ -64,6 +81,28 @@ func New(cfg Config, q Queue, log *slog.Logger, now func() time.Time) *Handler {
 		"OPTIONS /v1/web/{proxy+}": h.preflight,
 	}
 	return h
+}
+
+// WithLimits makes the handler enforce l with buckets kept by lim, and admit every message
+// through gate (the workspace's inbound rate and daily run budget).
+func (h *Handler) WithLimits(l Limits, lim *limit.Limiter, gate *limit.Gate) *Handler {
+	h.limits, h.lim, h.gate = l, lim, gate
+	return h
+}
+
+// take takes a token from the bucket key under r; a refusal is a 429 with Retry-After.
+func (h *Handler) take(ctx context.Context, key string, r limit.Rule, what string) error {
+	if h.lim == nil {
+		return nil
+	}
+	d, err := h.lim.Take(ctx, key, r)
+	if err != nil {
+		return apierr.Wrap(apierr.Unavailable, err, "the request could not be admitted; retry later")
+	}
+	if !d.OK {
+		return limit.Refused(d, what)
+	}
+	return nil
 }
 
 // RouteKeys returns the route keys the handler serves, sorted (for a test against template.yaml).
@@ -119,8 +158,10 @@ type SessionView struct {
 }
 
 // POST /v1/web/session from an allowed origin → 201 with a new session and its token. With a
-// valid token (Authorization: Bearer), the same session gets a fresh token instead (renewal).
-func (h *Handler) session(_ context.Context, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, map[string]string, error) {
+// valid token (Authorization: Bearer), the same session gets a fresh token instead (renewal),
+// never one that holds past MaxLifetime from when the session was opened: then 401, and the
+// widget opens a new session. New sessions are rate-limited per workspace.
+func (h *Handler) session(ctx context.Context, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, map[string]string, error) {
 	headers, err := h.cfg.Origins.check(req, true)
 	if err != nil {
 		return events.APIGatewayV2HTTPResponse{}, nil, err
@@ -130,17 +171,30 @@ func (h *Handler) session(_ context.Context, req *events.APIGatewayV2HTTPRequest
 	}
 	now := h.now().UTC()
 	origin := strings.ToLower(originOf(req))
-	s := Session{Workspace: h.cfg.Workspace, ID: ids.New(sessionPrefix, now), Origin: origin}
+	s := Session{Workspace: h.cfg.Workspace, ID: ids.New(sessionPrefix, now), Origin: origin, Issued: now.Truncate(time.Second)}
 	status := http.StatusCreated
 	if tok := bearer(req); tok != "" {
 		old, err := h.verify(req, tok)
 		if err != nil {
 			return events.APIGatewayV2HTTPResponse{}, headers, err
 		}
+		if old.Issued.IsZero() {
+			old.Issued = old.Expires.Add(-h.cfg.SessionTTL) // signed before tokens carried it: its last issue
+		}
 		s, status = old, http.StatusOK
+	} else if err := h.take(ctx, "WS#"+s.Workspace+"#WIDGET#SESSIONS", h.limits.Sessions, "too many new widget sessions"); err != nil {
+		return events.APIGatewayV2HTTPResponse{}, headers, err
 	}
-	s.Expires = now.Add(h.cfg.SessionTTL).Truncate(time.Second)
-	view := SessionView{Token: Sign(h.cfg.Keys, s), SessionID: s.ID, ThreadID: s.ThreadID(), ExpiresAt: s.Expires, ExpiresIn: int(h.cfg.SessionTTL / time.Second)}
+	end := s.Issued.Add(cmp.Or(h.limits.MaxLifetime, DefaultMaxLifetime))
+	s.Expires = now.Add(h.cfg.SessionTTL)
+	if end.Before(s.Expires) {
+		s.Expires = end
+	}
+	s.Expires = s.Expires.Truncate(time.Second)
+	if !now.Before(s.Expires) {
+		return events.APIGatewayV2HTTPResponse{}, headers, apierr.New(apierr.Unauthorized, "session lifetime is over: open a new session")
+	}
+	view := SessionView{Token: Sign(h.cfg.Keys, s), SessionID: s.ID, ThreadID: s.ThreadID(), ExpiresAt: s.Expires, ExpiresIn: int(s.Expires.Sub(now) / time.Second)}
 	h.log.Info("widget session", "session_id", s.ID, "renewed", status == http.StatusOK, "origin", origin)
 	return apigw.JSON(status, view), headers, nil
 }
@@ -201,7 +255,21 @@ func (h *Handler) message(ctx context.Context, req *events.APIGatewayV2HTTPReque
 	} else {
 		m.MessageID, m.RunID = ids.New("msg", now), ids.New("run", now)
 	}
+	// The session's own bucket first, so that one flooding session spends its own tokens only.
+	if err := h.take(ctx, "WS#"+s.Workspace+"#WIDGET#SESSION#"+s.ID, h.limits.SessionMessages, "too many messages in this session"); err != nil {
+		return events.APIGatewayV2HTTPResponse{}, headers, err
+	}
+	if err := h.take(ctx, "WS#"+s.Workspace+"#WIDGET#MESSAGES", h.limits.Messages, "too many widget messages"); err != nil {
+		return events.APIGatewayV2HTTPResponse{}, headers, err
+	}
+	adm, err := h.gate.Admit(ctx, s.Workspace, true)
+	if err != nil {
+		return events.APIGatewayV2HTTPResponse{}, headers, err
+	}
 	if err := h.queue.SendInbound(ctx, &m); err != nil {
+		if rerr := adm.Refund(ctx); rerr != nil {
+			h.log.WarnContext(ctx, "run budget not refunded; today's count stays one high", "err", rerr)
+		}
 		return events.APIGatewayV2HTTPResponse{}, headers, queue.SendFailure(err)
 	}
 	h.log.InfoContext(ctx, "widget message queued", "session_id", s.ID, "thread_id", m.ThreadID, "message_id", m.MessageID, "run_id", m.RunID)

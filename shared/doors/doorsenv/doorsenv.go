@@ -10,6 +10,8 @@ import (
 	"github.com/hookgate/hookgate/shared/awscfg"
 	"github.com/hookgate/hookgate/shared/doors"
 	"github.com/hookgate/hookgate/shared/envcfg"
+	"github.com/hookgate/hookgate/shared/limit"
+	"github.com/hookgate/hookgate/shared/limit/limitenv"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/sources"
 	"github.com/hookgate/hookgate/shared/store"
@@ -36,6 +38,8 @@ func Function(pick func(*doors.Doors) doors.HandlerFunc) func(context.Context, f
 //	HOOKGATE_SOURCE_CACHE_SECONDS  how long a warm function reuses a source (default 10; 0 reads each time)
 //	HOOKGATE_INBOUND_SECRET        the default workspace's trigger and binding secret, unless it stores sources of those names
 //	HOOKGATE_TELEGRAM_SECRET_TOKEN the default workspace's Telegram secret token, likewise
+//
+// and the admission limits of limitenv.Gate (the daily run budget, the inbound rate).
 func FromEnv(ctx context.Context, getenv func(string) string, log *slog.Logger) (*doors.Doors, error) {
 	env := envcfg.New(getenv)
 	table := env.Required("HOOKGATE_TABLE")
@@ -50,6 +54,7 @@ func FromEnv(ctx context.Context, getenv func(string) string, log *slog.Logger) 
 	ttl := time.Duration(env.Int("HOOKGATE_SOURCE_CACHE_SECONDS", 10, 0, 300)) * time.Second
 	inboundSecret := env.Optional("HOOKGATE_INBOUND_SECRET", "")
 	telegramToken := env.Optional("HOOKGATE_TELEGRAM_SECRET_TOKEN", "")
+	limits := limitenv.Gate(env)
 	if err := env.Err(); err != nil {
 		return nil, err
 	}
@@ -59,5 +64,6 @@ func FromEnv(ctx context.Context, getenv func(string) string, log *slog.Logger) 
 	}
 	st := store.New(aws.DynamoDB(), table, time.Now)
 	res := sources.New(st, ttl, time.Now, cfg.DefaultWorkspace, doors.StackSources(inboundSecret, telegramToken)...)
-	return doors.New(cfg, res, st, queue.NewSender(aws.SQS(), queueURL), log, time.Now), nil
+	gate := limit.NewGate(limit.New(aws.DynamoDB(), table, time.Now), limits, time.Now)
+	return doors.New(cfg, res, st, queue.NewSender(aws.SQS(), queueURL), log, time.Now).WithGate(gate), nil
 }

@@ -1,0 +1,83 @@
+package limit
+
+import (
+	"context"
+	"time"
+
+	"github.com/hookgate/hookgate/shared/apierr"
+)
+
+// GateConfig is what a workspace may send in: its inbound message rate and its daily run budget.
+type GateConfig struct {
+	// Events bounds the workspace's inbound messages (each becomes events in its log, and a loop
+	// that slips through the loop guards becomes a bounded trickle); unlimited when zero.
+	Events Rule
+	// DailyRuns is how many runs the workspace may start per UTC day; 0 is unlimited.
+	DailyRuns int64
+}
+
+// Gate admits inbound work into workspaces. Every door that queues work asks it first. A nil
+// *Gate admits everything.
+type Gate struct {
+	lim *Limiter
+	cfg GateConfig
+	now func() time.Time
+}
+
+// NewGate returns a Gate keeping its buckets and counters with lim.
+func NewGate(lim *Limiter, cfg GateConfig, now func() time.Time) *Gate {
+	return &Gate{lim: lim, cfg: cfg, now: now}
+}
+
+// Admission is what Admit took from the run budget; Refund gives it back when the work was not
+// queued after all. A nil *Admission took nothing.
+type Admission struct {
+	lim *Limiter
+	key string
+}
+
+// Admit takes one token of ws's inbound rate and, when the work starts a run, one unit of its run
+// budget for today (UTC). Refused work is a RateLimited or BudgetExhausted error with a
+// Retry-After; a budget refusal says when the budget resets. The rate is taken first, so a
+// request the rate refuses spends no budget.
+func (g *Gate) Admit(ctx context.Context, ws string, run bool) (*Admission, error) {
+	if g == nil {
+		return nil, nil
+	}
+	if d, err := g.lim.Take(ctx, "WS#"+ws+"#INBOUND", g.cfg.Events); err != nil {
+		return nil, apierr.Wrap(apierr.Unavailable, err, "the request could not be admitted; retry later")
+	} else if !d.OK {
+		return nil, Refused(d, "too many inbound messages for this workspace")
+	}
+	if !run || g.cfg.DailyRuns <= 0 {
+		return nil, nil
+	}
+	now := g.now().UTC()
+	day := now.Truncate(24 * time.Hour) // Unix days are UTC days
+	reset := day.Add(24 * time.Hour)
+	key := "WS#" + ws + "#RUNS#" + day.Format(time.DateOnly)
+	ok, err := g.lim.Count(ctx, key, g.cfg.DailyRuns, reset.Add(24*time.Hour))
+	if err != nil {
+		return nil, apierr.Wrap(apierr.Unavailable, err, "the request could not be admitted; retry later")
+	}
+	if !ok {
+		return nil, apierr.Later(apierr.BudgetExhausted, reset.Sub(now),
+			"the workspace's daily run budget (%d runs) is spent; it resets at %s", g.cfg.DailyRuns, reset.Format(time.RFC3339))
+	}
+	return &Admission{lim: g.lim, key: key}, nil
+}
+
+// Refund gives back the run unit a (never below zero). It is best effort: a refund that fails
+// leaves the day's count one high.
+func (a *Admission) Refund(ctx context.Context) error {
+	if a == nil {
+		return nil
+	}
+	return a.lim.Uncount(ctx, a.key)
+}
+
+// Refused is the 429 of a refused take: code rate_limited, the message, and when to retry.
+func Refused(d Decision, message string) error {
+	secs := int((d.RetryAfter + time.Second - 1) / time.Second)
+	return apierr.Later(apierr.RateLimited, d.RetryAfter, "%s; retry in %d s", message, max(secs, 1))
+}
