@@ -40,6 +40,8 @@ func TestNewHandlerReportsEveryProblem(t *testing.T) {
 		t.Fatalf("the error shows the key: %v", err)
 	}
 	env["HOOKGATE_WIDGET_SIGNING_KEY"], env["HOOKGATE_WIDGET_ALLOWED_ORIGINS"], env["HOOKGATE_WIDGET_SESSION_MINUTES"] = "dev-widget-signing-key", "http://127.0.0.1:3000", ""
+	// No rate limits: the session sample would take a token from a table this test has not got.
+	env["HOOKGATE_WIDGET_SESSIONS_PER_MINUTE"] = "0"
 	h, err := newHandler(context.Background(), getenv, log)
 	if err != nil {
 		t.Fatalf("full environment: %v", err)
