@@ -250,7 +250,7 @@ func TestReplayedBindingReportChangesNothing(t *testing.T) {
 			t.Fatalf("report: %d %s", r.status, r.raw)
 		}
 	}
-	waitFor(t, "both reports", 20*time.Second, func() bool { return len(eventsAbout(t, e, binding)["binding.status"]) == 2 })
+	waitFor(t, "both reports", 60*time.Second, func() bool { return len(eventsAbout(t, e, binding)["binding.status"]) == 2 })
 	if s := status(); s != "disconnected" {
 		t.Fatalf("status %q, want disconnected", s)
 	}

@@ -82,6 +82,11 @@ func (d *Doors) binding(ctx context.Context, req *events.APIGatewayV2HTTPRequest
 		if r.ReportedAt.After(now.Add(maxReportSkew)) {
 			return Accepted{}, apierr.New(apierr.Invalid, "reported_at is in the future")
 		}
+		// An old report is a replay, or would order before every real one (far enough back, its
+		// nanoseconds even wrap and it would order after them, freezing the status).
+		if r.ReportedAt.Before(now.Add(-d.cfg.DedupeWindow)) {
+			return Accepted{}, apierr.New(apierr.Invalid, "reported_at is older than the dedupe window (%s)", d.cfg.DedupeWindow)
+		}
 		at = r.ReportedAt.UTC()
 	case !res.Timestamp.IsZero():
 		at = res.Timestamp.UTC()
@@ -89,7 +94,7 @@ func (d *Doors) binding(ctx context.Context, req *events.APIGatewayV2HTTPRequest
 	// A byte-for-byte copy of a report already accepted is a replay: acknowledged, not processed.
 	sum := sha256.Sum256(body)
 	scope, key := "binding:"+source, hex.EncodeToString(sum[:])
-	first, resend, err := d.claim(ctx, ws, scope, key)
+	first, resend, admit, err := d.claim(ctx, ws, scope, key)
 	if err != nil || !resend {
 		return Accepted{}, err
 	}
@@ -98,7 +103,7 @@ func (d *Doors) binding(ctx context.Context, req *events.APIGatewayV2HTTPRequest
 		Group:   d.cfg.IDs.Derive("grp", ws, "binding", r.Channel, r.BindingID), // one binding's reports in order
 		Binding: &queue.Binding{Channel: r.Channel, BindingID: r.BindingID, Status: r.Status, Detail: r.Detail, ReportedAt: at},
 	}
-	if err := d.send(ctx, &m, ws, first, dedupeKey{scope, key}); err != nil {
+	if err := d.send(ctx, &m, ws, first, admit, dedupeKey{scope, key}); err != nil {
 		return Accepted{}, err
 	}
 	return Accepted{Accepted: first, Role: "binding.status"}, nil

@@ -194,46 +194,45 @@ type dedupeKey struct{ scope, key string }
 // have queued it (it has not said so: it may have died between claim and send) or so recently
 // that it may still be on its way; SQS's deduplication (five minutes) and the worker's derived ids
 // drop the copy.
-func (d *Doors) claim(ctx context.Context, ws, scope, key string) (first, resend bool, err error) {
+//
+// admit says whether the send must pass the gate: always, unless the key's message was queued
+// already (it was admitted then; this copy is only queued again for SQS to drop). A copy that finds
+// the key claimed but not queued is admitted too: the claimant may have been refused by the gate.
+func (d *Doors) claim(ctx context.Context, ws, scope, key string) (first, resend, admit bool, err error) {
 	if key == "" {
-		return true, true, nil
+		return true, true, true, nil
 	}
 	c, err := d.store.ClaimDedupe(ctx, ws, scope, key, d.cfg.DedupeWindow)
 	if err != nil {
-		return false, false, apierr.Wrap(apierr.Unavailable, err, "the message could not be recorded; retry later")
+		return false, false, false, apierr.Wrap(apierr.Unavailable, err, "the message could not be recorded; retry later")
 	}
-	return c.Won, c.Won || !c.Queued || d.now().Sub(c.FirstAt) < sqsDedupeWindow, nil
+	return c.Won, c.Won || !c.Queued || d.now().Sub(c.FirstAt) < sqsDedupeWindow, c.Won || !c.Queued, nil
 }
 
 // claimAll claims every key: the delivery is new when every key is, and is queued (again) only
 // when every key says so. It stops at the first key that makes it a duplicate.
-func (d *Doors) claimAll(ctx context.Context, ws string, keys []dedupeKey) (first, resend bool, err error) {
+func (d *Doors) claimAll(ctx context.Context, ws string, keys []dedupeKey) (first, resend, admit bool, err error) {
 	first, resend = true, true
 	for _, k := range keys {
-		f, r, err := d.claim(ctx, ws, k.scope, k.key)
+		f, r, a, err := d.claim(ctx, ws, k.scope, k.key)
 		if err != nil {
-			return false, false, err
+			return false, false, false, err
 		}
-		first, resend = first && f, resend && r
+		first, resend, admit = first && f, resend && r, admit || a
 		if !r {
 			break
 		}
 	}
-	return first, resend, nil
+	return first, resend, admit, nil
 }
 
 // sqsDedupeWindow is how long SQS FIFO drops a message with a deduplication id it has seen.
 const sqsDedupeWindow = 4 * time.Minute // five minutes, less a margin
 
-// send admits m through the gate (unless it repeats a key seen before: that message was admitted
-// then), queues it and records that its keys' message is queued. When the gate or the queue
-// refuses and this call claimed the keys, the claims are released so that the sender's retry is
-// processed, and a run unit taken from the budget is given back.
-func (d *Doors) send(ctx context.Context, m *queue.Inbound, ws string, claimed bool, keys ...dedupeKey) error {
-	keyed := false
-	for _, k := range keys {
-		keyed = keyed || k.key != ""
-	}
+// send admits m through the gate (when admit, see claim), queues it and records that its keys'
+// message is queued. When the gate or the queue refuses and this call claimed the keys, the claims
+// are released so that the sender's retry is processed, and a run unit taken is given back.
+func (d *Doors) send(ctx context.Context, m *queue.Inbound, ws string, claimed, admit bool, keys ...dedupeKey) error {
 	release := func() {
 		for _, k := range keys {
 			if !claimed || k.key == "" {
@@ -245,7 +244,7 @@ func (d *Doors) send(ctx context.Context, m *queue.Inbound, ws string, claimed b
 		}
 	}
 	var adm *limit.Admission
-	if claimed || !keyed {
+	if admit {
 		var err error
 		if adm, err = d.gate.Admit(ctx, ws, m.RunID != ""); err != nil {
 			release()

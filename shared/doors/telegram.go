@@ -109,7 +109,7 @@ func (d *Doors) telegram(ctx context.Context, req *events.APIGatewayV2HTTPReques
 
 	key := strconv.FormatInt(updateID, 10)
 	scope := ChannelTelegram + ":" + source
-	first, resend, err := d.claim(ctx, ws, scope, key)
+	first, resend, admit, err := d.claim(ctx, ws, scope, key)
 	if err != nil || !resend {
 		return Accepted{}, err
 	}
@@ -141,7 +141,7 @@ func (d *Doors) telegram(ctx context.Context, req *events.APIGatewayV2HTTPReques
 		m.Event = &queue.Event{Subject: scope + "\x00" + key, Type: "telegram." + normalize.Slug(kind), Data: data}
 		acc.Role = m.Event.Type
 	}
-	if err := d.send(ctx, &m, ws, first, dedupeKey{scope, key}); err != nil {
+	if err := d.send(ctx, &m, ws, first, admit, dedupeKey{scope, key}); err != nil {
 		return Accepted{}, err
 	}
 	return acc, nil

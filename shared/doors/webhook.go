@@ -84,7 +84,7 @@ func (d *Doors) webhook(ctx context.Context, req *events.APIGatewayV2HTTPRequest
 	if key != "" {
 		keys = append(keys, dedupeKey{scope, key})
 	}
-	first, resend, err := d.claimAll(ctx, ws, keys)
+	first, resend, admit, err := d.claimAll(ctx, ws, keys)
 	if err != nil || !resend {
 		return Accepted{}, err
 	}
@@ -112,7 +112,7 @@ func (d *Doors) webhook(ctx context.Context, req *events.APIGatewayV2HTTPRequest
 		m.Agent = route.Agent
 		acc.ThreadID, acc.RunID = m.ThreadID, m.RunID
 	}
-	if err := d.send(ctx, &m, ws, first, keys...); err != nil {
+	if err := d.send(ctx, &m, ws, first, admit, keys...); err != nil {
 		return Accepted{}, err
 	}
 	return acc, nil

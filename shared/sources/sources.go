@@ -77,9 +77,36 @@ func (r *Resolver) Get(ctx context.Context, ws, name string) (Resolved, error) {
 		return e.res, e.err // never cache an outage
 	}
 	r.mu.Lock()
+	if len(r.cache) >= maxCached {
+		r.sweep(now)
+	}
 	r.cache[k] = e
 	r.mu.Unlock()
 	return e.res, e.err
+}
+
+// maxCached bounds the cache: a caller naming random workspaces and sources must not grow a warm
+// function's memory without end.
+const maxCached = 10_000
+
+// sweep drops the expired entries, and every entry if that frees nothing (then each source is
+// read again once). The caller holds r.mu.
+func (r *Resolver) sweep(now time.Time) {
+	for k, e := range r.cache {
+		if !now.Before(e.expires) {
+			delete(r.cache, k)
+		}
+	}
+	if len(r.cache) >= maxCached {
+		clear(r.cache)
+	}
+}
+
+// cached is how many entries the cache holds (for tests).
+func (r *Resolver) cached() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.cache)
 }
 
 func (r *Resolver) load(ctx context.Context, ws, name string, now time.Time) entry {
