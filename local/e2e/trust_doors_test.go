@@ -260,9 +260,20 @@ func TestReplayedBindingReportChangesNothing(t *testing.T) {
 	if r := post(report("connected", now.Add(-3*time.Minute), "late")); r.status != 202 {
 		t.Fatalf("older report: %d %s", r.status, r.raw)
 	}
-	waitFor(t, "the older report", 20*time.Second, func() bool { return len(eventsAbout(t, e, binding)["binding.status"]) == 3 })
+	waitFor(t, "the older report", 60*time.Second, func() bool { return len(eventsAbout(t, e, binding)["binding.status"]) == 3 })
 	if s := status(); s != "disconnected" {
 		t.Fatalf("status %q after a replayed and an older report, want disconnected", s)
+	}
+	// A report from long ago (here so far back that its nanoseconds would wrap and order it after
+	// every real one) is refused, and changes nothing.
+	for _, at := range []time.Time{time.Date(1600, 1, 1, 0, 0, 0, 0, time.UTC), now.Add(-100 * time.Hour)} {
+		if r := post(report("connected", at, "ancient")); r.status != 400 || !strings.Contains(r.raw, "reported_at") {
+			t.Fatalf("report of %s: %d %s, want 400 naming reported_at", at, r.status, r.raw)
+		}
+	}
+	time.Sleep(2 * time.Second)
+	if s, n := status(), len(eventsAbout(t, e, binding)["binding.status"]); s != "disconnected" || n != 3 {
+		t.Fatalf("after the ancient reports: status %q, %d events", s, n)
 	}
 }
 
