@@ -79,8 +79,10 @@ dev: deps bootstraps
 	@$(GO) build -o .build/hookgate-local ./local/cmd/hookgate-local
 	@.build/hookgate-local dev -bin $(LOCAL_BIN)
 
-# Volume tests (thousands of messages or events) run once without the race detector, alongside the
+# Volume tests (thousands of messages or events) run once without the race detector, after the
 # race-detected run of everything else: under -race they only repeat the same code paths, slower.
+# (Run side by side with the race run on two cores, the burst once stalled: issue 17's suite is
+# where such stalls are hunted; here the runs stay apart.)
 VOLUME_TESTS := ^(TestBurstEveryEventDeliveredOnce|TestEventStreamResumesWithoutLossOrRepeats)$$
 
 test: deps bootstraps
@@ -92,11 +94,9 @@ test: deps bootstraps
 	$(GO) test -count=1 -run 'Allocates' ./shared/verify ./shared/outbound ./shared/manage
 	@n=$$($(GO) test -list '$(VOLUME_TESTS)' ./local/e2e | grep -c '^Test'); \
 	  test "$$n" -eq 2 || { echo "VOLUME_TESTS matches $$n tests of ./local/e2e, want 2"; exit 1; }
-	@mkdir -p .build; export HOOKGATE_BIN_DIR=$(CURDIR)/$(LOCAL_BIN); \
-	  $(GO) test -count=1 -timeout 10m -run '$(VOLUME_TESTS)' ./local/e2e > .build/test-volume.log 2>&1 & vol=$$!; \
-	  $(GO) test -race -count=1 -timeout 15m -parallel 8 -skip '$(VOLUME_TESTS)' ./...; race=$$?; \
-	  wait $$vol; volume=$$?; echo "--- volume tests (no -race): ./local/e2e -run '$(VOLUME_TESTS)'"; cat .build/test-volume.log; \
-	  test $$race -eq 0 -a $$volume -eq 0
+	export HOOKGATE_BIN_DIR=$(CURDIR)/$(LOCAL_BIN); \
+	  $(GO) test -race -count=1 -timeout 15m -parallel 8 -skip '$(VOLUME_TESTS)' ./... && \
+	  $(GO) test -count=1 -timeout 10m -run '$(VOLUME_TESTS)' ./local/e2e
 
 # Supply chain: govulncheck reports the vulnerabilities that the code can reach, in the standard
 # library of the toolchain above and in the modules of go.mod. It is built and run by that toolchain
