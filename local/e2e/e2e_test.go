@@ -124,6 +124,7 @@ type reply struct {
 	status int
 	body   map[string]any
 	raw    string
+	header http.Header
 }
 
 func (r reply) errorCode() string {
@@ -147,7 +148,7 @@ func do(t *testing.T, method, url string, headers map[string]string, body string
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
-	r := reply{status: resp.StatusCode, raw: string(raw)}
+	r := reply{status: resp.StatusCode, raw: string(raw), header: resp.Header}
 	if len(raw) == 0 && resp.StatusCode == http.StatusNoContent {
 		return r
 	}

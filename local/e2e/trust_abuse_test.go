@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -60,41 +59,13 @@ func budgetStack(t *testing.T) *env {
 	return budgetEnv
 }
 
-// hreply is a response with its headers.
-type hreply struct {
-	reply
-	header http.Header
-}
-
-func doH(t *testing.T, method, url string, headers map[string]string, body string) hreply {
-	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range headers {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	r := hreply{reply: reply{status: resp.StatusCode, raw: string(raw)}, header: resp.Header}
-	if err := json.Unmarshal(raw, &r.body); err != nil {
-		t.Fatalf("%s %s: body %q is not JSON", method, url, raw)
-	}
-	return r
-}
-
 // retryAfter is the response's Retry-After in seconds, or 0.
-func (r hreply) retryAfter() int {
+func (r reply) retryAfter() int {
 	n, _ := strconv.Atoi(r.header.Get("Retry-After"))
 	return n
 }
 
-func (r hreply) message() string {
+func (r reply) message() string {
 	e, _ := r.body["error"].(map[string]any)
 	m, _ := e["message"].(string)
 	return m
@@ -161,14 +132,14 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 func TestWidgetMessageFloodIsRateLimited(t *testing.T) {
 	e := widgetLimitedStack(t)
 	site := e.stack.URL
-	r := doH(t, http.MethodPost, site+"/v1/web/session", map[string]string{"Origin": site}, "{}")
+	r := do(t, http.MethodPost, site+"/v1/web/session", map[string]string{"Origin": site}, "{}")
 	if r.status != 201 {
 		t.Fatalf("open session: %d %s", r.status, r.raw)
 	}
 	token, thread := r.body["token"].(string), r.body["thread_id"].(string)
 	var statuses []int
 	for i := range 8 {
-		r := doH(t, http.MethodPost, site+"/v1/web/messages", map[string]string{"Origin": site, "Authorization": "Bearer " + token},
+		r := do(t, http.MethodPost, site+"/v1/web/messages", map[string]string{"Origin": site, "Authorization": "Bearer " + token},
 			fmt.Sprintf(`{"text":"flood %d","client_id":"f-%d"}`, i, i))
 		statuses = append(statuses, r.status)
 		if i >= 3 && (r.status != 429 || r.errorCode() != "rate_limited" || r.retryAfter() < 1 || r.header.Get("Access-Control-Allow-Origin") != site) {
@@ -193,9 +164,9 @@ func TestWidgetRenewalPastLifetimeRefused(t *testing.T) {
 	e := widgetLimitedStack(t)
 	site := e.stack.URL
 	now := time.Now()
-	renew := func(issued time.Time, id string) hreply {
+	renew := func(issued time.Time, id string) reply {
 		tok := widgetToken(map[string]any{"w": "default", "s": id, "o": strings.ToLower(site), "e": now.Add(30 * time.Minute).Unix(), "i": issued.Unix()})
-		return doH(t, http.MethodPost, site+"/v1/web/session", map[string]string{"Origin": site, "Authorization": "Bearer " + tok}, "{}")
+		return do(t, http.MethodPost, site+"/v1/web/session", map[string]string{"Origin": site, "Authorization": "Bearer " + tok}, "{}")
 	}
 	if r := renew(now.Add(-25*time.Hour), "wss_old"); r.status != 401 || r.errorCode() != "unauthorized" || r.body["token"] != nil {
 		t.Fatalf("renewal of a session opened 25 h ago: %d %s", r.status, r.raw)
@@ -216,8 +187,8 @@ func TestWidgetRenewalPastLifetimeRefused(t *testing.T) {
 // resets, on every door that starts runs, and no run is created.
 func TestDailyRunBudgetRefusesNewRuns(t *testing.T) {
 	e := budgetStack(t)
-	generic := func(i int) hreply {
-		return doH(t, http.MethodPost, e.stack.URL+"/v1/inbound/generic",
+	generic := func(i int) reply {
+		return do(t, http.MethodPost, e.stack.URL+"/v1/inbound/generic",
 			map[string]string{"Content-Type": "application/json", "X-Hookgate-Inbound-Secret": inboundSecret},
 			fmt.Sprintf(`{"channel":"budget","external_id":"u-%d","text":"run %d"}`, i, i))
 	}
@@ -230,7 +201,7 @@ func TestDailyRunBudgetRefusesNewRuns(t *testing.T) {
 		runs = append(runs, [2]string{r.body["thread_id"].(string), r.body["run_id"].(string)})
 	}
 	tomorrow := time.Now().UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
-	refused := func(door string, r hreply) {
+	refused := func(door string, r reply) {
 		t.Helper()
 		if r.status != 429 || r.errorCode() != "run_budget_exhausted" || r.retryAfter() < 1 ||
 			!strings.Contains(r.message(), "resets at "+tomorrow.Format(time.RFC3339)) || r.body["run_id"] != nil || r.body["runId"] != nil {
@@ -239,9 +210,9 @@ func TestDailyRunBudgetRefusesNewRuns(t *testing.T) {
 	}
 	refused("generic door", generic(3))
 	trigger := `{"channel":"zap","external_id":"z-1","text":"from a zap"}`
-	refused("trigger door", doH(t, http.MethodPost, e.stack.URL+"/v1/integrations/trigger",
+	refused("trigger door", do(t, http.MethodPost, e.stack.URL+"/v1/integrations/trigger",
 		map[string]string{"Content-Type": "application/json", "X-Hookgate-Signature": "sha256=" + hmacHex(inboundSecret, trigger)}, trigger))
-	refused("adapter", doH(t, http.MethodPost, e.stack.URL+"/webhook/default",
+	refused("adapter", do(t, http.MethodPost, e.stack.URL+"/webhook/default",
 		map[string]string{"Content-Type": "application/json", "Authorization": "Bearer " + adapterSecret}, `{"text":"over budget","eventId":"budget-1"}`))
 	// The adapter stores a run (holding an in-flight slot) before it queues it: none was stored.
 	if free, err := e.store.FreeSlots(context.Background(), store.SlotPool("default", "default"), 32); err != nil || len(free) != 32 {
@@ -265,10 +236,10 @@ func TestInboundFloodIsBoundedByTheWorkspaceRate(t *testing.T) {
 	e := budgetStack(t)
 	const posts = 40
 	accepted := 0
-	var last hreply
+	var last reply
 	for i := range posts {
 		body := fmt.Sprintf(`{"channel":"loop","binding_id":"b-%d","status":"connected"}`, i)
-		r := doH(t, http.MethodPost, e.stack.URL+"/v1/inbound/binding/status",
+		r := do(t, http.MethodPost, e.stack.URL+"/v1/inbound/binding/status",
 			map[string]string{"Content-Type": "application/json", "X-Hookgate-Signature": "sha256=" + hmacHex(inboundSecret, body)}, body)
 		switch r.status {
 		case 202:

@@ -95,8 +95,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 			_ = ln.Close()
 		}
 	}()
-	o.Params = withOwnOrigin(tpl, o.Params, ln.Addr().String())
-	o.Params = withOwnHost(tpl, o.Params, ln.Addr().String())
+	o.Params = withOwnAddress(tpl, o.Params, ln.Addr().String())
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s := &Stack{hosts: map[string]*lambdart.Host{}, configs: map[string]lambdart.Config{}, cancel: cancel}
 	defer func() {
