@@ -293,9 +293,7 @@ func (h *Handler) start(ctx context.Context, a *Adapter, m message) (store.Run, 
 	kept := false
 	defer func() {
 		if !kept {
-			if rerr := adm.Refund(ctx); rerr != nil {
-				h.log.WarnContext(ctx, "run budget not refunded; today's count stays one high", "err", rerr)
-			}
+			adm.Refund(ctx, h.log)
 		}
 	}()
 

@@ -253,7 +253,7 @@ func (d *Doors) send(ctx context.Context, m *queue.Inbound, ws string, claimed, 
 	}
 	if err := d.queue.SendInbound(ctx, m); err != nil {
 		release()
-		refund(ctx, d.log, adm)
+		adm.Refund(ctx, d.log)
 		return queue.SendFailure(err)
 	}
 	for _, k := range keys {
@@ -266,13 +266,6 @@ func (d *Doors) send(ctx context.Context, m *queue.Inbound, ws string, claimed, 
 		}
 	}
 	return nil
-}
-
-// refund gives back the run unit of a message that was not queued after all.
-func refund(ctx context.Context, log *slog.Logger, adm *limit.Admission) {
-	if err := adm.Refund(ctx); err != nil {
-		log.WarnContext(ctx, "run budget not refunded after a failed send; today's count stays one high", "err", err)
-	}
 }
 
 // workspace is the workspace_id query parameter, or the default workspace.

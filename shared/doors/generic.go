@@ -155,7 +155,7 @@ func (h *Generic) accept(ctx context.Context, req *events.APIGatewayV2HTTPReques
 		return Queued{}, err
 	}
 	if err := h.queue.SendInbound(ctx, &m); err != nil {
-		refund(ctx, h.log, adm)
+		adm.Refund(ctx, h.log)
 		return Queued{}, queue.SendFailure(err)
 	}
 	return Queued{ThreadID: m.ThreadID, MessageID: m.MessageID, RunID: m.RunID}, nil

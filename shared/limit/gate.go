@@ -2,6 +2,7 @@ package limit
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"github.com/hookgate/hookgate/shared/apierr"
@@ -67,13 +68,18 @@ func (g *Gate) Admit(ctx context.Context, ws string, run bool) (*Admission, erro
 	return &Admission{lim: g.lim, key: key}, nil
 }
 
-// Refund gives back the run unit a (never below zero). It is best effort: a refund that fails
-// leaves the day's count one high.
-func (a *Admission) Refund(ctx context.Context) error {
+// Refund gives back the run unit a (never below zero), for work that was not queued after all. It
+// is best effort: a refund that fails is logged to log and leaves the day's count one high; the
+// error is returned for callers that want it.
+func (a *Admission) Refund(ctx context.Context, log *slog.Logger) error {
 	if a == nil {
 		return nil
 	}
-	return a.lim.Uncount(ctx, a.key)
+	err := a.lim.Uncount(ctx, a.key)
+	if err != nil {
+		log.WarnContext(ctx, "run budget not refunded; today's count stays one high", "err", err)
+	}
+	return err
 }
 
 // Refused is the 429 of a refused take: code rate_limited, the message, and when to retry.

@@ -2,6 +2,7 @@ package limit
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"strings"
 	"sync"
@@ -196,7 +197,7 @@ func TestGateBudgetPerUTCDay(t *testing.T) {
 	if _, err := g.Admit(ctx, "refund", true); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Refund(ctx); err != nil {
+	if err := a.Refund(ctx, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := g.Admit(ctx, "refund", true); err != nil {

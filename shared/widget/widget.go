@@ -267,9 +267,7 @@ func (h *Handler) message(ctx context.Context, req *events.APIGatewayV2HTTPReque
 		return events.APIGatewayV2HTTPResponse{}, headers, err
 	}
 	if err := h.queue.SendInbound(ctx, &m); err != nil {
-		if rerr := adm.Refund(ctx); rerr != nil {
-			h.log.WarnContext(ctx, "run budget not refunded; today's count stays one high", "err", rerr)
-		}
+		adm.Refund(ctx, h.log)
 		return events.APIGatewayV2HTTPResponse{}, headers, queue.SendFailure(err)
 	}
 	h.log.InfoContext(ctx, "widget message queued", "session_id", s.ID, "thread_id", m.ThreadID, "message_id", m.MessageID, "run_id", m.RunID)
