@@ -95,7 +95,7 @@ test: deps bootstraps
 	@n=$$($(GO) test -list '$(VOLUME_TESTS)' ./local/e2e | grep -c '^Test'); \
 	  test "$$n" -eq 2 || { echo "VOLUME_TESTS matches $$n tests of ./local/e2e, want 2"; exit 1; }
 	export HOOKGATE_BIN_DIR=$(CURDIR)/$(LOCAL_BIN); \
-	  $(GO) test -race -count=1 -timeout 15m -parallel 8 -skip '$(VOLUME_TESTS)' ./... && \
+	  $(GO) test -race -count=1 -timeout 15m -parallel 96 -skip '$(VOLUME_TESTS)' ./... && \
 	  $(GO) test -count=1 -timeout 10m -run '$(VOLUME_TESTS)' ./local/e2e
 
 # Supply chain: govulncheck reports the vulnerabilities that the code can reach, in the standard

@@ -316,6 +316,7 @@ func resultText(r reply) string {
 }
 
 func TestAdapterThreadFollowUpAndPoll(t *testing.T) {
+	inLane(t, laneAdapter)
 	a := adapterStack(t)
 	start := a.post(t, "/webhook/ops", `{"text":"hello","user":"alice","data":{"order":7}}`)
 	if start.status != 202 || str(start.body, "status") != "queued" {
@@ -353,6 +354,7 @@ func TestAdapterThreadFollowUpAndPoll(t *testing.T) {
 
 // Every error the adapter's callers know, through the HTTP API.
 func TestAdapterErrors(t *testing.T) {
+	inLane(t, laneAdapter)
 	a := adapterStack(t)
 	url := a.stack.URL + "/webhook/ops"
 	for _, tc := range []struct {
@@ -404,6 +406,7 @@ func TestAdapterErrors(t *testing.T) {
 }
 
 func TestAdapterApproval(t *testing.T) {
+	inLane(t, laneAdapter)
 	a := adapterStack(t)
 	base := func(r reply) string {
 		return "/webhook/ops/threads/" + str(r.body, "threadId") + "/runs/" + str(r.body, "runId")
@@ -468,6 +471,7 @@ func TestAdapterApproval(t *testing.T) {
 }
 
 func TestAdapterSyncMode(t *testing.T) {
+	inLane(t, laneAdapter)
 	a := adapterStack(t)
 	fast := a.post(t, "/webhook/ops", `{"text":"quick","sync":true,"timeoutMs":20000}`)
 	if fast.status != 200 || str(fast.body, "status") != "completed" || resultText(fast) != "agent: quick" {
@@ -481,6 +485,7 @@ func TestAdapterSyncMode(t *testing.T) {
 }
 
 func TestAdapterCallback(t *testing.T) {
+	inLane(t, laneAdapter)
 	a := adapterStack(t)
 	r := a.post(t, "/webhook/ops", fmt.Sprintf(`{"text":"call me back","replyUrl":%q}`, a.replies.srv.URL+"/cb"))
 	if r.status != 202 {
@@ -509,6 +514,7 @@ func TestAdapterCallback(t *testing.T) {
 }
 
 func TestAdapterIdempotentEventID(t *testing.T) {
+	inLane(t, laneAdapter)
 	a := adapterStack(t)
 	key := fmt.Sprintf("evt-%d", time.Now().UnixNano())
 	var wg sync.WaitGroup
@@ -538,6 +544,7 @@ func TestAdapterIdempotentEventID(t *testing.T) {
 }
 
 func TestAdapterAgentRetries(t *testing.T) {
+	inLane(t, laneAdapter)
 	a := adapterStack(t)
 	flaky := a.post(t, "/webhook/ops", `{"text":"flaky"}`)
 	dead := a.post(t, "/webhook/ops", `{"text":"dead"}`)
@@ -556,6 +563,7 @@ func TestAdapterAgentRetries(t *testing.T) {
 }
 
 func TestAdapterOpenAICompatible(t *testing.T) {
+	inLane(t, laneAdapter)
 	a := adapterStack(t)
 	first := a.post(t, "/webhook/gpt", `{"text":"what is 2+2?","sync":true,"timeoutMs":20000}`)
 	if first.status != 200 || resultText(first) != `gpt heard "what is 2+2?" after 1 messages` {
@@ -580,6 +588,7 @@ func TestAdapterOpenAICompatible(t *testing.T) {
 
 // A reply on a Telegram thread is sent to the chat through the Bot API.
 func TestTelegramReplyReachesTheBotAPI(t *testing.T) {
+	inLane(t, laneAdapter)
 	a := adapterStack(t)
 	chat := time.Now().UnixNano() % 1e9
 	update := fmt.Sprintf(`{"update_id":%d,"message":{"message_id":1,"date":1700000000,"chat":{"id":%d,"type":"private"},"text":"hi bot"}}`, chat, chat)
@@ -602,6 +611,7 @@ func TestTelegramReplyReachesTheBotAPI(t *testing.T) {
 // two separately started adapter hosts (further Lambda instances, with processes of their own),
 // exactly 32 are accepted and 8 refused with 429, and none is lost when the agent lets go.
 func TestAdapterInFlightLimitAcrossInstances(t *testing.T) {
+	inLane(t, laneAdapter)
 	a := adapterStack(t)
 	var hosts []interface {
 		Invoke(ctx context.Context, payload []byte) ([]byte, error)
@@ -679,6 +689,7 @@ func TestAdapterInFlightLimitAcrossInstances(t *testing.T) {
 // message and the events) makes it through SQS and DynamoDB; 100 KB of control characters (six
 // bytes each) is refused with 413 before anything is stored.
 func TestAdapterLargeTextsFit(t *testing.T) {
+	inLane(t, laneAdapter)
 	a := adapterStack(t)
 	text := strings.Repeat("<b>&amp;</b>", 25_000) // 300,000 bytes
 	body, _ := json.Marshal(map[string]any{"text": text, "sync": true, "timeoutMs": 25000})

@@ -18,6 +18,7 @@ import (
 // EventSource for real), and by a page of an origin that is not allowed (no session). The
 // screenshots land in testdata/artifacts/ at the repository root (git-ignored).
 func TestWidgetInChromium(t *testing.T) {
+	inLane(t, laneLive)
 	chromium := os.Getenv("HOOKGATE_CHROMIUM")
 	if chromium == "" {
 		chromium = "/usr/bin/chromium"

@@ -2,8 +2,9 @@
 // driven through its local HTTP API with the real bootstraps, on DynamoDB Local and fauxqs.
 package e2e
 
-// Tests on the shared stack (sharedStack) run one after another, as they share the default
-// workspace and its queues. A test calls t.Parallel only when no other parallel test can disturb
-// it: it starts its own stack (the burst also its own DynamoDB Local), or uses the live stack
-// with a workspace of its own, or is the one parallel test on the shared stack (the poison message).
-// make test runs this package with -parallel 8: the parallel tests mostly wait on retries and polls.
+// Every test is parallel. Tests that share one stack's default workspace (its sources, counts and
+// limits) call inLane first and run one at a time in that stack's lane; the lanes run side by side,
+// and so do the tests with a stack of their own (the burst also with its own DynamoDB Local) or a
+// workspace of their own on the live stack, and the poison message, which looks only for itself.
+// make test runs this package with -parallel 96, so that a test waiting for its lane holds no slot
+// another lane could use: the tests mostly wait on retries and polls, not on the two cores.

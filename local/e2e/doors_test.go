@@ -117,6 +117,7 @@ func countType(evs []store.Event, typ string) int {
 // Every scheme through the local HTTP API: a correctly signed delivery is accepted and recorded
 // once; a tampered body, a wrong secret, a stale timestamp and a replayed delivery are not.
 func TestEveryScheme(t *testing.T) {
+	inLane(t, laneShared)
 	e := sharedStack(t)
 	for scheme, sign := range signers {
 		t.Run(scheme, func(t *testing.T) {
@@ -160,6 +161,7 @@ func TestEveryScheme(t *testing.T) {
 
 // Slack's url_verification handshake is answered with its challenge once signed, and records nothing.
 func TestSlackURLVerification(t *testing.T) {
+	inLane(t, laneShared)
 	e := sharedStack(t)
 	const ws = "doors-slack-handshake"
 	createSource(t, e, ws, "slack", "slack", secretFor("slack"))
@@ -179,6 +181,7 @@ func TestSlackURLVerification(t *testing.T) {
 
 // 50 concurrent copies of one delivery: exactly one event and one run.
 func TestConcurrentCopiesGiveOneEventAndOneRun(t *testing.T) {
+	inLane(t, laneShared)
 	e := sharedStack(t)
 	const ws = "doors-concurrent"
 	createSource(t, e, ws, "stripe", "stripe", secretFor("stripe"))
@@ -232,6 +235,7 @@ func postTelegram(t *testing.T, e *env, token, body string) reply {
 // A Telegram text message starts a run on the chat's thread; other updates are events; update_id
 // dedupes; a wrong token is refused.
 func TestTelegram(t *testing.T) {
+	inLane(t, laneShared)
 	e := sharedStack(t)
 	chat := time.Now().UnixNano() % 1e9
 	upd := chat // unique per run of the test
@@ -267,6 +271,7 @@ func TestTelegram(t *testing.T) {
 
 // Rotation: the old and the new secret both verify until the old one is retired.
 func TestRotationAcceptsBothUntilRetired(t *testing.T) {
+	inLane(t, laneShared)
 	e := sharedStack(t)
 	const ws = "doors-rotation"
 	old, next := secretFor("github"), "the-new-github-secret-0123"
@@ -297,6 +302,7 @@ func TestRotationAcceptsBothUntilRetired(t *testing.T) {
 // Zapier/Make: the stack's inbound secret as an HMAC signature or a Bearer token (never a plain
 // header); a workspace's own trigger source by its scheme and no other.
 func TestIntegrationsTrigger(t *testing.T) {
+	inLane(t, laneShared)
 	e := sharedStack(t)
 	body := `{"channel":"zapier","external_id":"zap-1","text":"from a zap"}`
 	url := e.stack.URL + "/v1/integrations/trigger"
@@ -344,6 +350,7 @@ func postTrigger(t *testing.T, e *env, signed, body string, headers map[string]s
 // A body changed after signing (here: a valid signature of another body) is refused, and nothing
 // of it is queued or stored; the body it was signed for goes through.
 func TestTriggerTamperedBodyIsRefused(t *testing.T) {
+	inLane(t, laneShared)
 	e := sharedStack(t)
 	n := time.Now().UnixNano()
 	eventID, ext, forged := fmt.Sprintf("zap-tamper-%d", n), fmt.Sprintf("lead-%d", n), fmt.Sprintf("forged-%d", n)
@@ -374,6 +381,7 @@ func TestTriggerTamperedBodyIsRefused(t *testing.T) {
 // A signed request replayed as it is, or with another Idempotency-Key (which no signature
 // covers), gets the same ids from the body's event_id and makes exactly one run.
 func TestTriggerReplayGivesOneRun(t *testing.T) {
+	inLane(t, laneShared)
 	e := sharedStack(t)
 	n := time.Now().UnixNano()
 	eventID := fmt.Sprintf("zap-replay-%d", n)
@@ -405,6 +413,7 @@ func TestTriggerReplayGivesOneRun(t *testing.T) {
 
 // A binding report changed after signing is refused: no binding is stored, nothing recorded.
 func TestBindingTamperedBodyIsRefused(t *testing.T) {
+	inLane(t, laneShared)
 	e := sharedStack(t)
 	n := time.Now().UnixNano()
 	real, forged := fmt.Sprintf("b-real-%d", n), fmt.Sprintf("b-forged-%d", n)
@@ -435,6 +444,7 @@ func TestBindingTamperedBodyIsRefused(t *testing.T) {
 
 // A connector's binding report is stored (newest wins) and recorded as binding.status.
 func TestBindingStatus(t *testing.T) {
+	inLane(t, laneShared)
 	e := sharedStack(t)
 	id := fmt.Sprintf("b-%d", time.Now().UnixNano())
 	url := e.stack.URL + "/v1/inbound/binding/status"
@@ -466,6 +476,7 @@ func TestBindingStatus(t *testing.T) {
 
 // Bad input to the generic webhook door: the right 4xx with a JSON error, and nothing recorded.
 func TestWebhookBadInput(t *testing.T) {
+	inLane(t, laneShared)
 	e := sharedStack(t)
 	const ws = "doors-bad"
 	createSource(t, e, ws, "hooks", "hmac_sha256", secretFor("hmac_sha256"))

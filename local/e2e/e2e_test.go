@@ -167,14 +167,16 @@ func postInbound(t *testing.T, e *env, headers map[string]string, body string) r
 	return do(t, http.MethodPost, e.stack.URL+"/v1/inbound/generic", h, body)
 }
 
-// waitRun polls the adapter's run status route until the run finishes.
+// waitRun polls the adapter's run status route until the run finishes, and the log until it holds
+// the run's final event (the worker appends it just after the run's change).
 func waitRun(t *testing.T, e *env, threadID, runID string) map[string]any {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		r := do(t, http.MethodGet, e.stack.URL+"/webhook/default/threads/"+threadID+"/runs/"+runID,
 			map[string]string{"authorization": "Bearer " + adapterSecret}, "")
-		if r.status == 200 && (r.body["status"] == "completed" || r.body["status"] == "failed") {
+		if r.status == 200 && (r.body["status"] == "completed" || r.body["status"] == "failed") &&
+			len(eventsAbout(t, e, runID)["run."+r.body["status"].(string)]) > 0 {
 			return r.body
 		}
 		if r.status != 200 && r.status != 404 {
@@ -213,6 +215,7 @@ func eventsAbout(t *testing.T, e *env, id string) map[string][]store.Event {
 }
 
 func TestInboundToCompletedRun(t *testing.T) {
+	inLane(t, laneShared)
 	e := sharedStack(t)
 	r := postInbound(t, e, nil, `{"channel":"email","external_id":"alice@example.com","text":"hello, agent","user":"alice","data":{"subject":"hi"}}`)
 	if r.status != 202 {
@@ -244,6 +247,7 @@ func TestInboundToCompletedRun(t *testing.T) {
 }
 
 func TestHMACSignedInbound(t *testing.T) {
+	inLane(t, laneShared)
 	e := sharedStack(t)
 	body := `{"channel":"cron","external_id":"nightly","text":"run the report"}`
 	sig := "sha256=" + hmacHex(inboundSecret, body)
@@ -257,6 +261,7 @@ func TestHMACSignedInbound(t *testing.T) {
 }
 
 func TestIdempotentRepost(t *testing.T) {
+	inLane(t, laneShared)
 	e := sharedStack(t)
 	key := fmt.Sprintf("order-%d", time.Now().UnixNano())
 	body := `{"channel":"shop","external_id":"cust-9","text":"where is my order?"}`
@@ -280,6 +285,7 @@ func TestIdempotentRepost(t *testing.T) {
 
 // SQS delivers at least once: the same inbound message arriving twice is processed once.
 func TestDuplicateSQSDeliveryProcessedOnce(t *testing.T) {
+	inLane(t, laneShared)
 	e := sharedStack(t)
 	now := time.Now().UTC()
 	m := queue.Inbound{
@@ -358,6 +364,7 @@ func TestPoisonMessageReachesDLQ(t *testing.T) {
 }
 
 func TestBadInputGetsJSONErrors(t *testing.T) {
+	inLane(t, laneShared)
 	e := sharedStack(t)
 	valid := `{"channel":"c","external_id":"e","text":"t"}`
 	inboundURL := e.stack.URL + "/v1/inbound/generic"
@@ -419,6 +426,7 @@ func TestQueueDownIs503AndNothingWritten(t *testing.T) {
 }
 
 func TestManyThreadsInParallel(t *testing.T) {
+	inLane(t, laneShared)
 	e := sharedStack(t)
 	const n = 20
 	type posted struct{ thread, run string }

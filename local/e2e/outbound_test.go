@@ -348,6 +348,7 @@ func TestLoopbackDestinationRefusedWhenGuarded(t *testing.T) {
 }
 
 func TestManagementAuthorization(t *testing.T) {
+	inLane(t, laneShared)
 	e := sharedStack(t)
 	hdr := func(key string) map[string]string {
 		return map[string]string{"x-api-key": key, "content-type": "application/json"}

@@ -130,6 +130,7 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 // Anyone can set Origin: a script that floods the widget gets 429 after the session's limit, and
 // only that many runs exist.
 func TestWidgetMessageFloodIsRateLimited(t *testing.T) {
+	inLane(t, laneWidgetLimited)
 	e := widgetLimitedStack(t)
 	site := e.stack.URL
 	r := do(t, http.MethodPost, site+"/v1/web/session", map[string]string{"Origin": site}, "{}")
@@ -161,6 +162,7 @@ func TestWidgetMessageFloodIsRateLimited(t *testing.T) {
 // A session's token is renewed only until its lifetime ends (24 h from when it was opened), even
 // when the token being renewed is still valid.
 func TestWidgetRenewalPastLifetimeRefused(t *testing.T) {
+	inLane(t, laneWidgetLimited)
 	e := widgetLimitedStack(t)
 	site := e.stack.URL
 	now := time.Now()
@@ -186,6 +188,7 @@ func TestWidgetRenewalPastLifetimeRefused(t *testing.T) {
 // A workspace whose daily run budget is spent gets 429 run_budget_exhausted, saying when it
 // resets, on every door that starts runs, and no run is created.
 func TestDailyRunBudgetRefusesNewRuns(t *testing.T) {
+	inLane(t, laneBudget)
 	e := budgetStack(t)
 	generic := func(i int) reply {
 		return do(t, http.MethodPost, e.stack.URL+"/v1/inbound/generic",
@@ -233,6 +236,7 @@ func TestDailyRunBudgetRefusesNewRuns(t *testing.T) {
 // A loop that slipped past the loop guards, or any flood, meets the workspace's inbound rate: the
 // door answers 429 with Retry-After past the burst, and the log holds only what was accepted.
 func TestInboundFloodIsBoundedByTheWorkspaceRate(t *testing.T) {
+	inLane(t, laneBudget)
 	e := budgetStack(t)
 	const posts = 40
 	accepted := 0

@@ -125,6 +125,7 @@ func stillWaiting(t *testing.T, a *adapterEnv, base, run, approvalID string) {
 // The adapter's Bearer secret with a user of the caller's choosing — an approver's name, or the
 // run's own user — approves and denies nothing.
 func TestApprovalByANonApproverIsRefused(t *testing.T) {
+	inLane(t, laneAdapter)
 	a := adapterStack(t)
 	base, run, approvalID := waitingRun(t, a, "approve")
 	for _, c := range []struct{ action, body string }{
@@ -143,6 +144,7 @@ func TestApprovalByANonApproverIsRefused(t *testing.T) {
 // Forged, expired, another run's, another decision's and another option's tokens are refused,
 // even when the caller also holds the adapter's secret and names an approver.
 func TestApprovalRefusesForgedExpiredAndMisboundTokens(t *testing.T) {
+	inLane(t, laneAdapter)
 	a := adapterStack(t)
 	base, run, approvalID := waitingRun(t, a, "approve")
 	_, otherRun, otherApproval := waitingRun(t, a, "approve")
@@ -175,6 +177,7 @@ func TestApprovalRefusesForgedExpiredAndMisboundTokens(t *testing.T) {
 // The right token approves, once: a replay answers the same and tells the agent nothing more, and
 // the run's other tokens no longer decide anything.
 func TestApprovalTokenApprovesExactlyOnce(t *testing.T) {
+	inLane(t, laneAdapter)
 	a := adapterStack(t)
 	base, run, approvalID := waitingRun(t, a, "approve")
 	tok := decisionToken(t, a, run, approvalID, "boss", "approve", "refund")
@@ -211,6 +214,7 @@ func TestApprovalTokenApprovesExactlyOnce(t *testing.T) {
 // A run that asks for approval twice: the first request's decision, replayed late, does not
 // answer the second.
 func TestDecisionForTheFirstApprovalRequestDoesNotApproveTheSecond(t *testing.T) {
+	inLane(t, laneAdapter)
 	a := adapterStack(t)
 	base, run, first := waitingRun(t, a, "approve twice")
 	tok := decisionToken(t, a, run, first, "boss", "approve", "refund")
@@ -246,6 +250,7 @@ func TestDecisionForTheFirstApprovalRequestDoesNotApproveTheSecond(t *testing.T)
 
 // A callback verifies with the adapter's callback secret, and not with its Bearer secret.
 func TestCallbackIsNotSignedWithTheAdaptersSecret(t *testing.T) {
+	inLane(t, laneAdapter)
 	a := adapterStack(t)
 	r := a.post(t, "/webhook/ops", fmt.Sprintf(`{"text":"sign it","replyUrl":%q}`, a.replies.srv.URL+"/signed"))
 	if r.status != 202 {
@@ -275,6 +280,7 @@ func TestCallbackIsNotSignedWithTheAdaptersSecret(t *testing.T) {
 // Cancel stays with the adapter that started the run: another adapter of the workspace, with the
 // same stack secret, cannot cancel it.
 func TestCancelByAnotherAdapterIsRefused(t *testing.T) {
+	inLane(t, laneAdapter)
 	a := adapterStack(t)
 	base, run, approvalID := waitingRun(t, a, "approve")
 	if r := a.post(t, strings.Replace(base, "/webhook/ops/", "/webhook/limited/", 1)+"/cancel", `{"user":"alice"}`); r.status != 404 {

@@ -73,6 +73,7 @@ func sameJSON(a, b []byte) bool {
 // The generic door and the Zapier/Make trigger: every valid character is queued and stored as
 // sent, text and data alike; invalid UTF-8 and unpaired surrogates are a 400 naming the field.
 func TestGenericAndTriggerDoorsKeepEveryCharacterOrNameTheField(t *testing.T) {
+	inLane(t, laneShared)
 	e := sharedStack(t)
 	doors := map[string]func(body string) reply{
 		"generic": func(body string) reply { return postInbound(t, e, nil, body) },
@@ -108,6 +109,7 @@ func TestGenericAndTriggerDoorsKeepEveryCharacterOrNameTheField(t *testing.T) {
 // The SaaS webhook door stores the payload byte for byte: every valid UTF-8 payload (unpaired
 // surrogate escapes are plain ASCII there) is kept exactly; invalid UTF-8 is a 400 naming it.
 func TestWebhookDoorKeepsEveryValidPayloadByteForByte(t *testing.T) {
+	inLane(t, laneShared)
 	e := sharedStack(t)
 	ws := uniqueWS("bytes")
 	createSource(t, e, ws, "generic", "shared_secret", secretFor("shared_secret"))
@@ -147,6 +149,7 @@ func TestWebhookDoorKeepsEveryValidPayloadByteForByte(t *testing.T) {
 // The Telegram door: a text with any valid character reaches the chat's thread as sent; an
 // update holding invalid UTF-8 or an unpaired surrogate is a 400 naming the field.
 func TestTelegramDoorKeepsEveryCharacterOrNamesTheField(t *testing.T) {
+	inLane(t, laneShared)
 	e := sharedStack(t)
 	for i, c := range textCases {
 		chat := time.Now().UnixNano()%1e9 + int64(i)
@@ -173,6 +176,7 @@ func TestTelegramDoorKeepsEveryCharacterOrNamesTheField(t *testing.T) {
 // The binding door: a detail with any valid character is stored as sent; invalid UTF-8 and an
 // unpaired surrogate are a 400 naming the field.
 func TestBindingDoorKeepsEveryCharacterOrNamesTheField(t *testing.T) {
+	inLane(t, laneShared)
 	e := sharedStack(t)
 	url := e.stack.URL + "/v1/inbound/binding/status"
 	for i, c := range textCases {
@@ -209,6 +213,7 @@ func TestBindingDoorKeepsEveryCharacterOrNamesTheField(t *testing.T) {
 // The webhook adapter: every valid character is stored and queued as sent (the run completes
 // with it); invalid UTF-8 and unpaired surrogates are a 400 naming the field.
 func TestAdapterKeepsEveryCharacterOrNamesTheField(t *testing.T) {
+	inLane(t, laneShared)
 	e := sharedStack(t)
 	post := func(body string) reply {
 		return do(t, http.MethodPost, e.stack.URL+"/webhook/default", map[string]string{"authorization": "Bearer " + adapterSecret, "content-type": "application/json"}, body)
@@ -239,6 +244,7 @@ func TestAdapterKeepsEveryCharacterOrNamesTheField(t *testing.T) {
 // with maxInFlight 1, the next call is accepted (today the first got 503 and its run held the
 // adapter's only slot for the lease, 15 minutes).
 func TestAdapterForbiddenTextHoldsNoSlot(t *testing.T) {
+	inLane(t, laneAdapter)
 	a := adapterStack(t)
 	r := a.post(t, "/webhook/tiny", fmt.Sprintf(`{"text":"x\uffff","eventId":"slot-%d"}`, time.Now().UnixNano()))
 	switch r.status {
@@ -262,6 +268,7 @@ func TestAdapterForbiddenTextHoldsNoSlot(t *testing.T) {
 // 400 naming text, and so are invalid UTF-8 and unpaired surrogates, which were replaced
 // silently before; nothing is queued for any of them.
 func TestWidgetRefusesBytesItCannotKeep(t *testing.T) {
+	inLane(t, laneLive)
 	e := liveStack(t)
 	site := e.stack.URL
 	token, _, threadID := openSession(t, e, site)
@@ -278,6 +285,7 @@ func TestWidgetRefusesBytesItCannotKeep(t *testing.T) {
 // A GitHub source keeps the secret GitHub was given, however short and with spaces, and verifies
 // GitHub-signed deliveries with it.
 func TestGitHubSourceWithShortSpacedSecretVerifies(t *testing.T) {
+	inLane(t, laneShared)
 	e := sharedStack(t)
 	ws := uniqueWS("gh")
 	key := apiKeyFor(t, e, ws)
@@ -309,6 +317,7 @@ func apiKeyFor(t *testing.T, e *env, ws string) string {
 
 // timeoutMs over 30,000 is capped to 30,000, not refused.
 func TestAdapterTimeoutOver30sIsCapped(t *testing.T) {
+	inLane(t, laneShared)
 	e := sharedStack(t)
 	r := do(t, http.MethodPost, e.stack.URL+"/webhook/default", map[string]string{"authorization": "Bearer " + adapterSecret},
 		`{"text":"capped","sync":true,"timeoutMs":31000}`)
@@ -320,6 +329,7 @@ func TestAdapterTimeoutOver30sIsCapped(t *testing.T) {
 // A pressed inline button (callback_query) reaches the agent as a message with the button's data
 // on the chat's thread; the reply goes to the chat and answers the query.
 func TestTelegramCallbackQueryReachesTheAgent(t *testing.T) {
+	inLane(t, laneAdapter)
 	a := adapterStack(t)
 	chat := time.Now().UnixNano() % 1e9
 	qid := fmt.Sprintf("cbq-%d", chat)
@@ -345,6 +355,7 @@ func TestTelegramCallbackQueryReachesTheAgent(t *testing.T) {
 
 // A photo with a caption runs the agent on the caption.
 func TestTelegramCaptionedPhotoReachesTheAgent(t *testing.T) {
+	inLane(t, laneAdapter)
 	a := adapterStack(t)
 	chat := time.Now().UnixNano() % 1e9
 	update := fmt.Sprintf(`{"update_id":%d,"message":{"message_id":1,"date":1700000000,"chat":{"id":%d,"type":"private"},`+
@@ -366,6 +377,7 @@ func TestTelegramCaptionedPhotoReachesTheAgent(t *testing.T) {
 
 // A Slack Events API app_mention gets the role of its inner event type.
 func TestSlackAppMentionGetsItsRole(t *testing.T) {
+	inLane(t, laneShared)
 	e := sharedStack(t)
 	ws := uniqueWS("slack")
 	createSource(t, e, ws, "slack", "slack", secretFor("slack"))

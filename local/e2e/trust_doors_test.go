@@ -38,6 +38,7 @@ func settled(t *testing.T, e *env, ws, source string) {
 // A workspace's none source (for a SaaS that cannot sign) opens the SaaS door only: named on the
 // Telegram, trigger or binding door it is refused like a bad signature, and nothing is recorded.
 func TestTelegramDoorRefusesNoneSource(t *testing.T) {
+	inLane(t, laneShared)
 	e := sharedStack(t)
 	n := time.Now().UnixNano()
 	ws := fmt.Sprintf("trust-none-%d", n%1e9)
@@ -70,6 +71,7 @@ func TestTelegramDoorRefusesNoneSource(t *testing.T) {
 // The stack's trigger secret, a Bearer token for the Zapier/Make door, does not pass the Telegram
 // door even when that door is told to check the trigger source.
 func TestTelegramDoorRefusesTheTriggerSecret(t *testing.T) {
+	inLane(t, laneShared)
 	e := sharedStack(t)
 	chat := time.Now().UnixNano() % 1e9
 	for _, headers := range []map[string]string{
@@ -100,6 +102,7 @@ func TestTelegramDoorRefusesTheTriggerSecret(t *testing.T) {
 
 // A caller cannot tell an unknown workspace or source from a wrong signature: same status, same body.
 func TestUnknownWorkspaceLooksLikeABadSignature(t *testing.T) {
+	inLane(t, laneShared)
 	e := sharedStack(t)
 	n := time.Now().UnixNano() % 1e9
 	ws := fmt.Sprintf("trust-known-%d", n)
@@ -132,6 +135,7 @@ func TestUnknownWorkspaceLooksLikeABadSignature(t *testing.T) {
 // the stack's bot write to a chat of their choosing (echoing their text) or join a Telegram, web
 // or adapter thread: 400 naming the field, no run, nothing at the Bot API.
 func TestTriggerRefusesReservedChannels(t *testing.T) {
+	inLane(t, laneAdapter)
 	a := adapterStack(t)
 	n := time.Now().UnixNano() % 1e9
 	for i, channel := range []string{"telegram", "Telegram", "web", "adapter.default", "webhook.stripe"} {
@@ -183,6 +187,7 @@ func TestTriggerRefusesReservedChannels(t *testing.T) {
 // A run id computed the old way (unkeyed, from an event id the attacker knows or chose) names no
 // run: the ids are keyed with the stack's IdDerivationKey.
 func TestAdapterCannotReadAGuessedRunID(t *testing.T) {
+	inLane(t, laneShared)
 	e := sharedStack(t)
 	n := time.Now().UnixNano()
 	eventID, ext := fmt.Sprintf("zap-guess-%d", n), fmt.Sprintf("lead-%d", n)
@@ -205,6 +210,7 @@ func TestAdapterCannotReadAGuessedRunID(t *testing.T) {
 // An adapter reads the runs it started, not those of another door (unless configured with
 // readAllRuns, as the tests' default adapter is).
 func TestAdapterCannotReadAnotherDoorsRun(t *testing.T) {
+	inLane(t, laneAdapter)
 	a := adapterStack(t)
 	n := time.Now().UnixNano()
 	r := postInbound(t, a.env, nil, fmt.Sprintf(`{"channel":"email","external_id":"someone-%d@example.com","text":"private mail"}`, n))
@@ -222,6 +228,7 @@ func TestAdapterCannotReadAnotherDoorsRun(t *testing.T) {
 // A binding report replayed byte for byte is acknowledged as a duplicate and changes nothing; a
 // report older than the stored one (by its reported_at) is recorded but does not overwrite it.
 func TestReplayedBindingReportChangesNothing(t *testing.T) {
+	inLane(t, laneShared)
 	e := sharedStack(t)
 	binding := fmt.Sprintf("T-%d", time.Now().UnixNano())
 	now := time.Now().UTC()
@@ -280,6 +287,7 @@ func TestReplayedBindingReportChangesNothing(t *testing.T) {
 // A signed body delivered again with unsigned URL parameters changed (?event_type=,
 // ?dedupe_key=, ?source_identifier=) is the same delivery: acknowledged, no second event.
 func TestWebhookRelabelIsADuplicate(t *testing.T) {
+	inLane(t, laneShared)
 	e := sharedStack(t)
 	n := time.Now().UnixNano() % 1e9
 	ws := fmt.Sprintf("trust-relabel-%d", n)

@@ -124,6 +124,7 @@ func subscriptionURLs(t *testing.T, e *env) []string {
 // A subscription to the gateway's own API would turn each event into a new inbound message, and
 // that message into new events: refused at create and at update, with nothing stored.
 func TestSubscriptionToOwnAPIRefused(t *testing.T) {
+	inLane(t, laneLoops)
 	e := loopsStack(t)
 	port := e.stack.URL[strings.LastIndex(e.stack.URL, ":")+1:]
 	own := []string{
@@ -169,6 +170,7 @@ func TestSubscriptionToOwnAPIRefused(t *testing.T) {
 // the delivery client refuses its host at dial time, even in local mode where loopback
 // destinations are allowed, and the delivery ends at once.
 func TestStoredSubscriptionToOwnAPIRefusedAtDialTime(t *testing.T) {
+	inLane(t, laneLoops)
 	e := loopsStack(t)
 	sub, err := e.store.CreateSubscription(context.Background(), store.Subscription{
 		WorkspaceID: "default", URL: e.stack.URL + "/v1/inbound/generic", Events: []string{"run.completed"},
@@ -192,6 +194,7 @@ func TestStoredSubscriptionToOwnAPIRefusedAtDialTime(t *testing.T) {
 // A third party that re-posts what it receives, with the headers it received, into one of the
 // gateway's doors: the hop marker is refused there with 403 loop_detected, and nothing is queued.
 func TestRelayCopyingHopHeaderRefusedAtDoor(t *testing.T) {
+	inLane(t, laneLoops)
 	e := loopsStack(t)
 	external := fmt.Sprintf("relay-%d", time.Now().UnixNano())
 	type answer struct {
@@ -262,6 +265,7 @@ func TestRelayCopyingHopHeaderRefusedAtDoor(t *testing.T) {
 // subscription.disabled goes to every "*" subscriber: it names the subscription and its URL's
 // origin, never the token in the URL's path or query.
 func TestSubscriptionDisabledEventHidesTheURL(t *testing.T) {
+	inLane(t, laneLoops)
 	e := loopsStack(t)
 	watcher := newCapture(t, nil)
 	w := createWebhook(t, e.env, watcher.srv.URL+"/all", `["*"]`)
@@ -305,6 +309,7 @@ func TestSubscriptionDisabledEventHidesTheURL(t *testing.T) {
 
 // run.failed (and the run's error) say what failed, not where the agent lives.
 func TestRunFailedEventNamesNoAgentHost(t *testing.T) {
+	inLane(t, laneLoops)
 	e := loopsStack(t)
 	hdr := map[string]string{"authorization": "Bearer " + adapterSecret, "content-type": "application/json"}
 	r := do(t, http.MethodPost, e.stack.URL+"/webhook/dead", hdr, `{"text":"are you there?"}`)

@@ -73,6 +73,7 @@ func follow(t *testing.T, e *liveEnv, token, origin string, want func(msgs []wid
 // The widget's API through the local HTTP API: a session, a message, the echo agent's reply on the
 // session's stream; another session sees none of it; bad tokens and origins are refused.
 func TestWidgetConversation(t *testing.T) {
+	inLane(t, laneLive)
 	e := liveStack(t)
 	site := e.stack.URL // local mode allows its own origin
 	token, sessionID, threadID := openSession(t, e, site)
