@@ -628,11 +628,11 @@ func (s *Stack) functionConfig(tpl *template.Template, fn template.Function, o O
 		env[k] = v
 	}
 	return lambdart.Config{
-		Name:        fn.LogicalID,
-		Path:        filepath.Join(o.BinDir, fn.LogicalID, "bootstrap"),
-		Env:         env,
-		Timeout:     time.Duration(fn.Timeout) * time.Second,
-		MemoryMB:    fn.MemorySize,
+		Name:          fn.LogicalID,
+		Path:          filepath.Join(o.BinDir, fn.LogicalID, "bootstrap"),
+		Env:           env,
+		Timeout:       time.Duration(fn.Timeout) * time.Second,
+		MemoryMB:      fn.MemorySize,
 		Concurrency:   o.Concurrency,
 		Log:           o.FunctionLog,
 		RecursiveLoop: fn.RecursiveLoop,
