@@ -617,12 +617,17 @@ func (s *Stack) functionConfig(tpl *template.Template, fn template.Function, o O
 		env[k] = v
 	}
 	r := s.resolver(tpl)
+	vars := map[string]string{}
 	for k, v := range fn.Env {
 		val, err := template.Resolve(v, r)
 		if err != nil {
 			return lambdart.Config{}, fmt.Errorf("function %s: environment %s: %w", fn.LogicalID, k, err)
 		}
-		env[k] = val
+		env[k], vars[k] = val, val
+	}
+	// Lambda's 4 KB holds for the template's variables (the local endpoints are local mode's own).
+	if err := lambdart.CheckEnvSize(fn.LogicalID, vars); err != nil {
+		return lambdart.Config{}, err
 	}
 	for k, v := range o.FunctionEnv {
 		env[k] = v
