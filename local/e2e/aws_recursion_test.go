@@ -6,8 +6,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -46,6 +48,13 @@ func compressedDefault(t *testing.T) string {
 // queues whose visibility is a second (a stopped message reaches the DLQ in seconds).
 func recursionStack(t *testing.T, name string, functionEnv map[string]string) *env {
 	t.Helper()
+	return rulesStack(t, name, time.Second, map[string]string{"DeliverySchedule": compressedDefault(t)}, functionEnv)
+}
+
+// rulesStack starts a stack of its own for the tests of AWS's rules: queues with the given
+// visibility, the sweep each second, SQS's delay cap shortened to a second.
+func rulesStack(t *testing.T, name string, visibility time.Duration, params, functionEnv map[string]string) *env {
+	t.Helper()
 	root, _ := filepath.Abs("../..")
 	env0 := map[string]string{"HOOKGATE_DELIVERY_MAX_QUEUE_DELAY_SECONDS": "1"}
 	for k, v := range functionEnv {
@@ -56,12 +65,15 @@ func recursionStack(t *testing.T, name string, functionEnv map[string]string) *e
 		DynamoEndpoint: emulatortest.Dynamo(t), SQSEndpoint: emulatortest.SQS(t),
 		Params: map[string]string{
 			"InboundSecret": inboundSecret, "AdapterSecret": adapterSecret, "AdminApiKey": adminKey,
-			"AllowHttpUrls": "true", "AllowPrivateDestinations": "true", "DeliverySchedule": compressedDefault(t),
+			"AllowHttpUrls": "true", "AllowPrivateDestinations": "true",
 			"Adapters": `[{"name":"default","readAllRuns":true}]`,
 		},
 		Prefix:            fmt.Sprintf("%s%d-", name, time.Now().UnixNano()%1e9),
-		VisibilityTimeout: time.Second, PollWait: time.Second, SchedulePeriod: time.Second,
+		VisibilityTimeout: visibility, PollWait: time.Second, SchedulePeriod: time.Second,
 		FunctionEnv: env0, Concurrency: 2,
+	}
+	for k, v := range params {
+		o.Params[k] = v
 	}
 	if testing.Verbose() {
 		o.FunctionLog = os.Stderr
@@ -153,5 +165,49 @@ func TestQueueOnlyRetriesAreStoppedByTheRecursionRule(t *testing.T) {
 	}
 	if ev := eventsAbout(t, e, ds[0]["id"].(string)); len(ev["delivery.exhausted"]) != 0 {
 		t.Fatalf("delivery.exhausted recorded: %v", ev)
+	}
+}
+
+// A delivery function instance killed mid-invocation is replaced as Lambda replaces a crashed
+// instance: the invocation fails, its message comes back after its visibility timeout (20 s, past
+// the attempt's 16 s lease), and a fresh process delivers it. The killed attempt is never recorded.
+func TestKilledDeliveryInstanceIsReplaced(t *testing.T) {
+	t.Parallel() // doc.go says which tests may: a stack of its own
+	e := rulesStack(t, "crash", 20*time.Second, map[string]string{"DeliveryTimeoutSeconds": "1", "DeliverySchedule": "0s,1s"}, nil)
+	var mu sync.Mutex
+	var killed []int
+	seen := 0
+	r := newReceiver(t, func(string, int) int {
+		mu.Lock()
+		defer mu.Unlock()
+		seen++
+		if seen == 1 {
+			killed = e.stack.FunctionPIDs("DeliveryFunction")
+			for _, pid := range killed {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+		return http.StatusOK
+	})
+	sub := subscribe(t, e, r, `["run.completed"]`)
+	sendOne(t, e, "crash")
+	waitFor(t, "the delivery after the crash", 2*time.Minute, func() bool {
+		return len(deliveries(t, e, sub, "succeeded")) == 1
+	})
+	id := deliveries(t, e, sub, "succeeded")[0]["id"].(string)
+	got := do(t, http.MethodGet, e.stack.URL+"/v1/deliveries/"+id, adminHeaders(), "")
+	atts, _ := got.body["attempt_log"].([]any)
+	if got.status != 200 || len(atts) != 1 || atts[0].(map[string]any)["status_code"] != float64(200) {
+		t.Fatalf("attempt log: %s", got.raw)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(killed) == 0 || seen < 2 {
+		t.Fatalf("killed %v, %d requests seen", killed, seen)
+	}
+	for _, pid := range e.stack.FunctionPIDs("DeliveryFunction") {
+		if slices.Contains(killed, pid) {
+			t.Fatalf("process %d was killed but still serves", pid)
+		}
 	}
 }

@@ -333,6 +333,18 @@ func (h *Host) Close() error {
 	return nil
 }
 
+// PIDs returns the process ids of the function's running bootstraps (tests kill them to see a
+// crashed instance replaced).
+func (h *Host) PIDs() []int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	pids := make([]int, 0, len(h.procs))
+	for p := range h.procs {
+		pids = append(pids, p.cmd.Process.Pid)
+	}
+	return pids
+}
+
 // InvokeOnce starts a host for c, runs one invocation and closes the host.
 func InvokeOnce(ctx context.Context, c Config, payload []byte) ([]byte, error) {
 	h, err := Start(ctx, c)

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -448,5 +449,35 @@ func TestLineage(t *testing.T) {
 	// The versioned form Lambda also writes ("2:<id>:<count>").
 	if got := ChainCount("Root=1-a-b;Lineage=2:"+lineageID(a)+":9", a); got != 9 {
 		t.Fatalf("versioned lineage count %d", got)
+	}
+}
+
+// A bootstrap killed mid-invocation is a crashed Lambda instance: the invocation fails as a
+// runtime exit, and the next invocation runs in a fresh process.
+func TestKilledBootstrapIsReplaced(t *testing.T) {
+	t.Parallel()
+	h, log := startHost(t, Config{Timeout: 30 * time.Second})
+	first := mustCall(t, h, req{Op: "echo"}).PID
+	done := make(chan error, 1)
+	go func() {
+		_, err := call(t, h, req{Op: "hang", Ms: 20_000})
+		done <- err
+	}()
+	// The invocation is in flight once its process says so.
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(log.String(), fmt.Sprintf("pid %d hangs", first)) {
+		if time.Now().After(deadline) {
+			t.Fatal("the invocation never started in the first process")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := syscall.Kill(first, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if fe := functionError(t, <-done, "Runtime.ExitError"); !strings.Contains(fe.Message, "killed") {
+		t.Errorf("message %q", fe.Message)
+	}
+	if next := mustCall(t, h, req{Op: "echo"}).PID; next == first {
+		t.Fatalf("the next invocation ran in the killed process %d", first)
 	}
 }

@@ -344,6 +344,14 @@ func (s *Stack) Chain(function, trace string) (int, bool) {
 	return h.Chain(trace)
 }
 
+// FunctionPIDs returns the process ids of a function's running bootstraps.
+func (s *Stack) FunctionPIDs(function string) []int {
+	if h, ok := s.hosts[function]; ok {
+		return h.PIDs()
+	}
+	return nil
+}
+
 // StartFunction starts another host of a function, separate from the stack's, with the same
 // configuration and the given number of processes: what further Lambda instances are. Invoke it
 // directly; the caller closes it.
