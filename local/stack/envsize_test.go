@@ -3,6 +3,7 @@ package stack
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hookgate/hookgate/local/template"
 )
@@ -41,6 +42,23 @@ Resources:
 		}
 		if c.fails && (!strings.Contains(err.Error(), "BigFunction") || !strings.Contains(err.Error(), "4096")) {
 			t.Fatalf("error %q does not name the function and the limit", err)
+		}
+	}
+}
+
+// Schedule events run locally at their rate; cron expressions each minute.
+func TestSchedulePeriod(t *testing.T) {
+	for expr, want := range map[string]time.Duration{
+		"rate(1 minute)": time.Minute, "rate(5 minutes)": 5 * time.Minute, "rate(2 hours)": 2 * time.Hour,
+		"rate(1 day)": 24 * time.Hour, "cron(0/5 * * * ? *)": time.Minute,
+	} {
+		if got, err := schedulePeriod(expr); err != nil || got != want {
+			t.Errorf("%s: %v %v, want %v", expr, got, err, want)
+		}
+	}
+	for _, bad := range []string{"rate(0 minutes)", "rate(1 fortnight)", "every minute"} {
+		if _, err := schedulePeriod(bad); err == nil {
+			t.Errorf("%s accepted", bad)
 		}
 	}
 }
