@@ -1,5 +1,6 @@
 // Package delivery is DeliveryFunction's handler: one signed attempt per queue message, recorded, then
-// the next attempt scheduled (hops past SQS's 15-minute delay) or the delivery ended.
+// the next attempt scheduled (a short wait in the queue, a long one on the table's retry schedule,
+// which DeliverySweepFunction queues when due) or the delivery ended.
 package delivery
 
 import (
@@ -251,14 +252,18 @@ func (h *Handler) attempt(ctx context.Context, m queue.Delivery, d store.Deliver
 	}
 	if delay, ok := h.cfg.Schedule.Next(d.Attempts+1, res.RetryAfter, h.cfg.MaxRetryAfter); ok {
 		next := now.Add(delay)
-		h.logAttempt(ctx, slog.LevelInfo, "attempt failed; retry scheduled", d, res, slog.String("retry_in", delay.String()))
 		if !h.viaQueue(m, delay) {
 			// One transaction: the retry cannot be lost between the record and the schedule.
-			return h.store.RecordAttemptScheduled(ctx, d.WorkspaceID, d.ID, att, next)
+			if err := h.store.RecordAttemptScheduled(ctx, d.WorkspaceID, d.ID, att, next); err != nil {
+				return err
+			}
+			h.logAttempt(ctx, slog.LevelInfo, "attempt failed; retry on the schedule", d, res, slog.String("retry_in", delay.String()))
+			return nil
 		}
 		if err := h.store.RecordAttempt(ctx, d.WorkspaceID, d.ID, att, store.DeliveryPending, &next); err != nil {
 			return err
 		}
+		h.logAttempt(ctx, slog.LevelInfo, "attempt failed; retry queued", d, res, slog.String("retry_in", delay.String()))
 		return h.queue.SendDelivery(ctx, queue.Delivery{
 			WorkspaceID: d.WorkspaceID, DeliveryID: d.ID, Attempt: d.Attempts + 1, NotBefore: next, Requeues: m.Requeues + 1,
 		}, min(delay, cmp.Or(h.cfg.MaxQueueDelay, queue.MaxDelay)))
