@@ -546,7 +546,8 @@ func (s *Stack) resolver(tpl *template.Template) template.Resolver {
 	}
 }
 
-// maxMessageBytes is SQS's largest message.
+// maxMessageBytes bounds the on-failure messages local mode writes: SQS's largest message until
+// 2025 (queues take 1 MiB now; the SQS guard enforces that), kept so the chunks stay small.
 const maxMessageBytes = 256 << 10
 
 // streamOnFailure is where a stream event source's discarded records go: the queue of its
