@@ -16,7 +16,7 @@ LOCAL_BIN  := .build/$(HOST_ARCH)
 
 # Every function of template.yaml, with its folder under functions/. The template test fails when a
 # function of the template has no build target here or no main package there.
-FUNCTIONS := InboundGenericFunction InboundWebhookFunction InboundTelegramFunction InboundBindingFunction IntegrationsTriggerFunction WorkerFunction AdapterFunction ManagementFunction FanoutFunction DeliveryFunction NotFoundFunction
+FUNCTIONS := InboundGenericFunction InboundWebhookFunction InboundTelegramFunction InboundBindingFunction IntegrationsTriggerFunction WorkerFunction AdapterFunction ManagementFunction FanoutFunction DeliveryFunction DeliverySweepFunction NotFoundFunction
 
 build-InboundGenericFunction: ; $(call bootstrap,inbound-generic)
 build-InboundWebhookFunction:  ; $(call bootstrap,inbound-webhook)
@@ -28,6 +28,7 @@ build-AdapterFunction:        ; $(call bootstrap,adapter)
 build-ManagementFunction:     ; $(call bootstrap,management)
 build-FanoutFunction:         ; $(call bootstrap,fanout)
 build-DeliveryFunction:       ; $(call bootstrap,delivery)
+build-DeliverySweepFunction:  ; $(call bootstrap,delivery-sweep)
 build-NotFoundFunction:       ; $(call bootstrap,notfound)
 
 # Live views: the event stream and the web widget.

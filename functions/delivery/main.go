@@ -40,6 +40,10 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 		MaxRetryAfter: time.Duration(env.Int("HOOKGATE_MAX_RETRY_AFTER_SECONDS", 3600, 0, 43200)) * time.Second,
 		Lease:         timeout + 15*time.Second,
 		DisableAfter:  env.Int("HOOKGATE_DISABLE_AFTER_FAILURES", 10, 0, 1000),
+		// Local tests shorten SQS's 15-minute delay to compress the schedule's time, and lift the
+		// re-queue bound to show what Lambda's recursion rule does to a queue-only schedule.
+		MaxQueueDelay: time.Duration(env.Int("HOOKGATE_DELIVERY_MAX_QUEUE_DELAY_SECONDS", 900, 1, 900)) * time.Second,
+		MaxRequeues:   env.Int("HOOKGATE_DELIVERY_MAX_REQUEUES", 4, 0, 1<<20),
 	}
 	adapters, aerr := adapter.ParseAdapters(getenv("HOOKGATE_ADAPTERS"), getenv("HOOKGATE_ADAPTER_SECRET"), env.Optional("HOOKGATE_DEFAULT_WORKSPACE", "default"), 0)
 	approvalKeys := env.List("HOOKGATE_APPROVAL_SIGNING_KEY")

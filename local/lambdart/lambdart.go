@@ -45,6 +45,9 @@ type Config struct {
 	MemoryMB    int               // reported to the function; default 128
 	Concurrency int               // max processes running at once; default 1
 	Log         io.Writer         // bootstrap stdout and stderr, each line prefixed "[Name] "; default discard
+	// RecursiveLoop is the function's recursive loop detection setting: "Allow" lets a chain of
+	// requests invoke it any number of times; anything else stops the 17th (trace.go).
+	RecursiveLoop string
 }
 
 // FunctionError is an invocation that failed in the function: the error it reported
@@ -86,6 +89,7 @@ type Host struct {
 
 type invocation struct {
 	id      string
+	trace   string // Lambda-Runtime-Trace-Id
 	payload []byte
 	timer   *time.Timer   // the function timeout, from delivery
 	done    chan struct{} // closed when out and err are set
@@ -169,6 +173,23 @@ func (h *Host) environment() map[string]string {
 // to initialize returns one that includes the tail of its output. If ctx is done first,
 // Invoke returns ctx.Err() and the invocation's late result, if any, is dropped.
 func (h *Host) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
+	return h.InvokeTraced(ctx, payload, "")
+}
+
+// Chain returns the place an invocation caused by a request carrying trace header would have in
+// its chain of requests (1 for a new chain), and whether Lambda's recursive loop detection stops it.
+func (h *Host) Chain(header string) (count int, stopped bool) {
+	count = ChainCount(header, h.arn) + 1
+	return count, count > MaxChain && h.cfg.RecursiveLoop != "Allow"
+}
+
+// InvokeTraced is Invoke for an invocation caused by a request that carried the X-Ray trace
+// header trace ("" starts a new chain): the function's trace continues it, and an invocation
+// Lambda's recursive loop detection stops returns a *RecursiveInvocationError without running.
+func (h *Host) InvokeTraced(ctx context.Context, payload []byte, trace string) ([]byte, error) {
+	if count, stopped := h.Chain(trace); stopped {
+		return nil, &RecursiveInvocationError{Function: h.cfg.Name, Count: count}
+	}
 	if len(payload) > MaxPayloadBytes {
 		return nil, fmt.Errorf("lambdart: %s: request payload is %d bytes, over the %d byte limit",
 			h.cfg.Name, len(payload), MaxPayloadBytes)
@@ -176,7 +197,8 @@ func (h *Host) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	inv := &invocation{id: h.newID(), payload: payload, done: make(chan struct{})}
+	trace, _ = nextTrace(trace, h.arn)
+	inv := &invocation{id: h.newID(), trace: trace, payload: payload, done: make(chan struct{})}
 	if err := h.handOff(ctx, inv); err != nil {
 		return nil, err
 	}
@@ -309,6 +331,18 @@ func (h *Host) Close() error {
 		kill.Stop()
 	})
 	return nil
+}
+
+// PIDs returns the process ids of the function's running bootstraps (tests kill them to see a
+// crashed instance replaced).
+func (h *Host) PIDs() []int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	pids := make([]int, 0, len(h.procs))
+	for p := range h.procs {
+		pids = append(pids, p.cmd.Process.Pid)
+	}
+	return pids
 }
 
 // InvokeOnce starts a host for c, runs one invocation and closes the host.

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -383,5 +384,100 @@ func TestInvokeOnce(t *testing.T) {
 	out, err := InvokeOnce(t.Context(), Config{Name: "once", Path: testBootstrap}, []byte(`{"op":"echo","value":"x"}`))
 	if err != nil || !bytes.Contains(out, []byte(`"value":"x"`)) {
 		t.Errorf("InvokeOnce = %s, %v", out, err)
+	}
+}
+
+// Lambda's recursive loop detection: a chain of requests that re-invokes the function with the
+// trace header of its previous invocation (as a message it sent to its own queue carries it) runs
+// 16 times; the 17th is stopped without running, unless RecursiveLoop is Allow.
+func TestRecursionRuleStopsTheSeventeenth(t *testing.T) {
+	t.Parallel()
+	for _, allow := range []bool{false, true} {
+		c := Config{Timeout: 5 * time.Second}
+		if allow {
+			c.RecursiveLoop = "Allow"
+		}
+		h, _ := startHost(t, c)
+		payload, _ := json.Marshal(req{Op: "env", Names: []string{"_X_AMZN_TRACE_ID"}})
+		trace, root := "", ""
+		for i := 1; i <= 20; i++ {
+			out, err := h.InvokeTraced(t.Context(), payload, trace)
+			var rec *RecursiveInvocationError
+			if !allow && i == 17 {
+				if !errors.As(err, &rec) || rec.Count != 17 {
+					t.Fatalf("invocation 17: %v, want a RecursiveInvocationError", err)
+				}
+				break
+			}
+			if err != nil {
+				t.Fatalf("allow %v: invocation %d: %v", allow, i, err)
+			}
+			var v res
+			if err := json.Unmarshal(out, &v); err != nil || v.Env["_X_AMZN_TRACE_ID"] == nil {
+				t.Fatalf("invocation %d: no _X_AMZN_TRACE_ID in %s", i, out)
+			}
+			trace = *v.Env["_X_AMZN_TRACE_ID"]
+			if n := ChainCount(trace, h.arn); n != i {
+				t.Fatalf("invocation %d has count %d in %q", i, n, trace)
+			}
+			r, _, _ := strings.Cut(trace, ";")
+			if root == "" {
+				root = r
+			} else if r != root {
+				t.Fatalf("the chain changed root: %q then %q", root, r)
+			}
+		}
+		// A new chain (no trace) starts again at 1.
+		if n, stopped := h.Chain(""); n != 1 || stopped {
+			t.Fatalf("new chain: %d %v", n, stopped)
+		}
+	}
+}
+
+// Other functions' counts in the Lineage are kept; each function counts its own.
+func TestLineage(t *testing.T) {
+	a, b := "arn:aws:lambda:us-east-1:000000000000:function:A", "arn:aws:lambda:us-east-1:000000000000:function:B"
+	tr, n := nextTrace("", a)
+	if n != 1 || ChainCount(tr, a) != 1 || ChainCount(tr, b) != 0 {
+		t.Fatalf("%q: %d", tr, n)
+	}
+	tr, _ = nextTrace(tr, b)
+	tr, _ = nextTrace(tr, a)
+	if ChainCount(tr, a) != 2 || ChainCount(tr, b) != 1 {
+		t.Fatalf("%q", tr)
+	}
+	// The versioned form Lambda also writes ("2:<id>:<count>").
+	if got := ChainCount("Root=1-a-b;Lineage=2:"+lineageID(a)+":9", a); got != 9 {
+		t.Fatalf("versioned lineage count %d", got)
+	}
+}
+
+// A bootstrap killed mid-invocation is a crashed Lambda instance: the invocation fails as a
+// runtime exit, and the next invocation runs in a fresh process.
+func TestKilledBootstrapIsReplaced(t *testing.T) {
+	t.Parallel()
+	h, log := startHost(t, Config{Timeout: 30 * time.Second})
+	first := mustCall(t, h, req{Op: "echo"}).PID
+	done := make(chan error, 1)
+	go func() {
+		_, err := call(t, h, req{Op: "hang", Ms: 20_000})
+		done <- err
+	}()
+	// The invocation is in flight once its process says so.
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(log.String(), fmt.Sprintf("pid %d hangs", first)) {
+		if time.Now().After(deadline) {
+			t.Fatal("the invocation never started in the first process")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := syscall.Kill(first, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if fe := functionError(t, <-done, "Runtime.ExitError"); !strings.Contains(fe.Message, "killed") {
+		t.Errorf("message %q", fe.Message)
+	}
+	if next := mustCall(t, h, req{Op: "echo"}).PID; next == first {
+		t.Fatalf("the next invocation ran in the killed process %d", first)
 	}
 }

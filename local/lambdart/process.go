@@ -204,7 +204,7 @@ func (h *Host) next(p *process, w http.ResponseWriter, r *http.Request) {
 	hd.Set("Lambda-Runtime-Aws-Request-Id", inv.id)
 	hd.Set("Lambda-Runtime-Deadline-Ms", strconv.FormatInt(deadline.UnixMilli(), 10))
 	hd.Set("Lambda-Runtime-Invoked-Function-Arn", h.arn)
-	hd.Set("Lambda-Runtime-Trace-Id", traceID())
+	hd.Set("Lambda-Runtime-Trace-Id", inv.trace)
 	hd.Set("Content-Length", strconv.Itoa(len(inv.payload)))
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(inv.payload) // if this fails the process is gone, and watch fails inv
@@ -288,12 +288,6 @@ func newUUID() string {
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
-}
-
-func traceID() string {
-	var b [20]byte
-	_, _ = rand.Read(b[:])
-	return fmt.Sprintf("Root=1-%08x-%x;Parent=%x;Sampled=0", time.Now().Unix(), b[:12], b[12:])
 }
 
 // lineWriter copies a process's output to Config.Log, line by line with the "[Name] "

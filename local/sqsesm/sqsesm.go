@@ -34,7 +34,12 @@ const (
 // Invoker runs a function synchronously and returns its response payload. Any error is a
 // function error.
 type Invoker interface {
-	Invoke(ctx context.Context, function string, payload []byte) ([]byte, error)
+	// InvokeTraced invokes function on payload for a request that carried the X-Ray trace header
+	// trace, the AWSTraceHeader of a message of the batch.
+	InvokeTraced(ctx context.Context, function string, payload []byte, trace string) ([]byte, error)
+	// Chain returns the place in its chain of requests of an invocation of function caused by a
+	// message with trace header trace, and whether Lambda's recursive loop detection stops it.
+	Chain(function, trace string) (count int, stopped bool)
 }
 
 // SQSAPI is the part of *sqs.Client the mapping uses.
@@ -197,8 +202,31 @@ func (m *mapping) run(ctx context.Context) {
 	}
 }
 
-// handle invokes the function with one batch and deletes what it handled.
+// handle invokes the function with one batch and deletes what it handled. A message whose chain
+// of requests Lambda's recursive loop detection stops is left out and not deleted, as Lambda
+// does: it returns after its visibility timeout, and the queue's redrive policy eventually moves
+// it to the dead-letter queue. The invocation continues the longest chain of the batch (Lambda
+// gives an invocation one trace; taking the longest keeps local mode at least as strict).
 func (m *mapping) handle(ctx context.Context, msgs []types.Message) {
+	trace, longest := "", 0
+	kept := msgs[:0:0]
+	for _, msg := range msgs {
+		t := msg.Attributes[string(types.MessageSystemAttributeNameAWSTraceHeader)]
+		count, stopped := m.inv.Chain(m.c.Function, t)
+		if stopped {
+			m.log.Warn("esm recursive loop detected: Lambda stops this message's chain of requests; it returns after its visibility timeout and goes to the dead-letter queue",
+				"message_id", aws.ToString(msg.MessageId), "chain", count)
+			continue
+		}
+		if count > longest {
+			trace, longest = t, count
+		}
+		kept = append(kept, msg)
+	}
+	if len(kept) == 0 {
+		return
+	}
+	msgs = kept
 	ids := make([]string, len(msgs))
 	for i, msg := range msgs {
 		ids[i] = aws.ToString(msg.MessageId)
@@ -209,7 +237,7 @@ func (m *mapping) handle(ctx context.Context, msgs []types.Message) {
 		log.Error("esm encode event", "err", err)
 		return
 	}
-	out, err := m.inv.Invoke(ctx, m.c.Function, payload)
+	out, err := m.inv.InvokeTraced(ctx, m.c.Function, payload, trace)
 	if err != nil {
 		log.Warn("esm function error; batch returns after its visibility timeout", "err", err)
 		return

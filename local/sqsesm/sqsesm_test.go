@@ -8,6 +8,7 @@ import (
 	"errors"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -95,13 +96,24 @@ type fakeInvoker struct {
 	mu       sync.Mutex
 	function string
 	payloads [][]byte
+	traces   []string
 	respond  func(ctx context.Context) ([]byte, error)
 }
 
-func (f *fakeInvoker) Invoke(ctx context.Context, function string, payload []byte) ([]byte, error) {
+// Chain counts a trace header "chain=N" as the Nth invocation of a chain; Lambda stops the 17th.
+func (f *fakeInvoker) Chain(_, trace string) (int, bool) {
+	n := 1
+	if v, ok := strings.CutPrefix(trace, "chain="); ok {
+		n, _ = strconv.Atoi(v)
+	}
+	return n, n > 16
+}
+
+func (f *fakeInvoker) InvokeTraced(ctx context.Context, function string, payload []byte, trace string) ([]byte, error) {
 	f.mu.Lock()
 	f.function = function
 	f.payloads = append(f.payloads, payload)
+	f.traces = append(f.traces, trace)
 	f.mu.Unlock()
 	if f.respond == nil {
 		return []byte("null"), nil
@@ -465,4 +477,42 @@ func TestDefaults(t *testing.T) {
 
 func TestSQSClientSatisfiesSQSAPI(t *testing.T) {
 	var _ SQSAPI = (*sqs.Client)(nil)
+}
+
+// A message whose chain of requests Lambda's recursion rule stops is left out of the batch and
+// not deleted; the invocation continues the longest chain that runs.
+func TestRecursionRuleStopsAMessage(t *testing.T) {
+	msg := func(id, trace string) types.Message {
+		return types.Message{MessageId: aws.String(id), ReceiptHandle: aws.String("rh-" + id), Body: aws.String("{}"),
+			Attributes: map[string]string{"AWSTraceHeader": trace}}
+	}
+	q := newFakeSQS([]types.Message{msg("a", "chain=3"), msg("b", "chain=17"), msg("c", "chain=16"), msg("d", "")})
+	inv := &fakeInvoker{}
+	if err := runUntilIdle(t, testConfig(), q, inv); err != nil {
+		t.Fatal(err)
+	}
+	if len(inv.payloads) != 1 || inv.traces[0] != "chain=16" {
+		t.Fatalf("invocations %d, traces %q", len(inv.payloads), inv.traces)
+	}
+	var ev events.SQSEvent
+	if err := json.Unmarshal(inv.payloads[0], &ev); err != nil || len(ev.Records) != 3 {
+		t.Fatalf("records %+v (%v)", ev.Records, err)
+	}
+	for _, r := range ev.Records {
+		if r.MessageId == "b" {
+			t.Fatal("the stopped message was invoked")
+		}
+	}
+	if got := q.deletedHandles(); !slices.Equal(got, []string{"rh-a", "rh-c", "rh-d"}) {
+		t.Fatalf("deleted %v", got)
+	}
+	// A batch of stopped messages invokes nothing.
+	q = newFakeSQS([]types.Message{msg("e", "chain=40")})
+	inv = &fakeInvoker{}
+	if err := runUntilIdle(t, testConfig(), q, inv); err != nil {
+		t.Fatal(err)
+	}
+	if len(inv.payloads) != 0 || len(q.deletedHandles()) != 0 {
+		t.Fatalf("invocations %d, deleted %v", len(inv.payloads), q.deletedHandles())
+	}
 }

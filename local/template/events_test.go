@@ -119,6 +119,13 @@ func checkSample(tpl *Template, fn Function, raw []byte) []string {
 	if err := json.Unmarshal(raw, &top); err != nil || top == nil {
 		return []string{"not a JSON object"}
 	}
+	if top["detail-type"] != nil && len(fn.Schedules) > 0 {
+		var ev events.EventBridgeEvent
+		if err := strictDecode(raw, &ev); err != nil || ev.DetailType != "Scheduled Event" || ev.Source != "aws.events" {
+			return []string{fmt.Sprintf("not an EventBridge Scheduled Event (%v)", err)}
+		}
+		return nil
+	}
 	if _, ok := top["Records"]; !ok {
 		if len(fn.Routes) == 0 {
 			return []string{"an HTTP API request, but the function has no HttpApi event"}

@@ -164,14 +164,14 @@ Resources:
 	}
 	own, plain := fns[0], fns[1]
 	wantOwn := Function{
-		LogicalID: "Own", Runtime: "provided.al2023", Architectures: []string{"x86_64"}, Timeout: 10, MemorySize: 256,
+		LogicalID: "Own", Runtime: "provided.al2023", Architectures: []string{"x86_64"}, Timeout: 10, MemorySize: 256, RecursiveLoop: "Terminate",
 		Env: map[string]Value{"A": Lit("global-a"), "B": {Kind: KindRef, Ref: "Plain"}, "C": Lit("own-c")},
 	}
 	if !reflect.DeepEqual(own, wantOwn) {
 		t.Errorf("Own:\n got %+v\nwant %+v", own, wantOwn)
 	}
 	wantPlain := Function{
-		LogicalID: "Plain", Runtime: "provided.al2023", Architectures: []string{"arm64"}, Timeout: 30, MemorySize: 256,
+		LogicalID: "Plain", Runtime: "provided.al2023", Architectures: []string{"arm64"}, Timeout: 30, MemorySize: 256, RecursiveLoop: "Terminate",
 		Env: map[string]Value{"A": Lit("global-a"), "B": Lit("global-b")},
 	}
 	if !reflect.DeepEqual(plain, wantPlain) {

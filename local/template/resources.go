@@ -26,6 +26,17 @@ type Function struct {
 	Routes        []Route        // HttpApi events, sorted by event name
 	SQSSources    []SQSSource    // SQS events, sorted by event name
 	StreamSources []StreamSource // DynamoDB events, sorted by event name
+	Schedules     []Schedule     // Schedule and ScheduleV2 events, sorted by event name
+	// RecursiveLoop is Lambda's recursive loop detection setting: Terminate (the default) or Allow.
+	RecursiveLoop string
+}
+
+// Schedule is a Schedule (EventBridge rule) or ScheduleV2 (EventBridge Scheduler) event of a
+// function: EventBridge invokes it on a rate(...) or cron(...) expression.
+type Schedule struct {
+	Event      string // event name
+	Expression string // Schedule, or ScheduleV2's ScheduleExpression, as written
+	Enabled    bool   // Enabled (default true), or ScheduleV2's State (default ENABLED)
 }
 
 // Policy is one entry of a function's Policies. Exactly one form is set: Document for an inline
@@ -165,6 +176,12 @@ func parseFunction(id string, res obj, globals *yaml.Node) (Function, error) {
 	if fn.MemorySize, err = p.integer("MemorySize", 128); err != nil {
 		return fn, err
 	}
+	if fn.RecursiveLoop, err = p.str("RecursiveLoop"); err != nil {
+		return fn, err
+	}
+	if fn.RecursiveLoop == "" {
+		fn.RecursiveLoop = "Terminate"
+	}
 	env, err := p.child("Environment")
 	if err != nil {
 		return fn, err
@@ -220,12 +237,37 @@ func parseFunction(id string, res obj, globals *yaml.Node) (Function, error) {
 				return fn, err
 			}
 			fn.StreamSources = append(fn.StreamSources, s)
+		case "Schedule", "ScheduleV2":
+			s, err := parseSchedule(name, typ, props)
+			if err != nil {
+				return fn, err
+			}
+			fn.Schedules = append(fn.Schedules, s)
 		}
 	}
 	sort.Slice(fn.Routes, func(i, j int) bool { return fn.Routes[i].Event < fn.Routes[j].Event })
 	sort.Slice(fn.SQSSources, func(i, j int) bool { return fn.SQSSources[i].Event < fn.SQSSources[j].Event })
 	sort.Slice(fn.StreamSources, func(i, j int) bool { return fn.StreamSources[i].Event < fn.StreamSources[j].Event })
+	sort.Slice(fn.Schedules, func(i, j int) bool { return fn.Schedules[i].Event < fn.Schedules[j].Event })
 	return fn, nil
+}
+
+func parseSchedule(name, typ string, p obj) (Schedule, error) {
+	s := Schedule{Event: name, Enabled: true}
+	var err error
+	if typ == "Schedule" {
+		if s.Expression, err = p.str("Schedule"); err != nil {
+			return s, err
+		}
+		s.Enabled, err = p.boolean("Enabled", true)
+		return s, err
+	}
+	if s.Expression, err = p.str("ScheduleExpression"); err != nil {
+		return s, err
+	}
+	state, err := p.str("State")
+	s.Enabled = state != "DISABLED"
+	return s, err
 }
 
 func parsePolicies(p obj) ([]Policy, error) {

@@ -1,8 +1,10 @@
 // Package delivery is DeliveryFunction's handler: one signed attempt per queue message, recorded, then
-// the next attempt scheduled (hops past SQS's 15-minute delay) or the delivery ended.
+// the next attempt scheduled (a short wait in the queue, a long one on the table's retry schedule,
+// which DeliverySweepFunction queues when due) or the delivery ended.
 package delivery
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -25,6 +27,8 @@ import (
 type Store interface {
 	ClaimAttempt(ctx context.Context, ws, id string, attempt int, lease time.Duration) (store.Delivery, bool, error)
 	RecordAttempt(ctx context.Context, ws, id string, a store.Attempt, status string, next *time.Time) error
+	RecordAttemptScheduled(ctx context.Context, ws, id string, a store.Attempt, next time.Time) error
+	ScheduleDelivery(ctx context.Context, e store.ScheduledDelivery) error
 	GetSubscription(ctx context.Context, ws, id string) (store.Subscription, error)
 	DisableSubscription(ctx context.Context, ws, id, reason string) (bool, error)
 	RecordDeliveryOutcome(ctx context.Context, ws, id string, success bool) (int, error)
@@ -45,6 +49,15 @@ type Config struct {
 	MaxRetryAfter time.Duration // Retry-After is honoured up to this
 	Lease         time.Duration // how long one attempt may hold a delivery (above the HTTP timeout)
 	DisableAfter  int           // consecutive exhausted deliveries that disable a subscription; 0 never
+
+	// MaxQueueDelay is the longest wait one queue message makes (SQS's 15 minutes; tests shorten
+	// it to compress time). A longer wait through the queue is a chain of hops.
+	MaxQueueDelay time.Duration
+	// MaxRequeues bounds the messages the function sends for one delivery in a row (hops and
+	// retries): a wait that would take the chain past it goes on the retry schedule instead,
+	// which the sweep queues when due, in a chain of its own. Lambda stops a chain that invokes
+	// one function more than 16 times through SQS, so this stays well under 16.
+	MaxRequeues int
 
 	// Callbacks sign the callbacks of each webhook adapter, by name, with the adapter's secret.
 	Callbacks map[string]*outbound.Signer
@@ -109,8 +122,8 @@ func (h *Handler) process(ctx context.Context, rec events.SQSMessage, subs *subC
 	}
 	now := h.now()
 	if wait := m.NotBefore.Sub(now); wait > 0 {
-		// Early: one more hop of at most 15 minutes.
-		return h.queue.SendDelivery(ctx, m, wait)
+		// Early: one more hop, or the retry schedule.
+		return h.requeue(ctx, m, wait)
 	}
 	d, claimed, err := h.store.ClaimAttempt(ctx, m.WorkspaceID, m.DeliveryID, m.Attempt, h.cfg.Lease)
 	if err != nil && apierr.CodeOf(err) == apierr.NotFound {
@@ -123,15 +136,35 @@ func (h *Handler) process(ctx context.Context, rec events.SQSMessage, subs *subC
 	if !claimed {
 		return h.resume(ctx, m, d)
 	}
-	return h.attempt(ctx, d, subs)
+	return h.attempt(ctx, m, d, subs)
+}
+
+// viaQueue reports whether a wait can be made in the queue by the chain of message m: in as many
+// hops as it needs without taking the chain past MaxRequeues.
+func (h *Handler) viaQueue(m queue.Delivery, wait time.Duration) bool {
+	step := cmp.Or(h.cfg.MaxQueueDelay, queue.MaxDelay)
+	hops := max(1, int((wait+step-1)/step))
+	return m.Requeues+hops <= h.cfg.MaxRequeues
+}
+
+// requeue makes message m wait until its NotBefore, wait from now: one more message of its chain
+// (at most MaxQueueDelay), or an entry on the retry schedule.
+func (h *Handler) requeue(ctx context.Context, m queue.Delivery, wait time.Duration) error {
+	if !h.viaQueue(m, wait) {
+		return h.store.ScheduleDelivery(ctx, store.ScheduledDelivery{
+			WorkspaceID: m.WorkspaceID, DeliveryID: m.DeliveryID, Attempt: m.Attempt, Due: m.NotBefore,
+		})
+	}
+	m.Requeues++
+	return h.queue.SendDelivery(ctx, m, min(wait, cmp.Or(h.cfg.MaxQueueDelay, queue.MaxDelay)))
 }
 
 // resume handles a message that could not claim its attempt: a duplicate, a stale message, or a
 // redelivery after the next attempt was recorded but before it was queued. Only the last needs work.
 func (h *Handler) resume(ctx context.Context, m queue.Delivery, d store.Delivery) error {
-	if d.Status == store.DeliveryPending && d.Attempts == m.Attempt+1 && d.NextAttemptAt != nil {
-		next := queue.Delivery{WorkspaceID: m.WorkspaceID, DeliveryID: d.ID, Attempt: d.Attempts, NotBefore: *d.NextAttemptAt}
-		return h.queue.SendDelivery(ctx, next, d.NextAttemptAt.Sub(h.now()))
+	if d.Status == store.DeliveryPending && d.Attempts == m.Attempt+1 && d.NextAttemptAt != nil && !d.RetryScheduled {
+		next := queue.Delivery{WorkspaceID: m.WorkspaceID, DeliveryID: d.ID, Attempt: d.Attempts, NotBefore: *d.NextAttemptAt, Requeues: m.Requeues}
+		return h.requeue(ctx, next, max(d.NextAttemptAt.Sub(h.now()), 0))
 	}
 	return nil
 }
@@ -175,7 +208,7 @@ func (h *Handler) resolve(ctx context.Context, d store.Delivery, subs *subCache,
 	return target{url: sub.URL, signer: signer, sub: &sub}, "", nil
 }
 
-func (h *Handler) attempt(ctx context.Context, d store.Delivery, subs *subCache) error {
+func (h *Handler) attempt(ctx context.Context, m queue.Delivery, d store.Delivery, subs *subCache) error {
 	now := h.now()
 	att := store.Attempt{At: now, Series: d.Series, Number: d.Attempts}
 	t, gone, err := h.resolve(ctx, d, subs, now)
@@ -219,11 +252,21 @@ func (h *Handler) attempt(ctx context.Context, d store.Delivery, subs *subCache)
 	}
 	if delay, ok := h.cfg.Schedule.Next(d.Attempts+1, res.RetryAfter, h.cfg.MaxRetryAfter); ok {
 		next := now.Add(delay)
+		if !h.viaQueue(m, delay) {
+			// One transaction: the retry cannot be lost between the record and the schedule.
+			if err := h.store.RecordAttemptScheduled(ctx, d.WorkspaceID, d.ID, att, next); err != nil {
+				return err
+			}
+			h.logAttempt(ctx, slog.LevelInfo, "attempt failed; retry on the schedule", d, res, slog.String("retry_in", delay.String()))
+			return nil
+		}
 		if err := h.store.RecordAttempt(ctx, d.WorkspaceID, d.ID, att, store.DeliveryPending, &next); err != nil {
 			return err
 		}
-		h.logAttempt(ctx, slog.LevelInfo, "attempt failed; retry scheduled", d, res, slog.String("retry_in", delay.String()))
-		return h.queue.SendDelivery(ctx, queue.Delivery{WorkspaceID: d.WorkspaceID, DeliveryID: d.ID, Attempt: d.Attempts + 1, NotBefore: next}, delay)
+		h.logAttempt(ctx, slog.LevelInfo, "attempt failed; retry queued", d, res, slog.String("retry_in", delay.String()))
+		return h.queue.SendDelivery(ctx, queue.Delivery{
+			WorkspaceID: d.WorkspaceID, DeliveryID: d.ID, Attempt: d.Attempts + 1, NotBefore: next, Requeues: m.Requeues + 1,
+		}, min(delay, cmp.Or(h.cfg.MaxQueueDelay, queue.MaxDelay)))
 	}
 	return h.exhausted(ctx, d, t, att, res)
 }

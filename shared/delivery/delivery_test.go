@@ -30,6 +30,7 @@ type fakeStore struct {
 	claims   int
 	// appendFails makes that many AppendEvent calls fail first (a throttled table).
 	appendFails int
+	scheduled   []store.ScheduledDelivery // the retry schedule
 }
 
 func (f *fakeStore) ClaimAttempt(_ context.Context, _, _ string, attempt int, _ time.Duration) (store.Delivery, bool, error) {
@@ -45,7 +46,23 @@ func (f *fakeStore) ClaimAttempt(_ context.Context, _, _ string, attempt int, _ 
 func (f *fakeStore) RecordAttempt(_ context.Context, _, _ string, a store.Attempt, status string, next *time.Time) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.d.Status, f.d.Attempts, f.d.NextAttemptAt, f.d.LastStatusCode = status, a.Number+1, next, a.StatusCode
+	f.d.Status, f.d.Attempts, f.d.NextAttemptAt, f.d.LastStatusCode, f.d.RetryScheduled = status, a.Number+1, next, a.StatusCode, false
+	return nil
+}
+
+func (f *fakeStore) RecordAttemptScheduled(ctx context.Context, ws, id string, a store.Attempt, next time.Time) error {
+	_ = f.RecordAttempt(ctx, ws, id, a, store.DeliveryPending, &next)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.d.RetryScheduled = true
+	f.scheduled = append(f.scheduled, store.ScheduledDelivery{WorkspaceID: ws, DeliveryID: id, Series: a.Series, Attempt: a.Number + 1, Due: next})
+	return nil
+}
+
+func (f *fakeStore) ScheduleDelivery(_ context.Context, e store.ScheduledDelivery) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.scheduled = append(f.scheduled, e)
 	return nil
 }
 
@@ -98,9 +115,16 @@ type rig struct {
 	now   time.Time
 	h     *Handler
 	posts int
+	// longestChain is the most invocations one chain of messages made (Lambda's recursion rule
+	// stops a chain at 16); a chain starts with a message the fan-out or the sweep sent.
+	longestChain int
 }
 
 func newRig(t *testing.T, schedule string, disableAfter int, respond func(n int) outbound.Result) *rig {
+	return newRigRequeues(t, schedule, disableAfter, 4, respond)
+}
+
+func newRigRequeues(t *testing.T, schedule string, disableAfter, maxRequeues int, respond func(n int) outbound.Result) *rig {
 	t.Helper()
 	s, err := outbound.ParseSchedule(schedule)
 	if err != nil {
@@ -121,7 +145,7 @@ func newRig(t *testing.T, schedule string, disableAfter int, respond func(n int)
 		}
 		return respond(r.posts)
 	}
-	r.h = New(Config{Schedule: s, MaxRetryAfter: time.Hour, Lease: time.Minute, DisableAfter: disableAfter}, r.st, r.q, post,
+	r.h = New(Config{Schedule: s, MaxRetryAfter: time.Hour, Lease: time.Minute, DisableAfter: disableAfter, MaxRequeues: maxRequeues}, r.st, r.q, post,
 		slog.New(slog.DiscardHandler), func() time.Time { return r.now })
 	return r
 }
@@ -137,15 +161,49 @@ func (r *rig) deliver(t *testing.T, m queue.Delivery) {
 	}
 }
 
-// run follows the queue as SQS would: each sent message arrives after its delay, on the fake clock.
+// run follows the queue as SQS would: each sent message arrives after its delay, on the fake clock;
+// with nothing in the queue, the sweep queues the first due entry of the retry schedule at its time.
 func (r *rig) run(t *testing.T) {
 	t.Helper()
 	r.deliver(t, queue.Delivery{})
-	for len(r.q.sent) > 0 {
+	r.longestChain = 1
+	for len(r.q.sent) > 0 || len(r.st.scheduled) > 0 {
+		if len(r.q.sent) == 0 {
+			e := r.st.scheduled[0]
+			r.st.scheduled = r.st.scheduled[1:]
+			r.now = e.Due
+			r.q.sent = append(r.q.sent, sent{m: queue.Delivery{Attempt: e.Attempt, NotBefore: e.Due}})
+		}
 		next := r.q.sent[0]
 		r.q.sent = r.q.sent[1:]
 		r.now = r.now.Add(next.delay)
 		r.deliver(t, next.m)
+		// Each message the function sent itself counts in Requeues: its chain is one longer.
+		r.longestChain = max(r.longestChain, next.m.Requeues+1)
+	}
+}
+
+// The default schedule's retries never make a chain Lambda would stop: long waits go on the
+// retry schedule. Sent only through the queue, as before, a chain outlasts Lambda's 16.
+func TestDefaultScheduleStaysUnderTheRecursionRule(t *testing.T) {
+	fail := func(int) outbound.Result { return outbound.Result{StatusCode: 500} }
+	r := newRig(t, "default", 0, fail)
+	start := r.now
+	r.run(t)
+	if r.posts != 8 || r.st.d.Status != store.DeliveryFailed || len(r.st.events) != 1 || r.st.events[0].Type != EventDeliveryExhausted {
+		t.Fatalf("posts %d, status %s, events %+v", r.posts, r.st.d.Status, r.st.events)
+	}
+	want, _ := outbound.ParseSchedule(outbound.ScheduleDefault)
+	if got := r.now.Sub(start); got != want.Total() {
+		t.Fatalf("last attempt after %v, want %v", got, want.Total())
+	}
+	if r.longestChain > 5 {
+		t.Fatalf("a chain of %d invocations", r.longestChain)
+	}
+	old := newRigRequeues(t, "default", 0, 1<<20, fail)
+	old.run(t)
+	if old.posts != 8 || old.longestChain <= 16 {
+		t.Fatalf("queue only: posts %d, longest chain %d", old.posts, old.longestChain)
 	}
 }
 

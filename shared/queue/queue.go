@@ -252,6 +252,11 @@ type Delivery struct {
 	DeliveryID  string    `json:"delivery_id"`
 	Attempt     int       `json:"attempt"`
 	NotBefore   time.Time `json:"not_before,omitzero"`
+	// Requeues counts the messages the delivery function has sent for this delivery in a row since
+	// the last one another function sent (the fan-out, the retry sweep, a manual retry). Lambda
+	// stops a function that SQS invokes more than 16 times in one chain: past a bound, retries go
+	// through the table's retry schedule, whose sweep starts a new chain.
+	Requeues int `json:"requeues,omitempty"`
 }
 
 // DeliveryVersion is the version of the Delivery layout.

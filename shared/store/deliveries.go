@@ -50,6 +50,7 @@ type Delivery struct {
 	TotalAttempts  int             `json:"total_attempts"` // across manual retries
 	Series         int             `json:"series"`         // 0, then +1 per manual retry or replay
 	NextAttemptAt  *time.Time      `json:"next_attempt_at,omitempty"`
+	RetryScheduled bool            `json:"-"` // the next attempt waits on the retry schedule, not in the queue
 	LastStatusCode int             `json:"last_status_code,omitempty"`
 	LastError      string          `json:"last_error,omitempty"`
 	CreatedAt      time.Time       `json:"created_at"`
@@ -156,6 +157,18 @@ func (st *Store) ClaimAttempt(ctx context.Context, ws, id string, attempt int, l
 // a retry, succeeded, or failed), releasing the lease. It requires the attempt number to be the
 // one claimed, so a late duplicate cannot record twice.
 func (st *Store) RecordAttempt(ctx context.Context, ws, id string, a Attempt, status string, next *time.Time) error {
+	return st.recordAttempt(ctx, ws, id, a, status, next, nil)
+}
+
+// RecordAttemptScheduled is RecordAttempt for a retry at next that waits on the retry schedule
+// (ScheduleDelivery) rather than in the queue: the attempt, the delivery's move and the schedule
+// entry are one transaction, and the delivery is marked RetryScheduled until its next attempt.
+func (st *Store) RecordAttemptScheduled(ctx context.Context, ws, id string, a Attempt, next time.Time) error {
+	entry := ScheduledDelivery{WorkspaceID: ws, DeliveryID: id, Series: a.Series, Attempt: a.Number + 1, Due: next}
+	return st.recordAttempt(ctx, ws, id, a, DeliveryPending, &next, &types.Put{TableName: &st.table, Item: entry.item()})
+}
+
+func (st *Store) recordAttempt(ctx context.Context, ws, id string, a Attempt, status string, next *time.Time, schedule *types.Put) error {
 	now := st.now().UTC()
 	att := key("WS#"+ws+"#DLV#"+id, fmt.Sprintf("ATT#%04d#%04d", a.Series, a.Number))
 	att["at"] = ts(a.At)
@@ -181,11 +194,18 @@ func (st *Store) RecordAttempt(ctx context.Context, ws, id string, a Attempt, st
 		set += ", next_attempt_at = :nextat"
 		vals[":nextat"] = ts(*next)
 	}
+	if schedule != nil {
+		set += ", retry_scheduled = :true"
+		vals[":true"] = &types.AttributeValueMemberBOOL{Value: true}
+	}
 	upd := set + " REMOVE lease_until"
 	if next == nil {
 		upd += ", next_attempt_at"
 	}
-	_, err := st.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+	if schedule == nil {
+		upd += ", retry_scheduled"
+	}
+	items := []types.TransactWriteItem{
 		{Update: &types.Update{
 			TableName:                 &st.table,
 			Key:                       deliveryKey(ws, id),
@@ -195,7 +215,11 @@ func (st *Store) RecordAttempt(ctx context.Context, ws, id string, a Attempt, st
 			ExpressionAttributeValues: vals,
 		}},
 		{Put: &types.Put{TableName: &st.table, Item: att}},
-	}})
+	}
+	if schedule != nil {
+		items = append(items, types.TransactWriteItem{Put: schedule})
+	}
+	_, err := st.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
 	if err != nil {
 		if cancelledBy(err, 0) {
 			return apierr.New(apierr.Conflict, "attempt already recorded")
@@ -332,6 +356,9 @@ func decodeDelivery(item map[string]types.AttributeValue) Delivery {
 	}
 	if t := tm(item, "next_attempt_at"); !t.IsZero() {
 		d.NextAttemptAt = &t
+	}
+	if b, ok := item["retry_scheduled"].(*types.AttributeValueMemberBOOL); ok {
+		d.RetryScheduled = b.Value
 	}
 	return d
 }

@@ -52,6 +52,9 @@ func handle(ctx context.Context, req request) (response, error) {
 		return res, &ValidationError{Field: req.Value}
 	case "panic":
 		panic(req.Value)
+	case "hang":
+		fmt.Printf("pid %d hangs\n", os.Getpid())
+		time.Sleep(time.Duration(req.Ms) * time.Millisecond)
 	case "sleep":
 		time.Sleep(time.Duration(req.Ms) * time.Millisecond) // ignores ctx on purpose
 	case "exit":
