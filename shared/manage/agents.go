@@ -95,7 +95,7 @@ type SecretShown struct {
 func agentView(a store.Agent) AgentView {
 	return AgentView{
 		WorkspaceID: a.WorkspaceID, Name: a.Name, Type: a.Type, URL: a.URL, BaseURL: a.BaseURL, Model: a.Model,
-		System: a.System, MaxHistory: a.MaxHistory, TimeoutSeconds: a.TimeoutSeconds, HasSecret: a.Secret != "",
+		System: a.System, MaxHistory: a.MaxHistory, TimeoutSeconds: a.TimeoutSeconds, HasSecret: a.HasSecret,
 		Seeded: a.Operator, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt,
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -116,15 +117,15 @@ func (st *Store) LookupAdapter(ctx context.Context, name string) (Adapter, error
 	return a, err
 }
 
-func (st *Store) lookupAdapter(ctx context.Context, name string) (Adapter, int64, error) {
+func (st *Store) lookupAdapter(ctx context.Context, name string) (Adapter, map[string]types.AttributeValue, error) {
 	out, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &st.table, Key: adapterKey(name), ConsistentRead: aws.Bool(true)})
 	if err != nil {
-		return Adapter{}, 0, fmt.Errorf("get adapter %s: %w", name, err)
+		return Adapter{}, nil, fmt.Errorf("get adapter %s: %w", name, err)
 	}
 	if len(out.Item) == 0 {
-		return Adapter{}, 0, adapterNotFound()
+		return Adapter{}, nil, adapterNotFound()
 	}
-	return decodeAdapter(out.Item), num(out.Item, "rev"), nil
+	return decodeAdapter(out.Item), out.Item, nil
 }
 
 // GetAdapter returns an adapter of the workspace; another workspace's is NotFound.
@@ -133,12 +134,12 @@ func (st *Store) GetAdapter(ctx context.Context, ws, name string) (Adapter, erro
 	return a, err
 }
 
-func (st *Store) getAdapter(ctx context.Context, ws, name string) (Adapter, int64, error) {
-	a, rev, err := st.lookupAdapter(ctx, name)
+func (st *Store) getAdapter(ctx context.Context, ws, name string) (Adapter, map[string]types.AttributeValue, error) {
+	a, item, err := st.lookupAdapter(ctx, name)
 	if err == nil && a.WorkspaceID != ws {
-		return Adapter{}, 0, adapterNotFound()
+		return Adapter{}, nil, adapterNotFound()
 	}
-	return a, rev, err
+	return a, item, err
 }
 
 // ListAdapters returns the workspace's adapters by name (through gsi1, so an adapter created a
@@ -167,18 +168,23 @@ func (st *Store) ListAdapters(ctx context.Context, ws string) ([]Adapter, error)
 // the revision (and workspace) it read, retrying when another writer came first.
 func (st *Store) UpdateAdapter(ctx context.Context, ws, name string, change func(a *Adapter, now time.Time) error) (Adapter, error) {
 	for range maxSubscriptionWriteTries {
-		cur, rev, err := st.getAdapter(ctx, ws, name)
+		cur, curItem, err := st.getAdapter(ctx, ws, name)
 		if err != nil {
 			return Adapter{}, err
 		}
+		rev := num(curItem, "rev")
 		now := st.now().UTC()
 		next := cur
 		if err := change(&next, now); err != nil {
 			return Adapter{}, err
 		}
 		next.WorkspaceID, next.Name, next.CreatedAt, next.UpdatedAt = ws, name, cur.CreatedAt, now
+		item := adapterItem(next, rev+1)
+		if slices.EqualFunc(next.Secrets, cur.Secrets, sameSecret) {
+			item["secrets"] = curItem["secrets"] // unchanged: kept as stored, not written again
+		}
 		_, err = st.db.PutItem(ctx, &dynamodb.PutItemInput{
-			TableName: &st.table, Item: adapterItem(next, rev+1),
+			TableName: &st.table, Item: item,
 			ConditionExpression:       aws.String("rev = :rev AND workspace_id = :ws"),
 			ExpressionAttributeValues: map[string]types.AttributeValue{":rev": n(rev), ":ws": s(ws)},
 		})
@@ -205,6 +211,10 @@ func (st *Store) RotateAdapterSecret(ctx context.Context, ws, name, newSecret st
 		a.Secrets = secs
 		return err
 	})
+}
+
+func sameSecret(a, b SigningSecret) bool {
+	return a.Value == b.Value && (a.ExpiresAt == nil) == (b.ExpiresAt == nil) && (a.ExpiresAt == nil || a.ExpiresAt.Equal(*b.ExpiresAt))
 }
 
 // DeleteAdapter deletes an adapter of the workspace, or returns NotFound.

@@ -30,6 +30,8 @@ type Agent struct {
 	MaxHistory     int    `json:"max_history,omitempty"`
 	TimeoutSeconds int    `json:"timeout_seconds,omitempty"`
 	Secret         string `json:"-"`
+	// HasSecret says whether the item holds a secret, read without decoding it.
+	HasSecret bool `json:"-"`
 	// Operator marks an agent seeded from the stack's Agents parameter: the operator's own, which
 	// may call private addresses (a model server beside the stack).
 	Operator  bool      `json:"-"`
@@ -94,7 +96,7 @@ func decodeAgent(item map[string]types.AttributeValue) Agent {
 		WorkspaceID: str(item, "workspace_id"), Name: str(item, "name"), Type: str(item, "type"),
 		URL: str(item, "url"), BaseURL: str(item, "base_url"), Model: str(item, "model"), System: str(item, "system"),
 		MaxHistory: int(num(item, "max_history")), TimeoutSeconds: int(num(item, "timeout_seconds")),
-		Secret: decodeAgentSecret(item), Operator: boolean(item, "operator"),
+		Secret: decodeAgentSecret(item), HasSecret: item["secrets"] != nil, Operator: boolean(item, "operator"),
 		CreatedAt: tm(item, "created_at"), UpdatedAt: tm(item, "updated_at"),
 	}
 }
@@ -102,7 +104,7 @@ func decodeAgent(item map[string]types.AttributeValue) Agent {
 // CreateAgent stores a new agent; a name the workspace already uses is a Conflict.
 func (st *Store) CreateAgent(ctx context.Context, a Agent) (Agent, error) {
 	now := st.now().UTC()
-	a.CreatedAt, a.UpdatedAt = now, now
+	a.CreatedAt, a.UpdatedAt, a.HasSecret = now, now, a.Secret != ""
 	_, err := st.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: &st.table, Item: agentItem(a, 1), ConditionExpression: aws.String("attribute_not_exists(pk)")})
 	var cf *types.ConditionalCheckFailedException
 	if errors.As(err, &cf) {
@@ -131,14 +133,19 @@ func (st *Store) GetAgent(ctx context.Context, ws, name string) (Agent, error) {
 }
 
 func (st *Store) getAgent(ctx context.Context, ws, name string) (Agent, int64, error) {
+	a, item, err := st.getAgentItem(ctx, ws, name)
+	return a, num(item, "rev"), err
+}
+
+func (st *Store) getAgentItem(ctx context.Context, ws, name string) (Agent, map[string]types.AttributeValue, error) {
 	out, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &st.table, Key: agentKey(ws, name), ConsistentRead: aws.Bool(true)})
 	if err != nil {
-		return Agent{}, 0, fmt.Errorf("get agent %s: %w", name, err)
+		return Agent{}, nil, fmt.Errorf("get agent %s: %w", name, err)
 	}
 	if len(out.Item) == 0 {
-		return Agent{}, 0, agentNotFound()
+		return Agent{}, nil, agentNotFound()
 	}
-	return decodeAgent(out.Item), num(out.Item, "rev"), nil
+	return decodeAgent(out.Item), out.Item, nil
 }
 
 // ListAgents returns the workspace's agents by name.
@@ -166,17 +173,23 @@ func (st *Store) ListAgents(ctx context.Context, ws string) ([]Agent, error) {
 // and writes it back conditioned on the revision it read, retrying when another writer came first.
 func (st *Store) UpdateAgent(ctx context.Context, ws, name string, change func(*Agent) error) (Agent, error) {
 	for range maxSubscriptionWriteTries {
-		cur, rev, err := st.getAgent(ctx, ws, name)
+		cur, curItem, err := st.getAgentItem(ctx, ws, name)
 		if err != nil {
 			return Agent{}, err
 		}
+		rev := num(curItem, "rev")
 		next := cur
 		if err := change(&next); err != nil {
 			return Agent{}, err
 		}
 		next.WorkspaceID, next.Name, next.CreatedAt, next.UpdatedAt = ws, name, cur.CreatedAt, st.now().UTC()
+		item := agentItem(next, rev+1)
+		if next.Secret == cur.Secret && curItem["secrets"] != nil {
+			item["secrets"] = curItem["secrets"] // unchanged: kept as stored, not written again
+		}
+		next.HasSecret = item["secrets"] != nil
 		_, err = st.db.PutItem(ctx, &dynamodb.PutItemInput{
-			TableName: &st.table, Item: agentItem(next, rev+1),
+			TableName: &st.table, Item: item,
 			ConditionExpression:       aws.String("rev = :rev"),
 			ExpressionAttributeValues: map[string]types.AttributeValue{":rev": n(rev)},
 		})
