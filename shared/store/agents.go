@@ -2,6 +2,9 @@ package store
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -241,6 +244,14 @@ func (st *Store) SetSeedDigest(ctx context.Context, ws, kind, digest string) err
 		return fmt.Errorf("put seed %s: %w", kind, err)
 	}
 	return nil
+}
+
+// SeedSum is the digest SeedOnce records of a seed's parameters: HMAC-SHA256 under a key of the
+// stack (the parameters hold secrets; a plain hash would let a reader of the table test guesses).
+func SeedSum(key, params string) string {
+	m := hmac.New(sha256.New, []byte(key))
+	m.Write([]byte(params))
+	return hex.EncodeToString(m.Sum(nil))
 }
 
 // SeedOnce runs put (which writes a seed's items) unless the workspace's seed of kind already has
