@@ -10,6 +10,8 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/hookgate/hookgate/shared/adapter"
+	"github.com/hookgate/hookgate/shared/apierr"
+	"github.com/hookgate/hookgate/shared/apigw"
 	"github.com/hookgate/hookgate/shared/approval"
 	"github.com/hookgate/hookgate/shared/awscfg"
 	"github.com/hookgate/hookgate/shared/envcfg"
@@ -28,6 +30,7 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 	table := env.Required("HOOKGATE_TABLE")
 	queueURL := env.Required("HOOKGATE_INBOUND_QUEUE_URL")
 	workspace := env.Required("HOOKGATE_DEFAULT_WORKSPACE")
+	ttl := time.Duration(env.Int("HOOKGATE_SOURCE_CACHE_SECONDS", 10, 0, 300)) * time.Second
 	maxBody := env.Int("HOOKGATE_MAX_BODY_BYTES", adapter.DefaultMaxBodyBytes, 1024, 6_000_000)
 	cfg := adapter.Config{
 		Lease:         time.Duration(env.Int("HOOKGATE_RUN_LEASE_SECONDS", 900, 30, 43200)) * time.Second,
@@ -45,12 +48,28 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 	if err := errors.Join(env.Err(), aerr, kerr); err != nil {
 		return nil, err
 	}
-	cfg.Adapters = adapters
 	aws, err := awscfg.Load(ctx, getenv)
 	if err != nil {
 		return nil, err
 	}
 	st := store.New(aws.DynamoDB(), table, time.Now)
+	cfg.Adapters = adapter.NewStored(st, ttl, time.Now, maxBody)
+	// The stack's Adapters parameter seeds the store (its adapters' workspaces, the default one
+	// unless named), at first use and again whenever the parameter or AdapterSecret changes.
+	seeds := adapter.Seeds(adapters)
+	sum := store.SeedSum(getenv("HOOKGATE_APPROVAL_SIGNING_KEY"), getenv("HOOKGATE_ADAPTERS")+"\x00"+getenv("HOOKGATE_ADAPTER_SECRET")+"\x00"+workspace)
+	seeder := store.NewSeeder(func(ctx context.Context) error {
+		return st.SeedOnce(ctx, workspace, "adapters", sum, func(ctx context.Context) error {
+			return adapter.PutSeeds(ctx, st.PutAdapter, seeds, log)
+		})
+	})
 	gate := limit.NewGate(limit.New(aws.DynamoDB(), table, time.Now), limits, time.Now)
-	return adapter.New(cfg, st, queue.NewSender(aws.SQS(), queueURL), log, time.Now).WithGate(gate).Handle, nil
+	h := adapter.New(cfg, st, queue.NewSender(aws.SQS(), queueURL), log, time.Now).WithGate(gate)
+	return func(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+		if err := seeder.Ensure(ctx); err != nil {
+			log.ErrorContext(ctx, "could not seed the stack's adapters", "err", err)
+			return apigw.Error(ctx, log, apierr.Wrap(apierr.Unavailable, err, "the adapters could not be read; retry later")), nil
+		}
+		return h.Handle(ctx, req)
+	}, nil
 }

@@ -72,7 +72,12 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 		if err != nil {
 			return nil, fmt.Errorf("adapter %s: %w", name, err)
 		}
-		cfg.Callbacks[name] = signer
+		cfg.Callbacks[delivery.CallbackKey(a.Workspace, name)] = signer
+	}
+	// The workspaces' own adapters (management API) sign with the derived secret.
+	cfg.DeriveCallback = func(ws, name string) (*outbound.Signer, error) {
+		a := adapter.Adapter{Name: name, Workspace: ws}
+		return outbound.NewSharedSigner(a.CallbackSecrets(approvalKeys)...)
 	}
 	aws, err := awscfg.Load(ctx, getenv)
 	if err != nil {

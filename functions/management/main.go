@@ -42,5 +42,5 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 	}
 	st := store.New(aws.DynamoDB(), table, time.Now)
 	q := queue.NewDeliverySender(aws.SQS(), queueURL)
-	return manage.New(cfg, st, time.Now, log).WithDeliveries(st, q).WithSources(st).Handle, nil
+	return manage.New(cfg, st, time.Now, log).WithDeliveries(st, q).WithSources(st).WithAgents(st).Handle, nil
 }

@@ -3,10 +3,11 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -16,6 +17,7 @@ import (
 	"github.com/hookgate/hookgate/shared/awscfg"
 	"github.com/hookgate/hookgate/shared/envcfg"
 	"github.com/hookgate/hookgate/shared/fnmain"
+	"github.com/hookgate/hookgate/shared/loop"
 	"github.com/hookgate/hookgate/shared/outbound"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/store"
@@ -39,27 +41,48 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 		kerr = errors.New("HOOKGATE_APPROVAL_SIGNING_KEY: " + kerr.Error())
 	}
 	cfg.Approvals = keys
-	reg, rerr := agent.ParseRegistry(getenv("HOOKGATE_AGENTS"), agent.Options{OpenAIAPIKey: getenv("HOOKGATE_OPENAI_API_KEY")})
-	if err := errors.Join(env.Err(), serr, rerr, kerr); err != nil {
+	workspace := env.Optional("HOOKGATE_DEFAULT_WORKSPACE", "default")
+	ttl := time.Duration(env.Int("HOOKGATE_SOURCE_CACHE_SECONDS", 10, 0, 300)) * time.Second
+	allowPrivate := env.Bool("HOOKGATE_ALLOW_PRIVATE_DESTINATIONS", false)
+	own, herr := loop.ParseHosts(getenv("HOOKGATE_API_HOSTS"))
+	// The stack's Agents parameter is the default workspace's seed; checked here, written below.
+	seeds, rerr := agent.Seeds(getenv("HOOKGATE_AGENTS"), workspace, getenv("HOOKGATE_OPENAI_API_KEY"))
+	if err := errors.Join(env.Err(), serr, rerr, kerr, herr); err != nil {
 		return nil, err
 	}
-	if _, err := reg.Get(defaultAgent); err != nil {
-		return nil, errors.New("HOOKGATE_AGENT: " + err.Error())
+	if defaultAgent != agent.TypeEcho && !slices.ContainsFunc(seeds, func(a store.Agent) bool { return a.Name == defaultAgent }) {
+		return nil, fmt.Errorf("HOOKGATE_AGENT: unknown agent %q", defaultAgent)
 	}
 	aws, err := awscfg.Load(ctx, getenv)
 	if err != nil {
 		return nil, err
 	}
 	st := store.New(aws.DynamoDB(), table, time.Now)
-	agents := agents{reg, defaultAgent}
-	return worker.New(cfg, st, store.NewLogWriter(st), agents, queue.NewPostponer(aws.SQS(), queueURL), log, time.Now).Handle, nil
+	seeder := store.NewSeeder(func(ctx context.Context) error {
+		sum := store.SeedSum(getenv("HOOKGATE_APPROVAL_SIGNING_KEY"), getenv("HOOKGATE_AGENTS")+"\x00"+getenv("HOOKGATE_OPENAI_API_KEY"))
+		return seed(ctx, st, workspace, sum, seeds)
+	})
+	// Agents of the workspaces dial public addresses only (unless the stack allows private ones)
+	// and never the gateway's own API; the operator's seeded agents may call a private model server.
+	tenant := outbound.NewClient(outbound.ClientOptions{Timeout: agent.MaxTimeoutSeconds * time.Second, AllowPrivate: allowPrivate, OwnHosts: &own})
+	agents := agent.NewWorkspaces(st, ttl, time.Now, workspace, defaultAgent, agent.Options{Client: tenant}, agent.Options{})
+	h := worker.New(cfg, st, store.NewLogWriter(st), agents, queue.NewPostponer(aws.SQS(), queueURL), log, time.Now)
+	return func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+		if err := seeder.Ensure(ctx); err != nil { // the batch returns to the queue and comes back
+			return events.SQSEventResponse{}, fmt.Errorf("seed the default workspace's agents: %w", err)
+		}
+		return h.Handle(ctx, ev)
+	}, nil
 }
 
-// agents resolves the empty name (the workspace's agent) to the configured default.
-type agents struct {
-	reg *agent.Registry
-	def string
+// seed writes the stack's agents into the default workspace, once per value of the parameters.
+func seed(ctx context.Context, st *store.Store, ws, sum string, seeds []store.Agent) error {
+	return st.SeedOnce(ctx, ws, "agents", sum, func(ctx context.Context) error {
+		for _, a := range seeds {
+			if err := st.PutAgent(ctx, a); err != nil {
+				return fmt.Errorf("seed agent %s: %w", a.Name, err)
+			}
+		}
+		return nil
+	})
 }
-
-func (a agents) Get(name string) (agent.Agent, error) { return a.reg.Get(cmp.Or(name, a.def)) }
-func (a agents) HistoryLimit(name string) int         { return a.reg.HistoryLimit(cmp.Or(name, a.def)) }

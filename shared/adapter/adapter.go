@@ -45,9 +45,15 @@ type Queue interface {
 	SendInbound(ctx context.Context, m *queue.Inbound) error
 }
 
+// Directory finds an adapter by its name (the {name} of its routes), whichever workspace holds
+// it: a NotFound error when there is none, any other error when it cannot be read.
+type Directory interface {
+	Get(ctx context.Context, name string) (*Adapter, error)
+}
+
 // Config is the adapters' configuration.
 type Config struct {
-	Adapters      map[string]*Adapter
+	Adapters      Directory
 	Lease         time.Duration  // how long a slot is held before it frees itself (the worker renews it)
 	MaxSyncWait   time.Duration  // sync requests wait at most this (below API Gateway's 30 s)
 	AllowHTTPURLs bool           // replyUrl may be http:// (local mode)
@@ -118,7 +124,7 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 		}
 		return resp, nil
 	}
-	a, err := h.authenticate(&req)
+	a, err := h.authenticate(ctx, &req)
 	if err != nil {
 		return apigw.Error(ctx, h.log, err), nil
 	}
@@ -135,26 +141,34 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 
 // authenticate finds the adapter and checks its secret. An unknown adapter and a wrong secret
 // both get 401, so the response does not tell which adapter names exist.
-func (h *Handler) authenticate(req *events.APIGatewayV2HTTPRequest) (*Adapter, error) {
+func (h *Handler) authenticate(ctx context.Context, req *events.APIGatewayV2HTTPRequest) (*Adapter, error) {
 	presented := apigw.Header(req, HeaderSecret)
 	if auth := apigw.Header(req, "authorization"); presented == "" && len(auth) > 7 && strings.EqualFold(auth[:7], "bearer ") {
 		presented = strings.TrimSpace(auth[7:])
 	}
-	a, known := h.cfg.Adapters[req.PathParameters["name"]]
-	if !known {
-		a = h.anyAdapter() // spend the same time on the comparison
+	a, known, err := h.adapter(ctx, req.PathParameters["name"])
+	if err != nil {
+		return nil, err
 	}
-	if ok := a != nil && a.Authentic(presented); !ok || !known {
+	if ok := known && a.Authentic(presented); !ok {
 		return nil, apierr.New(apierr.Unauthorized, "missing or invalid adapter secret")
 	}
 	return a, nil
 }
 
-func (h *Handler) anyAdapter() *Adapter {
-	for _, a := range h.cfg.Adapters {
-		return a
+// adapter finds the adapter of a route; known is false for a name no adapter has.
+func (h *Handler) adapter(ctx context.Context, name string) (*Adapter, bool, error) {
+	if !namePattern.MatchString(name) {
+		return nil, false, nil
 	}
-	return nil
+	a, err := h.cfg.Adapters.Get(ctx, name)
+	switch {
+	case apierr.CodeOf(err) == apierr.NotFound:
+		return nil, false, nil
+	case err != nil:
+		return nil, false, apierr.Wrap(apierr.Unavailable, err, "the adapter could not be read; retry later")
+	}
+	return a, true, nil
 }
 
 // RunView is a run as the adapter routes show it.
@@ -561,7 +575,10 @@ func (h *Handler) decide(ctx context.Context, req *events.APIGatewayV2HTTPReques
 	case err != nil:
 		return events.APIGatewayV2HTTPResponse{}, apierr.New(apierr.Forbidden, "decision token is invalid")
 	}
-	a, known := h.cfg.Adapters[req.PathParameters["name"]]
+	a, known, err := h.adapter(ctx, req.PathParameters["name"])
+	if err != nil {
+		return events.APIGatewayV2HTTPResponse{}, err
+	}
 	switch {
 	case !known || t.Workspace != a.Workspace || t.RunID != req.PathParameters["runId"]:
 		return events.APIGatewayV2HTTPResponse{}, apierr.New(apierr.Forbidden, "decision token is not for this run")
@@ -589,7 +606,7 @@ func (h *Handler) decide(ctx context.Context, req *events.APIGatewayV2HTTPReques
 // decideLegacy is approve and deny without a token: refused, unless the adapter keeps the old way
 // (legacyApprovals), where its secret and a user (the run's, or an approver) decide.
 func (h *Handler) decideLegacy(ctx context.Context, req *events.APIGatewayV2HTTPRequest, approve bool, d decision) (events.APIGatewayV2HTTPResponse, error) {
-	a, err := h.authenticate(req)
+	a, err := h.authenticate(ctx, req)
 	if err != nil {
 		return events.APIGatewayV2HTTPResponse{}, err
 	}

@@ -78,7 +78,7 @@ func newRig(t *testing.T, adapters string) *rig {
 	if r.keys, err = approval.NewKeys(func() time.Time { return time.Unix(0, r.clock.Load()) }, approvalKey); err != nil {
 		t.Fatal(err)
 	}
-	r.h = New(Config{Adapters: as, Lease: time.Minute, MaxSyncWait: 2 * time.Second, Approvals: r.keys}, st, r.q, slog.New(slog.DiscardHandler), time.Now)
+	r.h = New(Config{Adapters: Static(as), Lease: time.Minute, MaxSyncWait: 2 * time.Second, Approvals: r.keys}, st, r.q, slog.New(slog.DiscardHandler), time.Now)
 	return r
 }
 
@@ -527,7 +527,7 @@ func TestSampleEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	q := &recorder{}
-	h := New(Config{Adapters: as, Lease: time.Minute}, store.New(db, table, time.Now), q, slog.New(slog.DiscardHandler), time.Now)
+	h := New(Config{Adapters: Static(as), Lease: time.Minute}, store.New(db, table, time.Now), q, slog.New(slog.DiscardHandler), time.Now)
 	for file, want := range map[string]int{"adapter-start.json": 202, "adapter-run-status.json": 404} {
 		raw, err := os.ReadFile(filepath.Join(root, "events", file))
 		if err != nil {

@@ -59,12 +59,19 @@ type Config struct {
 	// one function more than 16 times through SQS, so this stays well under 16.
 	MaxRequeues int
 
-	// Callbacks sign the callbacks of each webhook adapter, by name, with the adapter's secret.
+	// Callbacks sign the callbacks of the stack's webhook adapters that configure a callback
+	// secret, by CallbackKey(workspace, adapter).
 	Callbacks map[string]*outbound.Signer
+	// DeriveCallback signs the callbacks of every other adapter (those the workspaces keep) with
+	// the secret derived from the approval signing keys; nil signs none.
+	DeriveCallback func(ws, adapter string) (*outbound.Signer, error)
 	// Telegram sends a Telegram reply's payload ({"chat_id","text","source"}) of a workspace
 	// through the Bot API with the source's bot (TelegramSender); nil sends none.
 	Telegram func(ctx context.Context, ws string, payload []byte) outbound.Result
 }
+
+// CallbackKey is the key of an adapter's signer in Config.Callbacks.
+func CallbackKey(ws, adapter string) string { return ws + "\x00" + adapter }
 
 // UserAgent is sent with every delivery.
 const UserAgent = "Hookgate/0.1"
@@ -180,7 +187,13 @@ type target struct {
 func (h *Handler) resolve(ctx context.Context, d store.Delivery, subs *subCache, now time.Time) (target, string, error) {
 	switch d.Target {
 	case store.TargetCallback:
-		signer := h.cfg.Callbacks[d.Adapter]
+		signer := h.cfg.Callbacks[CallbackKey(d.WorkspaceID, d.Adapter)]
+		if signer == nil && h.cfg.DeriveCallback != nil && d.Adapter != "" {
+			var err error
+			if signer, err = h.cfg.DeriveCallback(d.WorkspaceID, d.Adapter); err != nil {
+				return target{}, "", err
+			}
+		}
 		if signer == nil {
 			return target{}, "adapter " + d.Adapter + " is not configured", nil
 		}

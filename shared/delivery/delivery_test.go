@@ -332,7 +332,7 @@ func TestCallbackIsSignedByItsAdapter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.h.cfg.Callbacks = map[string]*outbound.Signer{"ops": signer}
+	r.h.cfg.Callbacks = map[string]*outbound.Signer{CallbackKey(r.st.d.WorkspaceID, "ops"): signer}
 	r.st.d.SubscriptionID, r.st.d.Target, r.st.d.Destination, r.st.d.Adapter = "", store.TargetCallback, "https://hooks.example.com/cb", "ops"
 	r.st.sub = store.Subscription{} // no subscription exists: a callback must not need one
 	var urls []string

@@ -72,6 +72,7 @@ type Handler struct {
 	now    func() time.Time
 	log    *slog.Logger
 	routes map[string]route
+	agents AgentsStore // set by WithAgents: role routes then name only the workspace's agents
 }
 
 // New returns a Handler.

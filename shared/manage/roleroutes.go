@@ -2,6 +2,7 @@ package manage
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -56,6 +57,13 @@ func (in *sourceRoutes) putRoutes(ctx context.Context, c Caller, req *events.API
 	routes := *b.Routes
 	if err := checkRoleRoutes(routes); err != nil {
 		return events.APIGatewayV2HTTPResponse{}, err
+	}
+	if in.h.agents != nil {
+		for i, r := range routes {
+			if err := checkWorkspaceAgent(ctx, in.h.agents, ws, fmt.Sprintf("routes[%d].agent", i), r.Agent); err != nil {
+				return events.APIGatewayV2HTTPResponse{}, err
+			}
+		}
 	}
 	if routes == nil {
 		routes = []store.RoleRoute{}

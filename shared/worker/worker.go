@@ -44,10 +44,11 @@ type EventLog interface {
 	AppendEvents(ctx context.Context, evs []store.Event) ([]store.Event, error)
 }
 
-// Agents finds the agent a run calls by name ("" is the workspace's default).
+// Agents finds the agent a run calls by name among the run's workspace's own agents ("" is the
+// workspace's default), with how many earlier turns it takes (agent.Workspaces). A name the
+// workspace has no agent for is a NotFound error; any other error is an outage.
 type Agents interface {
-	Get(name string) (agent.Agent, error)
-	HistoryLimit(name string) int
+	Get(ctx context.Context, ws, name string) (agent.Agent, int, error)
 }
 
 // Visibility postpones the next delivery of messages that failed: SQS redelivers each when its
@@ -232,10 +233,9 @@ func (h *Handler) process(ctx context.Context, rec events.SQSMessage) error {
 // speak runs the user_speak turn of a started run, opening the agent's session first when this is
 // the thread's first message.
 func (h *Handler) speak(ctx context.Context, m *queue.Inbound, run store.Run) error {
-	name := m.Agent
-	ag, err := h.agents.Get(name)
+	ag, history, err := h.agents.Get(ctx, m.WorkspaceID, m.Agent)
 	if err != nil {
-		return h.fail(ctx, m, run, err.Error()) // a route or adapter named an agent that is not configured
+		return h.agentUnusable(ctx, m, run, err)
 	}
 	th, err := h.store.GetThread(ctx, m.WorkspaceID, m.ThreadID)
 	if err != nil {
@@ -254,7 +254,7 @@ func (h *Handler) speak(ctx context.Context, m *queue.Inbound, run store.Run) er
 	if len(req.Data) == 0 && m.Event != nil {
 		req.Data = json.RawMessage(m.Event.Data) // a run started by an event takes the event as its input
 	}
-	if n := h.agents.HistoryLimit(name); n > 0 {
+	if n := history; n > 0 {
 		msgs, err := h.store.ListMessages(ctx, m.WorkspaceID, m.ThreadID, n+1)
 		if err != nil {
 			return err
@@ -281,6 +281,18 @@ func (h *Handler) speak(ctx context.Context, m *queue.Inbound, run store.Run) er
 
 func session(m *queue.Inbound, th store.Thread) agent.Session {
 	return agent.Session{ID: th.ID, WorkspaceID: th.WorkspaceID, Channel: th.Channel, ExternalID: th.ExternalID, User: m.User}
+}
+
+// agentUnusable fails the run whose agent is not one of its workspace's (a route or adapter named
+// an agent the workspace does not have, or no longer has): no other workspace's agent is ever
+// called. An error reading the workspace's agents is returned, so the message is retried.
+func (h *Handler) agentUnusable(ctx context.Context, m *queue.Inbound, run store.Run, err error) error {
+	switch apierr.CodeOf(err) {
+	case apierr.NotFound, apierr.Invalid:
+		h.logger.WarnContext(ctx, "run names an agent its workspace does not have", "run_id", run.ID, "agent", m.Agent, "err", err)
+		return h.fail(ctx, m, run, apierr.MessageOf(err))
+	}
+	return fmt.Errorf("find agent of run %s: %w", run.ID, err)
 }
 
 // agentFailed retries a retryable agent failure through the queue while the schedule allows, and
@@ -466,12 +478,12 @@ func (h *Handler) decided(ctx context.Context, m *queue.Inbound, receives int) e
 	} else if run.Status != store.RunDenied {
 		return h.settle(ctx, m, run) // completed, cancelled, or waiting for a later approval
 	}
-	ag, err := h.agents.Get(m.Agent)
+	ag, _, err := h.agents.Get(ctx, m.WorkspaceID, m.Agent)
 	if err != nil {
-		if run.Status == store.RunDenied {
-			return nil
+		if c := apierr.CodeOf(err); run.Status == store.RunDenied && (c == apierr.NotFound || c == apierr.Invalid) {
+			return nil // nobody to tell of the denial
 		}
-		return h.fail(ctx, m, run, err.Error())
+		return h.agentUnusable(ctx, m, run, err)
 	}
 	th, err := h.store.GetThread(ctx, m.WorkspaceID, run.ThreadID)
 	if err != nil {

@@ -3,7 +3,6 @@ package worker
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -73,13 +72,12 @@ type registry struct {
 	history int
 }
 
-func (r registry) Get(name string) (agent.Agent, error) {
+func (r registry) Get(_ context.Context, _, name string) (agent.Agent, int, error) {
 	if name == "missing" {
-		return nil, errors.New(`unknown agent "missing"`)
+		return nil, 0, apierr.New(apierr.NotFound, `agent "missing" is not an agent of this workspace`)
 	}
-	return r.a, nil
+	return r.a, r.history, nil
 }
-func (r registry) HistoryLimit(string) int { return r.history }
 
 type postponed struct {
 	handles []string
@@ -310,7 +308,7 @@ func TestPermanentFailureAndUnknownAgentFailAtOnce(t *testing.T) {
 	if run := r.run(t, "rp"); run.Status != store.RunFailed || run.Error != "agent failed: agent answered 400" {
 		t.Fatalf("run %+v", run)
 	}
-	if run := r.run(t, "rm"); run.Status != store.RunFailed || run.Error != `unknown agent "missing"` {
+	if run := r.run(t, "rm"); run.Status != store.RunFailed || run.Error != `agent "missing" is not an agent of this workspace` {
 		t.Fatalf("run %+v", run)
 	}
 	if len(r.vis.calls) != 0 {
