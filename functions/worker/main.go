@@ -24,6 +24,10 @@ import (
 
 func main() { fnmain.Start(newHandler) }
 
+// messageMargin is the time a message needs besides its agent call: its reads and writes, each
+// bounded by awscfg's per-call budget.
+const messageMargin = 15 * time.Second
+
 func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logger) (func(context.Context, events.SQSEvent) (events.SQSEventResponse, error), error) {
 	env := envcfg.New(getenv)
 	table := env.Required("HOOKGATE_TABLE")
@@ -32,7 +36,8 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 	retry, serr := outbound.ParseSchedule(env.Optional("HOOKGATE_AGENT_RETRY_SCHEDULE", "0s,10s,1m,5m"))
 	cfg := worker.Config{
 		Retry: retry, Lease: time.Duration(env.Int("HOOKGATE_RUN_LEASE_SECONDS", 900, 30, 43200)) * time.Second,
-		ApprovalTTL: time.Duration(env.Int("HOOKGATE_APPROVAL_TTL_MINUTES", 4320, 1, 43200)) * time.Minute,
+		ApprovalTTL:  time.Duration(env.Int("HOOKGATE_APPROVAL_TTL_MINUTES", 4320, 1, 43200)) * time.Minute,
+		FailureDelay: time.Duration(env.Int("HOOKGATE_FAILURE_DELAY_SECONDS", 10, 0, 900)) * time.Second,
 	}
 	keys, kerr := approval.NewKeys(time.Now, env.List("HOOKGATE_APPROVAL_SIGNING_KEY")...)
 	if kerr != nil {
@@ -46,6 +51,8 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 	if _, err := reg.Get(defaultAgent); err != nil {
 		return nil, errors.New("HOOKGATE_AGENT: " + err.Error())
 	}
+	// A message may take the longest agent call plus its table writes and the SDK's retries of them.
+	cfg.MessageTime = max(reg.LongestTimeout(), time.Second) + messageMargin
 	aws, err := awscfg.Load(ctx, getenv)
 	if err != nil {
 		return nil, err

@@ -66,6 +66,7 @@ type Registry struct {
 	agents  map[string]Agent
 	history map[string]int
 	names   []string
+	longest time.Duration
 }
 
 // ParseRegistry builds the agents of agentsJSON, a JSON object of name to Spec ("" configures
@@ -80,12 +81,13 @@ func ParseRegistry(agentsJSON string, o Options) (*Registry, error) {
 		}
 		var errs []error
 		for _, e := range entries {
-			a, hist, err := build(e.name, e.raw, o)
+			a, hist, timeout, err := build(e.name, e.raw, o)
 			if err != nil {
 				errs = append(errs, err)
 				continue
 			}
 			r.agents[e.name], r.history[e.name] = a, hist
+			r.longest = max(r.longest, timeout)
 		}
 		if err := errors.Join(errs...); err != nil {
 			return nil, err
@@ -116,6 +118,9 @@ func (r *Registry) Names() []string { return slices.Clone(r.names) }
 // HistoryLimit is how many earlier turns the named agent takes (0 for agents that take none, and
 // for unknown names), so the caller reads no more than that.
 func (r *Registry) HistoryLimit(name string) int { return r.history[name] }
+
+// LongestTimeout is the longest timeout of one call of any agent (0 when only echo is configured).
+func (r *Registry) LongestTimeout() time.Duration { return r.longest }
 
 type entry struct {
 	name string
@@ -181,7 +186,7 @@ func specFieldTypes(field string) ([]string, bool) {
 }
 
 // build validates one spec and makes its agent; the error lists every problem of the spec.
-func build(name string, raw json.RawMessage, o Options) (Agent, int, error) {
+func build(name string, raw json.RawMessage, o Options) (Agent, int, time.Duration, error) {
 	label := "agent " + quote(name, maxNameLen)
 	var errs []error
 	bad := func(format string, a ...any) {
@@ -198,7 +203,7 @@ func build(name string, raw json.RawMessage, o Options) (Agent, int, error) {
 		bad("%s", p)
 	}
 	if !ok {
-		return nil, 0, errors.Join(errs...)
+		return nil, 0, 0, errors.Join(errs...)
 	}
 	known := true
 	switch s.Type {
@@ -262,25 +267,25 @@ func build(name string, raw json.RawMessage, o Options) (Agent, int, error) {
 		}
 	}
 	if len(errs) > 0 {
-		return nil, 0, errors.Join(errs...)
+		return nil, 0, 0, errors.Join(errs...)
 	}
 	d := time.Duration(timeout) * time.Second
 	switch s.Type {
 	case TypeWebhook:
 		a, err := NewWebhook(WebhookConfig{URL: s.URL, Secret: s.Secret, Timeout: d, Client: o.Client, Now: o.Now})
 		if err != nil {
-			return nil, 0, fmt.Errorf("%s: %w", label, err)
+			return nil, 0, 0, fmt.Errorf("%s: %w", label, err)
 		}
-		return a, 0, nil
+		return a, 0, d, nil
 	case TypeOpenAI:
 		a, err := NewOpenAI(OpenAIConfig{BaseURL: s.BaseURL, APIKey: s.APIKey, Model: s.Model, System: s.System,
 			MaxHistory: s.MaxHistory, Timeout: d, Client: o.Client})
 		if err != nil {
-			return nil, 0, fmt.Errorf("%s: %w", label, err)
+			return nil, 0, 0, fmt.Errorf("%s: %w", label, err)
 		}
-		return a, a.HistoryLimit(), nil
+		return a, a.HistoryLimit(), d, nil
 	}
-	return Echo{}, 0, nil
+	return Echo{}, 0, 0, nil
 }
 
 // decodeSpec decodes a spec field by field, so each problem names its field, and returns the
