@@ -37,6 +37,7 @@ type Table struct {
 // GSI is a global secondary index. Projection is ALL (also when empty) or KEYS_ONLY.
 type GSI struct {
 	Name, HashKey, RangeKey, Projection string
+	NonKeyAttributes                    []string // the attributes an INCLUDE projection adds
 }
 
 // Queue is an SQS queue. Zero VisibilityTimeout, RetentionPeriod and DelaySeconds leave SQS's
@@ -166,7 +167,7 @@ func (t Table) createInput() *dynamodb.CreateTableInput {
 		in.GlobalSecondaryIndexes = append(in.GlobalSecondaryIndexes, dbtypes.GlobalSecondaryIndex{
 			IndexName:  aws.String(g.Name),
 			KeySchema:  keySchema(g.HashKey, g.RangeKey),
-			Projection: &dbtypes.Projection{ProjectionType: proj},
+			Projection: &dbtypes.Projection{ProjectionType: proj, NonKeyAttributes: g.NonKeyAttributes},
 		})
 	}
 	return in
