@@ -114,8 +114,11 @@ func (t Table) validate() error {
 		if g.Name == "" || g.HashKey == "" {
 			return fmt.Errorf("table %s: index %q needs a name and a hash key", t.Name, g.Name)
 		}
-		if p := g.Projection; p != "" && p != "ALL" && p != "KEYS_ONLY" {
-			return fmt.Errorf("table %s: index %s: projection %q unsupported, want ALL or KEYS_ONLY", t.Name, g.Name, p)
+		switch p := g.Projection; {
+		case p != "" && p != "ALL" && p != "KEYS_ONLY" && p != "INCLUDE":
+			return fmt.Errorf("table %s: index %s: projection %q unsupported, want ALL, KEYS_ONLY or INCLUDE", t.Name, g.Name, p)
+		case (p == "INCLUDE") != (len(g.NonKeyAttributes) > 0):
+			return fmt.Errorf("table %s: index %s: NonKeyAttributes go with an INCLUDE projection, and only with one", t.Name, g.Name)
 		}
 		keys = append(keys, g.HashKey, g.RangeKey)
 	}
