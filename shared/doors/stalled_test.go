@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-lambda-go/events"
-
 	"github.com/hookgate/hookgate/shared/awscfg"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/verify"
@@ -55,7 +53,9 @@ func TestGenericAnswers503WhenTheQueueStalls(t *testing.T) {
 	if err != nil {
 		t.Fatalf("handler error (a 500): %v", err)
 	}
-	var body struct{ Error struct{ Code, Message string } }
+	var body struct {
+		Error struct{ Code, Message string }
+	}
 	_ = json.Unmarshal([]byte(resp.Body), &body)
 	if resp.StatusCode != http.StatusServiceUnavailable || body.Error.Code != "unavailable" {
 		t.Fatalf("status %d body %s, want 503 unavailable", resp.StatusCode, resp.Body)
@@ -63,5 +63,4 @@ func TestGenericAnswers503WhenTheQueueStalls(t *testing.T) {
 	if n := requests.Load(); n < 1 || n > awscfg.MaxAttempts {
 		t.Fatalf("the queue got %d requests, want 1 to %d", n, awscfg.MaxAttempts)
 	}
-	var _ events.APIGatewayV2HTTPResponse = resp
 }
