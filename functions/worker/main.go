@@ -30,6 +30,8 @@ const messageMargin = 15 * time.Second
 
 func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logger) (func(context.Context, events.SQSEvent) (events.SQSEventResponse, error), error) {
 	env := envcfg.New(getenv)
+	// Events, runs, messages and threads expire this long after they are written (0: kept).
+	retention := time.Duration(env.Int("HOOKGATE_RETENTION_DAYS", 90, 0, 36500)) * 24 * time.Hour
 	table := env.Required("HOOKGATE_TABLE")
 	queueURL := env.Required("HOOKGATE_INBOUND_QUEUE_URL")
 	defaultAgent := env.Optional("HOOKGATE_AGENT", agent.TypeEcho)
@@ -57,7 +59,7 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 	if err != nil {
 		return nil, err
 	}
-	st := store.New(aws.DynamoDB(), table, time.Now)
+	st := store.New(aws.DynamoDB(), table, time.Now).WithRetention(retention)
 	agents := agents{reg, defaultAgent}
 	return worker.New(cfg, st, store.NewLogWriter(st), agents, queue.NewPostponer(aws.SQS(), queueURL), log, time.Now).Handle, nil
 }
