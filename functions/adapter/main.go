@@ -27,6 +27,8 @@ func main() { fnmain.Start(newHandler) }
 
 func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logger) (func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error), error) {
 	env := envcfg.New(getenv)
+	// Events, runs, messages and threads expire this long after they are written (0: kept).
+	retention := time.Duration(env.Int("HOOKGATE_RETENTION_DAYS", 90, 0, 36500)) * 24 * time.Hour
 	table := env.Required("HOOKGATE_TABLE")
 	queueURL := env.Required("HOOKGATE_INBOUND_QUEUE_URL")
 	workspace := env.Required("HOOKGATE_DEFAULT_WORKSPACE")
@@ -52,7 +54,7 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 	if err != nil {
 		return nil, err
 	}
-	st := store.New(aws.DynamoDB(), table, time.Now)
+	st := store.New(aws.DynamoDB(), table, time.Now).WithRetention(retention)
 	cfg.Adapters = adapter.NewStored(st, ttl, time.Now, maxBody)
 	// The stack's Adapters parameter seeds the store (its adapters' workspaces, the default one
 	// unless named), at first use and again whenever the parameter or AdapterSecret changes.

@@ -28,6 +28,8 @@ func main() { fnmain.Start(newHandler) }
 
 func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logger) (func(context.Context, events.SQSEvent) (events.SQSEventResponse, error), error) {
 	env := envcfg.New(getenv)
+	// Events, runs, messages and threads expire this long after they are written (0: kept).
+	retention := time.Duration(env.Int("HOOKGATE_RETENTION_DAYS", 90, 0, 36500)) * 24 * time.Hour
 	table := env.Required("HOOKGATE_TABLE")
 	queueURL := env.Required("HOOKGATE_DELIVERY_QUEUE_URL")
 	schedule, serr := outbound.ParseSchedule(env.Optional("HOOKGATE_DELIVERY_SCHEDULE", "default"))
@@ -87,7 +89,7 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 	post := func(ctx context.Context, r outbound.Request) outbound.Result {
 		return outbound.Post(ctx, client, delivery.UserAgent, r)
 	}
-	st := store.New(aws.DynamoDB(), table, time.Now)
+	st := store.New(aws.DynamoDB(), table, time.Now).WithRetention(retention)
 	cfg.Telegram = delivery.TelegramSender(delivery.NewBots(st, env.Optional("HOOKGATE_DEFAULT_WORKSPACE", "default"), stackBot, newBot))
 	h := delivery.New(cfg, st, queue.NewDeliverySender(aws.SQS(), queueURL), post, log, time.Now)
 	return h.Handle, nil

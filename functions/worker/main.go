@@ -26,15 +26,22 @@ import (
 
 func main() { fnmain.Start(newHandler) }
 
+// messageMargin is the time a message needs besides its agent call: its reads and writes, each
+// bounded by awscfg's per-call budget.
+const messageMargin = 15 * time.Second
+
 func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logger) (func(context.Context, events.SQSEvent) (events.SQSEventResponse, error), error) {
 	env := envcfg.New(getenv)
+	// Events, runs, messages and threads expire this long after they are written (0: kept).
+	retention := time.Duration(env.Int("HOOKGATE_RETENTION_DAYS", 90, 0, 36500)) * 24 * time.Hour
 	table := env.Required("HOOKGATE_TABLE")
 	queueURL := env.Required("HOOKGATE_INBOUND_QUEUE_URL")
 	defaultAgent := env.Optional("HOOKGATE_AGENT", agent.TypeEcho)
 	retry, serr := outbound.ParseSchedule(env.Optional("HOOKGATE_AGENT_RETRY_SCHEDULE", "0s,10s,1m,5m"))
 	cfg := worker.Config{
 		Retry: retry, Lease: time.Duration(env.Int("HOOKGATE_RUN_LEASE_SECONDS", 900, 30, 43200)) * time.Second,
-		ApprovalTTL: time.Duration(env.Int("HOOKGATE_APPROVAL_TTL_MINUTES", 4320, 1, 43200)) * time.Minute,
+		ApprovalTTL:  time.Duration(env.Int("HOOKGATE_APPROVAL_TTL_MINUTES", 4320, 1, 43200)) * time.Minute,
+		FailureDelay: time.Duration(env.Int("HOOKGATE_FAILURE_DELAY_SECONDS", 10, 0, 900)) * time.Second,
 	}
 	keys, kerr := approval.NewKeys(time.Now, env.List("HOOKGATE_APPROVAL_SIGNING_KEY")...)
 	if kerr != nil {
@@ -53,11 +60,14 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 	if defaultAgent != agent.TypeEcho && !slices.ContainsFunc(seeds, func(a store.Agent) bool { return a.Name == defaultAgent }) {
 		return nil, fmt.Errorf("HOOKGATE_AGENT: unknown agent %q", defaultAgent)
 	}
+	// A message may take the longest agent call a workspace may configure plus its table writes and
+	// the SDK's retries of them.
+	cfg.MessageTime = agent.MaxTimeoutSeconds*time.Second + messageMargin
 	aws, err := awscfg.Load(ctx, getenv)
 	if err != nil {
 		return nil, err
 	}
-	st := store.New(aws.DynamoDB(), table, time.Now)
+	st := store.New(aws.DynamoDB(), table, time.Now).WithRetention(retention)
 	seeder := store.NewSeeder(func(ctx context.Context) error {
 		sum := store.SeedSum(getenv("HOOKGATE_APPROVAL_SIGNING_KEY"), getenv("HOOKGATE_AGENTS")+"\x00"+getenv("HOOKGATE_OPENAI_API_KEY"))
 		return seed(ctx, st, workspace, sum, seeds)

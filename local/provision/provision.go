@@ -37,6 +37,7 @@ type Table struct {
 // GSI is a global secondary index. Projection is ALL (also when empty) or KEYS_ONLY.
 type GSI struct {
 	Name, HashKey, RangeKey, Projection string
+	NonKeyAttributes                    []string // the attributes an INCLUDE projection adds
 }
 
 // Queue is an SQS queue. Zero VisibilityTimeout, RetentionPeriod and DelaySeconds leave SQS's
@@ -113,8 +114,11 @@ func (t Table) validate() error {
 		if g.Name == "" || g.HashKey == "" {
 			return fmt.Errorf("table %s: index %q needs a name and a hash key", t.Name, g.Name)
 		}
-		if p := g.Projection; p != "" && p != "ALL" && p != "KEYS_ONLY" {
-			return fmt.Errorf("table %s: index %s: projection %q unsupported, want ALL or KEYS_ONLY", t.Name, g.Name, p)
+		switch p := g.Projection; {
+		case p != "" && p != "ALL" && p != "KEYS_ONLY" && p != "INCLUDE":
+			return fmt.Errorf("table %s: index %s: projection %q unsupported, want ALL, KEYS_ONLY or INCLUDE", t.Name, g.Name, p)
+		case (p == "INCLUDE") != (len(g.NonKeyAttributes) > 0):
+			return fmt.Errorf("table %s: index %s: NonKeyAttributes go with an INCLUDE projection, and only with one", t.Name, g.Name)
 		}
 		keys = append(keys, g.HashKey, g.RangeKey)
 	}
@@ -166,7 +170,7 @@ func (t Table) createInput() *dynamodb.CreateTableInput {
 		in.GlobalSecondaryIndexes = append(in.GlobalSecondaryIndexes, dbtypes.GlobalSecondaryIndex{
 			IndexName:  aws.String(g.Name),
 			KeySchema:  keySchema(g.HashKey, g.RangeKey),
-			Projection: &dbtypes.Projection{ProjectionType: proj},
+			Projection: &dbtypes.Projection{ProjectionType: proj, NonKeyAttributes: g.NonKeyAttributes},
 		})
 	}
 	return in

@@ -323,7 +323,7 @@ func TestTablesRejectsBadSpecs(t *testing.T) {
 		"unused attribute": func(s *provision.Table) {
 			s.Attributes = map[string]string{"pk": "S", "sk": "S", "gsi1pk": "S", "gsi1sk": "S", "x": "S"}
 		},
-		"include projection": func(s *provision.Table) {
+		"include projection without attributes": func(s *provision.Table) {
 			s.GSIs = []provision.GSI{{Name: "gsi1", HashKey: "gsi1pk", Projection: "INCLUDE"}}
 		},
 		"index without a key":  func(s *provision.Table) { s.GSIs = []provision.GSI{{Name: "gsi1"}} },

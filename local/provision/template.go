@@ -20,7 +20,7 @@ func Specs(tpl *template.Template, prefix string, visibility time.Duration) ([]T
 			spec.Attributes[a.Name] = a.Type
 		}
 		for _, g := range t.GSIs {
-			spec.GSIs = append(spec.GSIs, GSI{Name: g.Name, HashKey: g.Key.Hash, RangeKey: g.Key.Range, Projection: g.ProjectionType})
+			spec.GSIs = append(spec.GSIs, GSI{Name: g.Name, HashKey: g.Key.Hash, RangeKey: g.Key.Range, Projection: g.ProjectionType, NonKeyAttributes: g.NonKeyAttributes})
 		}
 		tables = append(tables, spec)
 	}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -66,11 +67,19 @@ type Config struct {
 	Logger *slog.Logger
 	// Region is the records' awsRegion; "" takes it from QueueARN.
 	Region string
+	// Pollers is how many batches may be received and handled at once, like Lambda's pollers
+	// scaling out; 0 means 1.
+	Pollers int
+	// MaximumConcurrency is ScalingConfig.MaximumConcurrency: at most this many invocations at
+	// once, whatever Pollers is (2 to 1000, as Lambda accepts); 0 means no cap. A poller waiting
+	// for a slot receives nothing meanwhile, so messages stay in the queue, as on AWS.
+	MaximumConcurrency int
 }
 
 // Run polls the queue and invokes the function with each batch until ctx is done, then returns
-// nil. Only an invalid Config is an error. Batches run one at a time, so a FIFO queue's order is
-// kept. After a successful invocation every message is deleted except those the function
+// nil. Only an invalid Config is an error. Each of Pollers handles one batch at a time (SQS keeps
+// a FIFO group's later messages back while one is in flight, so a FIFO queue's order is kept), and
+// no more than MaximumConcurrency invocations run at once. After a successful invocation every message is deleted except those the function
 // reported as failed (with ReportBatchItemFailures); after a function error none is, so the
 // messages come back after their visibility timeout and the queue's redrive policy eventually
 // moves them to its dead-letter queue. SQS errors are logged and retried with a bounded backoff.
@@ -79,7 +88,11 @@ func Run(ctx context.Context, c Config, q SQSAPI, inv Invoker) error {
 	if err != nil {
 		return err
 	}
-	m.run(ctx)
+	var wg sync.WaitGroup
+	for range m.c.Pollers {
+		wg.Go(func() { m.run(ctx) })
+	}
+	wg.Wait()
 	return nil
 }
 
@@ -89,6 +102,7 @@ type mapping struct {
 	inv         Invoker
 	log         *slog.Logger
 	waitSeconds int32
+	slots       chan struct{} // one per invocation allowed at once; nil: no cap
 }
 
 func newMapping(c Config, q SQSAPI, inv Invoker) (*mapping, error) {
@@ -116,6 +130,15 @@ func newMapping(c Config, q SQSAPI, inv Invoker) (*mapping, error) {
 	if c.WaitTime < 0 || c.WaitTime > maxWaitTime {
 		return nil, fmt.Errorf("sqsesm %s: wait time %s is not between 0 and %s", c.Function, c.WaitTime, maxWaitTime)
 	}
+	if c.Pollers == 0 {
+		c.Pollers = 1
+	}
+	if c.Pollers < 0 {
+		return nil, fmt.Errorf("sqsesm %s: %d pollers", c.Function, c.Pollers)
+	}
+	if c.MaximumConcurrency != 0 && (c.MaximumConcurrency < 2 || c.MaximumConcurrency > 1000) {
+		return nil, fmt.Errorf("sqsesm %s: maximum concurrency %d is not between 2 and 1000", c.Function, c.MaximumConcurrency)
+	}
 	if c.Region == "" {
 		// arn:aws:sqs:<region>:<account>:<queue>
 		parts := strings.Split(c.QueueARN, ":")
@@ -134,6 +157,9 @@ func newMapping(c Config, q SQSAPI, inv Invoker) (*mapping, error) {
 		inv:         inv,
 		log:         log.With("function", c.Function, "queue", c.QueueURL),
 		waitSeconds: int32(c.WaitTime / time.Second),
+	}
+	if c.MaximumConcurrency > 0 {
+		m.slots = make(chan struct{}, c.MaximumConcurrency)
 	}
 	return m, nil
 }
@@ -171,35 +197,66 @@ func (m *mapping) receiveInput() *sqs.ReceiveMessageInput {
 }
 
 func (m *mapping) run(ctx context.Context) {
-	m.log.Info("esm polling", "batch_size", m.c.BatchSize, "wait", m.c.WaitTime, "report_batch_item_failures", m.c.ReportBatchItemFailures)
+	m.log.Info("esm polling", "batch_size", m.c.BatchSize, "wait", m.c.WaitTime, "report_batch_item_failures", m.c.ReportBatchItemFailures,
+		"maximum_concurrency", m.c.MaximumConcurrency)
 	defer m.log.Info("esm stopped")
 	in := m.receiveInput()
 	backoff := time.Duration(0)
 	for ctx.Err() == nil {
-		began := time.Now()
-		out, err := m.q.ReceiveMessage(ctx, in)
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			backoff = min(max(2*backoff, minBackoff), maxBackoff)
-			m.log.Warn("esm receive failed; retrying", "err", err, "backoff", backoff)
-			sleep(ctx, backoff)
-			continue
-		}
-		backoff = 0
-		if len(out.Messages) == 0 {
-			// A short WaitTime, or an emulator that does not long poll, returns at once: pace the
-			// polls to one per WaitTime.
-			sleep(ctx, m.c.WaitTime-time.Since(began))
-			continue
-		}
-		if ctx.Err() != nil {
-			// Shutting down: leave the batch; it comes back after its visibility timeout.
+		if !m.acquire(ctx) {
 			return
 		}
-		m.handle(ctx, out.Messages)
+		pause := m.poll(ctx, in, &backoff)
+		m.release()
+		sleep(ctx, pause)
 	}
+}
+
+// acquire takes an invocation slot, waiting while MaximumConcurrency invocations run; false when
+// ctx ended first.
+func (m *mapping) acquire(ctx context.Context) bool {
+	if m.slots == nil {
+		return true
+	}
+	select {
+	case m.slots <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (m *mapping) release() {
+	if m.slots != nil {
+		<-m.slots
+	}
+}
+
+// poll receives one batch and handles it. It returns how long to pause before the next receive
+// (after an error or an empty receive); the pause is taken without holding a slot.
+func (m *mapping) poll(ctx context.Context, in *sqs.ReceiveMessageInput, backoff *time.Duration) time.Duration {
+	began := time.Now()
+	out, err := m.q.ReceiveMessage(ctx, in)
+	if err != nil {
+		if ctx.Err() != nil {
+			return 0
+		}
+		*backoff = min(max(2**backoff, minBackoff), maxBackoff)
+		m.log.Warn("esm receive failed; retrying", "err", err, "backoff", *backoff)
+		return *backoff
+	}
+	*backoff = 0
+	if len(out.Messages) == 0 {
+		// A short WaitTime, or an emulator that does not long poll, returns at once: pace the
+		// polls to one per WaitTime.
+		return m.c.WaitTime - time.Since(began)
+	}
+	if ctx.Err() != nil {
+		// Shutting down: leave the batch; it comes back after its visibility timeout.
+		return 0
+	}
+	m.handle(ctx, out.Messages)
+	return 0
 }
 
 // handle invokes the function with one batch and deletes what it handled. A message whose chain

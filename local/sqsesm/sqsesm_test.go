@@ -516,3 +516,79 @@ func TestRecursionRuleStopsAMessage(t *testing.T) {
 		t.Fatalf("invocations %d, deleted %v", len(inv.payloads), q.deletedHandles())
 	}
 }
+
+// concurrencyInvoker counts the invocations running at once and keeps the peak.
+type concurrencyInvoker struct {
+	mu             sync.Mutex
+	inFlight, peak int
+	calls          int
+}
+
+func (c *concurrencyInvoker) Chain(string, string) (int, bool) { return 1, false }
+
+func (c *concurrencyInvoker) InvokeTraced(ctx context.Context, _ string, _ []byte, _ string) ([]byte, error) {
+	c.mu.Lock()
+	c.inFlight++
+	c.calls++
+	c.peak = max(c.peak, c.inFlight)
+	c.mu.Unlock()
+	sleepCtx(ctx, 20*time.Millisecond) // long enough for the other pollers to pile in
+	c.mu.Lock()
+	c.inFlight--
+	c.mu.Unlock()
+	return []byte("null"), nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+// Eight pollers, ScalingConfig.MaximumConcurrency 2: never more than two invocations at once, and
+// every message is still handled and deleted.
+func TestMaximumConcurrencyCapsInvocations(t *testing.T) {
+	var batches [][]types.Message
+	var want []string
+	for i := range 24 {
+		id := "m" + strings.Repeat("x", i)
+		batches = append(batches, batch(id))
+		want = append(want, "rh-"+id)
+	}
+	slices.Sort(want)
+	q := newFakeSQS(batches...)
+	inv := &concurrencyInvoker{}
+	c := testConfig()
+	c.Pollers, c.MaximumConcurrency = 8, 2
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, c, q, inv) }()
+	for !slices.Equal(q.deletedHandles(), want) {
+		select {
+		case err := <-done:
+			t.Fatalf("Run returned early: %v", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	t.Logf("%d invocations, at most %d at once", inv.calls, inv.peak)
+	if inv.peak > 2 {
+		t.Fatalf("%d invocations ran at once, MaximumConcurrency is 2", inv.peak)
+	}
+}
+
+func TestMaximumConcurrencyOutOfRange(t *testing.T) {
+	for _, n := range []int{1, 1001, -1} {
+		c := testConfig()
+		c.MaximumConcurrency = n
+		if err := Run(context.Background(), c, newFakeSQS(), &fakeInvoker{}); err == nil || !strings.Contains(err.Error(), "maximum concurrency") {
+			t.Errorf("MaximumConcurrency %d: Run = %v, want a range error", n, err)
+		}
+	}
+}

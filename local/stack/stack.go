@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -138,21 +139,25 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 			if !ok {
 				return nil, fmt.Errorf("function %s: event source %s reads undeclared queue %q", fn.LogicalID, src.Event, src.Queue)
 			}
+			maxConc, err := s.maximumConcurrency(tpl, src)
+			if err != nil {
+				return nil, fmt.Errorf("function %s: event source %s: %w", fn.LogicalID, src.Event, err)
+			}
+			// Like Lambda, several batches of one queue are in flight at once, one poller per
+			// function process, at most ScalingConfig.MaximumConcurrency invocations; SQS keeps a
+			// FIFO group's later messages back while one is in flight.
 			c := sqsesm.Config{
 				Function: fn.LogicalID, QueueURL: q.URL, QueueARN: q.ARN, BatchSize: src.BatchSize,
 				ReportBatchItemFailures: src.ReportBatchItemFailures, WaitTime: o.PollWait, Logger: o.Logger, Region: Region,
+				Pollers: o.Concurrency, MaximumConcurrency: maxConc,
 			}
-			// Like Lambda, several batches of one queue are in flight at once, one poller per
-			// function process; SQS keeps a FIFO group's later messages back while one is in flight.
-			for range o.Concurrency {
-				s.wg.Add(1)
-				go func() {
-					defer s.wg.Done()
-					if err := sqsesm.Run(runCtx, c, aws.SQS(), s); err != nil {
-						o.Logger.Error("event source mapping stopped", "function", c.Function, "err", err)
-					}
-				}()
-			}
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				if err := sqsesm.Run(runCtx, c, aws.SQS(), s); err != nil {
+					o.Logger.Error("event source mapping stopped", "function", c.Function, "err", err)
+				}
+			}()
 		}
 		for _, sch := range fn.Schedules {
 			if !sch.Enabled {
@@ -492,6 +497,23 @@ func DevSecret(param string) string {
 		b.WriteRune(unicode.ToLower(r))
 	}
 	return b.String()
+}
+
+// maximumConcurrency resolves an SQS event source's ScalingConfig.MaximumConcurrency; 0 when
+// it has none.
+func (s *Stack) maximumConcurrency(tpl *template.Template, src template.SQSSource) (int, error) {
+	if src.MaximumConcurrency.Kind == template.KindLiteral && src.MaximumConcurrency.Literal == "" {
+		return 0, nil
+	}
+	v, err := template.Resolve(src.MaximumConcurrency, s.resolver(tpl))
+	if err != nil {
+		return 0, fmt.Errorf("ScalingConfig.MaximumConcurrency: %w", err)
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, fmt.Errorf("ScalingConfig.MaximumConcurrency %q is not a number", v)
+	}
+	return n, nil
 }
 
 // resolver answers !Ref and !GetAtt the way CloudFormation would, with local values.

@@ -14,6 +14,7 @@ const checkBase = `
 Parameters:
   ApiSecret: {Type: String, NoEcho: true}
   Level: {Type: String, Default: INFO}
+  Retention: {Type: Number, Default: 30}
 Globals:
   Function:
     Runtime: provided.al2023
@@ -41,8 +42,17 @@ Resources:
     Properties:
       VisibilityTimeout: 60
       RedrivePolicy: {deadLetterTargetArn: !GetAtt DLQ.Arn, maxReceiveCount: 3}
+      SqsManagedSseEnabled: true
   DLQ:
     Type: AWS::SQS::Queue
+    Properties:
+      KmsMasterKeyId: alias/aws/sqs
+  WebLogs:
+    Type: AWS::Logs::LogGroup
+    Properties: {RetentionInDays: !Ref Retention}
+  WorkLogs:
+    Type: AWS::Logs::LogGroup
+    Properties: {RetentionInDays: 30}
   WebFunction:
     Type: AWS::Serverless::Function
     Metadata: {BuildMethod: makefile}
@@ -53,6 +63,7 @@ Resources:
           HOOKGATE_SECRET: !Ref ApiSecret
       Policies:
         - DynamoDBReadPolicy: {TableName: !Ref Table}
+      LoggingConfig: {LogGroup: !Ref WebLogs}
       Events:
         Get: {Type: HttpApi, Properties: {ApiId: !Ref Api, Path: "/items/{id}", Method: get}}
         Proxy: {Type: HttpApi, Properties: {ApiId: !Ref Api, Path: "/files/{proxy+}", Method: ANY}}
@@ -62,7 +73,7 @@ Resources:
     Metadata: {BuildMethod: makefile}
     Properties:
       Events:
-        Work: {Type: SQS, Properties: {Queue: !GetAtt Q.Arn, FunctionResponseTypes: [ReportBatchItemFailures]}}
+        Work: {Type: SQS, Properties: {Queue: !GetAtt Q.Arn, FunctionResponseTypes: [ReportBatchItemFailures], ScalingConfig: {MaximumConcurrency: !Ref Level}}}
         Log:
           Type: DynamoDB
           Properties:
@@ -71,6 +82,7 @@ Resources:
             FunctionResponseTypes: [ReportBatchItemFailures]
             FilterCriteria: {Filters: [{Pattern: '{"eventName":["INSERT"]}'}]}
             DestinationConfig: {OnFailure: {Type: SQS, Destination: !GetAtt DLQ.Arn}}
+      LoggingConfig: {LogGroup: !Ref WorkLogs}
 Outputs:
   Url: {Value: !Sub "https://${Api}.execute-api.${AWS::Region}.${AWS::URLSuffix}"}
 `
@@ -79,7 +91,7 @@ func TestChecks(t *testing.T) {
 	settings := func(tpl *Template) []string { return checkFunctionSettings(tpl.Functions()) }
 	checks := map[string]func(*Template) []string{
 		"settings": settings, "routes": checkRoutes, "sqs": checkSQSSources, "streams": checkStreamSources, "queues": checkQueues,
-		"tables": checkTables, "references": checkReferences, "secrets": checkSecretParameters, "policies": checkPolicies,
+		"tables": checkTables, "logs": checkLogGroups, "references": checkReferences, "secrets": checkSecretParameters, "policies": checkPolicies,
 	}
 	tpl := mustParse(t, checkBase)
 	for name, check := range checks {
@@ -121,6 +133,8 @@ func TestChecks(t *testing.T) {
 		{"queue literal arn", "sqs", "Queue: !GetAtt Q.Arn", "Queue: arn:aws:sqs:us-east-1:1:q", `Queue is "arn:aws:sqs:us-east-1:1:q", want !GetAtt`},
 		{"queue url", "sqs", "Queue: !GetAtt Q.Arn", "Queue: !Ref Q", "Queue is !Ref Q, want !GetAtt"},
 		{"no batch item failures", "sqs", ", FunctionResponseTypes: [ReportBatchItemFailures]", "", "WorkFunction.Events.Work: FunctionResponseTypes lacks ReportBatchItemFailures"},
+		{"no maximum concurrency", "sqs", ", ScalingConfig: {MaximumConcurrency: !Ref Level}", "", "WorkFunction.Events.Work: ScalingConfig.MaximumConcurrency is not set"},
+		{"scaling config without maximum concurrency", "sqs", "ScalingConfig: {MaximumConcurrency: !Ref Level}", "ScalingConfig: {}", "WorkFunction.Events.Work: ScalingConfig.MaximumConcurrency is not set"},
 		{"visibility below timeout", "sqs", "VisibilityTimeout: 60", "VisibilityTimeout: 5", "queue Q has VisibilityTimeout 5, less than the function Timeout 10"},
 
 		{"stream of an undeclared table", "streams", "Stream: !GetAtt Table.StreamArn", "Stream: !GetAtt Tabel.StreamArn", "WorkFunction.Events.Log: Stream !GetAtt Tabel.StreamArn is not an AWS::DynamoDB::Table of the template"},
@@ -141,9 +155,19 @@ func TestChecks(t *testing.T) {
 		{"no destination", "streams", "            DestinationConfig: {OnFailure: {Type: SQS, Destination: !GetAtt DLQ.Arn}}\n", "", ""},
 		{"destination not a queue", "streams", "Destination: !GetAtt DLQ.Arn", "Destination: !GetAtt Table.Arn", "WorkFunction.Events.Log: DestinationConfig.OnFailure.Destination is !GetAtt Table.Arn, want !GetAtt <Queue>.Arn of a standard queue"},
 		{"destination url", "streams", "Destination: !GetAtt DLQ.Arn", "Destination: !Ref DLQ", "DestinationConfig.OnFailure.Destination is !Ref DLQ"},
-		{"destination fifo", "streams", "  DLQ:\n    Type: AWS::SQS::Queue\n", "  DLQ:\n    Type: AWS::SQS::Queue\n    Properties: {FifoQueue: true}\n", "DestinationConfig.OnFailure.Destination DLQ is a FIFO queue"},
+		{"destination fifo", "streams", "  DLQ:\n    Type: AWS::SQS::Queue\n    Properties:\n", "  DLQ:\n    Type: AWS::SQS::Queue\n    Properties:\n      FifoQueue: true\n", "DestinationConfig.OnFailure.Destination DLQ is a FIFO queue"},
 
 		{"dlq not declared", "queues", "deadLetterTargetArn: !GetAtt DLQ.Arn", "deadLetterTargetArn: !GetAtt Gone.Arn", "Q: RedrivePolicy.deadLetterTargetArn is !GetAtt Gone.Arn"},
+		{"queue without sse", "queues", "      SqsManagedSseEnabled: true\n", "", "Q: not encrypted at rest"},
+		{"queue sse off", "queues", "SqsManagedSseEnabled: true", "SqsManagedSseEnabled: false", "Q: not encrypted at rest"},
+		{"dlq without kms key", "queues", "      KmsMasterKeyId: alias/aws/sqs\n", "", "DLQ: not encrypted at rest"},
+
+		{"function without a log group", "logs", "      LoggingConfig: {LogGroup: !Ref WorkLogs}\n", "", "WorkFunction: LoggingConfig.LogGroup is \"\", want !Ref <LogGroup>"},
+		{"log group not a log group", "logs", "LogGroup: !Ref WorkLogs", "LogGroup: !Ref Q", "WorkFunction: LoggingConfig.LogGroup is !Ref Q, want !Ref <LogGroup>"},
+		{"log group by name", "logs", "LogGroup: !Ref WorkLogs", "LogGroup: /aws/lambda/work", "WorkFunction: LoggingConfig.LogGroup is \"/aws/lambda/work\""},
+		{"log group without retention", "logs", "    Properties: {RetentionInDays: 30}\n", "    Properties: {}\n", "WorkFunction: log group WorkLogs has no RetentionInDays"},
+		{"log group without properties", "logs", "    Properties: {RetentionInDays: !Ref Retention}\n", "", "WebFunction: log group WebLogs has no RetentionInDays"},
+
 		{"dlq fifo mismatch", "queues", "      VisibilityTimeout: 60\n", "      VisibilityTimeout: 60\n      FifoQueue: true\n", "Q: dead-letter queue DLQ must be FIFO exactly when the queue is"},
 
 		{"undefined key attribute", "tables", "{AttributeName: g1, KeyType: HASH}", "{AttributeName: g2, KeyType: HASH}", "Table: key attribute g2 has no AttributeDefinitions entry"},

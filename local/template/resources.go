@@ -27,6 +27,7 @@ type Function struct {
 	SQSSources    []SQSSource    // SQS events, sorted by event name
 	StreamSources []StreamSource // DynamoDB events, sorted by event name
 	Schedules     []Schedule     // Schedule and ScheduleV2 events, sorted by event name
+	LogGroup      Value          // LoggingConfig.LogGroup as written; the zero Value when absent
 	// RecursiveLoop is Lambda's recursive loop detection setting: Terminate (the default) or Allow.
 	RecursiveLoop string
 }
@@ -67,6 +68,7 @@ type SQSSource struct {
 	MaximumBatchingWindowInSeconds int    // 0 when absent
 	ReportBatchItemFailures        bool   // FunctionResponseTypes has ReportBatchItemFailures
 	Enabled                        bool   // default true
+	MaximumConcurrency             Value  // ScalingConfig.MaximumConcurrency as written; the zero Value when absent
 }
 
 // StreamSource is a DynamoDB event of a function: Lambda reads a table's stream for it.
@@ -128,6 +130,23 @@ type Queue struct {
 	MessageRetentionPeriod    int // seconds, default 345600 (4 days)
 	DelaySeconds              int // default 0
 	Redrive                   *Redrive
+	Encrypted                 bool // SqsManagedSseEnabled is true, or KmsMasterKeyId is set
+}
+
+// LogGroup is an AWS::Logs::LogGroup.
+type LogGroup struct {
+	LogicalID       string
+	RetentionInDays Value // as written; the zero Value when absent (kept forever)
+}
+
+func parseLogGroup(id string, res obj) (LogGroup, error) {
+	lg := LogGroup{LogicalID: id}
+	p, err := res.child("Properties")
+	if err != nil {
+		return lg, err
+	}
+	lg.RetentionInDays, _, err = p.value("RetentionInDays")
+	return lg, err
 }
 
 // Redrive is a queue's RedrivePolicy.
@@ -197,6 +216,13 @@ func parseFunction(id string, res obj, globals *yaml.Node) (Function, error) {
 		}
 	}
 	if fn.Policies, err = parsePolicies(p); err != nil {
+		return fn, err
+	}
+	logging, err := p.child("LoggingConfig")
+	if err != nil {
+		return fn, err
+	}
+	if fn.LogGroup, _, err = logging.value("LogGroup"); err != nil {
 		return fn, err
 	}
 	events, err := p.child("Events")
@@ -370,6 +396,13 @@ func parseSQSSource(name string, p obj) (SQSSource, error) {
 		return s, err
 	}
 	if s.Enabled, err = p.boolean("Enabled", true); err != nil {
+		return s, err
+	}
+	scaling, err := p.child("ScalingConfig")
+	if err != nil {
+		return s, err
+	}
+	if s.MaximumConcurrency, _, err = scaling.value("MaximumConcurrency"); err != nil {
 		return s, err
 	}
 	types, err := p.strs("FunctionResponseTypes")
@@ -617,6 +650,14 @@ func parseQueue(id string, res obj) (Queue, error) {
 	}
 	if q.DelaySeconds, err = p.integer("DelaySeconds", 0); err != nil {
 		return q, err
+	}
+	if q.Encrypted, err = p.boolean("SqsManagedSseEnabled", false); err != nil {
+		return q, err
+	}
+	if kms, ok, err := p.value("KmsMasterKeyId"); err != nil {
+		return q, err
+	} else if ok && (kms.Kind != KindLiteral || kms.Literal != "") {
+		q.Encrypted = true
 	}
 	rp, err := p.child("RedrivePolicy")
 	if err != nil {

@@ -25,6 +25,7 @@ type Template struct {
 	functions  []Function
 	tables     []Table
 	queues     []Queue
+	logGroups  []LogGroup
 	references []Reference
 }
 
@@ -59,6 +60,7 @@ const (
 	TypeHTTPAPI  = "AWS::Serverless::HttpApi"
 	TypeTable    = "AWS::DynamoDB::Table"
 	TypeQueue    = "AWS::SQS::Queue"
+	TypeLogGroup = "AWS::Logs::LogGroup"
 )
 
 // Functions returns the AWS::Serverless::Function resources, Globals.Function merged in, sorted by
@@ -85,6 +87,9 @@ func (t *Template) Tables() []Table { return append([]Table(nil), t.tables...) }
 
 // Queues returns the AWS::SQS::Queue resources sorted by logical id.
 func (t *Template) Queues() []Queue { return append([]Queue(nil), t.queues...) }
+
+// LogGroups returns the AWS::Logs::LogGroup resources, sorted by logical id.
+func (t *Template) LogGroups() []LogGroup { return append([]LogGroup(nil), t.logGroups...) }
 
 // References returns every name used by a Ref, GetAtt or Sub anywhere in the template (Globals,
 // Resources, Outputs, ...), sorted by template path.
@@ -256,11 +261,18 @@ func (t *Template) parseResources(top obj) error {
 				return err
 			}
 			t.queues = append(t.queues, q)
+		case TypeLogGroup:
+			lg, err := parseLogGroup(id, res)
+			if err != nil {
+				return err
+			}
+			t.logGroups = append(t.logGroups, lg)
 		}
 	}
 	sort.Slice(t.functions, func(i, j int) bool { return t.functions[i].LogicalID < t.functions[j].LogicalID })
 	sort.Slice(t.tables, func(i, j int) bool { return t.tables[i].LogicalID < t.tables[j].LogicalID })
 	sort.Slice(t.queues, func(i, j int) bool { return t.queues[i].LogicalID < t.queues[j].LogicalID })
+	sort.Slice(t.logGroups, func(i, j int) bool { return t.logGroups[i].LogicalID < t.logGroups[j].LogicalID })
 	return nil
 }
 

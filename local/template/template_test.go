@@ -61,6 +61,7 @@ func TestRepoTemplate(t *testing.T) {
 	t.Run("sqs sources", func(t *testing.T) { report(t, checkSQSSources(tpl)) })
 	t.Run("stream sources", func(t *testing.T) { report(t, checkStreamSources(tpl)) })
 	t.Run("queues", func(t *testing.T) { report(t, checkQueues(tpl)) })
+	t.Run("log groups", func(t *testing.T) { report(t, checkLogGroups(tpl)) })
 	t.Run("tables", func(t *testing.T) { report(t, checkTables(tpl)) })
 	t.Run("references", func(t *testing.T) { report(t, checkReferences(tpl)) })
 	t.Run("secret parameters", func(t *testing.T) { report(t, checkSecretParameters(tpl)) })
@@ -323,7 +324,8 @@ func normalizeRoutePath(path string) (string, error) {
 }
 
 // checkSQSSources: SQS events read a queue of the template (!GetAtt Queue.Arn), report batch item
-// failures, and the queue's visibility timeout is at least the function's timeout.
+// failures, bound their concurrency (ScalingConfig.MaximumConcurrency), and the queue's visibility
+// timeout is at least the function's timeout.
 func checkSQSSources(tpl *Template) []string {
 	var problems []string
 	queues := map[string]Queue{}
@@ -344,6 +346,9 @@ func checkSQSSources(tpl *Template) []string {
 			}
 			if !s.ReportBatchItemFailures {
 				problems = append(problems, fmt.Sprintf("%s: FunctionResponseTypes lacks ReportBatchItemFailures", at))
+			}
+			if absent(s.MaximumConcurrency) {
+				problems = append(problems, fmt.Sprintf("%s: ScalingConfig.MaximumConcurrency is not set (one queue's backlog could take the account's concurrency)", at))
 			}
 		}
 	}
@@ -418,7 +423,8 @@ func checkStreamSources(tpl *Template) []string {
 	return problems
 }
 
-// checkQueues: redrive targets are queues of the template of the same kind (FIFO or standard).
+// checkQueues: every queue is encrypted at rest (SqsManagedSseEnabled or KmsMasterKeyId), and
+// redrive targets are queues of the template of the same kind (FIFO or standard).
 func checkQueues(tpl *Template) []string {
 	var problems []string
 	queues := map[string]Queue{}
@@ -426,6 +432,9 @@ func checkQueues(tpl *Template) []string {
 		queues[q.LogicalID] = q
 	}
 	for _, q := range tpl.Queues() {
+		if !q.Encrypted {
+			problems = append(problems, fmt.Sprintf("%s: not encrypted at rest - set SqsManagedSseEnabled: true (or KmsMasterKeyId)", q.LogicalID))
+		}
 		if q.Redrive == nil {
 			continue
 		}
@@ -439,6 +448,29 @@ func checkQueues(tpl *Template) []string {
 	}
 	return problems
 }
+
+// checkLogGroups: every function logs to a log group of the template (LoggingConfig.LogGroup:
+// !Ref <LogGroup>) that sets RetentionInDays, so no log is kept forever or outlives the stack.
+func checkLogGroups(tpl *Template) []string {
+	var problems []string
+	groups := map[string]LogGroup{}
+	for _, lg := range tpl.LogGroups() {
+		groups[lg.LogicalID] = lg
+	}
+	for _, fn := range tpl.Functions() {
+		lg, ok := groups[fn.LogGroup.Ref]
+		switch {
+		case fn.LogGroup.Kind != KindRef || !ok:
+			problems = append(problems, fmt.Sprintf("%s: LoggingConfig.LogGroup is %s, want !Ref <LogGroup> of an AWS::Logs::LogGroup of the template", fn.LogicalID, fn.LogGroup))
+		case absent(lg.RetentionInDays):
+			problems = append(problems, fmt.Sprintf("%s: log group %s has no RetentionInDays (kept forever)", fn.LogicalID, lg.LogicalID))
+		}
+	}
+	return problems
+}
+
+// absent reports whether a property's Value is the zero Value (the property is missing or empty).
+func absent(v Value) bool { return v.Kind == KindLiteral && v.Literal == "" }
 
 // checkTables: AttributeDefinitions are exactly the attributes used by the table and index keys.
 func checkTables(tpl *Template) []string {

@@ -1,5 +1,8 @@
 // Package awscfg loads the AWS SDK configuration once per process and builds the DynamoDB and SQS
 // clients, pointed at local emulators when HOOKGATE_DYNAMODB_ENDPOINT or HOOKGATE_SQS_ENDPOINT is set.
+// Every call fits inside the invocation that makes it: each attempt is bounded, retries are few
+// and quick, and the whole call (retries included) ends Reserve before the context's deadline,
+// so a stalled dependency is an error the handler answers (503), not a Lambda timeout.
 package awscfg
 
 import (
@@ -15,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/smithy-go/middleware"
 )
 
 // Endpoint overrides. They are optional and local-only: on AWS they are unset and the SDK resolves
@@ -22,6 +26,18 @@ import (
 const (
 	EnvDynamoEndpoint = "HOOKGATE_DYNAMODB_ENDPOINT"
 	EnvSQSEndpoint    = "HOOKGATE_SQS_ENDPOINT"
+)
+
+// The budget of one SDK call. Table and queue calls take milliseconds; an attempt that has not
+// answered in AttemptTimeout is stalled and is tried again, at most MaxAttempts times, waiting at
+// most MaxBackoff between attempts. With a deadline on the context, the call also ends Reserve
+// before it, leaving the handler time to answer: an inbound door (10 s) answers 503 after at most
+// about 9 s however its queue behaves.
+const (
+	AttemptTimeout = 4 * time.Second
+	MaxAttempts    = 3
+	MaxBackoff     = 500 * time.Millisecond
+	Reserve        = time.Second
 )
 
 // Config is the loaded SDK configuration plus the optional endpoint overrides.
@@ -62,7 +78,7 @@ func Load(ctx context.Context, getenv func(string) string) (Config, error) {
 	}
 	// A BuildableClient, not a plain http.Client: with AWS_CA_BUNDLE set the SDK panics on the latter.
 	httpClient := awshttp.NewBuildableClient().
-		WithTimeout(10 * time.Second).
+		WithTimeout(AttemptTimeout).
 		WithTransportOptions(func(t *http.Transport) {
 			t.MaxIdleConnsPerHost = 64
 			t.IdleConnTimeout = 90 * time.Second
@@ -72,8 +88,12 @@ func Load(ctx context.Context, getenv func(string) string) (Config, error) {
 		Credentials: aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider(id, secret, getenv("AWS_SESSION_TOKEN"))),
 		HTTPClient:  httpClient,
 		Retryer: func() aws.Retryer {
-			return retry.NewStandard(func(o *retry.StandardOptions) { o.MaxAttempts = 3 })
+			return retry.NewStandard(func(o *retry.StandardOptions) {
+				o.MaxAttempts = MaxAttempts
+				o.MaxBackoff = MaxBackoff
+			})
 		},
+		APIOptions: []func(*middleware.Stack) error{withinDeadline(Reserve)},
 	}
 	_ = ctx
 	return c, nil
@@ -97,4 +117,21 @@ func (c Config) SQS() *sqs.Client {
 			o.BaseEndpoint = aws.String(c.SQSEndpoint)
 		}
 	})
+}
+
+// withinDeadline ends every call, its retries included, reserve before its context's deadline (a
+// Lambda invocation's context has one: the function's timeout). A context without a deadline is
+// left as it is.
+func withinDeadline(reserve time.Duration) func(*middleware.Stack) error {
+	return func(s *middleware.Stack) error {
+		return s.Initialize.Add(middleware.InitializeMiddlewareFunc("HookgateWithinDeadline",
+			func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+				if deadline, ok := ctx.Deadline(); ok {
+					var cancel context.CancelFunc
+					ctx, cancel = context.WithDeadline(ctx, deadline.Add(-reserve))
+					defer cancel()
+				}
+				return next.HandleInitialize(ctx, in)
+			}), middleware.Before)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -25,9 +26,10 @@ type DeliveryStore interface {
 	ListAttempts(ctx context.Context, ws, id string) ([]store.Attempt, error)
 }
 
-// DeliveryQueue schedules delivery attempts.
+// DeliveryQueue schedules delivery attempts: one, or many at once (ten per SQS request).
 type DeliveryQueue interface {
 	SendDelivery(ctx context.Context, m queue.Delivery, delay time.Duration) error
+	SendDeliveries(ctx context.Context, ms []queue.Delivery) error
 }
 
 // MaxReplay bounds how many failed deliveries one replay call queues again.
@@ -165,19 +167,14 @@ func (d *deliveryRoutes) replay(ctx context.Context, c Caller, req *events.APIGa
 		if err != nil {
 			return events.APIGatewayV2HTTPResponse{}, err
 		}
-		for _, dl := range ds {
-			again, err := d.store.RetryDelivery(ctx, c.Workspace, dl.ID)
-			if apierr.CodeOf(err) == apierr.Conflict {
-				continue // retried meanwhile
-			}
-			if err != nil {
-				return events.APIGatewayV2HTTPResponse{}, err
-			}
-			if err := d.enqueue(ctx, again); err != nil {
-				return events.APIGatewayV2HTTPResponse{}, err
-			}
-			replayed++
+		again, err := d.resetAll(ctx, c.Workspace, ds)
+		if err != nil {
+			return events.APIGatewayV2HTTPResponse{}, err
 		}
+		if err := d.enqueueAll(ctx, again); err != nil {
+			return events.APIGatewayV2HTTPResponse{}, err
+		}
+		replayed += len(again)
 		if next == "" {
 			break
 		}
@@ -187,8 +184,57 @@ func (d *deliveryRoutes) replay(ctx context.Context, c Caller, req *events.APIGa
 	return respond(http.StatusAccepted, map[string]int{"replayed": replayed}), nil
 }
 
-// replayPage is how many failed deliveries a replay reads at a time.
-const replayPage = 100
+// A replay reads replayPage failed deliveries at a time, resets them replayParallel at a time (each
+// a conditional update of its own) and queues them ten per SQS request: MaxReplay deliveries take
+// about MaxReplay/replayParallel + MaxReplay/10 round trips in sequence, a few seconds, well
+// inside ManagementFunction's 15 s.
+const (
+	replayPage     = 100
+	replayParallel = 10
+)
+
+// resetAll starts a new series of attempts for each of ds, replayParallel at a time, and returns
+// those it reset, in the order of ds; one retried meanwhile (a conflict) is left out.
+func (d *deliveryRoutes) resetAll(ctx context.Context, ws string, ds []store.Delivery) ([]store.Delivery, error) {
+	out := make([]store.Delivery, len(ds))
+	errs := make([]error, len(ds))
+	slots := make(chan struct{}, replayParallel)
+	var wg sync.WaitGroup
+	for i, dl := range ds {
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			out[i], errs[i] = d.store.RetryDelivery(ctx, ws, dl.ID)
+		})
+	}
+	wg.Wait()
+	reset := out[:0]
+	for i := range ds {
+		switch {
+		case apierr.CodeOf(errs[i]) == apierr.Conflict: // retried meanwhile
+		case errs[i] != nil:
+			return nil, errs[i]
+		default:
+			reset = append(reset, out[i])
+		}
+	}
+	return reset, nil
+}
+
+// enqueueAll queues a first attempt for each of ds, ten per SQS request.
+func (d *deliveryRoutes) enqueueAll(ctx context.Context, ds []store.Delivery) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	ms := make([]queue.Delivery, len(ds))
+	for i, dl := range ds {
+		ms[i] = queue.Delivery{WorkspaceID: dl.WorkspaceID, DeliveryID: dl.ID}
+	}
+	if err := d.queue.SendDeliveries(ctx, ms); err != nil {
+		return apierr.Wrap(apierr.Unavailable, err, "the deliveries could not be queued; retry later")
+	}
+	return nil
+}
 
 // POST /v1/webhooks/{id}/test → 202 {delivery_id}: a webhook.test event to this subscription only.
 func (d *deliveryRoutes) test(ctx context.Context, c Caller, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {

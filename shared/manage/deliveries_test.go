@@ -23,9 +23,21 @@ import (
 
 // fakeQueue records the delivery messages the routes queue; with err set it refuses them.
 type fakeQueue struct {
-	mu   sync.Mutex
-	err  error
-	sent []queue.Delivery
+	mu      sync.Mutex
+	err     error
+	sent    []queue.Delivery
+	batches int // SendDeliveries requests to SQS (ten messages each)
+}
+
+func (q *fakeQueue) SendDeliveries(_ context.Context, ms []queue.Delivery) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.err != nil {
+		return q.err
+	}
+	q.batches += (len(ms) + 9) / 10
+	q.sent = append(q.sent, ms...)
+	return nil
 }
 
 func (q *fakeQueue) SendDelivery(_ context.Context, m queue.Delivery, _ time.Duration) error {
@@ -337,7 +349,11 @@ type replayStore struct {
 	sub           store.Subscription
 	failed        []store.Delivery
 	raced         map[string]bool
+	mu            sync.Mutex
 	reset         []string
+	lists         int
+	inFlight      int // RetryDelivery calls running now, and the most at once
+	peak          int
 }
 
 func (s *replayStore) GetSubscription(_ context.Context, ws, id string) (store.Subscription, error) {
@@ -345,6 +361,9 @@ func (s *replayStore) GetSubscription(_ context.Context, ws, id string) (store.S
 }
 
 func (s *replayStore) ListDeliveries(_ context.Context, ws, sub string, f store.DeliveryFilter) ([]store.Delivery, string, error) {
+	s.mu.Lock()
+	s.lists++
+	s.mu.Unlock()
 	from := 0
 	if f.Cursor != "" {
 		from, _ = strconv.Atoi(f.Cursor)
@@ -360,7 +379,15 @@ func (s *replayStore) RetryDelivery(_ context.Context, ws, id string) (store.Del
 	if s.raced[id] {
 		return store.Delivery{}, apierr.New(apierr.Conflict, "the delivery is being attempted")
 	}
+	s.mu.Lock()
+	s.inFlight++
+	s.peak = max(s.peak, s.inFlight)
 	s.reset = append(s.reset, id)
+	s.mu.Unlock()
+	time.Sleep(time.Millisecond) // a round trip, so calls overlap when they may
+	s.mu.Lock()
+	s.inFlight--
+	s.mu.Unlock()
 	return store.Delivery{ID: id, WorkspaceID: ws, Status: store.DeliveryPending}, nil
 }
 
@@ -385,6 +412,42 @@ func TestReplayCapIsExact(t *testing.T) {
 	e.must(202, call{route: "POST /v1/webhooks/{id}/replay", params: map[string]string{"id": st.sub.ID}, key: key, body: `{"since":"2026-01-01T00:00:00Z"}`}).decode(t, &out)
 	if out.Replayed != MaxReplay || len(q.queued()) != MaxReplay || len(st.reset) != MaxReplay {
 		t.Fatalf("replayed %d, queued %d, reset %d; want %d each", out.Replayed, len(q.queued()), len(st.reset), MaxReplay)
+	}
+}
+
+// A replay of MaxReplay (1,000) deliveries fits ManagementFunction's 15 s: it queues them ten per
+// SQS request (100 requests, not 1,000), reads them a page of 100 at a time, and resets up to
+// replayParallel at once, so its calls in sequence are about 1,000/10 + 100 + 10, not 2,000.
+func TestReplayOfAThousandFitsTheFunctionTimeout(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, false)
+	key := e.key("ws")
+	st := &replayStore{sub: store.Subscription{ID: ids.New("sub", e.clk.now()), WorkspaceID: "ws"}, raced: map[string]bool{}}
+	for i := range MaxReplay {
+		st.failed = append(st.failed, store.Delivery{ID: ids.Derive("dlv", strconv.Itoa(i)), WorkspaceID: "ws", Status: store.DeliveryFailed})
+	}
+	q := &fakeQueue{}
+	h := New(Config{DefaultWorkspace: "default", AdminKey: adminKey}, e.st, e.clk.now, slog.New(slog.DiscardHandler)).WithDeliveries(st, q)
+	e.invoke = lambda.NewHandler(h.Handle).Invoke
+	var out struct{ Replayed int }
+	e.must(202, call{route: "POST /v1/webhooks/{id}/replay", params: map[string]string{"id": st.sub.ID}, key: key, body: `{"since":"2026-01-01T00:00:00Z"}`}).decode(t, &out)
+	got := q.queued()
+	if out.Replayed != MaxReplay || len(got) != MaxReplay {
+		t.Fatalf("replayed %d, queued %d; want %d", out.Replayed, len(got), MaxReplay)
+	}
+	for i, id := range got { // newest first, as listed
+		if id != st.failed[i].ID {
+			t.Fatalf("queued #%d is %s, want %s", i, id, st.failed[i].ID)
+		}
+	}
+	if q.batches != MaxReplay/10 {
+		t.Errorf("%d SQS requests, want %d (ten messages each)", q.batches, MaxReplay/10)
+	}
+	if st.lists != MaxReplay/replayPage {
+		t.Errorf("%d listings, want %d", st.lists, MaxReplay/replayPage)
+	}
+	if st.peak < 2 || st.peak > replayParallel {
+		t.Errorf("at most %d resets ran at once, want 2 to %d", st.peak, replayParallel)
 	}
 }
 

@@ -94,12 +94,16 @@ func (st *Store) AppendEvents(ctx context.Context, evs []Event) ([]Event, error)
 			item["type"] = s(e.Type)
 			item["created_at"] = ts(now)
 			item["data"] = s(string(e.Data))
+			st.expire(item, now)
 			items = append(items,
 				types.TransactWriteItem{Put: &types.Put{TableName: &st.table, Item: marker, ConditionExpression: aws.String("attribute_not_exists(pk)")}},
 				types.TransactWriteItem{Put: &types.Put{TableName: &st.table, Item: item, ConditionExpression: aws.String("attribute_not_exists(pk)")}})
 		}
 		// After every marker, so the markers keep their places (duplicateMarker counts on them).
-		items = append(items, threadIndexPuts(&st.table, ws, evs, now)...)
+		for _, put := range threadIndexPuts(&st.table, ws, evs, now) {
+			st.expire(put.Put.Item, now)
+			items = append(items, put)
+		}
 		_, err = st.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
 		if err == nil {
 			return evs, nil

@@ -186,22 +186,27 @@ func (st *Store) CreateRunWith(ctx context.Context, nr NewRun) (Run, bool, error
 	if len(r.Approvers) > 0 {
 		run["approvers"] = strList(r.Approvers)
 	}
+	st.expire(run, now)
+	threadSet, threadValues := "", map[string]types.AttributeValue{
+		":id": s(th.ID), ":ws": s(th.WorkspaceID), ":ch": s(th.Channel), ":ext": s(th.ExternalID), ":now": ts(now), ":one": n(1),
+	}
+	if st.retention > 0 { // a thread is kept for the retention after its last message
+		threadSet, threadValues[":ttl"] = ", #ttl = :ttl", n(now.Add(st.retention).Unix())
+	}
 	threadCond := "attribute_not_exists(pk) OR #ch = :ch"
 	if nr.FollowUp {
 		threadCond = "attribute_exists(pk) AND #ch = :ch"
 	}
 	items := []types.TransactWriteItem{
 		{Put: &types.Put{TableName: &st.table, Item: run, ConditionExpression: aws.String("attribute_not_exists(pk)")}},
-		{Put: &types.Put{TableName: &st.table, Item: messageItem(th.WorkspaceID, th.ID, nr.Message), ConditionExpression: aws.String("attribute_not_exists(pk)")}},
+		{Put: &types.Put{TableName: &st.table, Item: st.expire(messageItem(th.WorkspaceID, th.ID, nr.Message), now), ConditionExpression: aws.String("attribute_not_exists(pk)")}},
 		{Update: &types.Update{
-			TableName:                &st.table,
-			Key:                      key(threadPK(th.WorkspaceID, th.ID), "META"),
-			UpdateExpression:         aws.String("SET thread_id = :id, workspace_id = :ws, #ch = :ch, external_id = if_not_exists(external_id, :ext), created_at = if_not_exists(created_at, :now), updated_at = :now ADD message_count :one"),
-			ConditionExpression:      aws.String(threadCond),
-			ExpressionAttributeNames: map[string]string{"#ch": "channel"},
-			ExpressionAttributeValues: map[string]types.AttributeValue{
-				":id": s(th.ID), ":ws": s(th.WorkspaceID), ":ch": s(th.Channel), ":ext": s(th.ExternalID), ":now": ts(now), ":one": n(1),
-			},
+			TableName:                 &st.table,
+			Key:                       key(threadPK(th.WorkspaceID, th.ID), "META"),
+			UpdateExpression:          aws.String("SET thread_id = :id, workspace_id = :ws, #ch = :ch, external_id = if_not_exists(external_id, :ext), created_at = if_not_exists(created_at, :now), updated_at = :now" + threadSet + " ADD message_count :one"),
+			ConditionExpression:       aws.String(threadCond),
+			ExpressionAttributeNames:  threadNames(st.retention > 0),
+			ExpressionAttributeValues: threadValues,
 		}},
 	}
 	if sl := nr.Slot; sl != nil {
@@ -577,11 +582,19 @@ func (st *Store) MarkSessionStarted(ctx context.Context, ws, id string) error {
 	return nil
 }
 
+// threadNames are the attribute names of a thread's update; #ttl only when it sets one.
+func threadNames(ttl bool) map[string]string {
+	if ttl {
+		return map[string]string{"#ch": "channel", "#ttl": "ttl"}
+	}
+	return map[string]string{"#ch": "channel"}
+}
+
 // AddMessage stores a message on a thread unless one with the same id and time is there. Give a
 // retried write the same CreatedAt.
 func (st *Store) AddMessage(ctx context.Context, ws, thread string, m Message) (bool, error) {
 	_, err := st.db.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName: &st.table, Item: messageItem(ws, thread, m), ConditionExpression: aws.String("attribute_not_exists(pk)"),
+		TableName: &st.table, Item: st.expire(messageItem(ws, thread, m), st.now().UTC()), ConditionExpression: aws.String("attribute_not_exists(pk)"),
 	})
 	var cf *types.ConditionalCheckFailedException
 	switch {

@@ -24,14 +24,31 @@ type DB interface {
 
 // Store reads and writes the table.
 type Store struct {
-	db    DB
-	table string
-	now   func() time.Time
+	db        DB
+	table     string
+	now       func() time.Time
+	retention time.Duration
 }
 
 // New returns a Store on table.
 func New(db DB, table string, now func() time.Time) *Store {
 	return &Store{db: db, table: table, now: now}
+}
+
+// WithRetention makes the events, runs, messages and threads st writes expire d after they are
+// written (a thread: after its last message), through the table's TTL attribute "ttl"; 0 keeps
+// them. It returns st.
+func (st *Store) WithRetention(d time.Duration) *Store {
+	st.retention = max(d, 0)
+	return st
+}
+
+// expire sets item's TTL to the retention from now, when there is one.
+func (st *Store) expire(item map[string]types.AttributeValue, now time.Time) map[string]types.AttributeValue {
+	if st.retention > 0 {
+		item["ttl"] = n(now.Add(st.retention).Unix())
+	}
+	return item
 }
 
 func threadPK(ws, id string) string { return "WS#" + ws + "#THR#" + id }

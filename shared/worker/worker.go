@@ -76,8 +76,13 @@ type Config struct {
 	// Lease is how long the run's in-flight slot is held from when the run starts.
 	Lease time.Duration
 	// FailureDelay postpones a message that failed for another reason than its agent (a throttled
-	// table, a bug): SQS redelivers it then, until the DLQ takes it.
+	// table, a bug): SQS redelivers it then, until the DLQ takes it, instead of holding its thread
+	// for the queue's whole visibility timeout. 0 leaves it to the visibility timeout.
 	FailureDelay time.Duration
+	// MessageTime is the longest one message may take (the longest agent timeout and a margin for
+	// the table): a message is started only while the invocation has at least this much time left;
+	// the rest of its thread is handed back, visible again at once. 0 never hands back.
+	MessageTime time.Duration
 	// Approvals signs the decision tokens of each run.requires_approval; nil records none.
 	Approvals *approval.Keys
 	// ApprovalTTL is how long a request's decision tokens hold.
@@ -112,7 +117,10 @@ func (r *retryLater) Unwrap() error { return r.err }
 // Handle processes a batch. Messages of one thread (FIFO group) are handled in order, different
 // threads in parallel. A failed message is reported as a batch item failure, and so is every later
 // message of its thread in the batch, so the thread's order holds when SQS redelivers them; their
-// visibility is set to the retry's delay, so the thread waits just that long.
+// visibility is set to the retry's delay (FailureDelay for other errors), so the thread waits just
+// that long. Before each message the remaining time is checked: with less than MessageTime left,
+// the rest of the thread is handed back the same way, visible again at once, so a batch of slow
+// agent calls never outruns the function's timeout.
 func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 	var order []string
 	groups := map[string][]events.SQSMessage{}
@@ -128,11 +136,33 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 		failures = []events.SQSBatchItemFailure{}
 		wg       sync.WaitGroup
 	)
+	// giveBack reports recs as failed and makes them visible again after delay (none: after the
+	// queue's visibility timeout).
+	giveBack := func(recs []events.SQSMessage, delay time.Duration, postpone bool) {
+		handles := make([]string, 0, len(recs))
+		mu.Lock()
+		for _, r := range recs {
+			failures = append(failures, events.SQSBatchItemFailure{ItemIdentifier: r.MessageId})
+			handles = append(handles, r.ReceiptHandle)
+		}
+		mu.Unlock()
+		if h.visibility != nil && postpone {
+			if err := h.visibility.Postpone(ctx, handles, delay); err != nil {
+				h.logger.WarnContext(ctx, "could not postpone failed messages; they return after the queue's visibility timeout", "err", err)
+			}
+		}
+	}
 	for _, g := range order {
 		wg.Add(1)
 		go func(recs []events.SQSMessage) {
 			defer wg.Done()
 			for i, rec := range recs {
+				if left, short := h.shortOfTime(ctx); short {
+					h.logger.InfoContext(ctx, "too little time left for another message; handing the rest of the thread back",
+						"sqs_message_id", rec.MessageId, "left", left.String(), "handed_back", len(recs)-i)
+					giveBack(recs[i:], 0, true)
+					return
+				}
 				err := h.process(ctx, rec)
 				if err == nil {
 					continue
@@ -144,26 +174,25 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 					h.logger.WarnContext(ctx, "agent call failed; retrying later", "sqs_message_id", rec.MessageId, "retry_in", delay.String(), "err", rl.err)
 				} else {
 					h.logger.ErrorContext(ctx, "inbound message failed", "sqs_message_id", rec.MessageId,
-						"receive_count", rec.Attributes["ApproximateReceiveCount"], "err", err)
+						"receive_count", rec.Attributes["ApproximateReceiveCount"], "retry_in", delay.String(), "err", err)
 				}
-				handles := make([]string, 0, len(recs)-i)
-				mu.Lock()
-				for _, r := range recs[i:] {
-					failures = append(failures, events.SQSBatchItemFailure{ItemIdentifier: r.MessageId})
-					handles = append(handles, r.ReceiptHandle)
-				}
-				mu.Unlock()
-				if h.visibility != nil && delay > 0 {
-					if err := h.visibility.Postpone(ctx, handles, delay); err != nil {
-						h.logger.WarnContext(ctx, "could not postpone failed messages; they return after the queue's visibility timeout", "err", err)
-					}
-				}
+				giveBack(recs[i:], delay, delay > 0)
 				return
 			}
 		}(groups[g])
 	}
 	wg.Wait()
 	return events.SQSEventResponse{BatchItemFailures: failures}, nil
+}
+
+// shortOfTime reports whether the invocation has less than MessageTime left, and how much it has.
+func (h *Handler) shortOfTime(ctx context.Context) (time.Duration, bool) {
+	deadline, ok := ctx.Deadline()
+	if !ok || h.cfg.MessageTime <= 0 {
+		return 0, false
+	}
+	left := deadline.Sub(h.now())
+	return left, left < h.cfg.MessageTime
 }
 
 func (h *Handler) process(ctx context.Context, rec events.SQSMessage) error {
