@@ -23,6 +23,7 @@ import (
 	"github.com/hookgate/hookgate/shared/loop"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/store"
+	"github.com/hookgate/hookgate/shared/trace"
 )
 
 // HeaderSecret carries the adapter secret when Authorization: Bearer is not used.
@@ -108,7 +109,8 @@ func (h *Handler) RouteKeys() []string {
 
 // Handle is the Lambda handler: authenticate the adapter, then dispatch on the route key.
 func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
-	if err := loop.Refuse(req.Headers); err != nil { // the gateway's own request, come back
+	ctx = trace.NewContext(ctx, trace.From(apigw.Header(&req, trace.Header))) // goes with the queued message
+	if err := loop.Refuse(req.Headers); err != nil {                          // the gateway's own request, come back
 		return apigw.Error(ctx, h.log, err), nil
 	}
 	if approve, ok := h.decisions[req.RouteKey]; ok {

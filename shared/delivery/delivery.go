@@ -16,9 +16,11 @@ import (
 
 	"github.com/hookgate/hookgate/shared/apierr"
 	"github.com/hookgate/hookgate/shared/ids"
+	"github.com/hookgate/hookgate/shared/metrics"
 	"github.com/hookgate/hookgate/shared/outbound"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/store"
+	"github.com/hookgate/hookgate/shared/trace"
 )
 
 // Store is the part of the store the delivery function uses.
@@ -56,6 +58,16 @@ type Config struct {
 // UserAgent is sent with every delivery.
 const UserAgent = "Hookgate/0.1"
 
+// Outcomes of the Deliveries metric (with Target): delivered, retry (a retry scheduled), exhausted
+// (the schedule used up, or refused for good), disabled (410 Gone), dropped (nowhere to go any more).
+const (
+	OutcomeDelivered = "delivered"
+	OutcomeRetry     = "retry"
+	OutcomeExhausted = "exhausted"
+	OutcomeDisabled  = "disabled"
+	OutcomeDropped   = "dropped"
+)
+
 // Event types the delivery function records.
 const (
 	EventDeliveryExhausted    = "delivery.exhausted"
@@ -64,12 +76,20 @@ const (
 
 // Handler handles batches of the delivery queue.
 type Handler struct {
-	cfg   Config
-	store Store
-	queue Queue
-	post  Poster
-	log   *slog.Logger
-	now   func() time.Time
+	cfg     Config
+	store   Store
+	queue   Queue
+	post    Poster
+	metrics *metrics.Emitter
+	log     *slog.Logger
+	now     func() time.Time
+}
+
+// WithMetrics makes the handler count deliveries by outcome, time attempts and count retries
+// going into their wait, flushed after each batch.
+func (h *Handler) WithMetrics(m *metrics.Emitter) *Handler {
+	h.metrics = m
+	return h
 }
 
 // New returns a Handler.
@@ -80,6 +100,7 @@ func New(cfg Config, st Store, q Queue, post Poster, log *slog.Logger, now func(
 // Handle attempts the batch's deliveries in parallel. A message whose bookkeeping failed is
 // reported as a batch item failure, so SQS redelivers it; the attempt claim makes that safe.
 func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+	defer h.metrics.Flush()
 	var (
 		mu       sync.Mutex
 		wg       sync.WaitGroup
@@ -107,6 +128,13 @@ func (h *Handler) process(ctx context.Context, rec events.SQSMessage, subs *subC
 	if err := json.Unmarshal([]byte(rec.Body), &m); err != nil || m.Version != queue.DeliveryVersion || m.DeliveryID == "" {
 		return fmt.Errorf("not a delivery message (version %d): %v", m.Version, err)
 	}
+	// The trace of the webhook that caused the event, kept on every hop and retry; a message
+	// without a valid one starts its own.
+	p, ok := trace.Parse(m.Trace)
+	if !ok {
+		p = trace.New()
+	}
+	m.Trace, ctx = p.String(), trace.NewContext(ctx, p)
 	now := h.now()
 	if wait := m.NotBefore.Sub(now); wait > 0 {
 		// Early: one more hop of at most 15 minutes.
@@ -130,7 +158,7 @@ func (h *Handler) process(ctx context.Context, rec events.SQSMessage, subs *subC
 // redelivery after the next attempt was recorded but before it was queued. Only the last needs work.
 func (h *Handler) resume(ctx context.Context, m queue.Delivery, d store.Delivery) error {
 	if d.Status == store.DeliveryPending && d.Attempts == m.Attempt+1 && d.NextAttemptAt != nil {
-		next := queue.Delivery{WorkspaceID: m.WorkspaceID, DeliveryID: d.ID, Attempt: d.Attempts, NotBefore: *d.NextAttemptAt}
+		next := queue.Delivery{WorkspaceID: m.WorkspaceID, DeliveryID: d.ID, Attempt: d.Attempts, NotBefore: *d.NextAttemptAt, Trace: m.Trace}
 		return h.queue.SendDelivery(ctx, next, d.NextAttemptAt.Sub(h.now()))
 	}
 	return nil
@@ -182,16 +210,19 @@ func (h *Handler) attempt(ctx context.Context, d store.Delivery, subs *subCache)
 	if err != nil {
 		return err
 	}
+	tgt := metrics.Target(d.Target)
 	if gone != "" {
 		att.Error = gone
+		h.metrics.Count(metrics.Deliveries, 1, "Target", tgt, "Outcome", OutcomeDropped)
 		return h.store.RecordAttempt(ctx, d.WorkspaceID, d.ID, att, store.DeliveryFailed, nil)
 	}
 	var res outbound.Result
 	if d.Target == store.TargetTelegram {
 		res = h.cfg.Telegram(ctx, d.WorkspaceID, d.Payload)
 	} else {
-		res = h.post(ctx, outbound.Request{URL: t.url, MsgID: d.EventID, Body: d.Payload, Signer: t.signer, Now: now})
+		res = h.post(ctx, outbound.Request{URL: t.url, MsgID: d.EventID, Body: d.Payload, Signer: t.signer, Now: now, Trace: trace.Outgoing(ctx)})
 	}
+	h.metrics.Millis(metrics.AttemptLatency, res.Latency, "Target", tgt)
 	att.StatusCode, att.LatencyMS, att.ResponseSnippet, att.Error = res.StatusCode, res.Latency.Milliseconds(), res.ResponseSnippet, res.Err
 
 	switch {
@@ -199,6 +230,7 @@ func (h *Handler) attempt(ctx context.Context, d store.Delivery, subs *subCache)
 		if err := h.store.RecordAttempt(ctx, d.WorkspaceID, d.ID, att, store.DeliverySucceeded, nil); err != nil {
 			return err
 		}
+		h.metrics.Count(metrics.Deliveries, 1, "Target", tgt, "Outcome", OutcomeDelivered)
 		h.logAttempt(ctx, slog.LevelInfo, "delivered", d, res)
 		if t.sub == nil || t.sub.ConsecutiveFailures == 0 {
 			return nil // nothing to reset: spare the subscription item a write per delivery
@@ -211,6 +243,7 @@ func (h *Handler) attempt(ctx context.Context, d store.Delivery, subs *subCache)
 		if err := h.disable(ctx, *t.sub, "the endpoint answered 410 Gone"); err != nil {
 			return err
 		}
+		h.metrics.Count(metrics.Deliveries, 1, "Target", tgt, "Outcome", OutcomeDisabled)
 		h.logAttempt(ctx, slog.LevelWarn, "endpoint answered 410 Gone: subscription disabled", d, res)
 		return h.store.RecordAttempt(ctx, d.WorkspaceID, d.ID, att, store.DeliveryFailed, nil)
 	case res.Permanent:
@@ -222,8 +255,11 @@ func (h *Handler) attempt(ctx context.Context, d store.Delivery, subs *subCache)
 		if err := h.store.RecordAttempt(ctx, d.WorkspaceID, d.ID, att, store.DeliveryPending, &next); err != nil {
 			return err
 		}
+		h.metrics.Count(metrics.Deliveries, 1, "Target", tgt, "Outcome", OutcomeRetry)
+		h.metrics.Count(metrics.RetriesWaiting, 1, "Target", tgt)
 		h.logAttempt(ctx, slog.LevelInfo, "attempt failed; retry scheduled", d, res, slog.String("retry_in", delay.String()))
-		return h.queue.SendDelivery(ctx, queue.Delivery{WorkspaceID: d.WorkspaceID, DeliveryID: d.ID, Attempt: d.Attempts + 1, NotBefore: next}, delay)
+		return h.queue.SendDelivery(ctx, queue.Delivery{WorkspaceID: d.WorkspaceID, DeliveryID: d.ID, Attempt: d.Attempts + 1, NotBefore: next,
+			Trace: trace.FromContext(ctx).String()}, delay)
 	}
 	return h.exhausted(ctx, d, t, att, res)
 }
@@ -256,6 +292,7 @@ func (h *Handler) exhausted(ctx context.Context, d store.Delivery, t target, att
 	if err := h.store.RecordAttempt(ctx, d.WorkspaceID, d.ID, att, store.DeliveryFailed, nil); err != nil {
 		return err
 	}
+	h.metrics.Count(metrics.Deliveries, 1, "Target", metrics.Target(d.Target), "Outcome", OutcomeExhausted)
 	h.logAttempt(ctx, slog.LevelWarn, "delivery exhausted its schedule", d, res)
 	if t.sub == nil {
 		return nil
@@ -294,7 +331,11 @@ func (h *Handler) appendEvent(ctx context.Context, ws, id, typ string, data map[
 	if err != nil {
 		return errors.Join(fmt.Errorf("encode %s", typ), err)
 	}
-	_, err = h.store.AppendEvent(ctx, store.Event{ID: id, Type: typ, WorkspaceID: ws, Data: b})
+	e := store.Event{ID: id, Type: typ, WorkspaceID: ws, Data: b}
+	if p := trace.FromContext(ctx); p.Valid() {
+		e.Trace = p.String()
+	}
+	_, err = h.store.AppendEvent(ctx, e)
 	return err
 }
 

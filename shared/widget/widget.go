@@ -23,6 +23,7 @@ import (
 	"github.com/hookgate/hookgate/shared/limit"
 	"github.com/hookgate/hookgate/shared/loop"
 	"github.com/hookgate/hookgate/shared/queue"
+	"github.com/hookgate/hookgate/shared/trace"
 	"github.com/hookgate/hookgate/shared/verify"
 )
 
@@ -110,6 +111,7 @@ func (h *Handler) RouteKeys() []string { return slices.Sorted(maps.Keys(h.routes
 
 // Handle is the Lambda handler.
 func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	ctx = trace.NewContext(ctx, trace.From(apigw.Header(&req, trace.Header))) // goes with the queued message
 	r, ok := h.routes[req.RouteKey]
 	if !ok {
 		return fail(ctx, h.log, apierr.New(apierr.NotFound, "no such route"), nil), nil
