@@ -230,5 +230,6 @@ func decodeEvent(ws string, item map[string]types.AttributeValue) (Event, error)
 		Cursor:      c,
 		CreatedAt:   tm(item, "created_at"),
 		Data:        json.RawMessage(str(item, "data")),
+		Trace:       str(item, "trace"),
 	}, nil
 }
