@@ -45,6 +45,10 @@ type Config struct {
 	MemoryMB    int               // reported to the function; default 128
 	Concurrency int               // max processes running at once; default 1
 	Log         io.Writer         // bootstrap stdout and stderr, each line prefixed "[Name] "; default discard
+	// Lines, when set, sees every line of the bootstrap's output, as CloudWatch Logs would (it
+	// extracts the metrics of EMF lines); called from one goroutine per process, so it must be
+	// safe for concurrent use.
+	Lines func(line []byte)
 }
 
 // FunctionError is an invocation that failed in the function: the error it reported
