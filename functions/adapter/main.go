@@ -17,6 +17,7 @@ import (
 	"github.com/hookgate/hookgate/shared/ids"
 	"github.com/hookgate/hookgate/shared/limit"
 	"github.com/hookgate/hookgate/shared/limit/limitenv"
+	"github.com/hookgate/hookgate/shared/metrics"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/store"
 )
@@ -52,5 +53,5 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 	}
 	st := store.New(aws.DynamoDB(), table, time.Now)
 	gate := limit.NewGate(limit.New(aws.DynamoDB(), table, time.Now), limits, time.Now)
-	return adapter.New(cfg, st, queue.NewSender(aws.SQS(), queueURL), log, time.Now).WithGate(gate).Handle, nil
+	return adapter.New(cfg, st, queue.NewSender(aws.SQS(), queueURL), log, time.Now).WithGate(gate).WithMetrics(metrics.FromEnv(getenv)).Handle, nil
 }
