@@ -212,7 +212,7 @@ func Summary(stats []Stat) string {
 		if s.Unit == "Count" {
 			fmt.Fprintf(&b, "=%g", s.Sum)
 		} else {
-			fmt.Fprintf(&b, "(n=%d avg=%.0fms)", s.Count, s.Sum/float64(s.Count))
+			fmt.Fprintf(&b, "(n=%d avg=%.1fms)", s.Count, s.Sum/float64(s.Count))
 		}
 	}
 	return b.String()

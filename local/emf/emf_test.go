@@ -50,7 +50,7 @@ func TestAggregatorSums(t *testing.T) {
 	if s := stats[1]; s.Name != "Deliveries" || s.Sum != 2 {
 		t.Fatalf("%+v", s)
 	}
-	if got := Summary(stats); got != "AttemptLatency{Target=webhook}(n=4 avg=20ms) Deliveries{Target=webhook}=2" {
+	if got := Summary(stats); got != "AttemptLatency{Target=webhook}(n=4 avg=20.0ms) Deliveries{Target=webhook}=2" {
 		t.Fatalf("summary %q", got)
 	}
 }
