@@ -19,6 +19,7 @@ import (
 	"github.com/hookgate/hookgate/shared/ids"
 	"github.com/hookgate/hookgate/shared/limit"
 	"github.com/hookgate/hookgate/shared/limit/limitenv"
+	"github.com/hookgate/hookgate/shared/metrics"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/store"
 )
@@ -66,7 +67,7 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 		})
 	})
 	gate := limit.NewGate(limit.New(aws.DynamoDB(), table, time.Now), limits, time.Now)
-	h := adapter.New(cfg, st, queue.NewSender(aws.SQS(), queueURL), log, time.Now).WithGate(gate)
+	h := adapter.New(cfg, st, queue.NewSender(aws.SQS(), queueURL), log, time.Now).WithGate(gate).WithMetrics(metrics.FromEnv(getenv))
 	return func(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 		if err := seeder.Ensure(ctx); err != nil {
 			log.ErrorContext(ctx, "could not seed the stack's adapters", "err", err)

@@ -18,6 +18,7 @@ import (
 	"github.com/hookgate/hookgate/shared/envcfg"
 	"github.com/hookgate/hookgate/shared/fnmain"
 	"github.com/hookgate/hookgate/shared/loop"
+	"github.com/hookgate/hookgate/shared/metrics"
 	"github.com/hookgate/hookgate/shared/outbound"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/store"
@@ -92,5 +93,5 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 	st := store.New(aws.DynamoDB(), table, time.Now).WithRetention(retention)
 	cfg.Telegram = delivery.TelegramSender(delivery.NewBots(st, env.Optional("HOOKGATE_DEFAULT_WORKSPACE", "default"), stackBot, newBot))
 	h := delivery.New(cfg, st, queue.NewDeliverySender(aws.SQS(), queueURL), post, log, time.Now)
-	return h.Handle, nil
+	return h.WithMetrics(metrics.FromEnv(getenv)).Handle, nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/hookgate/hookgate/shared/fanout"
 	"github.com/hookgate/hookgate/shared/fnmain"
 	"github.com/hookgate/hookgate/shared/manage"
+	"github.com/hookgate/hookgate/shared/metrics"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/store"
 )
@@ -32,5 +33,5 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 		return nil, err
 	}
 	h := fanout.New(store.New(aws.DynamoDB(), table, time.Now), queue.NewDeliverySender(aws.SQS(), queueURL), manage.MatchEvent, log)
-	return h.Handle, nil
+	return h.WithMetrics(metrics.FromEnv(getenv), time.Now).Handle, nil
 }

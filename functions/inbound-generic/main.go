@@ -15,6 +15,7 @@ import (
 	"github.com/hookgate/hookgate/shared/fnmain"
 	"github.com/hookgate/hookgate/shared/limit"
 	"github.com/hookgate/hookgate/shared/limit/limitenv"
+	"github.com/hookgate/hookgate/shared/metrics"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/verify"
 )
@@ -40,5 +41,5 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 		return nil, err
 	}
 	cfg.Gate = limit.NewGate(limit.New(aws.DynamoDB(), table, time.Now), limits, time.Now)
-	return doors.NewGeneric(cfg, queue.NewSender(aws.SQS(), queueURL), log, time.Now).Handle, nil
+	return doors.NewGeneric(cfg, queue.NewSender(aws.SQS(), queueURL), log, time.Now).WithMetrics(metrics.FromEnv(getenv)).Handle, nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/hookgate/hookgate/shared/fnmain"
 	"github.com/hookgate/hookgate/shared/limit"
 	"github.com/hookgate/hookgate/shared/limit/limitenv"
+	"github.com/hookgate/hookgate/shared/metrics"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/widget"
 )
@@ -42,5 +43,5 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 	log.Info("widget", "config", cfg.String())
 	lim := limit.New(aws.DynamoDB(), table, time.Now)
 	h := widget.New(cfg, queue.NewSender(aws.SQS(), queueURL), log, time.Now)
-	return h.WithLimits(limits, lim, limit.NewGate(lim, gateCfg, time.Now)).Handle, nil
+	return h.WithLimits(limits, lim, limit.NewGate(lim, gateCfg, time.Now)).WithMetrics(metrics.FromEnv(getenv)).Handle, nil
 }

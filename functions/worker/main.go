@@ -18,6 +18,7 @@ import (
 	"github.com/hookgate/hookgate/shared/envcfg"
 	"github.com/hookgate/hookgate/shared/fnmain"
 	"github.com/hookgate/hookgate/shared/loop"
+	"github.com/hookgate/hookgate/shared/metrics"
 	"github.com/hookgate/hookgate/shared/outbound"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/store"
@@ -76,7 +77,7 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 	// and never the gateway's own API; the operator's seeded agents may call a private model server.
 	tenant := outbound.NewClient(outbound.ClientOptions{Timeout: agent.MaxTimeoutSeconds * time.Second, AllowPrivate: allowPrivate, OwnHosts: &own})
 	agents := agent.NewWorkspaces(st, ttl, time.Now, workspace, defaultAgent, agent.Options{Client: tenant}, agent.Options{})
-	h := worker.New(cfg, st, store.NewLogWriter(st), agents, queue.NewPostponer(aws.SQS(), queueURL), log, time.Now)
+	h := worker.New(cfg, st, store.NewLogWriter(st), agents, queue.NewPostponer(aws.SQS(), queueURL), log, time.Now).WithMetrics(metrics.FromEnv(getenv))
 	return func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 		if err := seeder.Ensure(ctx); err != nil { // the batch returns to the queue and comes back
 			return events.SQSEventResponse{}, fmt.Errorf("seed the default workspace's agents: %w", err)

@@ -48,6 +48,10 @@ type Config struct {
 	// RecursiveLoop is the function's recursive loop detection setting: "Allow" lets a chain of
 	// requests invoke it any number of times; anything else stops the 17th (trace.go).
 	RecursiveLoop string
+	// Lines, when set, sees every line of the bootstrap's output, as CloudWatch Logs would (it
+	// extracts the metrics of EMF lines); called from one goroutine per process, so it must be
+	// safe for concurrent use.
+	Lines func(line []byte)
 }
 
 // FunctionError is an invocation that failed in the function: the error it reported

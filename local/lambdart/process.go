@@ -329,6 +329,9 @@ func (w *lineWriter) line(l []byte) {
 	if len(w.lines) > tailLines {
 		w.lines = w.lines[1:]
 	}
+	if w.h.cfg.Lines != nil {
+		w.h.cfg.Lines(l)
+	}
 	out := make([]byte, 0, len(w.h.cfg.Name)+len(l)+4)
 	out = append(append(append(append(out, '['), w.h.cfg.Name...), "] "...), l...)
 	w.h.logMu.Lock()

@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/hookgate/hookgate/local/emf"
 	"github.com/hookgate/hookgate/local/emulator"
 	"github.com/hookgate/hookgate/local/httpapi"
 	"github.com/hookgate/hookgate/local/lambdart"
@@ -70,6 +71,7 @@ type Stack struct {
 	DynamoEndpoint string
 	SQSEndpoint    string
 
+	metrics   *emf.Aggregator // the metrics of every function's EMF lines, as CloudWatch would extract them
 	hosts     map[string]*lambdart.Host
 	configs   map[string]lambdart.Config // how each function's host was started
 	server    *http.Server
@@ -99,7 +101,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	}()
 	o.Params = withOwnAddress(tpl, o.Params, ln.Addr().String())
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s := &Stack{hosts: map[string]*lambdart.Host{}, configs: map[string]lambdart.Config{}, cancel: cancel}
+	s := &Stack{hosts: map[string]*lambdart.Host{}, configs: map[string]lambdart.Config{}, cancel: cancel, metrics: emf.NewAggregator()}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -116,6 +118,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 		if err != nil {
 			return nil, err
 		}
+		cfg.Lines = s.metrics.Line
 		h, err := lambdart.Start(runCtx, cfg)
 		if err != nil {
 			return nil, fmt.Errorf("function %s: %w", fn.LogicalID, err)
@@ -205,7 +208,12 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	}
 
 	s.URL = "http://" + ln.Addr().String()
-	s.server = &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second}
+	// Local mode's own page beside the API's routes: what CloudWatch would show of the functions'
+	// EMF metrics (not a route of template.yaml; it never deploys).
+	mux := http.NewServeMux()
+	mux.Handle("/", gw)
+	mux.HandleFunc("GET "+MetricsPath, s.serveMetrics)
+	s.server = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()

@@ -26,6 +26,7 @@ type Template struct {
 	tables     []Table
 	queues     []Queue
 	logGroups  []LogGroup
+	alarms     []Alarm
 	references []Reference
 }
 
@@ -84,6 +85,9 @@ func (t *Template) RouteKeys(logicalID string) []string {
 
 // Tables returns the AWS::DynamoDB::Table resources sorted by logical id.
 func (t *Template) Tables() []Table { return append([]Table(nil), t.tables...) }
+
+// Alarms returns the CloudWatch alarms, sorted by logical id.
+func (t *Template) Alarms() []Alarm { return append([]Alarm(nil), t.alarms...) }
 
 // Queues returns the AWS::SQS::Queue resources sorted by logical id.
 func (t *Template) Queues() []Queue { return append([]Queue(nil), t.queues...) }
@@ -267,12 +271,19 @@ func (t *Template) parseResources(top obj) error {
 				return err
 			}
 			t.logGroups = append(t.logGroups, lg)
+		case TypeAlarm:
+			a, err := parseAlarm(id, res)
+			if err != nil {
+				return err
+			}
+			t.alarms = append(t.alarms, a)
 		}
 	}
 	sort.Slice(t.functions, func(i, j int) bool { return t.functions[i].LogicalID < t.functions[j].LogicalID })
 	sort.Slice(t.tables, func(i, j int) bool { return t.tables[i].LogicalID < t.tables[j].LogicalID })
 	sort.Slice(t.queues, func(i, j int) bool { return t.queues[i].LogicalID < t.queues[j].LogicalID })
 	sort.Slice(t.logGroups, func(i, j int) bool { return t.logGroups[i].LogicalID < t.logGroups[j].LogicalID })
+	sort.Slice(t.alarms, func(i, j int) bool { return t.alarms[i].LogicalID < t.alarms[j].LogicalID })
 	return nil
 }
 
@@ -305,6 +316,16 @@ func (t *Template) parseOutputs(top obj) error {
 // a supported one. It collects the references of the intrinsics it meets.
 func walk(n *yaml.Node, where string, refs *[]Reference) error {
 	n = deref(n)
+	if name, arg := intrinsic(n); conditionFunctions[name] {
+		// A condition's operands hold the references: walk them (Fn::If's first item is a
+		// condition's name, a plain string). The short form's operands are the tagged node's own.
+		if arg == n {
+			untagged := *n
+			untagged.Tag = ""
+			arg = &untagged
+		}
+		return walk(arg, join(where, name), refs)
+	}
 	if name, _ := intrinsic(n); name != "" {
 		v, err := parseValue(n, where)
 		if err != nil {
@@ -344,6 +365,10 @@ func walk(n *yaml.Node, where string, refs *[]Reference) error {
 	}
 	return nil
 }
+
+// conditionFunctions are the intrinsics of Conditions and of optional properties: their
+// references are checked, their values not computed.
+var conditionFunctions = map[string]bool{"Fn::If": true, "Fn::Equals": true, "Fn::Not": true, "Fn::And": true, "Fn::Or": true}
 
 func join(where, key string) string {
 	if where == "" {

@@ -21,8 +21,10 @@ import (
 	"github.com/hookgate/hookgate/shared/ids"
 	"github.com/hookgate/hookgate/shared/limit"
 	"github.com/hookgate/hookgate/shared/loop"
+	"github.com/hookgate/hookgate/shared/metrics"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/store"
+	"github.com/hookgate/hookgate/shared/trace"
 )
 
 // HeaderSecret carries the adapter secret when Authorization: Bearer is not used.
@@ -64,14 +66,15 @@ type Config struct {
 
 // Handler handles the adapter routes.
 type Handler struct {
-	cfg    Config
-	store  Store
-	queue  Queue
-	gate   *limit.Gate // nil admits everything
-	log    *slog.Logger
-	now    func() time.Time
-	sleep  func(ctx context.Context, d time.Duration) error
-	routes map[string]route
+	cfg     Config
+	store   Store
+	queue   Queue
+	gate    *limit.Gate // nil admits everything
+	metrics *metrics.Emitter
+	log     *slog.Logger
+	now     func() time.Time
+	sleep   func(ctx context.Context, d time.Duration) error
+	routes  map[string]route
 	// decisions are the approve (true) and deny (false) routes: they authenticate the approver
 	// by a decision token, not the adapter's secret.
 	decisions map[string]bool
@@ -114,7 +117,8 @@ func (h *Handler) RouteKeys() []string {
 
 // Handle is the Lambda handler: authenticate the adapter, then dispatch on the route key.
 func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
-	if err := loop.Refuse(req.Headers); err != nil { // the gateway's own request, come back
+	ctx = trace.NewContext(ctx, trace.From(apigw.Header(&req, trace.Header))) // goes with the queued message
+	if err := loop.Refuse(req.Headers); err != nil {                          // the gateway's own request, come back
 		return apigw.Error(ctx, h.log, err), nil
 	}
 	if approve, ok := h.decisions[req.RouteKey]; ok {
@@ -124,8 +128,14 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 		}
 		return resp, nil
 	}
+	// The message routes are the adapter's door: counted like the inbound doors' (Door=adapter).
+	inbound := req.RouteKey == "POST /webhook/{name}" || strings.HasPrefix(req.RouteKey, "POST ") && strings.HasSuffix(req.RouteKey, "/messages")
+	if inbound {
+		defer h.metrics.Flush()
+	}
 	a, err := h.authenticate(ctx, &req)
 	if err != nil {
+		h.countRefused(inbound, err)
 		return apigw.Error(ctx, h.log, err), nil
 	}
 	r, ok := h.routes[req.RouteKey]
@@ -134,9 +144,29 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 	}
 	resp, err := r(ctx, a, &req)
 	if err != nil {
+		h.countRefused(inbound, err)
 		return apigw.Error(ctx, h.log.With("adapter", a.Name), err), nil
 	}
+	if inbound {
+		h.metrics.Count(metrics.InboundAccepted, 1, "Door", DoorAdapter)
+	}
 	return resp, nil
+}
+
+// DoorAdapter is the adapter's Door in the inbound metrics.
+const DoorAdapter = "adapter"
+
+func (h *Handler) countRefused(inbound bool, err error) {
+	if inbound {
+		h.metrics.Count(metrics.InboundRefused, 1, "Door", DoorAdapter, "Reason", string(apierr.CodeOf(err)))
+	}
+}
+
+// WithMetrics makes the adapter count the messages its routes accept and refuse, flushed after
+// each request.
+func (h *Handler) WithMetrics(m *metrics.Emitter) *Handler {
+	h.metrics = m
+	return h
 }
 
 // authenticate finds the adapter and checks its secret. An unknown adapter and a wrong secret

@@ -17,6 +17,7 @@ import (
 
 	"github.com/hookgate/hookgate/shared/loop"
 	"github.com/hookgate/hookgate/shared/outbound"
+	"github.com/hookgate/hookgate/shared/trace"
 )
 
 // UserAgent is the User-Agent of every agent call.
@@ -85,6 +86,9 @@ func (c caller) post(parent context.Context, endpoint string, body []byte, heade
 	req.Header["Content-Type"] = []string{"application/json"}
 	req.Header["User-Agent"] = []string{UserAgent}
 	req.Header[loop.Header] = []string{loop.Value} // an agent that posts it back is refused
+	if tp := trace.Outgoing(parent); tp != "" {
+		req.Header["Traceparent"] = []string{tp} // the webhook's trace, for the agent's own logs
+	}
 	if header != nil {
 		header(req.Header)
 	}

@@ -18,16 +18,18 @@ import (
 
 	"github.com/hookgate/hookgate/shared/apierr"
 	"github.com/hookgate/hookgate/shared/ids"
+	"github.com/hookgate/hookgate/shared/metrics"
 	"github.com/hookgate/hookgate/shared/outbound"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/store"
+	"github.com/hookgate/hookgate/shared/trace"
 )
 
 // Store is the part of the store the delivery function uses.
 type Store interface {
 	ClaimAttempt(ctx context.Context, ws, id string, attempt int, lease time.Duration) (store.Delivery, bool, error)
 	RecordAttempt(ctx context.Context, ws, id string, a store.Attempt, status string, next *time.Time) error
-	RecordAttemptScheduled(ctx context.Context, ws, id string, a store.Attempt, next time.Time) error
+	RecordAttemptScheduled(ctx context.Context, ws, id string, a store.Attempt, next time.Time, trace string) error
 	ScheduleDelivery(ctx context.Context, e store.ScheduledDelivery) error
 	GetSubscription(ctx context.Context, ws, id string) (store.Subscription, error)
 	DisableSubscription(ctx context.Context, ws, id, reason string) (bool, error)
@@ -76,6 +78,16 @@ func CallbackKey(ws, adapter string) string { return ws + "\x00" + adapter }
 // UserAgent is sent with every delivery.
 const UserAgent = "Hookgate/0.1"
 
+// Outcomes of the Deliveries metric (with Target): delivered, retry (a retry scheduled), exhausted
+// (the schedule used up, or refused for good), disabled (410 Gone), dropped (nowhere to go any more).
+const (
+	OutcomeDelivered = "delivered"
+	OutcomeRetry     = "retry"
+	OutcomeExhausted = "exhausted"
+	OutcomeDisabled  = "disabled"
+	OutcomeDropped   = "dropped"
+)
+
 // Event types the delivery function records.
 const (
 	EventDeliveryExhausted    = "delivery.exhausted"
@@ -84,12 +96,20 @@ const (
 
 // Handler handles batches of the delivery queue.
 type Handler struct {
-	cfg   Config
-	store Store
-	queue Queue
-	post  Poster
-	log   *slog.Logger
-	now   func() time.Time
+	cfg     Config
+	store   Store
+	queue   Queue
+	post    Poster
+	metrics *metrics.Emitter
+	log     *slog.Logger
+	now     func() time.Time
+}
+
+// WithMetrics makes the handler count deliveries by outcome, time attempts and count retries
+// going into their wait, flushed after each batch.
+func (h *Handler) WithMetrics(m *metrics.Emitter) *Handler {
+	h.metrics = m
+	return h
 }
 
 // New returns a Handler.
@@ -100,6 +120,7 @@ func New(cfg Config, st Store, q Queue, post Poster, log *slog.Logger, now func(
 // Handle attempts the batch's deliveries in parallel. A message whose bookkeeping failed is
 // reported as a batch item failure, so SQS redelivers it; the attempt claim makes that safe.
 func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+	defer h.metrics.Flush()
 	var (
 		mu       sync.Mutex
 		wg       sync.WaitGroup
@@ -127,6 +148,13 @@ func (h *Handler) process(ctx context.Context, rec events.SQSMessage, subs *subC
 	if err := json.Unmarshal([]byte(rec.Body), &m); err != nil || m.Version != queue.DeliveryVersion || m.DeliveryID == "" {
 		return fmt.Errorf("not a delivery message (version %d): %v", m.Version, err)
 	}
+	// The trace of the webhook that caused the event, kept on every hop and retry; a message
+	// without a valid one starts its own.
+	p, ok := trace.Parse(m.Trace)
+	if !ok {
+		p = trace.New()
+	}
+	m.Trace, ctx = p.String(), trace.NewContext(ctx, p)
 	now := h.now()
 	if wait := m.NotBefore.Sub(now); wait > 0 {
 		// Early: one more hop, or the retry schedule.
@@ -159,7 +187,7 @@ func (h *Handler) viaQueue(m queue.Delivery, wait time.Duration) bool {
 func (h *Handler) requeue(ctx context.Context, m queue.Delivery, wait time.Duration) error {
 	if !h.viaQueue(m, wait) {
 		return h.store.ScheduleDelivery(ctx, store.ScheduledDelivery{
-			WorkspaceID: m.WorkspaceID, DeliveryID: m.DeliveryID, Attempt: m.Attempt, Due: m.NotBefore,
+			WorkspaceID: m.WorkspaceID, DeliveryID: m.DeliveryID, Attempt: m.Attempt, Due: m.NotBefore, Trace: m.Trace,
 		})
 	}
 	m.Requeues++
@@ -170,7 +198,7 @@ func (h *Handler) requeue(ctx context.Context, m queue.Delivery, wait time.Durat
 // redelivery after the next attempt was recorded but before it was queued. Only the last needs work.
 func (h *Handler) resume(ctx context.Context, m queue.Delivery, d store.Delivery) error {
 	if d.Status == store.DeliveryPending && d.Attempts == m.Attempt+1 && d.NextAttemptAt != nil && !d.RetryScheduled {
-		next := queue.Delivery{WorkspaceID: m.WorkspaceID, DeliveryID: d.ID, Attempt: d.Attempts, NotBefore: *d.NextAttemptAt, Requeues: m.Requeues}
+		next := queue.Delivery{WorkspaceID: m.WorkspaceID, DeliveryID: d.ID, Attempt: d.Attempts, NotBefore: *d.NextAttemptAt, Requeues: m.Requeues, Trace: m.Trace}
 		return h.requeue(ctx, next, max(d.NextAttemptAt.Sub(h.now()), 0))
 	}
 	return nil
@@ -228,16 +256,19 @@ func (h *Handler) attempt(ctx context.Context, m queue.Delivery, d store.Deliver
 	if err != nil {
 		return err
 	}
+	tgt := metrics.Target(d.Target)
 	if gone != "" {
 		att.Error = gone
+		h.metrics.Count(metrics.Deliveries, 1, "Target", tgt, "Outcome", OutcomeDropped)
 		return h.store.RecordAttempt(ctx, d.WorkspaceID, d.ID, att, store.DeliveryFailed, nil)
 	}
 	var res outbound.Result
 	if d.Target == store.TargetTelegram {
 		res = h.cfg.Telegram(ctx, d.WorkspaceID, d.Payload)
 	} else {
-		res = h.post(ctx, outbound.Request{URL: t.url, MsgID: d.EventID, Body: d.Payload, Signer: t.signer, Now: now})
+		res = h.post(ctx, outbound.Request{URL: t.url, MsgID: d.EventID, Body: d.Payload, Signer: t.signer, Now: now, Trace: trace.Outgoing(ctx)})
 	}
+	h.metrics.Millis(metrics.AttemptLatency, res.Latency, "Target", tgt)
 	att.StatusCode, att.LatencyMS, att.ResponseSnippet, att.Error = res.StatusCode, res.Latency.Milliseconds(), res.ResponseSnippet, res.Err
 
 	switch {
@@ -245,6 +276,7 @@ func (h *Handler) attempt(ctx context.Context, m queue.Delivery, d store.Deliver
 		if err := h.store.RecordAttempt(ctx, d.WorkspaceID, d.ID, att, store.DeliverySucceeded, nil); err != nil {
 			return err
 		}
+		h.metrics.Count(metrics.Deliveries, 1, "Target", tgt, "Outcome", OutcomeDelivered)
 		h.logAttempt(ctx, slog.LevelInfo, "delivered", d, res)
 		if t.sub == nil || t.sub.ConsecutiveFailures == 0 {
 			return nil // nothing to reset: spare the subscription item a write per delivery
@@ -257,6 +289,7 @@ func (h *Handler) attempt(ctx context.Context, m queue.Delivery, d store.Deliver
 		if err := h.disable(ctx, *t.sub, "the endpoint answered 410 Gone"); err != nil {
 			return err
 		}
+		h.metrics.Count(metrics.Deliveries, 1, "Target", tgt, "Outcome", OutcomeDisabled)
 		h.logAttempt(ctx, slog.LevelWarn, "endpoint answered 410 Gone: subscription disabled", d, res)
 		return h.store.RecordAttempt(ctx, d.WorkspaceID, d.ID, att, store.DeliveryFailed, nil)
 	case res.Permanent:
@@ -264,24 +297,33 @@ func (h *Handler) attempt(ctx context.Context, m queue.Delivery, d store.Deliver
 		return h.exhausted(ctx, d, t, att, res)
 	}
 	if delay, ok := h.cfg.Schedule.Next(d.Attempts+1, res.RetryAfter, h.cfg.MaxRetryAfter); ok {
-		next := now.Add(delay)
+		next, tp := now.Add(delay), trace.FromContext(ctx).String()
 		if !h.viaQueue(m, delay) {
 			// One transaction: the retry cannot be lost between the record and the schedule.
-			if err := h.store.RecordAttemptScheduled(ctx, d.WorkspaceID, d.ID, att, next); err != nil {
+			if err := h.store.RecordAttemptScheduled(ctx, d.WorkspaceID, d.ID, att, next, tp); err != nil {
 				return err
 			}
+			h.countRetry(tgt)
 			h.logAttempt(ctx, slog.LevelInfo, "attempt failed; retry on the schedule", d, res, slog.String("retry_in", delay.String()))
 			return nil
 		}
 		if err := h.store.RecordAttempt(ctx, d.WorkspaceID, d.ID, att, store.DeliveryPending, &next); err != nil {
 			return err
 		}
+		h.countRetry(tgt)
 		h.logAttempt(ctx, slog.LevelInfo, "attempt failed; retry queued", d, res, slog.String("retry_in", delay.String()))
 		return h.queue.SendDelivery(ctx, queue.Delivery{
 			WorkspaceID: d.WorkspaceID, DeliveryID: d.ID, Attempt: d.Attempts + 1, NotBefore: next, Requeues: m.Requeues + 1,
+			Trace: tp,
 		}, min(delay, cmp.Or(h.cfg.MaxQueueDelay, queue.MaxDelay)))
 	}
 	return h.exhausted(ctx, d, t, att, res)
+}
+
+// countRetry counts an attempt that failed and will be retried.
+func (h *Handler) countRetry(tgt string) {
+	h.metrics.Count(metrics.Deliveries, 1, "Target", tgt, "Outcome", OutcomeRetry)
+	h.metrics.Count(metrics.RetriesWaiting, 1, "Target", tgt)
 }
 
 // logAttempt logs an attempt's outcome with the delivery's ids, built only when the level is on:
@@ -312,6 +354,7 @@ func (h *Handler) exhausted(ctx context.Context, d store.Delivery, t target, att
 	if err := h.store.RecordAttempt(ctx, d.WorkspaceID, d.ID, att, store.DeliveryFailed, nil); err != nil {
 		return err
 	}
+	h.metrics.Count(metrics.Deliveries, 1, "Target", metrics.Target(d.Target), "Outcome", OutcomeExhausted)
 	h.logAttempt(ctx, slog.LevelWarn, "delivery exhausted its schedule", d, res)
 	if t.sub == nil {
 		return nil
@@ -350,7 +393,11 @@ func (h *Handler) appendEvent(ctx context.Context, ws, id, typ string, data map[
 	if err != nil {
 		return errors.Join(fmt.Errorf("encode %s", typ), err)
 	}
-	_, err = h.store.AppendEvent(ctx, store.Event{ID: id, Type: typ, WorkspaceID: ws, Data: b})
+	e := store.Event{ID: id, Type: typ, WorkspaceID: ws, Data: b}
+	if p := trace.FromContext(ctx); p.Valid() {
+		e.Trace = p.String()
+	}
+	_, err = h.store.AppendEvent(ctx, e)
 	return err
 }
 

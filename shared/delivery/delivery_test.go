@@ -50,7 +50,7 @@ func (f *fakeStore) RecordAttempt(_ context.Context, _, _ string, a store.Attemp
 	return nil
 }
 
-func (f *fakeStore) RecordAttemptScheduled(ctx context.Context, ws, id string, a store.Attempt, next time.Time) error {
+func (f *fakeStore) RecordAttemptScheduled(ctx context.Context, ws, id string, a store.Attempt, next time.Time, _ string) error {
 	_ = f.RecordAttempt(ctx, ws, id, a, store.DeliveryPending, &next)
 	f.mu.Lock()
 	defer f.mu.Unlock()

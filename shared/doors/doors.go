@@ -15,9 +15,11 @@ import (
 	"github.com/hookgate/hookgate/shared/ids"
 	"github.com/hookgate/hookgate/shared/limit"
 	"github.com/hookgate/hookgate/shared/loop"
+	"github.com/hookgate/hookgate/shared/metrics"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/sources"
 	"github.com/hookgate/hookgate/shared/store"
+	"github.com/hookgate/hookgate/shared/trace"
 	"github.com/hookgate/hookgate/shared/verify"
 )
 
@@ -54,6 +56,7 @@ type Doors struct {
 	store   Store
 	queue   Queue
 	gate    *limit.Gate // nil admits everything
+	metrics *metrics.Emitter
 	log     *slog.Logger
 	now     func() time.Time
 }
@@ -62,6 +65,12 @@ type Doors struct {
 // daily run budget for a message that starts a run.
 func (d *Doors) WithGate(g *limit.Gate) *Doors {
 	d.gate = g
+	return d
+}
+
+// WithMetrics makes the doors count what they accept and refuse, flushed after each request.
+func (d *Doors) WithMetrics(m *metrics.Emitter) *Doors {
+	d.metrics = m
 	return d
 }
 
@@ -87,20 +96,37 @@ type Accepted struct {
 }
 
 // serve runs a door and turns its outcome into a response.
+// The request's traceparent (the sender's, when valid, else a new one) goes with the message to
+// the worker and on to the agent and the deliveries.
 func (d *Doors) serve(ctx context.Context, door string, req *events.APIGatewayV2HTTPRequest, accept func(context.Context, *events.APIGatewayV2HTTPRequest) (Accepted, error)) (events.APIGatewayV2HTTPResponse, error) {
+	ctx = trace.NewContext(ctx, trace.From(apigw.Header(req, trace.Header)))
+	defer d.metrics.Flush()
 	if err := loop.Refuse(req.Headers); err != nil { // the gateway's own request, come back
+		CountRefused(d.metrics, door, err)
 		return apigw.Error(ctx, d.log.With("door", door), err), nil
 	}
 	acc, err := accept(ctx, req)
 	if err != nil {
+		CountRefused(d.metrics, door, err)
 		return apigw.Error(ctx, d.log, err), nil
 	}
 	if !acc.Accepted || acc.Challenge != "" {
+		d.metrics.Count(metrics.InboundRefused, 1, "Door", door, "Reason", ReasonDuplicate)
 		d.log.InfoContext(ctx, "acknowledged without queueing", "door", door, "duplicate", !acc.Accepted)
 		return apigw.JSON(http.StatusOK, acc), nil
 	}
+	d.metrics.Count(metrics.InboundAccepted, 1, "Door", door)
 	d.log.InfoContext(ctx, "inbound accepted", "door", door, "role", acc.Role, "run_id", acc.RunID)
 	return apigw.JSON(http.StatusAccepted, acc), nil
+}
+
+// ReasonDuplicate is the InboundRefused reason of a request acknowledged without being queued (a
+// duplicate, Slack's url_verification); other reasons are the error codes of apierr.
+const ReasonDuplicate = "duplicate"
+
+// CountRefused counts a door's refusal by its error code: a small, fixed set of values.
+func CountRefused(m *metrics.Emitter, door string, err error) {
+	m.Count(metrics.InboundRefused, 1, "Door", door, "Reason", string(apierr.CodeOf(err)))
 }
 
 // Doors, for the schemes each accepts and for the log.
@@ -109,6 +135,7 @@ const (
 	doorTrigger  = "trigger"
 	doorBinding  = "binding"
 	doorWebhook  = "webhook"
+	doorGeneric  = "generic"
 )
 
 // accepts reports whether a source of scheme s opens door. A source serves the doors its scheme

@@ -18,7 +18,9 @@ import (
 	"github.com/hookgate/hookgate/shared/ids"
 	"github.com/hookgate/hookgate/shared/limit"
 	"github.com/hookgate/hookgate/shared/loop"
+	"github.com/hookgate/hookgate/shared/metrics"
 	"github.com/hookgate/hookgate/shared/queue"
+	"github.com/hookgate/hookgate/shared/trace"
 	"github.com/hookgate/hookgate/shared/verify"
 )
 
@@ -58,10 +60,17 @@ type GenericConfig struct {
 
 // Generic handles POST /v1/inbound/generic.
 type Generic struct {
-	cfg   GenericConfig
-	queue Queue
-	log   *slog.Logger
-	now   func() time.Time
+	cfg     GenericConfig
+	queue   Queue
+	metrics *metrics.Emitter
+	log     *slog.Logger
+	now     func() time.Time
+}
+
+// WithMetrics makes the door count what it accepts and refuses, flushed after each request.
+func (h *Generic) WithMetrics(m *metrics.Emitter) *Generic {
+	h.metrics = m
+	return h
 }
 
 // New returns a Generic.
@@ -85,12 +94,24 @@ type genericRequest struct {
 	EventID    string          `json:"event_id"`
 }
 
+// door is the door's name in metrics: its source, generic or trigger.
+func (h *Generic) door() string {
+	if h.cfg.Source == doorTrigger {
+		return doorTrigger
+	}
+	return doorGeneric
+}
+
 // Handle is the Lambda handler.
 func (h *Generic) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	ctx = trace.NewContext(ctx, trace.From(apigw.Header(&req, trace.Header)))
+	defer h.metrics.Flush()
 	acc, err := h.accept(ctx, &req)
 	if err != nil {
+		CountRefused(h.metrics, h.door(), err)
 		return apigw.Error(ctx, h.log, err), nil
 	}
+	h.metrics.Count(metrics.InboundAccepted, 1, "Door", h.door())
 	h.log.InfoContext(ctx, "inbound message queued", "thread_id", acc.ThreadID, "message_id", acc.MessageID, "run_id", acc.RunID)
 	return apigw.JSON(http.StatusAccepted, acc), nil
 }

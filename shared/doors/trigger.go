@@ -10,7 +10,7 @@ import (
 // Trigger serves POST /v1/integrations/trigger (Zapier, Make): the generic inbound message
 // {channel, external_id, text, user?, data?, event_id?}, authenticated by authenticateTrigger.
 func (d *Doors) Trigger(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
-	g := NewGeneric(GenericConfig{MaxBodyBytes: d.cfg.MaxBodyBytes, Authenticate: d.authenticateTrigger, Source: "trigger", IDs: d.cfg.IDs, Gate: d.gate}, d.queue, d.log, d.now)
+	g := NewGeneric(GenericConfig{MaxBodyBytes: d.cfg.MaxBodyBytes, Authenticate: d.authenticateTrigger, Source: "trigger", IDs: d.cfg.IDs, Gate: d.gate}, d.queue, d.log, d.now).WithMetrics(d.metrics)
 	return g.Handle(ctx, req)
 }
 

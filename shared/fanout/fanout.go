@@ -9,13 +9,16 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/hookgate/hookgate/shared/adapter"
 	"github.com/hookgate/hookgate/shared/ids"
+	"github.com/hookgate/hookgate/shared/metrics"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/store"
+	"github.com/hookgate/hookgate/shared/trace"
 )
 
 // Store is the part of the store the fan-out uses.
@@ -35,10 +38,19 @@ type Matcher func(patterns []string, eventType string) bool
 
 // Handler handles batches of the table's stream.
 type Handler struct {
-	store Store
-	queue Queue
-	match Matcher
-	log   *slog.Logger
+	store   Store
+	queue   Queue
+	match   Matcher
+	metrics *metrics.Emitter
+	now     func() time.Time
+	log     *slog.Logger
+}
+
+// WithMetrics makes the fan-out measure each queued delivery's lag behind its event's append
+// (FanoutLag), flushed after each batch; now is the clock.
+func (h *Handler) WithMetrics(m *metrics.Emitter, now func() time.Time) *Handler {
+	h.metrics, h.now = m, now
+	return h
 }
 
 // New returns a Handler.
@@ -73,6 +85,7 @@ const parallel = 16
 // A later record's deliveries may exist or even be queued by then: the retry finds them (creation is
 // idempotent), queues a pending delivery never attempted again, and a duplicate loses the attempt claim.
 func (h *Handler) Handle(ctx context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {
+	defer h.metrics.Flush()
 	subs := map[string][]store.Subscription{} // per workspace, for this batch
 	type job struct {
 		rec  int
@@ -119,9 +132,16 @@ func (h *Handler) Handle(ctx context.Context, ev events.DynamoDBEvent) (events.D
 	forEach(len(chunks), func(c int) {
 		ms := make([]queue.Delivery, len(chunks[c]))
 		for i, jb := range chunks[c] {
-			ms[i] = queue.Delivery{WorkspaceID: jb.want.WorkspaceID, DeliveryID: jb.want.ID}
+			ms[i] = queue.Delivery{WorkspaceID: jb.want.WorkspaceID, DeliveryID: jb.want.ID, Trace: eventTrace(ev.Records[jb.rec])}
 		}
 		sendErrs[c] = h.queue.SendDeliveries(ctx, ms)
+		if sendErrs[c] == nil && h.now != nil {
+			for _, jb := range chunks[c] {
+				if at, err := time.Parse(time.RFC3339Nano, stringAttr(ev.Records[jb.rec].Change.NewImage, "created_at")); err == nil {
+					h.metrics.Millis(metrics.FanoutLag, h.now().Sub(at), "Target", metrics.Target(jb.want.Target))
+				}
+			}
+		}
 	})
 	for c, err := range sendErrs {
 		if err != nil && chunks[c][0].rec < failed {
@@ -269,6 +289,23 @@ func (h *Handler) reply(ctx context.Context, env Envelope) (*store.Delivery, err
 		}, nil
 	}
 	return nil, nil
+}
+
+// stringAttr is the string attribute name of img, or "".
+func stringAttr(img map[string]events.DynamoDBAttributeValue, name string) string {
+	if v, ok := img[name]; ok && v.DataType() == events.DataTypeString {
+		return v.String()
+	}
+	return ""
+}
+
+// eventTrace is the traceparent the worker stored on the event, if valid; "" otherwise (the
+// delivery then starts a trace of its own).
+func eventTrace(rec events.DynamoDBEventRecord) string {
+	if p, ok := trace.Parse(stringAttr(rec.Change.NewImage, "trace")); ok {
+		return p.String()
+	}
+	return ""
 }
 
 // envelope rebuilds the event from its log item: pk WS#<ws>#EV, sk the cursor.

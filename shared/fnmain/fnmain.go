@@ -9,12 +9,15 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
+
+	"github.com/hookgate/hookgate/shared/trace"
 )
 
 // Start builds the handler from the environment and serves invocations. A configuration error is
 // logged and ends the process, so Lambda reports an init failure instead of serving requests.
 func Start[TIn, TOut any](build func(ctx context.Context, getenv func(string) string, log *slog.Logger) (func(context.Context, TIn) (TOut, error), error)) {
-	log := slog.New(lambdacontext.NewLogHandler())
+	// Every line logged with an invocation's context carries its trace_id, when it has one.
+	log := slog.New(trace.LogHandler(lambdacontext.NewLogHandler()))
 	h, err := build(context.Background(), os.Getenv, log)
 	if err != nil {
 		log.Error("configuration", "err", err)

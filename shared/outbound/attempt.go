@@ -48,6 +48,7 @@ type Request struct {
 	Body   []byte
 	Signer *Signer
 	Now    time.Time // the attempt's Webhook-Timestamp; time.Now() when zero
+	Trace  string    // the traceparent header to send (trace.Outgoing); none when ""
 }
 
 // Result is the outcome of one attempt: a response (Err == "") or a failure category.
@@ -86,6 +87,9 @@ func Post(ctx context.Context, c *http.Client, userAgent string, req Request) Re
 	hr.Header[loop.Header] = []string{loop.Value}
 	if userAgent != "" {
 		hr.Header["User-Agent"] = []string{userAgent}
+	}
+	if req.Trace != "" {
+		hr.Header["Traceparent"] = []string{req.Trace}
 	}
 	req.Signer.Headers(req.MsgID, now, req.Body, hr.Header)
 

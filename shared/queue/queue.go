@@ -12,12 +12,14 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/aws/smithy-go"
 
 	"github.com/hookgate/hookgate/shared/apierr"
+	"github.com/hookgate/hookgate/shared/trace"
 )
 
 // InboundVersion is the version of the Inbound layout; the worker refuses others.
@@ -122,6 +124,7 @@ func (s *Sender) SendInbound(ctx context.Context, m *Inbound) error {
 		MessageBody:            aws.String(string(body)),
 		MessageGroupId:         aws.String(m.GroupID()),
 		MessageDeduplicationId: &m.MessageID,
+		MessageAttributes:      traceAttributes(ctx),
 	})
 	if err != nil {
 		if permanent(err) {
@@ -130,6 +133,25 @@ func (s *Sender) SendInbound(ctx context.Context, m *Inbound) error {
 		return fmt.Errorf("send inbound %s: %w", m.MessageID, err)
 	}
 	return nil
+}
+
+// traceAttributes carries ctx's trace to the receiver as the message attribute traceparent (nil
+// when ctx carries none).
+func traceAttributes(ctx context.Context) map[string]types.MessageAttributeValue {
+	tp := trace.Outgoing(ctx)
+	if tp == "" {
+		return nil
+	}
+	return map[string]types.MessageAttributeValue{trace.Header: {DataType: aws.String("String"), StringValue: aws.String(tp)}}
+}
+
+// InboundTrace is the trace an inbound queue message carries in its traceparent attribute, when
+// valid; else a new one (the attribute is only as trustworthy as whoever could send to the queue).
+func InboundTrace(attrs map[string]events.SQSMessageAttribute) trace.Parent {
+	if a, ok := attrs[trace.Header]; ok && a.StringValue != nil {
+		return trace.From(*a.StringValue)
+	}
+	return trace.New()
 }
 
 // ErrRefused marks a message the queue refuses for what it is (its content, its size): sending
@@ -257,6 +279,9 @@ type Delivery struct {
 	// stops a function that SQS invokes more than 16 times in one chain: past a bound, retries go
 	// through the table's retry schedule, whose sweep starts a new chain.
 	Requeues int `json:"requeues,omitempty"`
+	// Trace is the traceparent of the webhook that caused the event, kept on every hop and retry
+	// of the delivery; the delivery function checks it like any traceparent (trace.Parse).
+	Trace string `json:"traceparent,omitempty"`
 }
 
 // DeliveryVersion is the version of the Delivery layout.

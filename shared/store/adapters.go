@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -145,22 +146,35 @@ func (st *Store) getAdapter(ctx context.Context, ws, name string) (Adapter, map[
 // ListAdapters returns the workspace's adapters by name (through gsi1, so an adapter created a
 // moment ago may be missing for a moment).
 func (st *Store) ListAdapters(ctx context.Context, ws string) ([]Adapter, error) {
+	// gsi1 projects only what the delivery lists read: it gives the adapters' keys, and the items
+	// themselves are read from the table, one by one (a workspace has at most 100 of them).
 	in := &dynamodb.QueryInput{
 		TableName:                 &st.table,
 		IndexName:                 aws.String("gsi1"),
 		KeyConditionExpression:    aws.String("gsi1pk = :pk"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": s(adaptersGSI(ws))},
 	}
-	out := []Adapter{}
+	var keys []map[string]types.AttributeValue
 	for p := dynamodb.NewQueryPaginator(st.db, in); p.HasMorePages(); {
 		page, err := p.NextPage(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("list adapters: %w", err)
 		}
 		for _, item := range page.Items {
-			out = append(out, decodeAdapter(item))
+			keys = append(keys, map[string]types.AttributeValue{"pk": item["pk"], "sk": item["sk"]})
 		}
 	}
+	out := []Adapter{}
+	for _, k := range keys {
+		res, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &st.table, Key: k, ConsistentRead: aws.Bool(true)})
+		if err != nil {
+			return nil, fmt.Errorf("list adapters: %w", err)
+		}
+		if str(res.Item, "workspace_id") == ws { // deleted meanwhile (and maybe taken by another workspace): not ours
+			out = append(out, decodeAdapter(res.Item))
+		}
+	}
+	slices.SortFunc(out, func(a, b Adapter) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
 }
 

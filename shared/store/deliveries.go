@@ -163,8 +163,8 @@ func (st *Store) RecordAttempt(ctx context.Context, ws, id string, a Attempt, st
 // RecordAttemptScheduled is RecordAttempt for a retry at next that waits on the retry schedule
 // (ScheduleDelivery) rather than in the queue: the attempt, the delivery's move and the schedule
 // entry are one transaction, and the delivery is marked RetryScheduled until its next attempt.
-func (st *Store) RecordAttemptScheduled(ctx context.Context, ws, id string, a Attempt, next time.Time) error {
-	entry := ScheduledDelivery{WorkspaceID: ws, DeliveryID: id, Series: a.Series, Attempt: a.Number + 1, Due: next}
+func (st *Store) RecordAttemptScheduled(ctx context.Context, ws, id string, a Attempt, next time.Time, trace string) error {
+	entry := ScheduledDelivery{WorkspaceID: ws, DeliveryID: id, Series: a.Series, Attempt: a.Number + 1, Due: next, Trace: trace}
 	return st.recordAttempt(ctx, ws, id, a, DeliveryPending, &next, &types.Put{TableName: &st.table, Item: entry.item()})
 }
 

@@ -23,6 +23,9 @@ type Event struct {
 	Cursor      int64           `json:"cursor"`
 	CreatedAt   time.Time       `json:"created_at"`
 	Data        json.RawMessage `json:"data"`
+	// Trace is the traceparent of the webhook that caused the event (trace.Parse-valid, 55 bytes)
+	// or "": stored on the item so that the fan-out and the deliveries continue the trace.
+	Trace string `json:"-"`
 }
 
 // KindEvent marks event-log items, so a DynamoDB stream filter can select them.
@@ -95,6 +98,9 @@ func (st *Store) AppendEvents(ctx context.Context, evs []Event) ([]Event, error)
 			item["created_at"] = ts(now)
 			item["data"] = s(string(e.Data))
 			st.expire(item, now)
+			if len(e.Trace) == 55 {
+				item["trace"] = s(e.Trace)
+			}
 			items = append(items,
 				types.TransactWriteItem{Put: &types.Put{TableName: &st.table, Item: marker, ConditionExpression: aws.String("attribute_not_exists(pk)")}},
 				types.TransactWriteItem{Put: &types.Put{TableName: &st.table, Item: item, ConditionExpression: aws.String("attribute_not_exists(pk)")}})
@@ -228,5 +234,6 @@ func decodeEvent(ws string, item map[string]types.AttributeValue) (Event, error)
 		Cursor:      c,
 		CreatedAt:   tm(item, "created_at"),
 		Data:        json.RawMessage(str(item, "data")),
+		Trace:       str(item, "trace"),
 	}, nil
 }

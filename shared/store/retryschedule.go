@@ -23,6 +23,7 @@ type ScheduledDelivery struct {
 	Series      int
 	Attempt     int
 	Due         time.Time
+	Trace       string // the traceparent the delivery carries, kept for the message the sweep sends
 }
 
 func retryShardPK(shard int) string { return fmt.Sprintf("RETRY#%02d", shard) }
@@ -40,6 +41,9 @@ func (e ScheduledDelivery) item() map[string]types.AttributeValue {
 	it := key(retryShardPK(e.shard()), fmt.Sprintf("%013d#%s#%s#%d#%d", e.Due.UnixMilli(), e.WorkspaceID, e.DeliveryID, e.Series, e.Attempt))
 	it["workspace_id"], it["delivery_id"] = s(e.WorkspaceID), s(e.DeliveryID)
 	it["series"], it["attempt"], it["due"] = n(int64(e.Series)), n(int64(e.Attempt)), n(e.Due.UnixMilli())
+	if len(e.Trace) == 55 { // a traceparent; the delivery function checks it again
+		it["trace"] = s(e.Trace)
+	}
 	// A safety net only: the sweep deletes each entry once it is queued.
 	it["ttl"] = n(e.Due.Add(DeliveryRetention).Unix())
 	return it
@@ -74,6 +78,7 @@ func (st *Store) DueDeliveries(ctx context.Context, now time.Time, limit int) (d
 			due = append(due, ScheduledDelivery{
 				WorkspaceID: str(it, "workspace_id"), DeliveryID: str(it, "delivery_id"),
 				Series: int(num(it, "series")), Attempt: int(num(it, "attempt")), Due: time.UnixMilli(num(it, "due")).UTC(),
+				Trace: str(it, "trace"),
 			})
 		}
 		more = more || len(out.LastEvaluatedKey) > 0

@@ -22,14 +22,14 @@ func TestRetrySchedule(t *testing.T) {
 			t.Fatalf("claim %s: %v %v", id, ok, err)
 		}
 	}
-	if err := st.RecordAttemptScheduled(ctx, "ws", "dlv_a", Attempt{At: now, Number: 0, StatusCode: 500}, now.Add(-time.Second)); err != nil {
+	if err := st.RecordAttemptScheduled(ctx, "ws", "dlv_a", Attempt{At: now, Number: 0, StatusCode: 500}, now.Add(-time.Second), ""); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.RecordAttemptScheduled(ctx, "ws", "dlv_b", Attempt{At: now, Number: 0, StatusCode: 500}, now.Add(time.Hour)); err != nil {
+	if err := st.RecordAttemptScheduled(ctx, "ws", "dlv_b", Attempt{At: now, Number: 0, StatusCode: 500}, now.Add(time.Hour), ""); err != nil {
 		t.Fatal(err)
 	}
 	// A late duplicate of the recorded attempt records nothing, and schedules nothing.
-	if err := st.RecordAttemptScheduled(ctx, "ws", "dlv_a", Attempt{At: now, Number: 0, StatusCode: 500}, now.Add(-2*time.Second)); err == nil {
+	if err := st.RecordAttemptScheduled(ctx, "ws", "dlv_a", Attempt{At: now, Number: 0, StatusCode: 500}, now.Add(-2*time.Second), ""); err == nil {
 		t.Fatal("a duplicate attempt was recorded")
 	}
 	if err := st.ScheduleDelivery(ctx, ScheduledDelivery{WorkspaceID: "ws", DeliveryID: "dlv_c", Attempt: 3, Due: now.Add(-time.Minute)}); err != nil {

@@ -59,7 +59,7 @@ func (h *Handler) Handle(ctx context.Context, _ events.EventBridgeEvent) error {
 			chunk := due[start:min(start+10, len(due))]
 			ms := make([]queue.Delivery, len(chunk))
 			for i, e := range chunk {
-				ms[i] = queue.Delivery{WorkspaceID: e.WorkspaceID, DeliveryID: e.DeliveryID, Attempt: e.Attempt, NotBefore: e.Due}
+				ms[i] = queue.Delivery{WorkspaceID: e.WorkspaceID, DeliveryID: e.DeliveryID, Attempt: e.Attempt, NotBefore: e.Due, Trace: e.Trace}
 			}
 			if serr := h.queue.SendDeliveries(ctx, ms); serr != nil {
 				return errors.Join(serr, err) // the entries stay on the schedule for the next sweep

@@ -22,7 +22,9 @@ import (
 	"github.com/hookgate/hookgate/shared/ids"
 	"github.com/hookgate/hookgate/shared/limit"
 	"github.com/hookgate/hookgate/shared/loop"
+	"github.com/hookgate/hookgate/shared/metrics"
 	"github.com/hookgate/hookgate/shared/queue"
+	"github.com/hookgate/hookgate/shared/trace"
 	"github.com/hookgate/hookgate/shared/verify"
 )
 
@@ -62,14 +64,15 @@ type Queue interface {
 
 // Handler serves POST /v1/web/session, POST /v1/web/messages and the routes' CORS preflights.
 type Handler struct {
-	cfg    Config
-	queue  Queue
-	limits Limits
-	lim    *limit.Limiter // nil: no rate limits
-	gate   *limit.Gate    // nil admits everything
-	log    *slog.Logger
-	now    func() time.Time
-	routes map[string]func(ctx context.Context, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, map[string]string, error)
+	cfg     Config
+	queue   Queue
+	limits  Limits
+	lim     *limit.Limiter // nil: no rate limits
+	gate    *limit.Gate    // nil admits everything
+	metrics *metrics.Emitter
+	log     *slog.Logger
+	now     func() time.Time
+	routes  map[string]func(ctx context.Context, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, map[string]string, error)
 }
 
 // New returns the widget's Handler.
@@ -77,7 +80,7 @@ func New(cfg Config, q Queue, log *slog.Logger, now func() time.Time) *Handler {
 	h := &Handler{cfg: cfg, queue: q, log: log, now: now}
 	h.routes = map[string]func(ctx context.Context, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, map[string]string, error){
 		"POST /v1/web/session":     h.session,
-		"POST /v1/web/messages":    h.message,
+		routeMessages:              h.message,
 		"OPTIONS /v1/web/{proxy+}": h.preflight,
 	}
 	return h
@@ -108,13 +111,34 @@ func (h *Handler) take(ctx context.Context, key string, r limit.Rule, what strin
 // RouteKeys returns the route keys the handler serves, sorted (for a test against template.yaml).
 func (h *Handler) RouteKeys() []string { return slices.Sorted(maps.Keys(h.routes)) }
 
+// routeMessages is the route that queues a visitor's message; DoorWidget is its Door in metrics.
+const (
+	routeMessages = "POST /v1/web/messages"
+	DoorWidget    = "widget"
+)
+
+// WithMetrics makes the widget count the messages it accepts and refuses, flushed after each.
+func (h *Handler) WithMetrics(m *metrics.Emitter) *Handler {
+	h.metrics = m
+	return h
+}
+
 // Handle is the Lambda handler.
 func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	ctx = trace.NewContext(ctx, trace.From(apigw.Header(&req, trace.Header))) // goes with the queued message
 	r, ok := h.routes[req.RouteKey]
 	if !ok {
 		return fail(ctx, h.log, apierr.New(apierr.NotFound, "no such route"), nil), nil
 	}
 	resp, headers, err := r(ctx, &req)
+	if req.RouteKey == routeMessages { // the widget's door, counted like the inbound doors'
+		defer h.metrics.Flush()
+		if err != nil {
+			h.metrics.Count(metrics.InboundRefused, 1, "Door", DoorWidget, "Reason", string(apierr.CodeOf(err)))
+		} else {
+			h.metrics.Count(metrics.InboundAccepted, 1, "Door", DoorWidget)
+		}
+	}
 	if err != nil {
 		return fail(ctx, h.log, err, headers), nil
 	}

@@ -18,9 +18,11 @@ import (
 	"github.com/hookgate/hookgate/shared/apierr"
 	"github.com/hookgate/hookgate/shared/approval"
 	"github.com/hookgate/hookgate/shared/ids"
+	"github.com/hookgate/hookgate/shared/metrics"
 	"github.com/hookgate/hookgate/shared/outbound"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/store"
+	"github.com/hookgate/hookgate/shared/trace"
 )
 
 // Store is the part of the store the worker uses.
@@ -96,6 +98,7 @@ type Handler struct {
 	log        EventLog
 	agents     Agents
 	visibility Visibility
+	metrics    *metrics.Emitter
 	logger     *slog.Logger
 	now        func() time.Time
 }
@@ -103,6 +106,12 @@ type Handler struct {
 // New returns a Handler.
 func New(cfg Config, st Store, el EventLog, agents Agents, vis Visibility, logger *slog.Logger, now func() time.Time) *Handler {
 	return &Handler{cfg: cfg, store: st, log: el, agents: agents, visibility: vis, logger: logger, now: now}
+}
+
+// WithMetrics makes the worker count runs by outcome and time agent calls, flushed after each batch.
+func (h *Handler) WithMetrics(m *metrics.Emitter) *Handler {
+	h.metrics = m
+	return h
 }
 
 // retryLater is the error of a message whose agent call should be tried again after delay.
@@ -122,6 +131,7 @@ func (r *retryLater) Unwrap() error { return r.err }
 // the rest of the thread is handed back the same way, visible again at once, so a batch of slow
 // agent calls never outruns the function's timeout.
 func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+	defer h.metrics.Flush()
 	var order []string
 	groups := map[string][]events.SQSMessage{}
 	for _, rec := range ev.Records {
@@ -163,6 +173,8 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 					giveBack(recs[i:], 0, true)
 					return
 				}
+				// Each message carries the trace of the request that queued it (the attribute).
+				ctx := trace.NewContext(ctx, queue.InboundTrace(rec.MessageAttributes))
 				err := h.process(ctx, rec)
 				if err == nil {
 					continue
@@ -171,6 +183,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 				var rl *retryLater
 				if errors.As(err, &rl) {
 					delay = rl.delay
+					h.metrics.Count(metrics.Runs, 1, "Outcome", OutcomeRetry)
 					h.logger.WarnContext(ctx, "agent call failed; retrying later", "sqs_message_id", rec.MessageId, "retry_in", delay.String(), "err", rl.err)
 				} else {
 					h.logger.ErrorContext(ctx, "inbound message failed", "sqs_message_id", rec.MessageId,
@@ -272,7 +285,7 @@ func (h *Handler) speak(ctx context.Context, m *queue.Inbound, run store.Run) er
 	}
 	sess := session(m, th)
 	if !th.SessionStarted {
-		if _, err := ag.Respond(ctx, agent.Request{Kind: agent.KindSessionStart, RunID: run.ID, Session: sess}); err != nil {
+		if _, err := h.respond(ctx, ag, agent.Request{Kind: agent.KindSessionStart, RunID: run.ID, Session: sess}); err != nil {
 			return h.agentFailed(ctx, m, run, err)
 		}
 		if err := h.store.MarkSessionStarted(ctx, m.WorkspaceID, m.ThreadID); err != nil {
@@ -300,12 +313,27 @@ func (h *Handler) speak(ctx context.Context, m *queue.Inbound, run store.Run) er
 		}
 	}
 	begin := h.now()
-	reply, err := ag.Respond(ctx, req)
+	reply, err := h.respond(ctx, ag, req)
 	if err != nil {
 		return h.agentFailed(ctx, m, run, err)
 	}
 	h.logger.InfoContext(ctx, "agent replied", "run_id", run.ID, "actions", len(reply.Actions), "agent_ms", h.now().Sub(begin).Milliseconds())
 	return h.conclude(ctx, m, run, reply, "speak", "")
+}
+
+// OutcomeRetry is the Runs outcome of an agent call retried later; the others are run statuses.
+const OutcomeRetry = "retry"
+
+// respond calls the agent and times the call (AgentLatency, by ok or error).
+func (h *Handler) respond(ctx context.Context, ag agent.Agent, req agent.Request) (agent.Reply, error) {
+	begin := h.now()
+	reply, err := ag.Respond(ctx, req)
+	outcome := "ok"
+	if err != nil {
+		outcome = "error"
+	}
+	h.metrics.Millis(metrics.AgentLatency, h.now().Sub(begin), "Outcome", outcome)
+	return reply, err
 }
 
 func session(m *queue.Inbound, th store.Thread) agent.Session {
@@ -348,6 +376,9 @@ func (h *Handler) fail(ctx context.Context, m *queue.Inbound, run store.Run, rea
 	if err != nil && apierr.CodeOf(err) != apierr.Conflict {
 		return err
 	}
+	if err == nil {
+		h.metrics.Count(metrics.Runs, 1, "Outcome", string(store.RunFailed))
+	}
 	h.logger.WarnContext(ctx, "run failed", "run_id", run.ID, "reason", reason)
 	return h.settle(ctx, m, done)
 }
@@ -375,6 +406,9 @@ func (h *Handler) conclude(ctx context.Context, m *queue.Inbound, run store.Run,
 	done, err := h.store.FinishRunWith(ctx, m.WorkspaceID, run.ID, f)
 	if err != nil && apierr.CodeOf(err) != apierr.Conflict {
 		return err
+	}
+	if err == nil {
+		h.metrics.Count(metrics.Runs, 1, "Outcome", string(f.Status))
 	}
 	// Conflict: cancelled meanwhile, or another delivery ended the turn first; settle what is.
 	return h.settle(ctx, m, done)
@@ -519,7 +553,7 @@ func (h *Handler) decided(ctx context.Context, m *queue.Inbound, receives int) e
 		return err
 	}
 	a := run.Approval
-	reply, err := ag.Respond(ctx, agent.Request{
+	reply, err := h.respond(ctx, ag, agent.Request{
 		Kind: agent.KindApproval, RunID: run.ID, Session: session(m, th),
 		Decision: &agent.Decision{Approved: a.Decision == store.DecisionApproved, Option: a.Option, Approver: a.DecidedBy, Comment: a.Comment},
 	})
@@ -582,14 +616,19 @@ func (h *Handler) binding(ctx context.Context, m *queue.Inbound) error {
 	return h.append(ctx, m.WorkspaceID, newEvent(m.MessageID, EventBindingStatus, b))
 }
 
+// append records evs with the message's trace, so that their deliveries continue it.
 func (h *Handler) append(ctx context.Context, ws string, evs ...event) error {
+	tp := ""
+	if p := trace.FromContext(ctx); p.Valid() {
+		tp = p.String()
+	}
 	out := make([]store.Event, len(evs))
 	for i, e := range evs {
 		b, err := encode(e.data)
 		if err != nil {
 			return fmt.Errorf("encode %s event: %w", e.typ, err)
 		}
-		out[i] = store.Event{ID: ids.Derive("evt", ws, e.subject, e.typ), Type: e.typ, WorkspaceID: ws, Data: b}
+		out[i] = store.Event{ID: ids.Derive("evt", ws, e.subject, e.typ), Type: e.typ, WorkspaceID: ws, Data: b, Trace: tp}
 	}
 	_, err := h.log.AppendEvents(ctx, out)
 	return err

@@ -32,9 +32,14 @@ type scripted struct {
 	mu      sync.Mutex
 	calls   []agent.Request
 	respond func(r agent.Request, n int) (agent.Reply, error)
+	// respondCtx, when set, sees each call's context (its trace).
+	respondCtx func(context.Context)
 }
 
-func (s *scripted) Respond(_ context.Context, r agent.Request) (agent.Reply, error) {
+func (s *scripted) Respond(ctx context.Context, r agent.Request) (agent.Reply, error) {
+	if s.respondCtx != nil {
+		s.respondCtx(ctx)
+	}
 	s.mu.Lock()
 	s.calls = append(s.calls, r)
 	n := len(s.calls)

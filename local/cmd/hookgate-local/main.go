@@ -19,7 +19,9 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
+	"github.com/hookgate/hookgate/local/emf"
 	"github.com/hookgate/hookgate/local/emulator"
 	"github.com/hookgate/hookgate/local/stack"
 	"github.com/hookgate/hookgate/local/template"
@@ -92,6 +94,7 @@ func dev(ctx context.Context, args []string) error {
 	fs.IntVar(&o.SQSPort, "sqs-port", 9324, "port for fauxqs")
 	fs.IntVar(&o.Concurrency, "concurrency", 4, "processes per function (each waiting stream reader holds one)")
 	quiet := fs.Bool("quiet", false, "do not print function logs")
+	every := fs.Duration("metrics-every", 10*time.Second, "print the functions' EMF metrics this often when they changed (0: never; always at "+stack.MetricsPath+")")
 	_ = fs.Parse(args)
 	root, err := emulator.FindRoot(".")
 	if err != nil {
@@ -126,9 +129,30 @@ func dev(ctx context.Context, args []string) error {
 	defer s.Close()
 	banner(os.Stdout, s)
 	liveBanner(os.Stdout, s)
+	if *every > 0 {
+		go printMetrics(ctx, os.Stderr, s, *every)
+	}
 	<-ctx.Done()
 	fmt.Fprintln(os.Stderr, "\nstopping…")
 	return nil
+}
+
+// printMetrics prints one summary line of the functions' metrics every period in which they changed.
+func printMetrics(ctx context.Context, w io.Writer, s *stack.Stack, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	last := ""
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if line := emf.Summary(s.Metrics().Metrics); line != last && line != "" {
+			fmt.Fprintf(w, "metrics (since start; %s): %s\n", stack.MetricsPath, line)
+			last = line
+		}
+	}
 }
 
 func banner(w io.Writer, s *stack.Stack) {

@@ -12,6 +12,7 @@ import (
 	"github.com/hookgate/hookgate/shared/envcfg"
 	"github.com/hookgate/hookgate/shared/limit"
 	"github.com/hookgate/hookgate/shared/limit/limitenv"
+	"github.com/hookgate/hookgate/shared/metrics"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/sources"
 	"github.com/hookgate/hookgate/shared/store"
@@ -65,5 +66,5 @@ func FromEnv(ctx context.Context, getenv func(string) string, log *slog.Logger) 
 	st := store.New(aws.DynamoDB(), table, time.Now)
 	res := sources.New(st, ttl, time.Now, cfg.DefaultWorkspace, doors.StackSources(inboundSecret, telegramToken)...)
 	gate := limit.NewGate(limit.New(aws.DynamoDB(), table, time.Now), limits, time.Now)
-	return doors.New(cfg, res, st, queue.NewSender(aws.SQS(), queueURL), log, time.Now).WithGate(gate), nil
+	return doors.New(cfg, res, st, queue.NewSender(aws.SQS(), queueURL), log, time.Now).WithGate(gate).WithMetrics(metrics.FromEnv(getenv)), nil
 }
