@@ -1,5 +1,6 @@
 // Package awscfg loads the AWS SDK configuration once per process and builds the DynamoDB and SQS
-// clients, pointed at local emulators when HOOKGATE_DYNAMODB_ENDPOINT or HOOKGATE_SQS_ENDPOINT is set.
+// clients (and KMS's), pointed at local emulators when HOOKGATE_DYNAMODB_ENDPOINT, HOOKGATE_SQS_ENDPOINT
+// or HOOKGATE_KMS_ENDPOINT is set.
 package awscfg
 
 import (
@@ -14,6 +15,7 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 )
 
@@ -22,6 +24,7 @@ import (
 const (
 	EnvDynamoEndpoint = "HOOKGATE_DYNAMODB_ENDPOINT"
 	EnvSQSEndpoint    = "HOOKGATE_SQS_ENDPOINT"
+	EnvKMSEndpoint    = "HOOKGATE_KMS_ENDPOINT"
 )
 
 // Config is the loaded SDK configuration plus the optional endpoint overrides.
@@ -29,6 +32,7 @@ type Config struct {
 	AWS            aws.Config
 	DynamoEndpoint string
 	SQSEndpoint    string
+	KMSEndpoint    string
 }
 
 // Load builds the SDK configuration from the environment Lambda provides (AWS_REGION and the
@@ -37,8 +41,8 @@ type Config struct {
 // leaving them out keeps each bootstrap about a third smaller. With an endpoint override and no
 // credentials set, dummy credentials are used, as emulators accept any.
 func Load(ctx context.Context, getenv func(string) string) (Config, error) {
-	c := Config{DynamoEndpoint: getenv(EnvDynamoEndpoint), SQSEndpoint: getenv(EnvSQSEndpoint)}
-	local := c.DynamoEndpoint != "" || c.SQSEndpoint != ""
+	c := Config{DynamoEndpoint: getenv(EnvDynamoEndpoint), SQSEndpoint: getenv(EnvSQSEndpoint), KMSEndpoint: getenv(EnvKMSEndpoint)}
+	local := c.DynamoEndpoint != "" || c.SQSEndpoint != "" || c.KMSEndpoint != ""
 	region := getenv("AWS_REGION")
 	if region == "" {
 		region = getenv("AWS_DEFAULT_REGION")
@@ -95,6 +99,15 @@ func (c Config) SQS() *sqs.Client {
 	return sqs.NewFromConfig(c.AWS, func(o *sqs.Options) {
 		if c.SQSEndpoint != "" {
 			o.BaseEndpoint = aws.String(c.SQSEndpoint)
+		}
+	})
+}
+
+// KMS builds a KMS client.
+func (c Config) KMS() *kms.Client {
+	return kms.NewFromConfig(c.AWS, func(o *kms.Options) {
+		if c.KMSEndpoint != "" {
+			o.BaseEndpoint = aws.String(c.KMSEndpoint)
 		}
 	})
 }
