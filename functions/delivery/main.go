@@ -20,6 +20,7 @@ import (
 	"github.com/hookgate/hookgate/shared/loop"
 	"github.com/hookgate/hookgate/shared/outbound"
 	"github.com/hookgate/hookgate/shared/queue"
+	"github.com/hookgate/hookgate/shared/seal"
 	"github.com/hookgate/hookgate/shared/store"
 	"github.com/hookgate/hookgate/shared/telegram"
 )
@@ -29,6 +30,7 @@ func main() { fnmain.Start(newHandler) }
 func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logger) (func(context.Context, events.SQSEvent) (events.SQSEventResponse, error), error) {
 	env := envcfg.New(getenv)
 	table := env.Required("HOOKGATE_TABLE")
+	keyID := env.Required("HOOKGATE_KMS_KEY_ID") // the key subscriptions' secrets and bot tokens are sealed under
 	queueURL := env.Required("HOOKGATE_DELIVERY_QUEUE_URL")
 	schedule, serr := outbound.ParseSchedule(env.Optional("HOOKGATE_DELIVERY_SCHEDULE", "default"))
 	timeout := time.Duration(env.Int("HOOKGATE_DELIVERY_TIMEOUT_SECONDS", 15, 1, 25)) * time.Second
@@ -78,7 +80,8 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 	post := func(ctx context.Context, r outbound.Request) outbound.Result {
 		return outbound.Post(ctx, client, delivery.UserAgent, r)
 	}
-	st := store.New(aws.DynamoDB(), table, time.Now)
+	// It opens subscriptions' signing secrets and sources' bot tokens (kms:Decrypt only).
+	st := store.New(aws.DynamoDB(), table, time.Now).WithOpener(seal.New(aws.KMS(), keyID, time.Now))
 	cfg.Telegram = delivery.TelegramSender(delivery.NewBots(st, env.Optional("HOOKGATE_DEFAULT_WORKSPACE", "default"), stackBot, newBot))
 	h := delivery.New(cfg, st, queue.NewDeliverySender(aws.SQS(), queueURL), post, log, time.Now)
 	return h.Handle, nil

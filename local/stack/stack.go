@@ -3,6 +3,7 @@
 package stack
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -47,6 +48,10 @@ type Options struct {
 	// ElasticMQ, a Docker DynamoDB Local, …); when empty, local mode starts its own.
 	DynamoEndpoint, SQSEndpoint string
 	DynamoPort, SQSPort         int // ports for the emulators it starts; 0 picks free ones
+	// KMSEndpoint points at a running KMS emulator holding KMSKeyID (default emulator.LocalKeyID);
+	// when empty, local mode starts local-kms with that key seeded, on KMSPort (0 picks one).
+	KMSEndpoint, KMSKeyID string
+	KMSPort               int
 
 	Params            map[string]string // template parameter overrides
 	Prefix            string            // prepended to table and queue names
@@ -67,6 +72,8 @@ type Stack struct {
 	Streams        map[string]string              // table logical id → stream ARN, for tables with a stream
 	DynamoEndpoint string
 	SQSEndpoint    string
+	KMSEndpoint    string
+	KMSKeyID       string // what !Ref of the template's AWS::KMS::Key resolves to
 
 	hosts     map[string]*lambdart.Host
 	configs   map[string]lambdart.Config // how each function's host was started
@@ -319,6 +326,19 @@ func (s *Stack) startEmulators(ctx context.Context, o Options) error {
 		s.emulators = append(s.emulators, p)
 		s.SQSEndpoint = p.Endpoint
 	}
+	s.KMSEndpoint, s.KMSKeyID = o.KMSEndpoint, cmp.Or(o.KMSKeyID, emulator.LocalKeyID)
+	if s.KMSEndpoint == "" {
+		opts := emulator.KMSOptions{Root: o.Root, Port: o.KMSPort}
+		if o.DataDir != "" {
+			opts.DataDir = filepath.Join(o.DataDir, "kms")
+		}
+		p, err := emulator.StartKMS(ctx, opts)
+		if err != nil {
+			return err
+		}
+		s.emulators = append(s.emulators, p)
+		s.KMSEndpoint = p.Endpoint
+	}
 	// Every SQS client of the stack goes through the guard: SQS's character rule holds locally
 	// whatever the emulator accepts.
 	g, err := startSQSGuard(s.SQSEndpoint)
@@ -338,6 +358,7 @@ func (s *Stack) endpointEnv() envMap {
 	return envMap{
 		awscfg.EnvDynamoEndpoint: s.DynamoEndpoint,
 		awscfg.EnvSQSEndpoint:    s.SQSEndpoint,
+		awscfg.EnvKMSEndpoint:    s.KMSEndpoint,
 		"AWS_REGION":             Region,
 		"AWS_ACCESS_KEY_ID":      "local",
 		"AWS_SECRET_ACCESS_KEY":  "local",
@@ -432,6 +453,9 @@ func (s *Stack) resolver(tpl *template.Template) template.Resolver {
 			if res, ok := tpl.Resources[name]; ok && res.Type == template.TypeHTTPAPI {
 				return LocalAPIID, nil
 			}
+			if res, ok := tpl.Resources[name]; ok && res.Type == typeKMSKey {
+				return s.KMSKeyID, nil
+			}
 			return "", fmt.Errorf("!Ref %s: nothing of that name runs locally", name)
 		},
 		GetAttFunc: func(res, attr string) (string, error) {
@@ -448,6 +472,9 @@ func (s *Stack) resolver(tpl *template.Template) template.Resolver {
 			if t, ok := s.Tables[res]; ok && attr == "Arn" {
 				return "arn:aws:dynamodb:" + Region + ":" + AccountID + ":table/" + t, nil
 			}
+			if r, ok := tpl.Resources[res]; ok && r.Type == typeKMSKey && attr == "Arn" {
+				return "arn:aws:kms:" + Region + ":" + AccountID + ":key/" + s.KMSKeyID, nil
+			}
 			if arn, ok := s.Streams[res]; ok && attr == "StreamArn" {
 				return arn, nil // DynamoDB Local's own: arn:aws:dynamodb:ddblocal:000000000000:table/<name>/stream/<label>
 			}
@@ -455,6 +482,9 @@ func (s *Stack) resolver(tpl *template.Template) template.Resolver {
 		},
 	}
 }
+
+// typeKMSKey is the template's KMS key: local mode stands in local-kms and its seeded key.
+const typeKMSKey = "AWS::KMS::Key"
 
 // maxMessageBytes is SQS's largest message.
 const maxMessageBytes = 256 << 10
