@@ -31,6 +31,7 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 	cfg := manage.Config{
 		DefaultWorkspace: env.Required("HOOKGATE_DEFAULT_WORKSPACE"),
 		AdminKey:         env.Secret("HOOKGATE_ADMIN_API_KEY", manage.MinAdminKeyLen),
+		AdminKeyPrevious: env.OptionalSecret("HOOKGATE_ADMIN_API_KEY_PREVIOUS", manage.MinAdminKeyLen),
 		AllowHTTPURLs:    env.Bool("HOOKGATE_ALLOW_HTTP_URLS", false),
 	}
 	own, herr := loop.ParseHosts(getenv("HOOKGATE_API_HOSTS"))
