@@ -8,7 +8,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -245,4 +248,45 @@ func findSecret(data []byte, secrets []string) string {
 		}
 	}
 	return ""
+}
+
+// A telegram source's own bot token is stored sealed and still sends the agent's reply: the
+// delivery function opens it and calls the Bot API with it.
+func TestSealedBotTokenSendsTheReply(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var paths []string
+	bot := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		paths = append(paths, r.URL.Path)
+		mu.Unlock()
+		fmt.Fprint(w, `{"ok":true,"result":{"message_id":1}}`)
+	}))
+	defer bot.Close()
+	e, err := startStack(t, "tgseal", 0, map[string]string{"TelegramApiUrl": bot.URL}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.stack.Close()
+	ws := uniqueWS("tgseal")
+	key := apiKeyFor(t, e, ws)
+	token := fmt.Sprintf("777:%s%d", strings.Repeat("Zz9-", 6), time.Now().UnixNano())
+	const secret = "tg-sealed-secret-token"
+	r := do(t, http.MethodPost, e.stack.URL+"/v1/sources", map[string]string{"x-api-key": key},
+		`{"name":"telegram","scheme":"telegram","secret":"`+secret+`","bot_token":"`+token+`"}`)
+	if r.status != 201 {
+		t.Fatalf("create the source: %d %s", r.status, r.raw)
+	}
+	chat := time.Now().UnixNano() % 1e9
+	update := fmt.Sprintf(`{"update_id":%d,"message":{"message_id":1,"date":1700000000,"chat":{"id":%d,"type":"private"},"text":"sealed hi"}}`, chat, chat)
+	r = do(t, http.MethodPost, e.stack.URL+"/v1/inbound/telegram?workspace_id="+ws+"&source=telegram",
+		map[string]string{"content-type": "application/json", "x-telegram-bot-api-secret-token": secret}, update)
+	if r.status != 202 {
+		t.Fatalf("update: %d %s", r.status, r.raw)
+	}
+	waitFor(t, "sendMessage with the source's bot token", 60*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Contains(paths, "/bot"+token+"/sendMessage")
+	})
 }
