@@ -203,7 +203,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 
 // prepare starts the emulators (unless endpoints are given) and creates the declared resources.
 func (s *Stack) prepare(ctx context.Context, tpl *template.Template, o Options) (awscfg.Config, error) {
-	if err := s.startEmulators(ctx, o); err != nil {
+	if err := s.startEmulators(ctx, o, declaresKMSKey(tpl)); err != nil {
 		return awscfg.Config{}, err
 	}
 	aws, err := awscfg.Load(ctx, s.endpointEnv().get)
@@ -304,7 +304,17 @@ func (s *Stack) Close() error {
 	return nil
 }
 
-func (s *Stack) startEmulators(ctx context.Context, o Options) error {
+// declaresKMSKey reports whether the template has a KMS key, which local mode stands in with local-kms.
+func declaresKMSKey(tpl *template.Template) bool {
+	for _, r := range tpl.Resources {
+		if r.Type == typeKMSKey {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Stack) startEmulators(ctx context.Context, o Options, kms bool) error {
 	s.DynamoEndpoint, s.SQSEndpoint = o.DynamoEndpoint, o.SQSEndpoint
 	if s.DynamoEndpoint == "" {
 		opts := emulator.DynamoOptions{Root: o.Root, Port: o.DynamoPort}
@@ -327,7 +337,7 @@ func (s *Stack) startEmulators(ctx context.Context, o Options) error {
 		s.SQSEndpoint = p.Endpoint
 	}
 	s.KMSEndpoint, s.KMSKeyID = o.KMSEndpoint, cmp.Or(o.KMSKeyID, emulator.LocalKeyID)
-	if s.KMSEndpoint == "" {
+	if s.KMSEndpoint == "" && kms {
 		opts := emulator.KMSOptions{Root: o.Root, Port: o.KMSPort}
 		if o.DataDir != "" {
 			opts.DataDir = filepath.Join(o.DataDir, "kms")
