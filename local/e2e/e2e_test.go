@@ -89,7 +89,7 @@ func startStackOn(t *testing.T, dynamo, name string, visibility time.Duration, p
 	}
 	o := stack.Options{
 		Root: root, BinDir: binDir(t), Addr: "127.0.0.1:0",
-		DynamoEndpoint: dynamo, SQSEndpoint: emulatortest.SQS(t),
+		DynamoEndpoint: dynamo, SQSEndpoint: emulatortest.SQS(t), KMSEndpoint: emulatortest.KMS(t),
 		Params:            all,
 		Prefix:            fmt.Sprintf("%s%d-", name, time.Now().UnixNano()%1e9),
 		VisibilityTimeout: visibility, PollWait: time.Second, FunctionEnv: functionEnv, Concurrency: 3,

@@ -159,7 +159,7 @@ func benchStack(b *testing.B) *stack.Stack {
 	}
 	s, err := stack.Start(context.Background(), stack.Options{
 		Root: root, BinDir: bin, Addr: "127.0.0.1:0",
-		DynamoEndpoint: emulatortest.Dynamo(b), SQSEndpoint: emulatortest.SQS(b),
+		DynamoEndpoint: emulatortest.Dynamo(b), SQSEndpoint: emulatortest.SQS(b), KMSEndpoint: emulatortest.KMS(b),
 		Params: map[string]string{"AdminApiKey": adminKey}, Prefix: fmt.Sprintf("bench%d-", time.Now().UnixNano()%1e9),
 		FunctionLog: io.Discard,
 	})

@@ -1,10 +1,13 @@
 // Package emulator starts and stops the local AWS emulators that local mode and the tests use,
-// DynamoDB Local (Java) and fauxqs (SQS, Node), as child processes installed by npm under node_modules.
+// DynamoDB Local (Java) and fauxqs (SQS, Node), as child processes installed by npm under
+// node_modules, and local-kms (KMS, Go), built from the module go.mod pins as a tool.
 package emulator
 
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -46,12 +49,18 @@ type Process struct {
 
 	stopOnce sync.Once
 	stopErr  error
+	cleanup  func() // after the process has exited; nil: nothing to clean
 }
 
 // Stop ends the emulator: SIGTERM to its process group, SIGKILL after a grace period, then waits for
 // it to exit. It is safe to call more than once and after the process has exited on its own.
 func (p *Process) Stop() error {
-	p.stopOnce.Do(func() { p.stopErr = p.stop() })
+	p.stopOnce.Do(func() {
+		p.stopErr = p.stop()
+		if p.cleanup != nil {
+			p.cleanup()
+		}
+	})
 	return p.stopErr
 }
 
@@ -447,4 +456,93 @@ func (l *lockedWriter) Write(b []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(b)
+}
+
+// LocalKeyID is the id of the symmetric key StartKMS seeds: local mode's stand-in for the
+// template's KMS key.
+const LocalKeyID = "0c5a1f3e-7b2d-4e8a-9c61-5d0f2b7a4e19"
+
+// KMSOptions configures StartKMS.
+type KMSOptions struct {
+	// Root is the repository root; the emulator's binary is .build/local-kms under it.
+	Root string
+	// Port to listen on; 0 picks a free one.
+	Port int
+	// DataDir keeps the keys in that directory (created if missing); "" uses a fresh temporary one,
+	// removed on Stop.
+	DataDir string
+	// Log receives the emulator's output; nil discards it (its tail still goes into start errors).
+	Log io.Writer
+}
+
+// KMSBinary is where the Makefile (make deps, make bootstraps) builds local-kms, from the version
+// go.mod pins as a tool.
+func KMSBinary(root string) string { return filepath.Join(root, ".build", "local-kms") }
+
+// StartKMS starts local-kms (github.com/nsmithuk/local-kms, real AES-GCM under seeded keys, encryption
+// contexts checked) with LocalKeyID seeded, and returns once it answers ListKeys. When the binary is
+// missing it builds it first with `go build` (the module is a tool of go.mod). local-kms listens on all
+// interfaces; Endpoint names the loopback one.
+func StartKMS(ctx context.Context, o KMSOptions) (*Process, error) {
+	root, err := rootOrFind(o.Root)
+	if err != nil {
+		return nil, fmt.Errorf("start local-kms: %w", err)
+	}
+	bin := KMSBinary(root)
+	if _, err := os.Stat(bin); err != nil {
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/nsmithuk/local-kms")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("start local-kms: build %s: %w\n%s", bin, err, out)
+		}
+	}
+	dir, temp := o.DataDir, o.DataDir == ""
+	if temp {
+		if dir, err = os.MkdirTemp("", "hookgate-kms-"); err != nil {
+			return nil, fmt.Errorf("start local-kms: %w", err)
+		}
+	} else if dir, err = filepath.Abs(dir); err == nil {
+		err = os.MkdirAll(dir, 0o700)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("start local-kms: data dir: %w", err)
+	}
+	// The seed's backing key is random: a key already in a kept data dir is not replaced by it.
+	backing := make([]byte, 32)
+	if _, err := rand.Read(backing); err != nil {
+		return nil, fmt.Errorf("start local-kms: %w", err)
+	}
+	seed := filepath.Join(dir, "seed.yaml")
+	seedText := "Keys:\n  Symmetric:\n    Aes:\n      - Metadata:\n          KeyId: " + LocalKeyID +
+		"\n          Description: hookgate local secrets key\n        BackingKeys:\n          - " + hex.EncodeToString(backing) + "\n"
+	if err := os.WriteFile(seed, []byte(seedText), 0o600); err != nil {
+		return nil, fmt.Errorf("start local-kms: seed: %w", err)
+	}
+	p, err := start(ctx, spec{
+		name: "local-kms",
+		root: root,
+		port: o.Port,
+		log:  o.Log,
+		command: func(port int) (string, []string, []string) {
+			return bin, nil, []string{
+				"PORT=" + strconv.Itoa(port), "KMS_REGION=us-east-1", "KMS_ACCOUNT_ID=000000000000",
+				"KMS_DATA_PATH=" + filepath.Join(dir, "data"), "KMS_SEED_PATH=" + seed,
+			}
+		},
+		probe: probeKMS,
+	})
+	if err != nil {
+		if temp {
+			_ = os.RemoveAll(dir)
+		}
+		return nil, err
+	}
+	if temp {
+		p.cleanup = func() { _ = os.RemoveAll(dir) }
+	}
+	return p, nil
+}
+
+func probeKMS(ctx context.Context, client *http.Client, endpoint string) error {
+	return probeJSON(ctx, client, endpoint, "kms", "TrentService.ListKeys", "application/x-amz-json-1.1", `"Keys"`)
 }

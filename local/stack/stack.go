@@ -3,6 +3,7 @@
 package stack
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -49,6 +50,10 @@ type Options struct {
 	// ElasticMQ, a Docker DynamoDB Local, …); when empty, local mode starts its own.
 	DynamoEndpoint, SQSEndpoint string
 	DynamoPort, SQSPort         int // ports for the emulators it starts; 0 picks free ones
+	// KMSEndpoint points at a running KMS emulator holding KMSKeyID (default emulator.LocalKeyID);
+	// when empty, local mode starts local-kms with that key seeded, on KMSPort (0 picks one).
+	KMSEndpoint, KMSKeyID string
+	KMSPort               int
 
 	Params            map[string]string // template parameter overrides
 	Prefix            string            // prepended to table and queue names
@@ -70,6 +75,8 @@ type Stack struct {
 	Streams        map[string]string              // table logical id → stream ARN, for tables with a stream
 	DynamoEndpoint string
 	SQSEndpoint    string
+	KMSEndpoint    string
+	KMSKeyID       string // what !Ref of the template's AWS::KMS::Key resolves to
 
 	metrics   *emf.Aggregator // the metrics of every function's EMF lines, as CloudWatch would extract them
 	hosts     map[string]*lambdart.Host
@@ -271,7 +278,7 @@ func (s *Stack) runSchedule(ctx context.Context, function, event string, period 
 
 // prepare starts the emulators (unless endpoints are given) and creates the declared resources.
 func (s *Stack) prepare(ctx context.Context, tpl *template.Template, o Options) (awscfg.Config, error) {
-	if err := s.startEmulators(ctx, o); err != nil {
+	if err := s.startEmulators(ctx, o, declaresKMSKey(tpl)); err != nil {
 		return awscfg.Config{}, err
 	}
 	aws, err := awscfg.Load(ctx, s.endpointEnv().get)
@@ -400,7 +407,17 @@ func (s *Stack) Close() error {
 	return nil
 }
 
-func (s *Stack) startEmulators(ctx context.Context, o Options) error {
+// declaresKMSKey reports whether the template has a KMS key, which local mode stands in with local-kms.
+func declaresKMSKey(tpl *template.Template) bool {
+	for _, r := range tpl.Resources {
+		if r.Type == typeKMSKey {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Stack) startEmulators(ctx context.Context, o Options, kms bool) error {
 	s.DynamoEndpoint, s.SQSEndpoint = o.DynamoEndpoint, o.SQSEndpoint
 	if s.DynamoEndpoint == "" {
 		opts := emulator.DynamoOptions{Root: o.Root, Port: o.DynamoPort}
@@ -422,6 +439,19 @@ func (s *Stack) startEmulators(ctx context.Context, o Options) error {
 		s.emulators = append(s.emulators, p)
 		s.SQSEndpoint = p.Endpoint
 	}
+	s.KMSEndpoint, s.KMSKeyID = o.KMSEndpoint, cmp.Or(o.KMSKeyID, emulator.LocalKeyID)
+	if s.KMSEndpoint == "" && kms {
+		opts := emulator.KMSOptions{Root: o.Root, Port: o.KMSPort}
+		if o.DataDir != "" {
+			opts.DataDir = filepath.Join(o.DataDir, "kms")
+		}
+		p, err := emulator.StartKMS(ctx, opts)
+		if err != nil {
+			return err
+		}
+		s.emulators = append(s.emulators, p)
+		s.KMSEndpoint = p.Endpoint
+	}
 	// Every SQS client of the stack goes through the guard: SQS's character rule holds locally
 	// whatever the emulator accepts.
 	g, err := startSQSGuard(s.SQSEndpoint)
@@ -441,6 +471,7 @@ func (s *Stack) endpointEnv() envMap {
 	return envMap{
 		awscfg.EnvDynamoEndpoint: s.DynamoEndpoint,
 		awscfg.EnvSQSEndpoint:    s.SQSEndpoint,
+		awscfg.EnvKMSEndpoint:    s.KMSEndpoint,
 		"AWS_REGION":             Region,
 		"AWS_ACCESS_KEY_ID":      "local",
 		"AWS_SECRET_ACCESS_KEY":  "local",
@@ -552,6 +583,9 @@ func (s *Stack) resolver(tpl *template.Template) template.Resolver {
 			if res, ok := tpl.Resources[name]; ok && res.Type == template.TypeHTTPAPI {
 				return LocalAPIID, nil
 			}
+			if res, ok := tpl.Resources[name]; ok && res.Type == typeKMSKey {
+				return s.KMSKeyID, nil
+			}
 			return "", fmt.Errorf("!Ref %s: nothing of that name runs locally", name)
 		},
 		GetAttFunc: func(res, attr string) (string, error) {
@@ -568,6 +602,9 @@ func (s *Stack) resolver(tpl *template.Template) template.Resolver {
 			if t, ok := s.Tables[res]; ok && attr == "Arn" {
 				return "arn:aws:dynamodb:" + Region + ":" + AccountID + ":table/" + t, nil
 			}
+			if r, ok := tpl.Resources[res]; ok && r.Type == typeKMSKey && attr == "Arn" {
+				return "arn:aws:kms:" + Region + ":" + AccountID + ":key/" + s.KMSKeyID, nil
+			}
 			if arn, ok := s.Streams[res]; ok && attr == "StreamArn" {
 				return arn, nil // DynamoDB Local's own: arn:aws:dynamodb:ddblocal:000000000000:table/<name>/stream/<label>
 			}
@@ -575,6 +612,9 @@ func (s *Stack) resolver(tpl *template.Template) template.Resolver {
 		},
 	}
 }
+
+// typeKMSKey is the template's KMS key: local mode stands in local-kms and its seeded key.
+const typeKMSKey = "AWS::KMS::Key"
 
 // maxMessageBytes bounds the on-failure messages local mode writes: SQS's largest message until
 // 2025 (queues take 1 MiB now; the SQS guard enforces that), kept so the chunks stay small.

@@ -231,7 +231,7 @@ Resources:
 		{Managed: Lit("AWSLambdaBasicExecutionRole")},
 		{Template: "SQSPollerPolicy", Args: map[string]Value{"QueueName": {Kind: KindGetAtt, GetAtt: [2]string{"Q", "QueueName"}}}},
 		{Template: "VPCAccessPolicy", Args: map[string]Value{}},
-		{Document: true},
+		{Document: true, Statements: []Statement{{Effect: "Allow", Actions: []string{"s3:GetObject"}, Resources: []Value{Lit("*")}}}},
 		{Managed: Value{Kind: KindSub, Sub: "arn:${AWS::Partition}:iam::aws:policy/ReadOnlyAccess"}},
 	}
 	if !reflect.DeepEqual(fn.Policies, wantPolicies) {

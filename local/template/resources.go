@@ -43,10 +43,20 @@ type Schedule struct {
 // Policy is one entry of a function's Policies. Exactly one form is set: Document for an inline
 // policy document, Template for a SAM policy template, else Managed.
 type Policy struct {
-	Managed  Value            // managed policy name or ARN
-	Template string           // SAM policy template name, such as DynamoDBCrudPolicy
-	Args     map[string]Value // the policy template's parameters
-	Document bool             // an inline policy document (a mapping with Statement)
+	Managed    Value            // managed policy name or ARN
+	Template   string           // SAM policy template name, such as DynamoDBCrudPolicy
+	Args       map[string]Value // the policy template's parameters
+	Document   bool             // an inline policy document (a mapping with Statement)
+	Statements []Statement      // the document's statements
+}
+
+// Statement is one statement of an inline policy document.
+type Statement struct {
+	Effect    string
+	Actions   []string                      // Action, one or a list
+	Resources []Value                       // Resource, one or a list
+	Condition map[string]map[string][]Value // operator → condition key → values
+	Negated   bool                          // NotAction, NotResource or NotPrincipal: the checks refuse it
 }
 
 // Route is an HttpApi event of a function.
@@ -321,7 +331,11 @@ func parsePolicies(p obj) ([]Policy, error) {
 			}
 			out = append(out, Policy{Managed: v})
 		case item.Kind == yaml.MappingNode && (single || obj{n: item}.get("Statement") != nil):
-			out = append(out, Policy{Document: true})
+			sts, err := parseStatements(obj{n: item, where: w})
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, Policy{Document: true, Statements: sts})
 		case item.Kind == yaml.MappingNode && len(item.Content) == 2:
 			name := deref(item.Content[0]).Value
 			args, err := obj{n: item, where: w}.child(name)
@@ -338,6 +352,80 @@ func parsePolicies(p obj) ([]Policy, error) {
 		default:
 			return nil, fmt.Errorf("%s: expected a policy name, a policy template or a policy document", w)
 		}
+	}
+	return out, nil
+}
+
+// parseStatements reads the Statement of a policy document: one mapping or a list of them.
+func parseStatements(doc obj) ([]Statement, error) {
+	n := doc.get("Statement")
+	var items []obj
+	switch {
+	case n == nil:
+		return nil, nil
+	case n.Kind == yaml.MappingNode && !isIntrinsicNode(n):
+		items = []obj{{n: n, where: join(doc.where, "Statement")}}
+	default:
+		var err error
+		if items, err = doc.list("Statement"); err != nil {
+			return nil, err
+		}
+	}
+	var out []Statement
+	for _, it := range items {
+		st := Statement{Negated: it.get("NotAction") != nil || it.get("NotResource") != nil || it.get("NotPrincipal") != nil}
+		var err error
+		if st.Effect, err = it.str("Effect"); err != nil {
+			return nil, err
+		}
+		if st.Actions, err = it.strs("Action"); err != nil {
+			return nil, err
+		}
+		if st.Resources, err = values(it, "Resource"); err != nil {
+			return nil, err
+		}
+		cond, err := it.child("Condition")
+		if err != nil {
+			return nil, err
+		}
+		for _, op := range cond.keys() {
+			keys, err := cond.child(op)
+			if err != nil {
+				return nil, err
+			}
+			if st.Condition == nil {
+				st.Condition = map[string]map[string][]Value{}
+			}
+			st.Condition[op] = map[string][]Value{}
+			for _, k := range keys.keys() {
+				if st.Condition[op][k], err = values(keys, k); err != nil {
+					return nil, err
+				}
+			}
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// values returns the Values under key: one, or a list of them.
+func values(o obj, key string) ([]Value, error) {
+	n := o.get(key)
+	if n == nil {
+		return nil, nil
+	}
+	where := join(o.where, key)
+	if n.Kind != yaml.SequenceNode || isIntrinsicNode(n) {
+		v, err := parseValue(n, where)
+		return []Value{v}, err
+	}
+	out := make([]Value, 0, len(n.Content))
+	for i, c := range n.Content {
+		v, err := parseValue(c, fmt.Sprintf("%s[%d]", where, i))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
 	}
 	return out, nil
 }

@@ -25,6 +25,7 @@ import (
 var optionalEnv = map[string]bool{
 	"HOOKGATE_DYNAMODB_ENDPOINT": true,
 	"HOOKGATE_SQS_ENDPOINT":      true,
+	"HOOKGATE_KMS_ENDPOINT":      true,
 }
 
 // TestRepoTemplate is the structural test of the project: template.yaml, the Makefile and the

@@ -1,8 +1,9 @@
 // Package awscfg loads the AWS SDK configuration once per process and builds the DynamoDB and SQS
-// clients, pointed at local emulators when HOOKGATE_DYNAMODB_ENDPOINT or HOOKGATE_SQS_ENDPOINT is set.
-// Every call fits inside the invocation that makes it: each attempt is bounded, retries are few
-// and quick, and the whole call (retries included) ends Reserve before the context's deadline,
-// so a stalled dependency is an error the handler answers (503), not a Lambda timeout.
+// clients (and KMS's), pointed at local emulators when HOOKGATE_DYNAMODB_ENDPOINT, HOOKGATE_SQS_ENDPOINT
+// or HOOKGATE_KMS_ENDPOINT is set. Every call fits inside the invocation that makes it: each attempt
+// is bounded, retries are few and quick, and the whole call (retries included) ends Reserve before
+// the context's deadline, so a stalled dependency is an error the handler answers (503), not a
+// Lambda timeout.
 package awscfg
 
 import (
@@ -17,6 +18,7 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/smithy-go/middleware"
 )
@@ -26,6 +28,7 @@ import (
 const (
 	EnvDynamoEndpoint = "HOOKGATE_DYNAMODB_ENDPOINT"
 	EnvSQSEndpoint    = "HOOKGATE_SQS_ENDPOINT"
+	EnvKMSEndpoint    = "HOOKGATE_KMS_ENDPOINT"
 )
 
 // The budget of one SDK call. Table and queue calls take milliseconds; an attempt that has not
@@ -45,6 +48,7 @@ type Config struct {
 	AWS            aws.Config
 	DynamoEndpoint string
 	SQSEndpoint    string
+	KMSEndpoint    string
 }
 
 // Load builds the SDK configuration from the environment Lambda provides (AWS_REGION and the
@@ -53,8 +57,8 @@ type Config struct {
 // leaving them out keeps each bootstrap about a third smaller. With an endpoint override and no
 // credentials set, dummy credentials are used, as emulators accept any.
 func Load(ctx context.Context, getenv func(string) string) (Config, error) {
-	c := Config{DynamoEndpoint: getenv(EnvDynamoEndpoint), SQSEndpoint: getenv(EnvSQSEndpoint)}
-	local := c.DynamoEndpoint != "" || c.SQSEndpoint != ""
+	c := Config{DynamoEndpoint: getenv(EnvDynamoEndpoint), SQSEndpoint: getenv(EnvSQSEndpoint), KMSEndpoint: getenv(EnvKMSEndpoint)}
+	local := c.DynamoEndpoint != "" || c.SQSEndpoint != "" || c.KMSEndpoint != ""
 	region := getenv("AWS_REGION")
 	if region == "" {
 		region = getenv("AWS_DEFAULT_REGION")
@@ -134,4 +138,13 @@ func withinDeadline(reserve time.Duration) func(*middleware.Stack) error {
 				return next.HandleInitialize(ctx, in)
 			}), middleware.Before)
 	}
+}
+
+// KMS builds a KMS client.
+func (c Config) KMS() *kms.Client {
+	return kms.NewFromConfig(c.AWS, func(o *kms.Options) {
+		if c.KMSEndpoint != "" {
+			o.BaseEndpoint = aws.String(c.KMSEndpoint)
+		}
+	})
 }

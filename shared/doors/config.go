@@ -27,17 +27,24 @@ func IDKeyFromEnv(env *envcfg.Reader) ids.Keyed {
 // StackSources are the default workspace's sources that the stack's parameters configure, unless
 // it stores sources of those names. The inbound secret is an HMAC key or a Bearer token (Zapier
 // and Make send either); a workspace's own trigger or binding source is checked by its scheme only.
-func StackSources(inboundSecret, telegramToken string) []store.Source {
-	src := func(name string, scheme verify.Scheme, secret string) store.Source {
+// inboundSecrets are the current secret, then the one being rotated out (InboundSecretPrevious),
+// which verifies too until it is removed.
+func StackSources(inboundSecrets []string, telegramToken string) []store.Source {
+	src := func(name string, scheme verify.Scheme, secrets ...string) store.Source {
 		s := store.Source{Name: name, Scheme: string(scheme)}
-		if secret != "" {
-			s.Secrets = []store.SigningSecret{{Value: secret}}
+		if len(secrets) == 0 || secrets[0] == "" {
+			return s // no current secret: the door stays shut
+		}
+		for _, sec := range secrets {
+			if sec != "" {
+				s.Secrets = append(s.Secrets, store.SigningSecret{Value: sec})
+			}
 		}
 		return s
 	}
 	return []store.Source{
-		src("trigger", verify.HMACSHA256, inboundSecret), src("trigger", verify.Bearer, inboundSecret),
-		src("binding", verify.HMACSHA256, inboundSecret), src("binding", verify.Bearer, inboundSecret),
+		src("trigger", verify.HMACSHA256, inboundSecrets...), src("trigger", verify.Bearer, inboundSecrets...),
+		src("binding", verify.HMACSHA256, inboundSecrets...), src("binding", verify.Bearer, inboundSecrets...),
 		src("telegram", verify.Telegram, telegramToken),
 	}
 }

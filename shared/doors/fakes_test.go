@@ -219,7 +219,7 @@ func newHarness(t *testing.T, start time.Time) *harness {
 	c := &clock{t: start}
 	h := &harness{clock: c, sources: &memSources{}, store: newMemStore(c.now), sqs: &fifoSQS{now: c.now}}
 	h.sources.put(store.Source{WorkspaceID: "default", Name: "stripe", Scheme: string(verify.Stripe), Secrets: []store.SigningSecret{{Value: devStripeSecret}}})
-	res := sources.New(h.sources, 0, c.now, "default", StackSources(devInboundSecret, devTelegramToken)...)
+	res := sources.New(h.sources, 0, c.now, "default", StackSources([]string{devInboundSecret}, devTelegramToken)...)
 	cfg := Config{DefaultWorkspace: "default", MaxBodyBytes: MaxStoredBody, DedupeWindow: 72 * time.Hour, IDs: testIDs}
 	h.doors = New(cfg, res, h.store, queue.NewSender(h.sqs, "https://sqs.us-east-1.amazonaws.com/000000000000/InboundQueue.fifo"),
 		slog.New(slog.DiscardHandler), c.now)

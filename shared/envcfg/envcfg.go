@@ -37,6 +37,16 @@ func (r *Reader) Secret(name string, minLen int) string {
 	return v
 }
 
+// OptionalSecret returns the variable, "" when it is unset or blank; a value shorter than minLen
+// is an error (which does not quote it).
+func (r *Reader) OptionalSecret(name string, minLen int) string {
+	v := r.Optional(name, "")
+	if v != "" && len(v) < minLen {
+		r.errs = append(r.errs, fmt.Errorf("%s must be at least %d characters", name, minLen))
+	}
+	return v
+}
+
 // Optional returns the variable, or def when it is unset or blank.
 func (r *Reader) Optional(name, def string) string {
 	if v := strings.TrimSpace(r.getenv(name)); v != "" {

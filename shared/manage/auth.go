@@ -26,9 +26,14 @@ type Authenticator struct {
 	keys             KeyLookup
 }
 
-// NewAuthenticator returns an Authenticator. An empty adminKey admits no admin.
-func NewAuthenticator(defaultWorkspace, adminKey string, keys KeyLookup) *Authenticator {
-	return &Authenticator{defaultWorkspace: defaultWorkspace, admin: verify.NewSecrets(adminKey), keys: keys}
+// NewAuthenticator returns an Authenticator. An empty adminKey admits no admin. The previous admin
+// keys (a rotation's overlap: AdminApiKeyPrevious) admit the admin too, until they are removed.
+func NewAuthenticator(defaultWorkspace, adminKey string, keys KeyLookup, previous ...string) *Authenticator {
+	admin := verify.NewSecrets(adminKey)
+	if adminKey != "" {
+		admin = verify.NewSecrets(append([]string{adminKey}, previous...)...)
+	}
+	return &Authenticator{defaultWorkspace: defaultWorkspace, admin: admin, keys: keys}
 }
 
 // Authenticate finds the caller from the X-API-Key or Authorization: Bearer header. A missing,

@@ -58,3 +58,29 @@ func TestAuthenticator(t *testing.T) {
 		t.Errorf("no admin key configured: %v", err)
 	}
 }
+
+// During an admin key rotation the previous key is accepted too; without it, only the current one.
+func TestAuthenticatorAdminKeyOverlap(t *testing.T) {
+	t.Parallel()
+	const previous = "previous-admin-key-0123456789"
+	req := func(k string) *events.APIGatewayV2HTTPRequest {
+		return &events.APIGatewayV2HTTPRequest{Headers: map[string]string{"x-api-key": k}}
+	}
+	e := newEnv(t, false)
+	during := NewAuthenticator("default", adminKey, e.st, previous)
+	after := NewAuthenticator("default", adminKey, e.st)
+	for _, k := range []string{adminKey, previous} {
+		if c, err := during.Authenticate(context.Background(), req(k)); err != nil || !c.Admin {
+			t.Errorf("during the overlap, key %q: %+v %v", k[:4], c, err)
+		}
+	}
+	if c, err := after.Authenticate(context.Background(), req(adminKey)); err != nil || !c.Admin {
+		t.Errorf("after the overlap, the current key: %+v %v", c, err)
+	}
+	if c, err := after.Authenticate(context.Background(), req(previous)); apierr.CodeOf(err) != apierr.Unauthorized {
+		t.Errorf("after the overlap, the previous key: %+v %v", c, err)
+	}
+	if c, err := NewAuthenticator("default", "", e.st, previous).Authenticate(context.Background(), req(previous)); apierr.CodeOf(err) != apierr.Unauthorized {
+		t.Errorf("a previous key without a current one: %+v %v", c, err)
+	}
+}

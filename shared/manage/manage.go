@@ -41,6 +41,8 @@ type Config struct {
 	// AdminKey authenticates as the admin of every workspace. It is kept only as a SHA-256 digest
 	// and compared in constant time.
 	AdminKey string
+	// AdminKeyPrevious is the admin key being rotated out: accepted too until it is removed.
+	AdminKeyPrevious string
 	// AllowHTTPURLs admits http:// destinations (local development); otherwise only https://.
 	AllowHTTPURLs bool
 	// OwnHosts are the gateway's own API hosts (custom domains), which no subscription URL may
@@ -77,7 +79,7 @@ type Handler struct {
 
 // New returns a Handler.
 func New(cfg Config, st Store, now func() time.Time, log *slog.Logger) *Handler {
-	h := &Handler{cfg: cfg, auth: NewAuthenticator(cfg.DefaultWorkspace, cfg.AdminKey, st), store: st, now: now, log: log}
+	h := &Handler{cfg: cfg, auth: NewAuthenticator(cfg.DefaultWorkspace, cfg.AdminKey, st, cfg.AdminKeyPrevious), store: st, now: now, log: log}
 	// API Gateway route key → handler. Add a route here and declare it on the function in template.yaml.
 	h.routes = map[string]route{
 		"POST /v1/api-keys":        h.createAPIKey,

@@ -105,7 +105,7 @@ type RotatedSource struct {
 func (in *sourceRoutes) sourceView(src store.Source) SourceView {
 	v := SourceView{
 		WorkspaceID: src.WorkspaceID, Name: src.Name, Scheme: src.Scheme, Header: src.Header,
-		ActiveSecrets: len(src.ActiveSecrets(in.h.now())), HasBotToken: src.BotToken != "", CreatedAt: src.CreatedAt, UpdatedAt: src.UpdatedAt,
+		ActiveSecrets: src.ActiveSecretCount(in.h.now()), HasBotToken: src.HasBotToken(), CreatedAt: src.CreatedAt, UpdatedAt: src.UpdatedAt,
 	}
 	if timestamped(verify.Scheme(src.Scheme)) {
 		v.ToleranceSeconds = src.ToleranceSeconds

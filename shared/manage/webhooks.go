@@ -59,7 +59,7 @@ func (h *Handler) webhookView(sub store.Subscription) WebhookView {
 	return WebhookView{
 		ID: sub.ID, URL: sub.URL, Events: evs, Description: sub.Description, Status: sub.Status,
 		DisabledReason: sub.DisabledReason, ConsecutiveFailures: sub.ConsecutiveFailures,
-		ActiveSecrets: len(sub.ActiveSecrets(h.now())), CreatedAt: sub.CreatedAt, UpdatedAt: sub.UpdatedAt,
+		ActiveSecrets: sub.ActiveSecretCount(h.now()), CreatedAt: sub.CreatedAt, UpdatedAt: sub.UpdatedAt,
 	}
 }
 

@@ -56,7 +56,7 @@ func adapterItem(a Adapter, rev int64) map[string]types.AttributeValue {
 	item["reply_hosts"], item["approvers"] = strList(a.ReplyHosts), strList(a.Approvers)
 	item["max_body_bytes"], item["max_in_flight"] = n(int64(a.MaxBodyBytes)), n(int64(a.MaxInFlight))
 	item["legacy_approvals"], item["read_all_runs"] = boolAttr(a.LegacyApprovals), boolAttr(a.ReadAllRuns)
-	item["secrets"] = encodeSecrets(a.Secrets)
+	item["secrets"] = encodeClearSecrets(a.Secrets)
 	item["created_at"], item["updated_at"], item["rev"] = ts(a.CreatedAt), ts(a.UpdatedAt), n(rev)
 	return item
 }

@@ -10,6 +10,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/hookgate/hookgate/shared/seal"
 )
 
 // DB is the part of the DynamoDB client the store uses.
@@ -28,6 +30,18 @@ type Store struct {
 	table     string
 	now       func() time.Time
 	retention time.Duration
+	sealer    Sealer // nil: secrets are written as given (tests, and the functions that write none)
+	opener    Opener // nil: secrets read stay sealed (their count is known, not their values)
+}
+
+// Sealer seals a secret before it is written (seal.Envelope; kms:GenerateDataKey).
+type Sealer interface {
+	Seal(ctx context.Context, plaintext []byte, c seal.Context) ([]byte, error)
+}
+
+// Opener opens a sealed secret after it is read (seal.Envelope; kms:Decrypt).
+type Opener interface {
+	Open(ctx context.Context, sealed []byte, c seal.Context) ([]byte, error)
 }
 
 // New returns a Store on table.
@@ -49,6 +63,23 @@ func (st *Store) expire(item map[string]types.AttributeValue, now time.Time) map
 		item["ttl"] = n(now.Add(st.retention).Unix())
 	}
 	return item
+}
+
+// WithSealer returns a copy of the store that seals every secret it writes: subscriptions' and
+// sources' secrets and bot tokens. Secrets already sealed are kept as they are; one read in clear
+// (written before sealing) is sealed when its item is next written.
+func (st *Store) WithSealer(s Sealer) *Store {
+	c := *st
+	c.sealer = s
+	return &c
+}
+
+// WithOpener returns a copy of the store whose GetSubscription and GetSource open the secrets they
+// read: only the functions that sign or verify need it.
+func (st *Store) WithOpener(o Opener) *Store {
+	c := *st
+	c.opener = o
+	return &c
 }
 
 func threadPK(ws, id string) string { return "WS#" + ws + "#THR#" + id }
@@ -81,6 +112,13 @@ func str(item map[string]types.AttributeValue, name string) string {
 		return v.Value
 	}
 	return ""
+}
+
+func bytesOf(item map[string]types.AttributeValue, name string) []byte {
+	if v, ok := item[name].(*types.AttributeValueMemberB); ok {
+		return v.Value
+	}
+	return nil
 }
 
 func num(item map[string]types.AttributeValue, name string) int64 {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/hookgate/hookgate/shared/apierr"
 	"github.com/hookgate/hookgate/shared/ids"
+	"github.com/hookgate/hookgate/shared/seal"
 )
 
 // Subscription statuses.
@@ -35,8 +36,8 @@ const DisabledByAPI = "disabled through the management API"
 // maxSubscriptionWriteTries bounds the optimistic retries of read-modify-write updates.
 const maxSubscriptionWriteTries = 5
 
-// Subscription is an outbound webhook endpoint of a workspace. Its secrets are needed to sign, so
-// they are stored as given (the table is encrypted at rest); they never appear in JSON or logs.
+// Subscription is an outbound webhook endpoint of a workspace. Its secrets are stored sealed (see
+// Store.WithSealer) and opened only by a store WithOpener; they never appear in JSON or logs.
 type Subscription struct {
 	ID                  string          `json:"id"`
 	WorkspaceID         string          `json:"workspace_id"`
@@ -54,8 +55,9 @@ type Subscription struct {
 // SigningSecret is one of a subscription's secrets. ExpiresAt is nil for the current secret and set
 // for a previous one that is still accepted during a rotation's overlap.
 type SigningSecret struct {
-	Value     string
+	Value     string // "" while sealed: read by a store without an opener
 	ExpiresAt *time.Time
+	sealed    []byte // as stored; nil for a value not stored yet, or stored in clear before sealing
 }
 
 // String hides the value, so that printing a Subscription with %v or %+v shows no secret.
@@ -90,13 +92,26 @@ func (s SigningSecret) expired(now time.Time) bool {
 }
 
 // ActiveSecrets returns the values of the secrets that sign at now: newest first (the current
-// secret, then previous ones by latest expiry), expired ones dropped.
+// secret, then previous ones by latest expiry), expired ones and unopened sealed ones dropped.
 func (s Subscription) ActiveSecrets(now time.Time) []string { return activeSecrets(s.Secrets, now) }
+
+// ActiveSecretCount is how many secrets sign at now, whether opened or not.
+func (s Subscription) ActiveSecretCount(now time.Time) int { return activeSecretCount(s.Secrets, now) }
+
+func activeSecretCount(secrets []SigningSecret, now time.Time) int {
+	n := 0
+	for _, sec := range secrets {
+		if !sec.expired(now) {
+			n++
+		}
+	}
+	return n
+}
 
 func activeSecrets(secrets []SigningSecret, now time.Time) []string {
 	active := make([]SigningSecret, 0, len(secrets))
 	for _, sec := range secrets {
-		if !sec.expired(now) {
+		if !sec.expired(now) && sec.Value != "" {
 			active = append(active, sec)
 		}
 	}
@@ -194,11 +209,15 @@ func (st *Store) CreateSubscription(ctx context.Context, sub Subscription) (Subs
 	if sub.DisabledReason != "" {
 		item["disabled_reason"] = s(sub.DisabledReason)
 	}
-	item["secrets"] = encodeSecrets(sub.Secrets)
+	secrets, err := st.encodeSecrets(ctx, subSealCtx(sub.WorkspaceID, sub.ID), sub.Secrets)
+	if err != nil {
+		return Subscription{}, err
+	}
+	item["secrets"] = secrets
 	item["consecutive_failures"] = n(0)
 	item["created_at"], item["updated_at"] = ts(now), ts(now)
 	item["rev"] = n(1)
-	_, err := st.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+	_, err = st.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
 		{Put: &types.Put{TableName: &st.table, Item: item, ConditionExpression: aws.String("attribute_not_exists(pk)")}},
 	}})
 	if err != nil {
@@ -227,7 +246,11 @@ func (st *Store) getSubscription(ctx context.Context, ws, id string) (Subscripti
 	if len(out.Item) == 0 {
 		return Subscription{}, 0, subNotFound()
 	}
-	return decodeSubscription(out.Item), num(out.Item, "rev"), nil
+	sub := decodeSubscription(out.Item)
+	if err := st.openSecrets(ctx, subSealCtx(ws, id), sub.Secrets); err != nil {
+		return Subscription{}, 0, err
+	}
+	return sub, num(out.Item, "rev"), nil
 }
 
 // ListSubscriptions returns up to limit (1 to 1000) of the workspace's subscriptions in id order
@@ -393,10 +416,14 @@ func (st *Store) rewriteSubscription(ctx context.Context, ws, id, op string, cha
 			return next, err
 		}
 		next.UpdatedAt = now
+		secrets, err := st.encodeSecrets(ctx, subSealCtx(ws, id), next.Secrets)
+		if err != nil {
+			return Subscription{}, err
+		}
 		upd := "SET #url = :url, events = :events, description = :desc, #st = :st, secrets = :secrets, updated_at = :now, rev = :next"
 		vals := map[string]types.AttributeValue{
 			":url": s(next.URL), ":events": strList(next.Events), ":desc": s(next.Description), ":st": s(next.Status),
-			":secrets": encodeSecrets(next.Secrets), ":now": ts(now), ":rev": n(rev), ":next": n(rev + 1),
+			":secrets": secrets, ":now": ts(now), ":rev": n(rev), ":next": n(rev + 1),
 		}
 		if cur.Status == SubscriptionDisabled && next.Status == SubscriptionActive {
 			upd += ", consecutive_failures = :zero"
@@ -504,16 +531,52 @@ func strList(vs []string) types.AttributeValue {
 	return &types.AttributeValueMemberL{Value: l}
 }
 
-func encodeSecrets(secs []SigningSecret) types.AttributeValue {
+func subSealCtx(ws, id string) seal.Context {
+	return seal.Context{Workspace: ws, Kind: seal.KindSubscriptionSecret, Item: id}
+}
+
+// encodeSecrets is the secrets attribute: each secret as {sealed, expires_at?}; with no sealer,
+// {value, expires_at?} as before sealing.
+func (st *Store) encodeSecrets(ctx context.Context, c seal.Context, secs []SigningSecret) (types.AttributeValue, error) {
 	l := make([]types.AttributeValue, len(secs))
 	for i, sec := range secs {
-		m := map[string]types.AttributeValue{"value": s(sec.Value)}
+		m := map[string]types.AttributeValue{}
+		switch {
+		case sec.sealed != nil:
+			m["sealed"] = &types.AttributeValueMemberB{Value: sec.sealed}
+		case st.sealer != nil:
+			b, err := st.sealer.Seal(ctx, []byte(sec.Value), c)
+			if err != nil {
+				return nil, fmt.Errorf("seal a secret of %s %s: %w", c.Kind, c.Item, err)
+			}
+			m["sealed"] = &types.AttributeValueMemberB{Value: b}
+		default:
+			m["value"] = s(sec.Value)
+		}
 		if sec.ExpiresAt != nil {
 			m["expires_at"] = ts(*sec.ExpiresAt)
 		}
 		l[i] = &types.AttributeValueMemberM{Value: m}
 	}
-	return &types.AttributeValueMemberL{Value: l}
+	return &types.AttributeValueMemberL{Value: l}, nil
+}
+
+// openSecrets opens the sealed secrets in place, when the store has an opener.
+func (st *Store) openSecrets(ctx context.Context, c seal.Context, secs []SigningSecret) error {
+	if st.opener == nil {
+		return nil
+	}
+	for i := range secs {
+		if secs[i].sealed == nil || secs[i].Value != "" {
+			continue
+		}
+		b, err := st.opener.Open(ctx, secs[i].sealed, c)
+		if err != nil {
+			return fmt.Errorf("open a secret of %s %s: %w", c.Kind, c.Item, err)
+		}
+		secs[i].Value = string(b)
+	}
+	return nil
 }
 
 func decodeSubscription(item map[string]types.AttributeValue) Subscription {
@@ -544,6 +607,9 @@ func decodeSecrets(item map[string]types.AttributeValue) []SigningSecret {
 				continue
 			}
 			sec := SigningSecret{Value: str(m.Value, "value")}
+			if b, ok := m.Value["sealed"].(*types.AttributeValueMemberB); ok {
+				sec.sealed = b.Value
+			}
 			if t := tm(m.Value, "expires_at"); !t.IsZero() {
 				sec.ExpiresAt = &t
 			}

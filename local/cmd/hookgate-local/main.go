@@ -73,6 +73,8 @@ func commonOptions(fs *flag.FlagSet) (*stack.Options, paramFlags) {
 	o := &stack.Options{
 		DynamoEndpoint: os.Getenv("HOOKGATE_DYNAMODB_ENDPOINT"),
 		SQSEndpoint:    os.Getenv("HOOKGATE_SQS_ENDPOINT"),
+		KMSEndpoint:    os.Getenv("HOOKGATE_KMS_ENDPOINT"),
+		KMSKeyID:       os.Getenv("HOOKGATE_KMS_KEY_ID"),
 	}
 	params := paramFlags{}
 	for _, kv := range os.Environ() {
@@ -92,6 +94,7 @@ func dev(ctx context.Context, args []string) error {
 	fs.StringVar(&o.DataDir, "data", ".hookgate", "folder for emulator data (git-ignored)")
 	fs.IntVar(&o.DynamoPort, "dynamodb-port", 8000, "port for DynamoDB Local")
 	fs.IntVar(&o.SQSPort, "sqs-port", 9324, "port for fauxqs")
+	fs.IntVar(&o.KMSPort, "kms-port", 0, "port for local-kms (0 picks a free one)")
 	fs.IntVar(&o.Concurrency, "concurrency", 4, "processes per function (each waiting stream reader holds one)")
 	quiet := fs.Bool("quiet", false, "do not print function logs")
 	every := fs.Duration("metrics-every", 10*time.Second, "print the functions' EMF metrics this often when they changed (0: never; always at "+stack.MetricsPath+")")
@@ -160,6 +163,7 @@ func banner(w io.Writer, s *stack.Stack) {
 Hookgate is running at %[1]s
   DynamoDB Local  %[2]s   (table %[3]s)
   SQS (fauxqs)    %[4]s
+  KMS (local-kms) %[9]s   (key %[10]s seals the stored secrets)
   inbound secret  %[5]s   (development value; set HOOKGATE_PARAM_InboundSecret to change it)
   adapter secret  %[6]s
   admin API key   %[7]s   (management routes: X-API-Key or Authorization: Bearer)
@@ -186,7 +190,7 @@ Subscribe a webhook endpoint to every event (the secret is shown once):
     -d '{"url":"http://127.0.0.1:8080/hook","events":["*"]}'
 
 Ctrl-C stops everything.
-`, s.URL, s.DynamoEndpoint, s.Tables["Table"], s.SQSEndpoint, s.Params["InboundSecret"], s.Params["AdapterSecret"], s.Params["AdminApiKey"], s.Params["TelegramSecretToken"])
+`, s.URL, s.DynamoEndpoint, s.Tables["Table"], s.SQSEndpoint, s.Params["InboundSecret"], s.Params["AdapterSecret"], s.Params["AdminApiKey"], s.Params["TelegramSecretToken"], s.KMSEndpoint, s.KMSKeyID)
 }
 
 func invoke(ctx context.Context, args []string) error {

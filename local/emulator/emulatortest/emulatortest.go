@@ -18,6 +18,8 @@ import (
 const (
 	EnvDynamoEndpoint = "HOOKGATE_TEST_DYNAMODB_ENDPOINT"
 	EnvSQSEndpoint    = "HOOKGATE_TEST_SQS_ENDPOINT"
+	// EnvKMSEndpoint names a running KMS emulator; it must hold emulator.LocalKeyID.
+	EnvKMSEndpoint = "HOOKGATE_TEST_KMS_ENDPOINT"
 )
 
 // startTimeout is generous: under `go test -race ./...` several test binaries start JVMs at once on
@@ -26,7 +28,7 @@ const startTimeout = 90 * time.Second
 
 // emulators is the one piece of package state: the emulators this test binary started.
 var emulators struct {
-	dynamo, sqs lazy
+	dynamo, sqs, kms lazy
 }
 
 // lazy starts one emulator on first use and remembers the outcome, good or bad.
@@ -91,7 +93,7 @@ func (l *lazy) stop() error {
 //	func TestMain(m *testing.M) { os.Exit(emulatortest.Run(m)) }
 func Run(m *testing.M) int {
 	code := m.Run()
-	for _, l := range []*lazy{&emulators.dynamo, &emulators.sqs} {
+	for _, l := range []*lazy{&emulators.dynamo, &emulators.sqs, &emulators.kms} {
 		if err := l.stop(); err != nil {
 			fmt.Fprintf(os.Stderr, "emulatortest: %v\n", err)
 			if code == 0 {
@@ -150,4 +152,13 @@ func OwnDynamo(tb testing.TB) string {
 		}
 	})
 	return proc.Endpoint
+}
+
+// KMS returns the endpoint of a local-kms holding emulator.LocalKeyID, started on the first call in
+// this test binary. It fails the test if the emulator cannot be started.
+func KMS(tb testing.TB) string {
+	tb.Helper()
+	return emulators.kms.get(tb, "local-kms", EnvKMSEndpoint, func(ctx context.Context, root string) (*emulator.Process, error) {
+		return emulator.StartKMS(ctx, emulator.KMSOptions{Root: root})
+	})
 }

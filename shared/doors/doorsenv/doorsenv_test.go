@@ -16,6 +16,7 @@ func TestFromEnv(t *testing.T) {
 		"HOOKGATE_INBOUND_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/000000000000/InboundQueue.fifo",
 		"HOOKGATE_DEFAULT_WORKSPACE": "default",
 		"HOOKGATE_ID_DERIVATION_KEY": "test-id-derivation-key",
+		"HOOKGATE_KMS_KEY_ID":        "0c5a1f3e-7b2d-4e8a-9c61-5d0f2b7a4e19",
 		// An emulator endpoint: the SDK configuration loads without AWS credentials.
 		"HOOKGATE_DYNAMODB_ENDPOINT": "http://127.0.0.1:8000",
 	}
@@ -40,6 +41,7 @@ func TestFromEnv(t *testing.T) {
 			[]string{"HOOKGATE_TABLE is required", "HOOKGATE_INBOUND_QUEUE_URL is required", "HOOKGATE_DEFAULT_WORKSPACE is required"}},
 		{"blank", map[string]string{"HOOKGATE_TABLE": "  "}, []string{"HOOKGATE_TABLE is required"}},
 		{"one missing", map[string]string{"HOOKGATE_INBOUND_QUEUE_URL": ""}, []string{"HOOKGATE_INBOUND_QUEUE_URL is required"}},
+		{"no kms key", map[string]string{"HOOKGATE_KMS_KEY_ID": ""}, []string{"HOOKGATE_KMS_KEY_ID is required"}},
 		{"no id key", map[string]string{"HOOKGATE_ID_DERIVATION_KEY": ""}, []string{"HOOKGATE_ID_DERIVATION_KEY is required"}},
 		{"short id key", map[string]string{"HOOKGATE_ID_DERIVATION_KEY": "short"}, []string{"HOOKGATE_ID_DERIVATION_KEY"}},
 		{"missing and malformed together", map[string]string{
