@@ -81,6 +81,8 @@ func startStackOn(t *testing.T, dynamo, name string, visibility time.Duration, p
 		"InboundSecret": inboundSecret, "AdapterSecret": adapterSecret, "AdminApiKey": adminKey,
 		"AllowHttpUrls": "true", "AllowPrivateDestinations": "true", "DeliverySchedule": "0s,1s,1s",
 		"TelegramSecretToken": telegramToken, "SourceCacheSeconds": "0",
+		// A failed message comes back after the test queues' visibility (1 s), not 10 s.
+		"FailureDelaySeconds": "1",
 		// The tests poll the inbound doors' runs through the default adapter.
 		"Adapters": `[{"name":"default","readAllRuns":true}]`,
 	}
@@ -337,9 +339,15 @@ func approxMessages(t *testing.T, e *env, queueID string) int {
 
 func TestPoisonMessageReachesDLQ(t *testing.T) {
 	t.Parallel() // doc.go says which tests may
-	e := sharedStack(t)
+	// A stack of its own: the poison message stays on its inbound queue for 20 receives, and tests
+	// of the shared stack count what is left on theirs.
+	e, err := startStack(t, "poison", time.Second, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.stack.Close()
 	poison := fmt.Sprintf(`{"v":1,"not":"an inbound message %d"`, time.Now().UnixNano())
-	_, err := e.sqs.SendMessage(context.Background(), &sqs.SendMessageInput{
+	_, err = e.sqs.SendMessage(context.Background(), &sqs.SendMessageInput{
 		QueueUrl: aws.String(e.stack.Queues["InboundQueue"].URL), MessageBody: aws.String(poison),
 		MessageGroupId: aws.String("poison"), MessageDeduplicationId: aws.String(fmt.Sprint(time.Now().UnixNano())),
 	})

@@ -318,9 +318,9 @@ func TestRunFailedEventNamesNoAgentHost(t *testing.T) {
 	}
 	thread, run := r.body["threadId"].(string), r.body["runId"].(string)
 	var status reply
-	waitFor(t, "the run to fail", 30*time.Second, func() bool {
+	waitFor(t, "the run to fail and its event", 30*time.Second, func() bool {
 		status = do(t, http.MethodGet, e.stack.URL+"/webhook/dead/threads/"+thread+"/runs/"+run, hdr, "")
-		return status.body["status"] == "failed"
+		return status.body["status"] == "failed" && len(eventsAbout(t, e.env, run)["run.failed"]) > 0
 	})
 	host, _, _ := net.SplitHostPort(e.deadAgent)
 	failed := eventsAbout(t, e.env, run)["run.failed"]
