@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -51,23 +50,18 @@ func ThreadOf(e Event) string {
 	return id
 }
 
-// threadIndexPuts returns the puts that index the events (cursors and times set) under their
-// threads.
-func threadIndexPuts(table *string, ws string, evs []Event, now time.Time) []types.TransactWriteItem {
-	var out []types.TransactWriteItem
-	for _, e := range evs {
-		th := ThreadOf(e)
-		if th == "" {
-			continue
-		}
-		item := key(threadPK(ws, th), threadEventSK(e.Cursor))
-		item["event_id"] = s(e.ID)
-		item["type"] = s(e.Type)
-		item["created_at"] = ts(now)
-		item["data"] = s(string(e.Data))
-		out = append(out, types.TransactWriteItem{Put: &types.Put{TableName: table, Item: item}})
+// threadIndexPut returns the put that indexes e (cursor and time set) under its thread, or nil.
+func threadIndexPut(table *string, e Event) *dynamodb.PutItemInput {
+	th := ThreadOf(e)
+	if th == "" {
+		return nil
 	}
-	return out
+	item := key(threadPK(e.WorkspaceID, th), threadEventSK(e.Cursor))
+	item["event_id"] = s(e.ID)
+	item["type"] = s(e.Type)
+	item["created_at"] = ts(e.CreatedAt)
+	item["data"] = s(string(e.Data))
+	return &dynamodb.PutItemInput{TableName: table, Item: item}
 }
 
 // ListThreadEvents returns up to limit events of the thread with a cursor after the given one, in
