@@ -22,6 +22,9 @@ type Event struct {
 	Cursor      int64           `json:"cursor"`
 	CreatedAt   time.Time       `json:"created_at"`
 	Data        json.RawMessage `json:"data"`
+	// Unread says nobody reads the index of the event's thread (only the web widget's stream reads
+	// one): the append writes no thread copy. Not stored.
+	Unread bool `json:"-"`
 }
 
 // KindEvent marks event-log items, so a DynamoDB stream filter can select them.

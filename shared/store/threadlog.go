@@ -18,14 +18,14 @@ import (
 //
 //	pk WS#<ws>#THR#<thread>  sk EV#<cursor, 19 digits>  a copy of the event
 //
-// The copy is written in the same transaction as the event, so it is visible exactly when the
-// event is, with the event's own cursor; a thread's index is the workspace log restricted to the
-// thread, in the same order. Only the gateway's own conversation events are indexed (types
+// The copy is written right after the event, with the event's own cursor, events of an append in
+// cursor order; one thread's appends come one after another (its inbound messages are handled in
+// order), so a thread's index is the workspace log restricted to the thread, in the same order.
+// Only threads whose index is read get copies: the appender marks the others' events Unread (the
+// worker: every channel but the widget's). Only the gateway's own conversation events are indexed (types
 // message.* and run.* whose data names a thread_id): a SaaS payload (webhook.*, telegram.*) that
 // happens to carry a thread_id field cannot reach a thread this way. The items have no "kind", so
-// the fan-out's stream filter (kind = event) never sees them. With the counter, a marker and an
-// event item, an event costs at most three of a transaction's 100 items: a group of
-// maxGroupEvents (25) needs at most 76.
+// the fan-out's stream filter (kind = event) never sees them.
 
 const threadEventPrefix = "EV#"
 
@@ -53,7 +53,7 @@ func ThreadOf(e Event) string {
 // threadIndexPut returns the put that indexes e (cursor and time set) under its thread, or nil.
 func threadIndexPut(table *string, e Event) *dynamodb.PutItemInput {
 	th := ThreadOf(e)
-	if th == "" {
+	if th == "" || e.Unread {
 		return nil
 	}
 	item := key(threadPK(e.WorkspaceID, th), threadEventSK(e.Cursor))
