@@ -66,16 +66,23 @@ func TestCostScenariosPinned(t *testing.T) {
 			t.Errorf("scenario %s has no pinned units (run with -update)", name)
 			continue
 		}
+		// The sync call's and the stream's waits poll: their reads vary by a unit with timing. The
+		// stream reader of (e) reconnects after each window, and a window ends when events come:
+		// how the run's events fall into windows varies by one request.
+		window := 0.0
+		if name == "e" {
+			window = 1
+		}
 		for _, c := range []struct {
 			what      string
 			got, want float64
 			slack     float64 // units allowed above 5%
 		}{
 			{"write units", g.WriteUnits, w.WriteUnits, 0},
-			// The sync call's and the stream's waits poll: their reads vary by a unit with timing.
 			{"read units", g.ReadUnits, w.ReadUnits, 1},
-			{"SQS requests", g.SQSRequests, w.SQSRequests, 0}, {"Lambda requests", g.LambdaRequests, w.LambdaRequests, 0},
-			{"HTTP requests", g.HTTPRequests, w.HTTPRequests, 0},
+			{"SQS requests", g.SQSRequests, w.SQSRequests, 0},
+			{"Lambda requests", g.LambdaRequests, w.LambdaRequests, window},
+			{"HTTP requests", g.HTTPRequests, w.HTTPRequests, window},
 		} {
 			if c.got > c.want*1.05+c.slack {
 				t.Errorf("scenario %s: %s per webhook rose from %g to %g (over 5%%): make it cheaper, or pin it on purpose with -update", name, c.what, c.want, c.got)
