@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -60,7 +61,7 @@ func (st *Store) AppendEvent(ctx context.Context, e Event) (Event, error) {
 //     so concurrent appenders never retry;
 //  2. claim: each event's id marker (put if absent) records the event's cursor and time, so an
 //     event is in the log at most once: a retry finds its marker and writes at the cursor there;
-//  3. write: the event items (and their thread copies), in cursor order.
+//  3. write: the event items, then their thread copies in cursor order.
 //
 // A reserved cursor is visible only once written, and a writer may die between the steps. Readers
 // of the dense log (eventstream) never pass a missing cursor until the event after it is
@@ -89,18 +90,23 @@ func (st *Store) AppendEvents(ctx context.Context, evs []Event) ([]Event, error)
 	}
 	ws := evs[0].WorkspaceID
 	out := make([]Event, len(evs))
-	var fresh []int // the events not appended before, in order
-	for i := range evs {
-		out[i] = evs[i]
-		found, ok, err := st.marker(ctx, evs[i])
-		if err != nil {
-			return nil, err
-		}
+	copy(out, evs)
+	// Each step's requests go out together: an append is three round trips, not three per event.
+	found := make([]bool, len(out))
+	if err := each(len(out), func(i int) error {
+		e, ok, err := st.marker(ctx, out[i])
 		if ok {
-			out[i] = found
-			continue
+			out[i], found[i] = e, true
 		}
-		fresh = append(fresh, i)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	var fresh []int // the events not appended before, in order
+	for i := range out {
+		if !found[i] {
+			fresh = append(fresh, i)
+		}
 	}
 	if len(fresh) > 0 {
 		at := st.now().UTC()
@@ -109,21 +115,48 @@ func (st *Store) AppendEvents(ctx context.Context, evs []Event) ([]Event, error)
 			return nil, err
 		}
 		for j, i := range fresh {
-			e := &out[i]
-			e.Cursor, e.CreatedAt = last-int64(len(fresh)-1-j), at
-			claimed, err := st.claim(ctx, *e)
-			if err != nil {
-				return nil, err
-			}
-			*e = claimed // another appender of the same id may have claimed it first
+			out[i].Cursor, out[i].CreatedAt = last-int64(len(fresh)-1-j), at
 		}
-	}
-	for i := range out {
-		if err := st.place(ctx, &out[i]); err != nil {
+		if err := each(len(fresh), func(j int) error {
+			// Another appender of the same id may have claimed it first: its claim wins.
+			claimed, err := st.claim(ctx, out[fresh[j]])
+			out[fresh[j]] = claimed
+			return err
+		}); err != nil {
 			return nil, err
 		}
 	}
+	// The events together; then their thread copies one by one in cursor order, so that a thread's
+	// reader (who does not wait at gaps) never sees a later event of the thread before an earlier.
+	if err := each(len(out), func(i int) error { return st.place(ctx, &out[i]) }); err != nil {
+		return nil, err
+	}
+	for i := range out {
+		if put := threadIndexPut(&st.table, out[i]); put != nil {
+			if _, err := st.db.PutItem(ctx, put); err != nil {
+				return nil, fmt.Errorf("index event %s under its thread: %w", out[i].ID, err)
+			}
+		}
+	}
 	return out, nil
+}
+
+// each runs f(0) … f(n-1) concurrently and returns their errors.
+func each(n int, f func(i int) error) error {
+	if n == 1 {
+		return f(0)
+	}
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = f(i)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // reserve adds n to the workspace's counter and returns the last cursor reserved.
@@ -237,8 +270,7 @@ func (st *Store) place(ctx context.Context, e *Event) error {
 	return fmt.Errorf("append event %s: still not placed after %d tries", e.ID, maxAppendTries)
 }
 
-// writeEvent puts the event item (if absent: a retry within the window finds it there) and its
-// thread copy.
+// writeEvent puts the event item (if absent: a retry within the window finds it there).
 func (st *Store) writeEvent(ctx context.Context, e Event) error {
 	item := key(eventPK(e.WorkspaceID), eventSK(e.Cursor))
 	item["kind"] = s(KindEvent) // the stream filter of the fan-out selects these items
@@ -250,11 +282,6 @@ func (st *Store) writeEvent(ctx context.Context, e Event) error {
 	var cf *types.ConditionalCheckFailedException
 	if err != nil && !errors.As(err, &cf) {
 		return fmt.Errorf("write event %s: %w", e.ID, err)
-	}
-	if put := threadIndexPut(&st.table, e); put != nil {
-		if _, err := st.db.PutItem(ctx, put); err != nil {
-			return fmt.Errorf("index event %s under its thread: %w", e.ID, err)
-		}
 	}
 	return nil
 }
