@@ -43,13 +43,14 @@ define bootstrap
 	GOARCH=$(GOARCH) $(GOBUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/$(1)
 endef
 
-.PHONY: help deps bootstraps dev test vulncheck bench invoke clean $(addprefix build-,$(FUNCTIONS))
+.PHONY: help deps bootstraps dev test vulncheck bench cost invoke clean $(addprefix build-,$(FUNCTIONS))
 
 help:
 	@echo "make dev        run the whole gateway locally on 127.0.0.1:3000 (installs and starts the emulators)"
 	@echo "make test       run every test (unit, template, emulator integration) and make vulncheck"
 	@echo "make vulncheck  govulncheck against the Go vulnerability database (VULNDB=latest for the newest)"
 	@echo "make bench      benchmarks and bootstrap sizes"
+	@echo "make cost       what a webhook costs on AWS, per scenario (PIN=1 pins the units the test checks)"
 	@echo "make invoke FN=<LogicalId> EVENT=events/<file>.json   run one function on one event"
 	@echo "make clean      remove build output and local emulator data"
 
@@ -126,6 +127,13 @@ bench: deps bootstraps
 	@$(GO) build -o .build/hookgate-local ./local/cmd/hookgate-local
 	set -o pipefail; HOOKGATE_BIN_DIR=$(CURDIR)/$(LOCAL_BIN) $(GO) test -run '^$$' -bench . -benchmem -count=1 ./... | .build/hookgate-local ratios
 	@.build/hookgate-local sizes
+
+# The cost meter: fixed scenarios through the local stack, every DynamoDB and SQS request counted
+# at the wire and priced (local/cost). The same run is a test of make test: it fails when a
+# scenario's units rise over 5% above local/cost/testdata/units.json; PIN=1 rewrites that file.
+cost: deps bootstraps
+	@set -o pipefail; HOOKGATE_BIN_DIR=$(CURDIR)/$(LOCAL_BIN) $(GO) test -count=1 -timeout 20m -v -run '^TestCostScenariosPinned$$' ./local/cost \
+	  -args -report $(if $(PIN),-update) | grep -v -e '^=== RUN' -e '^--- PASS' -e '^PASS' -e '^ok '
 
 invoke: deps bootstraps
 	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=<LogicalId> EVENT=events/<file>.json"; exit 2; }

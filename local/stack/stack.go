@@ -64,6 +64,7 @@ type Options struct {
 	FunctionEnv       map[string]string // added to every function's environment
 	FunctionLog       io.Writer         // bootstrap output; nil discards it
 	Logger            *slog.Logger
+	OnInvoke          func(function string) // called before every invocation (the cost meter counts them)
 }
 
 // Stack is a running local stack.
@@ -80,6 +81,7 @@ type Stack struct {
 
 	metrics   *emf.Aggregator // the metrics of every function's EMF lines, as CloudWatch would extract them
 	hosts     map[string]*lambdart.Host
+	onInvoke  func(function string)
 	configs   map[string]lambdart.Config // how each function's host was started
 	server    *http.Server
 	emulators []*emulator.Process
@@ -108,7 +110,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	}()
 	o.Params = withOwnAddress(tpl, o.Params, ln.Addr().String())
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s := &Stack{hosts: map[string]*lambdart.Host{}, configs: map[string]lambdart.Config{}, cancel: cancel, metrics: emf.NewAggregator()}
+	s := &Stack{hosts: map[string]*lambdart.Host{}, configs: map[string]lambdart.Config{}, cancel: cancel, metrics: emf.NewAggregator(), onInvoke: o.OnInvoke}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -340,6 +342,9 @@ func (s *Stack) Invoke(ctx context.Context, function string, payload []byte) ([]
 	h, ok := s.hosts[function]
 	if !ok {
 		return nil, fmt.Errorf("no function %q in the stack", function)
+	}
+	if s.onInvoke != nil {
+		s.onInvoke(function)
 	}
 	return h.Invoke(ctx, payload)
 }

@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -26,6 +26,9 @@ type Event struct {
 	// Trace is the traceparent of the webhook that caused the event (trace.Parse-valid, 55 bytes)
 	// or "": stored on the item so that the fan-out and the deliveries continue the trace.
 	Trace string `json:"-"`
+	// Unread says nobody reads the index of the event's thread (only the web widget's stream reads
+	// one): the append writes no thread copy. Not stored.
+	Unread bool `json:"-"`
 }
 
 // KindEvent marks event-log items, so a DynamoDB stream filter can select them.
@@ -34,7 +37,7 @@ const KindEvent = "event"
 // How long the marker that makes an event id unique is kept: longer than any SQS redelivery.
 const eventIDRetention = 30 * 24 * time.Hour
 
-// maxAppendTries bounds the optimistic retries of AppendEvent under contention.
+// maxAppendTries bounds how often an append moves an event whose reservation went stale.
 const maxAppendTries = 100
 
 func seqKey(ws string) map[string]types.AttributeValue { return key("WS#"+ws+"#EVSEQ", "SEQ") }
@@ -54,96 +57,250 @@ func (st *Store) AppendEvent(ctx context.Context, e Event) (Event, error) {
 	return evs[0], nil
 }
 
-// AppendEvents appends events of one workspace, in order, as one contiguous run of cursors when
-// none was appended before; each is idempotent by its ID.
+// An append is not a transaction (a transaction bills every item twice and serialises a
+// workspace's appends on its counter). It is three steps, each a plain write:
 //
-// The counter, the events and their id markers are written in one transaction that requires the
-// counter to be unchanged since it was read, so cursors are dense and commit in order; under
-// contention the append retries with jitter. Appending several events at once costs one round of
-// contention instead of one per event.
+//  1. reserve: one atomic ADD on the workspace's counter reserves a run of cursors; no condition,
+//     so concurrent appenders never retry;
+//  2. claim: each event's id marker (put if absent) records the event's cursor and time, so an
+//     event is in the log at most once: a retry finds its marker and writes at the cursor there;
+//  3. write: the event items, then their thread copies in cursor order.
+//
+// A reserved cursor is visible only once written, and a writer may die between the steps. Readers
+// of the dense log (eventstream) never pass a missing cursor until the event after it is
+// GapGrace (60 s) old. Writers keep to the other side of that bound: an event is written only
+// within writeWindow of the time taken before its cursor was reserved (its created_at), and a
+// reservation older than staleAfter (writeWindow plus the SDK's 10 s request timeout plus a
+// margin) is given up: the retry that finds such a marker reserves a new cursor and moves the
+// marker there (conditionally on the old one), so a late write can never land behind a reader.
+// With clocks within a few seconds of each other, 2×10 s + 10 s stays well within GapGrace: a
+// reader passes a cursor only when nobody can write it any more, and waits at most GapGrace for a
+// writer that died.
+const (
+	writeWindow = 10 * time.Second
+	staleAfter  = 25 * time.Second
+)
+
+// maxEventData bounds an event's data: the event item must stay within DynamoDB's 400 KB, and an
+// append that would fail on it fails before it reserves a cursor (which would leave a gap).
+const maxEventData = 390_000
+
+// AppendEvents appends events of one workspace, in order, as one contiguous run of cursors when
+// none was appended before; each is idempotent by its ID (see the steps above).
 func (st *Store) AppendEvents(ctx context.Context, evs []Event) ([]Event, error) {
 	if err := checkEvents(evs); err != nil {
 		return nil, err
 	}
 	ws := evs[0].WorkspaceID
-	for try := 0; try < maxAppendTries; try++ {
-		cur, err := st.lastCursor(ctx, ws)
+	out := make([]Event, len(evs))
+	copy(out, evs)
+	// Each step's requests go out together: an append is three round trips, not three per event.
+	found := make([]bool, len(out))
+	if err := each(len(out), func(i int) error {
+		e, ok, err := st.marker(ctx, out[i])
+		if ok {
+			out[i], found[i] = e, true
+		}
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	var fresh []int // the events not appended before, in order
+	for i := range out {
+		if !found[i] {
+			fresh = append(fresh, i)
+		}
+	}
+	if len(fresh) > 0 {
+		at := st.now().UTC()
+		last, err := st.reserve(ctx, ws, len(fresh))
 		if err != nil {
 			return nil, err
 		}
-		now := st.now().UTC()
-		items := make([]types.TransactWriteItem, 0, 1+2*len(evs))
-		cond := "#seq = :cur"
-		if cur == 0 {
-			cond = "attribute_not_exists(#seq) OR #seq = :cur"
+		for j, i := range fresh {
+			out[i].Cursor, out[i].CreatedAt = last-int64(len(fresh)-1-j), at
 		}
-		items = append(items, types.TransactWriteItem{Update: &types.Update{
-			TableName:                 &st.table,
-			Key:                       seqKey(ws),
-			UpdateExpression:          aws.String("SET #seq = :next"),
-			ConditionExpression:       aws.String(cond),
-			ExpressionAttributeNames:  map[string]string{"#seq": "seq"},
-			ExpressionAttributeValues: map[string]types.AttributeValue{":cur": n(cur), ":next": n(cur + int64(len(evs)))},
-		}})
-		for i := range evs {
-			e := &evs[i]
-			e.Cursor, e.CreatedAt = cur+1+int64(i), now
-			marker := markerKey(ws, e.ID)
-			marker["cursor"] = n(e.Cursor)
-			marker["ttl"] = n(now.Add(eventIDRetention).Unix())
-			item := key(eventPK(ws), eventSK(e.Cursor))
-			item["kind"] = s(KindEvent) // the stream filter of the fan-out selects these items
-			item["event_id"] = s(e.ID)
-			item["type"] = s(e.Type)
-			item["created_at"] = ts(now)
-			item["data"] = s(string(e.Data))
-			st.expire(item, now)
-			if len(e.Trace) == 55 {
-				item["trace"] = s(e.Trace)
-			}
-			items = append(items,
-				types.TransactWriteItem{Put: &types.Put{TableName: &st.table, Item: marker, ConditionExpression: aws.String("attribute_not_exists(pk)")}},
-				types.TransactWriteItem{Put: &types.Put{TableName: &st.table, Item: item, ConditionExpression: aws.String("attribute_not_exists(pk)")}})
-		}
-		// After every marker, so the markers keep their places (duplicateMarker counts on them).
-		for _, put := range threadIndexPuts(&st.table, ws, evs, now) {
-			st.expire(put.Put.Item, now)
-			items = append(items, put)
-		}
-		_, err = st.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
-		if err == nil {
-			return evs, nil
-		}
-		if dup := duplicateMarker(err, len(evs)); dup {
-			// Some were appended before (a retry): append one by one, each finding its own.
-			if len(evs) == 1 {
-				e, err := st.eventByID(ctx, ws, evs[0].ID)
-				return []Event{e}, err
-			}
-			out := make([]Event, len(evs))
-			for i := range evs {
-				got, err := st.AppendEvents(ctx, evs[i:i+1])
-				if err != nil {
-					return nil, err
-				}
-				out[i] = got[0]
-			}
-			return out, nil
-		}
-		var tc *types.TransactionCanceledException
-		var tip *types.TransactionInProgressException
-		if !errors.As(err, &tc) && !errors.As(err, &tip) {
-			return nil, fmt.Errorf("append events %s…: %w", evs[0].ID, err)
-		}
-		// Another writer moved the counter first: read it again after a short jittered pause.
-		pause := time.Duration(1+rand.IntN(5+min(try, 20)*2)) * time.Millisecond
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("append events %s…: %w", evs[0].ID, ctx.Err())
-		case <-time.After(pause):
+		if err := each(len(fresh), func(j int) error {
+			// Another appender of the same id may have claimed it first: its claim wins.
+			claimed, err := st.claim(ctx, out[fresh[j]])
+			out[fresh[j]] = claimed
+			return err
+		}); err != nil {
+			return nil, err
 		}
 	}
-	return nil, fmt.Errorf("append events %s…: still contended after %d tries", evs[0].ID, maxAppendTries)
+	// The events together; then their thread copies one by one in cursor order, so that a thread's
+	// reader (who does not wait at gaps) never sees a later event of the thread before an earlier.
+	if err := each(len(out), func(i int) error { return st.place(ctx, &out[i]) }); err != nil {
+		return nil, err
+	}
+	for i := range out {
+		if put := threadIndexPut(&st.table, out[i]); put != nil {
+			st.expire(put.Item, out[i].CreatedAt)
+			if _, err := st.db.PutItem(ctx, put); err != nil {
+				return nil, fmt.Errorf("index event %s under its thread: %w", out[i].ID, err)
+			}
+		}
+	}
+	return out, nil
+}
+
+// each runs f(0) … f(n-1) concurrently and returns their errors.
+func each(n int, f func(i int) error) error {
+	if n == 1 {
+		return f(0)
+	}
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = f(i)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// reserve adds n to the workspace's counter and returns the last cursor reserved.
+func (st *Store) reserve(ctx context.Context, ws string, count int) (int64, error) {
+	out, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 &st.table,
+		Key:                       seqKey(ws),
+		UpdateExpression:          aws.String("ADD #seq :n"),
+		ExpressionAttributeNames:  map[string]string{"#seq": "seq"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":n": n(int64(count))},
+		ReturnValues:              types.ReturnValueUpdatedNew,
+	})
+	if err != nil {
+		return 0, fmt.Errorf("reserve %d cursors of %s: %w", count, ws, err)
+	}
+	return num(out.Attributes, "seq"), nil
+}
+
+// marker returns e as its id marker records it (cursor, time), if it has one.
+func (st *Store) marker(ctx context.Context, e Event) (Event, bool, error) {
+	out, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &st.table, Key: markerKey(e.WorkspaceID, e.ID), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return Event{}, false, fmt.Errorf("read event marker %s: %w", e.ID, err)
+	}
+	if len(out.Item) == 0 {
+		return Event{}, false, nil
+	}
+	return fromMarker(e, out.Item), true, nil
+}
+
+func fromMarker(e Event, item map[string]types.AttributeValue) Event {
+	e.Cursor, e.CreatedAt = num(item, "cursor"), tm(item, "created_at")
+	return e
+}
+
+// claim writes e's id marker unless there is one; it returns e as the marker records it.
+func (st *Store) claim(ctx context.Context, e Event) (Event, error) {
+	item := markerKey(e.WorkspaceID, e.ID)
+	item["cursor"] = n(e.Cursor)
+	item["created_at"] = ts(e.CreatedAt)
+	item["ttl"] = n(e.CreatedAt.Add(eventIDRetention).Unix())
+	_, err := st.db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: &st.table, Item: item, ConditionExpression: aws.String("attribute_not_exists(pk)"),
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	})
+	var cf *types.ConditionalCheckFailedException
+	if errors.As(err, &cf) {
+		// Another appender of this id claimed it after we looked: its cursor wins, ours stays
+		// unwritten (a gap readers pass after GapGrace).
+		if len(cf.Item) > 0 {
+			return fromMarker(e, cf.Item), nil
+		}
+		found, ok, err := st.marker(ctx, e)
+		if err == nil && !ok {
+			err = errors.New("marker vanished")
+		}
+		return found, err
+	}
+	if err != nil {
+		return Event{}, fmt.Errorf("claim event %s: %w", e.ID, err)
+	}
+	return e, nil
+}
+
+// place makes sure e is written at the cursor its marker records: it writes it while the
+// reservation is fresh; once the reservation is stale and the event is not there, it moves the
+// marker to a new cursor and writes it there.
+func (st *Store) place(ctx context.Context, e *Event) error {
+	for try := 0; try < maxAppendTries; try++ {
+		if st.now().Before(e.CreatedAt.Add(writeWindow)) {
+			return st.writeEvent(ctx, *e)
+		}
+		written, err := st.eventAt(ctx, e.WorkspaceID, e.Cursor, e.ID)
+		if err != nil || written {
+			return err
+		}
+		// Not written, and too late to write there: wait until the reservation's writer, if it
+		// lives, can no longer write either, look again, then move.
+		if wait := e.CreatedAt.Add(staleAfter).Sub(st.now()); wait > 0 {
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("append event %s: %w", e.ID, ctx.Err())
+			case <-time.After(wait):
+			}
+			continue
+		}
+		at := st.now().UTC()
+		c, err := st.reserve(ctx, e.WorkspaceID, 1)
+		if err != nil {
+			return err
+		}
+		_, err = st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+			TableName:                           &st.table,
+			Key:                                 markerKey(e.WorkspaceID, e.ID),
+			UpdateExpression:                    aws.String("SET #c = :new, created_at = :at"),
+			ConditionExpression:                 aws.String("#c = :old"),
+			ExpressionAttributeNames:            map[string]string{"#c": "cursor"},
+			ExpressionAttributeValues:           map[string]types.AttributeValue{":new": n(c), ":old": n(e.Cursor), ":at": ts(at)},
+			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+		})
+		var cf *types.ConditionalCheckFailedException
+		switch {
+		case errors.As(err, &cf):
+			*e = fromMarker(*e, cf.Item) // another retry moved it first: follow it
+		case err != nil:
+			return fmt.Errorf("move event %s: %w", e.ID, err)
+		default:
+			e.Cursor, e.CreatedAt = c, at
+		}
+	}
+	return fmt.Errorf("append event %s: still not placed after %d tries", e.ID, maxAppendTries)
+}
+
+// writeEvent puts the event item (if absent: a retry within the window finds it there).
+func (st *Store) writeEvent(ctx context.Context, e Event) error {
+	item := key(eventPK(e.WorkspaceID), eventSK(e.Cursor))
+	item["kind"] = s(KindEvent) // the stream filter of the fan-out selects these items
+	item["event_id"] = s(e.ID)
+	item["type"] = s(e.Type)
+	item["created_at"] = ts(e.CreatedAt)
+	item["data"] = s(string(e.Data))
+	if len(e.Trace) == 55 { // a traceparent, for the fan-out and the deliveries
+		item["trace"] = s(e.Trace)
+	}
+	st.expire(item, e.CreatedAt)
+	_, err := st.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: &st.table, Item: item, ConditionExpression: aws.String("attribute_not_exists(pk)")})
+	var cf *types.ConditionalCheckFailedException
+	if err != nil && !errors.As(err, &cf) {
+		return fmt.Errorf("write event %s: %w", e.ID, err)
+	}
+	return nil
+}
+
+// eventAt reports whether the event with id is at cursor.
+func (st *Store) eventAt(ctx context.Context, ws string, cursor int64, id string) (bool, error) {
+	out, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &st.table, Key: key(eventPK(ws), eventSK(cursor)), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return false, fmt.Errorf("read event %s: %w", id, err)
+	}
+	return str(out.Item, "event_id") == id, nil
 }
 
 // checkEvents checks an append of evs, and gives events without data an empty object.
@@ -159,18 +316,11 @@ func checkEvents(evs []Event) error {
 		if len(evs[i].Data) == 0 {
 			evs[i].Data = json.RawMessage("{}")
 		}
-	}
-	return nil
-}
-
-// duplicateMarker reports whether a cancelled append failed on an event id marker (items 1, 3, 5…).
-func duplicateMarker(err error, n int) bool {
-	for i := 0; i < n; i++ {
-		if cancelledBy(err, 1+2*i) {
-			return true
+		if len(evs[i].Data) > maxEventData {
+			return fmt.Errorf("append events: event %s has %d bytes of data (at most %d)", evs[i].ID, len(evs[i].Data), maxEventData)
 		}
 	}
-	return false
+	return nil
 }
 
 func (st *Store) lastCursor(ctx context.Context, ws string) (int64, error) {
@@ -179,22 +329,6 @@ func (st *Store) lastCursor(ctx context.Context, ws string) (int64, error) {
 		return 0, fmt.Errorf("read event counter of %s: %w", ws, err)
 	}
 	return num(out.Item, "seq"), nil
-}
-
-func (st *Store) eventByID(ctx context.Context, ws, id string) (Event, error) {
-	out, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &st.table, Key: markerKey(ws, id), ConsistentRead: aws.Bool(true)})
-	if err != nil {
-		return Event{}, fmt.Errorf("read event marker %s: %w", id, err)
-	}
-	cursor := num(out.Item, "cursor")
-	ev, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &st.table, Key: key(eventPK(ws), eventSK(cursor)), ConsistentRead: aws.Bool(true)})
-	if err != nil {
-		return Event{}, fmt.Errorf("read event %s: %w", id, err)
-	}
-	if len(ev.Item) == 0 {
-		return Event{}, fmt.Errorf("read event %s: marker points at missing cursor %d", id, cursor)
-	}
-	return decodeEvent(ws, ev.Item)
 }
 
 // ListEvents returns up to limit events of the workspace with a cursor after the given one, in order.

@@ -5,11 +5,10 @@ import (
 	"sync"
 )
 
-// LogWriter group-commits appends to workspace logs. Appends to one workspace's log are serialised
-// by its counter, so concurrent appenders mostly lose the race and retry; a LogWriter lets one
-// append per workspace be in flight from this process and sends the appends that arrive meanwhile
-// together in the next transaction. One process (a Lambda instance working on a batch in
-// parallel) then costs one contender instead of one per goroutine.
+// LogWriter group-commits appends to workspace logs: it lets one append per workspace be in flight
+// from this process and sends the appends that arrive meanwhile together in the next one, so they
+// share one reservation of cursors (one write to the workspace's counter, the item every append
+// of the workspace updates) instead of one each.
 type LogWriter struct {
 	st *Store
 
@@ -34,12 +33,10 @@ func NewLogWriter(st *Store) *LogWriter {
 	return &LogWriter{st: st, logs: map[string]*logQueue{}}
 }
 
-// maxGroupEvents keeps a group within one transaction's 100 items: a counter update, and a marker,
-// the event and its thread's copy an event.
+// maxGroupEvents bounds a group (and one append).
 const maxGroupEvents = 25
 
-// maxGroupBytes keeps a group's event data (twice for events indexed under a thread) well within a
-// transaction's 4 MB.
+// maxGroupBytes bounds a group's event data (twice for events indexed under a thread).
 const maxGroupBytes = 3 << 20
 
 // weight is what an append's events add to a transaction: their data, written twice when indexed.
@@ -55,7 +52,7 @@ func weight(evs []Event) int {
 }
 
 // AppendEvents appends events of one workspace like Store.AppendEvents, possibly in one
-// transaction with other callers' events. A caller whose context ends while it waits gets the
+// reservation with other callers' events. A caller whose context ends while it waits gets the
 // context's error; its events may still be appended (appends are idempotent by event id).
 func (w *LogWriter) AppendEvents(ctx context.Context, evs []Event) ([]Event, error) {
 	if err := checkEvents(evs); err != nil {
@@ -119,9 +116,9 @@ func (w *LogWriter) commit(ctx context.Context, ws string, q *logQueue) {
 	}
 }
 
-// take removes from q the leading requests that fit one transaction (by items and by bytes; a
-// request too big for one is taken alone, and the table refuses it alone). A request repeating an
-// event id of the group waits for the next one: a transaction cannot write an item twice.
+// take removes from q the leading requests that fit one group (by events and by bytes; a request
+// too big for one is taken alone, and is refused alone). A request repeating an event id of the
+// group waits for the next one.
 func (w *LogWriter) take(q *logQueue) []*appendReq {
 	var group []*appendReq
 	seen := map[string]bool{}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -19,14 +18,14 @@ import (
 //
 //	pk WS#<ws>#THR#<thread>  sk EV#<cursor, 19 digits>  a copy of the event
 //
-// The copy is written in the same transaction as the event, so it is visible exactly when the
-// event is, with the event's own cursor; a thread's index is the workspace log restricted to the
-// thread, in the same order. Only the gateway's own conversation events are indexed (types
+// The copy is written right after the event, with the event's own cursor, events of an append in
+// cursor order; one thread's appends come one after another (its inbound messages are handled in
+// order), so a thread's index is the workspace log restricted to the thread, in the same order.
+// Only threads whose index is read get copies: the appender marks the others' events Unread (the
+// worker: every channel but the widget's). Only the gateway's own conversation events are indexed (types
 // message.* and run.* whose data names a thread_id): a SaaS payload (webhook.*, telegram.*) that
 // happens to carry a thread_id field cannot reach a thread this way. The items have no "kind", so
-// the fan-out's stream filter (kind = event) never sees them. With the counter, a marker and an
-// event item, an event costs at most three of a transaction's 100 items: a group of
-// maxGroupEvents (25) needs at most 76.
+// the fan-out's stream filter (kind = event) never sees them.
 
 const threadEventPrefix = "EV#"
 
@@ -51,23 +50,18 @@ func ThreadOf(e Event) string {
 	return id
 }
 
-// threadIndexPuts returns the puts that index the events (cursors and times set) under their
-// threads.
-func threadIndexPuts(table *string, ws string, evs []Event, now time.Time) []types.TransactWriteItem {
-	var out []types.TransactWriteItem
-	for _, e := range evs {
-		th := ThreadOf(e)
-		if th == "" {
-			continue
-		}
-		item := key(threadPK(ws, th), threadEventSK(e.Cursor))
-		item["event_id"] = s(e.ID)
-		item["type"] = s(e.Type)
-		item["created_at"] = ts(now)
-		item["data"] = s(string(e.Data))
-		out = append(out, types.TransactWriteItem{Put: &types.Put{TableName: table, Item: item}})
+// threadIndexPut returns the put that indexes e (cursor and time set) under its thread, or nil.
+func threadIndexPut(table *string, e Event) *dynamodb.PutItemInput {
+	th := ThreadOf(e)
+	if th == "" || e.Unread {
+		return nil
 	}
-	return out
+	item := key(threadPK(e.WorkspaceID, th), threadEventSK(e.Cursor))
+	item["event_id"] = s(e.ID)
+	item["type"] = s(e.Type)
+	item["created_at"] = ts(e.CreatedAt)
+	item["data"] = s(string(e.Data))
+	return &dynamodb.PutItemInput{TableName: table, Item: item}
 }
 
 // ListThreadEvents returns up to limit events of the thread with a cursor after the given one, in

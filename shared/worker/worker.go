@@ -229,7 +229,7 @@ func (h *Handler) process(ctx context.Context, rec events.SQSMessage) error {
 		}
 		first = append(first, newEvent(m.Event.Subject, m.Event.Type, verbatim(m.Event.Data)))
 		if m.RunID == "" {
-			return h.append(ctx, m.WorkspaceID, first...) // an event that starts no run
+			return h.append(ctx, &m, first...) // an event that starts no run
 		}
 	}
 	if m.ThreadID == "" || m.RunID == "" {
@@ -248,7 +248,7 @@ func (h *Handler) process(ctx context.Context, rec events.SQSMessage) error {
 		}
 	}
 	// Both opening events in one append: one round of contention on the log instead of two.
-	if err := h.append(ctx, m.WorkspaceID, append(first,
+	if err := h.append(ctx, &m, append(first,
 		newEvent(m.MessageID, EventMessageReceived, map[string]any{
 			"thread_id": m.ThreadID, "message_id": m.MessageID, "source": m.Source, "channel": m.Channel,
 			"external_id": m.ExternalID, "user": m.User, "text": m.Text, "data": m.Data,
@@ -452,7 +452,7 @@ func (h *Handler) settle(ctx context.Context, m *queue.Inbound, run store.Run) e
 	}
 	// cancelled and denied were recorded by whoever cancelled or denied the run.
 	if len(evs) > 0 {
-		if err := h.append(ctx, run.WorkspaceID, evs...); err != nil {
+		if err := h.append(ctx, m, evs...); err != nil {
 			return err
 		}
 	}
@@ -587,7 +587,7 @@ func (h *Handler) noteDenied(ctx context.Context, m *queue.Inbound, run store.Ru
 	if _, err := h.store.AddMessage(ctx, m.WorkspaceID, run.ThreadID, msg); err != nil {
 		return err
 	}
-	return h.append(ctx, m.WorkspaceID, h.sent(m, msg.ID, run.ID, text))
+	return h.append(ctx, m, h.sent(m, msg.ID, run.ID, text))
 }
 
 // event is one event to record: its id is derived from its subject and type, so a retry appends
@@ -613,11 +613,17 @@ func (h *Handler) binding(ctx context.Context, m *queue.Inbound) error {
 	}); err != nil {
 		return err
 	}
-	return h.append(ctx, m.WorkspaceID, newEvent(m.MessageID, EventBindingStatus, b))
+	return h.append(ctx, m, newEvent(m.MessageID, EventBindingStatus, b))
 }
 
+// widgetChannel is the channel of the web widget's threads (widget.Channel), the only threads
+// whose event index is read (by the widget's stream): other threads' events get no copy there (a
+// message that names no channel, such as an approval's decision, keeps the copies).
+const widgetChannel = "web"
+
 // append records evs with the message's trace, so that their deliveries continue it.
-func (h *Handler) append(ctx context.Context, ws string, evs ...event) error {
+func (h *Handler) append(ctx context.Context, m *queue.Inbound, evs ...event) error {
+	ws := m.WorkspaceID
 	tp := ""
 	if p := trace.FromContext(ctx); p.Valid() {
 		tp = p.String()
@@ -628,7 +634,8 @@ func (h *Handler) append(ctx context.Context, ws string, evs ...event) error {
 		if err != nil {
 			return fmt.Errorf("encode %s event: %w", e.typ, err)
 		}
-		out[i] = store.Event{ID: ids.Derive("evt", ws, e.subject, e.typ), Type: e.typ, WorkspaceID: ws, Data: b, Trace: tp}
+		out[i] = store.Event{ID: ids.Derive("evt", ws, e.subject, e.typ), Type: e.typ, WorkspaceID: ws, Data: b, Trace: tp,
+			Unread: m.Channel != "" && m.Channel != widgetChannel}
 	}
 	_, err := h.log.AppendEvents(ctx, out)
 	return err

@@ -1,0 +1,109 @@
+package cost_test
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/hookgate/hookgate/local/cost"
+)
+
+var (
+	update = flag.Bool("update", false, "write the measured units to testdata/units.json")
+	report = flag.Bool("report", false, "print the cost table (make cost)")
+)
+
+// pinned is where each scenario's units per webhook are pinned.
+const pinned = "testdata/units.json"
+
+// TestCostScenariosPinned runs the scenarios through the metered local stack and fails when a
+// scenario's units per webhook rose by more than 5% over the pinned figures. Lower the pin with
+// `go test ./local/cost -run Pinned -update` (or `make cost PIN=1`) when a change saves units;
+// raise it the same way, on purpose, when a change is worth its cost.
+func TestCostScenariosPinned(t *testing.T) {
+	root, _ := filepath.Abs("../..")
+	results, err := cost.Run(context.Background(), cost.Options{Root: root, BinDir: binDir(t, root)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem, err := cost.Memory(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prices, durations := cost.ListPrices(), cost.Durations()
+	if *report {
+		cost.Report(os.Stdout, results, mem, prices, durations)
+	}
+	got := map[string]cost.Units{}
+	for _, r := range results {
+		got[r.Name] = cost.Figure(r, mem, prices, durations).Units
+	}
+	if *update {
+		b, _ := json.MarshalIndent(got, "", "  ")
+		if err := os.WriteFile(pinned, append(b, '\n'), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	raw, err := os.ReadFile(pinned)
+	if err != nil {
+		t.Fatalf("%v (write it with -update)", err)
+	}
+	var want map[string]cost.Units
+	if err := json.Unmarshal(raw, &want); err != nil {
+		t.Fatal(err)
+	}
+	for name, g := range got {
+		w, ok := want[name]
+		if !ok {
+			t.Errorf("scenario %s has no pinned units (run with -update)", name)
+			continue
+		}
+		// The sync call's and the stream's waits poll: their reads vary by a unit with timing. The
+		// stream reader of (e) reconnects after each window, and a window ends when events come:
+		// how the run's events fall into windows varies by one request.
+		window := 0.0
+		if name == "e" {
+			window = 1
+		}
+		for _, c := range []struct {
+			what      string
+			got, want float64
+			slack     float64 // units allowed above 5%
+		}{
+			{"write units", g.WriteUnits, w.WriteUnits, 0},
+			{"read units", g.ReadUnits, w.ReadUnits, 1},
+			{"SQS requests", g.SQSRequests, w.SQSRequests, 0},
+			{"Lambda requests", g.LambdaRequests, w.LambdaRequests, window},
+			{"HTTP requests", g.HTTPRequests, w.HTTPRequests, window},
+		} {
+			if c.got > c.want*1.05+c.slack {
+				t.Errorf("scenario %s: %s per webhook rose from %g to %g (over 5%%): make it cheaper, or pin it on purpose with -update", name, c.what, c.want, c.got)
+			}
+		}
+	}
+	if t.Failed() {
+		var b strings.Builder
+		cost.Report(&b, results, mem, prices, durations)
+		fmt.Fprintln(os.Stderr, b.String())
+	}
+}
+
+func binDir(t *testing.T, root string) string {
+	if d := os.Getenv("HOOKGATE_BIN_DIR"); d != "" {
+		return d
+	}
+	cmd := exec.Command("make", "-s", "bootstraps")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make bootstraps: %v\n%s", err, out)
+	}
+	return filepath.Join(root, ".build", runtime.GOARCH)
+}
