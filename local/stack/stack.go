@@ -339,22 +339,19 @@ func (o Options) withDefaults() Options {
 
 // Invoke runs one invocation of a function of the stack (the gateway and the pollers call it).
 func (s *Stack) Invoke(ctx context.Context, function string, payload []byte) ([]byte, error) {
+	return s.InvokeTraced(ctx, function, payload, "")
+}
+
+// InvokeTraced runs one invocation of a function of the stack for a request that carried the
+// X-Ray trace header trace (the SQS pollers call it with a message's AWSTraceHeader; "" starts a
+// new chain).
+func (s *Stack) InvokeTraced(ctx context.Context, function string, payload []byte, trace string) ([]byte, error) {
 	h, ok := s.hosts[function]
 	if !ok {
 		return nil, fmt.Errorf("no function %q in the stack", function)
 	}
 	if s.onInvoke != nil {
 		s.onInvoke(function)
-	}
-	return h.Invoke(ctx, payload)
-}
-
-// InvokeTraced runs one invocation of a function of the stack for a request that carried the
-// X-Ray trace header trace (the SQS pollers call it with a message's AWSTraceHeader).
-func (s *Stack) InvokeTraced(ctx context.Context, function string, payload []byte, trace string) ([]byte, error) {
-	h, ok := s.hosts[function]
-	if !ok {
-		return nil, fmt.Errorf("no function %q in the stack", function)
 	}
 	return h.InvokeTraced(ctx, payload, trace)
 }
