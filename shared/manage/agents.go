@@ -132,6 +132,11 @@ func agentBodyOf(req *events.APIGatewayV2HTTPRequest, optional bool) (agentBody,
 // apply to the agent's type, and the agent must build. Secrets (secret, api_key) are set only
 // at creation and by a rotation; allowSecret says which.
 func (in *agentRoutes) applyAgent(a *store.Agent, b agentBody, allowSecret bool) error {
+	// A seeded agent is the operator's: it may dial private addresses and an openai one holds the
+	// stack's OpenAIApiKey, so where it calls changes with the Agents parameter only.
+	if a.Operator && (b.URL != nil && *b.URL != a.URL || b.BaseURL != nil && *b.BaseURL != a.BaseURL) {
+		return invalid("url and base_url of an agent seeded from the stack's Agents parameter change with that parameter")
+	}
 	set := func(dst *string, v *string) {
 		if v != nil {
 			*dst = *v
