@@ -15,8 +15,9 @@ import (
 )
 
 type fakeStore struct {
-	entries []store.ScheduledDelivery
-	reads   int
+	entries     []store.ScheduledDelivery
+	reads       int
+	failDeletes bool
 }
 
 func (f *fakeStore) DueDeliveries(_ context.Context, now time.Time, limit int) ([]store.ScheduledDelivery, bool, error) {
@@ -31,6 +32,9 @@ func (f *fakeStore) DueDeliveries(_ context.Context, now time.Time, limit int) (
 }
 
 func (f *fakeStore) Unschedule(_ context.Context, e store.ScheduledDelivery) error {
+	if f.failDeletes {
+		return errors.New("throttled")
+	}
 	for i, x := range f.entries {
 		if x == e {
 			f.entries = append(f.entries[:i], f.entries[i+1:]...)
@@ -85,5 +89,29 @@ func TestSweepQueuesWhatIsDue(t *testing.T) {
 	}
 	if sent != 250 || len(st.entries) != 1 || st.entries[0].DeliveryID != "later" {
 		t.Fatalf("sent %d, left %+v", sent, st.entries)
+	}
+}
+
+// Entries that were queued but could not leave the schedule are not queued again by the same
+// sweep (the next one, a minute later, does): one round's page of them, sent once.
+func TestSweepStopsWhenEntriesCannotLeaveTheSchedule(t *testing.T) {
+	now := time.Date(2026, 12, 6, 16, 0, 0, 0, time.UTC)
+	st := &fakeStore{failDeletes: true}
+	for i := range pageSize {
+		st.entries = append(st.entries, store.ScheduledDelivery{WorkspaceID: "ws", DeliveryID: fmt.Sprintf("dlv_%d", i), Attempt: 3, Due: now.Add(-time.Minute)})
+	}
+	q := &fakeQueue{}
+	h := New(st, q, slog.New(slog.DiscardHandler), func() time.Time { return now })
+	ctx, cancel := context.WithTimeout(context.Background(), reserve+2*time.Second)
+	defer cancel()
+	if err := h.Handle(ctx, events.EventBridgeEvent{}); err != nil {
+		t.Fatal(err)
+	}
+	sent := 0
+	for _, b := range q.batches {
+		sent += len(b)
+	}
+	if sent != pageSize || st.reads != 1 {
+		t.Fatalf("sent %d messages for %d entries in %d reads", sent, pageSize, st.reads)
 	}
 }
