@@ -3,6 +3,7 @@ package manage
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -161,7 +162,7 @@ func (in *agentRoutes) applyAgent(a *store.Agent, b agentBody, allowSecret bool)
 	given := map[string]bool{"url": b.URL != nil, "secret": b.Secret != nil, "base_url": b.BaseURL != nil, "model": b.Model != nil,
 		"api_key": b.APIKey != nil, "system": b.System != nil, "max_history": b.MaxHistory != nil, "timeout_seconds": b.TimeoutSeconds != nil}
 	for _, f := range []string{"url", "secret", "base_url", "model", "api_key", "system", "max_history", "timeout_seconds"} {
-		if given[f] && !contains(only[f], a.Type) {
+		if given[f] && !slices.Contains(only[f], a.Type) {
 			return invalid("%s does not apply to a %s agent", f, a.Type)
 		}
 	}
@@ -205,15 +206,6 @@ func (in *agentRoutes) applyAgent(a *store.Agent, b agentBody, allowSecret bool)
 		return invalid("timeout_seconds must be from 0 (the default, %d) to %d", agent.DefaultTimeoutSeconds, agent.MaxTimeoutSeconds)
 	}
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // checkAPIKey: a bearer token as providers issue them, printable ASCII without white space.
