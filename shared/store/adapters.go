@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -143,9 +142,8 @@ func (st *Store) getAdapter(ctx context.Context, ws, name string) (Adapter, map[
 	return a, item, err
 }
 
-// ListAdapters returns the workspace's adapters by name. gsi1 finds their names (so an adapter
-// created a moment ago may be missing for a moment); their items are then read from the table,
-// as gsi1 projects only what the delivery lists read.
+// ListAdapters returns the workspace's adapters by name (through gsi1, so an adapter created a
+// moment ago may be missing for a moment).
 func (st *Store) ListAdapters(ctx context.Context, ws string) ([]Adapter, error) {
 	in := &dynamodb.QueryInput{
 		TableName:                 &st.table,
@@ -153,49 +151,17 @@ func (st *Store) ListAdapters(ctx context.Context, ws string) ([]Adapter, error)
 		KeyConditionExpression:    aws.String("gsi1pk = :pk"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": s(adaptersGSI(ws))},
 	}
-	var keys []map[string]types.AttributeValue
+	out := []Adapter{}
 	for p := dynamodb.NewQueryPaginator(st.db, in); p.HasMorePages(); {
 		page, err := p.NextPage(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("list adapters: %w", err)
 		}
 		for _, item := range page.Items {
-			keys = append(keys, key(str(item, "pk"), str(item, "sk")))
+			out = append(out, decodeAdapter(item))
 		}
 	}
-	out := []Adapter{}
-	for start := 0; start < len(keys); start += 100 {
-		items, err := st.batchGet(ctx, keys[start:min(start+100, len(keys))])
-		if err != nil {
-			return nil, fmt.Errorf("list adapters: %w", err)
-		}
-		for _, item := range items {
-			if a := decodeAdapter(item); a.WorkspaceID == ws { // deleted and taken by another since
-				out = append(out, a)
-			}
-		}
-	}
-	slices.SortFunc(out, func(a, b Adapter) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
-}
-
-// batchGet reads up to 100 items by key, consistently, asking again for the keys DynamoDB left
-// unprocessed (a few times at most).
-func (st *Store) batchGet(ctx context.Context, keys []map[string]types.AttributeValue) ([]map[string]types.AttributeValue, error) {
-	var items []map[string]types.AttributeValue
-	req := map[string]types.KeysAndAttributes{st.table: {Keys: keys, ConsistentRead: aws.Bool(true)}}
-	for try := 0; len(req) > 0; try++ {
-		if try == 5 {
-			return nil, errors.New("batch get: keys left unprocessed")
-		}
-		out, err := st.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req})
-		if err != nil {
-			return nil, err
-		}
-		items = append(items, out.Responses[st.table]...)
-		req = out.UnprocessedKeys
-	}
-	return items, nil
 }
 
 // UpdateAdapter lets change compute the adapter's next state and writes it back conditioned on
