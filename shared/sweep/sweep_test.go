@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/store"
@@ -113,5 +116,24 @@ func TestSweepStopsWhenEntriesCannotLeaveTheSchedule(t *testing.T) {
 	}
 	if sent != pageSize || st.reads != 1 {
 		t.Fatalf("sent %d messages for %d entries in %d reads", sent, pageSize, st.reads)
+	}
+}
+
+// The schedule's event, as EventBridge sends it (events/delivery-sweep.json), goes through the
+// Lambda runtime's decoder to the handler, which queues what is due.
+func TestSweepTakesTheScheduledEvent(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "..", "events", "delivery-sweep.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 6, 16, 0, 0, 0, time.UTC)
+	st := &fakeStore{entries: []store.ScheduledDelivery{{WorkspaceID: "ws", DeliveryID: "dlv_1", Attempt: 6, Due: now}}}
+	q := &fakeQueue{}
+	h := New(st, q, slog.New(slog.DiscardHandler), func() time.Time { return now })
+	if _, err := lambda.NewHandler(h.Handle).Invoke(context.Background(), raw); err != nil {
+		t.Fatal(err)
+	}
+	if len(q.batches) != 1 || len(q.batches[0]) != 1 || q.batches[0][0].DeliveryID != "dlv_1" || len(st.entries) != 0 {
+		t.Fatalf("batches %+v, left %+v", q.batches, st.entries)
 	}
 }
