@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -171,4 +172,14 @@ func Seeds(agentsJSON, ws, openAIKey string) ([]store.Agent, error) {
 		out = append(out, a)
 	}
 	return out, nil
+}
+
+// PutSeeds writes the stack's agents (Seeds) with put.
+func PutSeeds(ctx context.Context, put func(context.Context, store.Agent) error, seeds []store.Agent) error {
+	for _, a := range seeds {
+		if err := put(ctx, a); err != nil {
+			return fmt.Errorf("seed agent %s: %w", a.Name, err)
+		}
+	}
+	return nil
 }

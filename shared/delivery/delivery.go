@@ -61,8 +61,8 @@ type Config struct {
 	// one function more than 16 times through SQS, so this stays well under 16.
 	MaxRequeues int
 
-	// Callbacks sign the callbacks of the stack's webhook adapters that configure a callback
-	// secret, by CallbackKey(workspace, adapter).
+	// Callbacks sign the callbacks of the stack's webhook adapters (the Adapters parameter), by
+	// CallbackKey(workspace, adapter): with the adapter's callbackSecret, or the derived one.
 	Callbacks map[string]*outbound.Signer
 	// DeriveCallback signs the callbacks of every other adapter (those the workspaces keep) with
 	// the secret derived from the approval signing keys; nil signs none.

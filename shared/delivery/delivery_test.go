@@ -219,7 +219,8 @@ func TestRetriesFollowTheScheduleAcrossLongWaits(t *testing.T) {
 	if r.posts != 3 || r.st.d.Status != store.DeliverySucceeded {
 		t.Fatalf("posts %d, status %s", r.posts, r.st.d.Status)
 	}
-	// 5 s, then 2 h made of 15-minute hops: the third attempt happens 2h5s after the first.
+	// 5 s in the queue, then 2 h (eight 15-minute hops, past MaxRequeues) on the retry schedule:
+	// the third attempt happens 2h5s after the first.
 	if got := r.now.Sub(start); got != 2*time.Hour+5*time.Second {
 		t.Fatalf("third attempt after %v", got)
 	}

@@ -29,6 +29,7 @@ const (
 	MinAdapterSecretLen         = 16
 	MaxAdapterSecretLen         = 256
 	DefaultAdapterRotateOverlap = 24 * time.Hour
+	MaxAdapterRotateOverlap     = 30 * 24 * time.Hour
 )
 
 // hostPattern accepts a DNS name or an IP literal, without port, scheme or wildcard.
@@ -285,13 +286,9 @@ func (in *agentRoutes) rotateAdapter(ctx context.Context, c Caller, req *events.
 	if err := body(req, &b, true); err != nil {
 		return events.APIGatewayV2HTTPResponse{}, err
 	}
-	overlap := DefaultAdapterRotateOverlap
-	if b.OverlapSeconds != nil {
-		maxSec := int64(MaxSourceRotateOverlap / time.Second)
-		if *b.OverlapSeconds < 0 || *b.OverlapSeconds > maxSec {
-			return events.APIGatewayV2HTTPResponse{}, invalid("overlap_seconds must be from 0 to %d", maxSec)
-		}
-		overlap = time.Duration(*b.OverlapSeconds) * time.Second
+	overlap, err := rotateOverlap(b.OverlapSeconds, DefaultAdapterRotateOverlap, MaxAdapterRotateOverlap)
+	if err != nil {
+		return events.APIGatewayV2HTTPResponse{}, err
 	}
 	secret := newAdapterSecret()
 	if b.Secret != nil {

@@ -3,6 +3,7 @@ package manage
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -132,6 +133,11 @@ func agentBodyOf(req *events.APIGatewayV2HTTPRequest, optional bool) (agentBody,
 // apply to the agent's type, and the agent must build. Secrets (secret, api_key) are set only
 // at creation and by a rotation; allowSecret says which.
 func (in *agentRoutes) applyAgent(a *store.Agent, b agentBody, allowSecret bool) error {
+	// A seeded agent is the operator's: it may dial private addresses and an openai one holds the
+	// stack's OpenAIApiKey, so where it calls changes with the Agents parameter only.
+	if a.Operator && (b.URL != nil && *b.URL != a.URL || b.BaseURL != nil && *b.BaseURL != a.BaseURL) {
+		return invalid("url and base_url of an agent seeded from the stack's Agents parameter change with that parameter")
+	}
 	set := func(dst *string, v *string) {
 		if v != nil {
 			*dst = *v
@@ -156,7 +162,7 @@ func (in *agentRoutes) applyAgent(a *store.Agent, b agentBody, allowSecret bool)
 	given := map[string]bool{"url": b.URL != nil, "secret": b.Secret != nil, "base_url": b.BaseURL != nil, "model": b.Model != nil,
 		"api_key": b.APIKey != nil, "system": b.System != nil, "max_history": b.MaxHistory != nil, "timeout_seconds": b.TimeoutSeconds != nil}
 	for _, f := range []string{"url", "secret", "base_url", "model", "api_key", "system", "max_history", "timeout_seconds"} {
-		if given[f] && !contains(only[f], a.Type) {
+		if given[f] && !slices.Contains(only[f], a.Type) {
 			return invalid("%s does not apply to a %s agent", f, a.Type)
 		}
 	}
@@ -200,15 +206,6 @@ func (in *agentRoutes) applyAgent(a *store.Agent, b agentBody, allowSecret bool)
 		return invalid("timeout_seconds must be from 0 (the default, %d) to %d", agent.DefaultTimeoutSeconds, agent.MaxTimeoutSeconds)
 	}
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // checkAPIKey: a bearer token as providers issue them, printable ASCII without white space.

@@ -1,11 +1,14 @@
 package manage
 
 import (
+	"context"
 	"log/slog"
 	"strings"
 	"testing"
 
 	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/hookgate/hookgate/shared/store"
 )
 
 // newAgentsEnv is newEnv with the source and agent routes, as functions/management wires them.
@@ -119,4 +122,39 @@ func TestAdapterValidation(t *testing.T) {
 	if !strings.Contains(rr.body, "routes[0].agent") {
 		t.Fatalf("route to another workspace's agent: %s", rr.body)
 	}
+}
+
+// A seeded agent is the operator's: it may dial private addresses, and an openai one holds the
+// stack's OpenAIApiKey. A workspace key must not point it elsewhere (the key would go with it).
+func TestSeededAgentCannotBePointedElsewhere(t *testing.T) {
+	t.Parallel()
+	e := newAgentsEnv(t)
+	ctx := context.Background()
+	const operatorKey = "sk-operator-key-0123456789"
+	e.secrets = append(e.secrets, operatorKey)
+	seeds := []store.Agent{
+		{WorkspaceID: "default", Name: "gpt", Type: "openai", Model: "m", BaseURL: "http://10.0.0.5/v1", Secret: operatorKey, Operator: true},
+		{WorkspaceID: "default", Name: "hook", Type: "webhook", URL: "http://10.0.0.6/agent", Secret: "whsec_" + strings.Repeat("a", 32), Operator: true},
+	}
+	for _, a := range seeds {
+		if err := e.st.PutAgent(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	key := e.key("default")
+	for _, c := range []struct{ name, field string }{{"gpt", "base_url"}, {"hook", "url"}} {
+		r := e.must(400, call{route: "PATCH /v1/agents/{name}", params: map[string]string{"name": c.name}, key: key,
+			body: map[string]any{c.field: "https://attacker.example/v1"}})
+		if !strings.Contains(r.body, "Agents parameter") {
+			t.Errorf("%s: %s", c.name, r.body)
+		}
+	}
+	for _, want := range seeds {
+		got, err := e.st.GetAgent(ctx, "default", want.Name)
+		if err != nil || got.URL != want.URL || got.BaseURL != want.BaseURL || !got.Operator {
+			t.Fatalf("%s after the PATCH: %v %v", want.Name, got, err)
+		}
+	}
+	// Other fields of a seeded agent still change.
+	e.must(200, call{route: "PATCH /v1/agents/{name}", params: map[string]string{"name": "gpt"}, key: key, body: map[string]any{"model": "m2"}})
 }

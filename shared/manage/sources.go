@@ -238,13 +238,9 @@ func (in *sourceRoutes) rotateSource(ctx context.Context, c Caller, req *events.
 	if err := body(req, &b, true); err != nil {
 		return events.APIGatewayV2HTTPResponse{}, err
 	}
-	overlap := DefaultSourceRotateOverlap
-	if b.OverlapSeconds != nil {
-		maxSec := int64(MaxSourceRotateOverlap / time.Second)
-		if *b.OverlapSeconds < 0 || *b.OverlapSeconds > maxSec {
-			return events.APIGatewayV2HTTPResponse{}, invalid("overlap_seconds must be from 0 to %d", maxSec)
-		}
-		overlap = time.Duration(*b.OverlapSeconds) * time.Second
+	overlap, err := rotateOverlap(b.OverlapSeconds, DefaultSourceRotateOverlap, MaxSourceRotateOverlap)
+	if err != nil {
+		return events.APIGatewayV2HTTPResponse{}, err
 	}
 	cur, err := in.store.GetSource(ctx, ws, name)
 	if err != nil {

@@ -229,12 +229,9 @@ func (h *Handler) rotateSecret(ctx context.Context, c Caller, req *events.APIGat
 	if err := body(req, &in, true); err != nil {
 		return events.APIGatewayV2HTTPResponse{}, err
 	}
-	overlap := DefaultRotateOverlap
-	if in.OverlapSeconds != nil {
-		if *in.OverlapSeconds < 0 || *in.OverlapSeconds > int64(MaxRotateOverlap/time.Second) {
-			return events.APIGatewayV2HTTPResponse{}, invalid("overlap_seconds must be from 0 to %d", int64(MaxRotateOverlap/time.Second))
-		}
-		overlap = time.Duration(*in.OverlapSeconds) * time.Second
+	overlap, err := rotateOverlap(in.OverlapSeconds, DefaultRotateOverlap, MaxRotateOverlap)
+	if err != nil {
+		return events.APIGatewayV2HTTPResponse{}, err
 	}
 	secret := outbound.NewSecret()
 	if in.Secret != nil {
@@ -250,4 +247,16 @@ func (h *Handler) rotateSecret(ctx context.Context, c Caller, req *events.APIGat
 	h.audit(ctx, c, "signing secret rotated", "subscription_id", sub.ID, "overlap_seconds", int64(overlap/time.Second))
 	// The store stamps the rotation's time as UpdatedAt; the previous secrets end overlap later.
 	return respond(http.StatusOK, RotatedSecret{Secret: secret, PreviousExpiresAt: sub.UpdatedAt.Add(overlap)}), nil
+}
+
+// rotateOverlap is a rotation's overlap_seconds (def when not given) as a duration of at most
+// most: how long the previous secrets keep working.
+func rotateOverlap(seconds *int64, def, most time.Duration) (time.Duration, error) {
+	if seconds == nil {
+		return def, nil
+	}
+	if maxSec := int64(most / time.Second); *seconds < 0 || *seconds > maxSec {
+		return 0, invalid("overlap_seconds must be from 0 to %d", maxSec)
+	}
+	return time.Duration(*seconds) * time.Second, nil
 }

@@ -46,9 +46,10 @@ func New(st Store, q Queue, log *slog.Logger, now func() time.Time) *Handler {
 
 // Handle queues every due entry, then deletes it from the schedule; it repeats while entries
 // remain and time is left. An entry queued but not deleted (a failure between the two) is
-// queued again next time: the delivery's attempt claim makes the duplicate message harmless.
+// queued again by the next sweep, not this one: the delivery's attempt claim makes the duplicate
+// message harmless.
 func (h *Handler) Handle(ctx context.Context, _ events.EventBridgeEvent) error {
-	queued := 0
+	queued, stuck := 0, false
 	defer func() { h.log.InfoContext(ctx, "retry schedule swept", "queued", queued) }()
 	for {
 		due, more, err := h.store.DueDeliveries(ctx, h.now(), pageSize)
@@ -66,13 +67,17 @@ func (h *Handler) Handle(ctx context.Context, _ events.EventBridgeEvent) error {
 			}
 			for _, e := range chunk {
 				if uerr := h.store.Unschedule(ctx, e); uerr != nil {
-					h.log.WarnContext(ctx, "queued retry stays on the schedule; it will be queued again", "delivery_id", e.DeliveryID, "err", uerr)
+					stuck = true
+					h.log.WarnContext(ctx, "queued retry stays on the schedule; the next sweep queues it again", "delivery_id", e.DeliveryID, "err", uerr)
 				}
 			}
 			queued += len(chunk)
 		}
 		if err != nil {
 			return err
+		}
+		if stuck { // another round would read and queue the same entries again
+			return nil
 		}
 		if dl, ok := ctx.Deadline(); !more || ok && time.Until(dl) < reserve {
 			return nil

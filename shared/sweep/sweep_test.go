@@ -5,18 +5,22 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/store"
 )
 
 type fakeStore struct {
-	entries []store.ScheduledDelivery
-	reads   int
+	entries     []store.ScheduledDelivery
+	reads       int
+	failDeletes bool
 }
 
 func (f *fakeStore) DueDeliveries(_ context.Context, now time.Time, limit int) ([]store.ScheduledDelivery, bool, error) {
@@ -31,6 +35,9 @@ func (f *fakeStore) DueDeliveries(_ context.Context, now time.Time, limit int) (
 }
 
 func (f *fakeStore) Unschedule(_ context.Context, e store.ScheduledDelivery) error {
+	if f.failDeletes {
+		return errors.New("throttled")
+	}
 	for i, x := range f.entries {
 		if x == e {
 			f.entries = append(f.entries[:i], f.entries[i+1:]...)
@@ -85,5 +92,48 @@ func TestSweepQueuesWhatIsDue(t *testing.T) {
 	}
 	if sent != 250 || len(st.entries) != 1 || st.entries[0].DeliveryID != "later" {
 		t.Fatalf("sent %d, left %+v", sent, st.entries)
+	}
+}
+
+// Entries that were queued but could not leave the schedule are not queued again by the same
+// sweep (the next one, a minute later, does): one round's page of them, sent once.
+func TestSweepStopsWhenEntriesCannotLeaveTheSchedule(t *testing.T) {
+	now := time.Date(2026, 12, 6, 16, 0, 0, 0, time.UTC)
+	st := &fakeStore{failDeletes: true}
+	for i := range pageSize {
+		st.entries = append(st.entries, store.ScheduledDelivery{WorkspaceID: "ws", DeliveryID: fmt.Sprintf("dlv_%d", i), Attempt: 3, Due: now.Add(-time.Minute)})
+	}
+	q := &fakeQueue{}
+	h := New(st, q, slog.New(slog.DiscardHandler), func() time.Time { return now })
+	ctx, cancel := context.WithTimeout(context.Background(), reserve+2*time.Second)
+	defer cancel()
+	if err := h.Handle(ctx, events.EventBridgeEvent{}); err != nil {
+		t.Fatal(err)
+	}
+	sent := 0
+	for _, b := range q.batches {
+		sent += len(b)
+	}
+	if sent != pageSize || st.reads != 1 {
+		t.Fatalf("sent %d messages for %d entries in %d reads", sent, pageSize, st.reads)
+	}
+}
+
+// The schedule's event, as EventBridge sends it (events/delivery-sweep.json), goes through the
+// Lambda runtime's decoder to the handler, which queues what is due.
+func TestSweepTakesTheScheduledEvent(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "..", "events", "delivery-sweep.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 6, 16, 0, 0, 0, time.UTC)
+	st := &fakeStore{entries: []store.ScheduledDelivery{{WorkspaceID: "ws", DeliveryID: "dlv_1", Attempt: 6, Due: now}}}
+	q := &fakeQueue{}
+	h := New(st, q, slog.New(slog.DiscardHandler), func() time.Time { return now })
+	if _, err := lambda.NewHandler(h.Handle).Invoke(context.Background(), raw); err != nil {
+		t.Fatal(err)
+	}
+	if len(q.batches) != 1 || len(q.batches[0]) != 1 || q.batches[0][0].DeliveryID != "dlv_1" || len(st.entries) != 0 {
+		t.Fatalf("batches %+v, left %+v", q.batches, st.entries)
 	}
 }
