@@ -42,7 +42,7 @@ define bootstrap
 	GOARCH=$(GOARCH) $(GOBUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/$(1)
 endef
 
-.PHONY: help deps bootstraps dev test vulncheck bench invoke clean $(addprefix build-,$(FUNCTIONS))
+.PHONY: help deps bootstraps dev test vulncheck bench invoke openapi clean $(addprefix build-,$(FUNCTIONS))
 
 help:
 	@echo "make dev        run the whole gateway locally on 127.0.0.1:3000 (installs and starts the emulators)"
@@ -50,6 +50,7 @@ help:
 	@echo "make vulncheck  govulncheck against the Go vulnerability database (VULNDB=latest for the newest)"
 	@echo "make bench      benchmarks and bootstrap sizes"
 	@echo "make invoke FN=<LogicalId> EVENT=events/<file>.json   run one function on one event"
+	@echo "make openapi    write openapi.yaml as the JSON GET /openapi.json serves (after editing openapi.yaml)"
 	@echo "make clean      remove build output and local emulator data"
 
 # Installs what local mode and the tests need: Go modules, the npm emulators (pinned in
@@ -78,6 +79,11 @@ bootstraps:
 dev: deps bootstraps
 	@$(GO) build -o .build/hookgate-local ./local/cmd/hookgate-local
 	@.build/hookgate-local dev -bin $(LOCAL_BIN)
+
+# GET /openapi.json serves openapi.yaml as JSON, compiled into WidgetAssetsFunction; local/openapi's
+# test fails when the JSON is not the YAML's.
+openapi:
+	$(GO) run ./local/openapi/gen
 
 # Volume tests (thousands of messages or events) run once without the race detector, after the
 # race-detected run of everything else: under -race they only repeat the same code paths, slower.
