@@ -59,9 +59,13 @@ func TestSpecDescribesEveryTemplateRoute(t *testing.T) {
 	}
 	doc := load(t)
 	var described []string
+	var pending []string // operations of a branch not merged yet (x-hookgate-pending)
 	for path, item := range doc.Paths.Map() {
-		for method := range item.Operations() {
+		for method, op := range item.Operations() {
 			described = append(described, method+" "+path)
+			if _, ok := op.Extensions["x-hookgate-pending"]; ok {
+				pending = append(pending, method+" "+path)
+			}
 		}
 	}
 	slices.Sort(routes)
@@ -72,7 +76,7 @@ func TestSpecDescribesEveryTemplateRoute(t *testing.T) {
 		}
 	}
 	for _, d := range described {
-		if !slices.Contains(routes, d) {
+		if !slices.Contains(routes, d) && !slices.Contains(pending, d) {
 			t.Errorf("openapi.yaml describes %s, which template.yaml has no route for", d)
 		}
 	}
