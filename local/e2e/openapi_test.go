@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -253,5 +254,30 @@ func TestSpecValidatorCatchesDrift(t *testing.T) {
 		case c.want != "" && (len(got) != 1 || !strings.Contains(got[0], c.want)):
 			t.Errorf("%s %s: reported %q, want one report with %q", c.method, c.path, got, c.want)
 		}
+	}
+}
+
+// The stack serves openapi.yaml as JSON at GET /openapi.json, from the template's route (the
+// widget assets function), byte for byte the generated file, with an ETag that answers 304.
+func TestOpenAPIServedByTheStack(t *testing.T) {
+	t.Parallel()
+	e := sharedStack(t)
+	r := do(t, http.MethodGet, e.stack.URL+"/openapi.json", nil, "")
+	want, err := os.ReadFile(filepath.Join("..", "..", "shared", "widget", "static", "files", "openapi.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.status != 200 || r.raw != string(want) || r.body["openapi"] != "3.1.0" || r.header.Get("ETag") == "" {
+		t.Fatalf("GET /openapi.json: %d %v %.80s", r.status, r.header, r.raw)
+	}
+	req, _ := http.NewRequest(http.MethodGet, e.stack.URL+"/openapi.json", nil)
+	req.Header.Set("If-None-Match", r.header.Get("ETag"))
+	again, err := apiClient(t).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again.Body.Close()
+	if again.StatusCode != http.StatusNotModified {
+		t.Fatalf("conditional GET: %d", again.StatusCode)
 	}
 }
