@@ -1,5 +1,6 @@
-// Command widget-assets is the Lambda behind GET /widget.js (the script a site embeds) and
-// GET /widget/demo (a page that embeds it). It needs no permissions.
+// Command widget-assets is the Lambda behind GET /widget.js (the script a site embeds),
+// GET /widget/demo (a page that embeds it) and GET /openapi.json (the API's OpenAPI document). It
+// needs no permissions.
 package main
 
 import (

@@ -69,7 +69,7 @@ func BenchmarkEventDelivery(b *testing.B) {
 				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, st.URL+"/v1/events/stream", nil)
 				req.Header.Set("X-API-Key", st.Params["AdminApiKey"])
 				req.Header.Set("Last-Event-ID", lastID)
-				resp, err := http.DefaultClient.Do(req)
+				resp, err := apiClient(b).Do(req)
 				if err != nil {
 					continue
 				}

@@ -109,7 +109,7 @@ func streamOnce(t *testing.T, url string, headers map[string]string, lastID stri
 	if lastID != "" {
 		req.Header.Set("Last-Event-ID", lastID)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := apiClient(t).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +188,7 @@ func TestEventStreamResumesWithoutLossOrRepeats(t *testing.T) {
 		if lastID != "" {
 			req.Header.Set("Last-Event-ID", lastID)
 		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := apiClient(t).Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -214,7 +214,7 @@ func TestRelayCopyingHopHeaderRefusedAtDoor(t *testing.T) {
 			}
 			req.Header.Set("X-Hookgate-Inbound-Secret", inboundSecret) // a relay the stack trusts
 			var a answer
-			if resp, err := http.DefaultClient.Do(req); err == nil {
+			if resp, err := apiClient(t).Do(req); err == nil {
 				b, _ := io.ReadAll(resp.Body)
 				resp.Body.Close()
 				a = answer{resp.StatusCode, string(b)}

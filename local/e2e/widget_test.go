@@ -138,7 +138,7 @@ func TestWidgetConversation(t *testing.T) {
 	req.Header.Set("Origin", site)
 	req.Header.Set("Access-Control-Request-Method", "POST")
 	req.Header.Set("Access-Control-Request-Headers", "authorization,content-type")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := apiClient(t).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +148,7 @@ func TestWidgetConversation(t *testing.T) {
 	}
 	// The script and the demo page are served by the stack.
 	for path, ct := range map[string]string{"/widget.js": "text/javascript", "/widget/demo": "text/html"} {
-		resp, err := http.Get(e.stack.URL + path)
+		resp, err := apiClient(t).Get(e.stack.URL + path)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,5 +1,7 @@
-// Package static serves the web widget's files: GET /widget.js, the one script a site embeds, and
-// GET /widget/demo, a page that embeds it. The files are compiled into the function.
+// Package static serves the stack's static files: GET /widget.js, the one script a site embeds,
+// GET /widget/demo, a page that embeds it, and GET /openapi.json, the API's OpenAPI document
+// (openapi.yaml as JSON, written by make openapi; local/openapi's test fails when it is not
+// current). The files are compiled into the function.
 package static
 
 import (
@@ -17,7 +19,7 @@ import (
 	"github.com/hookgate/hookgate/shared/apigw"
 )
 
-//go:embed files/widget.js files/demo.html
+//go:embed files/widget.js files/demo.html files/openapi.json
 var files embed.FS
 
 type asset struct {
@@ -53,6 +55,12 @@ func New(log *slog.Logger) *Handler {
 		"cache-control":           "no-cache",
 		"content-security-policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
 		"referrer-policy":         "no-referrer",
+	})
+	add("GET /openapi.json", "openapi.json", map[string]string{
+		"content-type":                 "application/json",
+		"cache-control":                "public, max-age=300",
+		"access-control-allow-origin":  "*", // public, for API explorers and client generators in a browser
+		"cross-origin-resource-policy": "cross-origin",
 	})
 	return h
 }

@@ -2,6 +2,7 @@ package static
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"strings"
 	"testing"
@@ -38,6 +39,15 @@ func TestFiles(t *testing.T) {
 	if demo.StatusCode != 200 || !strings.HasPrefix(demo.Headers["content-type"], "text/html") || !strings.Contains(demo.Body, `<script src="../widget.js"`) ||
 		!strings.Contains(demo.Headers["content-security-policy"], "default-src 'self'") {
 		t.Fatalf("demo: %d %v", demo.StatusCode, demo.Headers)
+	}
+	spec, _ := h.Handle(context.Background(), events.APIGatewayV2HTTPRequest{RouteKey: "GET /openapi.json"})
+	var doc struct {
+		OpenAPI string         `json:"openapi"`
+		Paths   map[string]any `json:"paths"`
+	}
+	if spec.StatusCode != 200 || spec.Headers["content-type"] != "application/json" || json.Unmarshal([]byte(spec.Body), &doc) != nil ||
+		doc.OpenAPI != "3.1.0" || doc.Paths["/openapi.json"] == nil {
+		t.Fatalf("openapi.json: %d %v %q", spec.StatusCode, spec.Headers, doc.OpenAPI)
 	}
 	if r, _ := h.Handle(context.Background(), events.APIGatewayV2HTTPRequest{RouteKey: "GET /other"}); r.StatusCode != 404 {
 		t.Fatalf("unknown file: %d", r.StatusCode)
