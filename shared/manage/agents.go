@@ -327,7 +327,8 @@ func (in *agentRoutes) getAgent(ctx context.Context, c Caller, req *events.APIGa
 }
 
 // PATCH /v1/agents/{name}[?workspace_id=] {url?, base_url?, model?, system?, max_history?,
-// timeout_seconds?} → the agent. Name, type and secrets do not change here.
+// timeout_seconds?} → the agent. Name, type and secrets do not change here. A seeded agent whose
+// url or base_url changes is no longer the operator's (it dials public addresses only).
 func (in *agentRoutes) patchAgent(ctx context.Context, c Caller, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 	ws, name, err := agentRef(c, req)
 	if err != nil {
@@ -340,7 +341,18 @@ func (in *agentRoutes) patchAgent(ctx context.Context, c Caller, req *events.API
 	if b.Name != nil || b.Type != nil || b.WorkspaceID != "" {
 		return events.APIGatewayV2HTTPResponse{}, invalid("name, type and workspace_id cannot change: create another agent")
 	}
-	a, err := in.store.UpdateAgent(ctx, ws, name, func(a *store.Agent) error { return in.applyAgent(a, b, false) })
+	a, err := in.store.UpdateAgent(ctx, ws, name, func(a *store.Agent) error {
+		url, baseURL := a.URL, a.BaseURL
+		if err := in.applyAgent(a, b, false); err != nil {
+			return err
+		}
+		// A seeded agent may dial private addresses because the operator chose where it points; an
+		// address the caller chose is the caller's, dialled as any workspace's agent is.
+		if a.URL != url || a.BaseURL != baseURL {
+			a.Operator = false
+		}
+		return nil
+	})
 	if err != nil {
 		return events.APIGatewayV2HTTPResponse{}, err
 	}
