@@ -1,0 +1,38 @@
+package store
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// Adapter names are stack-wide (they are the URL), and the stack's Adapters parameter is seeded at
+// the adapter function's first use. A workspace key that claims a seeded name first ("default"
+// always is one) must not keep it: the operator's /webhook/default would answer to the tenant's
+// adapter (and 401 to the stack's AdapterSecret). The seed takes the name back, and says whose
+// adapter it replaced.
+func TestAttackTenantSquatsSeededAdapterName(t *testing.T) {
+	t.Parallel()
+	st := newStore(t)
+	ctx := context.Background()
+	if _, err := st.CreateAdapter(ctx, Adapter{WorkspaceID: "tenant-b", Name: "default", Secrets: []SigningSecret{{Value: "tenant-b-secret-0123456789"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.PutAdapter(ctx, Adapter{WorkspaceID: "default", Name: "default", Secrets: []SigningSecret{{Value: "stack-adapter-secret-0123"}}}); err != nil {
+		t.Fatalf("seed of the stack's default adapter: %v", err)
+	}
+	a, err := st.LookupAdapter(ctx, "default")
+	if err != nil || a.WorkspaceID != "default" {
+		t.Fatalf("/webhook/default belongs to %q (%v), want the default workspace", a.WorkspaceID, err)
+	}
+	if got := a.ActiveSecrets(time.Now()); len(got) != 1 || got[0] != "stack-adapter-secret-0123" {
+		t.Fatalf("the tenant's secret still opens the stack's adapter (%d secrets)", len(got))
+	}
+	if l, err := st.ListAdapters(ctx, "tenant-b"); err != nil || len(l) != 0 {
+		t.Fatalf("tenant-b still lists it: %v %v", l, err)
+	}
+	// Seeding again in the same workspace replaces without displacing anyone.
+	if err := st.PutAdapter(ctx, Adapter{WorkspaceID: "default", Name: "default", Secrets: []SigningSecret{{Value: "stack-adapter-secret-0123"}}}); err != nil {
+		t.Fatalf("re-seed: %v", err)
+	}
+}
