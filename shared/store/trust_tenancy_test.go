@@ -18,8 +18,12 @@ func TestAttackTenantSquatsSeededAdapterName(t *testing.T) {
 	if _, err := st.CreateAdapter(ctx, Adapter{WorkspaceID: "tenant-b", Name: "default", Secrets: []SigningSecret{{Value: "tenant-b-secret-0123456789"}}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.PutAdapter(ctx, Adapter{WorkspaceID: "default", Name: "default", Secrets: []SigningSecret{{Value: "stack-adapter-secret-0123"}}}); err != nil {
+	displaced, err := st.PutAdapter(ctx, Adapter{WorkspaceID: "default", Name: "default", Secrets: []SigningSecret{{Value: "stack-adapter-secret-0123"}}})
+	if err != nil {
 		t.Fatalf("seed of the stack's default adapter: %v", err)
+	}
+	if displaced != "tenant-b" {
+		t.Errorf("displaced %q, want tenant-b", displaced)
 	}
 	a, err := st.LookupAdapter(ctx, "default")
 	if err != nil || a.WorkspaceID != "default" {
@@ -32,7 +36,7 @@ func TestAttackTenantSquatsSeededAdapterName(t *testing.T) {
 		t.Fatalf("tenant-b still lists it: %v %v", l, err)
 	}
 	// Seeding again in the same workspace replaces without displacing anyone.
-	if err := st.PutAdapter(ctx, Adapter{WorkspaceID: "default", Name: "default", Secrets: []SigningSecret{{Value: "stack-adapter-secret-0123"}}}); err != nil {
-		t.Fatalf("re-seed: %v", err)
+	if displaced, err := st.PutAdapter(ctx, Adapter{WorkspaceID: "default", Name: "default", Secrets: []SigningSecret{{Value: "stack-adapter-secret-0123"}}}); err != nil || displaced != "" {
+		t.Fatalf("re-seed: %q %v", displaced, err)
 	}
 }
