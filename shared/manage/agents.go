@@ -327,8 +327,8 @@ func (in *agentRoutes) getAgent(ctx context.Context, c Caller, req *events.APIGa
 }
 
 // PATCH /v1/agents/{name}[?workspace_id=] {url?, base_url?, model?, system?, max_history?,
-// timeout_seconds?} → the agent. Name, type and secrets do not change here. A seeded agent whose
-// url or base_url changes is no longer the operator's (it dials public addresses only).
+// timeout_seconds?} → the agent. Name, type and secrets do not change here, nor where a seeded
+// agent points (url, base_url).
 func (in *agentRoutes) patchAgent(ctx context.Context, c Caller, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 	ws, name, err := agentRef(c, req)
 	if err != nil {
@@ -346,10 +346,10 @@ func (in *agentRoutes) patchAgent(ctx context.Context, c Caller, req *events.API
 		if err := in.applyAgent(a, b, false); err != nil {
 			return err
 		}
-		// A seeded agent may dial private addresses because the operator chose where it points; an
-		// address the caller chose is the caller's, dialled as any workspace's agent is.
-		if a.URL != url || a.BaseURL != baseURL {
-			a.Operator = false
+		// A seeded agent dials private addresses and may hold the stack's OpenAIApiKey because the
+		// operator chose where it points: only the parameter moves it.
+		if a.Operator && (a.URL != url || a.BaseURL != baseURL) {
+			return invalid("a seeded agent's url and base_url change through the stack's Agents parameter (or create another agent)")
 		}
 		return nil
 	})
