@@ -139,9 +139,8 @@ func (st *Store) getAdapter(ctx context.Context, ws, name string) (Adapter, map[
 	return a, item, err
 }
 
-// ListAdapters returns the workspace's adapters by name. gsi1 gives their names (its sort key; the
-// index projects only the deliveries' attributes, so an adapter created a moment ago may be
-// missing for a moment), and each is read whole from the table.
+// ListAdapters returns the workspace's adapters by name (through gsi1, so an adapter created a
+// moment ago may be missing for a moment).
 func (st *Store) ListAdapters(ctx context.Context, ws string) ([]Adapter, error) {
 	in := &dynamodb.QueryInput{
 		TableName:                 &st.table,
@@ -156,14 +155,7 @@ func (st *Store) ListAdapters(ctx context.Context, ws string) ([]Adapter, error)
 			return nil, fmt.Errorf("list adapters: %w", err)
 		}
 		for _, item := range page.Items {
-			a, _, err := st.getAdapter(ctx, ws, str(item, "gsi1sk"))
-			switch {
-			case apierr.CodeOf(err) == apierr.NotFound: // deleted since, or the name changed hands
-			case err != nil:
-				return nil, err
-			default:
-				out = append(out, a)
-			}
+			out = append(out, decodeAdapter(item))
 		}
 	}
 	return out, nil
