@@ -40,21 +40,3 @@ func TestAttackTenantSquatsSeededAdapterName(t *testing.T) {
 		t.Fatalf("re-seed: %q %v", displaced, err)
 	}
 }
-
-// gsi1 projects only the deliveries' attributes (INCLUDE): a list of adapters read from it alone
-// has no names, agents or secrets counts. The list reads each adapter from the table.
-func TestListAdaptersShowsWholeAdapters(t *testing.T) {
-	t.Parallel()
-	st := newStore(t)
-	ctx := context.Background()
-	if _, err := st.CreateAdapter(ctx, Adapter{WorkspaceID: "ws-list", Name: "ops", Agent: "bot", ReplyHosts: []string{"hooks.example.com"}, Secrets: []SigningSecret{{Value: "list-secret-0123456789"}}}); err != nil {
-		t.Fatal(err)
-	}
-	l, err := st.ListAdapters(ctx, "ws-list")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(l) != 1 || l[0].Name != "ops" || l[0].Agent != "bot" || len(l[0].ReplyHosts) != 1 || len(l[0].ActiveSecrets(time.Now())) != 1 {
-		t.Fatalf("list: %+v", l)
-	}
-}
