@@ -51,3 +51,56 @@ func TestAttackSeededAgentRepointed(t *testing.T) {
 	e.must(200, call{route: "PATCH /v1/agents/{name}", params: map[string]string{"name": "llm"}, key: key, body: map[string]any{"model": "m2", "base_url": ""}})
 	e.must(200, call{route: "PATCH /v1/agents/{name}", params: map[string]string{"name": "model"}, key: key, body: map[string]any{"timeout_seconds": 20, "url": "https://model.internal.example/hook"}})
 }
+
+// Odd bytes in agent and adapter fields (invalid UTF-8, NUL and other control characters, line
+// separators, huge values, deep nesting) are refused as a client's error, never a 500, and
+// nothing is stored.
+func TestAttackOddBytesInAgentsAndAdapters(t *testing.T) {
+	t.Parallel()
+	e := newAgentsEnv(t)
+	key := e.key("odd")
+	huge := strings.Repeat("x", MaxAgentBodyBytes+1)
+	for _, tc := range []struct {
+		route string
+		body  string
+	}{
+		{"POST /v1/agents", "{\"name\":\"a\",\"type\":\"openai\",\"model\":\"m\",\"system\":\"bad \xff\xfe utf8\"}"},
+		{"POST /v1/agents", "{\"name\":\"a\xff\",\"type\":\"echo\"}"},
+		{"POST /v1/agents", `{"name":"a\u0000","type":"echo"}`},
+		{"POST /v1/agents", `{"name":"a","type":"openai","model":"m\u0000"}`},
+		{"POST /v1/agents", `{"name":"a","type":"openai","model":"m","system":"a\u2028b\u0000"}`},
+		{"POST /v1/agents", `{"name":"a","type":"openai","model":"m","system":"\ud800"}`},
+		{"POST /v1/agents", `{"name":"a","type":"webhook","url":"https://x.example/\u0000"}`},
+		{"POST /v1/agents", `{"name":"a","type":"webhook","url":"https://x.example/` + "\x7f" + `"}`},
+		{"POST /v1/agents", `{"name":"a","type":"openai","model":"m","system":"` + huge + `"}`},
+		{"POST /v1/agents", strings.Repeat("[", 10000)},
+		{"POST /v1/agents", `{"name":"a","type":"openai","model":"m","max_history":1e400}`},
+		{"POST /v1/adapters", "{\"name\":\"ad\",\"approvers\":[\"\xff\"]}"},
+		{"POST /v1/adapters", `{"name":"ad","approvers":["a\u0000b"]}`},
+		{"POST /v1/adapters", `{"name":"ad","reply_hosts":["h\u0000.example"]}`},
+		{"POST /v1/adapters", `{"name":"ad","secret":"0123456789abcdef\u0000"}`},
+		{"POST /v1/adapters", `{"name":"ad","max_body_bytes":99999999999999999999}`},
+		{"POST /v1/adapters", `{"name":"` + strings.Repeat("a", 5000) + `"}`},
+	} {
+		r := e.do(call{route: tc.route, key: key, body: tc.body, base64: true})
+		if r.status < 400 || r.status >= 500 {
+			t.Errorf("%s %.60q: %d %s, want a 4xx", tc.route, tc.body, r.status, truncate(r.body, 200))
+		}
+	}
+	for _, name := range []string{"a\x00", "a\xff", strings.Repeat("a", 3000), "../a", "a/b"} {
+		r := e.do(call{route: "GET /v1/adapters/{name}", params: map[string]string{"name": name}, key: key})
+		if r.status != 404 {
+			t.Errorf("GET adapter %.40q: %d %s, want 404", name, r.status, truncate(r.body, 200))
+		}
+		r = e.do(call{route: "PATCH /v1/agents/{name}", params: map[string]string{"name": name}, key: key, body: map[string]any{"timeout_seconds": 5}})
+		if r.status != 404 {
+			t.Errorf("PATCH agent %.40q: %d %s, want 404", name, r.status, truncate(r.body, 200))
+		}
+	}
+	if as, err := e.st.ListAgents(context.Background(), "odd"); err != nil || len(as) != 0 {
+		t.Errorf("agents stored: %v %v", as, err)
+	}
+	if as, err := e.st.ListAdapters(context.Background(), "odd"); err != nil || len(as) != 0 {
+		t.Errorf("adapters stored: %v %v", as, err)
+	}
+}
