@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hookgate/hookgate/shared/store"
 )
@@ -102,5 +103,42 @@ func TestAttackOddBytesInAgentsAndAdapters(t *testing.T) {
 	}
 	if as, err := e.st.ListAdapters(context.Background(), "odd"); err != nil || len(as) != 0 {
 		t.Errorf("adapters stored: %v %v", as, err)
+	}
+}
+
+// A disabled subscription's deliveries fail at once, without a request: replaying them is a loop
+// that costs the tenant one call and the stack up to MaxReplay queue messages, delivery
+// invocations and writes each time, past every quota of the workspace. A replay of a disabled
+// subscription is refused (409) and queues nothing; enabled again, it replays.
+func TestAttackReplayLoopOnDisabledSubscription(t *testing.T) {
+	t.Parallel()
+	e, q := newDeliveryEnv(t)
+	ctx := context.Background()
+	key := e.key("loop")
+	sub := e.createWebhook(key, map[string]any{"url": "https://example.com/loop", "events": []string{"*"}})
+	e.clk.add(-time.Hour)
+	var failed []store.Delivery
+	for range 3 {
+		failed = append(failed, e.failedDelivery("loop", sub.ID))
+	}
+	e.clk.add(time.Hour)
+	if _, err := e.st.DisableSubscription(ctx, "loop", sub.ID, "the endpoint answered 410 Gone"); err != nil {
+		t.Fatal(err)
+	}
+	replay := call{route: "POST /v1/webhooks/{id}/replay", params: map[string]string{"id": sub.ID}, key: key,
+		body: map[string]string{"since": e.clk.now().Add(-2 * time.Hour).Format(time.RFC3339)}}
+	r := e.do(replay)
+	if r.status != 409 || len(q.queued()) != 0 {
+		t.Fatalf("replay of a disabled subscription: %d %s, queued %v; want 409 and nothing queued", r.status, r.body, q.queued())
+	}
+	for _, d := range failed {
+		if got, err := e.st.GetDelivery(ctx, "loop", d.ID); err != nil || got.Status != store.DeliveryFailed || got.Series != 0 {
+			t.Errorf("delivery %s after a refused replay: %s series %d (%v)", d.ID, got.Status, got.Series, err)
+		}
+	}
+	e.must(200, call{route: "PATCH /v1/webhooks/{id}", params: map[string]string{"id": sub.ID}, key: key, body: map[string]string{"status": "active"}})
+	e.must(202, replay)
+	if len(q.queued()) != 3 {
+		t.Fatalf("replay once enabled: queued %v", q.queued())
 	}
 }
