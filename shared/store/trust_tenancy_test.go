@@ -40,3 +40,30 @@ func TestAttackTenantSquatsSeededAdapterName(t *testing.T) {
 		t.Fatalf("re-seed: %q %v", displaced, err)
 	}
 }
+
+// The seed's digest is an HMAC under the stack's approval signing keys. Rotating those keys alone
+// (a new key first, the old one kept) must not write the seed again: that would overwrite what the
+// API changed since, and bring back a seeded adapter's secret the workspace had rotated away (or
+// an agent's key). A digest recorded under an earlier key is current, and is recorded again under
+// the current key, without writing the seed.
+func TestSeedSurvivesApprovalKeyRotation(t *testing.T) {
+	t.Parallel()
+	st := newStore(t)
+	ctx := context.Background()
+	params := `[{"name":"ops"}]` + "\x00" + "adapter-secret-0123456789"
+	oldKey, newKey := "old-approval-signing-key-0123", "new-approval-signing-key-0123"
+	seeded := 0
+	put := func(context.Context) error { seeded++; return nil }
+	if err := st.SeedOnce(ctx, "default", "adapters", SeedSums([]string{oldKey}, params), put); err != nil || seeded != 1 {
+		t.Fatalf("first seed: %d %v", seeded, err)
+	}
+	if err := st.SeedOnce(ctx, "default", "adapters", SeedSums([]string{newKey, oldKey}, params), put); err != nil || seeded != 1 {
+		t.Fatalf("a key rotation wrote the seed again (%d seeds, %v)", seeded, err)
+	}
+	if err := st.SeedOnce(ctx, "default", "adapters", SeedSums([]string{newKey}, params), put); err != nil || seeded != 1 {
+		t.Fatalf("the old key dropped: the seed was written again (%d seeds, %v)", seeded, err)
+	}
+	if err := st.SeedOnce(ctx, "default", "adapters", SeedSums([]string{newKey}, params+"changed"), put); err != nil || seeded != 2 {
+		t.Fatalf("a changed parameter: %d seeds, %v", seeded, err)
+	}
+}
