@@ -69,8 +69,8 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 	}
 	st := store.New(aws.DynamoDB(), table, time.Now).WithRetention(retention)
 	seeder := store.NewSeeder(func(ctx context.Context) error {
-		sum := store.SeedSum(getenv("HOOKGATE_APPROVAL_SIGNING_KEY"), getenv("HOOKGATE_AGENTS")+"\x00"+getenv("HOOKGATE_OPENAI_API_KEY"))
-		return seed(ctx, st, workspace, sum, seeds)
+		sums := store.SeedSums(env.List("HOOKGATE_APPROVAL_SIGNING_KEY"), getenv("HOOKGATE_AGENTS")+"\x00"+getenv("HOOKGATE_OPENAI_API_KEY"))
+		return seed(ctx, st, workspace, sums, seeds)
 	})
 	// Agents of the workspaces dial public addresses only (unless the stack allows private ones)
 	// and never the gateway's own API; the operator's seeded agents may call a private model server.
@@ -86,8 +86,8 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 }
 
 // seed writes the stack's agents into the default workspace, once per value of the parameters.
-func seed(ctx context.Context, st *store.Store, ws, sum string, seeds []store.Agent) error {
-	return st.SeedOnce(ctx, ws, "agents", sum, func(ctx context.Context) error {
+func seed(ctx context.Context, st *store.Store, ws string, sums []string, seeds []store.Agent) error {
+	return st.SeedOnce(ctx, ws, "agents", sums, func(ctx context.Context) error {
 		for _, a := range seeds {
 			if err := st.PutAgent(ctx, a); err != nil {
 				return fmt.Errorf("seed agent %s: %w", a.Name, err)
