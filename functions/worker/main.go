@@ -70,8 +70,8 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 	}
 	st := store.New(aws.DynamoDB(), table, time.Now).WithRetention(retention)
 	seeder := store.NewSeeder(func(ctx context.Context) error {
-		sum := store.SeedSum(getenv("HOOKGATE_APPROVAL_SIGNING_KEY"), getenv("HOOKGATE_AGENTS")+"\x00"+getenv("HOOKGATE_OPENAI_API_KEY"))
-		return st.SeedOnce(ctx, workspace, "agents", sum, func(ctx context.Context) error {
+		sums := store.SeedSums(env.List("HOOKGATE_APPROVAL_SIGNING_KEY"), getenv("HOOKGATE_AGENTS")+"\x00"+getenv("HOOKGATE_OPENAI_API_KEY"))
+		return st.SeedOnce(ctx, workspace, "agents", sums, func(ctx context.Context) error {
 			return agent.PutSeeds(ctx, st.PutAgent, seeds)
 		})
 	})

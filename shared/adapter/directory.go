@@ -121,16 +121,16 @@ func Seeds(parsed map[string]*Adapter) []store.Adapter {
 	return out
 }
 
-// PutSeeds writes seeds; one whose name another workspace has taken is left out, with a warning.
-func PutSeeds(ctx context.Context, put func(context.Context, store.Adapter) error, seeds []store.Adapter, log *slog.Logger) error {
+// PutSeeds writes seeds; one whose name another workspace had taken replaces that workspace's
+// adapter, with a warning naming it.
+func PutSeeds(ctx context.Context, put func(context.Context, store.Adapter) (string, error), seeds []store.Adapter, log *slog.Logger) error {
 	for _, sa := range seeds {
-		err := put(ctx, sa)
-		if apierr.CodeOf(err) == apierr.Conflict {
-			log.WarnContext(ctx, "the stack's adapter is not seeded: another workspace holds its name", "adapter", sa.Name)
-			continue
-		}
+		displaced, err := put(ctx, sa)
 		if err != nil {
 			return err
+		}
+		if displaced != "" {
+			log.WarnContext(ctx, "the stack's adapter replaced another workspace's adapter of its name", "adapter", sa.Name, "displaced_workspace_id", displaced)
 		}
 	}
 	return nil

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/hookgate/hookgate/shared/apierr"
+	"github.com/hookgate/hookgate/shared/apigw"
 	"github.com/hookgate/hookgate/shared/approval"
 	"github.com/hookgate/hookgate/shared/fields"
 	"github.com/hookgate/hookgate/shared/store"
@@ -156,6 +157,19 @@ func checkAdapterSecret(s string) error {
 	return nil
 }
 
+// checkedBody is body with the byte rule of agent bodies: invalid UTF-8 or an unpaired surrogate
+// escape is a 400 naming the field, not a U+FFFD stored in its place.
+func checkedBody(req *events.APIGatewayV2HTTPRequest, v any, optional bool) error {
+	raw, err := apigw.Body(req, MaxBodyBytes)
+	if err != nil {
+		return err
+	}
+	if err := fields.CheckJSON(raw); err != nil {
+		return err
+	}
+	return decodeBody(raw, v, optional)
+}
+
 func newAdapterSecret() string {
 	var b [32]byte
 	rand.Read(b[:]) // never fails
@@ -167,7 +181,7 @@ func newAdapterSecret() string {
 // when not given), shown only here. Adapter names are unique in the stack: they are the URL.
 func (in *agentRoutes) createAdapter(ctx context.Context, c Caller, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 	var b adapterBody
-	if err := body(req, &b, false); err != nil {
+	if err := checkedBody(req, &b, false); err != nil {
 		return events.APIGatewayV2HTTPResponse{}, err
 	}
 	name := ""
@@ -257,7 +271,7 @@ func (in *agentRoutes) patchAdapter(ctx context.Context, c Caller, req *events.A
 		return events.APIGatewayV2HTTPResponse{}, err
 	}
 	var b adapterBody
-	if err := body(req, &b, false); err != nil {
+	if err := checkedBody(req, &b, false); err != nil {
 		return events.APIGatewayV2HTTPResponse{}, err
 	}
 	if b.Name != nil || b.Secret != nil || b.WorkspaceID != "" {
@@ -283,7 +297,7 @@ func (in *agentRoutes) rotateAdapter(ctx context.Context, c Caller, req *events.
 		Secret         *string `json:"secret"`
 		OverlapSeconds *int64  `json:"overlap_seconds"`
 	}
-	if err := body(req, &b, true); err != nil {
+	if err := checkedBody(req, &b, true); err != nil {
 		return events.APIGatewayV2HTTPResponse{}, err
 	}
 	overlap, err := rotateOverlap(b.OverlapSeconds, DefaultAdapterRotateOverlap, MaxAdapterRotateOverlap)

@@ -324,7 +324,8 @@ func (in *agentRoutes) getAgent(ctx context.Context, c Caller, req *events.APIGa
 }
 
 // PATCH /v1/agents/{name}[?workspace_id=] {url?, base_url?, model?, system?, max_history?,
-// timeout_seconds?} → the agent. Name, type and secrets do not change here.
+// timeout_seconds?} → the agent. Name, type and secrets do not change here, nor where a seeded
+// agent points (url, base_url).
 func (in *agentRoutes) patchAgent(ctx context.Context, c Caller, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 	ws, name, err := agentRef(c, req)
 	if err != nil {
@@ -337,7 +338,9 @@ func (in *agentRoutes) patchAgent(ctx context.Context, c Caller, req *events.API
 	if b.Name != nil || b.Type != nil || b.WorkspaceID != "" {
 		return events.APIGatewayV2HTTPResponse{}, invalid("name, type and workspace_id cannot change: create another agent")
 	}
-	a, err := in.store.UpdateAgent(ctx, ws, name, func(a *store.Agent) error { return in.applyAgent(a, b, false) })
+	a, err := in.store.UpdateAgent(ctx, ws, name, func(a *store.Agent) error {
+		return in.applyAgent(a, b, false) // which refuses to move a seeded agent
+	})
 	if err != nil {
 		return events.APIGatewayV2HTTPResponse{}, err
 	}

@@ -124,7 +124,7 @@ func (d *deliveryRoutes) retry(ctx context.Context, c Caller, req *events.APIGat
 
 // POST /v1/webhooks/{id}/replay {since, until?} → 202 {replayed}: the failed deliveries of the
 // subscription created in the range are retried, newest first, MaxReplay at most (call again for
-// more: the ones retried are no longer failed).
+// more: the ones retried are no longer failed). A disabled subscription is 409.
 func (d *deliveryRoutes) replay(ctx context.Context, c Caller, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 	sub, err := d.subscription(ctx, c, req)
 	if err != nil {
@@ -157,6 +157,11 @@ func (d *deliveryRoutes) replay(ctx context.Context, c Caller, req *events.APIGa
 	}
 	if !f.Until.IsZero() && f.Until.Before(f.Since) {
 		return events.APIGatewayV2HTTPResponse{}, invalid("until must not be before since")
+	}
+	// A disabled subscription's deliveries fail at once: replayed, they would only loop through the
+	// queue and the delivery function, as often as the caller asks.
+	if sub.Status != store.SubscriptionActive {
+		return events.APIGatewayV2HTTPResponse{}, apierr.New(apierr.Conflict, "the subscription is disabled: enable it (PATCH status active) before replaying its deliveries")
 	}
 	replayed := 0
 	for replayed < MaxReplay {

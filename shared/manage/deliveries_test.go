@@ -397,7 +397,7 @@ func TestReplayCapIsExact(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, false)
 	key := e.key("ws")
-	st := &replayStore{sub: store.Subscription{ID: ids.New("sub", e.clk.now()), WorkspaceID: "ws"}, raced: map[string]bool{}}
+	st := &replayStore{sub: store.Subscription{ID: ids.New("sub", e.clk.now()), WorkspaceID: "ws", Status: store.SubscriptionActive}, raced: map[string]bool{}}
 	for i := range MaxReplay + 150 {
 		d := store.Delivery{ID: ids.Derive("dlv", strconv.Itoa(i)), WorkspaceID: "ws", Status: store.DeliveryFailed}
 		st.failed = append(st.failed, d)
@@ -422,7 +422,7 @@ func TestReplayOfAThousandFitsTheFunctionTimeout(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, false)
 	key := e.key("ws")
-	st := &replayStore{sub: store.Subscription{ID: ids.New("sub", e.clk.now()), WorkspaceID: "ws"}, raced: map[string]bool{}}
+	st := &replayStore{sub: store.Subscription{ID: ids.New("sub", e.clk.now()), WorkspaceID: "ws", Status: store.SubscriptionActive}, raced: map[string]bool{}}
 	for i := range MaxReplay {
 		st.failed = append(st.failed, store.Delivery{ID: ids.Derive("dlv", strconv.Itoa(i)), WorkspaceID: "ws", Status: store.DeliveryFailed})
 	}

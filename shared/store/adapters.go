@@ -92,24 +92,21 @@ func (st *Store) CreateAdapter(ctx context.Context, a Adapter) (Adapter, error) 
 	return a, nil
 }
 
-// PutAdapter stores a, replacing an adapter of the same name and workspace (seeding from the
-// stack's parameters); a name another workspace holds is a Conflict.
-func (st *Store) PutAdapter(ctx context.Context, a Adapter) error {
+// PutAdapter stores a seed of the stack's Adapters parameter, replacing the adapter of that name
+// whichever workspace holds it: the names the operator's parameter lists are the operator's (a
+// workspace could otherwise claim one, "default" included, before the first seed). It returns
+// the workspace whose adapter it replaced, if another.
+func (st *Store) PutAdapter(ctx context.Context, a Adapter) (string, error) {
 	now := st.now().UTC()
 	a.CreatedAt, a.UpdatedAt = now, now
-	_, err := st.db.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName: &st.table, Item: adapterItem(a, 1),
-		ConditionExpression:       aws.String("attribute_not_exists(pk) OR workspace_id = :ws"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":ws": s(a.WorkspaceID)},
-	})
-	var cf *types.ConditionalCheckFailedException
-	if errors.As(err, &cf) {
-		return apierr.New(apierr.Conflict, "the adapter name %q is taken by another workspace", a.Name)
-	}
+	out, err := st.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: &st.table, Item: adapterItem(a, 1), ReturnValues: types.ReturnValueAllOld})
 	if err != nil {
-		return fmt.Errorf("put adapter %s: %w", a.Name, err)
+		return "", fmt.Errorf("put adapter %s: %w", a.Name, err)
 	}
-	return nil
+	if old := str(out.Attributes, "workspace_id"); old != a.WorkspaceID {
+		return old, nil
+	}
+	return "", nil
 }
 
 // LookupAdapter returns the adapter of that name, whichever workspace holds it, or NotFound.

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -254,18 +256,32 @@ func SeedSum(key, params string) string {
 	return hex.EncodeToString(m.Sum(nil))
 }
 
+// SeedSums are the digests of params under each of keys (the stack's approval signing keys, the
+// current one first), then under all of them joined by commas (how earlier versions keyed it).
+func SeedSums(keys []string, params string) []string {
+	out := make([]string, 0, len(keys)+1)
+	for _, k := range keys {
+		out = append(out, SeedSum(k, params))
+	}
+	return append(out, SeedSum(strings.Join(keys, ","), params))
+}
+
 // SeedOnce runs put (which writes a seed's items) unless the workspace's seed of kind already has
-// digest, and then records digest: the stack's parameters are written into the store once per
-// value, so what the API changes afterwards stays until the parameter changes.
-func (st *Store) SeedOnce(ctx context.Context, ws, kind, digest string, put func(context.Context) error) error {
+// one of digests, and then records digests[0]: the stack's parameters are written into the store
+// once per value, so what the API changes afterwards stays until the parameter changes. A seed
+// recorded under another of digests (an earlier key) is recorded again under the first, without
+// put: rotating the keys alone changes nothing seeded.
+func (st *Store) SeedOnce(ctx context.Context, ws, kind string, digests []string, put func(context.Context) error) error {
 	cur, err := st.SeedDigest(ctx, ws, kind)
-	if err != nil || cur == digest {
+	if err != nil || len(digests) == 0 || cur == digests[0] {
 		return err
 	}
-	if err := put(ctx); err != nil {
-		return err
+	if cur == "" || !slices.Contains(digests[1:], cur) {
+		if err := put(ctx); err != nil {
+			return err
+		}
 	}
-	return st.SetSeedDigest(ctx, ws, kind, digest)
+	return st.SetSeedDigest(ctx, ws, kind, digests[0])
 }
 
 // Seeder writes a seed at first use: Ensure runs seed until it has succeeded once in the process
