@@ -96,6 +96,9 @@ func (s *specTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		req.Body = io.NopCloser(bytes.NewReader(body))
 		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	}
+	if strings.HasPrefix(req.URL.Path, "/_local/") { // local mode's own pages: not the API's
+		return s.base.RoundTrip(req)
+	}
 	base := req.URL.Scheme + "://" + req.URL.Host
 	router, doc, err := routerFor(base)
 	if err != nil {
