@@ -33,11 +33,13 @@ const (
 
 // The budget of one SDK call. Table and queue calls take milliseconds; an attempt that has not
 // answered in AttemptTimeout is stalled and is tried again, at most MaxAttempts times, waiting at
-// most MaxBackoff between attempts. With a deadline on the context, the call also ends Reserve
-// before it, leaving the handler time to answer: an inbound door (10 s) answers 503 after at most
-// about 9 s however its queue behaves.
+// most MaxBackoff between attempts. AttemptTimeout stays long: a write that DynamoDB applied but
+// answered late would be sent again by the retry (a conditional put then reads as a conflict, an
+// ADD counts twice), so only a connection that is truly stuck is retried. With a deadline on the
+// context, the call also ends Reserve before it, leaving the handler time to answer: an inbound
+// door (10 s) answers 503 after at most about 9 s however its queue behaves.
 const (
-	AttemptTimeout = 4 * time.Second
+	AttemptTimeout = 10 * time.Second
 	MaxAttempts    = 3
 	MaxBackoff     = 500 * time.Millisecond
 	Reserve        = time.Second
