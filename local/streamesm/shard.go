@@ -289,7 +289,7 @@ func (r *reader) discard(ctx context.Context, batch []item, cause error) {
 		for i, it := range batch {
 			records[i] = it.rec
 		}
-		r.m.c.OnFailure(ctx, records)
+		r.m.c.OnFailure(ctx, Discard{Shard: r.id, Records: records, Invokes: r.attempts, Function: r.m.c.Function})
 	}
 	r.advance(len(batch))
 }
