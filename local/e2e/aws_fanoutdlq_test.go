@@ -1,0 +1,209 @@
+package e2e_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/hookgate/hookgate/local/emulator/emulatortest"
+	"github.com/hookgate/hookgate/local/stack"
+	"github.com/hookgate/hookgate/shared/awscfg"
+	"github.com/hookgate/hookgate/shared/fanoutdlq"
+	"github.com/hookgate/hookgate/shared/store"
+)
+
+// fanoutDLQStack starts a stack of its own whose stream event source gives a failing batch up
+// after two retries (the template's 100 would take minutes), as FanoutMaxRecordAgeSeconds or the
+// retries do on AWS.
+func fanoutDLQStack(t *testing.T) *env {
+	t.Helper()
+	root, _ := filepath.Abs("../..")
+	o := stack.Options{
+		Root: root, BinDir: binDir(t), Addr: "127.0.0.1:0",
+		DynamoEndpoint: emulatortest.Dynamo(t), SQSEndpoint: emulatortest.SQS(t), KMSEndpoint: emulatortest.KMS(t),
+		Params: map[string]string{
+			"InboundSecret": inboundSecret, "AdapterSecret": adapterSecret, "AdminApiKey": adminKey,
+			"AllowHttpUrls": "true", "AllowPrivateDestinations": "true", "DeliverySchedule": "0s,1s,1s",
+			"FailureDelaySeconds": "1", "Adapters": `[{"name":"default","readAllRuns":true}]`,
+		},
+		Prefix:            fmt.Sprintf("fdlq%d-", time.Now().UnixNano()%1e9),
+		VisibilityTimeout: time.Second, PollWait: time.Second, Concurrency: 2, StreamRetries: 2,
+	}
+	if testing.Verbose() {
+		o.FunctionLog = os.Stderr
+	}
+	s, err := stack.Start(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	cfg, err := awscfg.Load(context.Background(), func(k string) string {
+		return map[string]string{awscfg.EnvDynamoEndpoint: s.DynamoEndpoint, awscfg.EnvSQSEndpoint: s.SQSEndpoint}[k]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{stack: s, sqs: cfg.SQS(), store: store.New(cfg.DynamoDB(), s.Tables["Table"], time.Now)}
+}
+
+// dlqPointers takes every message of FanoutDLQ, parses it, and makes them all visible again.
+func dlqPointers(t *testing.T, e *env) []fanoutdlq.Pointer {
+	t.Helper()
+	ctx, url := context.Background(), e.stack.Queues["FanoutDLQ"].URL
+	var ps []fanoutdlq.Pointer
+	var handles []*string
+	for {
+		out, err := e.sqs.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &url, MaxNumberOfMessages: 10, VisibilityTimeout: 30})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out.Messages) == 0 {
+			break
+		}
+		for _, m := range out.Messages {
+			body := aws.ToString(m.Body)
+			p, err := fanoutdlq.Parse([]byte(body))
+			if err != nil || strings.Contains(body, `"Records"`) || strings.Contains(body, "NewImage") {
+				t.Fatalf("FanoutDLQ holds %q (%v), not a pointer as Lambda writes", body, err)
+			}
+			ps, handles = append(ps, p), append(handles, m.ReceiptHandle)
+		}
+	}
+	for _, h := range handles {
+		if _, err := e.sqs.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{QueueUrl: &url, ReceiptHandle: h, VisibilityTimeout: 0}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ps
+}
+
+// The fan-out cannot queue deliveries (the delivery queue is gone) until the stream gives its
+// batches up to FanoutDLQ, which then holds only pointers, as on AWS. Once the queue is back, the
+// admin's replay reads the named records back from the stream and fans them out: every event of
+// those batches reaches the subscriber exactly once, and FanoutDLQ is empty.
+func TestFanoutDLQReplayDeliversEveryEventOnce(t *testing.T) {
+	t.Parallel() // doc.go says which tests may: a stack of its own
+	e := fanoutDLQStack(t)
+	ctx := context.Background()
+	r := newReceiver(t, func(string, int) int { return http.StatusNoContent })
+	sub := subscribe(t, e, r, `["*"]`)
+
+	// The cause: the delivery queue is deleted (its attributes kept to create it again).
+	dq := e.stack.Queues["DeliveryQueue"]
+	attrs, err := e.sqs.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: &dq.URL, AttributeNames: []sqstypes.QueueAttributeName{"All"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.sqs.DeleteQueue(ctx, &sqs.DeleteQueueInput{QueueUrl: &dq.URL}); err != nil {
+		t.Fatal(err)
+	}
+
+	const messages = 3
+	for i := range messages {
+		resp := postInbound(t, e, nil, fmt.Sprintf(`{"channel":"fdlq","external_id":"u-%d","text":"m %d"}`, i, i))
+		if resp.status != 202 {
+			t.Fatalf("post %d: %d %s", i, resp.status, resp.raw)
+		}
+		waitRun(t, e, resp.body["thread_id"].(string), resp.body["run_id"].(string))
+	}
+	evs, err := e.store.ListEvents(ctx, "default", 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) < 4*messages {
+		t.Fatalf("%d events in the log, want at least %d", len(evs), 4*messages)
+	}
+	// Every event's batch is given up to FanoutDLQ, named by its sequence number range.
+	var ps []fanoutdlq.Pointer
+	waitFor(t, fmt.Sprintf("FanoutDLQ to name all %d events", len(evs)), 2*time.Minute, func() bool {
+		ps = dlqPointers(t, e)
+		n := 0
+		for _, p := range ps {
+			n += p.Batch.BatchSize
+		}
+		return n == len(evs)
+	})
+	for _, p := range ps {
+		if p.Batch.StreamArn != e.stack.Streams["Table"] || p.Batch.ShardID == "" || p.RequestContext.Condition != "RetryAttemptsExhausted" {
+			t.Fatalf("pointer %+v", p)
+		}
+	}
+	r.mu.Lock()
+	early := len(r.byID)
+	r.mu.Unlock()
+	if early != 0 {
+		t.Fatalf("%d events delivered while the fan-out could not queue", early)
+	}
+
+	// A workspace key may not replay; nothing is taken from the queue.
+	key := do(t, http.MethodPost, e.stack.URL+"/v1/api-keys", adminHeaders(), `{"name":"ops"}`)
+	if key.status != 201 {
+		t.Fatalf("create key: %d %s", key.status, key.raw)
+	}
+	refused := do(t, http.MethodPost, e.stack.URL+"/v1/admin/fanout-dlq/replay", map[string]string{"x-api-key": key.body["key"].(string)}, "")
+	if refused.status != 403 || len(dlqPointers(t, e)) != len(ps) {
+		t.Fatalf("workspace key: %d %s", refused.status, refused.raw)
+	}
+
+	// The fix: the delivery queue is back. Then the replay, until nothing remains.
+	create := map[string]string{}
+	for k, v := range attrs.Attributes {
+		switch k {
+		case "VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds", "ReceiveMessageWaitTimeSeconds", "RedrivePolicy", "MaximumMessageSize", "SqsManagedSseEnabled":
+			create[k] = v
+		}
+	}
+	if _, err := e.sqs.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: &dq.Name, Attributes: create}); err != nil {
+		t.Fatal(err)
+	}
+	replayed, records := 0, 0
+	waitFor(t, "the replay to empty FanoutDLQ", 2*time.Minute, func() bool {
+		resp := do(t, http.MethodPost, e.stack.URL+"/v1/admin/fanout-dlq/replay", adminHeaders(), `{"max_messages":5}`)
+		if resp.status != 200 {
+			t.Fatalf("replay: %d %s", resp.status, resp.raw)
+		}
+		for _, k := range []string{"failed", "expired", "unreadable"} {
+			if resp.body[k].(float64) != 0 {
+				t.Fatalf("replay: %s", resp.raw)
+			}
+		}
+		replayed += int(resp.body["replayed"].(float64))
+		records += int(resp.body["records"].(float64))
+		return resp.body["remaining"].(float64) == 0
+	})
+	if replayed != len(ps) || records < len(evs) {
+		t.Fatalf("replayed %d messages (%d records), want %d (at least %d records)", replayed, records, len(ps), len(evs))
+	}
+	t.Logf("%d events named by %d FanoutDLQ messages; the replay read %d stream records back", len(evs), len(ps), records)
+	if n := approxMessages(t, e, "FanoutDLQ"); n != 0 {
+		t.Fatalf("%d messages left in FanoutDLQ", n)
+	}
+
+	// Every event reaches the subscriber, once.
+	waitFor(t, fmt.Sprintf("%d events at the receiver", len(evs)), 2*time.Minute, func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return len(r.byID) >= len(evs)
+	})
+	list := do(t, http.MethodGet, e.stack.URL+"/v1/webhooks/"+sub+"/deliveries?limit=100", adminHeaders(), "")
+	data, _ := list.body["data"].([]any)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for id, n := range r.byID {
+		if n != 1 {
+			t.Errorf("event %s (%s) delivered %d times", id, r.types[id], n)
+		}
+	}
+	if len(r.byID) != len(evs) || len(data) != len(evs) {
+		t.Fatalf("%d events received, %d deliveries listed, want %d", len(r.byID), len(data), len(evs))
+	}
+}
