@@ -58,6 +58,6 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 			o.BaseEndpoint = &aws.DynamoEndpoint
 		}
 	})
-	replay := fanoutdlq.New(aws.SQS(), dlqURL, streams, streamARN, fan, log)
+	replay := fanoutdlq.New(aws.SQS(), dlqURL, streams, streamARN, fan, log).WithEventLog(st)
 	return manage.New(cfg, st, time.Now, log).WithDeliveries(st, q).WithSources(st).WithAgents(st).WithFanoutReplay(replay).Handle, nil
 }

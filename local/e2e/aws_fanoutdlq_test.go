@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -86,16 +87,15 @@ func dlqPointers(t *testing.T, e *env) []fanoutdlq.Pointer {
 	return ps
 }
 
-// The fan-out cannot queue deliveries (the delivery queue is gone) until the stream gives its
-// batches up to FanoutDLQ, which then holds only pointers, as on AWS. Once the queue is back, the
-// admin's replay reads the named records back from the stream and fans them out: every event of
-// those batches reaches the subscriber exactly once, and FanoutDLQ is empty.
-func TestFanoutDLQReplayDeliversEveryEventOnce(t *testing.T) {
-	t.Parallel() // doc.go says which tests may: a stack of its own
-	e := fanoutDLQStack(t)
+// fanoutOutage makes the fan-out fail: the delivery queue is deleted, three messages each give a
+// run and its events, and the stream gives every batch up to FanoutDLQ, which holds only pointers,
+// as on AWS. It returns the receiver subscribed to every event, the subscription, the events and
+// the pointers, and the function that brings the delivery queue back.
+func fanoutOutage(t *testing.T, e *env) (r *receiver, sub string, evs []store.Event, ps []fanoutdlq.Pointer, fix func()) {
+	t.Helper()
 	ctx := context.Background()
-	r := newReceiver(t, func(string, int) int { return http.StatusNoContent })
-	sub := subscribe(t, e, r, `["*"]`)
+	r = newReceiver(t, func(string, int) int { return http.StatusNoContent })
+	sub = subscribe(t, e, r, `["*"]`)
 
 	// The cause: the delivery queue is deleted (its attributes kept to create it again).
 	dq := e.stack.Queues["DeliveryQueue"]
@@ -106,6 +106,18 @@ func TestFanoutDLQReplayDeliversEveryEventOnce(t *testing.T) {
 	if _, err := e.sqs.DeleteQueue(ctx, &sqs.DeleteQueueInput{QueueUrl: &dq.URL}); err != nil {
 		t.Fatal(err)
 	}
+	fix = func() {
+		create := map[string]string{}
+		for k, v := range attrs.Attributes {
+			switch k {
+			case "VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds", "ReceiveMessageWaitTimeSeconds", "RedrivePolicy", "MaximumMessageSize", "SqsManagedSseEnabled":
+				create[k] = v
+			}
+		}
+		if _, err := e.sqs.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: &dq.Name, Attributes: create}); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	const messages = 3
 	for i := range messages {
@@ -115,7 +127,7 @@ func TestFanoutDLQReplayDeliversEveryEventOnce(t *testing.T) {
 		}
 		waitRun(t, e, resp.body["thread_id"].(string), resp.body["run_id"].(string))
 	}
-	evs, err := e.store.ListEvents(ctx, "default", 0, 1000)
+	evs, err = e.store.ListEvents(ctx, "default", 0, 1000)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +135,6 @@ func TestFanoutDLQReplayDeliversEveryEventOnce(t *testing.T) {
 		t.Fatalf("%d events in the log, want at least %d", len(evs), 4*messages)
 	}
 	// Every event's batch is given up to FanoutDLQ, named by its sequence number range.
-	var ps []fanoutdlq.Pointer
 	waitFor(t, fmt.Sprintf("FanoutDLQ to name all %d events", len(evs)), 2*time.Minute, func() bool {
 		ps = dlqPointers(t, e)
 		n := 0
@@ -143,31 +154,15 @@ func TestFanoutDLQReplayDeliversEveryEventOnce(t *testing.T) {
 	if early != 0 {
 		t.Fatalf("%d events delivered while the fan-out could not queue", early)
 	}
+	return r, sub, evs, ps, fix
+}
 
-	// A workspace key may not replay; nothing is taken from the queue.
-	key := do(t, http.MethodPost, e.stack.URL+"/v1/api-keys", adminHeaders(), `{"name":"ops"}`)
-	if key.status != 201 {
-		t.Fatalf("create key: %d %s", key.status, key.raw)
-	}
-	refused := do(t, http.MethodPost, e.stack.URL+"/v1/admin/fanout-dlq/replay", map[string]string{"x-api-key": key.body["key"].(string)}, "")
-	if refused.status != 403 || len(dlqPointers(t, e)) != len(ps) {
-		t.Fatalf("workspace key: %d %s", refused.status, refused.raw)
-	}
-
-	// The fix: the delivery queue is back. Then the replay, until nothing remains.
-	create := map[string]string{}
-	for k, v := range attrs.Attributes {
-		switch k {
-		case "VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds", "ReceiveMessageWaitTimeSeconds", "RedrivePolicy", "MaximumMessageSize", "SqsManagedSseEnabled":
-			create[k] = v
-		}
-	}
-	if _, err := e.sqs.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: &dq.Name, Attributes: create}); err != nil {
-		t.Fatal(err)
-	}
-	replayed, records := 0, 0
+// replayAll calls the replay route until FanoutDLQ is empty; nothing may fail. It returns the
+// sums of replayed, rebuilt and records.
+func replayAll(t *testing.T, e *env, body string) (replayed, rebuilt, records int) {
+	t.Helper()
 	waitFor(t, "the replay to empty FanoutDLQ", 2*time.Minute, func() bool {
-		resp := do(t, http.MethodPost, e.stack.URL+"/v1/admin/fanout-dlq/replay", adminHeaders(), `{"max_messages":5}`)
+		resp := do(t, http.MethodPost, e.stack.URL+"/v1/admin/fanout-dlq/replay", adminHeaders(), body)
 		if resp.status != 200 {
 			t.Fatalf("replay: %d %s", resp.status, resp.raw)
 		}
@@ -177,18 +172,20 @@ func TestFanoutDLQReplayDeliversEveryEventOnce(t *testing.T) {
 			}
 		}
 		replayed += int(resp.body["replayed"].(float64))
+		rebuilt += int(resp.body["rebuilt"].(float64))
 		records += int(resp.body["records"].(float64))
 		return resp.body["remaining"].(float64) == 0
 	})
-	if replayed != len(ps) || records < len(evs) {
-		t.Fatalf("replayed %d messages (%d records), want %d (at least %d records)", replayed, records, len(ps), len(evs))
-	}
-	t.Logf("%d events named by %d FanoutDLQ messages; the replay read %d stream records back", len(evs), len(ps), records)
 	if n := approxMessages(t, e, "FanoutDLQ"); n != 0 {
 		t.Fatalf("%d messages left in FanoutDLQ", n)
 	}
+	return replayed, rebuilt, records
+}
 
-	// Every event reaches the subscriber, once.
+// deliveredOnce waits until the receiver has every event, and checks that each came once and the
+// subscription lists one delivery per event.
+func deliveredOnce(t *testing.T, e *env, r *receiver, sub string, evs []store.Event) {
+	t.Helper()
 	waitFor(t, fmt.Sprintf("%d events at the receiver", len(evs)), 2*time.Minute, func() bool {
 		r.mu.Lock()
 		defer r.mu.Unlock()
@@ -206,4 +203,87 @@ func TestFanoutDLQReplayDeliversEveryEventOnce(t *testing.T) {
 	if len(r.byID) != len(evs) || len(data) != len(evs) {
 		t.Fatalf("%d events received, %d deliveries listed, want %d", len(r.byID), len(data), len(evs))
 	}
+}
+
+// The fan-out cannot queue deliveries (the delivery queue is gone) until the stream gives its
+// batches up to FanoutDLQ, which then holds only pointers, as on AWS. Once the queue is back, the
+// admin's replay reads the named records back from the stream and fans them out: every event of
+// those batches reaches the subscriber exactly once, and FanoutDLQ is empty.
+func TestFanoutDLQReplayDeliversEveryEventOnce(t *testing.T) {
+	t.Parallel() // doc.go says which tests may: a stack of its own
+	e := fanoutDLQStack(t)
+	r, sub, evs, ps, fix := fanoutOutage(t, e)
+
+	// A workspace key may not replay; nothing is taken from the queue.
+	key := do(t, http.MethodPost, e.stack.URL+"/v1/api-keys", adminHeaders(), `{"name":"ops"}`)
+	if key.status != 201 {
+		t.Fatalf("create key: %d %s", key.status, key.raw)
+	}
+	refused := do(t, http.MethodPost, e.stack.URL+"/v1/admin/fanout-dlq/replay", map[string]string{"x-api-key": key.body["key"].(string)}, "")
+	if refused.status != 403 || len(dlqPointers(t, e)) != len(ps) {
+		t.Fatalf("workspace key: %d %s", refused.status, refused.raw)
+	}
+
+	fix()
+	replayed, rebuilt, records := replayAll(t, e, `{"max_messages":5}`)
+	t.Logf("%d events named by %d FanoutDLQ messages; the replay read %d stream records back", len(evs), len(ps), records)
+	if replayed != len(ps) || rebuilt != 0 || records < len(evs) {
+		t.Fatalf("replayed %d messages (%d rebuilt, %d records), want %d (none rebuilt, at least %d records)", replayed, rebuilt, records, len(ps), len(evs))
+	}
+	deliveredOnce(t, e, r, sub, evs)
+}
+
+// Past the stream's 24 h the records a pointer names are gone (here: its shard no longer exists).
+// A replay that names no workspace leaves such messages; one that names the workspace rebuilds
+// the batches from its event log over their arrival windows: every event once, FanoutDLQ empty.
+func TestFanoutDLQReplayRebuildsFromTheEventLog(t *testing.T) {
+	t.Parallel() // doc.go says which tests may: a stack of its own
+	e := fanoutDLQStack(t)
+	r, sub, evs, ps, fix := fanoutOutage(t, e)
+	fix()
+
+	// The records age out of the stream: every pointer now names a shard that is gone.
+	ctx, url := context.Background(), e.stack.Queues["FanoutDLQ"].URL
+	for {
+		out, err := e.sqs.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &url, MaxNumberOfMessages: 10, VisibilityTimeout: 30})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out.Messages) == 0 {
+			break
+		}
+		for _, m := range out.Messages {
+			p, err := fanoutdlq.Parse([]byte(aws.ToString(m.Body)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.Batch.ShardID = "shardId-00000000000000000000-00000000"
+			body, _ := json.Marshal(p)
+			if _, err := e.sqs.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: &url, MessageBody: aws.String(string(body)), DelaySeconds: 2}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.sqs.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: &url, ReceiptHandle: m.ReceiptHandle}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	waitFor(t, "the aged pointers", time.Minute, func() bool { return len(dlqPointers(t, e)) == len(ps) })
+
+	left := do(t, http.MethodPost, e.stack.URL+"/v1/admin/fanout-dlq/replay", adminHeaders(), `{"max_messages":50}`)
+	if left.status != 200 || left.body["expired"].(float64) != float64(len(ps)) || left.body["replayed"].(float64) != 0 {
+		t.Fatalf("replay without workspaces: %d %s", left.status, left.raw)
+	}
+	r.mu.Lock()
+	early := len(r.byID)
+	r.mu.Unlock()
+	if early != 0 {
+		t.Fatalf("%d events delivered by a replay that found nothing", early)
+	}
+	// The messages left return after the replay's visibility timeout (60 s).
+	waitFor(t, "the messages left to return", 2*time.Minute, func() bool { return len(dlqPointers(t, e)) == len(ps) })
+	replayed, rebuilt, records := replayAll(t, e, `{"max_messages":50,"workspaces":["default"]}`)
+	if replayed != len(ps) || rebuilt != len(ps) || records < len(evs) {
+		t.Fatalf("replayed %d messages (%d rebuilt, %d records), want %d all rebuilt (at least %d records)", replayed, rebuilt, records, len(ps), len(evs))
+	}
+	deliveredOnce(t, e, r, sub, evs)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/hookgate/hookgate/shared/store"
 	"github.com/hookgate/hookgate/shared/streamrec"
 )
 
@@ -38,6 +39,20 @@ type Fanout interface {
 	Handle(ctx context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error)
 }
 
+// EventLog finds the events a workspace appended in a time window (store.EventsBetween).
+type EventLog interface {
+	EventsBetween(ctx context.Context, ws string, from, to time.Time, limit int) ([]store.Event, bool, error)
+}
+
+// Options says what one replay call does.
+type Options struct {
+	// MaxMessages is the most messages it takes: 0 means DefaultMessages, at most MaxMessages.
+	MaxMessages int
+	// Workspaces are the event logs a batch the stream no longer holds is rebuilt from (the table
+	// has no index of events by time across workspaces); without them such a batch stays queued.
+	Workspaces []string
+}
+
 // Limits of one replay call, so that it fits the management function's 15 s.
 const (
 	DefaultMessages = 10               // messages replayed per call unless asked for fewer
@@ -47,6 +62,11 @@ const (
 	maxReads        = 20               // GetRecords calls per message
 	readLimit       = 1000             // GetRecords' largest page
 	callTimeout     = 10 * time.Second // a call without a deadline stops taking messages after this
+	MaxWorkspaces   = 20               // workspaces one call may rebuild from
+	maxRebuilt      = 1000             // events one message may rebuild, over its workspaces
+	// A record's approximate arrival is its append time cut to the second, by another clock than
+	// the one that timed the event: the window is widened by this on each side.
+	arrivalSlack = 2 * time.Second
 )
 
 // Result is what one replay call did. Messages it could not replay stay in the queue.
@@ -54,7 +74,8 @@ type Result struct {
 	Replayed   int `json:"replayed"`   // messages whose records were fanned out again, then deleted
 	Records    int `json:"records"`    // stream records read back for them
 	Failed     int `json:"failed"`     // the fan-out failed again: the message returns after 60 s
-	Expired    int `json:"expired"`    // the stream no longer holds the records (older than 24 h)
+	Rebuilt    int `json:"rebuilt"`    // of those replayed: rebuilt from the named workspaces' event logs
+	Expired    int `json:"expired"`    // the stream no longer holds the records (24 h) and no workspace was named
 	Unreadable int `json:"unreadable"` // not a pointer into this table's stream
 	Remaining  int `json:"remaining"`  // messages left in FanoutDLQ (approximate), in flight included
 }
@@ -66,7 +87,15 @@ type Replayer struct {
 	stream    Stream
 	streamARN string
 	fanout    Fanout
+	events    EventLog
 	log       *slog.Logger
+}
+
+// WithEventLog lets the replay rebuild a batch the stream no longer holds from the event logs of
+// the workspaces a call names.
+func (r *Replayer) WithEventLog(l EventLog) *Replayer {
+	r.events = l
+	return r
 }
 
 // New returns a Replayer of the queue at queueURL for the stream streamARN (a pointer into another
@@ -78,10 +107,13 @@ func New(q Queue, queueURL string, st Stream, streamARN string, f Fanout, log *s
 // errExpired: the stream no longer holds the batch's records.
 var errExpired = errors.New("the stream no longer holds these records")
 
-// Replay takes up to limit messages (DefaultMessages when 0), and for each reads its records back
-// from the stream, runs the fan-out on them and deletes the message once the fan-out succeeded. It
-// stops taking messages close to ctx's deadline. Only a failure to read the queue is an error.
-func (r *Replayer) Replay(ctx context.Context, limit int) (Result, error) {
+// Replay takes up to o.MaxMessages messages, and for each reads its records back from the stream
+// (or, past the stream's 24 h, rebuilds its events from the event logs of o.Workspaces appended in
+// the batch's arrival window), runs the fan-out on them and deletes the message once the fan-out
+// succeeded. It stops taking messages close to ctx's deadline. Only a failure to read the queue is
+// an error.
+func (r *Replayer) Replay(ctx context.Context, o Options) (Result, error) {
+	limit := o.MaxMessages
 	if limit <= 0 {
 		limit = DefaultMessages
 	}
@@ -107,7 +139,7 @@ func (r *Replayer) Replay(ctx context.Context, limit int) (Result, error) {
 			if !time.Now().Before(stop) {
 				break // not started: it returns to the queue after its visibility timeout
 			}
-			r.one(ctx, m, &res)
+			r.one(ctx, m, o.Workspaces, &res)
 		}
 	}
 	n, err := r.remaining(ctx)
@@ -119,7 +151,7 @@ func (r *Replayer) Replay(ctx context.Context, limit int) (Result, error) {
 }
 
 // one replays one message and counts its outcome.
-func (r *Replayer) one(ctx context.Context, m sqstypes.Message, res *Result) {
+func (r *Replayer) one(ctx context.Context, m sqstypes.Message, workspaces []string, res *Result) {
 	log := r.log.With("message_id", aws.ToString(m.MessageId))
 	p, err := Parse([]byte(aws.ToString(m.Body)))
 	if err == nil && p.Batch.StreamArn != r.streamARN {
@@ -133,6 +165,18 @@ func (r *Replayer) one(ctx context.Context, m sqstypes.Message, res *Result) {
 	b := p.Batch
 	log = log.With("shard", b.ShardID, "start_sequence_number", b.StartSequenceNumber, "end_sequence_number", b.EndSequenceNumber)
 	recs, err := r.records(ctx, b)
+	rebuilt := false
+	if errors.Is(err, errExpired) && r.events != nil && len(workspaces) > 0 {
+		log.WarnContext(ctx, "FanoutDLQ message: its records are gone from the stream; rebuilding from the event logs", "err", err,
+			"workspaces", len(workspaces))
+		recs, err = r.rebuild(ctx, b, workspaces)
+		rebuilt = true
+		if err == nil && len(recs) < b.BatchSize {
+			// The batch held BatchSize event inserts (the stream filter selects only those): some
+			// are in a workspace not named. Deleting the message would lose them.
+			err = fmt.Errorf("%w: %d of the batch's %d events found in the workspaces named", errExpired, len(recs), b.BatchSize)
+		}
+	}
 	if errors.Is(err, errExpired) {
 		res.Expired++
 		log.ErrorContext(ctx, "FanoutDLQ message left in the queue: its records are gone from the stream", "err", err,
@@ -155,7 +199,10 @@ func (r *Replayer) one(ctx context.Context, m sqstypes.Message, res *Result) {
 	}
 	res.Replayed++
 	res.Records += len(recs)
-	log.InfoContext(ctx, "FanoutDLQ message replayed", "records", len(recs))
+	if rebuilt {
+		res.Rebuilt++
+	}
+	log.InfoContext(ctx, "FanoutDLQ message replayed", "records", len(recs), "rebuilt", rebuilt)
 }
 
 // fan runs the fan-out on the records and reports whether every one of them was handled.
@@ -214,6 +261,61 @@ func (r *Replayer) records(ctx context.Context, b BatchInfo) ([]events.DynamoDBE
 		iter = out.NextShardIterator
 	}
 	return nil, fmt.Errorf("end sequence number %s not reached after %d reads", b.EndSequenceNumber, maxReads)
+}
+
+// rebuild returns the events the workspaces appended in the batch's arrival window, widened by
+// arrivalSlack, as the stream records of their inserts. Events outside the batch may come too: the
+// fan-out finds their deliveries made and makes no others.
+func (r *Replayer) rebuild(ctx context.Context, b BatchInfo, workspaces []string) ([]events.DynamoDBEventRecord, error) {
+	first, err1 := time.Parse(time.RFC3339, b.ApproximateArrivalOfFirstRecord)
+	last, err2 := time.Parse(time.RFC3339, b.ApproximateArrivalOfLastRecord)
+	if err := errors.Join(err1, err2); err != nil {
+		return nil, fmt.Errorf("arrival window: %w", err)
+	}
+	// Arrivals are cut to the second; DynamoDB Local cuts them to the minute: two whole minutes
+	// are read as such (on AWS that only widens the window, which costs reads, not deliveries).
+	grain := time.Second
+	if first.Second() == 0 && last.Second() == 0 {
+		grain = time.Minute
+	}
+	from, to := first.Add(-arrivalSlack), last.Add(grain+arrivalSlack)
+	var recs []events.DynamoDBEventRecord
+	for _, ws := range workspaces {
+		evs, more, err := r.events.EventsBetween(ctx, ws, from, to, maxRebuilt-len(recs))
+		if err != nil {
+			return nil, err
+		}
+		if more {
+			return nil, fmt.Errorf("more than %d events in the window %s..%s", maxRebuilt, from.Format(time.RFC3339), to.Format(time.RFC3339))
+		}
+		for _, e := range evs {
+			recs = append(recs, insertRecord(e))
+		}
+	}
+	return recs, nil
+}
+
+// insertRecord is the stream record of an event's insert into its log, as the fan-out reads it:
+// the item's attributes (store.AppendEvents writes them) in its new image.
+func insertRecord(e store.Event) events.DynamoDBEventRecord {
+	pk, sk := "WS#"+e.WorkspaceID+"#EV", fmt.Sprintf("%019d", e.Cursor)
+	img := map[string]events.DynamoDBAttributeValue{
+		"pk": events.NewStringAttribute(pk), "sk": events.NewStringAttribute(sk),
+		"kind": events.NewStringAttribute(store.KindEvent), "event_id": events.NewStringAttribute(e.ID),
+		"type": events.NewStringAttribute(e.Type), "created_at": events.NewStringAttribute(e.CreatedAt.UTC().Format(time.RFC3339Nano)),
+		"data": events.NewStringAttribute(string(e.Data)),
+	}
+	if e.Trace != "" {
+		img["trace"] = events.NewStringAttribute(e.Trace)
+	}
+	return events.DynamoDBEventRecord{
+		EventName: "INSERT", EventSource: "aws:dynamodb",
+		Change: events.DynamoDBStreamRecord{
+			Keys:           map[string]events.DynamoDBAttributeValue{"pk": img["pk"], "sk": img["sk"]},
+			NewImage:       img,
+			SequenceNumber: "log:" + e.WorkspaceID + ":" + sk, // no stream position: named for the fan-out's logs
+		},
+	}
 }
 
 // gone marks the errors that mean the records are no longer in the stream: trimmed (past 24 h),

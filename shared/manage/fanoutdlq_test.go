@@ -10,10 +10,13 @@ import (
 	"github.com/hookgate/hookgate/shared/fanoutdlq"
 )
 
-type fakeReplayer struct{ limits []int }
+type fakeReplayer struct {
+	limits     []int
+	workspaces [][]string
+}
 
-func (f *fakeReplayer) Replay(_ context.Context, limit int) (fanoutdlq.Result, error) {
-	f.limits = append(f.limits, limit)
+func (f *fakeReplayer) Replay(_ context.Context, o fanoutdlq.Options) (fanoutdlq.Result, error) {
+	f.limits, f.workspaces = append(f.limits, o.MaxMessages), append(f.workspaces, o.Workspaces)
 	return fanoutdlq.Result{Replayed: 1, Records: 3, Remaining: 2}, nil
 }
 
@@ -36,13 +39,15 @@ func TestFanoutReplayAdminOnly(t *testing.T) {
 	e.must(401, call{route: RouteFanoutReplay})
 	e.must(400, call{route: RouteFanoutReplay, key: adminKey, body: `{"max_messages":51}`})
 	e.must(400, call{route: RouteFanoutReplay, key: adminKey, body: `{"shard":"x"}`})
+	e.must(400, call{route: RouteFanoutReplay, key: adminKey, body: `{"workspaces":["ok","not/ok"]}`})
 	if len(f.limits) != 0 {
 		t.Fatalf("replayed for a refused call: %v", f.limits)
 	}
 	var res fanoutdlq.Result
 	e.must(200, call{route: RouteFanoutReplay, key: adminKey}).decode(t, &res)
-	e.must(200, call{route: RouteFanoutReplay, key: adminKey, body: `{"max_messages":5}`})
-	if res != (fanoutdlq.Result{Replayed: 1, Records: 3, Remaining: 2}) || len(f.limits) != 2 || f.limits[0] != 0 || f.limits[1] != 5 {
-		t.Fatalf("result %+v, limits %v", res, f.limits)
+	e.must(200, call{route: RouteFanoutReplay, key: adminKey, body: `{"max_messages":5,"workspaces":["default","ws-a"]}`})
+	if res != (fanoutdlq.Result{Replayed: 1, Records: 3, Remaining: 2}) || len(f.limits) != 2 || f.limits[0] != 0 || f.limits[1] != 5 ||
+		len(f.workspaces[0]) != 0 || len(f.workspaces[1]) != 2 || f.workspaces[1][1] != "ws-a" {
+		t.Fatalf("result %+v, limits %v, workspaces %v", res, f.limits, f.workspaces)
 	}
 }
