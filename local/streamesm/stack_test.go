@@ -112,7 +112,7 @@ Resources:
 
 // TestLocalMode runs a template with a DynamoDB event source in local mode: the table gets its
 // stream, !GetAtt Table.StreamArn resolves, the real bootstrap gets the filtered INSERTs, and a
-// batch that keeps failing ends, bisected to its poison record, in the on-failure queue.
+// batch that keeps failing ends, bisected to its poison record, named in the on-failure queue.
 func TestLocalMode(t *testing.T) {
 	t.Parallel()
 	began := time.Now()
@@ -177,7 +177,7 @@ func TestLocalMode(t *testing.T) {
 	put("4", "event", false)
 	put("5", "event", false)
 
-	// The poison record is isolated and discarded to FanoutDLQ, as a replayable event.
+	// The poison record is isolated and named in FanoutDLQ.
 	q := cfg.SQS()
 	var body string
 	for deadline := time.Now().Add(20 * time.Second); body == "" && time.Now().Before(deadline); {
