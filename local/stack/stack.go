@@ -31,6 +31,8 @@ import (
 	"github.com/hookgate/hookgate/local/streamesm"
 	"github.com/hookgate/hookgate/local/template"
 	"github.com/hookgate/hookgate/shared/awscfg"
+	"github.com/hookgate/hookgate/shared/fanoutdlq"
+	"github.com/hookgate/hookgate/shared/ids"
 )
 
 // Local stand-ins for what CloudFormation would supply.
@@ -60,6 +62,7 @@ type Options struct {
 	VisibilityTimeout time.Duration     // > 0 replaces every queue's visibility timeout (tests)
 	PollWait          time.Duration     // SQS long-poll wait of the event source mappings
 	SchedulePeriod    time.Duration     // > 0 replaces every Schedule event's period (tests compress time)
+	StreamRetries     int               // > 0 replaces every stream event source's MaximumRetryAttempts (tests give up sooner)
 	Concurrency       int               // processes per function (default 2)
 	FunctionEnv       map[string]string // added to every function's environment
 	FunctionLog       io.Writer         // bootstrap output; nil discards it
@@ -201,7 +204,10 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 				StartingPosition: src.StartingPosition, ReportBatchItemFailures: src.ReportBatchItemFailures,
 				BisectBatchOnFunctionError: src.BisectBatchOnFunctionError, MaximumRetryAttempts: src.MaximumRetryAttempts,
 				Filters: src.FilterPatterns, Region: Region, Logger: o.Logger,
-				OnFailure: s.streamOnFailure(fn.LogicalID, src, aws.SQS(), o.Logger),
+				OnFailure: s.streamOnFailure(fn.LogicalID, src, arn, aws.SQS(), o.Logger),
+			}
+			if o.StreamRetries > 0 {
+				c.MaximumRetryAttempts = o.StreamRetries
 			}
 			if err := c.Validate(); err != nil {
 				return nil, fmt.Errorf("function %s: event source %s: %w", fn.LogicalID, src.Event, err)
@@ -618,16 +624,11 @@ func (s *Stack) resolver(tpl *template.Template) template.Resolver {
 // typeKMSKey is the template's KMS key: local mode stands in local-kms and its seeded key.
 const typeKMSKey = "AWS::KMS::Key"
 
-// maxMessageBytes bounds the on-failure messages local mode writes: SQS's largest message until
-// 2025 (queues take 1 MiB now; the SQS guard enforces that), kept so the chunks stay small.
-const maxMessageBytes = 256 << 10
-
-// streamOnFailure is where a stream event source's discarded records go: the queue of its
-// DestinationConfig.OnFailure when that is a queue of the stack, as one or more messages whose
-// body is a DynamoDB stream event of the records (the event the function failed on, so it can be
-// replayed), else the log. Lambda itself sends only the batch's metadata (shard, sequence number
-// range), not the records. Without a destination it is nil: the mapping logs the discard.
-func (s *Stack) streamOnFailure(function string, src template.StreamSource, q *sqs.Client, log *slog.Logger) func(context.Context, []events.DynamoDBEventRecord) {
+// streamOnFailure is where a stream event source's discarded batches go: the queue of its
+// DestinationConfig.OnFailure when that is a queue of the stack, as the record Lambda writes there
+// (fanoutdlq.Pointer: the shard and the sequence number range, not the records, which stay in the
+// stream for 24 h), else the log. Without a destination it is nil: the mapping logs the discard.
+func (s *Stack) streamOnFailure(function string, src template.StreamSource, streamARN string, q *sqs.Client, log *slog.Logger) func(context.Context, streamesm.Discard) {
 	if src.OnFailure.Kind == template.KindLiteral && src.OnFailure.Literal == "" {
 		return nil
 	}
@@ -637,57 +638,46 @@ func (s *Stack) streamOnFailure(function string, src template.StreamSource, q *s
 		dest, ok = s.Queues[src.OnFailure.GetAtt[0]]
 	}
 	if !ok {
-		return func(ctx context.Context, records []events.DynamoDBEventRecord) {
+		return func(ctx context.Context, d streamesm.Discard) {
 			log.Error("discarded stream records: the on-failure destination is not a queue of the stack; records dropped",
-				"records", len(records), "first_sequence_number", records[0].Change.SequenceNumber)
+				"records", len(d.Records), "first_sequence_number", d.Records[0].Change.SequenceNumber)
 		}
 	}
-	return func(ctx context.Context, records []events.DynamoDBEventRecord) {
-		for _, chunk := range chunkRecords(records, maxMessageBytes) {
-			data, err := json.Marshal(events.DynamoDBEvent{Records: chunk})
-			if err == nil && len(data) > maxMessageBytes {
-				err = fmt.Errorf("record of %d bytes is over the SQS message limit", len(data))
+	return func(ctx context.Context, d streamesm.Discard) {
+		first, last := d.Records[0].Change, d.Records[len(d.Records)-1].Change
+		p := fanoutdlq.Pointer{
+			RequestContext: fanoutdlq.RequestContext{
+				RequestID: ids.New("req", time.Now()), FunctionArn: "arn:aws:lambda:" + Region + ":" + AccountID + ":function:" + d.Function,
+				Condition: "RetryAttemptsExhausted", ApproximateInvokeCount: d.Invokes,
+			},
+			ResponseContext: fanoutdlq.ResponseContext{StatusCode: 200, ExecutedVersion: "$LATEST", FunctionError: "Unhandled"},
+			Version:         "1.0",
+			Timestamp:       time.Now().UTC().Format("2006-01-02T15:04:05.000Z"),
+			Batch: fanoutdlq.BatchInfo{
+				ShardID: d.Shard, StartSequenceNumber: first.SequenceNumber, EndSequenceNumber: last.SequenceNumber,
+				ApproximateArrivalOfFirstRecord: fanoutdlq.Arrival(first.ApproximateCreationDateTime.Time),
+				ApproximateArrivalOfLastRecord:  fanoutdlq.Arrival(last.ApproximateCreationDateTime.Time),
+				BatchSize:                       len(d.Records), StreamArn: streamARN,
+			},
+		}
+		data, err := json.Marshal(p)
+		if err == nil {
+			url, body := dest.URL, string(data)
+			in := &sqs.SendMessageInput{QueueUrl: &url, MessageBody: &body}
+			if strings.HasSuffix(dest.Name, ".fifo") { // Lambda refuses FIFO destinations; be lenient
+				group, dedup := function, first.SequenceNumber+"-"+last.SequenceNumber
+				in.MessageGroupId, in.MessageDeduplicationId = &group, &dedup
 			}
-			if err == nil {
-				url, body := dest.URL, string(data)
-				in := &sqs.SendMessageInput{QueueUrl: &url, MessageBody: &body}
-				if strings.HasSuffix(dest.Name, ".fifo") { // Lambda refuses FIFO destinations; be lenient
-					group, dedup := function, chunk[0].Change.SequenceNumber+"-"+chunk[len(chunk)-1].Change.SequenceNumber
-					in.MessageGroupId, in.MessageDeduplicationId = &group, &dedup
-				}
-				_, err = q.SendMessage(ctx, in)
-			}
-			if err != nil {
-				log.Error("discarded stream records: sending them to the on-failure queue failed; records dropped", "err", err,
-					"records", len(chunk), "first_sequence_number", chunk[0].Change.SequenceNumber)
-				continue
-			}
-			log.Warn("discarded stream records sent to the on-failure queue", "queue", dest.Name,
-				"records", len(chunk), "first_sequence_number", chunk[0].Change.SequenceNumber)
+			_, err = q.SendMessage(ctx, in)
 		}
-	}
-}
-
-// chunkRecords splits records into runs whose event JSON stays under limit bytes, roughly (a
-// record over the limit is a run of its own).
-func chunkRecords(records []events.DynamoDBEventRecord, limit int) [][]events.DynamoDBEventRecord {
-	var chunks [][]events.DynamoDBEventRecord
-	start, size := 0, 0
-	for i, r := range records {
-		n := limit // unencodable: alone
-		if b, err := json.Marshal(r); err == nil {
-			n = len(b) + 1
+		if err != nil {
+			log.Error("discarded stream records: sending their pointer to the on-failure queue failed; records dropped", "err", err,
+				"records", len(d.Records), "first_sequence_number", first.SequenceNumber)
+			return
 		}
-		if i > start && size+n > limit-64 {
-			chunks = append(chunks, records[start:i])
-			start, size = i, 0
-		}
-		size += n
+		log.Warn("discarded stream records named in the on-failure queue", "queue", dest.Name, "shard", d.Shard,
+			"records", len(d.Records), "first_sequence_number", first.SequenceNumber, "last_sequence_number", last.SequenceNumber)
 	}
-	if start < len(records) {
-		chunks = append(chunks, records[start:])
-	}
-	return chunks
 }
 
 // functionConfig is how one function of the template runs locally: its bootstrap, its resolved

@@ -13,6 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams/types"
+
+	"github.com/hookgate/hookgate/shared/streamrec"
 )
 
 // reader reads one shard and invokes the function with its records, one batch at a time.
@@ -152,7 +154,7 @@ func (r *reader) read(ctx context.Context) (int, error) {
 
 // newItem converts a stream record and encodes it.
 func newItem(rec types.Record, streamARN, region string) (item, error) {
-	ev, err := convertRecord(rec, streamARN, region)
+	ev, err := streamrec.Record(rec, streamARN, region)
 	if err != nil {
 		return item{}, err
 	}
@@ -287,7 +289,7 @@ func (r *reader) discard(ctx context.Context, batch []item, cause error) {
 		for i, it := range batch {
 			records[i] = it.rec
 		}
-		r.m.c.OnFailure(ctx, records)
+		r.m.c.OnFailure(ctx, Discard{Shard: r.id, Records: records, Invokes: r.attempts, Function: r.m.c.Function})
 	}
 	r.advance(len(batch))
 }

@@ -16,11 +16,15 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	dbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
+	streamtypes "github.com/aws/aws-sdk-go-v2/service/dynamodbstreams/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/hookgate/hookgate/local/emulator/emulatortest"
 	"github.com/hookgate/hookgate/local/stack"
+	"github.com/hookgate/hookgate/local/streamesm"
 	"github.com/hookgate/hookgate/shared/awscfg"
+	"github.com/hookgate/hookgate/shared/fanoutdlq"
 )
 
 // echoBootstrap is a function speaking the Lambda Runtime API with the standard library only: it
@@ -108,7 +112,7 @@ Resources:
 
 // TestLocalMode runs a template with a DynamoDB event source in local mode: the table gets its
 // stream, !GetAtt Table.StreamArn resolves, the real bootstrap gets the filtered INSERTs, and a
-// batch that keeps failing ends, bisected to its poison record, in the on-failure queue.
+// batch that keeps failing ends, bisected to its poison record, named in the on-failure queue.
 func TestLocalMode(t *testing.T) {
 	t.Parallel()
 	began := time.Now()
@@ -173,7 +177,7 @@ func TestLocalMode(t *testing.T) {
 	put("4", "event", false)
 	put("5", "event", false)
 
-	// The poison record is isolated and discarded to FanoutDLQ, as a replayable event.
+	// The poison record is isolated and named in FanoutDLQ.
 	q := cfg.SQS()
 	var body string
 	for deadline := time.Now().Add(20 * time.Second); body == "" && time.Now().Before(deadline); {
@@ -186,10 +190,29 @@ func TestLocalMode(t *testing.T) {
 		}
 	}
 	t.Logf("on-failure message at %s", time.Since(began).Round(time.Millisecond))
-	var dead events.DynamoDBEvent
-	if err := json.Unmarshal([]byte(body), &dead); err != nil || len(dead.Records) != 1 ||
-		dead.Records[0].Change.Keys["sk"].String() != "3" || dead.Records[0].EventSourceArn != arn {
-		t.Fatalf("on-failure message %q (%v): want the event of record 3", body, err)
+	// As on AWS, the message names the batch (shard, sequence numbers), not its records; they are
+	// read back from the stream at the start sequence number.
+	p, err := fanoutdlq.Parse([]byte(body))
+	if err != nil || strings.Contains(body, `"Records"`) || p.Batch.StreamArn != arn || p.Batch.BatchSize != 1 ||
+		p.Batch.StartSequenceNumber != p.Batch.EndSequenceNumber || p.Batch.ShardID == "" ||
+		p.RequestContext.Condition != "RetryAttemptsExhausted" || !strings.HasSuffix(p.RequestContext.FunctionArn, ":function:EchoFunction") {
+		t.Fatalf("on-failure message %q (%v): want a pointer to record 3 alone", body, err)
+	}
+	streams := streamesm.NewClient(cfg)
+	it, err := streams.GetShardIterator(ctx, &dynamodbstreams.GetShardIteratorInput{
+		StreamArn: &arn, ShardId: &p.Batch.ShardID, ShardIteratorType: streamtypes.ShardIteratorTypeAtSequenceNumber,
+		SequenceNumber: &p.Batch.StartSequenceNumber,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := streams.GetRecords(ctx, &dynamodbstreams.GetRecordsInput{ShardIterator: it.ShardIterator, Limit: aws.Int32(1)})
+	if err != nil || len(got.Records) != 1 {
+		t.Fatalf("read back %v: %v", got, err)
+	}
+	if sk := got.Records[0].Dynamodb.Keys["sk"].(*streamtypes.AttributeValueMemberS).Value; sk != "3" ||
+		aws.ToString(got.Records[0].Dynamodb.SequenceNumber) != p.Batch.StartSequenceNumber {
+		t.Fatalf("read back record %s at %s, want 3 at %s", sk, aws.ToString(got.Records[0].Dynamodb.SequenceNumber), p.Batch.StartSequenceNumber)
 	}
 
 	// The function got the other event INSERTs once each, in order, and its environment had the

@@ -83,9 +83,18 @@ type Config struct {
 	Region string
 	// Logger receives the mapping's logs; nil discards.
 	Logger *slog.Logger
-	// OnFailure, when set, is called with the records discarded after the last retry, in
-	// order, before the shard moves past them (a local stand-in for DestinationConfig.OnFailure).
-	OnFailure func(ctx context.Context, records []events.DynamoDBEventRecord)
+	// OnFailure, when set, is called with each batch discarded after its last retry, before the
+	// shard moves past it (a local stand-in for DestinationConfig.OnFailure).
+	OnFailure func(ctx context.Context, d Discard)
+}
+
+// Discard is a batch the mapping gave up on: what Lambda names in the on-failure destination's
+// record (DDBStreamBatchInfo), with the records themselves.
+type Discard struct {
+	Shard    string                       // the shard's id
+	Records  []events.DynamoDBEventRecord // in order, at least one
+	Invokes  int                          // invocations of the batch (approximateInvokeCount)
+	Function string                       // Config.Function
 }
 
 // Run reads the stream and invokes the function with batches of its records until ctx is

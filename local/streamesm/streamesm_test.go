@@ -146,10 +146,10 @@ func TestPartialFailureRetriesThenDiscards(t *testing.T) {
 	}}
 	start(t, Config{
 		BatchSize: 10, ReportBatchItemFailures: true, MaximumRetryAttempts: 2,
-		OnFailure: func(ctx context.Context, recs []events.DynamoDBEventRecord) {
+		OnFailure: func(ctx context.Context, d Discard) {
 			mu.Lock()
 			defer mu.Unlock()
-			discarded = append(discarded, nums(recs))
+			discarded = append(discarded, nums(d.Records))
 		},
 	}, f, inv)
 	eventually(t, "a discard", func() bool { mu.Lock(); defer mu.Unlock(); return len(discarded) == 1 })
@@ -183,10 +183,10 @@ func TestBisectIsolatesAPoisonRecord(t *testing.T) {
 	}}
 	start(t, Config{
 		BatchSize: 8, BisectBatchOnFunctionError: true, MaximumRetryAttempts: 2,
-		OnFailure: func(ctx context.Context, recs []events.DynamoDBEventRecord) {
+		OnFailure: func(ctx context.Context, d Discard) {
 			mu.Lock()
 			defer mu.Unlock()
-			discarded = append(discarded, nums(recs))
+			discarded = append(discarded, nums(d.Records))
 		},
 	}, f, inv)
 	eventually(t, "the second half", func() bool { c := inv.calls(); return len(c) > 0 && c[len(c)-1] == "5 6 7 8" })
@@ -236,10 +236,10 @@ func TestRetries(t *testing.T) {
 			}}
 			start(t, Config{
 				BatchSize: 3, MaximumRetryAttempts: c.retries, ReportBatchItemFailures: true,
-				OnFailure: func(ctx context.Context, recs []events.DynamoDBEventRecord) {
+				OnFailure: func(ctx context.Context, d Discard) {
 					mu.Lock()
 					defer mu.Unlock()
-					discarded = append(discarded, nums(recs))
+					discarded = append(discarded, nums(d.Records))
 				},
 			}, f, inv)
 			eventually(t, "record 6", func() bool { return slices.Contains(inv.delivered(), 6) })

@@ -507,7 +507,7 @@ func checkTables(tpl *Template) []string {
 
 // checkReferences: every Ref, GetAtt and ${} names a resource, a parameter or a pseudo parameter.
 func checkReferences(tpl *Template) []string {
-	pseudo := []string{"AWS::Region", "AWS::URLSuffix", "AWS::AccountId", "AWS::StackName", "AWS::Partition"}
+	pseudo := []string{"AWS::Region", "AWS::URLSuffix", "AWS::AccountId", "AWS::StackName", "AWS::Partition", "AWS::NoValue"}
 	var problems []string
 	for _, r := range tpl.References() {
 		_, isRes := tpl.Resources[r.Name]

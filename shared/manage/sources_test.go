@@ -693,7 +693,7 @@ func TestRouteKeysMatchTemplate(t *testing.T) {
 		t.Fatal(err)
 	}
 	declared := tpl.RouteKeys("ManagementFunction")
-	h := New(Config{AdminKey: adminKey}, nil, time.Now, slog.New(slog.NewJSONHandler(io.Discard, nil))).WithDeliveries(nil, nil).WithSources(nil).WithAgents(nil)
+	h := New(Config{AdminKey: adminKey}, nil, time.Now, slog.New(slog.NewJSONHandler(io.Discard, nil))).WithDeliveries(nil, nil).WithSources(nil).WithAgents(nil).WithFanoutReplay(nil)
 	if got := h.RouteKeys(); !slices.Equal(got, declared) {
 		t.Fatalf("handler routes %v\ntemplate routes %v", got, declared)
 	}

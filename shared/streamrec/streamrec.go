@@ -1,4 +1,7 @@
-package streamesm
+// Package streamrec turns DynamoDB Streams records (the SDK's types) into the records a Lambda
+// function gets from a stream event source (aws-lambda-go's events): what local mode's stream
+// event source sends, and what the FanoutDLQ replay reads back from the stream.
+package streamrec
 
 import (
 	"errors"
@@ -17,8 +20,8 @@ const (
 	eventVersion = "1.1"
 )
 
-// convertRecord turns a stream record into the record Lambda sends to the function.
-func convertRecord(r types.Record, streamARN, region string) (events.DynamoDBEventRecord, error) {
+// Record turns a stream record into the record Lambda sends to the function.
+func Record(r types.Record, streamARN, region string) (events.DynamoDBEventRecord, error) {
 	if r.Dynamodb == nil {
 		return events.DynamoDBEventRecord{}, errors.New("stream record without dynamodb")
 	}

@@ -1,4 +1,4 @@
-package streamesm
+package streamrec
 
 import (
 	"bytes"
@@ -134,7 +134,7 @@ func TestConvertRecord(t *testing.T) {
 		},
 	}
 	const arn = "arn:aws:dynamodb:us-east-1:000000000000:table/T/stream/2024-01-01T00:00:00.000"
-	ev, err := convertRecord(rec, arn, "us-east-1")
+	ev, err := Record(rec, arn, "us-east-1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +172,7 @@ func TestConvertRecord(t *testing.T) {
 			SequenceNumber:              aws.String("7"), SizeBytes: aws.Int64(3), StreamViewType: types.StreamViewTypeKeysOnly,
 		},
 	}
-	ev, err = convertRecord(rec, arn, "eu-west-1")
+	ev, err = Record(rec, arn, "eu-west-1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,16 +185,16 @@ func TestConvertRecord(t *testing.T) {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
 
-	if _, err := convertRecord(types.Record{EventID: aws.String("x")}, arn, "r"); err == nil {
+	if _, err := Record(types.Record{EventID: aws.String("x")}, arn, "r"); err == nil {
 		t.Error("record without dynamodb: no error")
 	}
 	rec.Dynamodb.NewImage = map[string]types.AttributeValue{"x": &types.UnknownUnionMember{Tag: "Z"}}
-	if _, err := convertRecord(rec, arn, "r"); err == nil || !strings.Contains(err.Error(), `record 7: NewImage: x: unknown attribute type "Z"`) {
+	if _, err := Record(rec, arn, "r"); err == nil || !strings.Contains(err.Error(), `record 7: NewImage: x: unknown attribute type "Z"`) {
 		t.Errorf("bad image: %v", err)
 	}
 	// Without a creation time the record still has one (Lambda always sends it).
 	rec.Dynamodb.NewImage, rec.Dynamodb.ApproximateCreationDateTime = nil, nil
-	ev, err = convertRecord(rec, arn, "r")
+	ev, err = Record(rec, arn, "r")
 	if err != nil || time.Since(ev.Change.ApproximateCreationDateTime.Time) > time.Minute {
 		t.Errorf("no creation time: %v, %v", ev.Change.ApproximateCreationDateTime, err)
 	}
