@@ -230,8 +230,13 @@ func (st *Store) claim(ctx context.Context, e Event) (Event, error) {
 // marker to a new cursor and writes it there.
 func (st *Store) place(ctx context.Context, e *Event) error {
 	for try := 0; try < maxAppendTries; try++ {
-		if st.now().Before(e.CreatedAt.Add(writeWindow)) {
-			return st.writeEvent(ctx, *e)
+		if left := e.CreatedAt.Add(writeWindow).Sub(st.now()); left > 0 {
+			// No request of the write (the SDK retries a stalled one) is sent after the window:
+			// a put sent later could land after another appender moved the event, twice in the log.
+			wctx, cancel := context.WithTimeout(ctx, left)
+			err := st.writeEvent(wctx, *e)
+			cancel()
+			return err
 		}
 		written, err := st.eventAt(ctx, e.WorkspaceID, e.Cursor, e.ID)
 		if err != nil || written {
