@@ -1,10 +1,12 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -139,11 +141,15 @@ func (st *Store) AppendEvents(ctx context.Context, evs []Event) ([]Event, error)
 	if err := each(len(out), func(i int) error { return st.place(ctx, &out[i]) }); err != nil {
 		return nil, err
 	}
-	for i := range out {
-		if put := threadIndexPut(&st.table, out[i]); put != nil {
-			st.expire(put.Item, out[i].CreatedAt)
+	// out is in the caller's order: events appended before, or moved by place, may have cursors
+	// out of that order.
+	byCursor := slices.Clone(out)
+	slices.SortFunc(byCursor, func(a, b Event) int { return cmp.Compare(a.Cursor, b.Cursor) })
+	for _, e := range byCursor {
+		if put := threadIndexPut(&st.table, e); put != nil {
+			st.expire(put.Item, e.CreatedAt)
 			if _, err := st.db.PutItem(ctx, put); err != nil {
-				return nil, fmt.Errorf("index event %s under its thread: %w", out[i].ID, err)
+				return nil, fmt.Errorf("index event %s under its thread: %w", e.ID, err)
 			}
 		}
 	}
