@@ -19,7 +19,9 @@ import (
 )
 
 // Event is an immutable record in a workspace's ordered log. Cursor is its position: 1, 2, 3, …
-// with no gaps, and an event with a higher cursor is never visible before one with a lower cursor.
+// An event with a higher cursor can be visible before one with a lower cursor, and a cursor whose
+// append died or moved its event stays empty: readers wait at a missing cursor (see the steps of
+// an append below).
 type Event struct {
 	ID          string          `json:"id"`
 	Type        string          `json:"type"`
