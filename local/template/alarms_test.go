@@ -161,6 +161,7 @@ Resources:
       Metrics:
         - {Id: total, Expression: SUM(METRICS()), ReturnData: true}
         - {Id: m1, ReturnData: false, MetricStat: {Period: 60, Stat: Sum, Metric: {Namespace: AWS/Lambda, MetricName: Errors, Dimensions: [{Name: FunctionName, Value: !Ref Fn}]}}}
+        - {Id: m2, ReturnData: false, MetricStat: {Period: 60, Stat: Sum, Metric: {Namespace: AWS/Lambda, MetricName: Throttles, Dimensions: [{Name: FunctionName, Value: !Ref Fn}]}}}
 `
 
 func TestCheckAlarms(t *testing.T) {
@@ -178,6 +179,9 @@ func TestCheckAlarms(t *testing.T) {
 		{"an alarm that notifies nobody", "  FailedAlarm:\n    Type: AWS::CloudWatch::Alarm\n    Properties:\n      AlarmActions: [!Ref Topic]", "  FailedAlarm:\n    Type: AWS::CloudWatch::Alarm\n    Properties:\n      AlarmActions: []", "alarm FailedAlarm: AlarmActions names no SNS topic"},
 		{"an alarm that notifies a queue", "  ErrorsAlarm:\n    Type: AWS::CloudWatch::Alarm\n    Properties:\n      AlarmActions: [!Ref Topic]", "  ErrorsAlarm:\n    Type: AWS::CloudWatch::Alarm\n    Properties:\n      AlarmActions: [!Ref Work]", "alarm ErrorsAlarm: AlarmActions names no SNS topic"},
 		{"a dimension naming the wrong resource", "Value: !Ref Fn}", "Value: !Ref Table}", "dimension FunctionName names Table"},
+		{"a function whose errors no alarm reads", "MetricName: Errors,", "MetricName: Duration,", "function Fn: no alarm reads its AWS/Lambda Errors"},
+		{"a function whose throttles no alarm reads", "MetricName: Throttles,", "MetricName: Duration,", "function Fn: no alarm reads its AWS/Lambda Throttles"},
+		{"a function watched only by an alarm that notifies nobody", "  ErrorsAlarm:\n    Type: AWS::CloudWatch::Alarm\n    Properties:\n      AlarmActions: [!Ref Topic]", "  ErrorsAlarm:\n    Type: AWS::CloudWatch::Alarm\n    Properties:\n      AlarmActions: []", "function Fn: no alarm reads its AWS/Lambda Errors"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
