@@ -14,6 +14,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -486,20 +487,27 @@ func (m *Meter) bill(op string, req *request, status int, resp []byte, pre, post
 			}
 		}
 	case "Query", "Scan":
-		// Read units are the size of every item read (before a filter and a projection), in
-		// started 4 KB for the whole page, halved when eventually consistent. The answer holds the
-		// items after the filter and projection; read them whole to size them.
+		// Read units are the size of every item read (before a ProjectionExpression), in started
+		// 4 KB for the whole page, halved when eventually consistent; on an index, the size of the
+		// index entries (the attributes the index projects), not of the table's items. The answer
+		// holds the items after the ProjectionExpression; read them whole to size them. Items a
+		// FilterExpression dropped are billed by AWS but not in the answer: not counted here.
 		var out struct{ Items []item }
 		_ = json.Unmarshal(resp, &out)
 		t := m.table(ctx, req.TableName)
+		idx := slices.IndexFunc(t.gsis, func(g gsi) bool { return g.name == req.IndexName })
 		size := 0
 		for _, it := range out.Items {
 			k := t.keyOf(it)
-			if len(k) == len(t.keys) {
-				size += itemSize(m.get(ctx, req.TableName, k))
-			} else {
+			if len(k) != len(t.keys) {
 				size += itemSize(it)
+				continue
 			}
+			full := m.get(ctx, req.TableName, k)
+			if idx >= 0 {
+				full = project(t, t.gsis[idx], full)
+			}
+			size += itemSize(full)
 		}
 		u := float64(units(size, 4096))
 		if !req.ConsistentRead {

@@ -39,11 +39,13 @@ func deadLetterQueues(tpl *Template) []string {
 }
 
 // checkAlarms: every dead-letter queue has an alarm on its depth (ApproximateNumberOfMessagesVisible
-// of that queue, above 0); every alarm notifies an SNS topic of the template; every dimension
-// that names a resource names one of the right type.
+// of that queue, above 0); every function's AWS/Lambda Errors and Throttles are read by an alarm
+// that notifies; every alarm notifies an SNS topic of the template; every dimension that names a
+// resource names one of the right type.
 func checkAlarms(tpl *Template) []string {
 	var problems []string
-	watched := map[string]bool{} // queues whose depth above 0 alarms
+	watched := map[string]bool{}   // queues whose depth above 0 alarms
+	fnWatched := map[string]bool{} // "function metric" read by an alarm that notifies
 	for _, a := range tpl.Alarms() {
 		notifies := false
 		for _, act := range a.Actions {
@@ -68,12 +70,23 @@ func checkAlarms(tpl *Template) []string {
 					problems = append(problems, fmt.Sprintf("alarm %s: dimension %s names %s, which is not a %s of the template", a.LogicalID, name, res, want))
 				}
 			}
+			if fn := m.Dimensions["FunctionName"]; notifies && fn.Kind == KindRef &&
+				m.Namespace.Kind == KindLiteral && m.Namespace.Literal == "AWS/Lambda" {
+				fnWatched[fn.Ref+" "+m.MetricName] = true
+			}
 			q := m.Dimensions["QueueName"]
 			single := a.Expression == "" && len(a.Metrics) == 1
 			if single && m.Namespace.Kind == KindLiteral && m.Namespace.Literal == "AWS/SQS" && m.MetricName == "ApproximateNumberOfMessagesVisible" &&
 				q.Kind == KindGetAtt && q.GetAtt[1] == "QueueName" &&
 				(a.Comparison == "GreaterThanThreshold" && a.Threshold == "0" || a.Comparison == "GreaterThanOrEqualToThreshold" && a.Threshold == "1") {
 				watched[q.GetAtt[0]] = true
+			}
+		}
+	}
+	for _, fn := range tpl.Functions() {
+		for _, metric := range []string{"Errors", "Throttles"} {
+			if !fnWatched[fn.LogicalID+" "+metric] {
+				problems = append(problems, fmt.Sprintf("function %s: no alarm reads its AWS/Lambda %s (FunctionName !Ref %s) and notifies", fn.LogicalID, metric, fn.LogicalID))
 			}
 		}
 	}
@@ -161,6 +174,7 @@ Resources:
       Metrics:
         - {Id: total, Expression: SUM(METRICS()), ReturnData: true}
         - {Id: m1, ReturnData: false, MetricStat: {Period: 60, Stat: Sum, Metric: {Namespace: AWS/Lambda, MetricName: Errors, Dimensions: [{Name: FunctionName, Value: !Ref Fn}]}}}
+        - {Id: m2, ReturnData: false, MetricStat: {Period: 60, Stat: Sum, Metric: {Namespace: AWS/Lambda, MetricName: Throttles, Dimensions: [{Name: FunctionName, Value: !Ref Fn}]}}}
 `
 
 func TestCheckAlarms(t *testing.T) {
@@ -178,6 +192,9 @@ func TestCheckAlarms(t *testing.T) {
 		{"an alarm that notifies nobody", "  FailedAlarm:\n    Type: AWS::CloudWatch::Alarm\n    Properties:\n      AlarmActions: [!Ref Topic]", "  FailedAlarm:\n    Type: AWS::CloudWatch::Alarm\n    Properties:\n      AlarmActions: []", "alarm FailedAlarm: AlarmActions names no SNS topic"},
 		{"an alarm that notifies a queue", "  ErrorsAlarm:\n    Type: AWS::CloudWatch::Alarm\n    Properties:\n      AlarmActions: [!Ref Topic]", "  ErrorsAlarm:\n    Type: AWS::CloudWatch::Alarm\n    Properties:\n      AlarmActions: [!Ref Work]", "alarm ErrorsAlarm: AlarmActions names no SNS topic"},
 		{"a dimension naming the wrong resource", "Value: !Ref Fn}", "Value: !Ref Table}", "dimension FunctionName names Table"},
+		{"a function whose errors no alarm reads", "MetricName: Errors,", "MetricName: Duration,", "function Fn: no alarm reads its AWS/Lambda Errors"},
+		{"a function whose throttles no alarm reads", "MetricName: Throttles,", "MetricName: Duration,", "function Fn: no alarm reads its AWS/Lambda Throttles"},
+		{"a function watched only by an alarm that notifies nobody", "  ErrorsAlarm:\n    Type: AWS::CloudWatch::Alarm\n    Properties:\n      AlarmActions: [!Ref Topic]", "  ErrorsAlarm:\n    Type: AWS::CloudWatch::Alarm\n    Properties:\n      AlarmActions: []", "function Fn: no alarm reads its AWS/Lambda Errors"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -47,7 +47,7 @@ type Render func(e store.Event) (name string, data []byte, ok bool)
 type Source struct {
 	Read Page
 	// Dense says the cursors are 1, 2, 3, … with none left out (a workspace's log): a missing
-	// cursor is an event whose transaction has not become visible yet, and the reader waits for it
+	// cursor is an event whose append has not written it yet, and the reader waits for it
 	// instead of moving past it. A thread's index is sparse: its order is the log's.
 	Dense  bool
 	Render Render
@@ -65,13 +65,13 @@ type Result struct {
 // cursor (id:) and the retry: hint, so a client's Last-Event-ID moves past skipped events and a
 // client that started from "now" learns where now was.
 //
-// A dense log can show a cursor before a lower one: DynamoDB applies a transaction's items
-// one by one, so while one append's commit is being applied, a later append (which saw the first
-// one's counter) can already be visible. Serve never moves past a missing cursor while it may
-// still appear: it sends what is before it and waits. A cursor is given up on only when the event
-// after it was created more than GapGrace ago: that event's append read the counter after the
-// missing one's commit, so by then that commit has long been applied, and the cursor will never
-// appear (an event deleted by hand); it is logged.
+// A dense log can show a cursor before a lower one: an append reserves its cursors first and writes
+// its events after, so a later append's event can be visible before an earlier one's (store's
+// AppendEvents). Serve never moves past a missing cursor while it may still appear: it sends what
+// is before it and waits. A cursor is given up on only when the event after it was created more
+// than GapGrace ago: appenders write an event only within a bound of its creation and move it to a
+// new cursor after that (store's writeWindow and staleAfter), so by then the cursor will never
+// appear (its writer died, or it was moved); it is logged.
 func (c Config) Serve(ctx context.Context, src Source, cursor int64, now func() time.Time, log *slog.Logger) (Result, error) {
 	start := now()
 	deadline := start.Add(c.Window)

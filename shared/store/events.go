@@ -1,10 +1,12 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -12,10 +14,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/hookgate/hookgate/shared/awscfg"
 )
 
 // Event is an immutable record in a workspace's ordered log. Cursor is its position: 1, 2, 3, …
-// with no gaps, and an event with a higher cursor is never visible before one with a lower cursor.
+// An event with a higher cursor can be visible before one with a lower cursor, and a cursor whose
+// append died or moved its event stays empty: readers wait at a missing cursor (see the steps of
+// an append below).
 type Event struct {
 	ID          string          `json:"id"`
 	Type        string          `json:"type"`
@@ -67,18 +73,21 @@ func (st *Store) AppendEvent(ctx context.Context, e Event) (Event, error) {
 //  3. write: the event items, then their thread copies in cursor order.
 //
 // A reserved cursor is visible only once written, and a writer may die between the steps. Readers
-// of the dense log (eventstream) never pass a missing cursor until the event after it is
-// GapGrace (60 s) old. Writers keep to the other side of that bound: an event is written only
-// within writeWindow of the time taken before its cursor was reserved (its created_at), and a
-// reservation older than staleAfter (writeWindow plus the SDK's 10 s request timeout plus a
-// margin) is given up: the retry that finds such a marker reserves a new cursor and moves the
-// marker there (conditionally on the old one), so a late write can never land behind a reader.
-// With clocks within a few seconds of each other, 2×10 s + 10 s stays well within GapGrace: a
-// reader passes a cursor only when nobody can write it any more, and waits at most GapGrace for a
-// writer that died.
+// of the dense log (eventstream) never pass a missing cursor until the first event after it is
+// GapGrace (60 s) old. Writers keep to the other side of that bound: an event is written at its
+// cursor only if the write starts within writeWindow of the time taken before the cursor was
+// reserved (its created_at). That write is one SDK call, which may keep trying until
+// awscfg.MaxAttempts attempts of awscfg.AttemptTimeout each (and the backoffs between them) are
+// spent, and a late attempt may still be applied: so a reservation is given up only once it is
+// older than staleAfter, which covers all of that plus a margin for clocks. The retry that finds
+// such a marker reserves a new cursor and moves the marker there (conditionally on the old one),
+// so a late write can never land after the event was moved. The reader's side: the event E after
+// a missing cursor C reserved after C, and before E.created_at + writeWindow, so C's created_at is
+// earlier than that, and C's last write lands before E.created_at + writeWindow + (staleAfter -
+// margin) = E.created_at + 51.5 s, inside GapGrace with 8.5 s to spare for clocks.
 const (
 	writeWindow = 10 * time.Second
-	staleAfter  = 25 * time.Second
+	staleAfter  = writeWindow + awscfg.MaxAttempts*(awscfg.AttemptTimeout+awscfg.MaxBackoff) + 5*time.Second // 46.5 s
 )
 
 // maxEventData bounds an event's data: the event item must stay within DynamoDB's 400 KB, and an
@@ -134,11 +143,15 @@ func (st *Store) AppendEvents(ctx context.Context, evs []Event) ([]Event, error)
 	if err := each(len(out), func(i int) error { return st.place(ctx, &out[i]) }); err != nil {
 		return nil, err
 	}
-	for i := range out {
-		if put := threadIndexPut(&st.table, out[i]); put != nil {
-			st.expire(put.Item, out[i].CreatedAt)
+	// out is in the caller's order: events appended before, or moved by place, may have cursors
+	// out of that order.
+	byCursor := slices.Clone(out)
+	slices.SortFunc(byCursor, func(a, b Event) int { return cmp.Compare(a.Cursor, b.Cursor) })
+	for _, e := range byCursor {
+		if put := threadIndexPut(&st.table, e); put != nil {
+			st.expire(put.Item, e.CreatedAt)
 			if _, err := st.db.PutItem(ctx, put); err != nil {
-				return nil, fmt.Errorf("index event %s under its thread: %w", out[i].ID, err)
+				return nil, fmt.Errorf("index event %s under its thread: %w", e.ID, err)
 			}
 		}
 	}
