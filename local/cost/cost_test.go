@@ -107,3 +107,18 @@ func binDir(t *testing.T, root string) string {
 	}
 	return filepath.Join(root, ".build", runtime.GOARCH)
 }
+
+// Every function of the template has an assumed duration: one without would be billed 0 GB-s.
+func TestEveryFunctionHasADuration(t *testing.T) {
+	root, _ := filepath.Abs("../..")
+	mem, err := cost.Memory(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	durations := cost.Durations()
+	for fn := range mem {
+		if durations[fn] <= 0 {
+			t.Errorf("%s has no duration in cost.Durations", fn)
+		}
+	}
+}

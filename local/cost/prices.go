@@ -49,6 +49,6 @@ func Durations() map[string]int {
 		"InboundBindingFunction": 20, "IntegrationsTriggerFunction": 20,
 		"AdapterFunction": 30, "ManagementFunction": 30, "WebWidgetFunction": 30, "WidgetAssetsFunction": 5,
 		"WorkerFunction": 100, "FanoutFunction": 40, "DeliveryFunction": 150,
-		"EventStreamFunction": 1000, "WebStreamFunction": 1000, "NotFoundFunction": 5,
+		"EventStreamFunction": 1000, "WebStreamFunction": 1000, "NotFoundFunction": 5, "DeliverySweepFunction": 50,
 	}
 }
