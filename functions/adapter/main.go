@@ -21,6 +21,7 @@ import (
 	"github.com/hookgate/hookgate/shared/limit/limitenv"
 	"github.com/hookgate/hookgate/shared/metrics"
 	"github.com/hookgate/hookgate/shared/queue"
+	"github.com/hookgate/hookgate/shared/seal"
 	"github.com/hookgate/hookgate/shared/store"
 )
 
@@ -31,6 +32,9 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 	// Events, runs, messages and threads expire this long after they are written (0: kept).
 	retention := time.Duration(env.Int("HOOKGATE_RETENTION_DAYS", 90, 0, 36500)) * 24 * time.Hour
 	table := env.Required("HOOKGATE_TABLE")
+	// Opens the adapters' secrets (kms:Decrypt, adapter.secret) and seals the stack's seeded ones
+	// (kms:GenerateDataKey, adapter.secret).
+	keyID := env.Required("HOOKGATE_KMS_KEY_ID")
 	queueURL := env.Required("HOOKGATE_INBOUND_QUEUE_URL")
 	workspace := env.Required("HOOKGATE_DEFAULT_WORKSPACE")
 	ttl := time.Duration(env.Int("HOOKGATE_SOURCE_CACHE_SECONDS", 10, 0, 300)) * time.Second
@@ -55,7 +59,8 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 	if err != nil {
 		return nil, err
 	}
-	st := store.New(aws.DynamoDB(), table, time.Now).WithRetention(retention)
+	sealed := seal.New(aws.KMS(), keyID, time.Now)
+	st := store.New(aws.DynamoDB(), table, time.Now).WithRetention(retention).WithSealer(sealed).WithOpener(sealed)
 	cfg.Adapters = adapter.NewStored(st, ttl, time.Now, maxBody)
 	// The stack's Adapters parameter seeds the store (its adapters' workspaces, the default one
 	// unless named), at first use and again whenever the parameter or AdapterSecret changes.

@@ -10,10 +10,11 @@ import (
 
 	"github.com/hookgate/hookgate/shared/apierr"
 	"github.com/hookgate/hookgate/shared/apigw"
-	"github.com/hookgate/hookgate/shared/fnmain"
+	"github.com/hookgate/hookgate/shared/fnmain/bare"
 )
 
-func main() { fnmain.Start(newHandler) }
+// It reads none of the operator's secrets: bare, not fnmain (a smaller bootstrap).
+func main() { bare.Start(newHandler) }
 
 func newHandler(_ context.Context, _ func(string) string, log *slog.Logger) (func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error), error) {
 	return func(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {

@@ -9,11 +9,12 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/hookgate/hookgate/shared/fnmain"
+	"github.com/hookgate/hookgate/shared/fnmain/bare"
 	"github.com/hookgate/hookgate/shared/widget/static"
 )
 
-func main() { fnmain.Start(newHandler) }
+// It reads none of the operator's secrets: bare, not fnmain (a smaller bootstrap).
+func main() { bare.Start(newHandler) }
 
 func newHandler(_ context.Context, _ func(string) string, log *slog.Logger) (func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error), error) {
 	return static.New(log).Handle, nil

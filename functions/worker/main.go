@@ -21,6 +21,7 @@ import (
 	"github.com/hookgate/hookgate/shared/metrics"
 	"github.com/hookgate/hookgate/shared/outbound"
 	"github.com/hookgate/hookgate/shared/queue"
+	"github.com/hookgate/hookgate/shared/seal"
 	"github.com/hookgate/hookgate/shared/store"
 	"github.com/hookgate/hookgate/shared/worker"
 )
@@ -36,6 +37,9 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 	// Events, runs, messages and threads expire this long after they are written (0: kept).
 	retention := time.Duration(env.Int("HOOKGATE_RETENTION_DAYS", 90, 0, 36500)) * 24 * time.Hour
 	table := env.Required("HOOKGATE_TABLE")
+	// Opens the workspaces' agents' secrets (kms:Decrypt, agent.secret) and seals the stack's
+	// seeded ones (kms:GenerateDataKey, agent.secret).
+	keyID := env.Required("HOOKGATE_KMS_KEY_ID")
 	queueURL := env.Required("HOOKGATE_INBOUND_QUEUE_URL")
 	defaultAgent := env.Optional("HOOKGATE_AGENT", agent.TypeEcho)
 	retry, serr := outbound.ParseSchedule(env.Optional("HOOKGATE_AGENT_RETRY_SCHEDULE", "0s,10s,1m,5m"))
@@ -68,7 +72,8 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 	if err != nil {
 		return nil, err
 	}
-	st := store.New(aws.DynamoDB(), table, time.Now).WithRetention(retention)
+	sealed := seal.New(aws.KMS(), keyID, time.Now)
+	st := store.New(aws.DynamoDB(), table, time.Now).WithRetention(retention).WithSealer(sealed).WithOpener(sealed)
 	seeder := store.NewSeeder(func(ctx context.Context) error {
 		sums := store.SeedSums(env.List("HOOKGATE_APPROVAL_SIGNING_KEY"), getenv("HOOKGATE_AGENTS")+"\x00"+getenv("HOOKGATE_OPENAI_API_KEY"))
 		return st.SeedOnce(ctx, workspace, "agents", sums, func(ctx context.Context) error {

@@ -7,11 +7,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,9 +28,11 @@ import (
 )
 
 // Every per-tenant secret the management API takes (a subscription's signing secrets, a source's
-// secrets, a telegram source's bot token) is stored sealed: neither the table's items nor the
-// stream's NEW_IMAGEs hold one in clear, as text, base64 or hex. The sealed secrets still work:
-// the source verifies a signed webhook.
+// secrets, a telegram source's bot token, a webhook agent's signing secret, an openai agent's API
+// key, an adapter's secrets) is stored sealed: neither the table's items nor the stream's
+// NEW_IMAGEs hold one in clear, as text, base64 or hex. The sealed secrets still work: the source
+// verifies a signed webhook, the adapter opens with its current and previous secret, and its run
+// reaches the stored webhook agent with a request signed by the agent's secret.
 func TestSecretsAreSealedAtRest(t *testing.T) {
 	e := sharedStack(t)
 	ws := uniqueWS("seal")
@@ -72,6 +76,60 @@ func TestSecretsAreSealedAtRest(t *testing.T) {
 	}
 	secrets = append(secrets, tgSecret, botToken)
 
+	// A webhook agent with a secret of the caller's (its server answers only correctly signed
+	// calls), an openai agent with an API key, and an adapter on the webhook agent with a secret of
+	// the caller's, rotated to another with an overlap.
+	n := time.Now().UnixNano()
+	agentSecret := "whsec_" + base64.StdEncoding.EncodeToString([]byte(fmt.Sprintf("sealed-agent-secret-%032d", n)))
+	var signed, unsigned atomic.Int32
+	agentSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		if !verifyStandard(agentSecret, req.Header.Get("webhook-id"), req.Header.Get("webhook-timestamp"), req.Header.Get("webhook-signature"), body) {
+			unsigned.Add(1)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		signed.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"type":"speak","text":"the sealed agent answered"}`)
+	}))
+	defer agentSrv.Close()
+	r = do(t, http.MethodPost, e.stack.URL+"/v1/agents", h, fmt.Sprintf(`{"name":"signed","type":"webhook","url":%q,"secret":%q}`, agentSrv.URL, agentSecret))
+	if r.status != 201 {
+		t.Fatalf("create webhook agent: %d %s", r.status, r.raw)
+	}
+	apiKey := fmt.Sprintf("sk-sealed-api-key-%d", n)
+	r = do(t, http.MethodPost, e.stack.URL+"/v1/agents", h, fmt.Sprintf(`{"name":"gpt","type":"openai","base_url":"http://127.0.0.1:9/v1","model":"m1","api_key":%q}`, apiKey))
+	if r.status != 201 {
+		t.Fatalf("create openai agent: %d %s", r.status, r.raw)
+	}
+	adapterName := fmt.Sprintf("seal-%d", n%1e9)
+	adapterSecret := fmt.Sprintf("sealed-adapter-secret-%d", n)
+	r = do(t, http.MethodPost, e.stack.URL+"/v1/adapters", h, fmt.Sprintf(`{"name":%q,"agent":"signed","secret":%q}`, adapterName, adapterSecret))
+	if r.status != 201 {
+		t.Fatalf("create adapter: %d %s", r.status, r.raw)
+	}
+	adapterNext := adapterSecret + "-next"
+	r = do(t, http.MethodPost, e.stack.URL+"/v1/adapters/"+adapterName+"/rotate", h, fmt.Sprintf(`{"secret":%q,"overlap_seconds":3600}`, adapterNext))
+	if r.status != 200 {
+		t.Fatalf("rotate adapter secret: %d %s", r.status, r.raw)
+	}
+	secrets = append(secrets, agentSecret, apiKey, adapterSecret, adapterNext)
+	for _, sec := range []string{adapterNext, adapterSecret} {
+		var ar reply
+		waitFor(t, "the adapter to open with a stored secret", 30*time.Second, func() bool {
+			ar = do(t, http.MethodPost, e.stack.URL+"/webhook/"+adapterName, map[string]string{"authorization": "Bearer " + sec, "content-type": "application/json"},
+				`{"text":"sealed hello","sync":true,"timeoutMs":20000}`)
+			return ar.status != 401
+		})
+		if ar.status != 200 || !strings.Contains(ar.raw, "the sealed agent answered") {
+			t.Fatalf("a run through the adapter and the stored webhook agent: %d %s", ar.status, ar.raw)
+		}
+	}
+	if signed.Load() == 0 || unsigned.Load() != 0 {
+		t.Fatalf("the stored webhook agent got %d correctly signed and %d badly signed calls", signed.Load(), unsigned.Load())
+	}
+
 	// The sealed secrets still verify: both the new and the previous GitHub secret.
 	for i, sec := range []string{ghNext, ghSecret} {
 		body := fmt.Sprintf(`{"action":"opened","issue":{"number":%d}}`, i+1)
@@ -103,28 +161,37 @@ func TestSecretsAreSealedAtRest(t *testing.T) {
 	var mine int
 	for _, it := range items {
 		pk, _ := it["pk"].(*dbtypes.AttributeValueMemberS)
-		if pk != nil && strings.HasPrefix(pk.Value, prefix) && (strings.HasSuffix(pk.Value, "#SUBS") || strings.HasSuffix(pk.Value, "#SRC")) {
+		if pk != nil && isSecretItem(pk.Value, prefix, adapterName) {
 			mine++
 		}
 		if leak := findSecret(dump(it), secrets); leak != "" {
 			t.Errorf("table item %v holds a secret in clear (%s)", it["pk"], leak)
 		}
 	}
-	if mine != 3 {
-		t.Fatalf("found %d subscription and source items of %s, want 3", mine, ws)
+	if mine != 6 {
+		t.Fatalf("found %d subscription, source, agent and adapter items of %s, want 6", mine, ws)
 	}
 
 	// The stream's NEW_IMAGEs.
 	streams := streamesm.NewClient(cfg)
-	images := streamImages(t, streams, e.stack.Streams["Table"], prefix, secrets)
-	if images < 3 {
-		t.Fatalf("read %d stream images of %s's subscriptions and sources, want at least 3", images, ws)
+	images := streamImages(t, streams, e.stack.Streams["Table"], func(pk string) bool { return isSecretItem(pk, prefix, adapterName) }, secrets)
+	if images < 6 {
+		t.Fatalf("read %d stream images of %s's subscriptions, sources, agents and adapters, want at least 6", images, ws)
 	}
 }
 
+// isSecretItem reports whether pk is the key of an item of the test's workspace (prefix) that
+// holds secrets: a subscription, a source, an agent, or the test's adapter.
+func isSecretItem(pk, prefix, adapter string) bool {
+	if pk == "ADP#"+adapter {
+		return true
+	}
+	return strings.HasPrefix(pk, prefix) && (strings.HasSuffix(pk, "#SUBS") || strings.HasSuffix(pk, "#SRC") || strings.HasSuffix(pk, "#AGT"))
+}
+
 // streamImages reads every record of the stream from its start, fails the test when a NEW_IMAGE
-// holds one of the secrets, and returns how many images of prefix's subscriptions and sources it read.
-func streamImages(t *testing.T, streams *dynamodbstreams.Client, arn, prefix string, secrets []string) int {
+// holds one of the secrets, and returns how many images of the items mine selects (by pk) it read.
+func streamImages(t *testing.T, streams *dynamodbstreams.Client, arn string, mine func(pk string) bool, secrets []string) int {
 	t.Helper()
 	ctx := context.Background()
 	desc, err := streams.DescribeStream(ctx, &dynamodbstreams.DescribeStreamInput{StreamArn: aws.String(arn)})
@@ -146,8 +213,7 @@ func streamImages(t *testing.T, streams *dynamodbstreams.Client, arn, prefix str
 			}
 			for _, rec := range out.Records {
 				img := rec.Dynamodb.NewImage
-				if pk, ok := img["pk"].(*sttypes.AttributeValueMemberS); ok && strings.HasPrefix(pk.Value, prefix) &&
-					(strings.HasSuffix(pk.Value, "#SUBS") || strings.HasSuffix(pk.Value, "#SRC")) {
+				if pk, ok := img["pk"].(*sttypes.AttributeValueMemberS); ok && mine(pk.Value) {
 					n++
 				}
 				raw, err := json.Marshal(img)

@@ -25,10 +25,11 @@ var doorKeys = map[string][]string{
 // one must be in doorKeys.
 var unauthenticatedRoutes = []string{"/v1/inbound/", "/v1/integrations/", "/v1/webhooks/generic/", "/v1/web/"}
 
-// decrypters are the functions that verify or sign with stored secrets: only they may kms:Decrypt.
+// decrypters are the functions that verify, sign or authenticate with stored secrets: only they
+// may kms:Decrypt (the worker: agents' secrets; the adapter function: adapters' secrets).
 var decrypters = map[string]bool{
 	"InboundWebhookFunction": true, "InboundTelegramFunction": true, "InboundBindingFunction": true,
-	"IntegrationsTriggerFunction": true, "DeliveryFunction": true,
+	"IntegrationsTriggerFunction": true, "DeliveryFunction": true, "WorkerFunction": true, "AdapterFunction": true,
 }
 
 // doorActions are the item actions a door may be granted; everything else (Scan, wildcards,

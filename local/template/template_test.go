@@ -512,6 +512,10 @@ func checkReferences(tpl *Template) []string {
 	for _, r := range tpl.References() {
 		_, isRes := tpl.Resources[r.Name]
 		_, isParam := tpl.Parameters[r.Name]
+		// The role SAM creates for a function without a Role of its own: <LogicalID>Role.
+		if fn, ok := tpl.Resources[strings.TrimSuffix(r.Name, "Role")]; ok && r.Attr == "" && strings.HasSuffix(r.Name, "Role") && fn.Type == TypeFunction {
+			isRes = true
+		}
 		switch {
 		case r.Attr != "" && !isRes:
 			problems = append(problems, fmt.Sprintf("%s: GetAtt %s.%s names no resource of the template", r.Where, r.Name, r.Attr))
@@ -526,6 +530,9 @@ func checkReferences(tpl *Template) []string {
 func checkSecretParameters(tpl *Template) []string {
 	var problems []string
 	for _, name := range sortedKeys(tpl.Parameters) {
+		if name == "SecretsSource" || name == "SecretsPrefix" { // where the secrets are, not a secret
+			continue
+		}
 		if (strings.Contains(name, "Secret") || strings.Contains(name, "Key")) && !tpl.Parameters[name].NoEcho {
 			problems = append(problems, fmt.Sprintf("parameter %s looks like a secret but is not NoEcho: true", name))
 		}
@@ -630,6 +637,11 @@ func checkEnvReads(fn Function, reads map[string][]string) []string {
 	var problems []string
 	for _, v := range sortedKeys(reads) {
 		if optionalEnv[v] {
+			continue
+		}
+		// shared/opsecrets names every operator secret, and reads only those the function's
+		// environment declares.
+		if slices.Equal(reads[v], []string{"shared/opsecrets/opsecrets.go"}) {
 			continue
 		}
 		if _, ok := fn.Env[v]; !ok {

@@ -28,8 +28,9 @@ type StoredAdapters interface {
 }
 
 // Stored is the Directory of the adapters the workspaces keep in the table, each cached for a
-// short ttl (and never past the end of a secret's overlap), at most maxCachedAdapters of them.
-// Safe for concurrent use.
+// short ttl (and never past the end of a secret's overlap), at most maxCachedAdapters of them, with
+// the secrets the store opened (in this process's memory only; the table keeps them sealed). Safe
+// for concurrent use.
 type Stored struct {
 	st      StoredAdapters
 	ttl     time.Duration

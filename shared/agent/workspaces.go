@@ -29,7 +29,8 @@ type StoredAgents interface {
 
 // Workspaces finds the agent a run calls among its own workspace's agents, and nowhere else:
 // there are no stack-wide agents (the stack's Agents parameter is seeded into the default
-// workspace). Built agents are cached for ttl, at most maxCachedAgents of them. Safe for
+// workspace). Built agents are cached for ttl, at most maxCachedAgents of them, with the secrets
+// the store opened (in this process's memory only; the table keeps them sealed). Safe for
 // concurrent use.
 type Workspaces struct {
 	st           StoredAgents

@@ -65,7 +65,7 @@ func (in *agentRoutes) adapterView(a store.Adapter) AdapterView {
 	return AdapterView{
 		WorkspaceID: a.WorkspaceID, Name: a.Name, Agent: a.Agent, ReplyHosts: a.ReplyHosts, MaxBodyBytes: a.MaxBodyBytes,
 		MaxInFlight: a.MaxInFlight, Approvers: a.Approvers, LegacyApprovals: a.LegacyApprovals, ReadAllRuns: a.ReadAllRuns,
-		ActiveSecrets: len(a.ActiveSecrets(in.h.now())), CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt,
+		ActiveSecrets: a.ActiveSecretCount(in.h.now()), CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt,
 	}
 }
 

@@ -1,5 +1,5 @@
 // Package seal envelope-encrypts the per-tenant secrets Hookgate stores (signing secrets, source
-// secrets, bot tokens): AES-256-GCM under a data key from KMS GenerateDataKey, bound to the
+// secrets, bot tokens, agents' and adapters' secrets): AES-256-GCM under a data key from KMS GenerateDataKey, bound to the
 // secret's workspace, kind and item, so a sealed value copied anywhere else does not open.
 package seal
 
@@ -40,6 +40,8 @@ const (
 	KindSubscriptionSecret = "subscription.secret"
 	KindSourceSecret       = "source.secret"
 	KindBotToken           = "source.bot_token"
+	KindAgentSecret        = "agent.secret"   // a webhook agent's signing secret, an openai agent's API key
+	KindAdapterSecret      = "adapter.secret" // an adapter's bearer secrets
 )
 
 // Encryption context keys.

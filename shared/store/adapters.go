@@ -13,12 +13,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/hookgate/hookgate/shared/apierr"
+	"github.com/hookgate/hookgate/shared/seal"
 )
 
 // Adapter is a webhook adapter of a workspace (the /webhook/{name} routes). Its name is unique in
 // the whole stack, as it is the URL. Secrets are the only secrets (current first, earlier ones
 // during a rotation's overlap); they are written and read by encodeSecrets and decodeSecrets alone
-// (attribute "secrets", as sources and subscriptions keep theirs) and never appear in JSON or logs.
+// (attribute "secrets", as sources and subscriptions keep theirs, sealed as seal.KindAdapterSecret),
+// opened only by LookupAdapter of a store with an opener, and never appear in JSON or logs.
 type Adapter struct {
 	WorkspaceID     string          `json:"workspace_id"`
 	Name            string          `json:"name"`
@@ -37,8 +39,12 @@ type Adapter struct {
 // String never shows the secrets.
 func (a Adapter) String() string { return "store.Adapter{" + a.WorkspaceID + "/" + a.Name + "}" }
 
-// ActiveSecrets returns the secrets that open the adapter at now, current first.
+// ActiveSecrets returns the secrets that open the adapter at now, current first (unopened sealed
+// ones left out).
 func (a Adapter) ActiveSecrets(now time.Time) []string { return activeSecrets(a.Secrets, now) }
+
+// ActiveSecretCount is how many secrets open the adapter at now, whether opened or not.
+func (a Adapter) ActiveSecretCount(now time.Time) int { return activeSecretCount(a.Secrets, now) }
 
 // Items: pk ADP#<name>, sk ADP (one read finds an adapter by its URL name); gsi1pk WS#<ws>#ADP,
 // gsi1sk <name> list a workspace's adapters.
@@ -49,16 +55,25 @@ func adapterNotFound() error { return apierr.New(apierr.NotFound, "adapter not f
 
 func boolAttr(b bool) types.AttributeValue { return &types.AttributeValueMemberBOOL{Value: b} }
 
-func adapterItem(a Adapter, rev int64) map[string]types.AttributeValue {
+func adapterSealCtx(ws, name string) seal.Context {
+	return seal.Context{Workspace: ws, Kind: seal.KindAdapterSecret, Item: name}
+}
+
+// adapterItem is the adapter's item, its secrets sealed when the store has a sealer.
+func (st *Store) adapterItem(ctx context.Context, a Adapter, rev int64) (map[string]types.AttributeValue, error) {
+	secrets, err := st.encodeSecrets(ctx, adapterSealCtx(a.WorkspaceID, a.Name), a.Secrets)
+	if err != nil {
+		return nil, err
+	}
 	item := adapterKey(a.Name)
 	item["gsi1pk"], item["gsi1sk"] = s(adaptersGSI(a.WorkspaceID)), s(a.Name)
 	item["workspace_id"], item["name"], item["agent"] = s(a.WorkspaceID), s(a.Name), s(a.Agent)
 	item["reply_hosts"], item["approvers"] = strList(a.ReplyHosts), strList(a.Approvers)
 	item["max_body_bytes"], item["max_in_flight"] = n(int64(a.MaxBodyBytes)), n(int64(a.MaxInFlight))
 	item["legacy_approvals"], item["read_all_runs"] = boolAttr(a.LegacyApprovals), boolAttr(a.ReadAllRuns)
-	item["secrets"] = encodeClearSecrets(a.Secrets)
+	item["secrets"] = secrets
 	item["created_at"], item["updated_at"], item["rev"] = ts(a.CreatedAt), ts(a.UpdatedAt), n(rev)
-	return item
+	return item, nil
 }
 
 func boolean(item map[string]types.AttributeValue, name string) bool {
@@ -81,7 +96,11 @@ func decodeAdapter(item map[string]types.AttributeValue) Adapter {
 func (st *Store) CreateAdapter(ctx context.Context, a Adapter) (Adapter, error) {
 	now := st.now().UTC()
 	a.CreatedAt, a.UpdatedAt = now, now
-	_, err := st.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: &st.table, Item: adapterItem(a, 1), ConditionExpression: aws.String("attribute_not_exists(pk)")})
+	item, err := st.adapterItem(ctx, a, 1)
+	if err != nil {
+		return Adapter{}, err
+	}
+	_, err = st.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: &st.table, Item: item, ConditionExpression: aws.String("attribute_not_exists(pk)")})
 	var cf *types.ConditionalCheckFailedException
 	if errors.As(err, &cf) {
 		return Adapter{}, apierr.New(apierr.Conflict, "the adapter name %q is taken", a.Name)
@@ -99,7 +118,11 @@ func (st *Store) CreateAdapter(ctx context.Context, a Adapter) (Adapter, error) 
 func (st *Store) PutAdapter(ctx context.Context, a Adapter) (string, error) {
 	now := st.now().UTC()
 	a.CreatedAt, a.UpdatedAt = now, now
-	out, err := st.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: &st.table, Item: adapterItem(a, 1), ReturnValues: types.ReturnValueAllOld})
+	item, err := st.adapterItem(ctx, a, 1)
+	if err != nil {
+		return "", err
+	}
+	out, err := st.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: &st.table, Item: item, ReturnValues: types.ReturnValueAllOld})
 	if err != nil {
 		return "", fmt.Errorf("put adapter %s: %w", a.Name, err)
 	}
@@ -109,10 +132,19 @@ func (st *Store) PutAdapter(ctx context.Context, a Adapter) (string, error) {
 	return "", nil
 }
 
-// LookupAdapter returns the adapter of that name, whichever workspace holds it, or NotFound.
+// LookupAdapter returns the adapter of that name, whichever workspace holds it, or NotFound; its
+// secrets are opened when the store has an opener (the adapter function's).
 func (st *Store) LookupAdapter(ctx context.Context, name string) (Adapter, error) {
 	a, _, err := st.lookupAdapter(ctx, name)
-	return a, err
+	if err != nil {
+		return Adapter{}, err
+	}
+	if st.opener != nil {
+		if err := st.openSecrets(ctx, adapterSealCtx(a.WorkspaceID, a.Name), a.Secrets); err != nil {
+			return Adapter{}, err
+		}
+	}
+	return a, nil
 }
 
 func (st *Store) lookupAdapter(ctx context.Context, name string) (Adapter, map[string]types.AttributeValue, error) {
@@ -190,7 +222,10 @@ func (st *Store) UpdateAdapter(ctx context.Context, ws, name string, change func
 			return Adapter{}, err
 		}
 		next.WorkspaceID, next.Name, next.CreatedAt, next.UpdatedAt = ws, name, cur.CreatedAt, now
-		item := adapterItem(next, rev+1)
+		item, err := st.adapterItem(ctx, next, rev+1)
+		if err != nil {
+			return Adapter{}, err
+		}
 		if slices.EqualFunc(next.Secrets, cur.Secrets, sameSecret) {
 			item["secrets"] = curItem["secrets"] // unchanged: kept as stored, not written again
 		}

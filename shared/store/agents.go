@@ -18,12 +18,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/hookgate/hookgate/shared/apierr"
+	"github.com/hookgate/hookgate/shared/seal"
 )
 
 // Agent is one named agent of a workspace: the management API creates it, the worker calls it
 // for the runs of that workspace only. Secret is its only secret (the webhook agent's whsec_
-// signing secret, or the openai agent's API key); it is written and read by encodeAgentSecret and
-// decodeAgentSecret alone, and never appears in JSON or logs.
+// signing secret, or the openai agent's API key); it is sealed as seal.KindAgentSecret when
+// written, opened only by a store with an opener (the worker's), and never appears in JSON or logs.
 type Agent struct {
 	WorkspaceID    string `json:"workspace_id"`
 	Name           string `json:"name"`
@@ -63,23 +64,14 @@ func agentKey(ws, name string) map[string]types.AttributeValue {
 
 func agentNotFound() error { return apierr.New(apierr.NotFound, "agent not found") }
 
-// encodeAgentSecret is the one place an agent's secret is written (attribute "secrets", in the
-// form every signing secret of the table has). Encryption at rest hooks in here.
-func encodeAgentSecret(item map[string]types.AttributeValue, secret string) {
-	if secret != "" {
-		item["secrets"] = encodeClearSecrets([]SigningSecret{{Value: secret}})
-	}
+func agentSealCtx(ws, name string) seal.Context {
+	return seal.Context{Workspace: ws, Kind: seal.KindAgentSecret, Item: name}
 }
 
-// decodeAgentSecret is the one place an agent's secret is read.
-func decodeAgentSecret(item map[string]types.AttributeValue) string {
-	if secs := decodeSecrets(item); len(secs) > 0 {
-		return secs[0].Value
-	}
-	return ""
-}
-
-func agentItem(a Agent, rev int64) map[string]types.AttributeValue {
+// agentItem is the agent's item. Its secret is the one place an agent's secret is written
+// (attribute "secrets", in the form of every secret of the table: sealed when the store has a
+// sealer).
+func (st *Store) agentItem(ctx context.Context, a Agent, rev int64) (map[string]types.AttributeValue, error) {
 	item := agentKey(a.WorkspaceID, a.Name)
 	item["workspace_id"], item["name"], item["type"] = s(a.WorkspaceID), s(a.Name), s(a.Type)
 	for k, v := range map[string]string{"url": a.URL, "base_url": a.BaseURL, "model": a.Model, "system": a.System} {
@@ -88,29 +80,61 @@ func agentItem(a Agent, rev int64) map[string]types.AttributeValue {
 		}
 	}
 	item["max_history"], item["timeout_seconds"] = n(int64(a.MaxHistory)), n(int64(a.TimeoutSeconds))
-	encodeAgentSecret(item, a.Secret)
+	if a.Secret != "" {
+		secs, err := st.encodeSecrets(ctx, agentSealCtx(a.WorkspaceID, a.Name), []SigningSecret{{Value: a.Secret}})
+		if err != nil {
+			return nil, err
+		}
+		item["secrets"] = secs
+	}
 	if a.Operator {
 		item["operator"] = boolAttr(true)
 	}
 	item["created_at"], item["updated_at"], item["rev"] = ts(a.CreatedAt), ts(a.UpdatedAt), n(rev)
-	return item
+	return item, nil
 }
 
+// decodeAgent reads an agent's item. Its secret is read in clear only from an item written before
+// sealing; a sealed one stays "" until openAgent opens it (HasSecret tells it is there).
 func decodeAgent(item map[string]types.AttributeValue) Agent {
 	return Agent{
 		WorkspaceID: str(item, "workspace_id"), Name: str(item, "name"), Type: str(item, "type"),
 		URL: str(item, "url"), BaseURL: str(item, "base_url"), Model: str(item, "model"), System: str(item, "system"),
 		MaxHistory: int(num(item, "max_history")), TimeoutSeconds: int(num(item, "timeout_seconds")),
-		Secret: decodeAgentSecret(item), HasSecret: item["secrets"] != nil, Operator: boolean(item, "operator"),
+		Secret: agentSecret(decodeSecrets(item)), HasSecret: item["secrets"] != nil, Operator: boolean(item, "operator"),
 		CreatedAt: tm(item, "created_at"), UpdatedAt: tm(item, "updated_at"),
 	}
+}
+
+func agentSecret(secs []SigningSecret) string {
+	if len(secs) > 0 {
+		return secs[0].Value
+	}
+	return ""
+}
+
+// openAgent opens the agent's sealed secret from its item, when the store has an opener.
+func (st *Store) openAgent(ctx context.Context, a *Agent, item map[string]types.AttributeValue) error {
+	if st.opener == nil {
+		return nil
+	}
+	secs := decodeSecrets(item)
+	if err := st.openSecrets(ctx, agentSealCtx(a.WorkspaceID, a.Name), secs); err != nil {
+		return err
+	}
+	a.Secret = agentSecret(secs)
+	return nil
 }
 
 // CreateAgent stores a new agent; a name the workspace already uses is a Conflict.
 func (st *Store) CreateAgent(ctx context.Context, a Agent) (Agent, error) {
 	now := st.now().UTC()
 	a.CreatedAt, a.UpdatedAt, a.HasSecret = now, now, a.Secret != ""
-	_, err := st.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: &st.table, Item: agentItem(a, 1), ConditionExpression: aws.String("attribute_not_exists(pk)")})
+	item, err := st.agentItem(ctx, a, 1)
+	if err != nil {
+		return Agent{}, err
+	}
+	_, err = st.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: &st.table, Item: item, ConditionExpression: aws.String("attribute_not_exists(pk)")})
 	var cf *types.ConditionalCheckFailedException
 	if errors.As(err, &cf) {
 		return Agent{}, apierr.New(apierr.Conflict, "an agent named %q exists", a.Name)
@@ -125,21 +149,27 @@ func (st *Store) CreateAgent(ctx context.Context, a Agent) (Agent, error) {
 func (st *Store) PutAgent(ctx context.Context, a Agent) error {
 	now := st.now().UTC()
 	a.CreatedAt, a.UpdatedAt = now, now
-	if _, err := st.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: &st.table, Item: agentItem(a, 1)}); err != nil {
+	item, err := st.agentItem(ctx, a, 1)
+	if err != nil {
+		return err
+	}
+	if _, err := st.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: &st.table, Item: item}); err != nil {
 		return fmt.Errorf("put agent %s: %w", a.Name, err)
 	}
 	return nil
 }
 
-// GetAgent returns an agent of the workspace, or NotFound.
+// GetAgent returns an agent of the workspace, or NotFound; its secret is opened when the store
+// has an opener (the worker's), and stays unread otherwise (HasSecret says whether it has one).
 func (st *Store) GetAgent(ctx context.Context, ws, name string) (Agent, error) {
-	a, _, err := st.getAgent(ctx, ws, name)
-	return a, err
-}
-
-func (st *Store) getAgent(ctx context.Context, ws, name string) (Agent, int64, error) {
 	a, item, err := st.getAgentItem(ctx, ws, name)
-	return a, num(item, "rev"), err
+	if err != nil {
+		return Agent{}, err
+	}
+	if err := st.openAgent(ctx, &a, item); err != nil {
+		return Agent{}, err
+	}
+	return a, nil
 }
 
 func (st *Store) getAgentItem(ctx context.Context, ws, name string) (Agent, map[string]types.AttributeValue, error) {
@@ -188,9 +218,15 @@ func (st *Store) UpdateAgent(ctx context.Context, ws, name string, change func(*
 			return Agent{}, err
 		}
 		next.WorkspaceID, next.Name, next.CreatedAt, next.UpdatedAt = ws, name, cur.CreatedAt, st.now().UTC()
-		item := agentItem(next, rev+1)
-		if next.Secret == cur.Secret && curItem["secrets"] != nil {
-			item["secrets"] = curItem["secrets"] // unchanged: kept as stored, not written again
+		item, err := st.agentItem(ctx, next, rev+1)
+		if err != nil {
+			return Agent{}, err
+		}
+		if next.Secret == "" && cur.Secret == "" && curItem["secrets"] != nil {
+			// Sealed and unchanged (a store without an opener reads a sealed secret as "", and
+			// change sets Secret only to rotate it): kept as stored. A secret read in clear,
+			// written before sealing, is sealed now.
+			item["secrets"] = curItem["secrets"]
 		}
 		next.HasSecret = item["secrets"] != nil
 		_, err = st.db.PutItem(ctx, &dynamodb.PutItemInput{
@@ -307,18 +343,4 @@ func (s *Seeder) Ensure(ctx context.Context) error {
 	}
 	s.done = true
 	return nil
-}
-
-// encodeClearSecrets writes secrets as given: agents' and adapters' secrets are not sealed yet
-// (the README's known limits say so).
-func encodeClearSecrets(secs []SigningSecret) types.AttributeValue {
-	l := make([]types.AttributeValue, len(secs))
-	for i, sec := range secs {
-		m := map[string]types.AttributeValue{"value": s(sec.Value)}
-		if sec.ExpiresAt != nil {
-			m["expires_at"] = ts(*sec.ExpiresAt)
-		}
-		l[i] = &types.AttributeValueMemberM{Value: m}
-	}
-	return &types.AttributeValueMemberL{Value: l}
 }

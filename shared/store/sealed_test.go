@@ -3,6 +3,9 @@ package store
 import (
 	"bytes"
 	"context"
+	"errors"
+	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -146,5 +149,109 @@ func TestLegacyClearSecretsAreSealedOnNextWrite(t *testing.T) {
 	}
 	if got, err := opener.GetSubscription(ctx, "ws", other.ID); err == nil {
 		t.Errorf("secrets copied from another subscription opened: %v", got.ActiveSecrets(time.Now()))
+	}
+}
+
+// Agents' and adapters' secrets are sealed when written, and opened only by a store with an
+// opener (the worker's for agents, the adapter function's for adapters): an update that leaves
+// the secret alone keeps it sealed as it was, a rotation seals the new one, a secret written in
+// clear before sealing is sealed at the next write, and a sealed value copied to another item
+// does not open there.
+func TestAgentAndAdapterSecretsAreSealed(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	cfg, err := awscfg.Load(ctx, func(k string) string {
+		return map[string]string{awscfg.EnvKMSEndpoint: emulatortest.KMS(t)}[k]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := seal.New(cfg.KMS(), emulator.LocalKeyID, time.Now)
+	legacy := newStore(t)
+	sealer, opener := legacy.WithSealer(env), legacy.WithOpener(env)
+
+	const hookSecret, apiKey = "whsec_c2VhbGVkLWFnZW50LXNlY3JldC0wMTIzNDU2Nzg5", "sk-sealed-api-key-0123456789"
+	if _, err := sealer.CreateAgent(ctx, Agent{WorkspaceID: "ws", Name: "hook", Type: "webhook", URL: "https://a.example", Secret: hookSecret}); err != nil {
+		t.Fatal(err)
+	}
+	if err := sealer.PutAgent(ctx, Agent{WorkspaceID: "ws", Name: "gpt", Type: "openai", Model: "m", Secret: apiKey, Operator: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sealer.CreateAdapter(ctx, Adapter{WorkspaceID: "ws", Name: "adp", Secrets: []SigningSecret{{Value: "adapter-secret-one"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sealer.RotateAdapterSecret(ctx, "ws", "adp", "adapter-secret-two", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	for k, secret := range map[string]string{"hook": hookSecret, "gpt": apiKey} {
+		if holds(rawItem(t, legacy, agentKey("ws", k)), secret) {
+			t.Errorf("agent %s holds its secret in clear", k)
+		}
+	}
+	for _, secret := range []string{"adapter-secret-one", "adapter-secret-two"} {
+		if holds(rawItem(t, legacy, adapterKey("adp")), secret) {
+			t.Errorf("adapter holds %q in clear", secret)
+		}
+	}
+
+	// Management reads without an opener: the secret is there, unread; a PATCH keeps it as stored.
+	closed, err := sealer.GetAgent(ctx, "ws", "hook")
+	if err != nil || closed.Secret != "" || !closed.HasSecret {
+		t.Fatalf("agent read without an opener: secret %t, has %t, %v", closed.Secret != "", closed.HasSecret, err)
+	}
+	before := rawItem(t, legacy, agentKey("ws", "hook"))["secrets"]
+	if _, err := sealer.UpdateAgent(ctx, "ws", "hook", func(a *Agent) error { a.TimeoutSeconds = 7; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if after := rawItem(t, legacy, agentKey("ws", "hook"))["secrets"]; !reflect.DeepEqual(before, after) {
+		t.Error("an update that leaves the secret alone rewrote it")
+	}
+	list, err := sealer.ListAgents(ctx, "ws")
+	if err != nil || len(list) != 2 || !list[0].HasSecret || list[0].Secret != "" || list[1].Secret != "" {
+		t.Fatalf("agents listed without an opener: %v %v", list, err)
+	}
+	if a, err := sealer.LookupAdapter(ctx, "adp"); err != nil || len(a.ActiveSecrets(time.Now())) != 0 || len(a.Secrets) != 2 {
+		t.Fatalf("adapter read without an opener: %d opened of %d, %v", len(a.ActiveSecrets(time.Now())), len(a.Secrets), err)
+	}
+
+	// The worker's and the adapter function's stores open them.
+	for k, secret := range map[string]string{"hook": hookSecret, "gpt": apiKey} {
+		if a, err := opener.GetAgent(ctx, "ws", k); err != nil || a.Secret != secret {
+			t.Errorf("agent %s opened: %t, %v", k, a.Secret == secret, err)
+		}
+	}
+	if a, err := opener.LookupAdapter(ctx, "adp"); err != nil || !slices.Equal(a.ActiveSecrets(time.Now()), []string{"adapter-secret-two", "adapter-secret-one"}) {
+		t.Errorf("adapter opened: %d secrets, %v", len(a.ActiveSecrets(time.Now())), err)
+	}
+
+	// Written in clear before sealing: read as before, sealed at the next write.
+	if _, err := legacy.CreateAgent(ctx, Agent{WorkspaceID: "ws", Name: "old", Type: "openai", Model: "m", Secret: "sk-legacy-clear-key"}); err != nil {
+		t.Fatal(err)
+	}
+	if !holds(rawItem(t, legacy, agentKey("ws", "old")), "sk-legacy-clear-key") {
+		t.Fatal("the legacy store did not write in clear")
+	}
+	if a, err := opener.GetAgent(ctx, "ws", "old"); err != nil || a.Secret != "sk-legacy-clear-key" {
+		t.Fatalf("legacy agent: %v", err)
+	}
+	if _, err := sealer.UpdateAgent(ctx, "ws", "old", func(a *Agent) error { a.Model = "m2"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if holds(rawItem(t, legacy, agentKey("ws", "old")), "sk-legacy-clear-key") {
+		t.Error("the legacy agent's secret is still in clear after its next write")
+	}
+	if a, err := opener.GetAgent(ctx, "ws", "old"); err != nil || a.Secret != "sk-legacy-clear-key" {
+		t.Errorf("legacy agent after sealing: %t, %v", a.Secret == "sk-legacy-clear-key", err)
+	}
+
+	// A sealed agent secret copied into another agent's item does not open there.
+	stolen := rawItem(t, legacy, agentKey("ws", "hook"))["secrets"]
+	item := rawItem(t, legacy, agentKey("ws", "gpt"))
+	item["secrets"] = stolen
+	if _, err := legacy.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(legacy.table), Item: item}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := opener.GetAgent(ctx, "ws", "gpt"); !errors.Is(err, seal.ErrOpen) {
+		t.Errorf("a copied sealed secret: %v, want ErrOpen", err)
 	}
 }
