@@ -110,9 +110,8 @@ test: deps bootstraps
 	$(GO) test -count=1 -run 'Allocates' ./shared/verify ./shared/outbound ./shared/manage
 	@n=$$($(GO) test -list '$(LONG_TESTS)' $(LONG_PKGS) | grep -c '^Test'); \
 	  test "$$n" -eq 4 || { echo "LONG_TESTS matches $$n tests of $(LONG_PKGS), want 4"; exit 1; }
-	@# -p 4: most packages wait on their emulators, not on the two cores.
 	export HOOKGATE_BIN_DIR=$(CURDIR)/$(LOCAL_BIN); \
-	  $(GO) test -race -count=1 -timeout 15m -p 4 -parallel 96 -skip '$(LONG_TESTS)' ./... && \
+	  $(GO) test -race -count=1 -timeout 15m -parallel 96 -skip '$(LONG_TESTS)' ./... && \
 	  $(GO) test -count=1 -timeout 10m -run '$(LONG_TESTS)' $(LONG_PKGS)
 
 # Supply chain: govulncheck reports the vulnerabilities that the code can reach, in the standard
