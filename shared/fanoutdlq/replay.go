@@ -264,7 +264,7 @@ func (r *Replayer) records(ctx context.Context, b BatchInfo) ([]events.DynamoDBE
 }
 
 // rebuild returns the events the workspaces appended in the batch's arrival window, widened by
-// arrivalSlack, as the stream records of their inserts. Events outside the batch may come too: the
+// arrivalSlack (and back by store.MaxWriteLag), as the stream records of their inserts. Events outside the batch may come too: the
 // fan-out finds their deliveries made and makes no others.
 func (r *Replayer) rebuild(ctx context.Context, b BatchInfo, workspaces []string) ([]events.DynamoDBEventRecord, error) {
 	first, err1 := time.Parse(time.RFC3339, b.ApproximateArrivalOfFirstRecord)
@@ -278,7 +278,9 @@ func (r *Replayer) rebuild(ctx context.Context, b BatchInfo, workspaces []string
 	if first.Second() == 0 && last.Second() == 0 {
 		grain = time.Minute
 	}
-	from, to := first.Add(-arrivalSlack), last.Add(grain+arrivalSlack)
+	// An event's created_at is taken before its cursor is reserved: its item arrives up to
+	// store.MaxWriteLag later (seconds, under load), so the window reaches back that far.
+	from, to := first.Add(-store.MaxWriteLag-arrivalSlack), last.Add(grain+arrivalSlack)
 	var recs []events.DynamoDBEventRecord
 	for _, ws := range workspaces {
 		evs, more, err := r.events.EventsBetween(ctx, ws, from, to, maxRebuilt-len(recs))

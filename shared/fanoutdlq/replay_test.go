@@ -208,7 +208,8 @@ func arrivalPointer(t *testing.T, first, last string, size int) string {
 }
 
 // TestReplayRebuildsFromTheEventLog: past the stream's 24 h a batch is rebuilt from the event logs
-// of the workspaces named, over its arrival window widened by the slack; without names, or when
+// of the workspaces named, over its arrival window widened by the slack and reaching back by the
+// longest an event's write may lag its created_at; without names, or when
 // fewer events than the batch held are found, the message stays.
 func TestReplayRebuildsFromTheEventLog(t *testing.T) {
 	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -227,19 +228,19 @@ func TestReplayRebuildsFromTheEventLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res != (Result{Replayed: 1, Rebuilt: 1, Records: 6, Remaining: 0}) || len(q.deleted) != 1 {
+	if res != (Result{Replayed: 1, Rebuilt: 1, Records: 24, Remaining: 0}) || len(q.deleted) != 1 {
 		t.Errorf("result %+v, deleted %v", res, q.deleted)
 	}
-	// 10:00:20 - 2 s .. 10:00:21 + 1 s + 2 s
-	if fmt.Sprint(l.calls) != "[other 10:00:18..10:00:24 w 10:00:18..10:00:24]" {
+	// 10:00:20 - 20 s (store.MaxWriteLag) - 2 s .. 10:00:21 + 1 s + 2 s
+	if fmt.Sprint(l.calls) != "[other 09:59:58..10:00:24 w 09:59:58..10:00:24]" {
 		t.Errorf("log calls %v", l.calls)
 	}
-	if fmt.Sprint(f.ids) != "[[evt_18 evt_19 evt_20 evt_21 evt_22 evt_23]]" {
+	if fmt.Sprint(f.ids) != "[[evt_00 evt_01 evt_02 evt_03 evt_04 evt_05 evt_06 evt_07 evt_08 evt_09 evt_10 evt_11 evt_12 evt_13 evt_14 evt_15 evt_16 evt_17 evt_18 evt_19 evt_20 evt_21 evt_22 evt_23]]" {
 		t.Errorf("fanned out %v", f.ids)
 	}
 
 	// A batch of more events than the named logs hold stays queued.
-	q2 := &fakeQueue{msgs: []string{arrivalPointer(t, "2026-12-06T10:00:20Z", "2026-12-06T10:00:20Z", 9)}}
+	q2 := &fakeQueue{msgs: []string{arrivalPointer(t, "2026-12-06T10:00:20Z", "2026-12-06T10:00:20Z", 99)}}
 	r2 := New(q2, "dlq", fakeStream{}, testARN, &logFanout{}, discard).WithEventLog(&fakeLog{})
 	if res, err := r2.Replay(context.Background(), Options{Workspaces: []string{"w"}}); err != nil || res.Expired != 1 || len(q2.deleted) != 0 {
 		t.Errorf("short rebuild: %+v %v, deleted %v", res, err, q2.deleted)
@@ -250,9 +251,9 @@ func TestReplayRebuildsFromTheEventLog(t *testing.T) {
 // arrivals are whole minutes (DynamoDB Local's grain).
 func TestRebuildWindow(t *testing.T) {
 	cases := map[[2]string]string{
-		{"2026-12-06T10:00:20Z", "2026-12-06T10:00:21Z"}: "w 10:00:18..10:00:24",
-		{"2026-12-06T10:00:00Z", "2026-12-06T10:00:00Z"}: "w 09:59:58..10:01:02",
-		{"2026-12-06T10:00:00Z", "2026-12-06T10:00:05Z"}: "w 09:59:58..10:00:08",
+		{"2026-12-06T10:00:20Z", "2026-12-06T10:00:21Z"}: "w 09:59:58..10:00:24",
+		{"2026-12-06T10:00:00Z", "2026-12-06T10:00:00Z"}: "w 09:59:38..10:01:02",
+		{"2026-12-06T10:00:00Z", "2026-12-06T10:00:05Z"}: "w 09:59:38..10:00:08",
 	}
 	for arrivals, want := range cases {
 		l := &fakeLog{}

@@ -85,6 +85,11 @@ func (st *Store) AppendEvent(ctx context.Context, e Event) (Event, error) {
 // a missing cursor C reserved after C, and before E.created_at + writeWindow, so C's created_at is
 // earlier than that, and C's last write lands before E.created_at + writeWindow + (staleAfter -
 // margin) = E.created_at + 51.5 s, inside GapGrace with 8.5 s to spare for clocks.
+// MaxWriteLag bounds how long after its created_at an event item can land in the table: its write
+// is sent within writeWindow, and that last attempt ends within awscfg.AttemptTimeout. A reader of
+// the stream's arrival times (the FanoutDLQ replay) widens its window by it.
+const MaxWriteLag = writeWindow + awscfg.AttemptTimeout
+
 const (
 	writeWindow = 10 * time.Second
 	staleAfter  = writeWindow + awscfg.MaxAttempts*(awscfg.AttemptTimeout+awscfg.MaxBackoff) + 5*time.Second // 46.5 s
