@@ -65,7 +65,7 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 	// The stack's Adapters parameter seeds the store (its adapters' workspaces, the default one
 	// unless named), at first use and again whenever the parameter or AdapterSecret changes.
 	seeds := adapter.Seeds(adapters)
-	sums := store.SeedSums(env.List("HOOKGATE_APPROVAL_SIGNING_KEY"), getenv("HOOKGATE_ADAPTERS")+"\x00"+getenv("HOOKGATE_ADAPTER_SECRET")+"\x00"+workspace)
+	sums := store.SeedSums(env.List("HOOKGATE_APPROVAL_SIGNING_KEY"), getenv("HOOKGATE_ADAPTERS")+"\x00"+getenv("HOOKGATE_ADAPTER_SECRET")+"\x00"+workspace+store.SeedVersion)
 	seeder := store.NewSeeder(func(ctx context.Context) error {
 		return st.SeedOnce(ctx, workspace, "adapters", sums, func(ctx context.Context) error {
 			return adapter.PutSeeds(ctx, st.PutAdapter, seeds, log)

@@ -75,7 +75,7 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 	sealed := seal.New(aws.KMS(), keyID, time.Now)
 	st := store.New(aws.DynamoDB(), table, time.Now).WithRetention(retention).WithSealer(sealed).WithOpener(sealed)
 	seeder := store.NewSeeder(func(ctx context.Context) error {
-		sums := store.SeedSums(env.List("HOOKGATE_APPROVAL_SIGNING_KEY"), getenv("HOOKGATE_AGENTS")+"\x00"+getenv("HOOKGATE_OPENAI_API_KEY"))
+		sums := store.SeedSums(env.List("HOOKGATE_APPROVAL_SIGNING_KEY"), getenv("HOOKGATE_AGENTS")+"\x00"+getenv("HOOKGATE_OPENAI_API_KEY")+store.SeedVersion)
 		return st.SeedOnce(ctx, workspace, "agents", sums, func(ctx context.Context) error {
 			return agent.PutSeeds(ctx, st.PutAgent, seeds)
 		})

@@ -38,19 +38,20 @@ type Secret struct {
 	Env      string
 	Name     string
 	Optional bool
+	MinLen   int // a value read from the store must be at least this long (the template's MinLength)
 }
 
 // Secrets are the stack-level secrets a store can hold.
 func Secrets() []Secret {
 	return []Secret{
-		{"HOOKGATE_INBOUND_SECRET", "InboundSecret", false},
-		{"HOOKGATE_INBOUND_SECRET_PREVIOUS", "InboundSecretPrevious", true},
-		{"HOOKGATE_ADAPTER_SECRET", "AdapterSecret", false},
-		{"HOOKGATE_ADMIN_API_KEY", "AdminApiKey", false},
-		{"HOOKGATE_ADMIN_API_KEY_PREVIOUS", "AdminApiKeyPrevious", true},
-		{"HOOKGATE_WIDGET_SIGNING_KEY", "WidgetSigningKey", false},
-		{"HOOKGATE_OPENAI_API_KEY", "OpenAIApiKey", true},
-		{"HOOKGATE_TELEGRAM_BOT_TOKEN", "TelegramBotToken", true},
+		{"HOOKGATE_INBOUND_SECRET", "InboundSecret", false, 16},
+		{"HOOKGATE_INBOUND_SECRET_PREVIOUS", "InboundSecretPrevious", true, 16},
+		{"HOOKGATE_ADAPTER_SECRET", "AdapterSecret", false, 16},
+		{"HOOKGATE_ADMIN_API_KEY", "AdminApiKey", false, 16},
+		{"HOOKGATE_ADMIN_API_KEY_PREVIOUS", "AdminApiKeyPrevious", true, 16},
+		{"HOOKGATE_WIDGET_SIGNING_KEY", "WidgetSigningKey", false, 16},
+		{"HOOKGATE_OPENAI_API_KEY", "OpenAIApiKey", true, 0},
+		{"HOOKGATE_TELEGRAM_BOT_TOKEN", "TelegramBotToken", true, 0},
 	}
 }
 
@@ -143,6 +144,8 @@ func Load(ctx context.Context, c Config, lookup func(string) (string, bool), fet
 			errs = append(errs, fmt.Errorf("%s: %s %s (for %s) cannot be read: %w", EnvSource, c.Source, name, s.Env, err))
 		case !found && !s.Optional:
 			errs = append(errs, fmt.Errorf("%s: %s %s (for %s) does not exist", EnvSource, c.Source, name, s.Env))
+		case found && len(v) < s.MinLen && !(s.Optional && v == ""):
+			errs = append(errs, fmt.Errorf("%s: %s %s (for %s) is shorter than %d characters", EnvSource, c.Source, name, s.Env, s.MinLen))
 		default:
 			out[s.Env] = v
 		}

@@ -105,6 +105,11 @@ func TestLoadNamesTheMissingSecret(t *testing.T) {
 	if strings.Contains(err.Error(), inbound) {
 		t.Errorf("error %q holds a secret", err)
 	}
+	// The template's MinLength checks only the placeholder: a short stored secret is refused here.
+	_, err = Load(ctx, Config{Source: SSM, Prefix: "/hg/"}, declared("HOOKGATE_INBOUND_SECRET"), FromSSM(&fakeSSM{values: map[string]string{"/hg/InboundSecret": "short-7"}}))
+	if err == nil || !strings.Contains(err.Error(), "shorter than 16") || strings.Contains(err.Error(), "short-7") {
+		t.Errorf("short secret: %v", err)
+	}
 	denied := errors.New("AccessDeniedException: not authorized to perform ssm:GetParameter")
 	_, err = Load(ctx, Config{Source: SSM, Prefix: "/hg/"}, declared("HOOKGATE_ADAPTER_SECRET"), FromSSM(&fakeSSM{err: denied}))
 	if err == nil || !strings.Contains(err.Error(), "/hg/AdapterSecret") || !errors.Is(err, denied) {

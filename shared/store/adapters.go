@@ -226,8 +226,10 @@ func (st *Store) UpdateAdapter(ctx context.Context, ws, name string, change func
 		if err != nil {
 			return Adapter{}, err
 		}
-		if slices.EqualFunc(next.Secrets, cur.Secrets, sameSecret) {
-			item["secrets"] = curItem["secrets"] // unchanged: kept as stored, not written again
+		if slices.EqualFunc(next.Secrets, cur.Secrets, sameSecret) && !slices.ContainsFunc(cur.Secrets, func(s SigningSecret) bool { return s.sealed == nil }) {
+			// Unchanged and sealed: kept as stored. Secrets written in clear before sealing are
+			// sealed now (adapterItem's encodeSecrets).
+			item["secrets"] = curItem["secrets"]
 		}
 		_, err = st.db.PutItem(ctx, &dynamodb.PutItemInput{
 			TableName: &st.table, Item: item,

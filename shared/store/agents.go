@@ -292,6 +292,10 @@ func SeedSum(key, params string) string {
 	return hex.EncodeToString(m.Sum(nil))
 }
 
+// SeedVersion ends the params a seed's digest covers: a change of how seeds are written (v1: their
+// secrets sealed) makes every stack write its seeds once more.
+const SeedVersion = "\x00seed-v1-sealed"
+
 // SeedSums are the digests of params under each of keys (the stack's approval signing keys, the
 // current one first), then under all of them joined by commas (how earlier versions keyed it).
 func SeedSums(keys []string, params string) []string {

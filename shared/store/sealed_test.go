@@ -244,6 +244,23 @@ func TestAgentAndAdapterSecretsAreSealed(t *testing.T) {
 		t.Errorf("legacy agent after sealing: %t, %v", a.Secret == "sk-legacy-clear-key", err)
 	}
 
+	// An adapter written in clear before sealing is sealed by its next update, a PATCH included.
+	if _, err := legacy.CreateAdapter(ctx, Adapter{WorkspaceID: "ws", Name: "oldadp", Secrets: []SigningSecret{{Value: "adapter-legacy-clear"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if !holds(rawItem(t, legacy, adapterKey("oldadp")), "adapter-legacy-clear") {
+		t.Fatal("the legacy store did not write the adapter in clear")
+	}
+	if _, err := sealer.UpdateAdapter(ctx, "ws", "oldadp", func(a *Adapter, _ time.Time) error { a.MaxInFlight = 3; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if holds(rawItem(t, legacy, adapterKey("oldadp")), "adapter-legacy-clear") {
+		t.Error("the legacy adapter's secret is still in clear after a PATCH")
+	}
+	if a, err := opener.LookupAdapter(ctx, "oldadp"); err != nil || !slices.Equal(a.ActiveSecrets(time.Now()), []string{"adapter-legacy-clear"}) {
+		t.Errorf("legacy adapter after sealing: %v", err)
+	}
+
 	// A sealed agent secret copied into another agent's item does not open there.
 	stolen := rawItem(t, legacy, agentKey("ws", "hook"))["secrets"]
 	item := rawItem(t, legacy, agentKey("ws", "gpt"))
