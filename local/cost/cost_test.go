@@ -68,10 +68,11 @@ func TestCostScenariosPinned(t *testing.T) {
 		}
 		// The sync call's and the stream's waits poll: their reads vary by a unit with timing. The
 		// stream reader of (e) reconnects after each window, and a window ends when events come:
-		// how the run's events fall into windows varies by one request.
-		window := 0.0
+		// how the run's events fall into windows varies by one request, and each extra window
+		// reads the thread's index again (seen: 10.5 to 12.5 read units on a loaded machine).
+		window, reads := 0.0, 1.0
 		if name == "e" {
-			window = 1
+			window, reads = 1, 3
 		}
 		for _, c := range []struct {
 			what      string
@@ -79,7 +80,7 @@ func TestCostScenariosPinned(t *testing.T) {
 			slack     float64 // units allowed above 5%
 		}{
 			{"write units", g.WriteUnits, w.WriteUnits, 0},
-			{"read units", g.ReadUnits, w.ReadUnits, 1},
+			{"read units", g.ReadUnits, w.ReadUnits, reads},
 			{"SQS requests", g.SQSRequests, w.SQSRequests, 0},
 			{"Lambda requests", g.LambdaRequests, w.LambdaRequests, window},
 			{"HTTP requests", g.HTTPRequests, w.HTTPRequests, window},
