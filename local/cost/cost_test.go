@@ -2,10 +2,10 @@ package cost_test
 
 import (
 	"context"
-	"math"
 	"encoding/json"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
