@@ -3,6 +3,7 @@ package store
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -157,7 +158,7 @@ func (st *Store) ClaimAttempt(ctx context.Context, ws, id string, attempt int, l
 // a retry, succeeded, or failed), releasing the lease. It requires the attempt number to be the
 // one claimed, so a late duplicate cannot record twice.
 func (st *Store) RecordAttempt(ctx context.Context, ws, id string, a Attempt, status string, next *time.Time) error {
-	return st.recordAttempt(ctx, ws, id, a, status, next, nil)
+	return st.recordAttempt(ctx, ws, id, a, status, next, nil, rand.Text())
 }
 
 // RecordAttemptScheduled is RecordAttempt for a retry at next that waits on the retry schedule
@@ -165,10 +166,15 @@ func (st *Store) RecordAttempt(ctx context.Context, ws, id string, a Attempt, st
 // entry are one transaction, and the delivery is marked RetryScheduled until its next attempt.
 func (st *Store) RecordAttemptScheduled(ctx context.Context, ws, id string, a Attempt, next time.Time, trace string) error {
 	entry := ScheduledDelivery{WorkspaceID: ws, DeliveryID: id, Series: a.Series, Attempt: a.Number + 1, Due: next, Trace: trace}
-	return st.recordAttempt(ctx, ws, id, a, DeliveryPending, &next, &types.Put{TableName: &st.table, Item: entry.item()})
+	return st.recordAttempt(ctx, ws, id, a, DeliveryPending, &next, &types.Put{TableName: &st.table, Item: entry.item()}, rand.Text())
 }
 
-func (st *Store) recordAttempt(ctx context.Context, ws, id string, a Attempt, status string, next *time.Time, schedule *types.Put) error {
+// recordAttempt writes the attempt as one transaction. rec names this call: it is stored on the
+// attempt's item so that a transaction the SDK sent again (its first answer lost after DynamoDB
+// applied it) is recognised as this call's own write, not refused as a duplicate's. DynamoDB makes
+// such a resend idempotent through the SDK's ClientRequestToken; DynamoDB Local does not, and a
+// resend there fails its own condition.
+func (st *Store) recordAttempt(ctx context.Context, ws, id string, a Attempt, status string, next *time.Time, schedule *types.Put, rec string) error {
 	now := st.now().UTC()
 	att := key("WS#"+ws+"#DLV#"+id, fmt.Sprintf("ATT#%04d#%04d", a.Series, a.Number))
 	att["at"] = ts(a.At)
@@ -184,6 +190,7 @@ func (st *Store) recordAttempt(ctx context.Context, ws, id string, a Attempt, st
 		att["error"] = s(a.Error)
 	}
 	att["ttl"] = n(now.Add(DeliveryRetention).Unix())
+	att["rec"] = s(rec)
 
 	set := "SET #st = :status, attempts = :next, total_attempts = total_attempts + :one, updated_at = :now, last_status_code = :code, last_error = :err"
 	vals := map[string]types.AttributeValue{
@@ -222,11 +229,22 @@ func (st *Store) recordAttempt(ctx context.Context, ws, id string, a Attempt, st
 	_, err := st.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
 	if err != nil {
 		if cancelledBy(err, 0) {
+			if st.recordedBy(ctx, att, rec) {
+				return nil
+			}
 			return apierr.New(apierr.Conflict, "attempt already recorded")
 		}
 		return fmt.Errorf("record attempt %d of delivery %s: %w", a.Number, id, err)
 	}
 	return nil
+}
+
+// recordedBy reports whether the attempt item att was written by the call named rec.
+func (st *Store) recordedBy(ctx context.Context, att map[string]types.AttributeValue, rec string) bool {
+	out, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: &st.table, Key: map[string]types.AttributeValue{"pk": att["pk"], "sk": att["sk"]}, ConsistentRead: aws.Bool(true),
+	})
+	return err == nil && str(out.Item, "rec") == rec
 }
 
 // RetryDelivery starts a new series of attempts for a failed delivery (a manual retry or a replay)

@@ -154,6 +154,35 @@ func TestRetryDeliveryRefusesAScheduledRetry(t *testing.T) {
 	}
 }
 
+// A transaction the SDK sends again after DynamoDB applied it (the first answer lost) is the same
+// call's write, not a duplicate's: it succeeds and counts once. Another call for the same attempt
+// is still refused.
+func TestRecordAttemptResentIsNotADuplicate(t *testing.T) {
+	t.Parallel()
+	st := newStore(t)
+	ctx := context.Background()
+	d := Delivery{ID: "dlv_1", WorkspaceID: "ws", SubscriptionID: "sub_1", EventID: "e", EventType: "t", Payload: json.RawMessage(`{}`)}
+	if _, _, err := st.CreateDelivery(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := st.ClaimAttempt(ctx, "ws", "dlv_1", 0, time.Minute); !ok || err != nil {
+		t.Fatalf("claim: %v %v", ok, err)
+	}
+	a := Attempt{At: time.Now(), StatusCode: 500}
+	for i := range 2 {
+		if err := st.recordAttempt(ctx, "ws", "dlv_1", a, DeliveryFailed, nil, nil, "call-1"); err != nil {
+			t.Fatalf("send %d: %v", i+1, err)
+		}
+	}
+	if err := st.recordAttempt(ctx, "ws", "dlv_1", a, DeliveryFailed, nil, nil, "call-2"); apierr.CodeOf(err) != apierr.Conflict {
+		t.Fatalf("another call for the recorded attempt: %v", err)
+	}
+	got, err := st.GetDelivery(ctx, "ws", "dlv_1")
+	if err != nil || got.TotalAttempts != 1 || got.Attempts != 1 || got.Status != DeliveryFailed {
+		t.Fatalf("after a resend: %+v %v", got, err)
+	}
+}
+
 // A manual retry keeps the delivery for another DeliveryRetention from the retry, so that the
 // table's TTL does not remove it while its new series runs.
 func TestRetryDeliveryRefreshesTheTTL(t *testing.T) {
@@ -178,7 +207,9 @@ func TestRetryDeliveryRefreshesTheTTL(t *testing.T) {
 	if got, want := ttl(), created.Add(DeliveryRetention).Unix(); got != want {
 		t.Fatalf("ttl at creation %d, want %d", got, want)
 	}
-	st.ClaimAttempt(ctx, "ws", "dlv_1", 0, time.Minute)
+	if _, ok, err := st.ClaimAttempt(ctx, "ws", "dlv_1", 0, time.Minute); !ok || err != nil {
+		t.Fatalf("claim: %v %v", ok, err)
+	}
 	if err := st.RecordAttempt(ctx, "ws", "dlv_1", Attempt{At: clk.now()}, DeliveryFailed, nil); err != nil {
 		t.Fatal(err)
 	}
