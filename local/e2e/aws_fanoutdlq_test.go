@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -40,6 +41,20 @@ func fanoutDLQStack(t *testing.T) *env {
 	}
 	if testing.Verbose() {
 		o.FunctionLog = os.Stderr
+	} else {
+		f, err := os.CreateTemp("", "fdlq-*.log")
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.FunctionLog = f
+		t.Cleanup(func() {
+			f.Close()
+			if t.Failed() {
+				t.Logf("function logs in %s", f.Name())
+			} else {
+				os.Remove(f.Name())
+			}
+		})
 	}
 	s, err := stack.Start(context.Background(), o)
 	if err != nil {
@@ -228,6 +243,61 @@ func TestFanoutDLQReplayDeliversEveryEventOnce(t *testing.T) {
 	t.Logf("%d events named by %d FanoutDLQ messages; the replay read %d stream records back", len(evs), len(ps), records)
 	if replayed != len(ps) || rebuilt != 0 || records < len(evs) {
 		t.Fatalf("replayed %d messages (%d rebuilt, %d records), want %d (none rebuilt, at least %d records)", replayed, rebuilt, records, len(ps), len(evs))
+	}
+	deliveredOnce(t, e, r, sub, evs)
+}
+
+// Past the stream's 24 h the records a pointer names are gone (here: its shard no longer exists).
+// A replay that names no workspace leaves such messages; one that names the workspace rebuilds
+// the batches from its event log over their arrival windows: every event once, FanoutDLQ empty.
+func TestFanoutDLQReplayRebuildsFromTheEventLog(t *testing.T) {
+	t.Parallel() // doc.go says which tests may: a stack of its own
+	e := fanoutDLQStack(t)
+	r, sub, evs, ps, fix := fanoutOutage(t, e)
+	fix()
+
+	// The records age out of the stream: every pointer now names a shard that is gone.
+	ctx, url := context.Background(), e.stack.Queues["FanoutDLQ"].URL
+	for {
+		out, err := e.sqs.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &url, MaxNumberOfMessages: 10, VisibilityTimeout: 30})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out.Messages) == 0 {
+			break
+		}
+		for _, m := range out.Messages {
+			p, err := fanoutdlq.Parse([]byte(aws.ToString(m.Body)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.Batch.ShardID = "shardId-00000000000000000000-00000000"
+			body, _ := json.Marshal(p)
+			if _, err := e.sqs.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: &url, MessageBody: aws.String(string(body)), DelaySeconds: 2}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.sqs.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: &url, ReceiptHandle: m.ReceiptHandle}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	waitFor(t, "the aged pointers", time.Minute, func() bool { return len(dlqPointers(t, e)) == len(ps) })
+
+	left := do(t, http.MethodPost, e.stack.URL+"/v1/admin/fanout-dlq/replay", adminHeaders(), `{"max_messages":50}`)
+	if left.status != 200 || left.body["expired"].(float64) != float64(len(ps)) || left.body["replayed"].(float64) != 0 {
+		t.Fatalf("replay without workspaces: %d %s", left.status, left.raw)
+	}
+	r.mu.Lock()
+	early := len(r.byID)
+	r.mu.Unlock()
+	if early != 0 {
+		t.Fatalf("%d events delivered by a replay that found nothing", early)
+	}
+	// The messages left return after the replay's visibility timeout (60 s).
+	waitFor(t, "the messages left to return", 2*time.Minute, func() bool { return len(dlqPointers(t, e)) == len(ps) })
+	replayed, rebuilt, records := replayAll(t, e, `{"max_messages":50,"workspaces":["default"]}`)
+	if replayed != len(ps) || rebuilt != len(ps) || records < len(evs) {
+		t.Fatalf("replayed %d messages (%d rebuilt, %d records), want %d all rebuilt (at least %d records)", replayed, rebuilt, records, len(ps), len(evs))
 	}
 	deliveredOnce(t, e, r, sub, evs)
 }

@@ -290,9 +290,13 @@ func (r *Replayer) rebuild(ctx context.Context, b BatchInfo, workspaces []string
 		if more {
 			return nil, fmt.Errorf("more than %d events in the window %s..%s", maxRebuilt, from.Format(time.RFC3339), to.Format(time.RFC3339))
 		}
-		for _, e := range evs {
+		cursors := make([]int64, len(evs))
+		for i, e := range evs {
 			recs = append(recs, insertRecord(e))
+			cursors[i] = e.Cursor
 		}
+		r.log.InfoContext(ctx, "FanoutDLQ batch rebuilt from the event log", "workspace_id", ws,
+			"from", from.Format(time.RFC3339Nano), "to", to.Format(time.RFC3339Nano), "cursors", cursors)
 	}
 	return recs, nil
 }

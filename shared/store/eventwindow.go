@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -12,7 +13,7 @@ import (
 
 // EventsBetween returns up to limit events of ws appended from `from` to `to`, both included, in
 // cursor order, and whether the window holds more. The log is keyed by cursor and append times
-// grow with cursors, so the first cursor of the window is found by a binary search (one GetItem per
+// grow with cursors, so the first cursor of the window is found by a binary search (one read per
 // step, about 30 for a billion events) and the log is read on from there: the read is bounded by
 // the window, not by the log. It only reads (the FanoutDLQ replay rebuilds a batch the stream no
 // longer holds). Cursors whose items expired (RetentionDays) count as older than the window.
@@ -24,17 +25,32 @@ func (st *Store) EventsBetween(ctx context.Context, ws string, from, to time.Tim
 	lo, hi := int64(1), last+1 // the first cursor appended at or after from is in [lo, hi]
 	for lo < hi {
 		mid := lo + (hi-lo)/2
-		out, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{
-			TableName: &st.table, Key: key(eventPK(ws), eventSK(mid)),
-			ProjectionExpression: aws.String("created_at"), ConsistentRead: aws.Bool(true),
+		// The log has holes (a cursor reserved and never written, an item expired): each step
+		// reads the first item at or after mid, not mid itself, so a hole is never taken for an
+		// event older than the window.
+		out, err := st.db.Query(ctx, &dynamodb.QueryInput{
+			TableName:              &st.table,
+			KeyConditionExpression: aws.String("pk = :pk AND sk BETWEEN :mid AND :hi"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{
+				":pk": s(eventPK(ws)), ":mid": s(eventSK(mid)), ":hi": s(eventSK(hi)),
+			},
+			ProjectionExpression: aws.String("sk, created_at"), Limit: aws.Int32(1), ConsistentRead: aws.Bool(true),
 		})
 		if err != nil {
 			return nil, false, fmt.Errorf("read event %d of %s: %w", mid, ws, err)
 		}
-		if len(out.Item) == 0 || tm(out.Item, "created_at").Before(from) {
-			lo = mid + 1
+		if len(out.Items) == 0 {
+			hi = mid // nothing in [mid, hi]: no cursor from mid on is older than the window
+			continue
+		}
+		c, err := strconv.ParseInt(str(out.Items[0], "sk"), 10, 64)
+		if err != nil {
+			return nil, false, fmt.Errorf("read event %d of %s: bad cursor %q", mid, ws, str(out.Items[0], "sk"))
+		}
+		if tm(out.Items[0], "created_at").Before(from) {
+			lo = c + 1
 		} else {
-			hi = mid
+			hi = mid // cursors mid … c-1 are holes: the answer is at or before c
 		}
 	}
 	var evs []Event
