@@ -171,6 +171,7 @@ func TestBurstEveryEventDeliveredOnce(t *testing.T) {
 	subscribe(t, e, r, `["*"]`)
 
 	const messages = 1000
+	start := time.Now()
 	sem := make(chan struct{}, 16)
 	var wg sync.WaitGroup
 	for i := range messages {
@@ -186,12 +187,15 @@ func TestBurstEveryEventDeliveredOnce(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	t.Logf("%d messages accepted in %s", messages, time.Since(start).Round(time.Millisecond))
+	accepted := time.Now()
 	want := 4 * messages // message.received, run.created, message.sent (the echo), run.completed
 	waitFor(t, fmt.Sprintf("%d events at the receiver", want), 8*time.Minute, func() bool {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		return len(r.byID) >= want
 	})
+	t.Logf("every event delivered %s after the last 202", time.Since(accepted).Round(time.Millisecond))
 	time.Sleep(time.Second)
 	r.mu.Lock()
 	defer r.mu.Unlock()
