@@ -1,0 +1,5 @@
+package cli
+
+import "errors"
+
+func errorsAs(err error, target any) bool { return errors.As(err, target) }
