@@ -34,17 +34,17 @@ func (f field) key() string { return strings.ReplaceAll(f.flag, "-", "_") }
 
 // resource is one collection of the management API and the verbs it supports.
 type resource struct {
-	name, short string
-	path        string // /v1/webhooks
-	ident       string // "id" or "name": the positional argument of show, update, …
-	columns     []string
-	workspaceQ  bool // takes ?workspace_id= (the admin key managing another workspace)
-	paginated   bool
-	create      []field
-	required    []string // create's required flags
-	update      []field  // nil: no update
-	rotate      []field
-	rotatePath  string // "" : no rotate
+	name, short             string
+	path                    string // /v1/webhooks
+	ident                   string // "id" or "name": the positional argument of show, update, …
+	columns                 []string
+	workspaceQ              bool // takes ?workspace_id= (the admin key managing another workspace)
+	paginated               bool
+	create                  []field
+	required                []string // create's required flags
+	update                  []field  // nil: no update
+	rotate                  []field
+	rotatePath              string // "" : no rotate
 	test, retire, del, show bool
 }
 
@@ -271,7 +271,9 @@ func (a *app) resourceCmd(r resource) *cobra.Command {
 	}
 	if r.test {
 		cmd.AddCommand(&cobra.Command{Use: "test " + argUse, Short: "Send a webhook.test event to this endpoint only", Args: arg,
-			RunE: func(c *cobra.Command, args []string) error { return one(c, http.MethodPost, args, "test", nil, "test queued") }})
+			RunE: func(c *cobra.Command, args []string) error {
+				return one(c, http.MethodPost, args, "test", nil, "test queued")
+			}})
 	}
 	if r.del {
 		cmd.AddCommand(&cobra.Command{Use: "delete " + argUse, Short: "Delete one of " + r.name, Args: arg,
