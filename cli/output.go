@@ -58,7 +58,7 @@ func (p printer) record(obj map[string]any, order ...string) {
 	seen := map[string]bool{}
 	keys := []string{}
 	for _, k := range order {
-		if _, ok := obj[k]; ok {
+		if _, ok := obj[k]; ok && !seen[k] {
 			keys = append(keys, k)
 			seen[k] = true
 		}

@@ -27,7 +27,7 @@ func cliDeps(t *testing.T, dir string) []string {
 
 func moduleDeps(t *testing.T, dir string, args ...string) []string {
 	t.Helper()
-	cmd := exec.Command("go", append(append([]string{"list", "-deps", "-f", "{{.ImportPath}}"}, args...))...)
+	cmd := exec.Command("go", append([]string{"list", "-deps", "-f", "{{.ImportPath}}"}, args...)...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH=arm64", "CGO_ENABLED=0", "GOFLAGS=-mod=mod")
 	var stderr bytes.Buffer
