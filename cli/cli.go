@@ -113,7 +113,7 @@ A profile file:  {"default": {"api": "https://…/", "api_key": "hgk_…", "inbo
 	pf.StringVar(&a.flags.apiKey, "api-key", "", "a workspace API key or the admin key (HOOKGATE_API_KEY)")
 	pf.StringVar(&a.flags.profile, "profile", "", "the profile of the config file (HOOKGATE_PROFILE; default \"default\")")
 	pf.StringVar(&a.flags.file, "config", "", "the config file (HOOKGATE_CONFIG; default ~/.config/hookgate/config.json)")
-	pf.StringVar(&a.flags.workspace, "workspace", "", "the workspace: of the doors send posts to, and managed with the admin key (HOOKGATE_WORKSPACE)")
+	pf.StringVar(&a.flags.workspace, "workspace", "", "the workspace whose doors send posts to (HOOKGATE_WORKSPACE); with the admin key, the workspace sources, keys, agents and adapters commands manage")
 	pf.BoolVar(&a.json, "json", false, "print JSON (one object per line) instead of tables")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 

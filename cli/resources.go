@@ -175,6 +175,14 @@ func (a *app) resourceCmd(r resource) *cobra.Command {
 		}
 		return nil
 	}
+	if !r.workspaceQ {
+		cmd.PersistentPreRunE = func(c *cobra.Command, args []string) error {
+			if a.flags.workspace != "" {
+				return usagef("%s belong to the workspace of the API key: use that workspace's key, not --workspace", r.name)
+			}
+			return c.Root().PersistentPreRunE(c, args)
+		}
+	}
 	one := func(c *cobra.Command, method string, args []string, suffix string, body any, status string) error {
 		segs := []string{r.path, args[0]}
 		if suffix != "" {
