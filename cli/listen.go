@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -37,7 +38,7 @@ func describe(err error) string {
 		return e.Error()
 	}
 	var ue *url.Error
-	if errorsAs(err, &ue) {
+	if errors.As(err, &ue) {
 		err = ue.Err
 	}
 	return err.Error()
