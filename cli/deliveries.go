@@ -64,14 +64,15 @@ func (a *app) deliveriesCmd() *cobra.Command {
 			if err := json.Unmarshal(resp.Body, &d); err != nil {
 				return err
 			}
+			var raw struct {
+				Payload json.RawMessage `json:"payload"`
+			}
+			_ = json.Unmarshal(resp.Body, &raw) // the body as sent, its keys in their order
 			attempts, _ := d["attempt_log"].([]any)
-			payload := d["payload"]
 			delete(d, "attempt_log")
 			delete(d, "payload")
 			a.out().record(d, "id", "event_id", "event_type", "status")
-			if raw, err := json.Marshal(payload); err == nil {
-				fmt.Fprintf(a.io.Stdout, "\npayload  %s\n", raw)
-			}
+			fmt.Fprintf(a.io.Stdout, "\npayload  %s\n", raw.Payload)
 			var rows []map[string]any
 			for _, at := range attempts {
 				if m, ok := at.(map[string]any); ok {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -212,6 +213,13 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
+// randomNumber is a fresh positive id of up to 48 bits, as providers number their objects.
+func randomNumber() int64 {
+	var b [8]byte
+	rand.Read(b[2:])
+	return int64(binary.BigEndian.Uint64(b[:]))
+}
+
 // sample is a body shaped like the provider's own, with fresh ids so it is never a duplicate.
 func sample(s verify.Scheme) []byte {
 	now := time.Now().Unix()
@@ -222,7 +230,8 @@ func sample(s verify.Scheme) []byte {
 			"livemode": false, "data": map[string]any{"object": map[string]any{"id": "pi_" + randomHex(12), "object": "payment_intent",
 				"amount": 2000, "currency": "usd", "status": "succeeded"}}}
 	case verify.GitHub:
-		v = map[string]any{"action": "opened", "issue": map[string]any{"number": 1, "title": "Sent by hookgate send", "state": "open"},
+		v = map[string]any{"action": "opened", "issue": map[string]any{"id": randomNumber(), "number": 1,
+			"title": "Sent by hookgate send " + randomHex(4), "state": "open"},
 			"repository": map[string]any{"full_name": "octo-org/hello-world"}, "sender": map[string]any{"login": "octocat"}}
 	case verify.Slack:
 		v = map[string]any{"type": "event_callback", "team_id": "T0001", "api_app_id": "A0001", "event_id": "Ev" + strings.ToUpper(randomHex(8)),
