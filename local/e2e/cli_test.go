@@ -303,7 +303,7 @@ func cliListen(t *testing.T, e *liveEnv, bin string) {
 	}
 }
 
-// send posts a webhook each source of the workspace accepts (202), signed for its scheme; signed
+// send posts webhooks each source of the workspace accepts (202), signed for its scheme; signed
 // with another secret it is refused (401, exit 1, the API's code) and nothing is recorded.
 func cliSend(t *testing.T, e *liveEnv, bin string) {
 	ws := uniqueWS("cli-send")
@@ -316,9 +316,11 @@ func cliSend(t *testing.T, e *liveEnv, bin string) {
 			secret = "whsec_cli_stripe_secret_0123456789"
 		}
 		c.json(t, "sources", "create", "--name", name, "--scheme", scheme, "--secret", secret)
-		r := c.json(t, "send", "webhook", "--source", name, "--scheme", scheme, "--secret", secret)[0]
-		if r["accepted"] != true {
-			t.Fatalf("send webhook %s: %v", scheme, r)
+		for range 2 { // each send is a new delivery (its sample has fresh ids), not a duplicate
+			r := c.json(t, "send", "webhook", "--source", name, "--scheme", scheme, "--secret", secret)[0]
+			if r["accepted"] != true {
+				t.Fatalf("send webhook %s: %v", scheme, r)
+			}
 		}
 		wrong := "whsec_" + base64.StdEncoding.EncodeToString([]byte("not the source's secret, no"))
 		code, out, errs := c.run(t, "send", "webhook", "--source", name, "--scheme", scheme, "--secret", wrong)
@@ -343,9 +345,9 @@ func cliSend(t *testing.T, e *liveEnv, bin string) {
 			webhooks++
 		}
 	}
-	if webhooks != len(schemes) || countType(log, "message.received") != 1 {
+	if webhooks != 2*len(schemes) || countType(log, "message.received") != 1 {
 		t.Fatalf("the log holds %d webhook events and %d messages, want %d and 1 (refused sends record nothing)",
-			webhooks, countType(log, "message.received"), len(schemes))
+			webhooks, countType(log, "message.received"), 2*len(schemes))
 	}
 }
 
