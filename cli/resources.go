@@ -121,8 +121,8 @@ func adapterFields() []field {
 }
 
 // bodyFlags declares fields as flags of cmd and returns a function building the JSON body from
-// the flags given.
-func bodyFlags(cmd *cobra.Command, fields []field) func() (map[string]any, error) {
+// the flags given (a flag not given is left out of the body).
+func bodyFlags(cmd *cobra.Command, fields []field) func() map[string]any {
 	fs := cmd.Flags()
 	for _, f := range fields {
 		switch f.kind {
@@ -136,9 +136,8 @@ func bodyFlags(cmd *cobra.Command, fields []field) func() (map[string]any, error
 			fs.String(f.flag, "", f.usage)
 		}
 	}
-	return func() (map[string]any, error) {
+	return func() map[string]any {
 		body := map[string]any{}
-		var err error
 		fs.Visit(func(fl *pflag.Flag) {
 			for _, f := range fields {
 				if f.flag != fl.Name {
@@ -160,7 +159,7 @@ func bodyFlags(cmd *cobra.Command, fields []field) func() (map[string]any, error
 				}
 			}
 		})
-		return body, err
+		return body
 	}
 }
 
@@ -228,11 +227,7 @@ func (a *app) resourceCmd(r resource) *cobra.Command {
 		_ = create.MarkFlagRequired(req)
 	}
 	create.RunE = func(c *cobra.Command, _ []string) error {
-		body, err := createBody()
-		if err != nil {
-			return err
-		}
-		resp, err := a.client().Do(c.Context(), api.Request{Method: http.MethodPost, Path: api.Path(query(), r.path), Body: body})
+		resp, err := a.client().Do(c.Context(), api.Request{Method: http.MethodPost, Path: api.Path(query(), r.path), Body: createBody()})
 		if err != nil {
 			return err
 		}
@@ -248,10 +243,7 @@ func (a *app) resourceCmd(r resource) *cobra.Command {
 		update := &cobra.Command{Use: "update " + argUse, Short: "Change one of " + r.name + " (only the flags given)", Args: arg}
 		body := bodyFlags(update, r.update)
 		update.RunE = func(c *cobra.Command, args []string) error {
-			b, err := body()
-			if err != nil {
-				return err
-			}
+			b := body()
 			if len(b) == 0 {
 				return usagef("nothing to change: give at least one flag")
 			}
@@ -263,11 +255,7 @@ func (a *app) resourceCmd(r resource) *cobra.Command {
 		rotate := &cobra.Command{Use: "rotate " + argUse, Short: "A new secret, shown only now", Args: arg}
 		body := bodyFlags(rotate, r.rotate)
 		rotate.RunE = func(c *cobra.Command, args []string) error {
-			b, err := body()
-			if err != nil {
-				return err
-			}
-			return one(c, http.MethodPost, args, r.rotatePath, b, "rotated")
+			return one(c, http.MethodPost, args, r.rotatePath, body(), "rotated")
 		}
 		cmd.AddCommand(rotate)
 	}
