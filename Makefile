@@ -43,7 +43,7 @@ define bootstrap
 	GOARCH=$(GOARCH) $(GOBUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/$(1)
 endef
 
-.PHONY: help deps bootstraps dev test vulncheck bench cost invoke openapi clean $(addprefix build-,$(FUNCTIONS))
+.PHONY: help deps bootstraps dev cli test vulncheck bench cost invoke openapi clean $(addprefix build-,$(FUNCTIONS))
 
 help:
 	@echo "make dev        run the whole gateway locally on 127.0.0.1:3000 (installs and starts the emulators)"
@@ -52,6 +52,7 @@ help:
 	@echo "make bench      benchmarks and bootstrap sizes"
 	@echo "make cost       what a webhook costs on AWS, per scenario (PIN=1 pins the units the test checks)"
 	@echo "make invoke FN=<LogicalId> EVENT=events/<file>.json   run one function on one event"
+	@echo "make cli        build the hookgate command line into .build/hookgate (or: go install ./cmd/hookgate)"
 	@echo "make openapi    write openapi.yaml as the JSON GET /openapi.json serves (after editing openapi.yaml)"
 	@echo "make clean      remove build output and local emulator data"
 
@@ -86,6 +87,11 @@ bootstraps: $(LOCAL_KMS)
 dev: deps bootstraps
 	@$(GO) build -o .build/hookgate-local ./local/cmd/hookgate-local
 	@.build/hookgate-local dev -bin $(LOCAL_BIN)
+
+# The hookgate command line (cmd/hookgate, package cli), for this machine. `go install ./cmd/hookgate`
+# puts it in $(GOBIN) instead.
+cli:
+	$(GO) build -trimpath -o .build/hookgate ./cmd/hookgate
 
 # GET /openapi.json serves openapi.yaml as JSON, compiled into WidgetAssetsFunction; local/openapi's
 # test fails when the JSON is not the YAML's.
