@@ -27,7 +27,8 @@ import (
 	"github.com/hookgate/hookgate/shared/store"
 )
 
-func TestMain(m *testing.M) { os.Exit(emulatortest.Run(m)) }
+// Three DynamoDB Locals share the stacks (emulatortest.RunSpread says why).
+func TestMain(m *testing.M) { os.Exit(emulatortest.RunSpread(m, 3)) }
 
 const (
 	inboundSecret = "test-inbound-secret-0123"

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,9 +27,16 @@ const (
 // a two-core machine.
 const startTimeout = 90 * time.Second
 
-// emulators is the one piece of package state: the emulators this test binary started.
+// maxDynamos bounds RunSpread's DynamoDB Locals.
+const maxDynamos = 4
+
+// emulators is the one piece of package state: the emulators this test binary started. Dynamo
+// hands out dynamos[0] unless RunSpread asked for more, then each in turn.
 var emulators struct {
-	dynamo, sqs, kms lazy
+	dynamos  [maxDynamos]lazy
+	spread   int
+	next     atomic.Uint32
+	sqs, kms lazy
 }
 
 // lazy starts one emulator on first use and remembers the outcome, good or bad.
@@ -93,7 +101,11 @@ func (l *lazy) stop() error {
 //	func TestMain(m *testing.M) { os.Exit(emulatortest.Run(m)) }
 func Run(m *testing.M) int {
 	code := m.Run()
-	for _, l := range []*lazy{&emulators.dynamo, &emulators.sqs, &emulators.kms} {
+	stop := []*lazy{&emulators.sqs, &emulators.kms}
+	for i := range emulators.dynamos {
+		stop = append(stop, &emulators.dynamos[i])
+	}
+	for _, l := range stop {
 		if err := l.stop(); err != nil {
 			fmt.Fprintf(os.Stderr, "emulatortest: %v\n", err)
 			if code == 0 {
@@ -104,11 +116,25 @@ func Run(m *testing.M) int {
 	return code
 }
 
+// RunSpread is Run for a package of many stacks: Dynamo hands out n DynamoDB Locals (at most 4) in
+// turn instead of one. DynamoDB Local's cost per write grows with the stream records the whole
+// process holds (about 6 times after 16,000 of them, measured; they are kept 24 hours, whatever
+// table they came from), so tables spread over n processes cost each write less than all in one.
+func RunSpread(m *testing.M, n int) int {
+	emulators.spread = min(max(n, 1), maxDynamos)
+	return Run(m)
+}
+
 // Dynamo returns the endpoint of a DynamoDB Local (in memory, shared database), started on the
-// first call in this test binary. It fails the test if the emulator cannot be started.
+// first call in this test binary (or one of RunSpread's, in turn). It fails the test if the
+// emulator cannot be started.
 func Dynamo(tb testing.TB) string {
 	tb.Helper()
-	return emulators.dynamo.get(tb, "DynamoDB Local", EnvDynamoEndpoint, func(ctx context.Context, root string) (*emulator.Process, error) {
+	i := 0
+	if emulators.spread > 1 {
+		i = int(emulators.next.Add(1)-1) % emulators.spread
+	}
+	return emulators.dynamos[i].get(tb, "DynamoDB Local", EnvDynamoEndpoint, func(ctx context.Context, root string) (*emulator.Process, error) {
 		return emulator.StartDynamo(ctx, emulator.DynamoOptions{Root: root})
 	})
 }
