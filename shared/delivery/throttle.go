@@ -1,0 +1,212 @@
+package delivery
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hookgate/hookgate/shared/ids"
+	"github.com/hookgate/hookgate/shared/outbound"
+	"github.com/hookgate/hookgate/shared/queue"
+	"github.com/hookgate/hookgate/shared/store"
+)
+
+// Limiter is the part of the store that enforces a subscription's limits and circuit breaker
+// across every delivery process.
+type Limiter interface {
+	ReservePace(ctx context.Context, p store.Pace, ref time.Time, horizon time.Duration) (time.Time, bool, error)
+	TakeInFlight(ctx context.Context, ws, sub string, size int, holder string, lease time.Duration) (store.SlotRef, error)
+	ReleaseInFlight(ctx context.Context, ref store.SlotRef, holder string) error
+	ReleaseClaim(ctx context.Context, ws, id string, attempt int) error
+	CountOutcome(ctx context.Context, ws, id string, failed bool, now time.Time, window time.Duration) (float64, float64, error)
+	WatchCircuit(ctx context.Context, ws, id string, until time.Time) error
+	OpenCircuit(ctx context.Context, ws, id string, now, probeAt time.Time) (store.Circuit, bool, error)
+	ProbeCircuit(ctx context.Context, ws, id string, now time.Time, lease time.Duration) (bool, error)
+	CloseCircuit(ctx context.Context, ws, id string) (store.Circuit, bool, error)
+	ReopenCircuit(ctx context.Context, ws, id string, probeAt time.Time) error
+}
+
+// CircuitConfig is the circuit breaker of every subscription: it opens when, in the rolling
+// Window, at least MinAttempts attempts were made and FailurePercent of them failed; it lets one
+// probe through after Cooldown. FailurePercent 0 turns it off.
+type CircuitConfig struct {
+	FailurePercent int
+	MinAttempts    int
+	Window         time.Duration
+	Cooldown       time.Duration
+}
+
+// DefaultCircuit is the circuit breaker's default: ≥ 70% of ≥ 10 attempts in a minute, a minute's
+// cool-down.
+var DefaultCircuit = CircuitConfig{FailurePercent: 70, MinAttempts: 10, Window: time.Minute, Cooldown: time.Minute}
+
+// Events of the circuit breaker.
+const (
+	EventCircuitOpened = "endpoint.circuit_opened"
+	EventCircuitClosed = "endpoint.circuit_closed"
+)
+
+// Waits of deferred attempts (none is an attempt: the claim is given back).
+const (
+	// spinWait is the longest wait an attempt makes in its process rather than in the queue; a
+	// message re-queued for a wait arrives up to spinWait early and waits the rest here, so that
+	// SQS's whole-second delays and its polling do not blur a paced send.
+	spinWait = 1500 * time.Millisecond
+	// busyWait is how long an attempt waits for a slot of max_in_flight, or for a probe's result.
+	busyWait = 2 * time.Second
+)
+
+// gate is what the limits and the circuit decided for one attempt.
+type gate struct {
+	wait  time.Duration // > 0: defer the attempt this long
+	paced bool          // the deferred attempt holds a rate slot at now+wait
+	probe bool          // the attempt is its open circuit's probe
+	slot  store.SlotRef // the max_in_flight slot it holds
+}
+
+// admit decides whether the claimed attempt of d to sub goes now. It waits in the process up to
+// spinWait; longer waits are a deferral.
+func (h *Handler) admit(ctx context.Context, m queue.Delivery, d store.Delivery, sub store.Subscription) (gate, error) {
+	var g gate
+	now := h.now()
+	if c := sub.Circuit; h.cfg.Circuit.FailurePercent > 0 && c.State != store.CircuitClosed && c.State != "" {
+		if c.State == store.CircuitOpen && c.Until.After(now) {
+			// Spread the backlog's return over a fifth of the cool-down past the probe time.
+			return gate{wait: c.Until.Sub(now) + time.Duration(h.rand()*float64(h.cfg.Circuit.Cooldown)*outbound.Jitter)}, nil
+		}
+		ok, err := h.limits.ProbeCircuit(ctx, sub.WorkspaceID, sub.ID, now, h.cfg.Lease)
+		if err != nil {
+			return g, err
+		}
+		if !ok {
+			return gate{wait: outbound.Jittered(busyWait, h.rand())}, nil
+		}
+		g.probe = true
+	}
+	if rl := sub.RateLimit; rl != nil && !m.Paced && !g.probe {
+		horizon := time.Duration(0)
+		if m.Requeues < h.cfg.MaxRequeues {
+			horizon = h.step() // one more hop of this chain can make the wait
+		}
+		at, ok, err := h.limits.ReservePace(ctx, store.RatePace(sub.WorkspaceID, sub.ID, rl.PerSecond, rl.Burst), now, horizon+spinWait)
+		if err != nil {
+			return g, err
+		}
+		switch wait := at.Sub(now); {
+		case !ok:
+			return gate{wait: max(wait, busyWait)}, nil
+		case wait > spinWait:
+			return gate{wait: wait, paced: true}, nil
+		case wait > 0:
+			if err := h.cfg.Sleep(ctx, wait); err != nil {
+				return g, err
+			}
+		}
+	}
+	if sub.MaxInFlight > 0 {
+		ref, err := h.limits.TakeInFlight(ctx, sub.WorkspaceID, sub.ID, sub.MaxInFlight, holder(d), h.cfg.Lease)
+		if err != nil {
+			return g, err
+		}
+		if ref.IsZero() {
+			// Keep a rate slot taken: the wait is the in-flight bound's, not the rate's.
+			return gate{wait: outbound.Jittered(busyWait, h.rand()), paced: sub.RateLimit != nil}, nil
+		}
+		g.slot = ref
+	}
+	return g, nil
+}
+
+// holder names one attempt of a delivery as the holder of a max_in_flight slot.
+func holder(d store.Delivery) string { return fmt.Sprintf("%s#%d#%d", d.ID, d.Series, d.Attempts) }
+
+// defer gives back the claim of m's attempt and queues it again for after g.wait: not an attempt,
+// so the schedule and the failure counts do not move.
+func (h *Handler) deferAttempt(ctx context.Context, m queue.Delivery, d store.Delivery, g gate) error {
+	if err := h.limits.ReleaseClaim(ctx, d.WorkspaceID, d.ID, m.Attempt); err != nil {
+		return err
+	}
+	h.log.DebugContext(ctx, "attempt deferred by the subscription's limits or circuit", "delivery_id", d.ID, "wait", g.wait.String())
+	m.NotBefore, m.Paced = h.now().Add(g.wait), g.paced
+	return h.requeue(ctx, m, g.wait)
+}
+
+// countOutcome feeds the attempt's outcome to the subscription's circuit breaker: it opens the
+// circuit when the window's failures reach the threshold, and a probe's outcome closes or reopens it.
+// A healthy endpoint costs nothing: successes count only in the window after a failure.
+func (h *Handler) countOutcome(ctx context.Context, sub store.Subscription, g gate, res outbound.Result) error {
+	cc := h.cfg.Circuit
+	if cc.FailurePercent <= 0 {
+		return nil
+	}
+	now, failed := h.now(), !res.Success()
+	watching := sub.Circuit.WatchUntil.After(now)
+	if !failed && !watching && !g.probe {
+		return nil
+	}
+	if failed && !watching {
+		if err := h.limits.WatchCircuit(ctx, sub.WorkspaceID, sub.ID, now.Add(cc.Window)); err != nil {
+			return err
+		}
+	}
+	attempts, failures, err := h.limits.CountOutcome(ctx, sub.WorkspaceID, sub.ID, failed, now, cc.Window)
+	if err != nil {
+		return err
+	}
+	switch {
+	case g.probe && !failed:
+		c, closed, err := h.limits.CloseCircuit(ctx, sub.WorkspaceID, sub.ID)
+		if err != nil || !closed {
+			return err
+		}
+		h.log.InfoContext(ctx, "probe succeeded: circuit closed", "subscription_id", sub.ID)
+		return h.circuitEvent(ctx, sub, EventCircuitClosed, c, map[string]any{"opened_at": c.Since.Format(time.RFC3339Nano)})
+	case g.probe:
+		return h.limits.ReopenCircuit(ctx, sub.WorkspaceID, sub.ID, now.Add(cc.Cooldown))
+	case failed && attempts >= float64(cc.MinAttempts) && failures*100 >= float64(cc.FailurePercent)*attempts:
+		c, opened, err := h.limits.OpenCircuit(ctx, sub.WorkspaceID, sub.ID, now, now.Add(cc.Cooldown))
+		if err != nil || c.State != store.CircuitOpen {
+			return err
+		}
+		if opened {
+			h.log.WarnContext(ctx, "endpoint failing: circuit opened", "subscription_id", sub.ID, "attempts", attempts, "failures", failures)
+		}
+		// Appended again by a later failure if this call's append was lost: its id is the opening's.
+		return h.circuitEvent(ctx, sub, EventCircuitOpened, c, map[string]any{
+			"next_probe_at": c.Until.Format(time.RFC3339Nano), "window_seconds": int(cc.Window / time.Second),
+			"failure_percent": cc.FailurePercent, "min_attempts": cc.MinAttempts,
+		})
+	}
+	return nil
+}
+
+// circuitEvent records a change of sub's circuit, with an id derived from the opening it is about.
+func (h *Handler) circuitEvent(ctx context.Context, sub store.Subscription, typ string, c store.Circuit, data map[string]any) error {
+	data["subscription_id"], data["origin"] = sub.ID, Origin(sub.URL)
+	return h.appendEvent(ctx, sub.WorkspaceID, ids.Derive("evt", sub.WorkspaceID, sub.ID, fmt.Sprint(c.Seq), typ), typ, data)
+}
+
+// retryAt spaces the retries of one subscription's schedule step by RetrySpacing across every
+// process: the retry due at due goes at the step's first free slot from due on.
+func (h *Handler) retryAt(ctx context.Context, d store.Delivery, due time.Time) (time.Time, error) {
+	if h.cfg.RetrySpacing <= 0 || d.SubscriptionID == "" || d.Target != "" {
+		return due, nil
+	}
+	at, _, err := h.limits.ReservePace(ctx, store.RetryPace(d.WorkspaceID, d.SubscriptionID, d.Attempts+1, h.cfg.RetrySpacing), due, outbound.MaxScheduleDelay)
+	if err != nil {
+		h.log.WarnContext(ctx, "retry spacing unavailable; the retry keeps its jittered time", "delivery_id", d.ID, "err", err)
+		return due, nil
+	}
+	return at, nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
