@@ -62,9 +62,9 @@ type Config struct {
 	Rand func() float64
 	// Sleep waits in the process (the last moments of a wait; see spinWait); nil sleeps on the
 	// real clock. Tests give their fake clock's.
-	Sleep func(ctx context.Context, d time.Duration) error
-	Lease         time.Duration // how long one attempt may hold a delivery (above the HTTP timeout)
-	DisableAfter  int           // consecutive exhausted deliveries that disable a subscription; 0 never
+	Sleep        func(ctx context.Context, d time.Duration) error
+	Lease        time.Duration // how long one attempt may hold a delivery (above the HTTP timeout)
+	DisableAfter int           // consecutive exhausted deliveries that disable a subscription; 0 never
 
 	// MaxQueueDelay is the longest wait one queue message makes (SQS's 15 minutes; tests shorten
 	// it to compress time). A longer wait through the queue is a chain of hops.

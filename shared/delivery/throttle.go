@@ -3,6 +3,8 @@ package delivery
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hookgate/hookgate/shared/ids"
@@ -209,4 +211,30 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// ParseCircuit reads the circuit breaker's setting: "off", or "percent,min_attempts,window_seconds,
+// cooldown_seconds" ("70,10,60,60" is DefaultCircuit).
+func ParseCircuit(s string) (CircuitConfig, error) {
+	s = strings.TrimSpace(s)
+	if s == "off" {
+		return CircuitConfig{}, nil
+	}
+	parts := strings.Split(s, ",")
+	bad := fmt.Errorf("circuit breaker %q: want off or percent,min_attempts,window_seconds,cooldown_seconds (e.g. 70,10,60,60)", s)
+	if len(parts) != 4 {
+		return CircuitConfig{}, bad
+	}
+	var v [4]int
+	for i, p := range parts {
+		n, err := strconv.Atoi(strings.TrimSpace(p))
+		if err != nil {
+			return CircuitConfig{}, bad
+		}
+		v[i] = n
+	}
+	if v[0] < 1 || v[0] > 100 || v[1] < 1 || v[1] > 10000 || v[2] < 1 || v[2] > 3600 || v[3] < 1 || v[3] > 86400 {
+		return CircuitConfig{}, bad
+	}
+	return CircuitConfig{FailurePercent: v[0], MinAttempts: v[1], Window: time.Duration(v[2]) * time.Second, Cooldown: time.Duration(v[3]) * time.Second}, nil
 }
