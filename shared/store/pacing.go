@@ -86,7 +86,7 @@ func (st *Store) ReservePace(ctx context.Context, p Pace, ref time.Time, horizon
 			},
 		})
 		if err == nil {
-			return ref, true, nil
+			return time.UnixMilli(r), true, nil
 		}
 		if !errors.As(err, &cf) {
 			return time.Time{}, false, fmt.Errorf("reserve %s %s: %w", p.PK, p.SK, err)
