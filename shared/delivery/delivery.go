@@ -190,12 +190,9 @@ func (h *Handler) process(ctx context.Context, rec events.SQSMessage, subs *subC
 	m.Trace, ctx = p.String(), trace.NewContext(ctx, p)
 	now := h.now()
 	if wait := m.NotBefore.Sub(now); wait > spinWait {
-		// Early: one more hop, or the retry schedule.
+		// Early: one more hop, or the retry schedule. A little early (a message sent to arrive
+		// just before its time, see queueDelay) waits the rest right before it is sent.
 		return h.requeue(ctx, m, wait)
-	} else if wait > 0 {
-		if err := h.cfg.Sleep(ctx, wait); err != nil {
-			return err
-		}
 	}
 	d, claimed, err := h.store.ClaimAttempt(ctx, m.WorkspaceID, m.DeliveryID, m.Attempt, h.cfg.Lease)
 	if err != nil && apierr.CodeOf(err) == apierr.NotFound {
@@ -315,6 +312,13 @@ func (h *Handler) attempt(ctx context.Context, m queue.Delivery, d store.Deliver
 				h.log.WarnContext(ctx, "max_in_flight slot not released; its lease frees it", "delivery_id", d.ID, "err", err)
 			}
 		}()
+	}
+	if wait := m.NotBefore.Sub(h.now()); wait > 0 {
+		if err := h.cfg.Sleep(ctx, wait); err != nil {
+			return err
+		}
+	}
+	if t.sub != nil || m.NotBefore.After(now) {
 		now = h.now()
 		att.At = now
 	}

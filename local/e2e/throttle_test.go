@@ -1,0 +1,172 @@
+package e2e_test
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Tests of issue 15's delivery that respects its receivers: per-subscription rate limits and
+// max_in_flight, jittered and spaced retries, the circuit breaker. Each starts a stack of its own.
+
+// arrivals records when each distinct event first reached a receiver.
+type arrivals struct {
+	mu sync.Mutex
+	at map[string]time.Time
+}
+
+func recordArrivals(t *testing.T, r *receiver) *arrivals {
+	a := &arrivals{at: map[string]time.Time{}}
+	done := make(chan struct{})
+	t.Cleanup(func() { close(done) })
+	go func() {
+		for {
+			select {
+			case id := <-r.received:
+				now := time.Now()
+				a.mu.Lock()
+				if _, ok := a.at[id]; !ok {
+					a.at[id] = now
+				}
+				a.mu.Unlock()
+			case <-done:
+				return
+			}
+		}
+	}()
+	return a
+}
+
+func (a *arrivals) sorted() []time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]time.Time, 0, len(a.at))
+	for _, t := range a.at {
+		out = append(out, t)
+	}
+	slices.SortFunc(out, func(x, y time.Time) int { return x.Compare(y) })
+	return out
+}
+
+func (a *arrivals) count() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.at)
+}
+
+// subscribeWith creates a subscription with extra fields (a JSON fragment) for r.
+func subscribeWith(t *testing.T, e *env, r *receiver, events, extra string) string {
+	t.Helper()
+	resp := do(t, http.MethodPost, e.stack.URL+"/v1/webhooks", adminHeaders(), fmt.Sprintf(`{"url":%q,"events":%s,%s}`, r.srv.URL+"/hook", events, extra))
+	if resp.status != 201 {
+		t.Fatalf("create subscription: %d %s", resp.status, resp.raw)
+	}
+	r.mu.Lock()
+	r.secret, _ = resp.body["secret"].(string)
+	r.mu.Unlock()
+	return resp.body["id"].(string)
+}
+
+// testSends queues n webhook.test events to subscription sub, 16 at a time, and returns when the
+// last was accepted.
+func testSends(t *testing.T, e *env, sub string, n int) time.Time {
+	t.Helper()
+	sem := make(chan struct{}, 16)
+	var wg sync.WaitGroup
+	for i := range n {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if resp := do(t, http.MethodPost, e.stack.URL+"/v1/webhooks/"+sub+"/test", adminHeaders(), ""); resp.status != 202 {
+				t.Errorf("test send %d: %d %s", i, resp.status, resp.raw)
+			}
+		})
+	}
+	wg.Wait()
+	return time.Now()
+}
+
+// A burst of 1,000 events to an endpoint limited to 10 a second (burst 10) arrives at 10/s ± 10%,
+// measured at the receiver, each exactly once; meanwhile an endpoint with max_in_flight 2 and a
+// slow receiver never has more than 2 requests open. The rate test waits about 100 s (most of it
+// idle: the stack's processes sleep between paced sends).
+func TestThrottleBurstArrivesAtTheRateLimit(t *testing.T) {
+	t.Parallel() // a stack of its own (doc.go)
+	e, err := startOwnStack(t, "throttle", 30*time.Second, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.stack.Close()
+
+	r := newReceiver(t, func(string, int) int { return http.StatusNoContent })
+	got := recordArrivals(t, r)
+	sub := subscribeWith(t, e, r, `["webhook.test"]`, `"rate_limit":{"per_second":10,"burst":10}`)
+	view := do(t, http.MethodGet, e.stack.URL+"/v1/webhooks/"+sub, adminHeaders(), "")
+	if rl, _ := view.body["rate_limit"].(map[string]any); rl["per_second"] != float64(10) || rl["burst"] != float64(10) || view.body["max_in_flight"] != nil {
+		t.Fatalf("view %s", view.raw)
+	}
+
+	// The concurrency bound, on a second endpoint that takes 300 ms per request.
+	var open, peak atomic.Int32
+	slow := newReceiver(t, func(string, int) int { return http.StatusNoContent })
+	inner := slow.srv.Config.Handler
+	slow.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		n := open.Add(1)
+		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		}
+		time.Sleep(300 * time.Millisecond)
+		inner.ServeHTTP(w, req)
+		open.Add(-1)
+	})
+	slowSub := subscribeWith(t, e, slow, `["webhook.test"]`, `"max_in_flight":2`)
+	go testSends(t, e, slowSub, 30)
+
+	const events = 1000
+	start := time.Now()
+	sent := testSends(t, e, sub, events)
+	t.Logf("1,000 test sends accepted in %v (the limit, not the supply, must set the pace: over 10/s)", sent.Sub(start).Round(time.Millisecond))
+	waitFor(t, "1,000 events at the receiver", 6*time.Minute, func() bool { return got.count() >= events })
+	waitFor(t, "30 events at the slow receiver", 2*time.Minute, func() bool {
+		slow.mu.Lock()
+		defer slow.mu.Unlock()
+		return len(slow.byID) >= 30
+	})
+	time.Sleep(2 * time.Second) // any duplicate would arrive by now
+
+	at := got.sorted()
+	// The burst goes at once; from then on, one each 100 ms.
+	const burst = 10
+	span := at[len(at)-1].Sub(at[burst-1])
+	rate := float64(len(at)-burst) / span.Seconds()
+	t.Logf("%d events: first %v after the first send, steady rate %.2f/s over %v", len(at), at[0].Sub(start).Round(time.Millisecond), rate, span.Round(time.Millisecond))
+	if rate < 9 || rate > 11 {
+		t.Fatalf("arrived at %.2f/s, want 10/s ± 10%%", rate)
+	}
+	if sent.Sub(start) > span/2 {
+		t.Fatalf("the sends took %v: the supply, not the limit, set the pace", sent.Sub(start))
+	}
+	r.mu.Lock()
+	for id, n := range r.byID {
+		if n != 1 {
+			t.Errorf("event %s arrived %d times", id, n)
+		}
+	}
+	distinct := len(r.byID)
+	r.mu.Unlock()
+	if distinct != events {
+		t.Fatalf("%d distinct events, want %d", distinct, events)
+	}
+	if p := peak.Load(); p > 2 || p < 1 {
+		t.Fatalf("max_in_flight 2: %d requests open at once", p)
+	}
+	// No attempt was spent waiting: each delivery made exactly one.
+	for _, d := range deliveries(t, e, sub, "") {
+		if d["attempts"] != float64(1) || d["status"] != "succeeded" {
+			t.Fatalf("delivery %v", d)
+		}
+	}
+}
