@@ -1,6 +1,7 @@
 package e2e_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -168,5 +169,140 @@ func TestThrottleBurstArrivesAtTheRateLimit(t *testing.T) {
 		if d["attempts"] != float64(1) || d["status"] != "succeeded" {
 			t.Fatalf("delivery %v", d)
 		}
+	}
+}
+
+// 100 deliveries to one endpoint fail at once; their retries, on a "5 s" schedule step, are
+// jittered and spaced on the endpoint's retry lane: no two arrive in the same 100 ms window, each
+// at least 4 s (5 s - 20%) after its failure, and every event arrives.
+func TestRetriesOfAnOutageDoNotStampede(t *testing.T) {
+	t.Parallel() // a stack of its own (doc.go)
+	e, err := startStack(t, "spread", 30*time.Second, map[string]string{"DeliverySchedule": "0s,5s"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.stack.Close()
+	var (
+		mu      sync.Mutex
+		tries   = map[string]int{}
+		failed  = map[string]time.Time{}
+		retried = map[string]time.Time{}
+	)
+	r := newReceiver(t, func(id string, _ int) int {
+		mu.Lock()
+		defer mu.Unlock()
+		tries[id]++
+		if tries[id] == 1 {
+			failed[id] = time.Now()
+			return http.StatusInternalServerError
+		}
+		if _, ok := retried[id]; !ok {
+			retried[id] = time.Now()
+		}
+		return http.StatusNoContent
+	})
+	sub := subscribeWith(t, e, r, `["webhook.test"]`, `"description":"spread"`)
+	const events = 100
+	testSends(t, e, sub, events)
+	waitFor(t, "100 retried events at the receiver", 5*time.Minute, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(retried) >= events
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	windows := map[int64]string{}
+	var first, last time.Time
+	for id, at := range retried {
+		w := at.UnixMilli() / 100
+		if other, ok := windows[w]; ok {
+			t.Errorf("retries of %s and %s in the same 100 ms window", other, id)
+		}
+		windows[w] = id
+		if wait := at.Sub(failed[id]); wait < 4*time.Second {
+			t.Errorf("event %s retried %v after its failure, under 5 s - 20%%", id, wait)
+		}
+		if first.IsZero() || at.Before(first) {
+			first = at
+		}
+		last = max(last, at)
+	}
+	t.Logf("%d retries spread over %v", len(retried), last.Sub(first).Round(time.Millisecond))
+	for id, n := range tries {
+		if n != 2 {
+			t.Errorf("event %s: %d attempts, want 2", id, n)
+		}
+	}
+}
+
+// An endpoint that fails (≥ 70% of ≥ 10 attempts in the window) has its circuit opened: its
+// deliveries wait without spending attempts while probes go each cool-down (3 s here); once it
+// answers again a probe closes the circuit and the backlog drains. Both changes are events, and
+// the subscription's view shows the state.
+func TestCircuitOpensProbesAndCloses(t *testing.T) {
+	t.Parallel() // a stack of its own (doc.go)
+	e, err := startStack(t, "circuit", time.Second, map[string]string{
+		"DeliveryCircuitBreaker": "70,10,60,3", "DeliverySchedule": "0s,1s,1s,1s,1s,1s,1s,1s",
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.stack.Close()
+	var down atomic.Bool
+	var requests atomic.Int32
+	down.Store(true)
+	r := newReceiver(t, func(string, int) int {
+		requests.Add(1)
+		if down.Load() {
+			return http.StatusInternalServerError
+		}
+		return http.StatusNoContent
+	})
+	sub := subscribeWith(t, e, r, `["webhook.test"]`, `"description":"circuit"`)
+	const events = 12
+	testSends(t, e, sub, events)
+
+	circuit := func() map[string]any {
+		v := do(t, http.MethodGet, e.stack.URL+"/v1/webhooks/"+sub, adminHeaders(), "")
+		c, _ := v.body["circuit"].(map[string]any)
+		return c
+	}
+	waitFor(t, "the circuit to open", 2*time.Minute, func() bool { return circuit()["state"] != "closed" })
+	if c := circuit(); c["opened_at"] == nil {
+		t.Fatalf("open circuit without opened_at: %v", c)
+	}
+	waitFor(t, "endpoint.circuit_opened in the log", time.Minute, func() bool { return len(eventsAbout(t, e, sub)["endpoint.circuit_opened"]) == 1 })
+
+	// While it is open only probes reach the endpoint: at most one per 3 s cool-down (and the few
+	// attempts that were already on their way when it opened).
+	before := requests.Load()
+	time.Sleep(9 * time.Second)
+	if n := requests.Load() - before; n > 5 {
+		t.Fatalf("%d requests in 9 s of an open circuit", n)
+	}
+	if pending := deliveries(t, e, sub, "pending"); len(pending) == 0 {
+		t.Fatal("no delivery is waiting: the open circuit spent their attempts")
+	}
+
+	down.Store(false)
+	waitFor(t, "the circuit to close and the backlog to drain", 2*time.Minute, func() bool {
+		r.mu.Lock()
+		n := len(r.byID)
+		r.mu.Unlock()
+		return circuit()["state"] == "closed" && n+len(deliveries(t, e, sub, "failed")) == events
+	})
+	about := eventsAbout(t, e, sub)
+	if len(about["endpoint.circuit_opened"]) != 1 || len(about["endpoint.circuit_closed"]) != 1 {
+		t.Fatalf("circuit events %v", about)
+	}
+	var closed map[string]any
+	_ = json.Unmarshal(about["endpoint.circuit_closed"][0].Data, &closed)
+	if closed["subscription_id"] != sub || closed["opened_at"] == nil {
+		t.Fatalf("endpoint.circuit_closed %s", about["endpoint.circuit_closed"][0].Data)
+	}
+	// Waiting counted no failed delivery: only those exhausted before the circuit opened can have.
+	v := do(t, http.MethodGet, e.stack.URL+"/v1/webhooks/"+sub, adminHeaders(), "")
+	if f := v.body["consecutive_failures"].(float64); int(f) > len(deliveries(t, e, sub, "failed")) || v.body["status"] != "active" {
+		t.Fatalf("view %s", v.raw)
 	}
 }
