@@ -137,8 +137,7 @@ func (l *limitedStore) ReservePace(_ context.Context, _ store.Pace, ref time.Tim
 }
 
 func (l *limitedStore) TakeInFlight(_ context.Context, _, _ string, _ int, holder string, _ time.Duration) (store.SlotRef, error) {
-	l.wait() // the query of free slots
-	l.wait() // the put of one
+	l.wait() // the put of a free slot (the store tries one at random first)
 	return store.SlotRef{PK: "p", SK: holder}, nil
 }
 
@@ -180,7 +179,9 @@ func benchLimits(b *testing.B, rtt time.Duration) {
 		}
 		c := outbound.NewClient(outbound.ClientOptions{AllowPrivate: true})
 		defer c.CloseIdleConnections()
-		post := func(ctx context.Context, r outbound.Request) outbound.Result { return outbound.Post(ctx, c, UserAgent, r) }
+		post := func(ctx context.Context, r outbound.Request) outbound.Result {
+			return outbound.Post(ctx, c, UserAgent, r)
+		}
 		h := New(Config{Schedule: s, Lease: time.Minute, Circuit: DefaultCircuit}, st, &fakeQueue{}, post, slog.New(slog.DiscardHandler), time.Now)
 		b.ReportAllocs()
 		for b.Loop() {

@@ -307,14 +307,10 @@ func (h *Handler) attempt(ctx context.Context, m queue.Delivery, d store.Deliver
 		if g.wait > 0 {
 			return h.deferAttempt(ctx, m, d, g)
 		}
-		defer func() {
-			if err := h.limits.ReleaseInFlight(context.WithoutCancel(ctx), g.slot, holder(d)); err != nil {
-				h.log.WarnContext(ctx, "max_in_flight slot not released; its lease frees it", "delivery_id", d.ID, "err", err)
-			}
-		}()
 	}
 	if wait := m.NotBefore.Sub(h.now()); wait > 0 {
 		if err := h.cfg.Sleep(ctx, wait); err != nil {
+			h.releaseSlot(ctx, g.slot, d)
 			return err
 		}
 	}
@@ -327,6 +323,12 @@ func (h *Handler) attempt(ctx context.Context, m queue.Delivery, d store.Deliver
 		res = h.cfg.Telegram(ctx, d.WorkspaceID, d.Payload)
 	} else {
 		res = h.post(ctx, outbound.Request{URL: t.url, MsgID: d.EventID, Body: d.Payload, Signer: t.signer, Now: now, Trace: trace.Outgoing(ctx)})
+	}
+	if !g.slot.IsZero() {
+		// The request is over: its max_in_flight slot is freed alongside the attempt's record.
+		released := make(chan struct{})
+		go func() { defer close(released); h.releaseSlot(ctx, g.slot, d) }()
+		defer func() { <-released }()
 	}
 	h.metrics.Millis(metrics.AttemptLatency, res.Latency, "Target", tgt)
 	att.StatusCode, att.LatencyMS, att.ResponseSnippet, att.Error = res.StatusCode, res.Latency.Milliseconds(), res.ResponseSnippet, res.Err

@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -85,38 +86,67 @@ func (h *Handler) admit(ctx context.Context, m queue.Delivery, d store.Delivery,
 		}
 		g.probe = true
 	}
-	if rl := sub.RateLimit; rl != nil && !m.Paced && !g.probe {
+	pace := sub.RateLimit != nil && !m.Paced && !g.probe
+	// The rate lane and the concurrency slot are asked for at once: one round trip, not two.
+	var (
+		at      time.Time
+		ok      bool
+		paceErr error
+		done    = make(chan struct{})
+	)
+	if pace {
 		horizon := time.Duration(0)
 		if m.Requeues < h.cfg.MaxRequeues {
 			horizon = h.step() // one more hop of this chain can make the wait
 		}
-		at, ok, err := h.limits.ReservePace(ctx, store.RatePace(sub.WorkspaceID, sub.ID, rl.PerSecond, rl.Burst), now, horizon+spinWait)
-		if err != nil {
-			return g, err
-		}
+		rl := sub.RateLimit
+		go func() {
+			defer close(done)
+			at, ok, paceErr = h.limits.ReservePace(ctx, store.RatePace(sub.WorkspaceID, sub.ID, rl.PerSecond, rl.Burst), now, horizon+spinWait)
+		}()
+	} else {
+		close(done)
+	}
+	var slotErr error
+	if sub.MaxInFlight > 0 {
+		g.slot, slotErr = h.limits.TakeInFlight(ctx, sub.WorkspaceID, sub.ID, sub.MaxInFlight, holder(d), h.cfg.Lease)
+	}
+	<-done
+	free := func(g gate) gate {
+		h.releaseSlot(ctx, g.slot, d)
+		g.slot = store.SlotRef{}
+		return g
+	}
+	if err := errors.Join(paceErr, slotErr); err != nil {
+		return free(g), err
+	}
+	if pace {
 		switch wait := at.Sub(now); {
 		case !ok:
-			return gate{wait: max(wait, busyWait)}, nil
+			return free(gate{wait: max(wait, busyWait), slot: g.slot}), nil
 		case wait > spinWait:
-			return gate{wait: wait, paced: true}, nil
+			return free(gate{wait: wait, paced: true, slot: g.slot}), nil
 		case wait > 0:
 			if err := h.cfg.Sleep(ctx, wait); err != nil {
-				return g, err
+				return free(g), err
 			}
 		}
 	}
-	if sub.MaxInFlight > 0 {
-		ref, err := h.limits.TakeInFlight(ctx, sub.WorkspaceID, sub.ID, sub.MaxInFlight, holder(d), h.cfg.Lease)
-		if err != nil {
-			return g, err
-		}
-		if ref.IsZero() {
-			// Keep a rate slot taken: the wait is the in-flight bound's, not the rate's.
-			return gate{wait: outbound.Jittered(busyWait, h.rand()), paced: sub.RateLimit != nil}, nil
-		}
-		g.slot = ref
+	if sub.MaxInFlight > 0 && g.slot.IsZero() {
+		// Keep a rate slot taken: the wait is the in-flight bound's, not the rate's.
+		return gate{wait: outbound.Jittered(busyWait, h.rand()), paced: sub.RateLimit != nil}, nil
 	}
 	return g, nil
+}
+
+// releaseSlot frees a max_in_flight slot; one left held is freed by its lease.
+func (h *Handler) releaseSlot(ctx context.Context, ref store.SlotRef, d store.Delivery) {
+	if ref.IsZero() {
+		return
+	}
+	if err := h.limits.ReleaseInFlight(context.WithoutCancel(ctx), ref, holder(d)); err != nil {
+		h.log.WarnContext(ctx, "max_in_flight slot not released; its lease frees it", "delivery_id", d.ID, "err", err)
+	}
 }
 
 // holder names one attempt of a delivery as the holder of a max_in_flight slot.

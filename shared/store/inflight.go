@@ -26,32 +26,44 @@ const maxSlotTries = 3
 // for lease. It returns the zero SlotRef when every slot is held.
 func (st *Store) TakeInFlight(ctx context.Context, ws, sub string, size int, holder string, lease time.Duration) (SlotRef, error) {
 	pool := InFlightPool(ws, sub)
+	// A slot picked at random first: free more often than not, it costs one write and no read.
+	if ref, taken, err := st.putSlot(ctx, pool, rand.IntN(size), holder, lease); err != nil || taken {
+		return ref, err
+	}
 	free, err := st.FreeSlots(ctx, pool, size)
 	if err != nil {
 		return SlotRef{}, err
 	}
 	rand.Shuffle(len(free), func(i, j int) { free[i], free[j] = free[j], free[i] })
-	now := st.now()
 	for _, i := range free[:min(len(free), maxSlotTries)] {
-		ref := Slot{Pool: pool, Index: i}.ref()
-		item := key(ref.PK, ref.SK)
-		item["holder"] = s(holder)
-		item["expires_at"] = n(now.Add(lease).UnixMilli())
-		item["ttl"] = n(now.Add(lease + 24*time.Hour).Unix())
-		_, err := st.db.PutItem(ctx, &dynamodb.PutItemInput{
-			TableName: &st.table, Item: item,
-			ConditionExpression:       aws.String("attribute_not_exists(pk) OR expires_at < :now"),
-			ExpressionAttributeValues: map[string]types.AttributeValue{":now": n(now.UnixMilli())},
-		})
-		var cf *types.ConditionalCheckFailedException
-		switch {
-		case err == nil:
-			return ref, nil
-		case !errors.As(err, &cf):
-			return SlotRef{}, fmt.Errorf("take a slot of %s: %w", pool, err)
+		if ref, taken, err := st.putSlot(ctx, pool, i, holder, lease); err != nil || taken {
+			return ref, err
 		}
 	}
 	return SlotRef{}, nil
+}
+
+// putSlot takes slot i of pool for holder unless an unexpired lease holds it.
+func (st *Store) putSlot(ctx context.Context, pool string, i int, holder string, lease time.Duration) (SlotRef, bool, error) {
+	now := st.now()
+	ref := Slot{Pool: pool, Index: i}.ref()
+	item := key(ref.PK, ref.SK)
+	item["holder"] = s(holder)
+	item["expires_at"] = n(now.Add(lease).UnixMilli())
+	item["ttl"] = n(now.Add(lease + 24*time.Hour).Unix())
+	_, err := st.db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: &st.table, Item: item,
+		ConditionExpression:       aws.String("attribute_not_exists(pk) OR expires_at < :now"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":now": n(now.UnixMilli())},
+	})
+	var cf *types.ConditionalCheckFailedException
+	switch {
+	case err == nil:
+		return ref, true, nil
+	case errors.As(err, &cf):
+		return SlotRef{}, false, nil
+	}
+	return SlotRef{}, false, fmt.Errorf("take a slot of %s: %w", pool, err)
 }
 
 // ReleaseInFlight frees a slot holder took, unless another holder has it since (its lease ran out).
