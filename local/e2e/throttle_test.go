@@ -226,7 +226,9 @@ func TestRetriesOfAnOutageDoNotStampede(t *testing.T) {
 		if first.IsZero() || at.Before(first) {
 			first = at
 		}
-		last = max(last, at)
+		if at.After(last) {
+			last = at
+		}
 	}
 	t.Logf("%d retries spread over %v", len(retried), last.Sub(first).Round(time.Millisecond))
 	for id, n := range tries {

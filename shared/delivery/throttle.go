@@ -95,14 +95,14 @@ func (h *Handler) admit(ctx context.Context, m queue.Delivery, d store.Delivery,
 		done    = make(chan struct{})
 	)
 	if pace {
-		horizon := time.Duration(0)
+		horizon := spinWait // waited here
 		if m.Requeues < h.cfg.MaxRequeues {
-			horizon = h.step() // one more hop of this chain can make the wait
+			horizon = max(horizon, h.step()) // one more hop of this chain can make the wait
 		}
 		rl := sub.RateLimit
 		go func() {
 			defer close(done)
-			at, ok, paceErr = h.limits.ReservePace(ctx, store.RatePace(sub.WorkspaceID, sub.ID, rl.PerSecond, rl.Burst), now, horizon+spinWait)
+			at, ok, paceErr = h.limits.ReservePace(ctx, store.RatePace(sub.WorkspaceID, sub.ID, rl.PerSecond, rl.Burst), now, horizon)
 		}()
 	} else {
 		close(done)
