@@ -86,6 +86,23 @@ func (h *Handler) admit(ctx context.Context, m queue.Delivery, d store.Delivery,
 		}
 		g.probe = true
 	}
+	if m.Attempt > 0 && h.cfg.RetrySpacing > 0 && !g.probe {
+		// A retry goes spaced from the endpoint's other retries, however late its message came.
+		// Its slot is taken from its send time: the message may have come a little early.
+		at, ok, err := h.limits.ReservePace(ctx, store.RetrySendPace(sub.WorkspaceID, sub.ID, h.cfg.RetrySpacing), later(now, m.NotBefore), spinWait)
+		if err != nil {
+			return g, err
+		}
+		if !ok {
+			return gate{wait: at.Sub(now) + time.Duration(h.rand()*float64(h.cfg.RetrySpacing))}, nil
+		}
+		if wait := at.Sub(now); wait > 0 {
+			if err := h.cfg.Sleep(ctx, wait); err != nil {
+				return g, err
+			}
+			now = h.now()
+		}
+	}
 	pace := sub.RateLimit != nil && !m.Paced && !g.probe
 	// The rate lane and the concurrency slot are asked for at once: one round trip, not two.
 	var (
@@ -230,6 +247,13 @@ func (h *Handler) retryAt(ctx context.Context, d store.Delivery, due time.Time) 
 		return due, nil
 	}
 	return at, nil
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

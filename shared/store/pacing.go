@@ -37,6 +37,12 @@ func RetryPace(ws, sub string, attempt int, spacing time.Duration) Pace {
 	return Pace{PK: "WS#" + ws + "#SUB#" + sub + "#PACE", SK: fmt.Sprintf("RETRY#%02d", attempt), Interval: spacing}
 }
 
+// RetrySendPace is the lane a subscription's retries take when they are sent, whatever their
+// step: however late their messages arrive, they reach the endpoint spacing apart.
+func RetrySendPace(ws, sub string, spacing time.Duration) Pace {
+	return Pace{PK: "WS#" + ws + "#SUB#" + sub + "#PACE", SK: "RETRY#SEND", Interval: spacing}
+}
+
 // maxPaceTries bounds the writes of one reservation under contention.
 const maxPaceTries = 6
 
