@@ -86,8 +86,9 @@ func (h *Handler) admit(ctx context.Context, m queue.Delivery, d store.Delivery,
 		}
 		g.probe = true
 	}
-	if m.Attempt > 0 && h.cfg.RetrySpacing > 0 && !g.probe {
-		// A retry goes spaced from the endpoint's other retries, however late its message came.
+	if m.Attempt > 0 && h.cfg.RetrySpacing > 0 && !g.probe && sub.RateLimit == nil {
+		// A retry goes spaced from the endpoint's other retries, however late its message came
+		// (an endpoint with a rate limit has all its sends paced by it instead).
 		// Its slot is taken from its send time: the message may have come a little early.
 		at, ok, err := h.limits.ReservePace(ctx, store.RetrySendPace(sub.WorkspaceID, sub.ID, h.cfg.RetrySpacing), later(now, m.NotBefore), spinWait)
 		if err != nil {
