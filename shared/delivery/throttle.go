@@ -170,7 +170,7 @@ func (h *Handler) releaseSlot(ctx context.Context, ref store.SlotRef, d store.De
 // holder names one attempt of a delivery as the holder of a max_in_flight slot.
 func holder(d store.Delivery) string { return fmt.Sprintf("%s#%d#%d", d.ID, d.Series, d.Attempts) }
 
-// defer gives back the claim of m's attempt and queues it again for after g.wait: not an attempt,
+// deferAttempt gives back the claim of m's attempt and queues it again for after g.wait: not an attempt,
 // so the schedule and the failure counts do not move.
 func (h *Handler) deferAttempt(ctx context.Context, m queue.Delivery, d store.Delivery, g gate) error {
 	if err := h.limits.ReleaseClaim(ctx, d.WorkspaceID, d.ID, m.Attempt); err != nil {
