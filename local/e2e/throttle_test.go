@@ -97,7 +97,8 @@ func testSends(t *testing.T, e *env, sub string, n int) time.Time {
 // idle: the stack's processes sleep between paced sends).
 func TestThrottleBurstArrivesAtTheRateLimit(t *testing.T) {
 	t.Parallel() // a stack of its own (doc.go)
-	e, err := startOwnStack(t, "throttle", 30*time.Second, nil, nil)
+	// The tests' shared DynamoDB Local: a modest load (tens of writes a second), no JVM of its own.
+	e, err := startStack(t, "throttle", 30*time.Second, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
