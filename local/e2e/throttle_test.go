@@ -340,3 +340,38 @@ func TestCircuitOpensProbesAndCloses(t *testing.T) {
 		t.Fatalf("view %s", v.raw)
 	}
 }
+
+// A manual retry is exactly one attempt: a delivery that used up its schedule (3 attempts) and is
+// retried by hand against an endpoint still failing fails again after one more request.
+func TestManualRetryIsOneAttempt(t *testing.T) {
+	t.Parallel() // a stack of its own (doc.go)
+	e, err := startStack(t, "retry1", time.Second, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.stack.Close()
+	var requests atomic.Int32
+	r := newReceiver(t, func(string, int) int { requests.Add(1); return http.StatusInternalServerError })
+	sub := subscribeWith(t, e, r, `["webhook.test"]`, `"description":"one attempt"`)
+	testSends(t, e, sub, 1)
+	var failed []map[string]any
+	waitFor(t, "the delivery to use up its schedule", 2*time.Minute, func() bool {
+		failed = deliveries(t, e, sub, "failed")
+		return len(failed) == 1
+	})
+	id := failed[0]["id"].(string)
+	if resp := do(t, http.MethodPost, e.stack.URL+"/v1/deliveries/"+id+"/retry", adminHeaders(), ""); resp.status != 202 {
+		t.Fatalf("retry: %d %s", resp.status, resp.raw)
+	}
+	var got reply
+	waitFor(t, "the retry to fail", time.Minute, func() bool {
+		got = do(t, http.MethodGet, e.stack.URL+"/v1/deliveries/"+id, adminHeaders(), "")
+		return got.body["status"] == "failed" && got.body["series"] == float64(1)
+	})
+	time.Sleep(3 * time.Second) // a second attempt of the retry would come within the schedule's 1 s
+	got = do(t, http.MethodGet, e.stack.URL+"/v1/deliveries/"+id, adminHeaders(), "")
+	atts, _ := got.body["attempt_log"].([]any)
+	if len(atts) != 4 || got.body["total_attempts"] != float64(4) || got.body["status"] != "failed" || requests.Load() != 4 {
+		t.Fatalf("%d requests; delivery %s", requests.Load(), got.raw)
+	}
+}
