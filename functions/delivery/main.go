@@ -40,11 +40,17 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 	allowPrivate := env.Bool("HOOKGATE_ALLOW_PRIVATE_DESTINATIONS", false)
 	// The gateway's own hosts: refused at dial time, so no delivery or callback feeds it.
 	own, herr := loop.ParseHosts(getenv("HOOKGATE_API_HOSTS"))
+	circuit, cerr := delivery.ParseCircuit(env.Optional("HOOKGATE_CIRCUIT_BREAKER", "70,10,60,60"))
 	cfg := delivery.Config{
 		Schedule:      schedule,
 		MaxRetryAfter: time.Duration(env.Int("HOOKGATE_MAX_RETRY_AFTER_SECONDS", 3600, 0, 43200)) * time.Second,
-		Lease:         timeout + 15*time.Second,
-		DisableAfter:  env.Int("HOOKGATE_DISABLE_AFTER_FAILURES", 10, 0, 1000),
+		// After a timeout, a 429 or a 503, a retry waits at least this (or Retry-After, if longer).
+		BackoffFloor: time.Duration(env.Int("HOOKGATE_DELIVERY_BACKOFF_FLOOR_SECONDS", 60, 0, 3600)) * time.Second,
+		// One endpoint's retries of a schedule step go at least this far apart, across instances.
+		RetrySpacing: time.Duration(env.Int("HOOKGATE_DELIVERY_RETRY_SPACING_MS", 200, 0, 60000)) * time.Millisecond,
+		Circuit:      circuit,
+		Lease:        timeout + 15*time.Second,
+		DisableAfter: env.Int("HOOKGATE_DISABLE_AFTER_FAILURES", 10, 0, 1000),
 		// Local tests shorten SQS's 15-minute delay to compress the schedule's time, and lift the
 		// re-queue bound to show what Lambda's recursion rule does to a queue-only schedule.
 		MaxQueueDelay: time.Duration(env.Int("HOOKGATE_DELIVERY_MAX_QUEUE_DELAY_SECONDS", 900, 1, 900)) * time.Second,
@@ -66,7 +72,7 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 	if token := getenv("HOOKGATE_TELEGRAM_BOT_TOKEN"); token != "" {
 		stackBot, terr = newBot(token)
 	}
-	if err := errors.Join(env.Err(), serr, aerr, terr, kerr, herr); err != nil {
+	if err := errors.Join(env.Err(), serr, aerr, terr, kerr, herr, cerr); err != nil {
 		return nil, err
 	}
 	// Callbacks to a run's replyUrl are signed with its adapter's callback secret (configured, or

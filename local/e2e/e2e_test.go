@@ -84,6 +84,9 @@ func startStackOn(t *testing.T, dynamo, name string, visibility time.Duration, p
 		"TelegramSecretToken": telegramToken, "SourceCacheSeconds": "0",
 		// A failed message comes back after the test queues' visibility (1 s), not 10 s.
 		"FailureDelaySeconds": "1",
+		// Time compressed for retries after a 503 or a timeout (60 s on AWS); the circuit breaker
+		// stays out of the way of tests about other things (throttle_test.go turns it on).
+		"DeliveryBackoffFloorSeconds": "1", "DeliveryCircuitBreaker": "off",
 		// The tests poll the inbound doors' runs through the default adapter.
 		"Adapters": `[{"name":"default","readAllRuns":true}]`,
 	}

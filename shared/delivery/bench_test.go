@@ -106,3 +106,91 @@ func BenchmarkDeliveries(b *testing.B) {
 		}
 	})
 }
+
+// limitedStore admits every attempt at once through the fake limiter's calls (a rate lane that is
+// never ahead, a free slot), each call taking rtt as a DynamoDB round trip would; so do the claim
+// and the record.
+type limitedStore struct {
+	benchStore
+	rtt time.Duration
+}
+
+func (l *limitedStore) wait() {
+	if l.rtt > 0 {
+		time.Sleep(l.rtt)
+	}
+}
+
+func (l *limitedStore) ClaimAttempt(ctx context.Context, ws, id string, attempt int, lease time.Duration) (store.Delivery, bool, error) {
+	l.wait()
+	return l.benchStore.ClaimAttempt(ctx, ws, id, attempt, lease)
+}
+
+func (l *limitedStore) RecordAttempt(context.Context, string, string, store.Attempt, string, *time.Time) error {
+	l.wait()
+	return nil
+}
+
+func (l *limitedStore) ReservePace(_ context.Context, _ store.Pace, ref time.Time, _ time.Duration) (time.Time, bool, error) {
+	l.wait()
+	return ref, true, nil
+}
+
+func (l *limitedStore) TakeInFlight(_ context.Context, _, _ string, _ int, holder string, _ time.Duration) (store.SlotRef, error) {
+	l.wait() // the put of a free slot (the store tries one at random first)
+	return store.SlotRef{PK: "p", SK: holder}, nil
+}
+
+func (l *limitedStore) ReleaseInFlight(context.Context, store.SlotRef, string) error {
+	l.wait()
+	return nil
+}
+
+// BenchmarkDeliveryLimits: the delivery handler's throughput for a subscription with a rate limit
+// and max_in_flight against the same subscription without (same batches of 10 1 KB events to a
+// loopback receiver, same run); target ≥ 0.8× (≤ 1.25× the baseline's ns/op). The store answers
+// at once, as in BenchmarkDeliveries: this is the handler's own cost.
+func BenchmarkDeliveryLimits(b *testing.B) { benchLimits(b, 0) }
+
+// BenchmarkDeliveryLimitsRTT is BenchmarkDeliveryLimits with a 1 ms round trip on every store
+// call, as DynamoDB's: a limited delivery makes more of them (the rate lane's write, the slot's
+// put, and its delete alongside the record), which its latency shows.
+func BenchmarkDeliveryLimitsRTT(b *testing.B) { benchLimits(b, time.Millisecond) }
+
+func benchLimits(b *testing.B, rtt time.Duration) {
+	const batch = 10
+	payload, _ := json.Marshal(map[string]string{"pad": string(bytes.Repeat([]byte("x"), 1000))})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	ev := events.SQSEvent{}
+	for i := range batch {
+		body, _ := json.Marshal(queue.Delivery{Version: queue.DeliveryVersion, WorkspaceID: "ws", DeliveryID: fmt.Sprintf("dlv_%d", i)})
+		ev.Records = append(ev.Records, events.SQSMessage{MessageId: fmt.Sprint(i), Body: string(body)})
+	}
+	run := func(b *testing.B, limited bool, rtt time.Duration) {
+		s, _ := outbound.ParseSchedule("")
+		st := &limitedStore{benchStore: benchStore{payload: payload}, rtt: rtt}
+		st.sub = store.Subscription{ID: "sub_1", WorkspaceID: "ws", URL: srv.URL, Status: "active", Secrets: []store.SigningSecret{{Value: outbound.NewSecret()}}}
+		if limited {
+			st.sub.RateLimit, st.sub.MaxInFlight = &store.RateLimit{PerSecond: 500, Burst: 1000}, 100
+		}
+		c := outbound.NewClient(outbound.ClientOptions{AllowPrivate: true})
+		defer c.CloseIdleConnections()
+		post := func(ctx context.Context, r outbound.Request) outbound.Result {
+			return outbound.Post(ctx, c, UserAgent, r)
+		}
+		h := New(Config{Schedule: s, Lease: time.Minute, Circuit: DefaultCircuit}, st, &fakeQueue{}, post, slog.New(slog.DiscardHandler), time.Now)
+		b.ReportAllocs()
+		for b.Loop() {
+			if resp, _ := h.Handle(context.Background(), ev); len(resp.BatchItemFailures) != 0 {
+				b.Fatalf("failures %v", resp.BatchItemFailures)
+			}
+		}
+		b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "deliveries/s")
+	}
+	b.Run("baseline", func(b *testing.B) { run(b, false, rtt) })
+	b.Run("limited", func(b *testing.B) { run(b, true, rtt) })
+}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/url"
 	"sync"
 	"time"
@@ -35,6 +36,7 @@ type Store interface {
 	DisableSubscription(ctx context.Context, ws, id, reason string) (bool, error)
 	RecordDeliveryOutcome(ctx context.Context, ws, id string, success bool) (int, error)
 	AppendEvent(ctx context.Context, e store.Event) (store.Event, error)
+	Limiter
 }
 
 // Queue schedules attempts.
@@ -49,8 +51,20 @@ type Poster func(ctx context.Context, r outbound.Request) outbound.Result
 type Config struct {
 	Schedule      outbound.Schedule
 	MaxRetryAfter time.Duration // Retry-After is honoured up to this
-	Lease         time.Duration // how long one attempt may hold a delivery (above the HTTP timeout)
-	DisableAfter  int           // consecutive exhausted deliveries that disable a subscription; 0 never
+	// BackoffFloor is the least wait after a timeout, a 429 or a 503 (outbound.BackoffFloor).
+	BackoffFloor time.Duration
+	// RetrySpacing spaces the retries of one subscription's schedule step across every process;
+	// 0 does not space them.
+	RetrySpacing time.Duration
+	// Circuit is every subscription's circuit breaker; its zero value is off.
+	Circuit CircuitConfig
+	// Rand draws the jitter of scheduled waits, uniform in [0, 1); nil is math/rand/v2.
+	Rand func() float64
+	// Sleep waits in the process (the last moments of a wait; see spinWait); nil sleeps on the
+	// real clock. Tests give their fake clock's.
+	Sleep        func(ctx context.Context, d time.Duration) error
+	Lease        time.Duration // how long one attempt may hold a delivery (above the HTTP timeout)
+	DisableAfter int           // consecutive exhausted deliveries that disable a subscription; 0 never
 
 	// MaxQueueDelay is the longest wait one queue message makes (SQS's 15 minutes; tests shorten
 	// it to compress time). A longer wait through the queue is a chain of hops.
@@ -98,6 +112,7 @@ const (
 type Handler struct {
 	cfg     Config
 	store   Store
+	limits  Limiter
 	queue   Queue
 	post    Poster
 	metrics *metrics.Emitter
@@ -114,7 +129,25 @@ func (h *Handler) WithMetrics(m *metrics.Emitter) *Handler {
 
 // New returns a Handler.
 func New(cfg Config, st Store, q Queue, post Poster, log *slog.Logger, now func() time.Time) *Handler {
-	return &Handler{cfg: cfg, store: st, queue: q, post: post, log: log, now: now}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Float64
+	}
+	if cfg.Sleep == nil {
+		cfg.Sleep = sleep
+	}
+	return &Handler{cfg: cfg, store: st, limits: st, queue: q, post: post, log: log, now: now}
+}
+
+func (h *Handler) rand() float64 { return h.cfg.Rand() }
+
+// step is the longest wait one queue message makes.
+func (h *Handler) step() time.Duration { return cmp.Or(h.cfg.MaxQueueDelay, queue.MaxDelay) }
+
+// queueDelay is the delay of the message that makes the last hop of a wait: up to spinWait short,
+// so that it arrives a little early and waits the rest in its process (SQS counts whole seconds,
+// and its polling adds more): a paced send or a spaced retry then goes at its time.
+func queueDelay(wait time.Duration) time.Duration {
+	return max(0, wait-spinWait)
 }
 
 // Handle attempts the batch's deliveries in parallel. A message whose bookkeeping failed is
@@ -156,8 +189,9 @@ func (h *Handler) process(ctx context.Context, rec events.SQSMessage, subs *subC
 	}
 	m.Trace, ctx = p.String(), trace.NewContext(ctx, p)
 	now := h.now()
-	if wait := m.NotBefore.Sub(now); wait > 0 {
-		// Early: one more hop, or the retry schedule.
+	if wait := m.NotBefore.Sub(now); wait > spinWait {
+		// Early: one more hop, or the retry schedule. A little early (a message sent to arrive
+		// just before its time, see queueDelay) waits the rest right before it is sent.
 		return h.requeue(ctx, m, wait)
 	}
 	d, claimed, err := h.store.ClaimAttempt(ctx, m.WorkspaceID, m.DeliveryID, m.Attempt, h.cfg.Lease)
@@ -177,7 +211,7 @@ func (h *Handler) process(ctx context.Context, rec events.SQSMessage, subs *subC
 // viaQueue reports whether a wait can be made in the queue by the chain of message m: in as many
 // hops as it needs without taking the chain past MaxRequeues.
 func (h *Handler) viaQueue(m queue.Delivery, wait time.Duration) bool {
-	step := cmp.Or(h.cfg.MaxQueueDelay, queue.MaxDelay)
+	step := h.step()
 	hops := max(1, int((wait+step-1)/step))
 	return m.Requeues+hops <= h.cfg.MaxRequeues
 }
@@ -191,7 +225,10 @@ func (h *Handler) requeue(ctx context.Context, m queue.Delivery, wait time.Durat
 		})
 	}
 	m.Requeues++
-	return h.queue.SendDelivery(ctx, m, min(wait, cmp.Or(h.cfg.MaxQueueDelay, queue.MaxDelay)))
+	if wait > h.step() {
+		return h.queue.SendDelivery(ctx, m, h.step())
+	}
+	return h.queue.SendDelivery(ctx, m, queueDelay(wait))
 }
 
 // resume handles a message that could not claim its attempt: a duplicate, a stale message, or a
@@ -262,14 +299,44 @@ func (h *Handler) attempt(ctx context.Context, m queue.Delivery, d store.Deliver
 		h.metrics.Count(metrics.Deliveries, 1, "Target", tgt, "Outcome", OutcomeDropped)
 		return h.store.RecordAttempt(ctx, d.WorkspaceID, d.ID, att, store.DeliveryFailed, nil)
 	}
+	var g gate
+	if t.sub != nil {
+		if g, err = h.admit(ctx, m, d, *t.sub); err != nil {
+			return err
+		}
+		if g.wait > 0 {
+			return h.deferAttempt(ctx, m, d, g)
+		}
+	}
+	if wait := m.NotBefore.Sub(h.now()); wait > 0 {
+		if err := h.cfg.Sleep(ctx, wait); err != nil {
+			h.releaseSlot(ctx, g.slot, d)
+			return err
+		}
+	}
+	if t.sub != nil || m.NotBefore.After(now) {
+		now = h.now()
+		att.At = now
+	}
 	var res outbound.Result
 	if d.Target == store.TargetTelegram {
 		res = h.cfg.Telegram(ctx, d.WorkspaceID, d.Payload)
 	} else {
 		res = h.post(ctx, outbound.Request{URL: t.url, MsgID: d.EventID, Body: d.Payload, Signer: t.signer, Now: now, Trace: trace.Outgoing(ctx)})
 	}
+	if !g.slot.IsZero() {
+		// The request is over: its max_in_flight slot is freed alongside the attempt's record.
+		released := make(chan struct{})
+		go func() { defer close(released); h.releaseSlot(ctx, g.slot, d) }()
+		defer func() { <-released }()
+	}
 	h.metrics.Millis(metrics.AttemptLatency, res.Latency, "Target", tgt)
 	att.StatusCode, att.LatencyMS, att.ResponseSnippet, att.Error = res.StatusCode, res.Latency.Milliseconds(), res.ResponseSnippet, res.Err
+	if t.sub != nil && !res.Gone() {
+		if err := h.countOutcome(ctx, *t.sub, g, res); err != nil {
+			return err
+		}
+	}
 
 	switch {
 	case res.Success():
@@ -296,8 +363,13 @@ func (h *Handler) attempt(ctx context.Context, m queue.Delivery, d store.Deliver
 		// The destination refused the message itself (a Telegram chat not found, a bot blocked).
 		return h.exhausted(ctx, d, t, att, res)
 	}
-	if delay, ok := h.cfg.Schedule.Next(d.Attempts+1, res.RetryAfter, h.cfg.MaxRetryAfter); ok {
-		next, tp := now.Add(delay), trace.FromContext(ctx).String()
+	if delay, ok := h.cfg.Schedule.Wait(d.Attempts+1, res, outbound.Backoff{Floor: h.cfg.BackoffFloor, MaxRetryAfter: h.cfg.MaxRetryAfter}, h.rand()); ok && !d.OneShot {
+		next, err := h.retryAt(ctx, d, now.Add(delay))
+		if err != nil {
+			return err
+		}
+		delay = next.Sub(now)
+		tp := trace.FromContext(ctx).String()
 		if !h.viaQueue(m, delay) {
 			// One transaction: the retry cannot be lost between the record and the schedule.
 			if err := h.store.RecordAttemptScheduled(ctx, d.WorkspaceID, d.ID, att, next, tp); err != nil {
@@ -315,7 +387,7 @@ func (h *Handler) attempt(ctx context.Context, m queue.Delivery, d store.Deliver
 		return h.queue.SendDelivery(ctx, queue.Delivery{
 			WorkspaceID: d.WorkspaceID, DeliveryID: d.ID, Attempt: d.Attempts + 1, NotBefore: next, Requeues: m.Requeues + 1,
 			Trace: tp,
-		}, min(delay, cmp.Or(h.cfg.MaxQueueDelay, queue.MaxDelay)))
+		}, min(h.step(), queueDelay(delay)))
 	}
 	return h.exhausted(ctx, d, t, att, res)
 }

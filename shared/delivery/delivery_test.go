@@ -31,6 +31,7 @@ type fakeStore struct {
 	// appendFails makes that many AppendEvent calls fail first (a throttled table).
 	appendFails int
 	scheduled   []store.ScheduledDelivery // the retry schedule
+	lim         fakeLimits                // the Limiter's state (limiter_test.go)
 }
 
 func (f *fakeStore) ClaimAttempt(_ context.Context, _, _ string, attempt int, _ time.Duration) (store.Delivery, bool, error) {
@@ -145,7 +146,10 @@ func newRigRequeues(t *testing.T, schedule string, disableAfter, maxRequeues int
 		}
 		return respond(r.posts)
 	}
-	r.h = New(Config{Schedule: s, MaxRetryAfter: time.Hour, Lease: time.Minute, DisableAfter: disableAfter, MaxRequeues: maxRequeues}, r.st, r.q, post,
+	cfg := Config{Schedule: s, MaxRetryAfter: time.Hour, Lease: time.Minute, DisableAfter: disableAfter, MaxRequeues: maxRequeues}
+	cfg.Rand = func() float64 { return 0.5 } // no jitter: the schedule's own times
+	cfg.Sleep = func(_ context.Context, d time.Duration) error { r.now = r.now.Add(d); return nil }
+	r.h = New(cfg, r.st, r.q, post,
 		slog.New(slog.DiscardHandler), func() time.Time { return r.now })
 	return r
 }
@@ -235,7 +239,8 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 	})
 	start := r.now
 	r.run(t)
-	if r.now.Sub(start) != 90*time.Second || r.st.d.Status != store.DeliverySucceeded {
+	// At least the 90 s asked, stretched by the jitter's upper half (the rig draws 0.5: +10%).
+	if r.now.Sub(start) != 99*time.Second || r.st.d.Status != store.DeliverySucceeded {
 		t.Fatalf("second attempt after %v, status %s", r.now.Sub(start), r.st.d.Status)
 	}
 }
@@ -382,7 +387,7 @@ func TestTelegramRepliesRetryOnlyWhatCanSucceed(t *testing.T) {
 		reported bool
 		waited   time.Duration
 	}{
-		{"throttled then sent", []error{&telegram.Error{Retryable: true, Reason: "telegram answered 429", RetryAfter: 30 * time.Second}, nil}, 2, store.DeliverySucceeded, false, 30 * time.Second},
+		{"throttled then sent", []error{&telegram.Error{Retryable: true, Reason: "telegram answered 429", RetryAfter: 30 * time.Second}, nil}, 2, store.DeliverySucceeded, false, 33 * time.Second},
 		{"chat not found", []error{&telegram.Error{Reason: "telegram answered 400: Bad Request: chat not found"}}, 1, store.DeliveryFailed, true, 0},
 		{"down then exhausted", []error{&telegram.Error{Retryable: true, Reason: "telegram answered 502"}}, 3, store.DeliveryFailed, true, 2 * time.Second},
 		{"a long text's later part throttled", []error{&telegram.Error{Retryable: true, Reason: "telegram answered 429 (part 2 of 2)", Sent: 1}}, 1, store.DeliveryFailed, true, 0},

@@ -71,6 +71,8 @@ type Envelope struct {
 const (
 	EventDeliveryExhausted = "delivery.exhausted" // recorded when a delivery used up its schedule
 	EventMessageSent       = "message.sent"       // an agent's reply
+	EventCircuitOpened     = "endpoint.circuit_opened"
+	EventCircuitClosed     = "endpoint.circuit_closed"
 )
 
 // ChannelTelegram is the channel of Telegram threads; their external id is the chat id.
@@ -191,11 +193,14 @@ func (h *Handler) plan(ctx context.Context, rec events.DynamoDBEventRecord, cach
 		SubscriptionID string `json:"subscription_id"`
 		EventType      string `json:"event_type"`
 	}
-	if env.Type == EventDeliveryExhausted {
+	switch env.Type {
+	case EventDeliveryExhausted:
 		_ = json.Unmarshal(env.Data, &about)
 		if about.EventType == EventDeliveryExhausted {
 			return nil, nil // never report a failed report: two failing endpoints would feed each other
 		}
+	case EventCircuitOpened, EventCircuitClosed:
+		_ = json.Unmarshal(env.Data, &about) // not to the endpoint whose circuit it is
 	}
 	subs, ok := cache[env.WorkspaceID]
 	if !ok {

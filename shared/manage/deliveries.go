@@ -22,6 +22,7 @@ type DeliveryStore interface {
 	CreateDelivery(ctx context.Context, d store.Delivery) (store.Delivery, bool, error)
 	GetDelivery(ctx context.Context, ws, id string) (store.Delivery, error)
 	RetryDelivery(ctx context.Context, ws, id string) (store.Delivery, error)
+	RetryDeliveryOnce(ctx context.Context, ws, id string) (store.Delivery, error)
 	ListDeliveries(ctx context.Context, ws, sub string, f store.DeliveryFilter) ([]store.Delivery, string, error)
 	ListAttempts(ctx context.Context, ws, id string) ([]store.Attempt, error)
 }
@@ -103,7 +104,7 @@ func (d *deliveryRoutes) get(ctx context.Context, c Caller, req *events.APIGatew
 	return respond(http.StatusOK, DeliveryView{Delivery: dl, Payload: dl.Payload, AttemptLog: atts}), nil
 }
 
-// POST /v1/deliveries/{id}/retry → 202: a failed delivery starts a new series of attempts. So does
+// POST /v1/deliveries/{id}/retry → 202: a failed delivery starts a new series of one attempt. So does
 // one reset but never attempted (a retry or replay whose message was not queued): retrying after a
 // 503 is safe. A delivery being attempted is 409.
 func (d *deliveryRoutes) retry(ctx context.Context, c Caller, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
@@ -111,7 +112,7 @@ func (d *deliveryRoutes) retry(ctx context.Context, c Caller, req *events.APIGat
 	if err != nil {
 		return events.APIGatewayV2HTTPResponse{}, err
 	}
-	dl, err := d.store.RetryDelivery(ctx, c.Workspace, id)
+	dl, err := d.store.RetryDeliveryOnce(ctx, c.Workspace, id)
 	if err != nil {
 		return events.APIGatewayV2HTTPResponse{}, err
 	}

@@ -22,6 +22,8 @@ const (
 	EventBindingStatus       = "binding.status"
 	EventDeliveryExhausted   = "delivery.exhausted"
 	EventSubscriptionOff     = "subscription.disabled"
+	EventCircuitOpened       = "endpoint.circuit_opened"
+	EventCircuitClosed       = "endpoint.circuit_closed"
 	EventWebhookTest         = "webhook.test"
 )
 
@@ -30,7 +32,7 @@ func KnownEventTypes() []string {
 	return []string{
 		EventMessageReceived, EventMessageSent, EventRunCreated, EventRunCompleted, EventRunFailed,
 		EventRunRequiresApproval, EventRunCancelled, EventRunApproved, EventRunDenied, EventBindingStatus,
-		EventDeliveryExhausted, EventSubscriptionOff, EventWebhookTest,
+		EventDeliveryExhausted, EventSubscriptionOff, EventCircuitOpened, EventCircuitClosed, EventWebhookTest,
 	}
 }
 
@@ -38,7 +40,7 @@ func knownEventType(t string) bool { return slices.Contains(KnownEventTypes(), t
 
 func eventFamily(f string) bool {
 	switch f {
-	case "message", "run", "binding", "delivery", "subscription", "webhook", "telegram":
+	case "message", "run", "binding", "delivery", "subscription", "endpoint", "webhook", "telegram":
 		return true
 	}
 	return false

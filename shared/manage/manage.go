@@ -32,6 +32,7 @@ type Store interface {
 	UpdateSubscription(ctx context.Context, ws, id string, patch store.SubscriptionPatch) (store.Subscription, error)
 	DeleteSubscription(ctx context.Context, ws, id string) error
 	RotateSecret(ctx context.Context, ws, id, newSecret string, overlap time.Duration) (store.Subscription, error)
+	LimitsStore
 }
 
 // Config is the management API's configuration.

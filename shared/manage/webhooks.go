@@ -34,6 +34,7 @@ type WebhookView struct {
 	DisabledReason      string    `json:"disabled_reason,omitempty"`
 	ConsecutiveFailures int       `json:"consecutive_failures"`
 	ActiveSecrets       int       `json:"active_secret_count"`
+	ThrottleView                  // rate_limit, max_in_flight, circuit (limits.go)
 	CreatedAt           time.Time `json:"created_at"`
 	UpdatedAt           time.Time `json:"updated_at"`
 }
@@ -60,6 +61,7 @@ func (h *Handler) webhookView(sub store.Subscription) WebhookView {
 		ID: sub.ID, URL: sub.URL, Events: evs, Description: sub.Description, Status: sub.Status,
 		DisabledReason: sub.DisabledReason, ConsecutiveFailures: sub.ConsecutiveFailures,
 		ActiveSecrets: sub.ActiveSecretCount(h.now()), CreatedAt: sub.CreatedAt, UpdatedAt: sub.UpdatedAt,
+		ThrottleView: throttleView(sub),
 	}
 }
 
@@ -76,8 +78,13 @@ func (h *Handler) createWebhook(ctx context.Context, c Caller, req *events.APIGa
 		Events      []string `json:"events"`
 		Secret      *string  `json:"secret"`
 		Description string   `json:"description"`
+		limitsIn
 	}
 	if err := body(req, &in, false); err != nil {
+		return events.APIGatewayV2HTTPResponse{}, err
+	}
+	limits, _, err := in.patch()
+	if err != nil {
 		return events.APIGatewayV2HTTPResponse{}, err
 	}
 	if err := checkURL(in.URL, h.cfg.AllowHTTPURLs, h.ownHosts(req)); err != nil {
@@ -99,7 +106,8 @@ func (h *Handler) createWebhook(ctx context.Context, c Caller, req *events.APIGa
 	}
 	sub, err := h.store.CreateSubscription(ctx, store.Subscription{
 		WorkspaceID: c.Workspace, URL: in.URL, Events: evs, Description: in.Description,
-		Secrets: []store.SigningSecret{{Value: secret}},
+		Secrets:   []store.SigningSecret{{Value: secret}},
+		RateLimit: limits.RateLimit, MaxInFlight: derefInt(limits.MaxInFlight),
 	})
 	if err != nil {
 		return events.APIGatewayV2HTTPResponse{}, err
@@ -169,8 +177,13 @@ func (h *Handler) patchWebhook(ctx context.Context, c Caller, req *events.APIGat
 		Events      *[]string `json:"events"`
 		Description *string   `json:"description"`
 		Status      *string   `json:"status"`
+		limitsIn
 	}
 	if err := body(req, &in, false); err != nil {
+		return events.APIGatewayV2HTTPResponse{}, err
+	}
+	limits, setLimits, err := in.patch()
+	if err != nil {
 		return events.APIGatewayV2HTTPResponse{}, err
 	}
 	patch := store.SubscriptionPatch{URL: in.URL, Description: in.Description, Status: in.Status}
@@ -197,6 +210,11 @@ func (h *Handler) patchWebhook(ctx context.Context, c Caller, req *events.APIGat
 	sub, err := h.store.UpdateSubscription(ctx, c.Workspace, id, patch)
 	if err != nil {
 		return events.APIGatewayV2HTTPResponse{}, err
+	}
+	if setLimits {
+		if sub, err = h.store.SetSubscriptionLimits(ctx, c.Workspace, id, limits); err != nil {
+			return events.APIGatewayV2HTTPResponse{}, err
+		}
 	}
 	h.audit(ctx, c, "subscription updated", "subscription_id", sub.ID, "status", sub.Status)
 	return respond(http.StatusOK, h.webhookView(sub)), nil

@@ -52,6 +52,7 @@ type Delivery struct {
 	Series         int             `json:"series"`         // 0, then +1 per manual retry or replay
 	NextAttemptAt  *time.Time      `json:"next_attempt_at,omitempty"`
 	RetryScheduled bool            `json:"-"` // the next attempt waits on the retry schedule, not in the queue
+	OneShot        bool            `json:"-"` // a manual retry: this series is one attempt
 	LastStatusCode int             `json:"last_status_code,omitempty"`
 	LastError      string          `json:"last_error,omitempty"`
 	CreatedAt      time.Time       `json:"created_at"`
@@ -252,11 +253,24 @@ func (st *Store) recordedBy(ctx context.Context, att map[string]types.AttributeV
 // lease was reset (or created) but never attempted, perhaps because queuing it failed: it is
 // retried too, so that the caller can queue it again; a duplicate message claims nothing.
 func (st *Store) RetryDelivery(ctx context.Context, ws, id string) (Delivery, error) {
+	return st.retryDelivery(ctx, ws, id, false)
+}
+
+// RetryDeliveryOnce is RetryDelivery for a manual retry: the new series is exactly one attempt.
+func (st *Store) RetryDeliveryOnce(ctx context.Context, ws, id string) (Delivery, error) {
+	return st.retryDelivery(ctx, ws, id, true)
+}
+
+func (st *Store) retryDelivery(ctx context.Context, ws, id string, once bool) (Delivery, error) {
 	now := st.now().UTC()
+	upd := "SET #st = :pending, attempts = :zero, series = series + :one, updated_at = :now, #ttl = :ttl REMOVE lease_until, next_attempt_at, one_shot"
+	if once {
+		upd = "SET #st = :pending, attempts = :zero, series = series + :one, updated_at = :now, #ttl = :ttl, one_shot = :one REMOVE lease_until, next_attempt_at"
+	}
 	out, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                &st.table,
 		Key:                      deliveryKey(ws, id),
-		UpdateExpression:         aws.String("SET #st = :pending, attempts = :zero, series = series + :one, updated_at = :now, #ttl = :ttl REMOVE lease_until, next_attempt_at"),
+		UpdateExpression:         aws.String(upd),
 		ConditionExpression:      aws.String("attribute_exists(pk) AND (#st = :failed OR (#st = :pending AND attempts = :zero AND attribute_not_exists(lease_until)))"),
 		ExpressionAttributeNames: map[string]string{"#st": "status", "#ttl": "ttl"},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
@@ -378,6 +392,7 @@ func decodeDelivery(item map[string]types.AttributeValue) Delivery {
 	if b, ok := item["retry_scheduled"].(*types.AttributeValueMemberBOOL); ok {
 		d.RetryScheduled = b.Value
 	}
+	d.OneShot = num(item, "one_shot") == 1
 	return d
 }
 

@@ -48,6 +48,9 @@ type Subscription struct {
 	DisabledReason      string          `json:"disabled_reason,omitempty"`
 	Secrets             []SigningSecret `json:"-"` // current first; never serialised
 	ConsecutiveFailures int             `json:"consecutive_failures"`
+	RateLimit           *RateLimit      `json:"rate_limit,omitempty"`    // nil: no rate limit (sublimits.go)
+	MaxInFlight         int             `json:"max_in_flight,omitempty"` // 0: no bound
+	Circuit             Circuit         `json:"-"`                       // its circuit breaker (circuit.go)
 	CreatedAt           time.Time       `json:"created_at"`
 	UpdatedAt           time.Time       `json:"updated_at"`
 }
@@ -215,6 +218,8 @@ func (st *Store) CreateSubscription(ctx context.Context, sub Subscription) (Subs
 	}
 	item["secrets"] = secrets
 	item["consecutive_failures"] = n(0)
+	putLimits(item, sub.Limits())
+	sub.Circuit = Circuit{State: CircuitClosed}
 	item["created_at"], item["updated_at"] = ts(now), ts(now)
 	item["rev"] = n(1)
 	_, err = st.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
@@ -595,6 +600,7 @@ func decodeSubscription(item map[string]types.AttributeValue) Subscription {
 		}
 	}
 	sub.Secrets = decodeSecrets(item)
+	decodeLimits(item, &sub)
 	return sub
 }
 
