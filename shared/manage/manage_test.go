@@ -790,7 +790,7 @@ func TestAdminKey(t *testing.T) {
 func TestRouteKeys(t *testing.T) {
 	h := New(Config{AdminKey: adminKey}, nil, time.Now, slog.New(slog.NewJSONHandler(io.Discard, nil)))
 	want := []string{
-		"DELETE /v1/api-keys/{id}", "DELETE /v1/webhooks/{id}", "GET /v1/api-keys", "GET /v1/webhooks", "GET /v1/webhooks/{id}",
+		"DELETE /v1/api-keys/{id}", "DELETE /v1/webhooks/{id}", "GET /v1/api-keys", "GET /v1/event-types", "GET /v1/webhooks", "GET /v1/webhooks/{id}",
 		"PATCH /v1/webhooks/{id}", "POST /v1/api-keys", "POST /v1/webhooks", "POST /v1/webhooks/{id}/rotate-secret",
 	}
 	if got := h.RouteKeys(); !slices.Equal(got, want) {
