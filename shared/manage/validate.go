@@ -14,6 +14,7 @@ import (
 	"github.com/hookgate/hookgate/shared/apierr"
 	"github.com/hookgate/hookgate/shared/loop"
 	"github.com/hookgate/hookgate/shared/outbound"
+	"github.com/hookgate/hookgate/shared/store"
 )
 
 // Limits of the management API's fields.
@@ -84,6 +85,24 @@ func checkDescription(d string) error {
 		return invalid("description must be at most %d characters", MaxDescriptionLen)
 	}
 	return nil
+}
+
+// checkHeaders validates a subscription's custom headers (outbound.CheckHeaders: bounded, HTTP
+// tokens, no CR/LF/NUL, none the delivery sets) and returns them under canonical names.
+func checkHeaders(h map[string]string) (map[string]string, error) {
+	out, err := outbound.CheckHeaders(h)
+	if err != nil {
+		return nil, invalid("%s", err.Error())
+	}
+	return out, nil
+}
+
+// headerNames are the names of a subscription's custom headers, never nil.
+func headerNames(sub store.Subscription) []string {
+	if sub.Headers.Names == nil {
+		return []string{}
+	}
+	return sub.Headers.Names
 }
 
 func checkSecret(s string) error {
@@ -173,6 +192,8 @@ func jsonKind(field, goType string) string {
 	switch {
 	case field == "events" || strings.HasSuffix(goType, "[]string"):
 		return "an array of strings"
+	case strings.Contains(goType, "map[string]string"):
+		return "an object of string values"
 	case strings.HasSuffix(goType, "string"):
 		return "a string"
 	case strings.Contains(goType, "int"):

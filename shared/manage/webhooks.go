@@ -34,6 +34,7 @@ type WebhookView struct {
 	DisabledReason      string    `json:"disabled_reason,omitempty"`
 	ConsecutiveFailures int       `json:"consecutive_failures"`
 	ActiveSecrets       int       `json:"active_secret_count"`
+	HeaderNames         []string  `json:"header_names"` // custom headers: names only, values are never shown
 	CreatedAt           time.Time `json:"created_at"`
 	UpdatedAt           time.Time `json:"updated_at"`
 }
@@ -60,6 +61,7 @@ func (h *Handler) webhookView(sub store.Subscription) WebhookView {
 		ID: sub.ID, URL: sub.URL, Events: evs, Description: sub.Description, Status: sub.Status,
 		DisabledReason: sub.DisabledReason, ConsecutiveFailures: sub.ConsecutiveFailures,
 		ActiveSecrets: sub.ActiveSecretCount(h.now()), CreatedAt: sub.CreatedAt, UpdatedAt: sub.UpdatedAt,
+		HeaderNames: headerNames(sub),
 	}
 }
 
@@ -69,13 +71,14 @@ func (h *Handler) ownHosts(req *events.APIGatewayV2HTTPRequest) loop.Hosts {
 	return h.cfg.OwnHosts.With(req.RequestContext.DomainName)
 }
 
-// POST /v1/webhooks {url, events[], secret?, description?} → 201 with the secret.
+// POST /v1/webhooks {url, events[], secret?, description?, headers?} → 201 with the secret.
 func (h *Handler) createWebhook(ctx context.Context, c Caller, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 	var in struct {
-		URL         string   `json:"url"`
-		Events      []string `json:"events"`
-		Secret      *string  `json:"secret"`
-		Description string   `json:"description"`
+		URL         string            `json:"url"`
+		Events      []string          `json:"events"`
+		Secret      *string           `json:"secret"`
+		Description string            `json:"description"`
+		Headers     map[string]string `json:"headers"`
 	}
 	if err := body(req, &in, false); err != nil {
 		return events.APIGatewayV2HTTPResponse{}, err
@@ -90,6 +93,10 @@ func (h *Handler) createWebhook(ctx context.Context, c Caller, req *events.APIGa
 	if err := checkDescription(in.Description); err != nil {
 		return events.APIGatewayV2HTTPResponse{}, err
 	}
+	headers, err := checkHeaders(in.Headers)
+	if err != nil {
+		return events.APIGatewayV2HTTPResponse{}, err
+	}
 	secret := outbound.NewSecret()
 	if in.Secret != nil {
 		if err := checkSecret(*in.Secret); err != nil {
@@ -99,7 +106,7 @@ func (h *Handler) createWebhook(ctx context.Context, c Caller, req *events.APIGa
 	}
 	sub, err := h.store.CreateSubscription(ctx, store.Subscription{
 		WorkspaceID: c.Workspace, URL: in.URL, Events: evs, Description: in.Description,
-		Secrets: []store.SigningSecret{{Value: secret}},
+		Secrets: []store.SigningSecret{{Value: secret}}, Headers: store.NewCustomHeaders(headers),
 	})
 	if err != nil {
 		return events.APIGatewayV2HTTPResponse{}, err
@@ -158,22 +165,31 @@ func (h *Handler) getWebhook(ctx context.Context, c Caller, req *events.APIGatew
 	return respond(http.StatusOK, h.webhookView(sub)), nil
 }
 
-// PATCH /v1/webhooks/{id} {url?, events?, description?, status?}.
+// PATCH /v1/webhooks/{id} {url?, events?, description?, status?, headers?}. headers replaces
+// every custom header ({} removes them).
 func (h *Handler) patchWebhook(ctx context.Context, c Caller, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 	id, err := subID(req)
 	if err != nil {
 		return events.APIGatewayV2HTTPResponse{}, err
 	}
 	var in struct {
-		URL         *string   `json:"url"`
-		Events      *[]string `json:"events"`
-		Description *string   `json:"description"`
-		Status      *string   `json:"status"`
+		URL         *string            `json:"url"`
+		Events      *[]string          `json:"events"`
+		Description *string            `json:"description"`
+		Status      *string            `json:"status"`
+		Headers     *map[string]string `json:"headers"`
 	}
 	if err := body(req, &in, false); err != nil {
 		return events.APIGatewayV2HTTPResponse{}, err
 	}
 	patch := store.SubscriptionPatch{URL: in.URL, Description: in.Description, Status: in.Status}
+	if in.Headers != nil {
+		headers, err := checkHeaders(*in.Headers)
+		if err != nil {
+			return events.APIGatewayV2HTTPResponse{}, err
+		}
+		patch.Headers = &headers
+	}
 	if in.URL != nil {
 		if err := checkURL(*in.URL, h.cfg.AllowHTTPURLs, h.ownHosts(req)); err != nil {
 			return events.APIGatewayV2HTTPResponse{}, err

@@ -48,6 +48,7 @@ type Subscription struct {
 	DisabledReason      string          `json:"disabled_reason,omitempty"`
 	Secrets             []SigningSecret `json:"-"` // current first; never serialised
 	ConsecutiveFailures int             `json:"consecutive_failures"`
+	Headers             CustomHeaders   `json:"-"` // custom headers; their values sealed at rest
 	CreatedAt           time.Time       `json:"created_at"`
 	UpdatedAt           time.Time       `json:"updated_at"`
 }
@@ -160,11 +161,12 @@ type SubscriptionPatch struct {
 	URL         *string
 	Events      *[]string
 	Description *string
-	Status      *string // active | disabled
+	Status      *string            // active | disabled
+	Headers     *map[string]string // replaces every custom header; an empty map removes them
 }
 
 // Items: pk WS#<ws>#SUBS, sk SUB#<id>, so a workspace's subscriptions are one consistent Query.
-// rev counts configuration changes (url, events, description, status, secrets); read-modify-write
+// rev counts configuration changes (url, events, description, status, secrets, headers); read-modify-write
 // updates are conditioned on it. Delivery outcomes do not change it.
 func subsPK(ws string) string { return "WS#" + ws + "#SUBS" }
 func subKey(ws, id string) map[string]types.AttributeValue {
@@ -214,6 +216,13 @@ func (st *Store) CreateSubscription(ctx context.Context, sub Subscription) (Subs
 		return Subscription{}, err
 	}
 	item["secrets"] = secrets
+	hnames, hvalues, err := st.encodeHeaders(ctx, sub.WorkspaceID, sub.ID, sub.Headers)
+	if err != nil {
+		return Subscription{}, err
+	}
+	if hnames != nil {
+		item["header_names"], item["headers"] = hnames, hvalues
+	}
 	item["consecutive_failures"] = n(0)
 	item["created_at"], item["updated_at"] = ts(now), ts(now)
 	item["rev"] = n(1)
@@ -248,6 +257,9 @@ func (st *Store) getSubscription(ctx context.Context, ws, id string) (Subscripti
 	}
 	sub := decodeSubscription(out.Item)
 	if err := st.openSecrets(ctx, subSealCtx(ws, id), sub.Secrets); err != nil {
+		return Subscription{}, 0, err
+	}
+	if err := st.openHeaders(ctx, ws, id, &sub.Headers); err != nil {
 		return Subscription{}, 0, err
 	}
 	return sub, num(out.Item, "rev"), nil
@@ -372,6 +384,9 @@ func (st *Store) UpdateSubscription(ctx context.Context, ws, id string, patch Su
 		if patch.Description != nil && *patch.Description != cur.Description {
 			next.Description, changed = *patch.Description, true
 		}
+		if patch.Headers != nil {
+			next.Headers, changed = NewCustomHeaders(*patch.Headers), true
+		}
 		if patch.Status != nil && *patch.Status != cur.Status {
 			next.Status, changed = *patch.Status, true
 			if next.Status == SubscriptionActive {
@@ -434,6 +449,9 @@ func (st *Store) rewriteSubscription(ctx context.Context, ws, id, op string, cha
 			vals[":reason"] = s(next.DisabledReason)
 		} else {
 			upd += " REMOVE disabled_reason"
+		}
+		if upd, err = st.withHeaders(ctx, ws, id, next.Headers, upd, vals); err != nil {
+			return Subscription{}, err
 		}
 		out, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 			TableName:                 &st.table,
@@ -595,6 +613,7 @@ func decodeSubscription(item map[string]types.AttributeValue) Subscription {
 		}
 	}
 	sub.Secrets = decodeSecrets(item)
+	sub.Headers = decodeHeaders(item)
 	return sub
 }
 
