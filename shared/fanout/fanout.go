@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/hookgate/hookgate/shared/adapter"
+	"github.com/hookgate/hookgate/shared/eventfilter"
 	"github.com/hookgate/hookgate/shared/ids"
 	"github.com/hookgate/hookgate/shared/metrics"
 	"github.com/hookgate/hookgate/shared/queue"
@@ -86,7 +87,7 @@ const parallel = 16
 // idempotent), queues a pending delivery never attempted again, and a duplicate loses the attempt claim.
 func (h *Handler) Handle(ctx context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {
 	defer h.metrics.Flush()
-	subs := map[string][]store.Subscription{} // per workspace, for this batch
+	subs := map[string][]subscriber{} // per workspace, for this batch
 	type job struct {
 		rec  int
 		want store.Delivery
@@ -177,7 +178,7 @@ func forEach(n int, fn func(int)) {
 
 // plan returns the deliveries one stream record calls for: one per matching subscription, and the
 // reply to where the user is.
-func (h *Handler) plan(ctx context.Context, rec events.DynamoDBEventRecord, cache map[string][]store.Subscription) ([]store.Delivery, error) {
+func (h *Handler) plan(ctx context.Context, rec events.DynamoDBEventRecord, cache map[string][]subscriber) ([]store.Delivery, error) {
 	img := rec.Change.NewImage
 	if rec.EventName != "INSERT" || img["kind"].DataType() != events.DataTypeString || img["kind"].String() != store.KindEvent {
 		return nil, nil // not an event-log insert (the template's stream filter normally drops these)
@@ -199,7 +200,7 @@ func (h *Handler) plan(ctx context.Context, rec events.DynamoDBEventRecord, cach
 	}
 	subs, ok := cache[env.WorkspaceID]
 	if !ok {
-		if subs, err = h.store.ListActiveSubscriptions(ctx, env.WorkspaceID); err != nil {
+		if subs, err = h.subscribers(ctx, env.WorkspaceID); err != nil {
 			return nil, err
 		}
 		cache[env.WorkspaceID] = subs
@@ -209,9 +210,21 @@ func (h *Handler) plan(ctx context.Context, rec events.DynamoDBEventRecord, cach
 		return nil, fmt.Errorf("encode envelope %s: %w", env.ID, err)
 	}
 	var want []store.Delivery
-	for _, sub := range subs {
+	var event any // the envelope decoded for payload filters, once, when one needs it
+	for _, s := range subs {
+		sub := s.sub
 		if !h.match(sub.Events, env.Type) || sub.ID == about.SubscriptionID {
 			continue
+		}
+		if s.filter != nil {
+			if event == nil {
+				if event, err = eventfilter.Decode(payload); err != nil {
+					return nil, fmt.Errorf("decode envelope %s: %w", env.ID, err)
+				}
+			}
+			if !s.filter.Match(event) {
+				continue
+			}
 		}
 		want = append(want, store.Delivery{
 			ID:          ids.Derive("dlv", env.WorkspaceID, env.ID, sub.ID),
@@ -226,6 +239,38 @@ func (h *Handler) plan(ctx context.Context, rec events.DynamoDBEventRecord, cach
 		want = append(want, *reply)
 	}
 	return want, nil
+}
+
+// subscriber is an active subscription with its payload filter compiled (nil: none).
+type subscriber struct {
+	sub    store.Subscription
+	filter *eventfilter.Filter
+}
+
+// subscribers reads the workspace's active subscriptions and compiles their payload filters. A
+// stored filter that does not compile (the API validates every one) selects nothing: the
+// subscription asked not to get what it would let through.
+func (h *Handler) subscribers(ctx context.Context, ws string) ([]subscriber, error) {
+	subs, err := h.store.ListActiveSubscriptions(ctx, ws)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]subscriber, 0, len(subs))
+	for _, sub := range subs {
+		s := subscriber{sub: sub}
+		if sub.Filter != "" {
+			f, err := eventfilter.Compile([]byte(sub.Filter))
+			if err != nil {
+				h.log.ErrorContext(ctx, "a stored payload filter does not compile; the subscription gets nothing", "subscription_id", sub.ID, "err", err)
+				continue
+			}
+			if !f.Empty() {
+				s.filter = f
+			}
+		}
+		out = append(out, s)
+	}
+	return out, nil
 }
 
 // Event types that end a run's turn: a run started with a replyUrl is POSTed there after each.

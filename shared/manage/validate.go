@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/hookgate/hookgate/shared/apierr"
+	"github.com/hookgate/hookgate/shared/eventfilter"
 	"github.com/hookgate/hookgate/shared/loop"
 	"github.com/hookgate/hookgate/shared/outbound"
 	"github.com/hookgate/hookgate/shared/store"
@@ -95,6 +96,34 @@ func checkHeaders(h map[string]string) (map[string]string, error) {
 		return nil, invalid("%s", err.Error())
 	}
 	return out, nil
+}
+
+// checkFilter validates a payload filter (eventfilter: bounded, every problem named) and returns
+// it as compact JSON; "" when there is none (absent, null or {}).
+func checkFilter(raw json.RawMessage) (string, error) {
+	if len(bytes.TrimSpace(raw)) == 0 || string(raw) == "null" {
+		return "", nil
+	}
+	f, err := eventfilter.Compile(raw)
+	if err != nil {
+		return "", invalid("filter %s", err.Error())
+	}
+	if f.Empty() {
+		return "", nil
+	}
+	var b bytes.Buffer
+	if err := json.Compact(&b, raw); err != nil {
+		return "", invalid("filter is not valid JSON")
+	}
+	return b.String(), nil
+}
+
+// filterView is a subscription's payload filter as the API shows it, or nil.
+func filterView(sub store.Subscription) json.RawMessage {
+	if sub.Filter == "" {
+		return nil
+	}
+	return json.RawMessage(sub.Filter)
 }
 
 // headerNames are the names of a subscription's custom headers, never nil.

@@ -147,3 +147,19 @@ func (st *Store) withHeaders(ctx context.Context, ws, id string, next CustomHead
 	}
 	return set + " REMOVE " + remove, nil
 }
+
+// withFilter adds the payload filter of next to a subscription's update expression: SET it, or
+// REMOVE it when there is none.
+func withFilter(filter string, upd string, vals map[string]types.AttributeValue) string {
+	set, remove, _ := strings.Cut(upd, " REMOVE ")
+	if filter != "" {
+		set += ", payload_filter = :pfilter"
+		vals[":pfilter"] = s(filter)
+	} else {
+		remove = strings.TrimPrefix(remove+", payload_filter", ", ")
+	}
+	if remove == "" {
+		return set
+	}
+	return set + " REMOVE " + remove
+}

@@ -129,3 +129,35 @@ func TestSubscriptionNeverPrintsHeaderValues(t *testing.T) {
 		}
 	}
 }
+
+func TestSubscriptionFilterIsStoredAndReplaced(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := newStore(t)
+	sub := newSub("ws", "https://example.com/f", "whsec_f")
+	sub.Filter = `{"data.amount":{"$gte":100}}`
+	created, err := st.CreateSubscription(ctx, sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	active, err := st.ListActiveSubscriptions(ctx, "ws")
+	if err != nil || len(active) != 1 || active[0].Filter != sub.Filter {
+		t.Fatalf("the fan-out's read: %v %v", active, err)
+	}
+	desc := "kept"
+	got, err := st.UpdateSubscription(ctx, "ws", created.ID, SubscriptionPatch{Description: &desc})
+	if err != nil || got.Filter != sub.Filter {
+		t.Fatalf("an update of another field: %q %v", got.Filter, err)
+	}
+	next := `{"type":"run.completed"}`
+	if got, err = st.UpdateSubscription(ctx, "ws", created.ID, SubscriptionPatch{Filter: &next}); err != nil || got.Filter != next {
+		t.Fatalf("replaced: %q %v", got.Filter, err)
+	}
+	none := ""
+	if got, err = st.UpdateSubscription(ctx, "ws", created.ID, SubscriptionPatch{Filter: &none}); err != nil || got.Filter != "" {
+		t.Fatalf("removed: %q %v", got.Filter, err)
+	}
+	if _, ok := rawItem(t, st, subKey("ws", created.ID))["payload_filter"]; ok {
+		t.Fatal("the removed filter is still stored")
+	}
+}

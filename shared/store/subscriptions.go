@@ -49,6 +49,7 @@ type Subscription struct {
 	Secrets             []SigningSecret `json:"-"` // current first; never serialised
 	ConsecutiveFailures int             `json:"consecutive_failures"`
 	Headers             CustomHeaders   `json:"-"` // custom headers; their values sealed at rest
+	Filter              string          `json:"filter,omitempty"` // payload filter (eventfilter), compact JSON; "" for none
 	CreatedAt           time.Time       `json:"created_at"`
 	UpdatedAt           time.Time       `json:"updated_at"`
 }
@@ -163,10 +164,11 @@ type SubscriptionPatch struct {
 	Description *string
 	Status      *string            // active | disabled
 	Headers     *map[string]string // replaces every custom header; an empty map removes them
+	Filter      *string            // replaces the payload filter; "" removes it
 }
 
 // Items: pk WS#<ws>#SUBS, sk SUB#<id>, so a workspace's subscriptions are one consistent Query.
-// rev counts configuration changes (url, events, description, status, secrets, headers); read-modify-write
+// rev counts configuration changes (url, events, description, status, secrets, headers, filter); read-modify-write
 // updates are conditioned on it. Delivery outcomes do not change it.
 func subsPK(ws string) string { return "WS#" + ws + "#SUBS" }
 func subKey(ws, id string) map[string]types.AttributeValue {
@@ -222,6 +224,9 @@ func (st *Store) CreateSubscription(ctx context.Context, sub Subscription) (Subs
 	}
 	if hnames != nil {
 		item["header_names"], item["headers"] = hnames, hvalues
+	}
+	if sub.Filter != "" {
+		item["payload_filter"] = s(sub.Filter)
 	}
 	item["consecutive_failures"] = n(0)
 	item["created_at"], item["updated_at"] = ts(now), ts(now)
@@ -387,6 +392,9 @@ func (st *Store) UpdateSubscription(ctx context.Context, ws, id string, patch Su
 		if patch.Headers != nil {
 			next.Headers, changed = NewCustomHeaders(*patch.Headers), true
 		}
+		if patch.Filter != nil && *patch.Filter != cur.Filter {
+			next.Filter, changed = *patch.Filter, true
+		}
 		if patch.Status != nil && *patch.Status != cur.Status {
 			next.Status, changed = *patch.Status, true
 			if next.Status == SubscriptionActive {
@@ -453,6 +461,7 @@ func (st *Store) rewriteSubscription(ctx context.Context, ws, id, op string, cha
 		if upd, err = st.withHeaders(ctx, ws, id, next.Headers, upd, vals); err != nil {
 			return Subscription{}, err
 		}
+		upd = withFilter(next.Filter, upd, vals)
 		out, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 			TableName:                 &st.table,
 			Key:                       subKey(ws, id),
@@ -614,6 +623,7 @@ func decodeSubscription(item map[string]types.AttributeValue) Subscription {
 	}
 	sub.Secrets = decodeSecrets(item)
 	sub.Headers = decodeHeaders(item)
+	sub.Filter = str(item, "payload_filter")
 	return sub
 }
 
