@@ -48,7 +48,7 @@ type Subscription struct {
 	DisabledReason      string          `json:"disabled_reason,omitempty"`
 	Secrets             []SigningSecret `json:"-"` // current first; never serialised
 	ConsecutiveFailures int             `json:"consecutive_failures"`
-	Headers             CustomHeaders   `json:"-"` // custom headers; their values sealed at rest
+	Headers             CustomHeaders   `json:"-"`                // custom headers; their values sealed at rest
 	Filter              string          `json:"filter,omitempty"` // payload filter (eventfilter), compact JSON; "" for none
 	CreatedAt           time.Time       `json:"created_at"`
 	UpdatedAt           time.Time       `json:"updated_at"`
