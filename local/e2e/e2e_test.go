@@ -109,7 +109,11 @@ func startStackOn(t *testing.T, dynamo, name string, visibility time.Duration, p
 	if err != nil {
 		return nil, err
 	}
-	return &env{stack: s, sqs: cfg.SQS(), store: store.New(cfg.DynamoDB(), s.Tables["Table"], time.Now)}, nil
+	e := &env{stack: s, sqs: cfg.SQS(), store: store.New(cfg.DynamoDB(), s.Tables["Table"], time.Now)}
+	// When the test that started the stack ends, its event log is held to the catalog (for the
+	// shared stack: what the log holds when its first test ends; receivers check the rest).
+	t.Cleanup(func() { checkStackEvents(t, e) })
+	return e, nil
 }
 
 // stack is the stack most tests share; it lives until the test binary exits (Run stops the emulators).
