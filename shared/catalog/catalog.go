@@ -6,6 +6,7 @@ package catalog
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 )
 
@@ -27,10 +28,23 @@ const (
 	TelegramPrefix = "telegram."
 )
 
+// Families returns the first parts of the catalog's names (message, run, webhook, telegram, ...),
+// once each, in catalog order: <family>.* is a pattern a subscription may use.
+func Families() []string {
+	var out []string
+	for _, t := range entries() {
+		first, _, _ := strings.Cut(t.Name, ".")
+		if !slices.Contains(out, first) {
+			out = append(out, first)
+		}
+	}
+	return out
+}
+
 // Known reports whether name is an exact event type of the catalog (not a family's name).
 func Known(name string) bool {
-	for _, t := range All() {
-		if !t.Family() && t.Name == name {
+	for _, t := range entries() {
+		if !t.family() && t.Name == name {
 			return true
 		}
 	}
@@ -40,8 +54,8 @@ func Known(name string) bool {
 // Names returns the exact event types, in catalog order.
 func Names() []string {
 	var out []string
-	for _, t := range All() {
-		if !t.Family() {
+	for _, t := range entries() {
+		if !t.family() {
 			out = append(out, t.Name)
 		}
 	}
@@ -51,15 +65,15 @@ func Names() []string {
 // Lookup returns the entry that describes an event of type name: its exact entry, else the family
 // its name belongs to.
 func Lookup(name string) (EventType, bool) {
-	all := All()
+	all := entries()
 	for _, t := range all {
-		if !t.Family() && t.Name == name {
-			return t, true
+		if !t.family() && t.Name == name {
+			return t.eventType(), true
 		}
 	}
 	for _, t := range all {
-		if t.Family() && familyMatch(t.Name, name) {
-			return t, true
+		if t.family() && familyMatch(t.Name, name) {
+			return t.eventType(), true
 		}
 	}
 	return EventType{}, false

@@ -196,3 +196,16 @@ func TestEveryEmittedTypeIsInTheCatalog(t *testing.T) {
 		t.Fatalf("found only %d Event… constants in shared/: is the walk reading it?", consts)
 	}
 }
+
+func TestFamilies(t *testing.T) {
+	got := strings.Join(Families(), ",")
+	if got != "message,run,binding,delivery,subscription,webhook,endpoint,telegram" {
+		t.Fatalf("Families() = %s", got)
+	}
+}
+
+func TestKnownAllocatesLittle(t *testing.T) {
+	if n := testing.AllocsPerRun(100, func() { Known("run.completed") }); n > 1 {
+		t.Fatalf("Known allocates %v times: it must not copy the schemas", n)
+	}
+}

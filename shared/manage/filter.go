@@ -1,6 +1,7 @@
 package manage
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/hookgate/hookgate/shared/catalog"
@@ -33,14 +34,7 @@ func knownEventType(t string) bool { return catalog.Known(t) }
 
 // eventFamily reports whether f is the first part of a catalog type's name (run, message,
 // webhook, telegram, ...): f.* is then a pattern.
-func eventFamily(f string) bool {
-	for _, t := range catalog.All() {
-		if first, _, _ := strings.Cut(t.Name, "."); first == f {
-			return true
-		}
-	}
-	return false
-}
+func eventFamily(f string) bool { return slices.Contains(catalog.Families(), f) }
 
 // maxSegment bounds each dot-separated part of a webhook.<source>.<type> name.
 const maxSegment = 64
