@@ -43,31 +43,43 @@ type Filter struct {
 // Empty reports whether f filters nothing out.
 func (f *Filter) Empty() bool { return f == nil || f.root == nil }
 
-// Match reports whether the event (its envelope decoded by Decode) passes the filter.
-func (f *Filter) Match(event any) bool {
+// Event is an event as filters read it: the values at their paths. Decode makes one of a whole
+// event; an Extractor one of only the paths its filters read, in one pass.
+type Event interface {
+	// value returns the value at path (its parts joined by dots), and whether it exists.
+	value(path string, parts []string) (any, bool)
+}
+
+// Match reports whether the event passes the filter.
+func (f *Filter) Match(event Event) bool {
 	if f.Empty() {
 		return true
 	}
 	return f.root.match(event)
 }
 
-// Decode decodes an event's JSON for Match.
-func Decode(raw []byte) (any, error) {
+// decoded is a whole event, decoded.
+type decoded struct{ v any }
+
+func (d decoded) value(_ string, parts []string) (any, bool) { return lookup(d.v, parts) }
+
+// Decode decodes a whole event's JSON for Match.
+func Decode(raw []byte) (Event, error) {
 	var v any
 	if err := json.Unmarshal(raw, &v); err != nil {
 		return nil, err
 	}
-	return v, nil
+	return decoded{v}, nil
 }
 
 // node is one compiled part of a filter.
-type node interface{ match(event any) bool }
+type node interface{ match(event Event) bool }
 
 type and []node
 type or []node
 type not struct{ n node }
 
-func (a and) match(e any) bool {
+func (a and) match(e Event) bool {
 	for _, n := range a {
 		if !n.match(e) {
 			return false
@@ -76,7 +88,7 @@ func (a and) match(e any) bool {
 	return true
 }
 
-func (o or) match(e any) bool {
+func (o or) match(e Event) bool {
 	for _, n := range o {
 		if n.match(e) {
 			return true
@@ -85,10 +97,11 @@ func (o or) match(e any) bool {
 	return false
 }
 
-func (n not) match(e any) bool { return !n.n.match(e) }
+func (n not) match(e Event) bool { return !n.n.match(e) }
 
 // cond is one path's operators, all of which must hold.
 type cond struct {
+	key  string // the path as written
 	path []string
 	ops  []op
 }
@@ -98,8 +111,8 @@ type op struct {
 	val  any    // the operand: a value, a list, or a bool for $exists
 }
 
-func (c cond) match(e any) bool {
-	v, ok := lookup(e, c.path)
+func (c cond) match(e Event) bool {
+	v, ok := e.value(c.key, c.path)
 	for _, o := range c.ops {
 		if !o.match(v, ok) {
 			return false
@@ -360,14 +373,14 @@ func (c *compiler) cond(path string, v any, depth int) (node, error) {
 		if err != nil {
 			return nil, err
 		}
-		return cond{path: parts, ops: []op{{kind: "$eq", val: val}}}, nil
+		return cond{key: path, path: parts, ops: []op{{kind: "$eq", val: val}}}, nil
 	}
 	keys := make([]string, 0, len(ops))
 	for k := range ops {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	out := cond{path: parts}
+	out := cond{key: path, path: parts}
 	for _, k := range keys {
 		x := ops[k]
 		w := where + " " + k

@@ -74,7 +74,7 @@ func BenchmarkFanoutFilter(b *testing.B) {
 				st.subs = append(st.subs, sub)
 			}
 			h := New(st, &fakeQueue{}, manage.MatchEvent, slog.New(slog.DiscardHandler))
-			cache := map[string][]subscriber{}
+			cache := map[string]*audience{}
 			ctx := context.Background()
 			b.ReportAllocs()
 			for b.Loop() {
@@ -84,5 +84,26 @@ func BenchmarkFanoutFilter(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// An event whose data the filters cannot read (a number out of range inside a filtered object)
+// is skipped by the filtered subscriptions only, and never blocks the stream.
+func TestFanOutSkipsWhatFiltersCannotRead(t *testing.T) {
+	st := &fakeStore{created: map[string]store.Delivery{}, subs: []store.Subscription{
+		{ID: "sub_filtered", Events: []string{"*"}, Filter: `{"data.payload":{"$exists":true}}`},
+		{ID: "sub_plain", Events: []string{"*"}},
+	}}
+	h := New(st, &fakeQueue{}, manage.MatchEvent, slog.New(slog.DiscardHandler))
+	resp, _ := h.Handle(context.Background(), events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{
+		eventRecord("1", "evt_huge", "webhook.shop.order", `{"payload":{"amount":1e999}}`),
+	}})
+	if len(resp.BatchItemFailures) != 0 || len(st.created) != 1 {
+		t.Fatalf("failures %v, deliveries %v", resp.BatchItemFailures, st.created)
+	}
+	for _, d := range st.created {
+		if d.SubscriptionID != "sub_plain" {
+			t.Fatalf("delivered to %s", d.SubscriptionID)
+		}
 	}
 }
