@@ -1,6 +1,8 @@
 // Package eventfilter is the payload filter a subscription may carry besides its event types: a
 // small JSON language on dotted paths of the event's envelope (`type`, `data.amount`), compiled
-// and bounded when a subscription is created, evaluated by the fan-out in time linear in its size.
+// and bounded when a subscription is created. The fan-out reads an event once for all of a
+// workspace's filters (Extractor: one pass, only their paths decoded), then evaluates each in time
+// linear in its size.
 //
 //	{"data.amount": {"$gte": 100}, "data.currency": {"$in": ["eur", "usd"]}}
 //	{"$or": [{"data.channel": "telegram"}, {"data.user": {"$exists": true}}]}
