@@ -59,6 +59,9 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 		r.mu.Unlock()
 	}
 	r.mu.Lock()
+	if r.headers == nil { // a receiver made without newReceiver
+		r.headers = map[string][]http.Header{}
+	}
 	if len(r.headers[id]) < 20 {
 		r.headers[id] = append(r.headers[id], req.Header.Clone())
 	}
