@@ -30,11 +30,20 @@ type receiver struct {
 	badSig   int
 	respond  func(id string, seen int) int // status to answer; seen counts earlier deliveries of id
 	received chan string
+	headers  map[string][]http.Header // webhook-id → the headers of every request
+	invalid  []string                 // bodies the event catalog refuses (catalog_check_test.go)
 }
 
 func newReceiver(t *testing.T, respond func(id string, seen int) int) *receiver {
-	r := &receiver{t: t, byID: map[string]int{}, types: map[string]string{}, respond: respond, received: make(chan string, 100_000)}
+	r := &receiver{t: t, byID: map[string]int{}, types: map[string]string{}, respond: respond, received: make(chan string, 100_000), headers: map[string][]http.Header{}}
 	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
+	t.Cleanup(func() { // after the server closed (cleanups run last first): every body it got
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		for _, msg := range r.invalid {
+			t.Errorf("a delivered event breaks the catalog: %s", msg)
+		}
+	})
 	t.Cleanup(r.srv.Close)
 	return r
 }
@@ -42,6 +51,21 @@ func newReceiver(t *testing.T, respond func(id string, seen int) int) *receiver 
 func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	body, _ := io.ReadAll(req.Body)
 	id := req.Header.Get("webhook-id")
+	if err := checkEvent(body); err != nil {
+		r.mu.Lock()
+		if len(r.invalid) < 10 {
+			r.invalid = append(r.invalid, err.Error())
+		}
+		r.mu.Unlock()
+	}
+	r.mu.Lock()
+	if r.headers == nil { // a receiver made without newReceiver
+		r.headers = map[string][]http.Header{}
+	}
+	if len(r.headers[id]) < 20 {
+		r.headers[id] = append(r.headers[id], req.Header.Clone())
+	}
+	r.mu.Unlock()
 	var env struct {
 		ID, Type, WorkspaceID string `json:"-"`
 	}

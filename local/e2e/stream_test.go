@@ -64,6 +64,7 @@ func liveStack(t *testing.T) *liveEnv {
 			shop.Close()
 			return
 		}
+		e.syntheticEvents.Store(true) // the stream tests append events of their own to the log
 		cfg, err := awscfg.Load(context.Background(), func(k string) string {
 			return map[string]string{awscfg.EnvDynamoEndpoint: e.stack.DynamoEndpoint}[k]
 		})

@@ -2,7 +2,6 @@ package e2e_test
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"slices"
 	"sync"
@@ -59,16 +58,14 @@ func (a *arrivals) count() int {
 	return len(a.at)
 }
 
-// subscribeWith creates a subscription with extra fields (a JSON fragment) for r.
-func subscribeWith(t *testing.T, e *env, r *receiver, events, extra string) string {
+// subscribeLimited creates a subscription with extra fields (a JSON fragment, e.g. its limits) for r
+// and returns its id.
+func subscribeLimited(t *testing.T, e *env, r *receiver, events, extra string) string {
 	t.Helper()
-	resp := do(t, http.MethodPost, e.stack.URL+"/v1/webhooks", adminHeaders(), fmt.Sprintf(`{"url":%q,"events":%s,%s}`, r.srv.URL+"/hook", events, extra))
+	resp := subscribeWith(t, e, adminHeaders(), r, events, ","+extra)
 	if resp.status != 201 {
 		t.Fatalf("create subscription: %d %s", resp.status, resp.raw)
 	}
-	r.mu.Lock()
-	r.secret, _ = resp.body["secret"].(string)
-	r.mu.Unlock()
 	return resp.body["id"].(string)
 }
 
@@ -106,7 +103,7 @@ func TestThrottleBurstArrivesAtTheRateLimit(t *testing.T) {
 
 	r := newReceiver(t, func(string, int) int { return http.StatusNoContent })
 	got := recordArrivals(t, r)
-	sub := subscribeWith(t, e, r, `["webhook.test"]`, `"rate_limit":{"per_second":10,"burst":10}`)
+	sub := subscribeLimited(t, e, r, `["webhook.test"]`, `"rate_limit":{"per_second":10,"burst":10}`)
 	view := do(t, http.MethodGet, e.stack.URL+"/v1/webhooks/"+sub, adminHeaders(), "")
 	if rl, _ := view.body["rate_limit"].(map[string]any); rl["per_second"] != float64(10) || rl["burst"] != float64(10) || view.body["max_in_flight"] != nil {
 		t.Fatalf("view %s", view.raw)
@@ -124,7 +121,7 @@ func TestThrottleBurstArrivesAtTheRateLimit(t *testing.T) {
 		inner.ServeHTTP(w, req)
 		open.Add(-1)
 	})
-	slowSub := subscribeWith(t, e, slow, `["webhook.test"]`, `"max_in_flight":2`)
+	slowSub := subscribeLimited(t, e, slow, `["webhook.test"]`, `"max_in_flight":2`)
 	go testSends(t, e, slowSub, 30)
 
 	const events = 1000
@@ -205,7 +202,7 @@ func TestRetriesOfAnOutageDoNotStampede(t *testing.T) {
 		}
 		return http.StatusNoContent
 	})
-	sub := subscribeWith(t, e, r, `["webhook.test"]`, `"description":"spread"`)
+	sub := subscribeLimited(t, e, r, `["webhook.test"]`, `"description":"spread"`)
 	const events = 100
 	testSends(t, e, sub, events)
 	waitFor(t, "100 retried events at the receiver", 5*time.Minute, func() bool {
@@ -292,7 +289,7 @@ func TestCircuitOpensProbesAndCloses(t *testing.T) {
 		}
 		return http.StatusNoContent
 	})
-	sub := subscribeWith(t, e, r, `["webhook.test"]`, `"description":"circuit"`)
+	sub := subscribeLimited(t, e, r, `["webhook.test"]`, `"description":"circuit"`)
 	const events = 12
 	testSends(t, e, sub, events)
 
@@ -352,7 +349,7 @@ func TestManualRetryIsOneAttempt(t *testing.T) {
 	defer e.stack.Close()
 	var requests atomic.Int32
 	r := newReceiver(t, func(string, int) int { requests.Add(1); return http.StatusInternalServerError })
-	sub := subscribeWith(t, e, r, `["webhook.test"]`, `"description":"one attempt"`)
+	sub := subscribeLimited(t, e, r, `["webhook.test"]`, `"description":"one attempt"`)
 	testSends(t, e, sub, 1)
 	var failed []map[string]any
 	waitFor(t, "the delivery to use up its schedule", 2*time.Minute, func() bool {

@@ -3,6 +3,7 @@ package openapi
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -13,7 +14,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 
 	"github.com/hookgate/hookgate/local/template"
-	"github.com/hookgate/hookgate/shared/manage"
+	"github.com/hookgate/hookgate/shared/catalog"
 )
 
 const root = "../.."
@@ -119,9 +120,10 @@ func TestServedJSONIsCurrent(t *testing.T) {
 	}
 }
 
-// TestEveryEventTypeHasOneSchema checks the outbound payloads: each event type the code emits by
-// name, and the families it makes up names in (webhook.<source>.<type>, telegram.<kind>), is
-// described by exactly one variant of the Event envelope.
+// TestEveryEventTypeHasOneSchema checks the outbound payloads against the catalog: each exact
+// type of shared/catalog, and a name of each family (webhook.<source>.<type>, telegram.<kind>), is
+// described by exactly one variant of the Event envelope, and every variant describes a type of
+// the catalog.
 func TestEveryEventTypeHasOneSchema(t *testing.T) {
 	doc := load(t)
 	ev := doc.Components.Schemas["Event"]
@@ -131,8 +133,11 @@ func TestEveryEventTypeHasOneSchema(t *testing.T) {
 	if _, ok := doc.Webhooks["event"]; !ok {
 		t.Fatal("webhooks.event is missing")
 	}
-	types := append(manage.KnownEventTypes(), "webhook.stripe.payment_intent_succeeded", "webhook.generic.received", "telegram.edited_message")
+	types := append(catalog.Names(), "webhook.stripe.payment_intent_succeeded", "webhook.generic.received", "telegram.edited_message")
 	for _, typ := range types {
+		if _, ok := catalog.Lookup(typ); !ok {
+			t.Fatalf("%s is not in the catalog", typ)
+		}
 		var matched []string
 		for _, v := range ev.Value.OneOf {
 			ts := v.Value.Properties["type"]
@@ -145,6 +150,23 @@ func TestEveryEventTypeHasOneSchema(t *testing.T) {
 		}
 		if len(matched) != 1 {
 			t.Errorf("event type %s matches %d event schemas %v, want 1", typ, len(matched), matched)
+		}
+	}
+	for _, v := range ev.Value.OneOf {
+		ts := v.Value.Properties["type"].Value
+		var names []string
+		switch {
+		case ts.Const != nil:
+			names = append(names, fmt.Sprint(ts.Const))
+		case len(ts.Enum) > 0:
+			for _, e := range ts.Enum {
+				names = append(names, fmt.Sprint(e))
+			}
+		}
+		for _, n := range names {
+			if !catalog.Known(n) {
+				t.Errorf("%s describes %s, which the catalog (shared/catalog) lacks", v.Ref, n)
+			}
 		}
 	}
 }

@@ -243,9 +243,10 @@ func (h *Handler) resume(ctx context.Context, m queue.Delivery, d store.Delivery
 
 // target is where one attempt goes, resolved from the delivery.
 type target struct {
-	url    string
-	signer *outbound.Signer
-	sub    *store.Subscription // nil for a callback or a Telegram reply
+	url     string
+	signer  *outbound.Signer
+	sub     *store.Subscription // nil for a callback or a Telegram reply
+	headers map[string]string   // the subscription's custom headers
 }
 
 // resolve finds the delivery's destination and signer, or the reason it can no longer be made.
@@ -283,7 +284,10 @@ func (h *Handler) resolve(ctx context.Context, d store.Delivery, subs *subCache,
 	case signer == nil:
 		return target{}, "subscription has no usable signing secret", nil
 	}
-	return target{url: sub.URL, signer: signer, sub: &sub}, "", nil
+	if len(sub.Headers.Names) > 0 && sub.Headers.Values == nil {
+		return target{}, "", fmt.Errorf("subscription %s: its custom headers are sealed and this store cannot open them", sub.ID)
+	}
+	return target{url: sub.URL, signer: signer, sub: &sub, headers: sub.Headers.Values}, "", nil
 }
 
 func (h *Handler) attempt(ctx context.Context, m queue.Delivery, d store.Delivery, subs *subCache) error {
@@ -322,7 +326,7 @@ func (h *Handler) attempt(ctx context.Context, m queue.Delivery, d store.Deliver
 	if d.Target == store.TargetTelegram {
 		res = h.cfg.Telegram(ctx, d.WorkspaceID, d.Payload)
 	} else {
-		res = h.post(ctx, outbound.Request{URL: t.url, MsgID: d.EventID, Body: d.Payload, Signer: t.signer, Now: now, Trace: trace.Outgoing(ctx)})
+		res = h.post(ctx, outbound.Request{URL: t.url, MsgID: d.EventID, Body: d.Payload, Signer: t.signer, Now: now, Trace: trace.Outgoing(ctx), Headers: t.headers})
 	}
 	if !g.slot.IsZero() {
 		// The request is over: its max_in_flight slot is freed alongside the attempt's record.

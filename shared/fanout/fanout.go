@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/hookgate/hookgate/shared/adapter"
+	"github.com/hookgate/hookgate/shared/eventfilter"
 	"github.com/hookgate/hookgate/shared/ids"
 	"github.com/hookgate/hookgate/shared/metrics"
 	"github.com/hookgate/hookgate/shared/queue"
@@ -88,7 +89,7 @@ const parallel = 16
 // idempotent), queues a pending delivery never attempted again, and a duplicate loses the attempt claim.
 func (h *Handler) Handle(ctx context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {
 	defer h.metrics.Flush()
-	subs := map[string][]store.Subscription{} // per workspace, for this batch
+	subs := map[string]*audience{} // per workspace, for this batch
 	type job struct {
 		rec  int
 		want store.Delivery
@@ -179,7 +180,7 @@ func forEach(n int, fn func(int)) {
 
 // plan returns the deliveries one stream record calls for: one per matching subscription, and the
 // reply to where the user is.
-func (h *Handler) plan(ctx context.Context, rec events.DynamoDBEventRecord, cache map[string][]store.Subscription) ([]store.Delivery, error) {
+func (h *Handler) plan(ctx context.Context, rec events.DynamoDBEventRecord, cache map[string]*audience) ([]store.Delivery, error) {
 	img := rec.Change.NewImage
 	if rec.EventName != "INSERT" || img["kind"].DataType() != events.DataTypeString || img["kind"].String() != store.KindEvent {
 		return nil, nil // not an event-log insert (the template's stream filter normally drops these)
@@ -202,21 +203,36 @@ func (h *Handler) plan(ctx context.Context, rec events.DynamoDBEventRecord, cach
 	case EventCircuitOpened, EventCircuitClosed:
 		_ = json.Unmarshal(env.Data, &about) // not to the endpoint whose circuit it is
 	}
-	subs, ok := cache[env.WorkspaceID]
+	aud, ok := cache[env.WorkspaceID]
 	if !ok {
-		if subs, err = h.store.ListActiveSubscriptions(ctx, env.WorkspaceID); err != nil {
+		if aud, err = h.audience(ctx, env.WorkspaceID); err != nil {
 			return nil, err
 		}
-		cache[env.WorkspaceID] = subs
+		cache[env.WorkspaceID] = aud
 	}
 	payload, err := json.Marshal(env)
 	if err != nil {
 		return nil, fmt.Errorf("encode envelope %s: %w", env.ID, err)
 	}
 	var want []store.Delivery
-	for _, sub := range subs {
+	var event eventfilter.Event // what the filters read of the envelope, once, when one needs it
+	for _, s := range aud.subs {
+		sub := s.sub
 		if !h.match(sub.Events, env.Type) || sub.ID == about.SubscriptionID {
 			continue
+		}
+		if s.filter != nil {
+			if event == nil {
+				if event, err = aud.extract.Extract(payload); err != nil {
+					// Unreadable for the filters (a number encoding/json cannot hold): no retry
+					// can change that, so the filtered subscriptions get nothing of it.
+					h.log.WarnContext(ctx, "an event the payload filters cannot read; filtered subscriptions skip it", "event_id", env.ID, "err", err)
+					event = unreadable{}
+				}
+			}
+			if _, bad := event.(unreadable); bad || !s.filter.Match(event) {
+				continue
+			}
 		}
 		want = append(want, store.Delivery{
 			ID:          ids.Derive("dlv", env.WorkspaceID, env.ID, sub.ID),
@@ -231,6 +247,51 @@ func (h *Handler) plan(ctx context.Context, rec events.DynamoDBEventRecord, cach
 		want = append(want, *reply)
 	}
 	return want, nil
+}
+
+// unreadable stands for an event the payload filters could not read.
+type unreadable struct{ eventfilter.Event }
+
+// subscriber is an active subscription with its payload filter compiled (nil: none).
+type subscriber struct {
+	sub    store.Subscription
+	filter *eventfilter.Filter
+}
+
+// audience is a workspace's active subscriptions, and what their payload filters read of an
+// event, extracted in one pass.
+type audience struct {
+	subs    []subscriber
+	extract *eventfilter.Extractor
+}
+
+// audience reads the workspace's active subscriptions and compiles their payload filters. A
+// stored filter that does not compile (the API validates every one) selects nothing: the
+// subscription asked not to get what it would let through.
+func (h *Handler) audience(ctx context.Context, ws string) (*audience, error) {
+	subs, err := h.store.ListActiveSubscriptions(ctx, ws)
+	if err != nil {
+		return nil, err
+	}
+	aud := &audience{subs: make([]subscriber, 0, len(subs))}
+	var filters []*eventfilter.Filter
+	for _, sub := range subs {
+		s := subscriber{sub: sub}
+		if sub.Filter != "" {
+			f, err := eventfilter.Compile([]byte(sub.Filter))
+			if err != nil {
+				h.log.ErrorContext(ctx, "a stored payload filter does not compile; the subscription gets nothing", "subscription_id", sub.ID, "err", err)
+				continue
+			}
+			if !f.Empty() {
+				s.filter = f
+				filters = append(filters, f)
+			}
+		}
+		aud.subs = append(aud.subs, s)
+	}
+	aud.extract = eventfilter.NewExtractor(filters...)
+	return aud, nil
 }
 
 // Event types that end a run's turn: a run started with a replyUrl is POSTed there after each.

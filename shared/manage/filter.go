@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/hookgate/hookgate/shared/catalog"
 	"github.com/hookgate/hookgate/shared/normalize"
 )
 
@@ -27,24 +28,15 @@ const (
 	EventWebhookTest         = "webhook.test"
 )
 
-// KnownEventTypes returns the event types Hookgate emits by name, in a fresh slice.
-func KnownEventTypes() []string {
-	return []string{
-		EventMessageReceived, EventMessageSent, EventRunCreated, EventRunCompleted, EventRunFailed,
-		EventRunRequiresApproval, EventRunCancelled, EventRunApproved, EventRunDenied, EventBindingStatus,
-		EventDeliveryExhausted, EventSubscriptionOff, EventCircuitOpened, EventCircuitClosed, EventWebhookTest,
-	}
-}
+// KnownEventTypes returns the event types Hookgate emits by name (the catalog's exact types), in a
+// fresh slice.
+func KnownEventTypes() []string { return catalog.Names() }
 
-func knownEventType(t string) bool { return slices.Contains(KnownEventTypes(), t) }
+func knownEventType(t string) bool { return catalog.Known(t) }
 
-func eventFamily(f string) bool {
-	switch f {
-	case "message", "run", "binding", "delivery", "subscription", "endpoint", "webhook", "telegram":
-		return true
-	}
-	return false
-}
+// eventFamily reports whether f is the first part of a catalog type's name (run, message,
+// webhook, telegram, ...): f.* is then a pattern.
+func eventFamily(f string) bool { return slices.Contains(catalog.Families(), f) }
 
 // maxSegment bounds each dot-separated part of a webhook.<source>.<type> name.
 const maxSegment = 64
@@ -62,8 +54,8 @@ func segment(s string) bool {
 	return true
 }
 
-// ValidPattern reports whether p may be used in a subscription's event filter: "*", a known event
-// type, <family>.* (family: message, run, binding, delivery, subscription, webhook, telegram), a
+// ValidPattern reports whether p may be used in a subscription's event filter: "*", an exact type
+// of the catalog, <family>.* (family: the first part of a catalog type: message, run, ...), a
 // role pattern webhook.<source>.<type> or webhook.<source>.* (as role routes take them, see
 // normalize.ValidPattern), or telegram.<kind>.
 func ValidPattern(p string) bool {

@@ -93,6 +93,8 @@ func New(cfg Config, st Store, now func() time.Time, log *slog.Logger) *Handler 
 		"PATCH /v1/webhooks/{id}":              h.patchWebhook,
 		"DELETE /v1/webhooks/{id}":             h.deleteWebhook,
 		"POST /v1/webhooks/{id}/rotate-secret": h.rotateSecret,
+
+		"GET /v1/event-types": h.listEventTypes,
 	}
 	return h
 }

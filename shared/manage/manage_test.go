@@ -488,7 +488,17 @@ func TestValidationErrors(t *testing.T) {
 		{"secret short", "POST /v1/webhooks", base("secret", "whsec_c2hvcnQ="), "secret must be whsec_"},
 		{"secret not base64", "POST /v1/webhooks", base("secret", "whsec_!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"), "secret must be whsec_"},
 		{"secret empty", "POST /v1/webhooks", base("secret", ""), "secret must be whsec_"},
-		{"unknown field", "POST /v1/webhooks", base("filter", "x"), `unknown field "filter"`},
+		{"unknown field", "POST /v1/webhooks", base("filters", "x"), `unknown field "filters"`},
+		{"header host", "POST /v1/webhooks", base("headers", map[string]string{"Host": "evil.example"}), `header "Host" is set by the delivery`},
+		{"header signature", "POST /v1/webhooks", base("headers", map[string]string{"webhook-signature": "v1,x"}), `header "webhook-signature"`},
+		{"header crlf", "POST /v1/webhooks", base("headers", map[string]string{"X-A": "a\r\nB: c"}), `header "X-A": a value must be`},
+		{"header bad name", "POST /v1/webhooks", base("headers", map[string]string{"X A": "b"}), `header "X A": a name must be an HTTP token`},
+		{"headers not strings", "POST /v1/webhooks", base("headers", map[string]any{"X-A": 1}), `must be`},
+		{"filter not object", "POST /v1/webhooks", base("filter", "x"), "filter must be a JSON object"},
+		{"filter bad operator", "POST /v1/webhooks", base("filter", map[string]any{"data.a": map[string]any{"$regex": "x"}}), `filter path "data.a": "$regex" is not an operator`},
+		{"filter bad path", "POST /v1/webhooks", base("filter", map[string]any{"data..a": 1}), `filter path "data..a" has an empty part`},
+		{"patch filter", "PATCH /v1/webhooks/{id}", `{"filter":{"$or":[]}}`, "filter $or takes a non-empty array"},
+		{"patch header", "PATCH /v1/webhooks/{id}", `{"headers":{"Content-Length":"1"}}`, `header "Content-Length"`},
 		{"invalid JSON", "POST /v1/webhooks", `{"url": "https://example.com",`, "body is not valid JSON"},
 		{"not an object", "POST /v1/webhooks", `["https://example.com"]`, "body must be a JSON object"},
 		{"no body", "POST /v1/webhooks", nil, "body must be a JSON object"},
@@ -790,7 +800,7 @@ func TestAdminKey(t *testing.T) {
 func TestRouteKeys(t *testing.T) {
 	h := New(Config{AdminKey: adminKey}, nil, time.Now, slog.New(slog.NewJSONHandler(io.Discard, nil)))
 	want := []string{
-		"DELETE /v1/api-keys/{id}", "DELETE /v1/webhooks/{id}", "GET /v1/api-keys", "GET /v1/webhooks", "GET /v1/webhooks/{id}",
+		"DELETE /v1/api-keys/{id}", "DELETE /v1/webhooks/{id}", "GET /v1/api-keys", "GET /v1/event-types", "GET /v1/webhooks", "GET /v1/webhooks/{id}",
 		"PATCH /v1/webhooks/{id}", "POST /v1/api-keys", "POST /v1/webhooks", "POST /v1/webhooks/{id}/rotate-secret",
 	}
 	if got := h.RouteKeys(); !slices.Equal(got, want) {

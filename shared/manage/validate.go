@@ -12,8 +12,10 @@ import (
 	"unicode/utf8"
 
 	"github.com/hookgate/hookgate/shared/apierr"
+	"github.com/hookgate/hookgate/shared/eventfilter"
 	"github.com/hookgate/hookgate/shared/loop"
 	"github.com/hookgate/hookgate/shared/outbound"
+	"github.com/hookgate/hookgate/shared/store"
 )
 
 // Limits of the management API's fields.
@@ -84,6 +86,52 @@ func checkDescription(d string) error {
 		return invalid("description must be at most %d characters", MaxDescriptionLen)
 	}
 	return nil
+}
+
+// checkHeaders validates a subscription's custom headers (outbound.CheckHeaders: bounded, HTTP
+// tokens, no CR/LF/NUL, none the delivery sets) and returns them under canonical names.
+func checkHeaders(h map[string]string) (map[string]string, error) {
+	out, err := outbound.CheckHeaders(h)
+	if err != nil {
+		return nil, invalid("%s", err.Error())
+	}
+	return out, nil
+}
+
+// checkFilter validates a payload filter (eventfilter: bounded, every problem named) and returns
+// it as compact JSON; "" when there is none (absent, null or {}).
+func checkFilter(raw json.RawMessage) (string, error) {
+	if len(bytes.TrimSpace(raw)) == 0 || string(raw) == "null" {
+		return "", nil
+	}
+	f, err := eventfilter.Compile(raw)
+	if err != nil {
+		return "", invalid("filter %s", err.Error())
+	}
+	if f.Empty() {
+		return "", nil
+	}
+	var b bytes.Buffer
+	if err := json.Compact(&b, raw); err != nil {
+		return "", invalid("filter is not valid JSON")
+	}
+	return b.String(), nil
+}
+
+// filterView is a subscription's payload filter as the API shows it, or nil.
+func filterView(sub store.Subscription) json.RawMessage {
+	if sub.Filter == "" {
+		return nil
+	}
+	return json.RawMessage(sub.Filter)
+}
+
+// headerNames are the names of a subscription's custom headers, never nil.
+func headerNames(sub store.Subscription) []string {
+	if sub.Headers.Names == nil {
+		return []string{}
+	}
+	return sub.Headers.Names
 }
 
 func checkSecret(s string) error {
@@ -173,6 +221,8 @@ func jsonKind(field, goType string) string {
 	switch {
 	case field == "events" || strings.HasSuffix(goType, "[]string"):
 		return "an array of strings"
+	case strings.Contains(goType, "map[string]string"):
+		return "an object of string values"
 	case strings.HasSuffix(goType, "string"):
 		return "a string"
 	case strings.Contains(goType, "int"):

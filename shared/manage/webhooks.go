@@ -2,6 +2,7 @@ package manage
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strconv"
 	"time"
@@ -26,17 +27,19 @@ const (
 // WebhookView is a subscription as the API shows it. It never holds a secret: only how many
 // secrets sign right now (two or more during a rotation's overlap).
 type WebhookView struct {
-	ID                  string    `json:"id"`
-	URL                 string    `json:"url"`
-	Events              []string  `json:"events"`
-	Description         string    `json:"description"`
-	Status              string    `json:"status"`
-	DisabledReason      string    `json:"disabled_reason,omitempty"`
-	ConsecutiveFailures int       `json:"consecutive_failures"`
-	ActiveSecrets       int       `json:"active_secret_count"`
-	ThrottleView                  // rate_limit, max_in_flight, circuit (limits.go)
-	CreatedAt           time.Time `json:"created_at"`
-	UpdatedAt           time.Time `json:"updated_at"`
+	ID                  string          `json:"id"`
+	URL                 string          `json:"url"`
+	Events              []string        `json:"events"`
+	Description         string          `json:"description"`
+	Status              string          `json:"status"`
+	DisabledReason      string          `json:"disabled_reason,omitempty"`
+	ConsecutiveFailures int             `json:"consecutive_failures"`
+	ActiveSecrets       int             `json:"active_secret_count"`
+	HeaderNames         []string        `json:"header_names"`     // custom headers: names only, values are never shown
+	Filter              json.RawMessage `json:"filter,omitempty"` // the payload filter, when there is one
+	ThrottleView                        // rate_limit, max_in_flight, circuit (limits.go)
+	CreatedAt           time.Time       `json:"created_at"`
+	UpdatedAt           time.Time       `json:"updated_at"`
 }
 
 // CreatedWebhook is the response to creating a subscription: the only time, with rotation, that
@@ -62,6 +65,7 @@ func (h *Handler) webhookView(sub store.Subscription) WebhookView {
 		DisabledReason: sub.DisabledReason, ConsecutiveFailures: sub.ConsecutiveFailures,
 		ActiveSecrets: sub.ActiveSecretCount(h.now()), CreatedAt: sub.CreatedAt, UpdatedAt: sub.UpdatedAt,
 		ThrottleView: throttleView(sub),
+		HeaderNames:  headerNames(sub), Filter: filterView(sub),
 	}
 }
 
@@ -71,13 +75,15 @@ func (h *Handler) ownHosts(req *events.APIGatewayV2HTTPRequest) loop.Hosts {
 	return h.cfg.OwnHosts.With(req.RequestContext.DomainName)
 }
 
-// POST /v1/webhooks {url, events[], secret?, description?} → 201 with the secret.
+// POST /v1/webhooks {url, events[], secret?, description?, headers?, filter?} → 201 with the secret.
 func (h *Handler) createWebhook(ctx context.Context, c Caller, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 	var in struct {
-		URL         string   `json:"url"`
-		Events      []string `json:"events"`
-		Secret      *string  `json:"secret"`
-		Description string   `json:"description"`
+		URL         string            `json:"url"`
+		Events      []string          `json:"events"`
+		Secret      *string           `json:"secret"`
+		Description string            `json:"description"`
+		Headers     map[string]string `json:"headers"`
+		Filter      json.RawMessage   `json:"filter"`
 		limitsIn
 	}
 	if err := body(req, &in, false); err != nil {
@@ -97,6 +103,14 @@ func (h *Handler) createWebhook(ctx context.Context, c Caller, req *events.APIGa
 	if err := checkDescription(in.Description); err != nil {
 		return events.APIGatewayV2HTTPResponse{}, err
 	}
+	headers, err := checkHeaders(in.Headers)
+	if err != nil {
+		return events.APIGatewayV2HTTPResponse{}, err
+	}
+	filter, err := checkFilter(in.Filter)
+	if err != nil {
+		return events.APIGatewayV2HTTPResponse{}, err
+	}
 	secret := outbound.NewSecret()
 	if in.Secret != nil {
 		if err := checkSecret(*in.Secret); err != nil {
@@ -106,7 +120,7 @@ func (h *Handler) createWebhook(ctx context.Context, c Caller, req *events.APIGa
 	}
 	sub, err := h.store.CreateSubscription(ctx, store.Subscription{
 		WorkspaceID: c.Workspace, URL: in.URL, Events: evs, Description: in.Description,
-		Secrets:   []store.SigningSecret{{Value: secret}},
+		Secrets: []store.SigningSecret{{Value: secret}}, Headers: store.NewCustomHeaders(headers), Filter: filter,
 		RateLimit: limits.RateLimit, MaxInFlight: derefInt(limits.MaxInFlight),
 	})
 	if err != nil {
@@ -166,17 +180,20 @@ func (h *Handler) getWebhook(ctx context.Context, c Caller, req *events.APIGatew
 	return respond(http.StatusOK, h.webhookView(sub)), nil
 }
 
-// PATCH /v1/webhooks/{id} {url?, events?, description?, status?}.
+// PATCH /v1/webhooks/{id} {url?, events?, description?, status?, headers?, filter?}. headers
+// replaces every custom header ({} removes them); filter replaces the payload filter ({} removes it).
 func (h *Handler) patchWebhook(ctx context.Context, c Caller, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 	id, err := subID(req)
 	if err != nil {
 		return events.APIGatewayV2HTTPResponse{}, err
 	}
 	var in struct {
-		URL         *string   `json:"url"`
-		Events      *[]string `json:"events"`
-		Description *string   `json:"description"`
-		Status      *string   `json:"status"`
+		URL         *string            `json:"url"`
+		Events      *[]string          `json:"events"`
+		Description *string            `json:"description"`
+		Status      *string            `json:"status"`
+		Headers     *map[string]string `json:"headers"`
+		Filter      json.RawMessage    `json:"filter"`
 		limitsIn
 	}
 	if err := body(req, &in, false); err != nil {
@@ -187,6 +204,20 @@ func (h *Handler) patchWebhook(ctx context.Context, c Caller, req *events.APIGat
 		return events.APIGatewayV2HTTPResponse{}, err
 	}
 	patch := store.SubscriptionPatch{URL: in.URL, Description: in.Description, Status: in.Status}
+	if in.Headers != nil {
+		headers, err := checkHeaders(*in.Headers)
+		if err != nil {
+			return events.APIGatewayV2HTTPResponse{}, err
+		}
+		patch.Headers = &headers
+	}
+	if in.Filter != nil && string(in.Filter) != "null" {
+		filter, err := checkFilter(in.Filter)
+		if err != nil {
+			return events.APIGatewayV2HTTPResponse{}, err
+		}
+		patch.Filter = &filter
+	}
 	if in.URL != nil {
 		if err := checkURL(*in.URL, h.cfg.AllowHTTPURLs, h.ownHosts(req)); err != nil {
 			return events.APIGatewayV2HTTPResponse{}, err

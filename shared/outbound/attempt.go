@@ -49,6 +49,9 @@ type Request struct {
 	Signer *Signer
 	Now    time.Time // the attempt's Webhook-Timestamp; time.Now() when zero
 	Trace  string    // the traceparent header to send (trace.Outgoing); none when ""
+	// Headers are the subscription's custom headers (CheckHeaders): canonical names, set before
+	// the delivery's own, which they can never replace.
+	Headers map[string]string
 }
 
 // Result is the outcome of one attempt: a response (Err == "") or a failure category.
@@ -82,6 +85,11 @@ func Post(ctx context.Context, c *http.Client, userAgent string, req Request) Re
 	now := req.Now
 	if now.IsZero() {
 		now = time.Now()
+	}
+	for name, value := range req.Headers {
+		if !ReservedHeader(name) {
+			hr.Header[name] = []string{value}
+		}
 	}
 	hr.Header["Content-Type"] = []string{"application/json"}
 	hr.Header[loop.Header] = []string{loop.Value}

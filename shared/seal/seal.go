@@ -42,6 +42,8 @@ const (
 	KindBotToken           = "source.bot_token"
 	KindAgentSecret        = "agent.secret"   // a webhook agent's signing secret, an openai agent's API key
 	KindAdapterSecret      = "adapter.secret" // an adapter's bearer secrets
+	// KindSubscriptionHeaders seals a subscription's custom headers (their values, together).
+	KindSubscriptionHeaders = "subscription.headers"
 )
 
 // Encryption context keys.

@@ -51,6 +51,8 @@ type Subscription struct {
 	RateLimit           *RateLimit      `json:"rate_limit,omitempty"`    // nil: no rate limit (sublimits.go)
 	MaxInFlight         int             `json:"max_in_flight,omitempty"` // 0: no bound
 	Circuit             Circuit         `json:"-"`                       // its circuit breaker (circuit.go)
+	Headers             CustomHeaders   `json:"-"`                       // custom headers; their values sealed at rest
+	Filter              string          `json:"filter,omitempty"`        // payload filter (eventfilter), compact JSON; "" for none
 	CreatedAt           time.Time       `json:"created_at"`
 	UpdatedAt           time.Time       `json:"updated_at"`
 }
@@ -163,11 +165,13 @@ type SubscriptionPatch struct {
 	URL         *string
 	Events      *[]string
 	Description *string
-	Status      *string // active | disabled
+	Status      *string            // active | disabled
+	Headers     *map[string]string // replaces every custom header; an empty map removes them
+	Filter      *string            // replaces the payload filter; "" removes it
 }
 
 // Items: pk WS#<ws>#SUBS, sk SUB#<id>, so a workspace's subscriptions are one consistent Query.
-// rev counts configuration changes (url, events, description, status, secrets); read-modify-write
+// rev counts configuration changes (url, events, description, status, secrets, headers, filter); read-modify-write
 // updates are conditioned on it. Delivery outcomes do not change it.
 func subsPK(ws string) string { return "WS#" + ws + "#SUBS" }
 func subKey(ws, id string) map[string]types.AttributeValue {
@@ -217,6 +221,16 @@ func (st *Store) CreateSubscription(ctx context.Context, sub Subscription) (Subs
 		return Subscription{}, err
 	}
 	item["secrets"] = secrets
+	hnames, hvalues, err := st.encodeHeaders(ctx, sub.WorkspaceID, sub.ID, sub.Headers)
+	if err != nil {
+		return Subscription{}, err
+	}
+	if hnames != nil {
+		item["header_names"], item["headers"] = hnames, hvalues
+	}
+	if sub.Filter != "" {
+		item["payload_filter"] = s(sub.Filter)
+	}
 	item["consecutive_failures"] = n(0)
 	putLimits(item, sub.Limits())
 	sub.Circuit = Circuit{State: CircuitClosed}
@@ -253,6 +267,9 @@ func (st *Store) getSubscription(ctx context.Context, ws, id string) (Subscripti
 	}
 	sub := decodeSubscription(out.Item)
 	if err := st.openSecrets(ctx, subSealCtx(ws, id), sub.Secrets); err != nil {
+		return Subscription{}, 0, err
+	}
+	if err := st.openHeaders(ctx, ws, id, &sub.Headers); err != nil {
 		return Subscription{}, 0, err
 	}
 	return sub, num(out.Item, "rev"), nil
@@ -377,6 +394,12 @@ func (st *Store) UpdateSubscription(ctx context.Context, ws, id string, patch Su
 		if patch.Description != nil && *patch.Description != cur.Description {
 			next.Description, changed = *patch.Description, true
 		}
+		if patch.Headers != nil {
+			next.Headers, changed = NewCustomHeaders(*patch.Headers), true
+		}
+		if patch.Filter != nil && *patch.Filter != cur.Filter {
+			next.Filter, changed = *patch.Filter, true
+		}
 		if patch.Status != nil && *patch.Status != cur.Status {
 			next.Status, changed = *patch.Status, true
 			if next.Status == SubscriptionActive {
@@ -440,6 +463,10 @@ func (st *Store) rewriteSubscription(ctx context.Context, ws, id, op string, cha
 		} else {
 			upd += " REMOVE disabled_reason"
 		}
+		if upd, err = st.withHeaders(ctx, ws, id, next.Headers, upd, vals); err != nil {
+			return Subscription{}, err
+		}
+		upd = withFilter(next.Filter, upd, vals)
 		out, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 			TableName:                 &st.table,
 			Key:                       subKey(ws, id),
@@ -601,6 +628,8 @@ func decodeSubscription(item map[string]types.AttributeValue) Subscription {
 	}
 	sub.Secrets = decodeSecrets(item)
 	decodeLimits(item, &sub)
+	sub.Headers = decodeHeaders(item)
+	sub.Filter = str(item, "payload_filter")
 	return sub
 }
 
