@@ -108,7 +108,7 @@ func TestSchemasTakeWhatTheCodeRecords(t *testing.T) {
 		"run.completed":           `{"run_id":"run_1","thread_id":"thr_1","status":"completed","result":{"text":"hi"}}`,
 		"message.received":        `{"thread_id":"t","message_id":"m","source":"generic","channel":"email","external_id":"a","text":"hi","data":null}`,
 		"webhook.<source>.<type>": `{"source":"stripe","source_kind":"webhook.stripe","event_type":"x","event_type_slug":"x","role":"webhook.stripe.x","dedupe_key":"d","source_identifier":"s","payload":{}}`,
-		"endpoint.circuit_opened": `{"subscription_id":"sub_1","url":"https://example.com/hook","reason":"7 of 10 attempts failed"}`,
+		"endpoint.circuit_opened": `{"subscription_id":"sub_1","origin":"https://example.com","next_probe_at":"2026-12-06T10:01:00Z","window_seconds":60,"failure_percent":80,"min_attempts":10}`,
 	}
 	invalid := map[string]string{
 		"run.completed":    `{"run_id":"run_1","thread_id":"thr_1","status":"done"}`,

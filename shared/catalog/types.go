@@ -113,12 +113,15 @@ func entries() []entry {
 
 		// ---- Circuit breaker (issue 15, item 3) --------------------------------------------
 		// endpoint.circuit_opened and endpoint.circuit_closed: their data as the breaker records it.
-		{Name: "endpoint.circuit_opened", Description: "Most recent attempts to a subscription's endpoint failed: its deliveries wait, without spending attempts, until a probe succeeds.", Schema: schema(`{
-	"type": "object", "required": ["subscription_id"],
-	"properties": {"subscription_id": {"type": "string"}, "url": {"type": "string"}, "reason": {"type": "string"}}}`)},
-		{Name: "endpoint.circuit_closed", Description: "A probe to the endpoint succeeded: its waiting deliveries drain at the endpoint's rate limit.", Schema: schema(`{
-	"type": "object", "required": ["subscription_id"],
-	"properties": {"subscription_id": {"type": "string"}, "url": {"type": "string"}, "reason": {"type": "string"}}}`)},
+		{Name: "endpoint.circuit_opened", Description: "Most recent attempts to a subscription's endpoint failed: its deliveries wait, without spending attempts, until a probe succeeds (never sent to that subscription).", Schema: schema(`{
+	"type": "object", "required": ["subscription_id", "next_probe_at"],
+	"properties": {
+		"subscription_id": {"type": "string"}, "origin": {"type": "string"}, "next_probe_at": {"type": "string", "format": "date-time"},
+		"window_seconds": {"type": "integer"}, "failure_percent": {"type": "integer"}, "min_attempts": {"type": "integer"}
+	}}`)},
+		{Name: "endpoint.circuit_closed", Description: "A probe to the endpoint succeeded: its waiting deliveries drain at the endpoint's rate limit (never sent to that subscription).", Schema: schema(`{
+	"type": "object", "required": ["subscription_id", "opened_at"],
+	"properties": {"subscription_id": {"type": "string"}, "origin": {"type": "string"}, "opened_at": {"type": "string", "format": "date-time"}}}`)},
 		// ---- end of the circuit breaker's types --------------------------------------------
 
 		{Name: "webhook.<source>.<type>", Pattern: `^webhook\.[a-z0-9][a-z0-9_-]*\.[a-z0-9_]+$`,
