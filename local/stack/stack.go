@@ -67,7 +67,8 @@ type Options struct {
 	FunctionEnv       map[string]string // added to every function's environment
 	FunctionLog       io.Writer         // bootstrap output; nil discards it
 	Logger            *slog.Logger
-	OnInvoke          func(function string) // called before every invocation (the cost meter counts them)
+	OnInvoke          func(function string)            // called before every invocation (the cost meter counts them)
+	OnReturn          func(function string, err error) // called after every invocation with its error (the chaos suite's stall watch)
 }
 
 // Stack is a running local stack.
@@ -85,6 +86,7 @@ type Stack struct {
 	metrics   *emf.Aggregator // the metrics of every function's EMF lines, as CloudWatch would extract them
 	hosts     map[string]*lambdart.Host
 	onInvoke  func(function string)
+	onReturn  func(function string, err error)
 	configs   map[string]lambdart.Config // how each function's host was started
 	server    *http.Server
 	emulators []*emulator.Process
@@ -113,7 +115,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	}()
 	o.Params = withOwnAddress(tpl, o.Params, ln.Addr().String())
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s := &Stack{hosts: map[string]*lambdart.Host{}, configs: map[string]lambdart.Config{}, cancel: cancel, metrics: emf.NewAggregator(), onInvoke: o.OnInvoke}
+	s := &Stack{hosts: map[string]*lambdart.Host{}, configs: map[string]lambdart.Config{}, cancel: cancel, metrics: emf.NewAggregator(), onInvoke: o.OnInvoke, onReturn: o.OnReturn}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -359,7 +361,11 @@ func (s *Stack) InvokeTraced(ctx context.Context, function string, payload []byt
 	if s.onInvoke != nil {
 		s.onInvoke(function)
 	}
-	return h.InvokeTraced(ctx, payload, trace)
+	out, err := h.InvokeTraced(ctx, payload, trace)
+	if s.onReturn != nil {
+		s.onReturn(function, err)
+	}
+	return out, err
 }
 
 // Chain reports where an invocation of function for a request with trace header trace stands in
