@@ -17,6 +17,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/hookgate/hookgate/shared/awscfg"
 )
 
 const (
@@ -31,6 +33,9 @@ const (
 	deleteTimeout  = 10 * time.Second // bounds a batch's deletes, even after ctx is cancelled
 	deleteAttempts = 3
 )
+
+// NewClient is the SQS client a mapping polls with.
+func NewClient(cfg awscfg.Config) *sqs.Client { return cfg.SQS() }
 
 // Invoker runs a function synchronously and returns its response payload. Any error is a
 // function error.

@@ -147,6 +147,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if err != nil {
 		return nil, err
 	}
+	pollers := sqsesm.NewClient(aws)
 	for _, fn := range tpl.Functions() {
 		for _, src := range fn.SQSSources {
 			if !src.Enabled {
@@ -171,7 +172,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 			s.wg.Add(1)
 			go func() {
 				defer s.wg.Done()
-				if err := sqsesm.Run(runCtx, c, aws.SQS(), s); err != nil {
+				if err := sqsesm.Run(runCtx, c, pollers, s); err != nil {
 					o.Logger.Error("event source mapping stopped", "function", c.Function, "err", err)
 				}
 			}()
