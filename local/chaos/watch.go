@@ -1,9 +1,12 @@
 package chaos
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -14,33 +17,44 @@ import (
 	"github.com/hookgate/hookgate/local/template"
 )
 
-// invocations counts what each function is doing, from the stack's invocation hooks.
+// invocations counts what each function is doing, from the stack's invocation hook: the
+// invocations and queue messages in flight, and the latest failure (an error, a batch item
+// failure, a kill) that leaves messages waiting out their visibility timeout.
 type invocations struct {
 	mu       sync.Mutex
 	inFlight map[string]int
+	msgs     map[string]int       // SQS messages inside running invocations
 	last     map[string]time.Time // the latest start or end of an invocation
-	lastBad  map[string]time.Time // the latest failed invocation or kill ("*": DynamoDB Local)
+	lastBad  map[string]time.Time // "*": DynamoDB Local was killed
+	took     map[string][]time.Duration
+	records  map[string]int
 }
 
 func newInvocations() *invocations {
-	return &invocations{inFlight: map[string]int{}, last: map[string]time.Time{}, lastBad: map[string]time.Time{}}
+	return &invocations{inFlight: map[string]int{}, msgs: map[string]int{}, last: map[string]time.Time{}, lastBad: map[string]time.Time{},
+		took: map[string][]time.Duration{}, records: map[string]int{}}
 }
 
-func (v *invocations) start(fn string) {
+func (v *invocations) call(fn string, payload []byte) func([]byte, error) {
+	n := bytes.Count(payload, []byte(`"receiptHandle"`))
 	v.mu.Lock()
 	v.inFlight[fn]++
+	v.msgs[fn] += n
 	v.last[fn] = time.Now()
+	v.records[fn] += n
 	v.mu.Unlock()
-}
-
-func (v *invocations) end(fn string, err error) {
-	v.mu.Lock()
-	v.inFlight[fn]--
-	v.last[fn] = time.Now()
-	if err != nil {
-		v.lastBad[fn] = time.Now()
+	began := time.Now()
+	return func(out []byte, err error) {
+		v.mu.Lock()
+		v.took[fn] = append(v.took[fn], time.Since(began))
+		v.inFlight[fn]--
+		v.msgs[fn] -= n
+		v.last[fn] = time.Now()
+		if err != nil || bytes.Contains(out, []byte(`"itemIdentifier"`)) {
+			v.lastBad[fn] = time.Now()
+		}
+		v.mu.Unlock()
 	}
-	v.mu.Unlock()
 }
 
 func (v *invocations) killed(fn string) {
@@ -55,27 +69,25 @@ func (v *invocations) running(fn string) int {
 	return v.inFlight[fn]
 }
 
-// idle returns since when fn has had no invocation running (zero time: one runs now), and the
-// latest failure or kill that may explain messages waiting out their visibility timeout.
-func (v *invocations) idle(fn string) (since, bad time.Time) {
+// held returns how many of fn's queue messages running invocations hold, and the latest failure
+// that may explain others waiting out their visibility timeout.
+func (v *invocations) held(fn string) (msgs int, bad time.Time) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	bad = v.lastBad[fn]
 	if b := v.lastBad["*"]; b.After(bad) {
 		bad = b
 	}
-	if v.inFlight[fn] > 0 {
-		return time.Time{}, bad
-	}
-	return v.last[fn], bad
+	return v.msgs[fn], bad
 }
 
-// Stall is a time messages of a queue were in flight while their consumer ran nothing for longer
-// than its function timeout (Config.StallAfter): received but handed to no invocation.
+// Stall is a time messages of a queue were in flight (received) while no invocation of their
+// consumer held them, for longer than its function timeout (Config.StallAfter): received and
+// handed to nobody.
 type Stall struct {
 	Queue     string
 	Messages  int
-	Began     time.Time // when the consumer's last invocation ended
+	Began     time.Time // when the unheld messages were first seen
 	Lasted    time.Duration
 	Explained string // a kill or failed invocation of the consumer within the visibility timeout before; "" when none
 }
@@ -85,7 +97,7 @@ func (s Stall) String() string {
 	if s.Explained != "" {
 		why = s.Explained
 	}
-	return fmt.Sprintf("%s: %d messages in flight for %s with no invocation (%s)", s.Queue, s.Messages, s.Lasted.Round(time.Second), why)
+	return fmt.Sprintf("%s: %d messages in flight for %s, held by no invocation (%s)", s.Queue, s.Messages, s.Lasted.Round(time.Second), why)
 }
 
 // watch samples the work queues each second and records stalls.
@@ -101,6 +113,7 @@ type watched struct {
 	name, url, fn string
 	after         time.Duration // stall threshold
 	visibility    time.Duration
+	since         time.Time // since when messages in flight were held by no invocation
 	open          *Stall
 }
 
@@ -147,20 +160,25 @@ func (w *watch) sample(ctx context.Context, q *watched) {
 		return // paused or restarting: sample again next second
 	}
 	now := time.Now()
-	idleSince, bad := w.r.inv.idle(q.fn)
-	stalled := counts.notVisible > 0 && counts.visible == 0 && !idleSince.IsZero() && now.Sub(idleSince) > q.after
+	held, bad := w.r.inv.held(q.fn)
+	unheld := counts.notVisible - held
 	switch {
-	case stalled && q.open == nil:
-		s := &Stall{Queue: q.name, Messages: counts.notVisible, Began: idleSince}
-		if !bad.IsZero() && idleSince.Sub(bad) < q.visibility {
-			s.Explained = "after a kill or a failed invocation " + idleSince.Sub(bad).Round(time.Second).String() + " before: the batch waits out its visibility timeout"
+	case unheld <= 0:
+		q.since = time.Time{}
+		if q.open != nil {
+			w.close(q, now)
+		}
+	case q.since.IsZero():
+		q.since = now
+	case q.open == nil && now.Sub(q.since) > q.after:
+		s := &Stall{Queue: q.name, Messages: unheld, Began: q.since}
+		if !bad.IsZero() && q.since.Sub(bad) < q.visibility {
+			s.Explained = "after a kill or a failed invocation " + q.since.Sub(bad).Round(time.Second).String() + " before: its batch waits out the visibility timeout"
 		}
 		q.open = s
-		w.r.logf("stall: %s", s.Queue+": "+strconv.Itoa(s.Messages)+" messages in flight, no invocation of "+q.fn+" for "+now.Sub(idleSince).Round(time.Second).String())
-	case stalled:
-		q.open.Messages = max(q.open.Messages, counts.notVisible)
+		w.r.logf("stall: %s: %d messages in flight, held by no invocation of %s for %s", q.name, unheld, q.fn, now.Sub(q.since).Round(time.Second))
 	case q.open != nil:
-		w.close(q, now)
+		q.open.Messages = max(q.open.Messages, unheld)
 	}
 }
 
@@ -206,4 +224,22 @@ func queueCounts(ctx context.Context, q *sqs.Client, url string) (counts, error)
 		notVisible: n(types.QueueAttributeNameApproximateNumberOfMessagesNotVisible),
 		delayed:    n(types.QueueAttributeNameApproximateNumberOfMessagesDelayed),
 	}, nil
+}
+
+// summary says, for the functions that read a queue, how many invocations ran, how many messages
+// they got and how long they took.
+func (v *invocations) summary() string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	var parts []string
+	for _, fn := range []string{"WorkerFunction", "FanoutFunction", "DeliveryFunction"} {
+		d := slices.Clone(v.took[fn])
+		slices.Sort(d)
+		if len(d) == 0 {
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s %d invocations, %d queue messages, p50 %s p99 %s", fn, len(d), v.records[fn],
+			percentile(d, 0.5).Round(time.Millisecond), percentile(d, 0.99).Round(time.Millisecond)))
+	}
+	return strings.Join(parts, "; ")
 }

@@ -67,8 +67,10 @@ type Options struct {
 	FunctionEnv       map[string]string // added to every function's environment
 	FunctionLog       io.Writer         // bootstrap output; nil discards it
 	Logger            *slog.Logger
-	OnInvoke          func(function string)            // called before every invocation (the cost meter counts them)
-	OnReturn          func(function string, err error) // called after every invocation with its error (the chaos suite's stall watch)
+	OnInvoke          func(function string) // called before every invocation (the cost meter counts them)
+	// OnInvocation, when set, sees every invocation's payload before it runs; the function it
+	// returns sees the response and error after (the chaos suite counts the messages in flight).
+	OnInvocation func(function string, payload []byte) (done func(out []byte, err error))
 }
 
 // Stack is a running local stack.
@@ -86,7 +88,7 @@ type Stack struct {
 	metrics   *emf.Aggregator // the metrics of every function's EMF lines, as CloudWatch would extract them
 	hosts     map[string]*lambdart.Host
 	onInvoke  func(function string)
-	onReturn  func(function string, err error)
+	onCall    func(function string, payload []byte) func([]byte, error)
 	configs   map[string]lambdart.Config // how each function's host was started
 	server    *http.Server
 	emulators []*emulator.Process
@@ -115,7 +117,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	}()
 	o.Params = withOwnAddress(tpl, o.Params, ln.Addr().String())
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s := &Stack{hosts: map[string]*lambdart.Host{}, configs: map[string]lambdart.Config{}, cancel: cancel, metrics: emf.NewAggregator(), onInvoke: o.OnInvoke, onReturn: o.OnReturn}
+	s := &Stack{hosts: map[string]*lambdart.Host{}, configs: map[string]lambdart.Config{}, cancel: cancel, metrics: emf.NewAggregator(), onInvoke: o.OnInvoke, onCall: o.OnInvocation}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -362,11 +364,13 @@ func (s *Stack) InvokeTraced(ctx context.Context, function string, payload []byt
 	if s.onInvoke != nil {
 		s.onInvoke(function)
 	}
-	out, err := h.InvokeTraced(ctx, payload, trace)
-	if s.onReturn != nil {
-		s.onReturn(function, err)
+	if s.onCall != nil {
+		done := s.onCall(function, payload)
+		out, err := h.InvokeTraced(ctx, payload, trace)
+		done(out, err)
+		return out, err
 	}
-	return out, err
+	return h.InvokeTraced(ctx, payload, trace)
 }
 
 // Chain reports where an invocation of function for a request with trace header trace stands in

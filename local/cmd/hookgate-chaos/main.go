@@ -42,6 +42,8 @@ func run(ctx context.Context) (*chaos.Report, error) {
 	flag.IntVar(&c.Connections, "connections", 32, "connections posting at once")
 	flag.StringVar(&faults, "faults", "all", "all, none, or a comma-separated list of: "+fmt.Sprint(chaos.AllFaults))
 	flag.DurationVar(&c.Visibility, "visibility", 0, "replace every queue's visibility timeout (0: the template's)")
+	flag.DurationVar(&c.StallAfter, "stall-after", 0, "messages in flight and held by no invocation this long are a stall (0: the consumer's function timeout)")
+	flag.DurationVar(&c.DeliveryTimeout, "delivery-timeout", 0, "the stack's DeliveryTimeoutSeconds (0: the template's)")
 	flag.DurationVar(&c.ConvergeLimit, "converge-limit", 30*time.Minute, "how long to wait for quiet after the load")
 	flag.BoolVar(&verbose, "v", false, "print the bootstraps' output")
 	flag.Parse()
