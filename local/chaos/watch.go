@@ -172,8 +172,9 @@ func (w *watch) sample(ctx context.Context, q *watched) {
 		q.since = now
 	case q.open == nil && now.Sub(q.since) > q.after:
 		s := &Stall{Queue: q.name, Messages: unheld, Began: q.since}
-		if !bad.IsZero() && q.since.Sub(bad) < q.visibility {
-			s.Explained = "after a kill or a failed invocation " + q.since.Sub(bad).Round(time.Second).String() + " before: its batch waits out the visibility timeout"
+		// A failure shortly after counts too: a killed invocation held its messages until it died.
+		if d := q.since.Sub(bad); !bad.IsZero() && d < q.visibility && d > -5*time.Second {
+			s.Explained = "a kill or a failed invocation " + d.Round(time.Second).String() + " before: its batch waits out the visibility timeout"
 		}
 		q.open = s
 		w.r.logf("stall: %s: %d messages in flight, held by no invocation of %s for %s", q.name, unheld, q.fn, now.Sub(q.since).Round(time.Second))
