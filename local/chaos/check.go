@@ -178,6 +178,12 @@ func (rep *Report) Failed() bool { return len(rep.Failures) > 0 }
 
 func (r *run) check(ctx context.Context, msgs []*message, subs []subscription, startCursor int64, quiet bool) (*Report, error) {
 	rep := &Report{Unexpected: map[string]int{}, DLQ: map[string]int{}, QueuesLeft: map[string]int{}}
+	// A message with no run is lost once nothing is left in the inbound queue to make one.
+	inbound, err := queueCounts(ctx, r.sqs, r.stack.Queues["InboundQueue"].URL)
+	if err != nil {
+		return nil, fmt.Errorf("count the inbound queue: %w", err)
+	}
+	pending := !quiet && inbound.total() > 0
 	// The load's answers and the runs in the table.
 	var accepted []*message
 	for _, m := range msgs {
@@ -207,7 +213,7 @@ func (r *run) check(ctx context.Context, msgs []*message, subs []subscription, s
 				run, err := r.store.GetRun(ctx, workspace, m.runIDs[0])
 				mu.Lock()
 				switch {
-				case apierr.CodeOf(err) == apierr.NotFound && !quiet:
+				case apierr.CodeOf(err) == apierr.NotFound && pending:
 					rep.Stuck++ // perhaps still in the inbound queue
 					rep.Notes = append(rep.Notes, "no run yet: message "+m.key+" run "+m.runIDs[0])
 				case apierr.CodeOf(err) == apierr.NotFound:
