@@ -43,7 +43,7 @@ define bootstrap
 	GOARCH=$(GOARCH) $(GOBUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/$(1)
 endef
 
-.PHONY: help deps bootstraps dev test vulncheck bench cost invoke openapi clean $(addprefix build-,$(FUNCTIONS))
+.PHONY: help deps bootstraps dev test vulncheck bench cost chaos invoke openapi clean $(addprefix build-,$(FUNCTIONS))
 
 help:
 	@echo "make dev        run the whole gateway locally on 127.0.0.1:3000 (installs and starts the emulators)"
@@ -51,6 +51,7 @@ help:
 	@echo "make vulncheck  govulncheck against the Go vulnerability database (VULNDB=latest for the newest)"
 	@echo "make bench      benchmarks and bootstrap sizes"
 	@echo "make cost       what a webhook costs on AWS, per scenario (PIN=1 pins the units the test checks)"
+	@echo "make chaos      fault-injection load suite (MESSAGES=10000 CONNECTIONS=32 FAULTS=all or a list, see README)"
 	@echo "make invoke FN=<LogicalId> EVENT=events/<file>.json   run one function on one event"
 	@echo "make openapi    write openapi.yaml as the JSON GET /openapi.json serves (after editing openapi.yaml)"
 	@echo "make clean      remove build output and local emulator data"
@@ -142,6 +143,17 @@ bench: deps bootstraps
 cost: deps bootstraps
 	@set -o pipefail; HOOKGATE_BIN_DIR=$(CURDIR)/$(LOCAL_BIN) $(GO) test -count=1 -timeout 20m -v -run '^TestCostScenariosPinned$$' ./local/cost \
 	  -args -report $(if $(PIN),-update) | grep -v -e '^=== RUN' -e '^--- PASS' -e '^PASS' -e '^ok '
+
+# The fault-injection load suite (local/chaos): its own emulators and stack, MESSAGES generic
+# inbound posts from CONNECTIONS connections while FAULTS fire (all, none, or a comma-separated list
+# of kill-worker, kill-fanout, kill-delivery, kill-dynamodb, pause-sqs, receiver-faults,
+# agent-faults, odd-bytes), then the checks; one table, exit 1 on any loss, doubling or stuck item.
+MESSAGES    ?= 10000
+CONNECTIONS ?= 32
+FAULTS      ?= all
+chaos: deps bootstraps
+	@$(GO) build -o .build/hookgate-chaos ./local/cmd/hookgate-chaos
+	@.build/hookgate-chaos -bin $(LOCAL_BIN) -messages $(MESSAGES) -connections $(CONNECTIONS) -faults $(FAULTS)
 
 invoke: deps bootstraps
 	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=<LogicalId> EVENT=events/<file>.json"; exit 2; }

@@ -63,9 +63,14 @@ type Config struct {
 	ConvergeLimit time.Duration
 	// Concurrency is the bootstrap processes per function; 0 means 3.
 	Concurrency int
-	Out         io.Writer    // progress lines; nil discards
-	Logger      *slog.Logger // the stack's log; nil discards
-	FunctionLog io.Writer    // bootstrap output; nil discards
+	// DeliveryConcurrency is the delivery function's processes and pollers; 0 means 3×Concurrency.
+	// Its invocations mostly wait on endpoints, and Lambda runs up to the event source's
+	// MaximumConcurrency (50) of them: with as few as the other functions get, a hanging
+	// endpoint holds a third of local delivery and the queue outgrows the drain.
+	DeliveryConcurrency int
+	Out                 io.Writer    // progress lines; nil discards
+	Logger              *slog.Logger // the stack's log; nil discards
+	FunctionLog         io.Writer    // bootstrap output; nil discards
 }
 
 func (c *Config) defaults() error {
@@ -87,6 +92,9 @@ func (c *Config) defaults() error {
 	}
 	if c.Concurrency <= 0 {
 		c.Concurrency = 3
+	}
+	if c.DeliveryConcurrency <= 0 {
+		c.DeliveryConcurrency = 3 * c.Concurrency
 	}
 	if c.Out == nil {
 		c.Out = io.Discard
@@ -201,7 +209,8 @@ func Run(ctx context.Context, c Config) (*Report, error) {
 		Root: c.Root, BinDir: c.BinDir, Addr: "127.0.0.1:0",
 		DynamoEndpoint: r.dynamo.Endpoint, SQSEndpoint: r.fauxqs.Endpoint,
 		Params: params, Prefix: "chaos-", VisibilityTimeout: c.Visibility, Concurrency: c.Concurrency,
-		Logger: c.Logger, FunctionLog: c.FunctionLog,
+		FunctionConcurrency: map[string]int{"DeliveryFunction": c.DeliveryConcurrency},
+		Logger:              c.Logger, FunctionLog: c.FunctionLog,
 		OnInvocation: r.inv.call,
 	})
 	if err != nil {

@@ -64,10 +64,15 @@ type Options struct {
 	SchedulePeriod    time.Duration     // > 0 replaces every Schedule event's period (tests compress time)
 	StreamRetries     int               // > 0 replaces every stream event source's MaximumRetryAttempts (tests give up sooner)
 	Concurrency       int               // processes per function (default 2)
-	FunctionEnv       map[string]string // added to every function's environment
-	FunctionLog       io.Writer         // bootstrap output; nil discards it
-	Logger            *slog.Logger
-	OnInvoke          func(function string) // called before every invocation (the cost meter counts them)
+	// FunctionConcurrency overrides Concurrency for the functions it names (processes, and the
+	// pollers of their SQS event sources): Lambda scales a queue's pollers up to its
+	// MaximumConcurrency, so a function that mostly waits (the delivery function, on endpoints)
+	// may need more than the rest to keep its queue drained.
+	FunctionConcurrency map[string]int
+	FunctionEnv         map[string]string // added to every function's environment
+	FunctionLog         io.Writer         // bootstrap output; nil discards it
+	Logger              *slog.Logger
+	OnInvoke            func(function string) // called before every invocation (the cost meter counts them)
 	// OnInvocation, when set, sees every invocation's payload before it runs; the function it
 	// returns sees the response and error after (the chaos suite counts the messages in flight).
 	OnInvocation func(function string, payload []byte) (done func(out []byte, err error))
@@ -169,7 +174,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 			c := sqsesm.Config{
 				Function: fn.LogicalID, QueueURL: q.URL, QueueARN: q.ARN, BatchSize: src.BatchSize,
 				ReportBatchItemFailures: src.ReportBatchItemFailures, WaitTime: o.PollWait, Logger: o.Logger, Region: Region,
-				Pollers: o.Concurrency, MaximumConcurrency: maxConc,
+				Pollers: o.concurrency(fn.LogicalID), MaximumConcurrency: maxConc,
 			}
 			s.wg.Add(1)
 			go func() {
@@ -346,6 +351,14 @@ func (o Options) withDefaults() Options {
 		o.FunctionLog = io.Discard
 	}
 	return o
+}
+
+// concurrency is how many processes (and SQS pollers) function gets.
+func (o Options) concurrency(function string) int {
+	if n := o.FunctionConcurrency[function]; n > 0 {
+		return n
+	}
+	return o.Concurrency
 }
 
 // Invoke runs one invocation of a function of the stack (the gateway and the pollers call it).
@@ -720,7 +733,7 @@ func (s *Stack) functionConfig(tpl *template.Template, fn template.Function, o O
 		Env:           env,
 		Timeout:       time.Duration(fn.Timeout) * time.Second,
 		MemoryMB:      fn.MemorySize,
-		Concurrency:   o.Concurrency,
+		Concurrency:   o.concurrency(fn.LogicalID),
 		Log:           o.FunctionLog,
 		RecursiveLoop: fn.RecursiveLoop,
 	}, nil

@@ -45,6 +45,8 @@ func run(ctx context.Context) (*chaos.Report, error) {
 	flag.DurationVar(&c.StallAfter, "stall-after", 0, "messages in flight and held by no invocation this long are a stall (0: the consumer's function timeout)")
 	flag.DurationVar(&c.DeliveryTimeout, "delivery-timeout", 0, "the stack's DeliveryTimeoutSeconds (0: the template's)")
 	flag.DurationVar(&c.ConvergeLimit, "converge-limit", 30*time.Minute, "how long to wait for quiet after the load")
+	flag.IntVar(&c.Concurrency, "concurrency", 3, "bootstrap processes (and pollers) per function")
+	flag.IntVar(&c.DeliveryConcurrency, "delivery-concurrency", 0, "the delivery function's processes and pollers (0: 3 × concurrency)")
 	flag.BoolVar(&verbose, "v", false, "print the bootstraps' output")
 	flag.Parse()
 	f, err := chaos.ParseFaults(faults)
