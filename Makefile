@@ -96,11 +96,12 @@ openapi:
 # Long tests run once without the race detector, after the race-detected run of everything else:
 # the volume tests (thousands of messages or events), which under -race only repeat the same code
 # paths slower; the whole default delivery schedule under Lambda's recursion rule (two minutes of
-# compressed waiting); and the cost meter's scenarios (counts, the same with or without -race).
+# compressed waiting); the cost meter's scenarios (counts, the same with or without -race); and the
+# CI-sized chaos run (local/chaos: every fault once on its own emulators).
 # They run side by side, but not beside the race run: there, on two cores, the burst stalls past
 # its timeout (issue 17's suite is where that stall is hunted).
-LONG_TESTS := ^(TestBurstEveryEventDeliveredOnce|TestEventStreamResumesWithoutLossOrRepeats|TestDefaultScheduleCompletesUnderTheRecursionRule|TestCostScenariosPinned)$$
-LONG_PKGS  := ./local/e2e ./local/cost
+LONG_TESTS := ^(TestBurstEveryEventDeliveredOnce|TestEventStreamResumesWithoutLossOrRepeats|TestDefaultScheduleCompletesUnderTheRecursionRule|TestCostScenariosPinned|TestChaosEveryFaultOnce)$$
+LONG_PKGS  := ./local/e2e ./local/cost ./local/chaos
 
 test: deps bootstraps
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './node_modules/*')); \
@@ -110,7 +111,7 @@ test: deps bootstraps
 	@# Allocation checks mean nothing under -race (sync.Pool drops items): run them once without it.
 	$(GO) test -count=1 -run 'Allocates' ./shared/verify ./shared/outbound ./shared/manage
 	@n=$$($(GO) test -list '$(LONG_TESTS)' $(LONG_PKGS) | grep -c '^Test'); \
-	  test "$$n" -eq 4 || { echo "LONG_TESTS matches $$n tests of $(LONG_PKGS), want 4"; exit 1; }
+	  test "$$n" -eq 5 || { echo "LONG_TESTS matches $$n tests of $(LONG_PKGS), want 5"; exit 1; }
 	export HOOKGATE_BIN_DIR=$(CURDIR)/$(LOCAL_BIN); \
 	  $(GO) test -race -count=1 -timeout 15m -parallel 96 -skip '$(LONG_TESTS)' ./... && \
 	  $(GO) test -count=1 -timeout 10m -run '$(LONG_TESTS)' $(LONG_PKGS)
