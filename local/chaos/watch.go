@@ -172,9 +172,10 @@ func (w *watch) sample(ctx context.Context, q *watched) {
 		q.since = now
 	case q.open == nil && now.Sub(q.since) > q.after:
 		s := &Stall{Queue: q.name, Messages: unheld, Began: q.since}
-		// A failure shortly after counts too: a killed invocation held its messages until it died.
-		if d := q.since.Sub(bad); !bad.IsZero() && d < q.visibility && d > -5*time.Second {
-			s.Explained = "a kill or a failed invocation " + d.Round(time.Second).String() + " before: its batch waits out the visibility timeout"
+		// A kill or failure within one visibility timeout explains it: the batch it left in
+		// flight waits that long. (The unheld count may have been above zero since before.)
+		if d := now.Sub(bad); !bad.IsZero() && d < q.visibility {
+			s.Explained = "a kill or a failed invocation of " + q.fn + " " + d.Round(time.Second).String() + " before it was seen: its batch waits out the visibility timeout"
 		}
 		q.open = s
 		w.r.logf("stall: %s: %d messages in flight, held by no invocation of %s for %s", q.name, unheld, q.fn, now.Sub(q.since).Round(time.Second))
