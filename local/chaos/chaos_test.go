@@ -33,9 +33,9 @@ func binDir(t *testing.T, root string) string {
 func TestChaosEveryFaultOnce(t *testing.T) {
 	root, _ := filepath.Abs("../..")
 	c := chaos.Config{
-		Root: root, BinDir: binDir(t, root), Messages: 150, Connections: 8,
+		Root: root, BinDir: binDir(t, root), Messages: 100, Connections: 8,
 		Faults:     func() chaos.Faults { f, _ := chaos.ParseFaults("all"); return f }(),
-		Visibility: 20 * time.Second, StallAfter: 12 * time.Second, DeliveryTimeout: 3 * time.Second,
+		Visibility: 15 * time.Second, StallAfter: 10 * time.Second, DeliveryTimeout: 3 * time.Second, PauseFor: 11 * time.Second,
 		ConvergeLimit: 2 * time.Minute, Concurrency: 2, Out: testWriter{t},
 	}
 	if testing.Verbose() {

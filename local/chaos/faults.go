@@ -15,7 +15,7 @@ const (
 	PauseSQS       = "pause-sqs"       // fauxqs stopped (SIGSTOP) for PauseFor, then resumed (SIGCONT)
 	ReceiverFaults = "receiver-faults" // a subscriber fails 30% of first attempts and hangs on 2%
 	AgentFaults    = "agent-faults"    // the agent fails 5% of first calls and times out on 2%
-	OddBytes       = "odd-bytes"       // 2% of messages carry characters SQS refuses, or invalid UTF-8
+	OddBytes       = "odd-bytes"       // 4% of messages carry characters SQS refuses, or invalid UTF-8
 )
 
 // AllFaults lists every fault, in the order the table names them.

@@ -129,7 +129,7 @@ func (s *sender) post(ctx context.Context, m *message) (int, []byte, error) {
 }
 
 // newMessages builds the load: threads of about four messages each; with odd set, one message
-// in fifty carries an odd text.
+// in twenty-five carries an odd text, the cases in turn.
 func newMessages(run string, n int, odd bool) []*message {
 	threads := max(20, n/4)
 	out := make([]*message, n)
@@ -137,8 +137,8 @@ func newMessages(run string, n int, odd bool) []*message {
 		m := &message{i: i, key: fmt.Sprintf("chaos-%s-%d", run, i)}
 		text := fmt.Sprintf(`m %d`, i)
 		m.want = text
-		if odd && i%50 == 25 {
-			c := oddCases[(i/50)%len(oddCases)]
+		if odd && i%25 == 12 {
+			c := oddCases[(i/25)%len(oddCases)]
 			text, m.want, m.refused, m.odd = c.literal, c.want, c.refused, true
 		}
 		m.body = []byte(`{"channel":"chaos","external_id":"u-` + strconv.Itoa(i%threads) + `","text":"` + text + `"}`)
