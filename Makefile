@@ -43,7 +43,7 @@ define bootstrap
 	GOARCH=$(GOARCH) $(GOBUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/$(1)
 endef
 
-.PHONY: help deps bootstraps dev cli test test-race vulncheck bench cost invoke openapi clean $(addprefix build-,$(FUNCTIONS))
+.PHONY: help deps bootstraps dev cli test test-race vulncheck bench cost chaos invoke openapi clean $(addprefix build-,$(FUNCTIONS))
 
 help:
 	@echo "make dev        run the whole gateway locally on 127.0.0.1:3000 (installs and starts the emulators)"
@@ -51,6 +51,7 @@ help:
 	@echo "make vulncheck  govulncheck against the Go vulnerability database (VULNDB=latest for the newest)"
 	@echo "make bench      benchmarks and bootstrap sizes"
 	@echo "make cost       what a webhook costs on AWS, per scenario (PIN=1 pins the units the test checks)"
+	@echo "make chaos      fault-injection load suite (MESSAGES=10000 CONNECTIONS=32 FAULTS=all or a list, see README)"
 	@echo "make invoke FN=<LogicalId> EVENT=events/<file>.json   run one function on one event"
 	@echo "make cli        build the hookgate command line into .build/hookgate (or: go install ./cmd/hookgate)"
 	@echo "make openapi    write openapi.yaml as the JSON GET /openapi.json serves (after editing openapi.yaml)"
@@ -101,13 +102,14 @@ openapi:
 # Long tests run once without the race detector, beside everything else: the volume tests
 # (thousands of messages or events), which under -race only repeat the same code paths slower; the
 # tests that wait on real time (the whole default delivery schedule under Lambda's recursion rule, a
-# 10/s rate limit, retries spread over seconds); and the cost meter's scenarios (counts, the same
-# with or without -race). Most of their time is spent waiting, so they start first and run beside
-# vet, vulncheck and the race run (their output is printed when they end). Side by side on two
-# cores they once stalled: a poller gave up on a receive the queue still answered (local/sqsesm).
-LONG_TESTS := ^(TestBurstEveryEventDeliveredOnce|TestEventStreamResumesWithoutLossOrRepeats|TestDefaultScheduleCompletesUnderTheRecursionRule|TestThrottleBurstArrivesAtTheRateLimit|TestRetriesOfAnOutageDoNotStampede|TestCostScenariosPinned)$$
-LONG_PKGS  := ./local/e2e ./local/cost
-LONG_COUNT := 6
+# 10/s rate limit, retries spread over seconds); the cost meter's scenarios (counts, the same with
+# or without -race); and the CI-sized chaos run (local/chaos: every fault once on its own
+# emulators). Most of their time is spent waiting, so they start first and run beside vet,
+# vulncheck and the race run (their output is printed when they end). Side by side on two cores
+# they once stalled: a poller gave up on a receive the queue still answered (local/sqsesm).
+LONG_TESTS := ^(TestBurstEveryEventDeliveredOnce|TestEventStreamResumesWithoutLossOrRepeats|TestDefaultScheduleCompletesUnderTheRecursionRule|TestThrottleBurstArrivesAtTheRateLimit|TestRetriesOfAnOutageDoNotStampede|TestCostScenariosPinned|TestChaosEveryFaultOnce)$$
+LONG_PKGS  := ./local/e2e ./local/cost ./local/chaos
+LONG_COUNT := 7
 
 test: deps bootstraps
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './node_modules/*')); \
@@ -157,6 +159,17 @@ bench: deps bootstraps
 cost: deps bootstraps
 	@set -o pipefail; HOOKGATE_BIN_DIR=$(CURDIR)/$(LOCAL_BIN) $(GO) test -count=1 -timeout 20m -v -run '^TestCostScenariosPinned$$' ./local/cost \
 	  -args -report $(if $(PIN),-update) | grep -v -e '^=== RUN' -e '^--- PASS' -e '^PASS' -e '^ok '
+
+# The fault-injection load suite (local/chaos): its own emulators and stack, MESSAGES generic
+# inbound posts from CONNECTIONS connections while FAULTS fire (all, none, or a comma-separated list
+# of kill-worker, kill-fanout, kill-delivery, kill-dynamodb, pause-sqs, receiver-faults,
+# agent-faults, odd-bytes), then the checks; one table, exit 1 on any loss, doubling or stuck item.
+MESSAGES    ?= 10000
+CONNECTIONS ?= 32
+FAULTS      ?= all
+chaos: deps bootstraps
+	@$(GO) build -o .build/hookgate-chaos ./local/cmd/hookgate-chaos
+	@.build/hookgate-chaos -bin $(LOCAL_BIN) -messages $(MESSAGES) -connections $(CONNECTIONS) -faults $(FAULTS)
 
 invoke: deps bootstraps
 	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=<LogicalId> EVENT=events/<file>.json"; exit 2; }

@@ -86,6 +86,31 @@ func (p *Process) stop() error {
 	return nil
 }
 
+// Signal sends sig to the emulator's process group: SIGSTOP pauses it (its sockets stay open and
+// requests wait in them), SIGCONT resumes it. Fault-injection suites use it.
+func (p *Process) Signal(sig syscall.Signal) error {
+	if p.exited() {
+		return fmt.Errorf("signal %s: it has exited", p.name)
+	}
+	if err := syscall.Kill(-p.cmd.Process.Pid, sig); err != nil {
+		return fmt.Errorf("signal %s: %w", p.name, err)
+	}
+	return nil
+}
+
+// Kill ends the emulator at once with SIGKILL to its process group, as a crash would (no grace,
+// nothing flushed), and waits until it has exited. A later Stop does nothing.
+func (p *Process) Kill() error {
+	if p.exited() {
+		return nil
+	}
+	if err := syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("kill %s: %w", p.name, err)
+	}
+	<-p.done
+	return nil
+}
+
 // exited reports whether the process has ended, without blocking.
 func (p *Process) exited() bool {
 	select {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,8 +16,11 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/hookgate/hookgate/shared/awscfg"
 )
 
 const (
@@ -31,6 +35,27 @@ const (
 	deleteTimeout  = 10 * time.Second // bounds a batch's deletes, even after ctx is cancelled
 	deleteAttempts = 3
 )
+
+// receiveAttemptTimeout bounds one request of a mapping's SQS client: far past any long poll, so
+// that a receive is never given up on while the queue still holds it (see NewClient).
+const receiveAttemptTimeout = 5 * time.Minute
+
+// NewClient is the SQS client a mapping polls with: cfg's, but each attempt may wait
+// receiveAttemptTimeout instead of awscfg.AttemptTimeout (10 s). A receive the client gives up on
+// is not undone: the queue still answers it (fauxqs when it resumes after a pause, SQS when a
+// response is lost on the way), and its messages then stay invisible for the whole visibility
+// timeout (the delivery queue's 6 minutes) with no invocation and no error (issue 17's stall). So
+// the poller waits for its receive as long as the queue holds it. A receive cut short by the
+// mapping's own shutdown still loses its batch until the visibility timeout, as on AWS.
+func NewClient(cfg awscfg.Config) *sqs.Client {
+	return sqs.NewFromConfig(cfg.AWS, func(o *sqs.Options) {
+		if cfg.SQSEndpoint != "" {
+			o.BaseEndpoint = aws.String(cfg.SQSEndpoint)
+		}
+		o.HTTPClient = awshttp.NewBuildableClient().WithTimeout(receiveAttemptTimeout).
+			WithTransportOptions(func(t *http.Transport) { t.MaxIdleConnsPerHost = 64 })
+	})
+}
 
 // Invoker runs a function synchronously and returns its response payload. Any error is a
 // function error.

@@ -64,10 +64,18 @@ type Options struct {
 	SchedulePeriod    time.Duration     // > 0 replaces every Schedule event's period (tests compress time)
 	StreamRetries     int               // > 0 replaces every stream event source's MaximumRetryAttempts (tests give up sooner)
 	Concurrency       int               // processes per function (default 2)
-	FunctionEnv       map[string]string // added to every function's environment
-	FunctionLog       io.Writer         // bootstrap output; nil discards it
-	Logger            *slog.Logger
-	OnInvoke          func(function string) // called before every invocation (the cost meter counts them)
+	// FunctionConcurrency overrides Concurrency for the functions it names (processes, and the
+	// pollers of their SQS event sources): Lambda scales a queue's pollers up to its
+	// MaximumConcurrency, so a function that mostly waits (the delivery function, on endpoints)
+	// may need more than the rest to keep its queue drained.
+	FunctionConcurrency map[string]int
+	FunctionEnv         map[string]string // added to every function's environment
+	FunctionLog         io.Writer         // bootstrap output; nil discards it
+	Logger              *slog.Logger
+	OnInvoke            func(function string) // called before every invocation (the cost meter counts them)
+	// OnInvocation, when set, sees every invocation's payload before it runs; the function it
+	// returns sees the response and error after (the chaos suite counts the messages in flight).
+	OnInvocation func(function string, payload []byte) (done func(out []byte, err error))
 }
 
 // Stack is a running local stack.
@@ -85,6 +93,7 @@ type Stack struct {
 	metrics   *emf.Aggregator // the metrics of every function's EMF lines, as CloudWatch would extract them
 	hosts     map[string]*lambdart.Host
 	onInvoke  func(function string)
+	onCall    func(function string, payload []byte) func([]byte, error)
 	configs   map[string]lambdart.Config // how each function's host was started
 	server    *http.Server
 	emulators []*emulator.Process
@@ -113,7 +122,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	}()
 	o.Params = withOwnAddress(tpl, o.Params, ln.Addr().String())
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s := &Stack{hosts: map[string]*lambdart.Host{}, configs: map[string]lambdart.Config{}, cancel: cancel, metrics: emf.NewAggregator(), onInvoke: o.OnInvoke}
+	s := &Stack{hosts: map[string]*lambdart.Host{}, configs: map[string]lambdart.Config{}, cancel: cancel, metrics: emf.NewAggregator(), onInvoke: o.OnInvoke, onCall: o.OnInvocation}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -145,6 +154,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if err != nil {
 		return nil, err
 	}
+	pollers := sqsesm.NewClient(aws)
 	for _, fn := range tpl.Functions() {
 		for _, src := range fn.SQSSources {
 			if !src.Enabled {
@@ -164,12 +174,12 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 			c := sqsesm.Config{
 				Function: fn.LogicalID, QueueURL: q.URL, QueueARN: q.ARN, BatchSize: src.BatchSize,
 				ReportBatchItemFailures: src.ReportBatchItemFailures, WaitTime: o.PollWait, Logger: o.Logger, Region: Region,
-				Pollers: o.Concurrency, MaximumConcurrency: maxConc,
+				Pollers: o.concurrency(fn.LogicalID), MaximumConcurrency: maxConc,
 			}
 			s.wg.Add(1)
 			go func() {
 				defer s.wg.Done()
-				if err := sqsesm.Run(runCtx, c, aws.SQS(), s); err != nil {
+				if err := sqsesm.Run(runCtx, c, pollers, s); err != nil {
 					o.Logger.Error("event source mapping stopped", "function", c.Function, "err", err)
 				}
 			}()
@@ -343,6 +353,14 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
+// concurrency is how many processes (and SQS pollers) function gets.
+func (o Options) concurrency(function string) int {
+	if n := o.FunctionConcurrency[function]; n > 0 {
+		return n
+	}
+	return o.Concurrency
+}
+
 // Invoke runs one invocation of a function of the stack (the gateway and the pollers call it).
 func (s *Stack) Invoke(ctx context.Context, function string, payload []byte) ([]byte, error) {
 	return s.InvokeTraced(ctx, function, payload, "")
@@ -358,6 +376,12 @@ func (s *Stack) InvokeTraced(ctx context.Context, function string, payload []byt
 	}
 	if s.onInvoke != nil {
 		s.onInvoke(function)
+	}
+	if s.onCall != nil {
+		done := s.onCall(function, payload)
+		out, err := h.InvokeTraced(ctx, payload, trace)
+		done(out, err)
+		return out, err
 	}
 	return h.InvokeTraced(ctx, payload, trace)
 }
@@ -709,7 +733,7 @@ func (s *Stack) functionConfig(tpl *template.Template, fn template.Function, o O
 		Env:           env,
 		Timeout:       time.Duration(fn.Timeout) * time.Second,
 		MemoryMB:      fn.MemorySize,
-		Concurrency:   o.Concurrency,
+		Concurrency:   o.concurrency(fn.LogicalID),
 		Log:           o.FunctionLog,
 		RecursiveLoop: fn.RecursiveLoop,
 	}, nil

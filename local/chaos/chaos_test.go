@@ -1,0 +1,56 @@
+package chaos_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/hookgate/hookgate/local/chaos"
+)
+
+// binDir returns the folder of host-arch bootstraps: HOOKGATE_BIN_DIR (make test sets it), or the
+// Makefile builds them.
+func binDir(t *testing.T, root string) string {
+	if d := os.Getenv("HOOKGATE_BIN_DIR"); d != "" {
+		return d
+	}
+	cmd := exec.Command("make", "-s", "bootstraps")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make bootstraps: %v\n%s", err, out)
+	}
+	return filepath.Join(root, ".build", runtime.GOARCH)
+}
+
+// The CI-sized chaos run: a few hundred messages, every fault once, queues' visibility compressed
+// so that a killed or failed batch comes back in seconds. Nothing may be lost, doubled or stuck,
+// every event reaches each matching subscriber, and no messages may sit in flight with no
+// invocation (a lost receive) past the stall threshold without a kill or failure to explain it.
+func TestChaosEveryFaultOnce(t *testing.T) {
+	root, _ := filepath.Abs("../..")
+	c := chaos.Config{
+		Root: root, BinDir: binDir(t, root), Messages: 100, Connections: 8,
+		Faults:     func() chaos.Faults { f, _ := chaos.ParseFaults("all"); return f }(),
+		Visibility: 15 * time.Second, StallAfter: 10 * time.Second, DeliveryTimeout: 3 * time.Second, PauseFor: 11 * time.Second,
+		ConvergeLimit: 2 * time.Minute, Concurrency: 2, Out: testWriter{t},
+	}
+	if testing.Verbose() {
+		c.FunctionLog = os.Stderr
+	}
+	rep, err := chaos.Run(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("\n%s", rep.Table())
+	if rep.Failed() {
+		t.Fatalf("chaos run failed: %v", rep.Failures)
+	}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(b []byte) (int, error) { w.t.Log(string(b)); return len(b), nil }
