@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -151,5 +152,17 @@ func TestParseCircuit(t *testing.T) {
 		if _, err := ParseCircuit(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
+	}
+}
+
+// The circuit's bookkeeping failing after the request was made does not undo the attempt: it is
+// recorded and its retry scheduled, not handed back to SQS, whose redelivery would send it again.
+func TestCircuitBookkeepingFailureKeepsTheAttempt(t *testing.T) {
+	r := newRig(t, "0s,1s", 0, func(int) outbound.Result { return outbound.Result{StatusCode: 500} })
+	r.h.cfg.Circuit = DefaultCircuit
+	r.st.lim.countErr = errors.New("throttled")
+	r.deliver(t, queue.Delivery{})
+	if r.posts != 1 || r.st.d.Attempts != 1 || r.st.lim.counted != 1 || len(r.q.sent) != 1 || r.q.sent[0].m.Attempt != 1 {
+		t.Fatalf("posts %d attempts %d counted %d sent %+v", r.posts, r.st.d.Attempts, r.st.lim.counted, r.q.sent)
 	}
 }
