@@ -166,3 +166,29 @@ func TestCircuitBookkeepingFailureKeepsTheAttempt(t *testing.T) {
 		t.Fatalf("posts %d attempts %d counted %d sent %+v", r.posts, r.st.d.Attempts, r.st.lim.counted, r.q.sent)
 	}
 }
+
+// An attempt that waited for a max_in_flight slot takes a new rate slot when it comes back: the
+// one it reserved before waiting has passed, and sending on it later would go beside the sends
+// the lane gave that later time to (a rate over the limit).
+func TestInFlightWaitTakesANewRateSlot(t *testing.T) {
+	r := newRig(t, "0s", 0, func(int) outbound.Result { return outbound.Result{StatusCode: 204} })
+	r.st.sub.RateLimit = &store.RateLimit{PerSecond: 1, Burst: 1}
+	r.st.sub.MaxInFlight = 1
+	r.st.lim.slots = map[string]bool{"someone": true}
+	r.deliver(t, queue.Delivery{}) // takes the rate slot at now, finds every in-flight slot held
+	if r.posts != 0 || len(r.q.sent) != 1 {
+		t.Fatalf("posts %d sent %+v", r.posts, r.q.sent)
+	}
+	delete(r.st.lim.slots, "someone")
+	m := r.q.sent[0]
+	r.q.sent = nil
+	r.now = m.m.NotBefore
+	r.deliver(t, m.m)
+	if r.posts != 1 {
+		t.Fatalf("posts %d", r.posts)
+	}
+	// The lane's next free slot is a whole interval after this send, not before it.
+	if next := r.st.lim.tat["RATE"]; next.Before(r.now.Add(time.Second)) {
+		t.Fatalf("sent at %v with the lane free again from %v: two sends within one interval", r.now, next)
+	}
+}
