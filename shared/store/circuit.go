@@ -21,6 +21,15 @@ func circuitKey(ws, id string) map[string]types.AttributeValue {
 	return key("WS#"+ws+"#SUB#"+id+"#CIRCUIT", "WINDOW")
 }
 
+// windowBucket reads the bucket number of a window item's attribute (a<bucket> or f<bucket>).
+func windowBucket(name string) (int64, bool) {
+	if len(name) < 2 || (name[0] != 'a' && name[0] != 'f') {
+		return 0, false
+	}
+	b, err := strconv.ParseInt(name[1:], 10, 64)
+	return b, err == nil
+}
+
 // CountOutcome counts one attempt's outcome in the subscription's rolling window of length window
 // and returns the window's attempts and failures as of now.
 func (st *Store) CountOutcome(ctx context.Context, ws, id string, failed bool, now time.Time, window time.Duration) (attempts, failures float64, err error) {
