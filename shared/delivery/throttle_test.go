@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -190,5 +191,27 @@ func TestInFlightWaitTakesANewRateSlot(t *testing.T) {
 	// The lane's next free slot is a whole interval after this send, not before it.
 	if next := r.st.lim.tat["RATE"]; next.Before(r.now.Add(time.Second)) {
 		t.Fatalf("sent at %v with the lane free again from %v: two sends within one interval", r.now, next)
+	}
+}
+
+// max_in_flight is checked when the attempt is sent: a slot freed while the attempt waited for its
+// rate slot is taken then, not refused for having been held before.
+func TestInFlightSlotFreedDuringThePacedWaitIsTaken(t *testing.T) {
+	r := newRig(t, "0s", 0, func(int) outbound.Result { return outbound.Result{StatusCode: 204} })
+	r.st.sub.RateLimit = &store.RateLimit{PerSecond: 10, Burst: 1}
+	r.st.sub.MaxInFlight = 1
+	r.st.lim.tat = map[string]time.Time{"RATE": r.now.Add(500 * time.Millisecond)}
+	r.st.lim.slots = map[string]bool{"someone": true}
+	r.h.cfg.Sleep = func(_ context.Context, d time.Duration) error {
+		r.now = r.now.Add(d)
+		r.st.mu.Lock()
+		delete(r.st.lim.slots, "someone") // the other request ends meanwhile
+		r.st.mu.Unlock()
+		return nil
+	}
+	start := r.now
+	r.deliver(t, queue.Delivery{})
+	if r.posts != 1 || len(r.q.sent) != 0 || r.now.Sub(start) != 500*time.Millisecond || len(r.st.lim.slots) != 0 {
+		t.Fatalf("posts %d after %v, requeued %+v, slots %v", r.posts, r.now.Sub(start), r.q.sent, r.st.lim.slots)
 	}
 }
