@@ -148,6 +148,13 @@ func (h *Handler) admit(ctx context.Context, m queue.Delivery, d store.Delivery,
 			if err := h.cfg.Sleep(ctx, wait); err != nil {
 				return free(g), err
 			}
+			if sub.MaxInFlight > 0 && g.slot.IsZero() {
+				// Every slot was held before the wait: ask again now, at the send time, as a slot
+				// freed meanwhile is this attempt's to take.
+				if g.slot, slotErr = h.limits.TakeInFlight(ctx, sub.WorkspaceID, sub.ID, sub.MaxInFlight, holder(d), h.cfg.Lease); slotErr != nil {
+					return g, slotErr
+				}
+			}
 		}
 	}
 	if sub.MaxInFlight > 0 && g.slot.IsZero() {
