@@ -72,3 +72,15 @@ func TestExitCodes(t *testing.T) {
 		t.Errorf("sign --json: exit %d, %q", code, out)
 	}
 }
+
+// The resume line is a command to paste: a --types pattern with shell characters in it is quoted,
+// so the shell does not glob run.* against the files of the current directory.
+func TestResumeLineIsQuotedForTheShell(t *testing.T) {
+	var errb bytes.Buffer
+	a := &app{io: IO{Stderr: &errb}}
+	a.printResume(nil, "tail", "run.*", "42")
+	want := "Resume with: hookgate tail --types 'run.*' --since 42\n"
+	if !strings.HasSuffix(errb.String(), want) {
+		t.Fatalf("%q, want it to end %q", errb.String(), want)
+	}
+}

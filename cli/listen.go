@@ -99,7 +99,7 @@ Ctrl-C stops and prints the --since cursor to resume from.`,
 					answer, res.Latency.Round(time.Millisecond))
 				return nil
 			})
-			a.printResume(c, "listen --forward-to "+forward, types, cursor)
+			a.printResume(c, "listen --forward-to "+shellQuote(forward), types, cursor)
 			return err
 		},
 	}
@@ -117,9 +117,20 @@ func (a *app) printResume(c *cobra.Command, command, types, cursor string) {
 	}
 	extra := ""
 	if types != "" {
-		extra = " --types " + types
+		extra = " --types " + shellQuote(types)
 	}
 	fmt.Fprintf(a.io.Stderr, "Stopped at cursor %s. Resume with: hookgate %s%s --since %s\n", cursor, command, extra, cursor)
+}
+
+// shellQuote quotes s for a POSIX shell when it holds anything but plain characters.
+func shellQuote(s string) string {
+	plain := s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:,=@%+", r))
+	}) < 0
+	if plain {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func (a *app) tailCmd() *cobra.Command {

@@ -337,8 +337,12 @@ func (h *Handler) attempt(ctx context.Context, m queue.Delivery, d store.Deliver
 	h.metrics.Millis(metrics.AttemptLatency, res.Latency, "Target", tgt)
 	att.StatusCode, att.LatencyMS, att.ResponseSnippet, att.Error = res.StatusCode, res.Latency.Milliseconds(), res.ResponseSnippet, res.Err
 	if t.sub != nil && !res.Gone() {
+		// The request is made: nothing may now stand between it and its record. An error here would
+		// hand the message back to SQS, whose redelivery sends the request again (and, with the
+		// circuit open by then, still not the event). A count lost only delays the circuit; a probe
+		// whose close was lost is probed again when its lease ends.
 		if err := h.countOutcome(ctx, *t.sub, g, res); err != nil {
-			return err
+			h.log.WarnContext(ctx, "circuit breaker not updated; the attempt is recorded", "delivery_id", d.ID, "err", err)
 		}
 	}
 

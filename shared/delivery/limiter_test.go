@@ -15,8 +15,9 @@ type fakeLimits struct {
 	slots    map[string]bool      // max_in_flight slots held, by holder
 	released int                  // claims given back
 	window   struct{ attempts, failures float64 }
-	watch    int // WatchCircuit calls
-	counted  int // CountOutcome calls
+	watch    int   // WatchCircuit calls
+	counted  int   // CountOutcome calls
+	countErr error // what CountOutcome fails with
 }
 
 func (f *fakeStore) ReservePace(_ context.Context, p store.Pace, ref time.Time, horizon time.Duration) (time.Time, bool, error) {
@@ -73,6 +74,9 @@ func (f *fakeStore) CountOutcome(_ context.Context, _, _ string, failed bool, _ 
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.lim.counted++
+	if f.lim.countErr != nil {
+		return 0, 0, f.lim.countErr
+	}
 	f.lim.window.attempts++
 	if failed {
 		f.lim.window.failures++

@@ -148,11 +148,19 @@ func (h *Handler) admit(ctx context.Context, m queue.Delivery, d store.Delivery,
 			if err := h.cfg.Sleep(ctx, wait); err != nil {
 				return free(g), err
 			}
+			if sub.MaxInFlight > 0 && g.slot.IsZero() {
+				// Every slot was held before the wait: ask again now, at the send time, as a slot
+				// freed meanwhile is this attempt's to take.
+				if g.slot, slotErr = h.limits.TakeInFlight(ctx, sub.WorkspaceID, sub.ID, sub.MaxInFlight, holder(d), h.cfg.Lease); slotErr != nil {
+					return g, slotErr
+				}
+			}
 		}
 	}
 	if sub.MaxInFlight > 0 && g.slot.IsZero() {
-		// Keep a rate slot taken: the wait is the in-flight bound's, not the rate's.
-		return gate{wait: outbound.Jittered(busyWait, h.rand()), paced: sub.RateLimit != nil}, nil
+		// Not paced: the rate slot reserved for now is spent. Sent later on it, the attempt would go
+		// beside the sends the lane gave that later time to, over the rate; it takes a new one then.
+		return gate{wait: outbound.Jittered(busyWait, h.rand())}, nil
 	}
 	return g, nil
 }

@@ -1,6 +1,8 @@
 package delivery
 
 import (
+	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -151,5 +153,65 @@ func TestParseCircuit(t *testing.T) {
 		if _, err := ParseCircuit(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
+	}
+}
+
+// The circuit's bookkeeping failing after the request was made does not undo the attempt: it is
+// recorded and its retry scheduled, not handed back to SQS, whose redelivery would send it again.
+func TestCircuitBookkeepingFailureKeepsTheAttempt(t *testing.T) {
+	r := newRig(t, "0s,1s", 0, func(int) outbound.Result { return outbound.Result{StatusCode: 500} })
+	r.h.cfg.Circuit = DefaultCircuit
+	r.st.lim.countErr = errors.New("throttled")
+	r.deliver(t, queue.Delivery{})
+	if r.posts != 1 || r.st.d.Attempts != 1 || r.st.lim.counted != 1 || len(r.q.sent) != 1 || r.q.sent[0].m.Attempt != 1 {
+		t.Fatalf("posts %d attempts %d counted %d sent %+v", r.posts, r.st.d.Attempts, r.st.lim.counted, r.q.sent)
+	}
+}
+
+// An attempt that waited for a max_in_flight slot takes a new rate slot when it comes back: the
+// one it reserved before waiting has passed, and sending on it later would go beside the sends
+// the lane gave that later time to (a rate over the limit).
+func TestInFlightWaitTakesANewRateSlot(t *testing.T) {
+	r := newRig(t, "0s", 0, func(int) outbound.Result { return outbound.Result{StatusCode: 204} })
+	r.st.sub.RateLimit = &store.RateLimit{PerSecond: 1, Burst: 1}
+	r.st.sub.MaxInFlight = 1
+	r.st.lim.slots = map[string]bool{"someone": true}
+	r.deliver(t, queue.Delivery{}) // takes the rate slot at now, finds every in-flight slot held
+	if r.posts != 0 || len(r.q.sent) != 1 {
+		t.Fatalf("posts %d sent %+v", r.posts, r.q.sent)
+	}
+	delete(r.st.lim.slots, "someone")
+	m := r.q.sent[0]
+	r.q.sent = nil
+	r.now = m.m.NotBefore
+	r.deliver(t, m.m)
+	if r.posts != 1 {
+		t.Fatalf("posts %d", r.posts)
+	}
+	// The lane's next free slot is a whole interval after this send, not before it.
+	if next := r.st.lim.tat["RATE"]; next.Before(r.now.Add(time.Second)) {
+		t.Fatalf("sent at %v with the lane free again from %v: two sends within one interval", r.now, next)
+	}
+}
+
+// max_in_flight is checked when the attempt is sent: a slot freed while the attempt waited for its
+// rate slot is taken then, not refused for having been held before.
+func TestInFlightSlotFreedDuringThePacedWaitIsTaken(t *testing.T) {
+	r := newRig(t, "0s", 0, func(int) outbound.Result { return outbound.Result{StatusCode: 204} })
+	r.st.sub.RateLimit = &store.RateLimit{PerSecond: 10, Burst: 1}
+	r.st.sub.MaxInFlight = 1
+	r.st.lim.tat = map[string]time.Time{"RATE": r.now.Add(500 * time.Millisecond)}
+	r.st.lim.slots = map[string]bool{"someone": true}
+	r.h.cfg.Sleep = func(_ context.Context, d time.Duration) error {
+		r.now = r.now.Add(d)
+		r.st.mu.Lock()
+		delete(r.st.lim.slots, "someone") // the other request ends meanwhile
+		r.st.mu.Unlock()
+		return nil
+	}
+	start := r.now
+	r.deliver(t, queue.Delivery{})
+	if r.posts != 1 || len(r.q.sent) != 0 || r.now.Sub(start) != 500*time.Millisecond || len(r.st.lim.slots) != 0 {
+		t.Fatalf("posts %d after %v, requeued %+v, slots %v", r.posts, r.now.Sub(start), r.q.sent, r.st.lim.slots)
 	}
 }

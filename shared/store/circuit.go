@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -19,6 +20,15 @@ import (
 
 func circuitKey(ws, id string) map[string]types.AttributeValue {
 	return key("WS#"+ws+"#SUB#"+id+"#CIRCUIT", "WINDOW")
+}
+
+// windowBucket reads the bucket number of a window item's attribute (a<bucket> or f<bucket>).
+func windowBucket(name string) (int64, bool) {
+	if len(name) < 2 || (name[0] != 'a' && name[0] != 'f') {
+		return 0, false
+	}
+	b, err := strconv.ParseInt(name[1:], 10, 64)
+	return b, err == nil
 }
 
 // CountOutcome counts one attempt's outcome in the subscription's rolling window of length window
@@ -48,10 +58,40 @@ func (st *Store) CountOutcome(ctx context.Context, ws, id string, failed bool, n
 		return 0, 0, fmt.Errorf("count an outcome of subscription %s: %w", id, err)
 	}
 	it := out.Attributes
+	if err := st.forgetBuckets(ctx, ws, id, it, b-1); err != nil {
+		return 0, 0, err
+	}
 	prev := 1 - float64(now.UnixMilli()-b*w)/float64(w)
 	attempts = float64(num(it, bucket("a", b))) + prev*float64(num(it, bucket("a", b-1)))
 	failures = float64(num(it, bucket("f", b))) + prev*float64(num(it, bucket("f", b-1)))
 	return attempts, failures, nil
+}
+
+// forgetBuckets removes from the window item it the buckets older than oldest. The update removes
+// the bucket before the previous one; older ones are left after a gap of more than a window
+// between two outcomes, and an endpoint that fails now and then would grow the item without end.
+func (st *Store) forgetBuckets(ctx context.Context, ws, id string, it map[string]types.AttributeValue, oldest int64) error {
+	names := map[string]string{}
+	for name := range it {
+		if b, ok := windowBucket(name); ok && b < oldest {
+			names[fmt.Sprintf("#b%d", len(names))] = name
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	var rm []string
+	for ph := range names {
+		rm = append(rm, ph)
+	}
+	_, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: &st.table, Key: circuitKey(ws, id),
+		UpdateExpression: aws.String("REMOVE " + strings.Join(rm, ", ")), ExpressionAttributeNames: names,
+	})
+	if err != nil {
+		return fmt.Errorf("forget old outcomes of subscription %s: %w", id, err)
+	}
+	return nil
 }
 
 // WatchCircuit makes the subscription's successes count until until (a window after a failure).

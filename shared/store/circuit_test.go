@@ -4,6 +4,9 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 )
 
 // The circuit's state lives on the subscription: opened once (a second opening changes nothing),
@@ -95,5 +98,32 @@ func TestSubscriptionLimits(t *testing.T) {
 	}
 	if _, err := st.SetSubscriptionLimits(ctx, "ws", "sub_missing", LimitsPatch{ClearRateLimit: true}); err == nil {
 		t.Fatal("set the limits of a missing subscription")
+	}
+}
+
+// The window item keeps only the buckets it reads: an endpoint that fails now and then, each time
+// after a gap of more than a window, does not grow it without end (an item holds 400 KB at most).
+func TestCircuitWindowForgetsOldBuckets(t *testing.T) {
+	t.Parallel()
+	st := newStore(t)
+	ctx := context.Background()
+	now := time.Now().Truncate(time.Minute)
+	for i := range 5 {
+		if _, _, err := st.CountOutcome(ctx, "ws", "sub_gaps", true, now.Add(time.Duration(3*i)*time.Minute), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &st.table, Key: circuitKey("ws", "sub_gaps"), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buckets []string
+	for name := range out.Item {
+		if _, ok := windowBucket(name); ok {
+			buckets = append(buckets, name)
+		}
+	}
+	if len(buckets) > 4 {
+		t.Fatalf("the window item keeps %d buckets: %v", len(buckets), buckets)
 	}
 }

@@ -13,7 +13,8 @@ import (
 
 // Pacing spaces a subscription's sends across every delivery process with a generic cell rate
 // algorithm (a token bucket kept as one number): the item holds tat, the theoretical arrival time
-// of the next send (Unix milliseconds). A send reserves the slot at tat and moves tat on by one
+// of the next send (Unix microseconds: a rate over 100/s has an interval of a fraction of a
+// millisecond, which milliseconds would round to a faster rate). A send reserves the slot at tat and moves tat on by one
 // interval, so concurrent senders get distinct slots instead of racing for a token. One write
 // reserves a slot (two when the bucket was idle); nothing is written for a subscription without
 // limits.
@@ -53,9 +54,9 @@ var ErrPaceContended = errors.New("store: pacing lane contended")
 // (≥ ref). A slot more than horizon after ref is not reserved: ok is false and at is when the lane
 // would have one, for the caller to come back then.
 func (st *Store) ReservePace(ctx context.Context, p Pace, ref time.Time, horizon time.Duration) (at time.Time, ok bool, err error) {
-	iv, tol := p.Interval.Milliseconds(), p.Tolerance.Milliseconds()
-	r := ref.UnixMilli()
-	latest := r + tol + horizon.Milliseconds() // the last tat whose slot (tat - tol) is within the horizon
+	iv, tol := p.Interval.Microseconds(), p.Tolerance.Microseconds()
+	r := ref.UnixMicro()
+	latest := r + tol + horizon.Microseconds() // the last tat whose slot (tat - tol) is within the horizon
 	ttl := n(ref.Add(horizon + 24*time.Hour).Unix())
 	for range maxPaceTries {
 		// A busy lane: take the slot at tat.
@@ -72,14 +73,14 @@ func (st *Store) ReservePace(ctx context.Context, p Pace, ref time.Time, horizon
 		})
 		if err == nil {
 			slot := num(out.Attributes, "tat") - iv - tol
-			return time.UnixMilli(max(slot, r)), true, nil
+			return time.UnixMicro(max(slot, r)), true, nil
 		}
 		var cf *types.ConditionalCheckFailedException
 		if !errors.As(err, &cf) {
 			return time.Time{}, false, fmt.Errorf("reserve %s %s: %w", p.PK, p.SK, err)
 		}
 		if num(cf.Item, "tat") > latest {
-			return time.UnixMilli(num(cf.Item, "tat") - tol), false, nil
+			return time.UnixMicro(num(cf.Item, "tat") - tol), false, nil
 		}
 		// An idle lane: the slot is ref itself.
 		_, err = st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
@@ -92,7 +93,7 @@ func (st *Store) ReservePace(ctx context.Context, p Pace, ref time.Time, horizon
 			},
 		})
 		if err == nil {
-			return time.UnixMilli(r), true, nil
+			return time.UnixMicro(r), true, nil
 		}
 		if !errors.As(err, &cf) {
 			return time.Time{}, false, fmt.Errorf("reserve %s %s: %w", p.PK, p.SK, err)

@@ -132,3 +132,24 @@ func TestInFlightSlots(t *testing.T) {
 		t.Fatalf("c after a's release: %v %v", c, err)
 	}
 }
+
+// A rate whose interval is not a whole number of milliseconds (400/s: 2.5 ms) is kept, not
+// rounded to a faster one (2 ms: 500/s).
+func TestRatePaceKeepsAFractionalInterval(t *testing.T) {
+	t.Parallel()
+	st := newStore(t)
+	ctx := context.Background()
+	ref := time.Now().Add(time.Minute).Truncate(time.Second)
+	lane := RatePace("ws", "sub_frac", 400, 1)
+	var last time.Time
+	for range 5 {
+		at, ok, err := st.ReservePace(ctx, lane, ref, time.Hour)
+		if err != nil || !ok {
+			t.Fatalf("ReservePace = %v, %v, %v", at, ok, err)
+		}
+		last = at
+	}
+	if got := last.Sub(ref); got < 10*time.Millisecond {
+		t.Fatalf("the 5th send of a 400/s lane goes %v after the first, not 10ms: %.0f/s", got, 4/got.Seconds())
+	}
+}
