@@ -5,8 +5,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
-	"time"
 	"testing"
+	"time"
 )
 
 // A hostile or misconfigured API that answers with a redirect to another host must not get the
