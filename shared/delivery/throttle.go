@@ -151,8 +151,9 @@ func (h *Handler) admit(ctx context.Context, m queue.Delivery, d store.Delivery,
 		}
 	}
 	if sub.MaxInFlight > 0 && g.slot.IsZero() {
-		// Keep a rate slot taken: the wait is the in-flight bound's, not the rate's.
-		return gate{wait: outbound.Jittered(busyWait, h.rand()), paced: sub.RateLimit != nil}, nil
+		// Keep the rate slot taken just now: the wait is the in-flight bound's, not the rate's. A
+		// slot kept from an earlier wait is not kept again: the send would be far from it.
+		return gate{wait: outbound.Jittered(busyWait, h.rand()), paced: pace}, nil
 	}
 	return g, nil
 }
