@@ -48,10 +48,44 @@ func (st *Store) CountOutcome(ctx context.Context, ws, id string, failed bool, n
 		return 0, 0, fmt.Errorf("count an outcome of subscription %s: %w", id, err)
 	}
 	it := out.Attributes
+	st.dropStaleBuckets(ctx, ws, id, it, b)
 	prev := 1 - float64(now.UnixMilli()-b*w)/float64(w)
 	attempts = float64(num(it, bucket("a", b))) + prev*float64(num(it, bucket("a", b-1)))
 	failures = float64(num(it, bucket("f", b))) + prev*float64(num(it, bucket("f", b-1)))
 	return attempts, failures, nil
+}
+
+// dropStaleBuckets removes the buckets older than the previous one that a count left behind (a
+// count removes only the bucket two before its own: after a quiet gap, older ones stay), so the
+// window item keeps its few attributes however the endpoint's failures are spread. Best effort: a
+// later count removes what this one could not.
+func (st *Store) dropStaleBuckets(ctx context.Context, ws, id string, it map[string]types.AttributeValue, b int64) {
+	var names []string
+	for name := range it {
+		if len(name) < 2 || (name[0] != 'a' && name[0] != 'f') {
+			continue
+		}
+		if i, err := strconv.ParseInt(name[1:], 10, 64); err == nil && i < b-1 {
+			names = append(names, name)
+		}
+	}
+	if len(names) == 0 {
+		return
+	}
+	expr, attr := "REMOVE ", map[string]string{}
+	for i, name := range names {
+		if i > 0 {
+			expr += ", "
+		}
+		ref := "#s" + strconv.Itoa(i)
+		expr += ref
+		attr[ref] = name
+	}
+	_, _ = st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: &st.table, Key: circuitKey(ws, id),
+		UpdateExpression: aws.String(expr), ExpressionAttributeNames: attr,
+		ConditionExpression: aws.String("attribute_exists(pk)"),
+	})
 }
 
 // WatchCircuit makes the subscription's successes count until until (a window after a failure).
