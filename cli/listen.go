@@ -61,14 +61,17 @@ Ctrl-C stops and prints the --since cursor to resume from.`,
 			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 				return usagef("--forward-to must be an http(s) URL")
 			}
+			// A generated secret is printed once, for the receiver; a given one is not printed back.
+			shown := "the one given with --secret"
 			if secret == "" {
 				secret = outbound.NewSecret()
+				shown = secret
 			}
 			signer, err := outbound.NewSigner(secret)
 			if err != nil {
-				return usagef("--secret: %v", err)
+				return usagef("--secret: not a whsec_ secret")
 			}
-			fmt.Fprintf(a.io.Stderr, "Forwarding the events of %s to %s\nSigning secret: %s\n", a.cfg.API, forward, secret)
+			fmt.Fprintf(a.io.Stderr, "Forwarding the events of %s to %s\nSigning secret: %s\n", a.cfg.API, forward, shown)
 			hc := &http.Client{Timeout: forwardTimeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 			out := a.out()
 			cursor, err := a.follower(types).Follow(c.Context(), since, func(ev api.Event) error {
