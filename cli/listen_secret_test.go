@@ -29,6 +29,7 @@ func TestListenDoesNotEchoAGivenSecret(t *testing.T) {
 	out.Reset()
 	errb.Reset()
 	ctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
 	Run(ctx, []string{"listen", "--api", api.URL, "--api-key", "k", "--forward-to", "http://127.0.0.1:1/h"},
 		IO{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }})
 	if !strings.Contains(errb.String(), "Signing secret: whsec_") {
