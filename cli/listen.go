@@ -135,7 +135,12 @@ func (a *app) tailCmd() *cobra.Command {
 			out := a.out()
 			cursor, err := a.follower(types).Follow(c.Context(), since, func(ev api.Event) error {
 				if a.json {
-					out.raw([]byte(fmt.Sprintf(`{"cursor":%q,"event":%s}`, ev.Cursor, ev.Data)))
+					// One line per event: data that is not one JSON value is printed as a string.
+					var event any = json.RawMessage(ev.Data)
+					if !json.Valid(ev.Data) {
+						event = string(ev.Data)
+					}
+					out.value(map[string]any{"cursor": ev.Cursor, "event": event})
 					return nil
 				}
 				var env struct {
