@@ -38,6 +38,7 @@ type app struct {
 // Run runs the command line with args (without the program name) and returns the exit code:
 // 0 on success, 1 when a command fails (an API error prints its code and message), 2 on bad usage.
 func Run(ctx context.Context, args []string, o IO) int {
+	o.Stdout, o.Stderr = printable{o.Stdout}, printable{o.Stderr}
 	a := &app{io: o}
 	root := a.root()
 	root.SetArgs(args)

@@ -61,14 +61,17 @@ Ctrl-C stops and prints the --since cursor to resume from.`,
 			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 				return usagef("--forward-to must be an http(s) URL")
 			}
+			// A generated secret is printed once, for the receiver; a given one is not printed back.
+			shown := "the one given with --secret"
 			if secret == "" {
 				secret = outbound.NewSecret()
+				shown = secret
 			}
 			signer, err := outbound.NewSigner(secret)
 			if err != nil {
-				return usagef("--secret: %v", err)
+				return usagef("--secret: not a whsec_ secret")
 			}
-			fmt.Fprintf(a.io.Stderr, "Forwarding the events of %s to %s\nSigning secret: %s\n", a.cfg.API, forward, secret)
+			fmt.Fprintf(a.io.Stderr, "Forwarding the events of %s to %s\nSigning secret: %s\n", a.cfg.API, forward, shown)
 			hc := &http.Client{Timeout: forwardTimeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 			out := a.out()
 			cursor, err := a.follower(types).Follow(c.Context(), since, func(ev api.Event) error {
@@ -143,7 +146,12 @@ func (a *app) tailCmd() *cobra.Command {
 			out := a.out()
 			cursor, err := a.follower(types).Follow(c.Context(), since, func(ev api.Event) error {
 				if a.json {
-					out.raw([]byte(fmt.Sprintf(`{"cursor":%q,"event":%s}`, ev.Cursor, ev.Data)))
+					// One line per event: data that is not one JSON value is printed as a string.
+					var event any = json.RawMessage(ev.Data)
+					if !json.Valid(ev.Data) {
+						event = string(ev.Data)
+					}
+					out.value(map[string]any{"cursor": ev.Cursor, "event": event})
 					return nil
 				}
 				var env struct {

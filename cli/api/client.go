@@ -105,11 +105,15 @@ func (c *Client) JSON(ctx context.Context, r Request, out any) (*Response, error
 	return resp, nil
 }
 
+// http is the transport, refusing redirects: the API answers every call itself, and a redirect
+// followed would carry the API key to wherever it points.
 func (c *Client) http() *http.Client {
+	hc := http.Client{}
 	if c.HTTP != nil {
-		return c.HTTP
+		hc = *c.HTTP
 	}
-	return http.DefaultClient
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &hc
 }
 
 func errorOf(status int, raw []byte) *Error {

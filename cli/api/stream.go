@@ -61,7 +61,10 @@ func (f *Follower) Follow(ctx context.Context, since string, fn func(Event) erro
 		if errors.As(err, &fnErr) {
 			return cursor, fnErr.err
 		}
-		if e, ok := IsAPI(err); ok && e.Status >= 400 && e.Status < 500 && e.Status != http.StatusTooManyRequests {
+		if e, ok := IsAPI(err); ok && e.Status >= 300 && e.Status < 500 && e.Status != http.StatusTooManyRequests {
+			return cursor, err // a refusal, or a redirect (never followed)
+		}
+		if errors.Is(err, errTooLong) {
 			return cursor, err
 		}
 		if f.OnRetry != nil {
@@ -75,6 +78,26 @@ func (f *Follower) Follow(ctx context.Context, since string, fn func(Event) erro
 		case <-t.C:
 		}
 		wait = min(2*wait, maxWait)
+	}
+}
+
+// maxEvent bounds one line and one event of the stream (an event item is at most 400 KB).
+const maxEvent = 4 << 20
+
+var errTooLong = fmt.Errorf("the stream sent an event over %d MiB", maxEvent>>20)
+
+// readLine reads one line of at most maxEvent bytes.
+func readLine(rd *bufio.Reader) (string, error) {
+	var b []byte
+	for {
+		part, err := rd.ReadSlice('\n')
+		if len(b)+len(part) > maxEvent {
+			return "", errTooLong
+		}
+		b = append(b, part...)
+		if err != bufio.ErrBufferFull {
+			return string(b), err
+		}
 	}
 }
 
@@ -112,7 +135,7 @@ func (f *Follower) window(ctx context.Context, cursor *string, fn func(Event) er
 		hasData  bool
 	)
 	for {
-		line, err := rd.ReadString('\n')
+		line, err := readLine(rd)
 		if err != nil {
 			if err == io.EOF && line == "" {
 				return nil // the window ended at a block's end
@@ -153,6 +176,9 @@ func (f *Follower) window(ctx context.Context, cursor *string, fn func(Event) er
 		case "data":
 			if hasData {
 				data.WriteByte('\n')
+			}
+			if data.Len()+len(value) > maxEvent {
+				return errTooLong
 			}
 			data.WriteString(value)
 			hasData = true
