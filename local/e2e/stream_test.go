@@ -295,8 +295,20 @@ func TestEventStreamWorkspaceIsolation(t *testing.T) {
 		t.Fatalf("B with a cursor past its end: %d %s", w.status, w.raw)
 	}
 	// A reader waiting on A: an event of B does not wake it, one of A does.
+	// A window lasts liveWindow (3 s); under load the appends below can take longer, so the reader
+	// reconnects from where its window ended, as EventSource does, until an event arrives.
 	got := make(chan window, 1)
-	go func() { got <- streamOnce(t, url+"?since=now", map[string]string{"X-API-Key": keyA}, "") }()
+	go func() {
+		u, last, deadline := url+"?since=now", "", time.Now().Add(time.Minute)
+		for {
+			w := streamOnce(t, u, map[string]string{"X-API-Key": keyA}, last)
+			if len(w.events) > 0 || w.status != 200 || time.Now().After(deadline) {
+				got <- w
+				return
+			}
+			u, last = url, w.lastID
+		}
+	}()
 	time.Sleep(300 * time.Millisecond)
 	if _, err := e.store.AppendEvent(ctx, store.Event{ID: "evt_b_late", Type: "run.completed", WorkspaceID: b}); err != nil {
 		t.Fatal(err)
