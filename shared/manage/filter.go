@@ -23,8 +23,6 @@ const (
 	EventBindingStatus       = "binding.status"
 	EventDeliveryExhausted   = "delivery.exhausted"
 	EventSubscriptionOff     = "subscription.disabled"
-	EventCircuitOpened       = "endpoint.circuit_opened"
-	EventCircuitClosed       = "endpoint.circuit_closed"
 	EventWebhookTest         = "webhook.test"
 )
 
