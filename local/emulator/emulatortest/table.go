@@ -48,6 +48,12 @@ func Table(tb testing.TB, prefix string) (*dynamodb.Client, string) {
 	}
 	prefix = fmt.Sprintf("%s%d%d-", prefix, time.Now().UnixNano()%1e6, tableSeq.Add(1))
 	tables, _ := provision.Specs(tpl, prefix, 0)
+	for i := range tables {
+		// DynamoDB Local deletes items whose TTL has passed, by the machine's clock, while the
+		// tests write with fixed clocks: a test dated a month ago would lose its items mid-run.
+		// The TTL attribute is still written and checked; only the sweeper is left off.
+		tables[i].TTLAttribute = ""
+	}
 	db := cfg.DynamoDB()
 	if err := provision.Tables(ctx, db, tables); err != nil {
 		tb.Fatalf("emulatortest: %v", err)
