@@ -57,7 +57,7 @@ func resources() []resource {
 			path: "/v1/webhooks", ident: "id", paginated: true,
 			columns: []string{"id", "url", "events", "status", "consecutive_failures", "created_at"},
 			create: []field{{"url", str, "the endpoint URL"}, {"events", list, "event filters: run.completed,run.*,* (comma-separated)"},
-				secret, {"description", str, "a note"}},
+				secret, {"description", str, "a note"}, {"fifo", boolean, "deliver one at a time, in the order of the events (set only at creation)"}},
 			required: []string{"url", "events"},
 			update: []field{{"url", str, "the endpoint URL"}, {"events", list, "event filters (comma-separated)"},
 				{"description", str, "a note"}, {"status", str, "active (re-enables) or disabled"}},

@@ -35,6 +35,8 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 	table := env.Required("HOOKGATE_TABLE")
 	keyID := env.Required("HOOKGATE_KMS_KEY_ID") // the key subscriptions' secrets and bot tokens are sealed under
 	queueURL := env.Required("HOOKGATE_DELIVERY_QUEUE_URL")
+	// FIFO subscriptions' deliveries wait in this queue: their waits are visibility timeouts.
+	orderedURL := env.Required("HOOKGATE_DELIVERY_FIFO_QUEUE_URL")
 	schedule, serr := outbound.ParseSchedule(env.Optional("HOOKGATE_DELIVERY_SCHEDULE", "default"))
 	timeout := time.Duration(env.Int("HOOKGATE_DELIVERY_TIMEOUT_SECONDS", 15, 1, 25)) * time.Second
 	allowPrivate := env.Bool("HOOKGATE_ALLOW_PRIVATE_DESTINATIONS", false)
@@ -102,5 +104,6 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 	st := store.New(aws.DynamoDB(), table, time.Now).WithRetention(retention).WithOpener(seal.New(aws.KMS(), keyID, time.Now))
 	cfg.Telegram = delivery.TelegramSender(delivery.NewBots(st, env.Optional("HOOKGATE_DEFAULT_WORKSPACE", "default"), stackBot, newBot))
 	h := delivery.New(cfg, st, queue.NewDeliverySender(aws.SQS(), queueURL), post, log, time.Now)
+	h.WithOrdered(queue.NewPostponer(aws.SQS(), orderedURL))
 	return h.WithMetrics(metrics.FromEnv(getenv)).Handle, nil
 }

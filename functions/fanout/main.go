@@ -25,6 +25,8 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 	env := envcfg.New(getenv)
 	table := env.Required("HOOKGATE_TABLE")
 	queueURL := env.Required("HOOKGATE_DELIVERY_QUEUE_URL")
+	// FIFO subscriptions' deliveries: one message group per subscription.
+	orderedURL := env.Required("HOOKGATE_DELIVERY_FIFO_QUEUE_URL")
 	if err := env.Err(); err != nil {
 		return nil, err
 	}
@@ -32,6 +34,6 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 	if err != nil {
 		return nil, err
 	}
-	h := fanout.New(store.New(aws.DynamoDB(), table, time.Now), queue.NewDeliverySender(aws.SQS(), queueURL), manage.MatchEvent, log)
+	h := fanout.New(store.New(aws.DynamoDB(), table, time.Now), queue.NewDeliverySender(aws.SQS(), queueURL).WithOrdered(orderedURL), manage.MatchEvent, log)
 	return h.WithMetrics(metrics.FromEnv(getenv), time.Now).Handle, nil
 }

@@ -116,8 +116,10 @@ type Handler struct {
 	queue   Queue
 	post    Poster
 	metrics *metrics.Emitter
-	log     *slog.Logger
-	now     func() time.Time
+	// visibility postpones messages of the FIFO delivery queue (ordered.go); nil: none come.
+	visibility Visibility
+	log        *slog.Logger
+	now        func() time.Time
 }
 
 // WithMetrics makes the handler count deliveries by outcome, time attempts and count retries
@@ -150,28 +152,38 @@ func queueDelay(wait time.Duration) time.Duration {
 	return max(0, wait-spinWait)
 }
 
-// Handle attempts the batch's deliveries in parallel. A message whose bookkeeping failed is
-// reported as a batch item failure, so SQS redelivers it; the attempt claim makes that safe.
+// Handle attempts the batch's deliveries in parallel (a FIFO subscription's in order: ordered.go).
+// A message whose bookkeeping failed is reported as a batch item failure, so SQS redelivers it;
+// the attempt claim makes that safe.
 func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 	defer h.metrics.Flush()
 	var (
 		mu       sync.Mutex
 		wg       sync.WaitGroup
 		failures = []events.SQSBatchItemFailure{}
+		inOrder  []events.SQSMessage
 	)
+	fail := func(rec events.SQSMessage) {
+		mu.Lock()
+		failures = append(failures, events.SQSBatchItemFailure{ItemIdentifier: rec.MessageId})
+		mu.Unlock()
+	}
 	subs := &subCache{store: h.store, m: map[string]*subEntry{}}
 	for _, rec := range ev.Records {
+		if ordered(rec) {
+			inOrder = append(inOrder, rec)
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			if err := h.process(ctx, rec, subs); err != nil {
 				h.log.ErrorContext(ctx, "delivery message failed; SQS will redeliver it", "sqs_message_id", rec.MessageId, "err", err)
-				mu.Lock()
-				failures = append(failures, events.SQSBatchItemFailure{ItemIdentifier: rec.MessageId})
-				mu.Unlock()
+				fail(rec)
 			}
 		}()
 	}
+	h.handleOrdered(ctx, inOrder, subs, fail)
 	wg.Wait()
 	return events.SQSEventResponse{BatchItemFailures: failures}, nil
 }
@@ -205,7 +217,8 @@ func (h *Handler) process(ctx context.Context, rec events.SQSMessage, subs *subC
 	if !claimed {
 		return h.resume(ctx, m, d)
 	}
-	return h.attempt(ctx, m, d, subs)
+	_, err = h.attempt(ctx, m, d, subs, false)
+	return err
 }
 
 // viaQueue reports whether a wait can be made in the queue by the chain of message m: in as many
@@ -290,32 +303,38 @@ func (h *Handler) resolve(ctx context.Context, d store.Delivery, subs *subCache,
 	return target{url: sub.URL, signer: signer, sub: &sub, headers: sub.Headers.Values}, "", nil
 }
 
-func (h *Handler) attempt(ctx context.Context, m queue.Delivery, d store.Delivery, subs *subCache) error {
+// attempt makes the claimed attempt of d and records it. A retry or a deferral is queued, or, for
+// a message of the FIFO delivery queue (inOrder), returned as the wait before its message's next
+// step (ordered.go).
+func (h *Handler) attempt(ctx context.Context, m queue.Delivery, d store.Delivery, subs *subCache, inOrder bool) (time.Duration, error) {
 	now := h.now()
 	att := store.Attempt{At: now, Series: d.Series, Number: d.Attempts}
 	t, gone, err := h.resolve(ctx, d, subs, now)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	tgt := metrics.Target(d.Target)
 	if gone != "" {
 		att.Error = gone
 		h.metrics.Count(metrics.Deliveries, 1, "Target", tgt, "Outcome", OutcomeDropped)
-		return h.store.RecordAttempt(ctx, d.WorkspaceID, d.ID, att, store.DeliveryFailed, nil)
+		return 0, h.store.RecordAttempt(ctx, d.WorkspaceID, d.ID, att, store.DeliveryFailed, nil)
 	}
 	var g gate
 	if t.sub != nil {
 		if g, err = h.admit(ctx, m, d, *t.sub); err != nil {
-			return err
+			return 0, err
+		}
+		if g.wait > 0 && inOrder {
+			return g.wait, h.limits.ReleaseClaim(ctx, d.WorkspaceID, d.ID, m.Attempt)
 		}
 		if g.wait > 0 {
-			return h.deferAttempt(ctx, m, d, g)
+			return 0, h.deferAttempt(ctx, m, d, g)
 		}
 	}
 	if wait := m.NotBefore.Sub(h.now()); wait > 0 {
 		if err := h.cfg.Sleep(ctx, wait); err != nil {
 			h.releaseSlot(ctx, g.slot, d)
-			return err
+			return 0, err
 		}
 	}
 	if t.sub != nil || m.NotBefore.After(now) {
@@ -349,55 +368,64 @@ func (h *Handler) attempt(ctx context.Context, m queue.Delivery, d store.Deliver
 	switch {
 	case res.Success():
 		if err := h.store.RecordAttempt(ctx, d.WorkspaceID, d.ID, att, store.DeliverySucceeded, nil); err != nil {
-			return err
+			return 0, err
 		}
 		h.metrics.Count(metrics.Deliveries, 1, "Target", tgt, "Outcome", OutcomeDelivered)
 		h.logAttempt(ctx, slog.LevelInfo, "delivered", d, res)
 		if t.sub == nil || t.sub.ConsecutiveFailures == 0 {
-			return nil // nothing to reset: spare the subscription item a write per delivery
+			return 0, nil // nothing to reset: spare the subscription item a write per delivery
 		}
 		_, err := h.store.RecordDeliveryOutcome(ctx, d.WorkspaceID, t.sub.ID, true)
-		return err
+		return 0, err
 	case res.Gone() && t.sub != nil:
 		// Disable first: once the attempt is recorded, a redelivered message can no longer claim
 		// it, and a disabling that had failed after it would be lost.
 		if err := h.disable(ctx, *t.sub, "the endpoint answered 410 Gone"); err != nil {
-			return err
+			return 0, err
 		}
 		h.metrics.Count(metrics.Deliveries, 1, "Target", tgt, "Outcome", OutcomeDisabled)
 		h.logAttempt(ctx, slog.LevelWarn, "endpoint answered 410 Gone: subscription disabled", d, res)
-		return h.store.RecordAttempt(ctx, d.WorkspaceID, d.ID, att, store.DeliveryFailed, nil)
+		return 0, h.store.RecordAttempt(ctx, d.WorkspaceID, d.ID, att, store.DeliveryFailed, nil)
 	case res.Permanent:
 		// The destination refused the message itself (a Telegram chat not found, a bot blocked).
-		return h.exhausted(ctx, d, t, att, res)
+		return 0, h.exhausted(ctx, d, t, att, res)
 	}
 	if delay, ok := h.cfg.Schedule.Wait(d.Attempts+1, res, outbound.Backoff{Floor: h.cfg.BackoffFloor, MaxRetryAfter: h.cfg.MaxRetryAfter}, h.rand()); ok && !d.OneShot {
 		next, err := h.retryAt(ctx, d, now.Add(delay))
 		if err != nil {
-			return err
+			return 0, err
 		}
 		delay = next.Sub(now)
 		tp := trace.FromContext(ctx).String()
+		if inOrder {
+			// The message itself waits, holding its group: nothing is queued or scheduled.
+			if err := h.store.RecordAttempt(ctx, d.WorkspaceID, d.ID, att, store.DeliveryPending, &next); err != nil {
+				return 0, err
+			}
+			h.countRetry(tgt)
+			h.logAttempt(ctx, slog.LevelInfo, "attempt failed; the ordered delivery and those after it wait for its retry", d, res, slog.String("retry_in", delay.String()))
+			return max(delay, time.Second), nil
+		}
 		if !h.viaQueue(m, delay) {
 			// One transaction: the retry cannot be lost between the record and the schedule.
 			if err := h.store.RecordAttemptScheduled(ctx, d.WorkspaceID, d.ID, att, next, tp); err != nil {
-				return err
+				return 0, err
 			}
 			h.countRetry(tgt)
 			h.logAttempt(ctx, slog.LevelInfo, "attempt failed; retry on the schedule", d, res, slog.String("retry_in", delay.String()))
-			return nil
+			return 0, nil
 		}
 		if err := h.store.RecordAttempt(ctx, d.WorkspaceID, d.ID, att, store.DeliveryPending, &next); err != nil {
-			return err
+			return 0, err
 		}
 		h.countRetry(tgt)
 		h.logAttempt(ctx, slog.LevelInfo, "attempt failed; retry queued", d, res, slog.String("retry_in", delay.String()))
-		return h.queue.SendDelivery(ctx, queue.Delivery{
+		return 0, h.queue.SendDelivery(ctx, queue.Delivery{
 			WorkspaceID: d.WorkspaceID, DeliveryID: d.ID, Attempt: d.Attempts + 1, NotBefore: next, Requeues: m.Requeues + 1,
 			Trace: tp,
 		}, min(h.step(), queueDelay(delay)))
 	}
-	return h.exhausted(ctx, d, t, att, res)
+	return 0, h.exhausted(ctx, d, t, att, res)
 }
 
 // countRetry counts an attempt that failed and will be retried.

@@ -29,9 +29,10 @@ type Store interface {
 	GetRun(ctx context.Context, ws, id string) (store.Run, error)
 }
 
-// Queue takes first attempts of new deliveries.
+// Queue takes first attempts of new deliveries: a FIFO subscription's one at a time, in order.
 type Queue interface {
 	SendDeliveries(ctx context.Context, ms []queue.Delivery) error
+	SendOrdered(ctx context.Context, m queue.Delivery, subscriptionID string) error
 }
 
 // Matcher reports whether a subscription's event filter selects an event type.
@@ -121,9 +122,16 @@ func (h *Handler) Handle(ctx context.Context, ev events.DynamoDBEvent) (events.D
 		}
 	}
 	// Queue, in record order, what the records before the first failure need, ten to a request.
+	// FIFO subscriptions' deliveries go one by one, in record order, beside the batches: a send
+	// that failed stops them, so none passes it, and the stream's retry sends it again in place.
 	var chunks [][]job
+	var ordered []job
 	for _, jb := range jobs {
 		if jb.rec >= failed || !jb.send {
+			continue
+		}
+		if jb.want.FIFO {
+			ordered = append(ordered, jb)
 			continue
 		}
 		if n := len(chunks); n == 0 || len(chunks[n-1]) == 10 {
@@ -131,18 +139,30 @@ func (h *Handler) Handle(ctx context.Context, ev events.DynamoDBEvent) (events.D
 		}
 		chunks[len(chunks)-1] = append(chunks[len(chunks)-1], jb)
 	}
+	message := func(jb job) queue.Delivery {
+		return queue.Delivery{WorkspaceID: jb.want.WorkspaceID, DeliveryID: jb.want.ID, Trace: eventTrace(ev.Records[jb.rec])}
+	}
 	sendErrs := make([]error, len(chunks))
-	forEach(len(chunks), func(c int) {
+	orderedFailed, orderedErr := len(ev.Records), error(nil) // the record of the ordered send that failed
+	forEach(len(chunks)+1, func(c int) {
+		if c == len(chunks) {
+			for _, jb := range ordered {
+				if err := h.queue.SendOrdered(ctx, message(jb), jb.want.SubscriptionID); err != nil {
+					orderedFailed, orderedErr = jb.rec, err
+					return
+				}
+				h.lag(ev.Records[jb.rec], jb.want)
+			}
+			return
+		}
 		ms := make([]queue.Delivery, len(chunks[c]))
 		for i, jb := range chunks[c] {
-			ms[i] = queue.Delivery{WorkspaceID: jb.want.WorkspaceID, DeliveryID: jb.want.ID, Trace: eventTrace(ev.Records[jb.rec])}
+			ms[i] = message(jb)
 		}
 		sendErrs[c] = h.queue.SendDeliveries(ctx, ms)
-		if sendErrs[c] == nil && h.now != nil {
+		if sendErrs[c] == nil {
 			for _, jb := range chunks[c] {
-				if at, err := time.Parse(time.RFC3339Nano, stringAttr(ev.Records[jb.rec].Change.NewImage, "created_at")); err == nil {
-					h.metrics.Millis(metrics.FanoutLag, h.now().Sub(at), "Target", metrics.Target(jb.want.Target))
-				}
+				h.lag(ev.Records[jb.rec], jb.want)
 			}
 		}
 	})
@@ -150,6 +170,9 @@ func (h *Handler) Handle(ctx context.Context, ev events.DynamoDBEvent) (events.D
 		if err != nil && chunks[c][0].rec < failed {
 			failed, cause = chunks[c][0].rec, err
 		}
+	}
+	if orderedErr != nil && orderedFailed < failed {
+		failed, cause = orderedFailed, orderedErr
 	}
 	if failed < len(ev.Records) {
 		rec := ev.Records[failed]
@@ -160,6 +183,16 @@ func (h *Handler) Handle(ctx context.Context, ev events.DynamoDBEvent) (events.D
 		}}, nil
 	}
 	return events.DynamoDBEventResponse{BatchItemFailures: []events.DynamoDBBatchItemFailure{}}, nil
+}
+
+// lag measures how long after its event's append a delivery was queued (FanoutLag).
+func (h *Handler) lag(rec events.DynamoDBEventRecord, d store.Delivery) {
+	if h.now == nil {
+		return
+	}
+	if at, err := time.Parse(time.RFC3339Nano, stringAttr(rec.Change.NewImage, "created_at")); err == nil {
+		h.metrics.Millis(metrics.FanoutLag, h.now().Sub(at), "Target", metrics.Target(d.Target))
+	}
 }
 
 // forEach calls fn(0) … fn(n-1), at most parallel at once, and returns when all have returned.
@@ -237,6 +270,7 @@ func (h *Handler) plan(ctx context.Context, rec events.DynamoDBEventRecord, cach
 		want = append(want, store.Delivery{
 			ID:          ids.Derive("dlv", env.WorkspaceID, env.ID, sub.ID),
 			WorkspaceID: env.WorkspaceID, SubscriptionID: sub.ID, EventID: env.ID, EventType: env.Type, Payload: payload,
+			FIFO: sub.FIFO,
 		})
 	}
 	reply, err := h.reply(ctx, env)

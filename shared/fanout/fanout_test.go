@@ -58,6 +58,22 @@ type fakeQueue struct {
 	mu     sync.Mutex
 	sent   []queue.Delivery
 	failOn string // a delivery id whose request fails
+	// ordered are the FIFO subscriptions' deliveries, by subscription, in the order sent.
+	ordered map[string][]string
+}
+
+// SendOrdered records an ordered send in ordered (by subscription), or fails on failOn.
+func (q *fakeQueue) SendOrdered(_ context.Context, m queue.Delivery, sub string) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if m.DeliveryID == q.failOn {
+		return errors.New("sqs unavailable")
+	}
+	if q.ordered == nil {
+		q.ordered = map[string][]string{}
+	}
+	q.ordered[sub] = append(q.ordered[sub], m.DeliveryID)
+	return nil
 }
 
 func (q *fakeQueue) SendDeliveries(_ context.Context, ms []queue.Delivery) error {
@@ -256,5 +272,45 @@ func TestQueueFailureMidRecordReportsThatRecord(t *testing.T) {
 	}
 	if len(q.sent) != 10 {
 		t.Fatalf("queued %d, want the first request's 10", len(q.sent))
+	}
+}
+
+// A FIFO subscription's deliveries are sent one by one to its group, in the order of their events;
+// the other subscriptions' go in batches as before. An ordered send that fails stops the ordered
+// sends after it (none may pass it) and is where the stream retries from.
+func TestFIFODeliveriesAreSentInEventOrder(t *testing.T) {
+	st := &fakeStore{created: map[string]store.Delivery{}, subs: []store.Subscription{
+		{ID: "sub_fifo", Events: []string{"*"}, FIFO: true},
+		{ID: "sub_par", Events: []string{"*"}},
+	}}
+	var recs []events.DynamoDBEventRecord
+	var want []string
+	for i := range 25 {
+		id := fmt.Sprintf("evt_%02d", i)
+		recs = append(recs, eventRecord(strconv.Itoa(100+i), id, "run.created", "{}"))
+		want = append(want, ids.Derive("dlv", "ws", id, "sub_fifo"))
+	}
+	q := &fakeQueue{failOn: want[17]}
+	h := New(st, q, manage.MatchEvent, slog.New(slog.DiscardHandler))
+	resp, _ := h.Handle(context.Background(), events.DynamoDBEvent{Records: recs})
+	if len(resp.BatchItemFailures) != 1 || resp.BatchItemFailures[0].ItemIdentifier != "117" {
+		t.Fatalf("failures %v, want the record of the failed ordered send", resp.BatchItemFailures)
+	}
+	if got := q.ordered["sub_fifo"]; !slices.Equal(got, want[:17]) {
+		t.Fatalf("ordered sends %v, want the first 17 in event order", got)
+	}
+	for _, m := range q.sent {
+		if st.created[m.DeliveryID].SubscriptionID == "sub_fifo" {
+			t.Fatalf("a FIFO delivery went to the standard queue: %s", m.DeliveryID)
+		}
+	}
+	if !st.created[want[0]].FIFO {
+		t.Fatal("the delivery does not say it is ordered")
+	}
+	// The stream retries from record 117: the rest follow in order.
+	q.failOn = ""
+	h.Handle(context.Background(), events.DynamoDBEvent{Records: recs[17:]})
+	if got := q.ordered["sub_fifo"]; !slices.Equal(got, want) {
+		t.Fatalf("ordered sends after the retry %v, want %v", got, want)
 	}
 }

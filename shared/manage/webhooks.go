@@ -37,6 +37,7 @@ type WebhookView struct {
 	ActiveSecrets       int             `json:"active_secret_count"`
 	HeaderNames         []string        `json:"header_names"`     // custom headers: names only, values are never shown
 	Filter              json.RawMessage `json:"filter,omitempty"` // the payload filter, when there is one
+	FIFO                bool            `json:"fifo"`             // deliveries one at a time, in log order
 	ThrottleView                        // rate_limit, max_in_flight, circuit (limits.go)
 	CreatedAt           time.Time       `json:"created_at"`
 	UpdatedAt           time.Time       `json:"updated_at"`
@@ -65,7 +66,7 @@ func (h *Handler) webhookView(sub store.Subscription) WebhookView {
 		DisabledReason: sub.DisabledReason, ConsecutiveFailures: sub.ConsecutiveFailures,
 		ActiveSecrets: sub.ActiveSecretCount(h.now()), CreatedAt: sub.CreatedAt, UpdatedAt: sub.UpdatedAt,
 		ThrottleView: throttleView(sub),
-		HeaderNames:  headerNames(sub), Filter: filterView(sub),
+		HeaderNames:  headerNames(sub), Filter: filterView(sub), FIFO: sub.FIFO,
 	}
 }
 
@@ -75,7 +76,7 @@ func (h *Handler) ownHosts(req *events.APIGatewayV2HTTPRequest) loop.Hosts {
 	return h.cfg.OwnHosts.With(req.RequestContext.DomainName)
 }
 
-// POST /v1/webhooks {url, events[], secret?, description?, headers?, filter?} → 201 with the secret.
+// POST /v1/webhooks {url, events[], secret?, description?, headers?, filter?, fifo?} → 201 with the secret.
 func (h *Handler) createWebhook(ctx context.Context, c Caller, req *events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 	var in struct {
 		URL         string            `json:"url"`
@@ -84,6 +85,7 @@ func (h *Handler) createWebhook(ctx context.Context, c Caller, req *events.APIGa
 		Description string            `json:"description"`
 		Headers     map[string]string `json:"headers"`
 		Filter      json.RawMessage   `json:"filter"`
+		FIFO        bool              `json:"fifo"`
 		limitsIn
 	}
 	if err := body(req, &in, false); err != nil {
@@ -121,7 +123,7 @@ func (h *Handler) createWebhook(ctx context.Context, c Caller, req *events.APIGa
 	sub, err := h.store.CreateSubscription(ctx, store.Subscription{
 		WorkspaceID: c.Workspace, URL: in.URL, Events: evs, Description: in.Description,
 		Secrets: []store.SigningSecret{{Value: secret}}, Headers: store.NewCustomHeaders(headers), Filter: filter,
-		RateLimit: limits.RateLimit, MaxInFlight: derefInt(limits.MaxInFlight),
+		FIFO: in.FIFO, RateLimit: limits.RateLimit, MaxInFlight: derefInt(limits.MaxInFlight),
 	})
 	if err != nil {
 		return events.APIGatewayV2HTTPResponse{}, err
@@ -194,10 +196,16 @@ func (h *Handler) patchWebhook(ctx context.Context, c Caller, req *events.APIGat
 		Status      *string            `json:"status"`
 		Headers     *map[string]string `json:"headers"`
 		Filter      json.RawMessage    `json:"filter"`
+		FIFO        *bool              `json:"fifo"`
 		limitsIn
 	}
 	if err := body(req, &in, false); err != nil {
 		return events.APIGatewayV2HTTPResponse{}, err
+	}
+	if in.FIFO != nil {
+		// The queue a delivery waits in is chosen when it is created: switching would leave the
+		// deliveries already queued out of order with the new ones.
+		return events.APIGatewayV2HTTPResponse{}, invalid("fifo is chosen when a subscription is created; create another subscription to change it")
 	}
 	limits, setLimits, err := in.patch()
 	if err != nil {

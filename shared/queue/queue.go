@@ -299,13 +299,48 @@ type BatchAPI interface {
 	SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchInput, opts ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error)
 }
 
-// DeliverySender sends delivery messages to the (standard) delivery queue.
+// DeliverySender sends delivery messages to the (standard) delivery queue, and the first attempts
+// of FIFO subscriptions' deliveries to the FIFO delivery queue.
 type DeliverySender struct {
 	api interface {
 		SendAPI
 		BatchAPI
 	}
-	url string
+	url        string
+	orderedURL string
+}
+
+// WithOrdered makes s send ordered deliveries (SendOrdered) to the FIFO queue at url.
+func (s *DeliverySender) WithOrdered(url string) *DeliverySender {
+	s.orderedURL = url
+	return s
+}
+
+// OrderedGroup is the FIFO delivery queue's message group of a subscription's deliveries: SQS hands
+// a group's messages out one at a time, in the order they were sent, and holds the rest of the group
+// while one is in flight.
+func OrderedGroup(subscriptionID string) string { return subscriptionID }
+
+// SendOrdered queues m, a first attempt, at the end of its subscription's group of the FIFO delivery
+// queue. The delivery id deduplicates a send made again within SQS's five minutes (the fan-out
+// retrying a batch), so the message keeps its first place.
+func (s *DeliverySender) SendOrdered(ctx context.Context, m Delivery, subscriptionID string) error {
+	if s.orderedURL == "" {
+		return fmt.Errorf("send delivery %s: no FIFO delivery queue is configured", m.DeliveryID)
+	}
+	m.Version = DeliveryVersion
+	body, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("encode delivery %s: %w", m.DeliveryID, err)
+	}
+	_, err = s.api.SendMessage(ctx, &sqs.SendMessageInput{
+		QueueUrl: &s.orderedURL, MessageBody: aws.String(string(body)),
+		MessageGroupId: aws.String(OrderedGroup(subscriptionID)), MessageDeduplicationId: aws.String(m.DeliveryID),
+	})
+	if err != nil {
+		return fmt.Errorf("send ordered delivery %s: %w", m.DeliveryID, err)
+	}
+	return nil
 }
 
 // NewDeliverySender returns a DeliverySender for the queue at url.

@@ -43,6 +43,7 @@ type Delivery struct {
 	Target         string          `json:"target,omitempty"`      // "" for a subscription, else TargetCallback or TargetTelegram
 	Destination    string          `json:"destination,omitempty"` // callback: the URL; telegram: the chat id
 	Adapter        string          `json:"adapter,omitempty"`     // callback: the adapter whose secret signs it
+	FIFO           bool            `json:"fifo,omitempty"`        // its subscription's deliveries go one at a time in log order
 	EventID        string          `json:"event_id"`
 	EventType      string          `json:"event_type"`
 	Payload        json.RawMessage `json:"-"`
@@ -95,6 +96,9 @@ func (st *Store) CreateDelivery(ctx context.Context, d Delivery) (Delivery, bool
 		if v != "" {
 			item[name] = s(v)
 		}
+	}
+	if d.FIFO {
+		item["fifo"] = boolAttr(true)
 	}
 	item["gsi1pk"] = s(subDeliveriesPK(d.WorkspaceID, cmp.Or(d.SubscriptionID, "@"+d.Target)))
 	item["gsi1sk"] = s(now.Format(time.RFC3339Nano) + "#" + d.ID)
@@ -384,7 +388,7 @@ func decodeDelivery(item map[string]types.AttributeValue) Delivery {
 		EventID: str(item, "event_id"), EventType: str(item, "event_type"), Payload: json.RawMessage(str(item, "payload")),
 		Status: str(item, "status"), Attempts: int(num(item, "attempts")), TotalAttempts: int(num(item, "total_attempts")),
 		Series: int(num(item, "series")), LastStatusCode: int(num(item, "last_status_code")), LastError: str(item, "last_error"),
-		CreatedAt: tm(item, "created_at"), UpdatedAt: tm(item, "updated_at"),
+		CreatedAt: tm(item, "created_at"), UpdatedAt: tm(item, "updated_at"), FIFO: boolean(item, "fifo"),
 	}
 	if t := tm(item, "next_attempt_at"); !t.IsZero() {
 		d.NextAttemptAt = &t

@@ -53,6 +53,7 @@ type Subscription struct {
 	Circuit             Circuit         `json:"-"`                       // its circuit breaker (circuit.go)
 	Headers             CustomHeaders   `json:"-"`                       // custom headers; their values sealed at rest
 	Filter              string          `json:"filter,omitempty"`        // payload filter (eventfilter), compact JSON; "" for none
+	FIFO                bool            `json:"fifo"`                    // its deliveries go one at a time in log order (set at creation)
 	CreatedAt           time.Time       `json:"created_at"`
 	UpdatedAt           time.Time       `json:"updated_at"`
 }
@@ -230,6 +231,9 @@ func (st *Store) CreateSubscription(ctx context.Context, sub Subscription) (Subs
 	}
 	if sub.Filter != "" {
 		item["payload_filter"] = s(sub.Filter)
+	}
+	if sub.FIFO {
+		item["fifo"] = boolAttr(true)
 	}
 	item["consecutive_failures"] = n(0)
 	putLimits(item, sub.Limits())
@@ -630,6 +634,7 @@ func decodeSubscription(item map[string]types.AttributeValue) Subscription {
 	decodeLimits(item, &sub)
 	sub.Headers = decodeHeaders(item)
 	sub.Filter = str(item, "payload_filter")
+	sub.FIFO = boolean(item, "fifo")
 	return sub
 }
 

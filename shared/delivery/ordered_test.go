@@ -1,0 +1,138 @@
+package delivery
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/hookgate/hookgate/shared/outbound"
+	"github.com/hookgate/hookgate/shared/queue"
+	"github.com/hookgate/hookgate/shared/store"
+)
+
+// fakeVisibility records the visibility changes of received messages.
+type fakeVisibility struct {
+	handles []string
+	holds   []time.Duration
+}
+
+func (v *fakeVisibility) Postpone(_ context.Context, handles []string, d time.Duration) error {
+	v.handles = append(v.handles, handles...)
+	v.holds = append(v.holds, d)
+	return nil
+}
+
+// orderedRecord is a message of the FIFO delivery queue: its body always names the first attempt.
+func orderedRecord(id, group, delivery string) events.SQSMessage {
+	b, _ := json.Marshal(queue.Delivery{Version: queue.DeliveryVersion, WorkspaceID: "ws", DeliveryID: delivery})
+	return events.SQSMessage{MessageId: id, ReceiptHandle: "rh-" + id, Body: string(b), Attributes: map[string]string{"MessageGroupId": group}}
+}
+
+// A FIFO delivery's retries are waits of its own message: it is handed back with its visibility
+// set to the schedule's wait, again and again, and nothing is queued or put on the retry schedule.
+// The attempts follow the schedule exactly as the standard queue's do.
+func TestOrderedRetriesAreWaitsOfTheSameMessage(t *testing.T) {
+	r := newRig(t, "0s,5s,5m,30m", 0, func(n int) outbound.Result {
+		if n < 4 {
+			return outbound.Result{StatusCode: http.StatusInternalServerError}
+		}
+		return outbound.Result{StatusCode: http.StatusOK}
+	})
+	vis := &fakeVisibility{}
+	r.h.WithOrdered(vis)
+	var waits []time.Duration
+	for range 10 {
+		resp, _ := r.h.Handle(context.Background(), events.SQSEvent{Records: []events.SQSMessage{orderedRecord("m", "sub_1", "dlv_1")}})
+		if len(resp.BatchItemFailures) == 0 {
+			break
+		}
+		hold := vis.holds[len(vis.holds)-1]
+		waits = append(waits, hold)
+		r.now = r.now.Add(hold) // SQS hands it out again when its visibility ends
+	}
+	if want := []time.Duration{5 * time.Second, 5 * time.Minute, 30 * time.Minute}; !slices.Equal(waits, want) {
+		t.Fatalf("the message waited %v, want the schedule's %v", waits, want)
+	}
+	if r.posts != 4 || r.st.d.Status != store.DeliverySucceeded || r.st.d.Attempts != 4 {
+		t.Fatalf("posts %d, delivery %+v", r.posts, r.st.d)
+	}
+	if len(r.q.sent) != 0 || len(r.st.scheduled) != 0 {
+		t.Fatalf("an ordered delivery queued %d messages and scheduled %d retries: it must wait in its own message", len(r.q.sent), len(r.st.scheduled))
+	}
+}
+
+// A message that arrives early (SQS returned it before the retry's time, or a duplicate) waits the
+// rest without an attempt.
+func TestOrderedMessageEarlyForItsRetryWaits(t *testing.T) {
+	r := newRig(t, "0s,1h", 0, func(int) outbound.Result { return outbound.Result{StatusCode: http.StatusBadGateway} })
+	vis := &fakeVisibility{}
+	r.h.WithOrdered(vis)
+	r.h.Handle(context.Background(), events.SQSEvent{Records: []events.SQSMessage{orderedRecord("m", "sub_1", "dlv_1")}})
+	r.now = r.now.Add(20 * time.Minute)
+	resp, _ := r.h.Handle(context.Background(), events.SQSEvent{Records: []events.SQSMessage{orderedRecord("m", "sub_1", "dlv_1")}})
+	if len(resp.BatchItemFailures) != 1 || r.posts != 1 {
+		t.Fatalf("early message: failures %v, posts %d", resp.BatchItemFailures, r.posts)
+	}
+	if got := vis.holds[len(vis.holds)-1]; got != 40*time.Minute {
+		t.Fatalf("early message waits %s, want the 40m left", got)
+	}
+}
+
+// A message of a group that must wait (here: one that cannot be read) holds back the messages after
+// it in its group, in the same batch: all are handed back, visible again together, so the group's
+// order holds. Another group goes on.
+func TestOrderedGroupStopsAtItsFirstWait(t *testing.T) {
+	r := newRig(t, "0s", 0, func(int) outbound.Result { return outbound.Result{StatusCode: http.StatusOK} })
+	vis := &fakeVisibility{}
+	r.h.WithOrdered(vis)
+	bad := orderedRecord("a1", "sub_a", "dlv_x")
+	bad.Body = "{not json"
+	resp, _ := r.h.Handle(context.Background(), events.SQSEvent{Records: []events.SQSMessage{
+		bad, orderedRecord("a2", "sub_a", "dlv_1"), orderedRecord("b1", "sub_1", "dlv_1"),
+	}})
+	var failed []string
+	for _, f := range resp.BatchItemFailures {
+		failed = append(failed, f.ItemIdentifier)
+	}
+	slices.Sort(failed)
+	if !slices.Equal(failed, []string{"a1", "a2"}) {
+		t.Fatalf("failures %v, want a1 and the a2 behind it", failed)
+	}
+	if !slices.Equal(vis.handles, []string{"rh-a1", "rh-a2"}) || vis.holds[0] != ErrorHold {
+		t.Fatalf("postponed %v by %v", vis.handles, vis.holds)
+	}
+	if r.posts != 1 || r.st.d.Status != store.DeliverySucceeded {
+		t.Fatalf("the other group's delivery: posts %d, %+v", r.posts, r.st.d)
+	}
+}
+
+// The sample of a FIFO delivery queue message (events/delivery-fifo-sqs.json, as Lambda hands it
+// over) is taken in order: its delivery's state decides, and a delivery that no longer exists ends
+// the message (deleted, so its group goes on).
+func TestOrderedSampleEvent(t *testing.T) {
+	raw, err := os.ReadFile("../../events/delivery-fifo-sqs.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev events.SQSEvent
+	if err := json.Unmarshal(raw, &ev); err != nil {
+		t.Fatal(err)
+	}
+	if len(ev.Records) != 1 || !ordered(ev.Records[0]) {
+		t.Fatalf("the sample is not a FIFO queue's message: %+v", ev.Records)
+	}
+	r := newRig(t, "0s", 0, func(int) outbound.Result { return outbound.Result{StatusCode: http.StatusOK} })
+	r.st.d.Status = store.DeliverySucceeded // ended: nothing more to do
+	vis := &fakeVisibility{}
+	r.h.WithOrdered(vis)
+	resp, _ := r.h.Handle(context.Background(), ev)
+	if len(resp.BatchItemFailures) != 0 || len(vis.holds) != 0 || r.posts != 0 {
+		t.Fatalf("failures %v, holds %v, posts %d", resp.BatchItemFailures, vis.holds, r.posts)
+	}
+}
