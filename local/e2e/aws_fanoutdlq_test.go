@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -39,23 +38,7 @@ func fanoutDLQStack(t *testing.T) *env {
 		Prefix:            fmt.Sprintf("fdlq%d-", time.Now().UnixNano()%1e9),
 		VisibilityTimeout: time.Second, PollWait: time.Second, Concurrency: 2, StreamRetries: 2,
 	}
-	if testing.Verbose() {
-		o.FunctionLog = os.Stderr
-	} else {
-		f, err := os.CreateTemp("", "fdlq-*.log")
-		if err != nil {
-			t.Fatal(err)
-		}
-		o.FunctionLog = f
-		t.Cleanup(func() {
-			f.Close()
-			if t.Failed() {
-				t.Logf("function logs in %s", f.Name())
-			} else {
-				os.Remove(f.Name())
-			}
-		})
-	}
+	keepLogs(t, &o, "fdlq")
 	s, err := stack.Start(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -57,6 +58,29 @@ func recursionStack(t *testing.T, name string, functionEnv map[string]string) *e
 	return rulesStack(t, name, time.Second, map[string]string{"DeliverySchedule": compressedDefault(t)}, fe)
 }
 
+// keepLogs sends the stack's function and local-mode logs to stderr with -v, else to a file whose
+// name a failed test reports (and which a passing test removes).
+func keepLogs(t *testing.T, o *stack.Options, name string) {
+	if testing.Verbose() {
+		o.FunctionLog = os.Stderr
+		return
+	}
+	f, err := os.CreateTemp("", name+"-*.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.FunctionLog = f
+	o.Logger = slog.New(slog.NewJSONHandler(f, nil))
+	t.Cleanup(func() {
+		f.Close()
+		if t.Failed() {
+			t.Logf("function and local-mode logs in %s", f.Name())
+		} else {
+			os.Remove(f.Name())
+		}
+	})
+}
+
 // rulesStack starts a stack of its own for the tests of AWS's rules: queues with the given
 // visibility, the sweep each second, SQS's delay cap shortened to a second.
 func rulesStack(t *testing.T, name string, visibility time.Duration, params, functionEnv map[string]string) *env {
@@ -81,9 +105,7 @@ func rulesStack(t *testing.T, name string, visibility time.Duration, params, fun
 	for k, v := range params {
 		o.Params[k] = v
 	}
-	if testing.Verbose() {
-		o.FunctionLog = os.Stderr
-	}
+	keepLogs(t, &o, name)
 	s, err := stack.Start(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)

@@ -210,7 +210,7 @@ func TestSpecValidatorCatchesDrift(t *testing.T) {
 		status int
 		body   string
 	}{
-		"/v1/webhooks":             {201, `{"id":"sub_1","url":"https://x.example/h","events":["*"],"description":"","status":"active","consecutive_failures":0,"active_secret_count":1,"header_names":[],"created_at":"2026-12-06T00:00:00Z","updated_at":"2026-12-06T00:00:00Z","secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}`},
+		"/v1/webhooks":             {201, `{"id":"sub_1","url":"https://x.example/h","events":["*"],"description":"","status":"active","consecutive_failures":0,"active_secret_count":1,"header_names":[],"fifo":false,"created_at":"2026-12-06T00:00:00Z","updated_at":"2026-12-06T00:00:00Z","secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}`},
 		"/v1/api-keys":             {418, `{"error":{"code":"internal","message":"teapot"}}`},
 		"/v1/sources":              {200, `{"data":[{"name":"x"}],"next_cursor":null}`},
 		"/v1/inbound/generic":      {202, `{"thread_id":"thr_1","message_id":"msg_1","run_id":"run_1"}`},
