@@ -136,3 +136,44 @@ func TestOrderedSampleEvent(t *testing.T) {
 		t.Fatalf("failures %v, holds %v, posts %d", resp.BatchItemFailures, vis.holds, r.posts)
 	}
 }
+
+// A batch holds up to ten messages of one group, each an HTTP request in turn: a message is started
+// only while the invocation has an attempt's lease left, and the rest of its group is handed back,
+// visible again at once, so a slow endpoint never makes the invocation time out mid-request.
+func TestOrderedGroupHandedBackBeforeTheTimeout(t *testing.T) {
+	var r *rig
+	r = newRig(t, "0s", 0, func(int) outbound.Result {
+		r.now = r.now.Add(45 * time.Second) // a slow endpoint
+		return outbound.Result{StatusCode: http.StatusOK}
+	})
+	r.now = time.Now() // the invocation's deadline is on the real clock
+	vis := &fakeVisibility{}
+	r.h.WithOrdered(vis)
+	ctx, cancel := context.WithDeadline(context.Background(), r.now.Add(90*time.Second))
+	defer cancel()
+	resp, _ := r.h.Handle(ctx, events.SQSEvent{Records: []events.SQSMessage{
+		orderedRecord("m1", "sub_1", "dlv_1"), orderedRecord("m2", "sub_1", "dlv_2"), orderedRecord("m3", "sub_1", "dlv_3"),
+	}})
+	var failed []string
+	for _, f := range resp.BatchItemFailures {
+		failed = append(failed, f.ItemIdentifier)
+	}
+	if r.posts != 1 || !slices.Equal(failed, []string{"m2", "m3"}) {
+		t.Fatalf("posts %d, failures %v: want the first sent and the rest handed back", r.posts, failed)
+	}
+	if !slices.Equal(vis.handles, []string{"rh-m2", "rh-m3"}) || !slices.Equal(vis.holds, []time.Duration{0}) {
+		t.Fatalf("postponed %v by %v, want m2 and m3 visible at once", vis.handles, vis.holds)
+	}
+}
+
+// SQS refuses a visibility timeout that ends more than 12 hours after the receive, and part of that
+// is spent by then: a longer wait is made in parts, the message returning early to wait the rest.
+func TestOrderedWaitsStayUnderSQSMaximum(t *testing.T) {
+	r := newRig(t, "0s,20h", 0, func(int) outbound.Result { return outbound.Result{StatusCode: http.StatusBadGateway} })
+	vis := &fakeVisibility{}
+	r.h.WithOrdered(vis)
+	r.h.Handle(context.Background(), events.SQSEvent{Records: []events.SQSMessage{orderedRecord("m", "sub_1", "dlv_1")}})
+	if len(vis.holds) != 1 || vis.holds[0] > queue.MaxVisibility-15*time.Minute || vis.holds[0] < 11*time.Hour {
+		t.Fatalf("the 20h wait postponed the message by %v, want just under SQS's 12h", vis.holds)
+	}
+}
