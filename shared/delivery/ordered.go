@@ -53,17 +53,8 @@ func ordered(rec events.SQSMessage) bool { return rec.Attributes["MessageGroupId
 // the rest of its group, all visible again after the wait, so the group keeps its order. So is a
 // later message that the invocation has less than an attempt's lease left for, visible again at once.
 func (h *Handler) handleOrdered(ctx context.Context, recs []events.SQSMessage, subs *subCache, fail func(events.SQSMessage)) {
-	var groupOrder []string
-	groups := map[string][]events.SQSMessage{}
-	for _, rec := range recs {
-		g := rec.Attributes["MessageGroupId"]
-		if _, ok := groups[g]; !ok {
-			groupOrder = append(groupOrder, g)
-		}
-		groups[g] = append(groups[g], rec)
-	}
 	var wg sync.WaitGroup
-	for _, g := range groupOrder {
+	for _, group := range queue.ByGroup(recs) {
 		wg.Add(1)
 		go func(recs []events.SQSMessage) {
 			defer wg.Done()
@@ -83,7 +74,7 @@ func (h *Handler) handleOrdered(ctx context.Context, recs []events.SQSMessage, s
 					return
 				}
 			}
-		}(groups[g])
+		}(group)
 	}
 	wg.Wait()
 }

@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/smithy-go"
 
@@ -184,4 +186,23 @@ func FuzzSQSBody(f *testing.F) {
 			t.Fatalf("raw %q: %v", raw, err)
 		}
 	})
+}
+
+// ByGroup keeps SQS's order within each message group, and the groups in order of first appearance.
+func TestByGroup(t *testing.T) {
+	rec := func(id, g string) events.SQSMessage {
+		return events.SQSMessage{MessageId: id, Attributes: map[string]string{"MessageGroupId": g}}
+	}
+	var got [][]string
+	for _, g := range ByGroup([]events.SQSMessage{rec("a1", "a"), rec("b1", "b"), rec("a2", "a"), rec("c1", "c"), rec("b2", "b"), rec("a3", "a")}) {
+		var ids []string
+		for _, r := range g {
+			ids = append(ids, r.MessageId)
+		}
+		got = append(got, ids)
+	}
+	want := [][]string{{"a1", "a2", "a3"}, {"b1", "b2"}, {"c1"}}
+	if !slices.EqualFunc(got, want, slices.Equal) {
+		t.Fatalf("groups %v, want %v", got, want)
+	}
 }
