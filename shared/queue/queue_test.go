@@ -206,3 +206,26 @@ func TestByGroup(t *testing.T) {
 		t.Fatalf("groups %v, want %v", got, want)
 	}
 }
+
+// An ordered delivery goes to the FIFO queue, in its subscription's group, deduplicated by its id
+// (a fan-out retry keeps the first send's place), with no delay (SQS refuses one per FIFO message).
+// Without a FIFO queue nothing is sent.
+func TestSendOrdered(t *testing.T) {
+	api := &fakeSQS{}
+	const fifo = "https://sqs.us-east-1.amazonaws.com/000000000000/DeliveryFifoQueue.fifo"
+	s := NewDeliverySender(api, "https://sqs.us-east-1.amazonaws.com/000000000000/DeliveryQueue")
+	if err := s.SendOrdered(context.Background(), Delivery{WorkspaceID: "ws", DeliveryID: "dlv_1"}, "sub_1"); err == nil || len(api.sent) != 0 {
+		t.Fatalf("no FIFO queue: err %v, %d sent", err, len(api.sent))
+	}
+	if err := s.WithOrdered(fifo).SendOrdered(context.Background(), Delivery{WorkspaceID: "ws", DeliveryID: "dlv_1"}, "sub_1"); err != nil {
+		t.Fatal(err)
+	}
+	in := api.sent[0]
+	if *in.QueueUrl != fifo || *in.MessageGroupId != "sub_1" || *in.MessageDeduplicationId != "dlv_1" || in.DelaySeconds != 0 {
+		t.Fatalf("sent to %s group %s dedup %s delay %d", *in.QueueUrl, *in.MessageGroupId, *in.MessageDeduplicationId, in.DelaySeconds)
+	}
+	var m Delivery
+	if err := json.Unmarshal([]byte(*in.MessageBody), &m); err != nil || m.Version != DeliveryVersion || m.DeliveryID != "dlv_1" || m.Attempt != 0 {
+		t.Fatalf("body %s: %+v %v", *in.MessageBody, m, err)
+	}
+}
