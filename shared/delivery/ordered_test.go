@@ -113,8 +113,8 @@ func TestOrderedGroupStopsAtItsFirstWait(t *testing.T) {
 }
 
 // The sample of a FIFO delivery queue message (events/delivery-fifo-sqs.json, as Lambda hands it
-// over) is taken in order: its delivery's state decides, and a delivery that no longer exists ends
-// the message (deleted, so its group goes on).
+// over) is taken in order: its delivery's state decides, and a delivery that has ended ends the
+// message (deleted, so its group goes on).
 func TestOrderedSampleEvent(t *testing.T) {
 	raw, err := os.ReadFile("../../events/delivery-fifo-sqs.json")
 	if err != nil {
@@ -175,5 +175,32 @@ func TestOrderedWaitsStayUnderSQSMaximum(t *testing.T) {
 	r.h.Handle(context.Background(), events.SQSEvent{Records: []events.SQSMessage{orderedRecord("m", "sub_1", "dlv_1")}})
 	if len(vis.holds) != 1 || vis.holds[0] > queue.MaxVisibility-15*time.Minute || vis.holds[0] < 11*time.Hour {
 		t.Fatalf("the 20h wait postponed the message by %v, want just under SQS's 12h", vis.holds)
+	}
+}
+
+// An open circuit holds an ordered delivery in its message until the probe time, without an
+// attempt: the claim is given back and nothing is queued. Back at its time, it is the probe.
+func TestOrderedCircuitWaitIsNotAnAttempt(t *testing.T) {
+	r := newRig(t, "0s,1s", 0, func(int) outbound.Result { return outbound.Result{StatusCode: http.StatusOK} })
+	r.h.cfg.Circuit = DefaultCircuit
+	r.st.sub.Circuit = store.Circuit{State: store.CircuitOpen, Until: r.now.Add(time.Minute)}
+	vis := &fakeVisibility{}
+	r.h.WithOrdered(vis)
+	rec := orderedRecord("m", "sub_1", "dlv_1")
+	resp, _ := r.h.Handle(context.Background(), events.SQSEvent{Records: []events.SQSMessage{rec}})
+	if len(resp.BatchItemFailures) != 1 || r.posts != 0 || r.st.d.Attempts != 0 || r.st.lim.released != 1 {
+		t.Fatalf("failures %v, posts %d, attempts %d, claims given back %d", resp.BatchItemFailures, r.posts, r.st.d.Attempts, r.st.lim.released)
+	}
+	// The cool-down's minute and a jitter of up to a fifth of it (half, here).
+	if want := []time.Duration{66 * time.Second}; !slices.Equal(vis.holds, want) {
+		t.Fatalf("held %v, want %v", vis.holds, want)
+	}
+	r.now = r.now.Add(vis.holds[0])
+	resp, _ = r.h.Handle(context.Background(), events.SQSEvent{Records: []events.SQSMessage{rec}})
+	if len(resp.BatchItemFailures) != 0 || r.posts != 1 || r.st.d.Status != store.DeliverySucceeded {
+		t.Fatalf("after the cool-down: failures %v, posts %d, %+v", resp.BatchItemFailures, r.posts, r.st.d)
+	}
+	if len(r.q.sent) != 0 || len(r.st.scheduled) != 0 {
+		t.Fatalf("queued %d, scheduled %d", len(r.q.sent), len(r.st.scheduled))
 	}
 }
