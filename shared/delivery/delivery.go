@@ -325,6 +325,7 @@ func (h *Handler) attempt(ctx context.Context, m queue.Delivery, d store.Deliver
 			return 0, err
 		}
 		if g.wait > 0 && inOrder {
+			h.log.DebugContext(ctx, "ordered attempt deferred by the subscription's limits or circuit; its group waits", "delivery_id", d.ID, "wait", g.wait.String())
 			return g.wait, h.limits.ReleaseClaim(ctx, d.WorkspaceID, d.ID, m.Attempt)
 		}
 		if g.wait > 0 {

@@ -40,53 +40,59 @@ func (h *Handler) WithOrdered(v Visibility) *Handler {
 // tried again.
 const ErrorHold = 10 * time.Second
 
+// maxHold is the longest wait one receive of a FIFO message makes: SQS refuses a visibility that
+// ends over 12 h after the receive, and the batch (at most Lambda's 15 minutes) has used some.
+// A longer wait returns early and waits the rest (processOrdered).
+const maxHold = queue.MaxVisibility - 15*time.Minute
+
 // ordered reports whether rec came from a FIFO queue.
 func ordered(rec events.SQSMessage) bool { return rec.Attributes["MessageGroupId"] != "" }
 
 // handleOrdered handles the batch's messages of the FIFO delivery queue: the groups in parallel,
 // each group's messages in order. The first message that must wait (or failed) is handed back with
-// the rest of its group, all visible again after the wait, so the group keeps its order.
+// the rest of its group, all visible again after the wait, so the group keeps its order. So is a
+// later message that the invocation has less than an attempt's lease left for, visible again at once.
 func (h *Handler) handleOrdered(ctx context.Context, recs []events.SQSMessage, subs *subCache, fail func(events.SQSMessage)) {
-	var groupOrder []string
-	groups := map[string][]events.SQSMessage{}
-	for _, rec := range recs {
-		g := rec.Attributes["MessageGroupId"]
-		if _, ok := groups[g]; !ok {
-			groupOrder = append(groupOrder, g)
-		}
-		groups[g] = append(groups[g], rec)
-	}
 	var wg sync.WaitGroup
-	for _, g := range groupOrder {
+	for _, group := range queue.ByGroup(recs) {
 		wg.Add(1)
 		go func(recs []events.SQSMessage) {
 			defer wg.Done()
 			for i, rec := range recs {
+				if deadline, ok := ctx.Deadline(); ok && i > 0 && deadline.Sub(h.now()) < h.cfg.Lease {
+					h.log.InfoContext(ctx, "too little time left for another ordered delivery; handing the rest of its group back", "sqs_message_id", rec.MessageId, "handed_back", len(recs)-i)
+					h.handBack(ctx, recs[i:], 0, fail)
+					return
+				}
 				hold, err := h.processOrdered(ctx, rec, subs)
 				if err != nil {
 					h.log.ErrorContext(ctx, "ordered delivery message failed; its group waits and SQS redelivers it", "sqs_message_id", rec.MessageId, "err", err)
 					hold = ErrorHold
 				}
-				if hold <= 0 {
-					continue
+				if hold > 0 {
+					h.handBack(ctx, recs[i:], hold, fail)
+					return
 				}
-				handles := make([]string, 0, len(recs)-i)
-				for _, r := range recs[i:] {
-					fail(r)
-					handles = append(handles, r.ReceiptHandle)
-				}
-				// SQS counts whole seconds: round up, so the message never returns before its time.
-				hold = (hold + time.Second - 1).Truncate(time.Second)
-				if h.visibility == nil {
-					h.log.ErrorContext(ctx, "a FIFO delivery message, but no FIFO delivery queue is configured; it returns after the queue's visibility timeout")
-				} else if err := h.visibility.Postpone(ctx, handles, hold); err != nil {
-					h.log.WarnContext(ctx, "could not postpone an ordered delivery; its group returns after the queue's visibility timeout", "err", err)
-				}
-				return
 			}
-		}(groups[g])
+		}(group)
 	}
 	wg.Wait()
+}
+
+// handBack reports recs as failed and makes them visible again after hold, rounded up to SQS's
+// whole seconds (so none returns before its time) and capped at maxHold.
+func (h *Handler) handBack(ctx context.Context, recs []events.SQSMessage, hold time.Duration, fail func(events.SQSMessage)) {
+	handles := make([]string, 0, len(recs))
+	for _, r := range recs {
+		fail(r)
+		handles = append(handles, r.ReceiptHandle)
+	}
+	hold = min((hold + time.Second - 1).Truncate(time.Second), maxHold)
+	if h.visibility == nil {
+		h.log.ErrorContext(ctx, "a FIFO delivery message, but no FIFO delivery queue is configured; it returns after the queue's visibility timeout")
+	} else if err := h.visibility.Postpone(ctx, handles, hold); err != nil {
+		h.log.WarnContext(ctx, "could not postpone an ordered delivery; its group returns after the queue's visibility timeout", "err", err)
+	}
 }
 
 // processOrdered moves the delivery of FIFO message rec on by one step: it returns how long the

@@ -113,8 +113,8 @@ func TestOrderedGroupStopsAtItsFirstWait(t *testing.T) {
 }
 
 // The sample of a FIFO delivery queue message (events/delivery-fifo-sqs.json, as Lambda hands it
-// over) is taken in order: its delivery's state decides, and a delivery that no longer exists ends
-// the message (deleted, so its group goes on).
+// over) is taken in order: its delivery's state decides, and a delivery that has ended ends the
+// message (deleted, so its group goes on).
 func TestOrderedSampleEvent(t *testing.T) {
 	raw, err := os.ReadFile("../../events/delivery-fifo-sqs.json")
 	if err != nil {
@@ -134,5 +134,73 @@ func TestOrderedSampleEvent(t *testing.T) {
 	resp, _ := r.h.Handle(context.Background(), ev)
 	if len(resp.BatchItemFailures) != 0 || len(vis.holds) != 0 || r.posts != 0 {
 		t.Fatalf("failures %v, holds %v, posts %d", resp.BatchItemFailures, vis.holds, r.posts)
+	}
+}
+
+// A batch holds up to ten messages of one group, each an HTTP request in turn: a message is started
+// only while the invocation has an attempt's lease left, and the rest of its group is handed back,
+// visible again at once, so a slow endpoint never makes the invocation time out mid-request.
+func TestOrderedGroupHandedBackBeforeTheTimeout(t *testing.T) {
+	var r *rig
+	r = newRig(t, "0s", 0, func(int) outbound.Result {
+		r.now = r.now.Add(45 * time.Second) // a slow endpoint
+		return outbound.Result{StatusCode: http.StatusOK}
+	})
+	r.now = time.Now() // the invocation's deadline is on the real clock
+	vis := &fakeVisibility{}
+	r.h.WithOrdered(vis)
+	ctx, cancel := context.WithDeadline(context.Background(), r.now.Add(90*time.Second))
+	defer cancel()
+	resp, _ := r.h.Handle(ctx, events.SQSEvent{Records: []events.SQSMessage{
+		orderedRecord("m1", "sub_1", "dlv_1"), orderedRecord("m2", "sub_1", "dlv_2"), orderedRecord("m3", "sub_1", "dlv_3"),
+	}})
+	var failed []string
+	for _, f := range resp.BatchItemFailures {
+		failed = append(failed, f.ItemIdentifier)
+	}
+	if r.posts != 1 || !slices.Equal(failed, []string{"m2", "m3"}) {
+		t.Fatalf("posts %d, failures %v: want the first sent and the rest handed back", r.posts, failed)
+	}
+	if !slices.Equal(vis.handles, []string{"rh-m2", "rh-m3"}) || !slices.Equal(vis.holds, []time.Duration{0}) {
+		t.Fatalf("postponed %v by %v, want m2 and m3 visible at once", vis.handles, vis.holds)
+	}
+}
+
+// SQS refuses a visibility timeout that ends more than 12 hours after the receive, and part of that
+// is spent by then: a longer wait is made in parts, the message returning early to wait the rest.
+func TestOrderedWaitsStayUnderSQSMaximum(t *testing.T) {
+	r := newRig(t, "0s,20h", 0, func(int) outbound.Result { return outbound.Result{StatusCode: http.StatusBadGateway} })
+	vis := &fakeVisibility{}
+	r.h.WithOrdered(vis)
+	r.h.Handle(context.Background(), events.SQSEvent{Records: []events.SQSMessage{orderedRecord("m", "sub_1", "dlv_1")}})
+	if len(vis.holds) != 1 || vis.holds[0] > queue.MaxVisibility-15*time.Minute || vis.holds[0] < 11*time.Hour {
+		t.Fatalf("the 20h wait postponed the message by %v, want just under SQS's 12h", vis.holds)
+	}
+}
+
+// An open circuit holds an ordered delivery in its message until the probe time, without an
+// attempt: the claim is given back and nothing is queued. Back at its time, it is the probe.
+func TestOrderedCircuitWaitIsNotAnAttempt(t *testing.T) {
+	r := newRig(t, "0s,1s", 0, func(int) outbound.Result { return outbound.Result{StatusCode: http.StatusOK} })
+	r.h.cfg.Circuit = DefaultCircuit
+	r.st.sub.Circuit = store.Circuit{State: store.CircuitOpen, Until: r.now.Add(time.Minute)}
+	vis := &fakeVisibility{}
+	r.h.WithOrdered(vis)
+	rec := orderedRecord("m", "sub_1", "dlv_1")
+	resp, _ := r.h.Handle(context.Background(), events.SQSEvent{Records: []events.SQSMessage{rec}})
+	if len(resp.BatchItemFailures) != 1 || r.posts != 0 || r.st.d.Attempts != 0 || r.st.lim.released != 1 {
+		t.Fatalf("failures %v, posts %d, attempts %d, claims given back %d", resp.BatchItemFailures, r.posts, r.st.d.Attempts, r.st.lim.released)
+	}
+	// The cool-down's minute and a jitter of up to a fifth of it (half, here).
+	if want := []time.Duration{66 * time.Second}; !slices.Equal(vis.holds, want) {
+		t.Fatalf("held %v, want %v", vis.holds, want)
+	}
+	r.now = r.now.Add(vis.holds[0])
+	resp, _ = r.h.Handle(context.Background(), events.SQSEvent{Records: []events.SQSMessage{rec}})
+	if len(resp.BatchItemFailures) != 0 || r.posts != 1 || r.st.d.Status != store.DeliverySucceeded {
+		t.Fatalf("after the cool-down: failures %v, posts %d, %+v", resp.BatchItemFailures, r.posts, r.st.d)
+	}
+	if len(r.q.sent) != 0 || len(r.st.scheduled) != 0 {
+		t.Fatalf("queued %d, scheduled %d", len(r.q.sent), len(r.st.scheduled))
 	}
 }

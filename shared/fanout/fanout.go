@@ -122,16 +122,22 @@ func (h *Handler) Handle(ctx context.Context, ev events.DynamoDBEvent) (events.D
 		}
 	}
 	// Queue, in record order, what the records before the first failure need, ten to a request.
-	// FIFO subscriptions' deliveries go one by one, in record order, beside the batches: a send
-	// that failed stops them, so none passes it, and the stream's retry sends it again in place.
-	var chunks [][]job
-	var ordered []job
+	// A FIFO subscription's deliveries go one by one, in record order, each subscription's beside
+	// the others' and the batches: a send that failed stops its subscription's, so none passes it,
+	// and the stream's retry sends it again in place (SQS deduplicates those sent already).
+	var chunks, ordered [][]job
+	orderedOf := map[string]int{} // a subscription's index in ordered
 	for _, jb := range jobs {
 		if jb.rec >= failed || !jb.send {
 			continue
 		}
 		if jb.want.FIFO {
-			ordered = append(ordered, jb)
+			i, ok := orderedOf[jb.want.SubscriptionID]
+			if !ok {
+				i, orderedOf[jb.want.SubscriptionID] = len(ordered), len(ordered)
+				ordered = append(ordered, nil)
+			}
+			ordered[i] = append(ordered[i], jb)
 			continue
 		}
 		if n := len(chunks); n == 0 || len(chunks[n-1]) == 10 {
@@ -142,13 +148,14 @@ func (h *Handler) Handle(ctx context.Context, ev events.DynamoDBEvent) (events.D
 	message := func(jb job) queue.Delivery {
 		return queue.Delivery{WorkspaceID: jb.want.WorkspaceID, DeliveryID: jb.want.ID, Trace: eventTrace(ev.Records[jb.rec])}
 	}
-	sendErrs := make([]error, len(chunks))
-	orderedFailed, orderedErr := len(ev.Records), error(nil) // the record of the ordered send that failed
-	forEach(len(chunks)+1, func(c int) {
-		if c == len(chunks) {
-			for _, jb := range ordered {
+	// The first failed send of each chunk and each FIFO subscription, by its record.
+	sendFailed := make([]int, len(chunks)+len(ordered))
+	sendErrs := make([]error, len(chunks)+len(ordered))
+	forEach(len(chunks)+len(ordered), func(c int) {
+		if c >= len(chunks) {
+			for _, jb := range ordered[c-len(chunks)] {
 				if err := h.queue.SendOrdered(ctx, message(jb), jb.want.SubscriptionID); err != nil {
-					orderedFailed, orderedErr = jb.rec, err
+					sendFailed[c], sendErrs[c] = jb.rec, err
 					return
 				}
 				h.lag(ev.Records[jb.rec], jb.want)
@@ -159,7 +166,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.DynamoDBEvent) (events.D
 		for i, jb := range chunks[c] {
 			ms[i] = message(jb)
 		}
-		sendErrs[c] = h.queue.SendDeliveries(ctx, ms)
+		sendFailed[c], sendErrs[c] = chunks[c][0].rec, h.queue.SendDeliveries(ctx, ms)
 		if sendErrs[c] == nil {
 			for _, jb := range chunks[c] {
 				h.lag(ev.Records[jb.rec], jb.want)
@@ -167,12 +174,9 @@ func (h *Handler) Handle(ctx context.Context, ev events.DynamoDBEvent) (events.D
 		}
 	})
 	for c, err := range sendErrs {
-		if err != nil && chunks[c][0].rec < failed {
-			failed, cause = chunks[c][0].rec, err
+		if err != nil && sendFailed[c] < failed {
+			failed, cause = sendFailed[c], err
 		}
-	}
-	if orderedErr != nil && orderedFailed < failed {
-		failed, cause = orderedFailed, orderedErr
 	}
 	if failed < len(ev.Records) {
 		rec := ev.Records[failed]

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
@@ -60,10 +61,15 @@ type fakeQueue struct {
 	failOn string // a delivery id whose request fails
 	// ordered are the FIFO subscriptions' deliveries, by subscription, in the order sent.
 	ordered map[string][]string
+	// beforeOrdered, when set, is called at the start of each ordered send.
+	beforeOrdered func(m queue.Delivery, sub string)
 }
 
 // SendOrdered records an ordered send in ordered (by subscription), or fails on failOn.
 func (q *fakeQueue) SendOrdered(_ context.Context, m queue.Delivery, sub string) error {
+	if q.beforeOrdered != nil {
+		q.beforeOrdered(m, sub)
+	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if m.DeliveryID == q.failOn {
@@ -312,5 +318,49 @@ func TestFIFODeliveriesAreSentInEventOrder(t *testing.T) {
 	h.Handle(context.Background(), events.DynamoDBEvent{Records: recs[17:]})
 	if got := q.ordered["sub_fifo"]; !slices.Equal(got, want) {
 		t.Fatalf("ordered sends after the retry %v, want %v", got, want)
+	}
+}
+
+// Each FIFO subscription's sends are in order, but one subscription's do not wait behind
+// another's: a batch of 100 records for many FIFO subscriptions must not outrun the function's
+// timeout. Here sub_a's first send goes through only once sub_b's has started.
+func TestFIFOSubscriptionsAreSentSideBySide(t *testing.T) {
+	st := &fakeStore{created: map[string]store.Delivery{}, subs: []store.Subscription{
+		{ID: "sub_a", Events: []string{"*"}, FIFO: true},
+		{ID: "sub_b", Events: []string{"*"}, FIFO: true},
+	}}
+	var recs []events.DynamoDBEventRecord
+	want := map[string][]string{}
+	for i := range 3 {
+		id := fmt.Sprintf("evt_%d", i)
+		recs = append(recs, eventRecord(strconv.Itoa(100+i), id, "run.created", "{}"))
+		for _, sub := range []string{"sub_a", "sub_b"} {
+			want[sub] = append(want[sub], ids.Derive("dlv", "ws", id, sub))
+		}
+	}
+	bStarted := make(chan struct{})
+	var once sync.Once
+	waited := true
+	q := &fakeQueue{beforeOrdered: func(m queue.Delivery, sub string) {
+		switch {
+		case sub == "sub_b":
+			once.Do(func() { close(bStarted) })
+		case m.DeliveryID == want["sub_a"][0]:
+			select {
+			case <-bStarted:
+			case <-time.After(30 * time.Second): // sent one after the other: sub_b's never start
+				waited = false
+			}
+		}
+	}}
+	h := New(st, q, manage.MatchEvent, slog.New(slog.DiscardHandler))
+	resp, _ := h.Handle(context.Background(), events.DynamoDBEvent{Records: recs})
+	if !waited || len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("sub_b's sends waited behind sub_a's (failures %v)", resp.BatchItemFailures)
+	}
+	for sub, w := range want {
+		if got := q.ordered[sub]; !slices.Equal(got, w) {
+			t.Fatalf("%s: sent %v, want %v", sub, got, w)
+		}
 	}
 }

@@ -396,6 +396,23 @@ func (s *DeliverySender) SendDeliveries(ctx context.Context, ms []Delivery) erro
 	return nil
 }
 
+// ByGroup splits a batch of a FIFO queue by message group: the groups in the order they first
+// appear, each group's messages in the batch's order (SQS's order within the group).
+func ByGroup(recs []events.SQSMessage) [][]events.SQSMessage {
+	var groups [][]events.SQSMessage
+	at := map[string]int{}
+	for _, rec := range recs {
+		g := rec.Attributes["MessageGroupId"]
+		i, ok := at[g]
+		if !ok {
+			i, at[g] = len(groups), len(groups)
+			groups = append(groups, nil)
+		}
+		groups[i] = append(groups[i], rec)
+	}
+	return groups
+}
+
 // VisibilityAPI is the part of the SQS client that changes visibility timeouts.
 type VisibilityAPI interface {
 	ChangeMessageVisibilityBatch(ctx context.Context, in *sqs.ChangeMessageVisibilityBatchInput, opts ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityBatchOutput, error)

@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/smithy-go"
 
@@ -184,4 +186,46 @@ func FuzzSQSBody(f *testing.F) {
 			t.Fatalf("raw %q: %v", raw, err)
 		}
 	})
+}
+
+// ByGroup keeps SQS's order within each message group, and the groups in order of first appearance.
+func TestByGroup(t *testing.T) {
+	rec := func(id, g string) events.SQSMessage {
+		return events.SQSMessage{MessageId: id, Attributes: map[string]string{"MessageGroupId": g}}
+	}
+	var got [][]string
+	for _, g := range ByGroup([]events.SQSMessage{rec("a1", "a"), rec("b1", "b"), rec("a2", "a"), rec("c1", "c"), rec("b2", "b"), rec("a3", "a")}) {
+		var ids []string
+		for _, r := range g {
+			ids = append(ids, r.MessageId)
+		}
+		got = append(got, ids)
+	}
+	want := [][]string{{"a1", "a2", "a3"}, {"b1", "b2"}, {"c1"}}
+	if !slices.EqualFunc(got, want, slices.Equal) {
+		t.Fatalf("groups %v, want %v", got, want)
+	}
+}
+
+// An ordered delivery goes to the FIFO queue, in its subscription's group, deduplicated by its id
+// (a fan-out retry keeps the first send's place), with no delay (SQS refuses one per FIFO message).
+// Without a FIFO queue nothing is sent.
+func TestSendOrdered(t *testing.T) {
+	api := &fakeSQS{}
+	const fifo = "https://sqs.us-east-1.amazonaws.com/000000000000/DeliveryFifoQueue.fifo"
+	s := NewDeliverySender(api, "https://sqs.us-east-1.amazonaws.com/000000000000/DeliveryQueue")
+	if err := s.SendOrdered(context.Background(), Delivery{WorkspaceID: "ws", DeliveryID: "dlv_1"}, "sub_1"); err == nil || len(api.sent) != 0 {
+		t.Fatalf("no FIFO queue: err %v, %d sent", err, len(api.sent))
+	}
+	if err := s.WithOrdered(fifo).SendOrdered(context.Background(), Delivery{WorkspaceID: "ws", DeliveryID: "dlv_1"}, "sub_1"); err != nil {
+		t.Fatal(err)
+	}
+	in := api.sent[0]
+	if *in.QueueUrl != fifo || *in.MessageGroupId != "sub_1" || *in.MessageDeduplicationId != "dlv_1" || in.DelaySeconds != 0 {
+		t.Fatalf("sent to %s group %s dedup %s delay %d", *in.QueueUrl, *in.MessageGroupId, *in.MessageDeduplicationId, in.DelaySeconds)
+	}
+	var m Delivery
+	if err := json.Unmarshal([]byte(*in.MessageBody), &m); err != nil || m.Version != DeliveryVersion || m.DeliveryID != "dlv_1" || m.Attempt != 0 {
+		t.Fatalf("body %s: %+v %v", *in.MessageBody, m, err)
+	}
 }

@@ -132,15 +132,6 @@ func (r *retryLater) Unwrap() error { return r.err }
 // agent calls never outruns the function's timeout.
 func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 	defer h.metrics.Flush()
-	var order []string
-	groups := map[string][]events.SQSMessage{}
-	for _, rec := range ev.Records {
-		g := rec.Attributes["MessageGroupId"]
-		if _, ok := groups[g]; !ok {
-			order = append(order, g)
-		}
-		groups[g] = append(groups[g], rec)
-	}
 	var (
 		mu       sync.Mutex
 		failures = []events.SQSBatchItemFailure{}
@@ -162,7 +153,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 			}
 		}
 	}
-	for _, g := range order {
+	for _, group := range queue.ByGroup(ev.Records) {
 		wg.Add(1)
 		go func(recs []events.SQSMessage) {
 			defer wg.Done()
@@ -192,7 +183,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 				giveBack(recs[i:], delay, delay > 0)
 				return
 			}
-		}(groups[g])
+		}(group)
 	}
 	wg.Wait()
 	return events.SQSEventResponse{BatchItemFailures: failures}, nil
