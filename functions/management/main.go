@@ -32,6 +32,8 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 	table := env.Required("HOOKGATE_TABLE")
 	keyID := env.Required("HOOKGATE_KMS_KEY_ID") // seals the secrets it stores (kms:GenerateDataKey only)
 	queueURL := env.Required("HOOKGATE_DELIVERY_QUEUE_URL")
+	// The FanoutDLQ replay's fan-out sends FIFO subscriptions' deliveries there, as the fan-out does.
+	orderedURL := env.Required("HOOKGATE_DELIVERY_FIFO_QUEUE_URL")
 	dlqURL := env.Required("HOOKGATE_FANOUT_DLQ_URL")
 	streamARN := env.Required("HOOKGATE_TABLE_STREAM_ARN")
 	cfg := manage.Config{
@@ -52,7 +54,7 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 	st := store.New(aws.DynamoDB(), table, time.Now).WithSealer(seal.New(aws.KMS(), keyID, time.Now))
 	q := queue.NewDeliverySender(aws.SQS(), queueURL)
 	// The FanoutDLQ replay runs the fan-out's own handler on the records it reads back from the stream.
-	fan := fanout.New(st, q, manage.MatchEvent, log)
+	fan := fanout.New(st, queue.NewDeliverySender(aws.SQS(), queueURL).WithOrdered(orderedURL), manage.MatchEvent, log)
 	streams := dynamodbstreams.NewFromConfig(aws.AWS, func(o *dynamodbstreams.Options) {
 		if aws.DynamoEndpoint != "" {
 			o.BaseEndpoint = &aws.DynamoEndpoint

@@ -14,14 +14,14 @@ func TestNewHandlerReportsEveryProblem(t *testing.T) {
 	if err == nil {
 		t.Fatal("no error with an empty environment")
 	}
-	for _, name := range []string{"HOOKGATE_TABLE", "HOOKGATE_DEFAULT_WORKSPACE", "HOOKGATE_ADMIN_API_KEY", "HOOKGATE_DELIVERY_QUEUE_URL", "HOOKGATE_KMS_KEY_ID", "HOOKGATE_FANOUT_DLQ_URL", "HOOKGATE_TABLE_STREAM_ARN"} {
+	for _, name := range []string{"HOOKGATE_TABLE", "HOOKGATE_DEFAULT_WORKSPACE", "HOOKGATE_ADMIN_API_KEY", "HOOKGATE_DELIVERY_QUEUE_URL", "HOOKGATE_DELIVERY_FIFO_QUEUE_URL", "HOOKGATE_KMS_KEY_ID", "HOOKGATE_FANOUT_DLQ_URL", "HOOKGATE_TABLE_STREAM_ARN"} {
 		if !strings.Contains(err.Error(), name) {
 			t.Errorf("error %q does not name %s", err, name)
 		}
 	}
 
 	env := map[string]string{
-		"HOOKGATE_TABLE": "t", "HOOKGATE_KMS_KEY_ID": "k", "HOOKGATE_DELIVERY_QUEUE_URL": "http://q", "HOOKGATE_FANOUT_DLQ_URL": "http://dlq", "HOOKGATE_TABLE_STREAM_ARN": "arn:aws:dynamodb:eu-west-1:1:table/t/stream/x", "HOOKGATE_DEFAULT_WORKSPACE": "default", "HOOKGATE_ADMIN_API_KEY": "short",
+		"HOOKGATE_TABLE": "t", "HOOKGATE_KMS_KEY_ID": "k", "HOOKGATE_DELIVERY_QUEUE_URL": "http://q", "HOOKGATE_DELIVERY_FIFO_QUEUE_URL": "http://q.fifo", "HOOKGATE_FANOUT_DLQ_URL": "http://dlq", "HOOKGATE_TABLE_STREAM_ARN": "arn:aws:dynamodb:eu-west-1:1:table/t/stream/x", "HOOKGATE_DEFAULT_WORKSPACE": "default", "HOOKGATE_ADMIN_API_KEY": "short",
 		"HOOKGATE_ALLOW_HTTP_URLS": "maybe", "AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "id", "AWS_SECRET_ACCESS_KEY": "secret",
 	}
 	getenv := func(k string) string { return env[k] }
