@@ -556,8 +556,11 @@ func TestAdapterAgentRetries(t *testing.T) {
 	if str(failed.body, "status") != "failed" || !strings.Contains(str(failed.body, "error"), "503") {
 		t.Fatalf("dead: %s", failed.raw)
 	}
-	evs := eventsAbout(t, a.env, str(dead.body, "runId"))["run.failed"]
-	if len(evs) != 1 {
+	// The worker appends run.failed just after the run's change.
+	waitFor(t, "run.failed in the log", 30*time.Second, func() bool {
+		return len(eventsAbout(t, a.env, str(dead.body, "runId"))["run.failed"]) >= 1
+	})
+	if evs := eventsAbout(t, a.env, str(dead.body, "runId"))["run.failed"]; len(evs) != 1 {
 		t.Fatalf("run.failed events: %d", len(evs))
 	}
 }
