@@ -9,6 +9,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -48,6 +49,7 @@ func run(ctx context.Context) (*chaos.Report, error) {
 	flag.IntVar(&c.Concurrency, "concurrency", 3, "bootstrap processes (and pollers) per function")
 	flag.IntVar(&c.DeliveryConcurrency, "delivery-concurrency", 0, "the delivery function's processes and pollers (0: 3 × concurrency)")
 	flag.BoolVar(&verbose, "v", false, "print the bootstraps' output")
+	logFile := flag.String("log", "", "write local mode's own log (event source mappings, pollers) as JSON lines to this file")
 	flag.Parse()
 	f, err := chaos.ParseFaults(faults)
 	if err != nil {
@@ -65,6 +67,14 @@ func run(ctx context.Context) (*chaos.Report, error) {
 		return nil, err
 	}
 	c.Out = os.Stderr
+	if *logFile != "" {
+		lf, err := os.Create(*logFile)
+		if err != nil {
+			return nil, err
+		}
+		defer lf.Close()
+		c.Logger = slog.New(slog.NewJSONHandler(lf, nil))
+	}
 	if verbose {
 		c.FunctionLog = os.Stderr
 	}
