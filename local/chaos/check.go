@@ -60,13 +60,32 @@ func (l *logView) read(ctx context.Context, st *store.Store) error {
 }
 
 // owed lists the (subscription, event id) pairs the log says are owed and not yet received.
+// owes reports whether the fan-out owes subscription s event ev: it matches, and it is not a
+// report about s itself (a circuit's opening or closing, a delivery exhausted), which the fan-out
+// never sends to the endpoint it is about, nor a delivery.exhausted about another one.
+func (s subscription) owes(ev store.Event) bool {
+	if !s.match(ev.Type) {
+		return false
+	}
+	switch ev.Type {
+	case "endpoint.circuit_opened", "endpoint.circuit_closed", "delivery.exhausted":
+		var about struct {
+			SubscriptionID string `json:"subscription_id"`
+			EventType      string `json:"event_type"`
+		}
+		_ = json.Unmarshal(ev.Data, &about)
+		return about.SubscriptionID != s.id && !(ev.Type == "delivery.exhausted" && about.EventType == "delivery.exhausted")
+	}
+	return true
+}
+
 func owed(l *logView, subs []subscription, startCursor int64) (missing int, sample string) {
 	for c, ev := range l.byCursor {
 		if c <= startCursor {
 			continue
 		}
 		for _, s := range subs {
-			if !s.match(ev.Type) {
+			if !s.owes(ev) {
 				continue
 			}
 			s.recv.mu.Lock()
@@ -286,7 +305,7 @@ func (r *run) check(ctx context.Context, msgs []*message, subs []subscription, s
 	for _, s := range subs {
 		s.recv.mu.Lock()
 		for c, ev := range l.byCursor {
-			if c > startCursor && s.match(ev.Type) {
+			if c > startCursor && s.owes(ev) {
 				rep.Expected++
 				if _, ok := s.recv.byID[ev.ID]; !ok {
 					rep.Missing++
