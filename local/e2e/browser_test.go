@@ -34,7 +34,7 @@ func TestWidgetInChromium(t *testing.T) {
 	for _, f := range []string{"widget.png", "widget-phone.png", "widget-failure.png"} {
 		_ = os.Remove(filepath.Join(artifacts, f))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	// A site whose origin is not allowed embeds the widget too: it must get no session.
 	denied := httptest.NewServer(embedPage(func() string { return e.stack.URL }))

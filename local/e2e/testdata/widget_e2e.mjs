@@ -28,6 +28,18 @@ const userDataDir = mkdtempSync(join(tmpdir(), "hookgate-chromium-"));
 const problems = [];
 let context;
 const step = (what) => console.log(`[e2e] ${what}`);
+// What the browser saw of the API, printed when a step fails: the stream's and the messages'
+// answers that were not 2xx, and each stream window's status, so a failure says where it stopped.
+const traffic = [];
+const watch = (p, name) => p.on("response", (r) => {
+  const u = new URL(r.url());
+  if (u.pathname.startsWith("/v1/web/") && (r.status() >= 300 || u.pathname !== "/v1/web/stream")) {
+    traffic.push(`${new Date().toISOString()} ${name} ${r.request().method()} ${u.pathname} ${r.status()}`);
+  }
+});
+// A reply waits on the worker and the agent: on a 2-core machine running the whole suite, under
+// load from other tests' bursts, it can take longer than a page action's 20 s.
+const replyTimeout = 60000;
 
 try {
   context = await chromium.launchPersistentContext(userDataDir, {
@@ -35,6 +47,7 @@ try {
   });
   const page = context.pages()[0] || (await context.newPage());
   page.setDefaultTimeout(20000);
+  watch(page, "demo");
   page.on("pageerror", (err) => problems.push(`page error: ${err.message}`));
   page.on("console", (msg) => {
     if (msg.type() === "error" && !/Failed to load resource: net::ERR_(EMPTY_RESPONSE|CONNECTION)/.test(msg.text())) {
@@ -62,7 +75,7 @@ try {
   await page.keyboard.press("Enter");
   await log.locator("li.user", { hasText: first }).waitFor();
   step("wait for the agent's reply");
-  await log.locator("li.assistant", { hasText: first }).waitFor();
+  await log.locator("li.assistant", { hasText: first }).waitFor({ timeout: replyTimeout });
   await log.locator("li.user.pending").waitFor({ state: "detached" });
 
   step("reload: the conversation resumes from the stream");
@@ -76,7 +89,7 @@ try {
   const second = "Great, the reply came back after the reload.";
   await box.fill(second);
   await page.getByRole("button", { name: "Send" }).click();
-  await log.locator("li.assistant", { hasText: second }).waitFor();
+  await log.locator("li.assistant", { hasText: second }).waitFor({ timeout: replyTimeout });
   // Let a stream window or two go by (the browser reconnects after each): nothing repeats.
   await page.waitForTimeout(4000);
   for (const text of [first, second]) {
@@ -107,6 +120,7 @@ try {
   step(`the widget on another, allowed origin: ${allowedSite}`);
   const shop = await context.newPage();
   shop.setDefaultTimeout(20000);
+  watch(shop, "shop");
   shop.on("pageerror", (err) => problems.push(`shop page error: ${err.message}`));
   await shop.goto(allowedSite);
   const shopLog = shop.getByRole("log", { name: "Conversation" });
@@ -115,7 +129,7 @@ try {
   const across = "Hello from another origin";
   await shopBox.fill(across);
   await shopBox.press("Enter");
-  await shopLog.locator("li.assistant", { hasText: across }).waitFor();
+  await shopLog.locator("li.assistant", { hasText: across }).waitFor({ timeout: replyTimeout });
   if ((await shopLog.locator("li").count()) !== 2) throw new Error("the shop's widget shows another session's messages");
 
   step(`the widget on an origin that is not allowed: ${deniedSite}`);
@@ -133,6 +147,17 @@ try {
   if (problems.length) console.error(problems.join("\n"));
   try {
     const page = context && context.pages()[0];
+    if (page) {
+      const seen = await page.evaluate(() => {
+        const host = [...document.querySelectorAll("*")].find((el) => el.shadowRoot) || document;
+        const root = host.shadowRoot || document;
+        const items = [...root.querySelectorAll("li")].map((li) => `${li.className}: ${li.textContent.trim()}`);
+        const status = root.querySelector("[role=status]");
+        return { items, status: status ? status.textContent : "" };
+      });
+      console.error(`[e2e] the conversation: ${JSON.stringify(seen.items)}; status: ${JSON.stringify(seen.status)}`);
+    }
+    console.error(`[e2e] the API's answers (non-2xx, and every message and session call):\n${traffic.join("\n")}`);
     if (page) await page.screenshot({ path: join(artifacts, "widget-failure.png") });
   } catch {}
   process.exitCode = 1;
