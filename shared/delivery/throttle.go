@@ -57,12 +57,18 @@ const (
 	spinWait = 1500 * time.Millisecond
 	// busyWait is how long an attempt waits for a slot of max_in_flight, or for a probe's result.
 	busyWait = 2 * time.Second
+	// maxSpacingDelay bounds how far retry spacing pushes a retry past its due time. An endpoint
+	// with more retries due together than maxSpacingDelay / RetrySpacing (300 at the default
+	// 200 ms) gets the first ones spaced and the rest at their own jittered times, spread over
+	// ±20% of their wait: a queue at 5 a second would grow with the backlog (12,000 retries after
+	// a bad half hour would take 40 minutes), and a healthy endpoint's backlog would wait on it.
+	maxSpacingDelay = time.Minute
 )
 
 // gate is what the limits and the circuit decided for one attempt.
 type gate struct {
 	wait  time.Duration // > 0: defer the attempt this long
-	paced bool          // the deferred attempt holds a rate slot at now+wait
+	paced bool          // the deferred attempt holds its slot (rate, or retry spacing) at now+wait
 	probe bool          // the attempt is its open circuit's probe
 	slot  store.SlotRef // the max_in_flight slot it holds
 }
@@ -86,18 +92,21 @@ func (h *Handler) admit(ctx context.Context, m queue.Delivery, d store.Delivery,
 		}
 		g.probe = true
 	}
-	if m.Attempt > 0 && h.cfg.RetrySpacing > 0 && !g.probe && sub.RateLimit == nil {
+	if m.Attempt > 0 && h.cfg.RetrySpacing > 0 && !g.probe && sub.RateLimit == nil && !m.Paced {
 		// A retry goes spaced from the endpoint's other retries, however late its message came
-		// (an endpoint with a rate limit has all its sends paced by it instead).
-		// Its slot is taken from its send time: the message may have come a little early.
-		at, ok, err := h.limits.ReservePace(ctx, store.RetrySendPace(sub.WorkspaceID, sub.ID, h.cfg.RetrySpacing), later(now, m.NotBefore), spinWait)
+		// (an endpoint with a rate limit has all its sends paced by it instead). Its slot is taken
+		// from its send time (the message may have come a little early) and held while it waits
+		// (Paced); a lane more than maxSpacingDelay behind is past spacing: the retry goes now.
+		ref := later(now, m.NotBefore)
+		at, ok, err := h.limits.ReservePace(ctx, store.RetrySendPace(sub.WorkspaceID, sub.ID, h.cfg.RetrySpacing), ref, maxSpacingDelay)
 		if err != nil {
 			return g, err
 		}
-		if !ok {
-			return gate{wait: at.Sub(now) + time.Duration(h.rand()*float64(h.cfg.RetrySpacing))}, nil
-		}
-		if wait := at.Sub(now); wait > 0 {
+		switch wait := at.Sub(now); {
+		case !ok:
+		case wait > spinWait:
+			return gate{wait: wait, paced: true}, nil
+		case wait > 0:
 			if err := h.cfg.Sleep(ctx, wait); err != nil {
 				return g, err
 			}
@@ -245,14 +254,18 @@ func (h *Handler) circuitEvent(ctx context.Context, sub store.Subscription, typ 
 }
 
 // retryAt spaces the retries of one subscription's schedule step by RetrySpacing across every
-// process: the retry due at due goes at the step's first free slot from due on.
+// process: the retry due at due goes at the step's first free slot from due on, or at due when
+// that slot is more than maxSpacingDelay away.
 func (h *Handler) retryAt(ctx context.Context, d store.Delivery, due time.Time) (time.Time, error) {
 	if h.cfg.RetrySpacing <= 0 || d.SubscriptionID == "" || d.Target != "" {
 		return due, nil
 	}
-	at, _, err := h.limits.ReservePace(ctx, store.RetryPace(d.WorkspaceID, d.SubscriptionID, d.Attempts+1, h.cfg.RetrySpacing), due, outbound.MaxScheduleDelay)
+	at, ok, err := h.limits.ReservePace(ctx, store.RetryPace(d.WorkspaceID, d.SubscriptionID, d.Attempts+1, h.cfg.RetrySpacing), due, maxSpacingDelay)
 	if err != nil {
 		h.log.WarnContext(ctx, "retry spacing unavailable; the retry keeps its jittered time", "delivery_id", d.ID, "err", err)
+		return due, nil
+	}
+	if !ok {
 		return due, nil
 	}
 	return at, nil

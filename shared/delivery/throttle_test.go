@@ -215,3 +215,57 @@ func TestInFlightSlotFreedDuringThePacedWaitIsTaken(t *testing.T) {
 		t.Fatalf("posts %d after %v, requeued %+v, slots %v", r.posts, r.now.Sub(start), r.q.sent, r.st.lim.slots)
 	}
 }
+
+// Retry spacing is bounded: with the endpoint's retry lanes over time.Minute behind (a backlog
+// of more retries than a minute of spacing holds), a failed attempt's retry keeps its scheduled
+// time and, when its message comes, goes at once: no queue at 5 a second growing with the backlog.
+func TestRetrySpacingPastItsBoundKeepsTheRetrysTime(t *testing.T) {
+	r := newRig(t, "0s,10s,10s", 0, func(n int) outbound.Result {
+		if n == 1 {
+			return outbound.Result{StatusCode: 500}
+		}
+		return outbound.Result{StatusCode: 204}
+	})
+	r.h.cfg.RetrySpacing = 200 * time.Millisecond
+	far := r.now.Add(maxSpacingDelay + 10*time.Minute)
+	r.st.lim.tat = map[string]time.Time{"RETRY#01": far, "RETRY#SEND": far}
+	r.deliver(t, queue.Delivery{})
+	if len(r.q.sent) != 1 || r.q.sent[0].m.Attempt != 1 || !r.q.sent[0].m.NotBefore.Equal(r.now.Add(10*time.Second)) {
+		t.Fatalf("retry queued as %+v, want attempt 1 due in 10 s", r.q.sent)
+	}
+	next := r.q.sent[0]
+	r.q.sent = nil
+	r.now = r.now.Add(next.delay)
+	due := next.m.NotBefore
+	r.deliver(t, next.m)
+	if r.posts != 2 || r.st.d.Status != store.DeliverySucceeded || len(r.q.sent) != 0 || r.now.After(due) {
+		t.Fatalf("posts %d status %s requeued %+v, sent %v after its due time", r.posts, r.st.d.Status, r.q.sent, r.now.Sub(due))
+	}
+	if !r.st.lim.tat["RETRY#01"].Equal(far) || !r.st.lim.tat["RETRY#SEND"].Equal(far) {
+		t.Fatal("a retry past the bound took a slot")
+	}
+}
+
+// Within the bound the retry is spaced: its send slot, 30 s behind, is taken and held while the
+// message waits for it (Paced), and it is sent at that slot without taking another.
+func TestRetrySpacingWithinItsBoundHoldsTheSlot(t *testing.T) {
+	r := newRig(t, "0s,1s", 0, func(n int) outbound.Result { return outbound.Result{StatusCode: 204} })
+	r.h.cfg.RetrySpacing = 200 * time.Millisecond
+	r.st.d.Attempts = 1
+	slot := r.now.Add(30 * time.Second)
+	r.st.lim.tat = map[string]time.Time{"RETRY#SEND": slot}
+	r.deliver(t, queue.Delivery{Attempt: 1, NotBefore: r.now})
+	if r.posts != 0 || r.st.d.Attempts != 1 || len(r.q.sent) != 1 || !r.q.sent[0].m.Paced || !r.q.sent[0].m.NotBefore.Equal(slot) {
+		t.Fatalf("posts %d attempts %d deferred as %+v", r.posts, r.st.d.Attempts, r.q.sent)
+	}
+	m := r.q.sent[0]
+	r.q.sent = nil
+	r.now = r.now.Add(m.delay)
+	r.deliver(t, m.m)
+	if r.posts != 1 || r.st.d.Status != store.DeliverySucceeded || !r.now.Equal(slot) {
+		t.Fatalf("posts %d status %s at %v", r.posts, r.st.d.Status, r.now.Sub(slot))
+	}
+	if got := r.st.lim.tat["RETRY#SEND"]; !got.Equal(slot.Add(200 * time.Millisecond)) {
+		t.Fatalf("the lane is at %v: the paced message took another slot", got.Sub(slot))
+	}
+}

@@ -282,8 +282,9 @@ type Delivery struct {
 	// Trace is the traceparent of the webhook that caused the event, kept on every hop and retry
 	// of the delivery; the delivery function checks it like any traceparent (trace.Parse).
 	Trace string `json:"traceparent,omitempty"`
-	// Paced means the attempt holds a slot of its subscription's rate limit at NotBefore, taken
-	// when it was deferred: it is sent then without taking another.
+	// Paced means the attempt holds a slot of its subscription's pacing lane at NotBefore (its rate
+	// limit's, or for a retry without one, the retry spacing's), taken when it was deferred: it is
+	// sent then without taking another.
 	Paced bool `json:"paced,omitempty"`
 }
 
