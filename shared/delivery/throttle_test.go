@@ -216,7 +216,7 @@ func TestInFlightSlotFreedDuringThePacedWaitIsTaken(t *testing.T) {
 	}
 }
 
-// Retry spacing is bounded: with the endpoint's retry lanes over time.Minute behind (a backlog
+// Retry spacing is bounded: with the endpoint's retry lanes over maxSpacingDelay behind (a backlog
 // of more retries than a minute of spacing holds), a failed attempt's retry keeps its scheduled
 // time and, when its message comes, goes at once: no queue at 5 a second growing with the backlog.
 func TestRetrySpacingPastItsBoundKeepsTheRetrysTime(t *testing.T) {
