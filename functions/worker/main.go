@@ -87,7 +87,7 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 	h := worker.New(cfg, st, store.NewLogWriter(st), agents, queue.NewPostponer(aws.SQS(), queueURL), log, time.Now).WithMetrics(metrics.FromEnv(getenv))
 	return func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 		if err := seeder.Ensure(ctx); err != nil { // the batch returns to the queue and comes back
-			return events.SQSEventResponse{}, fmt.Errorf("seed the default workspace's agents: %w", err)
+			return h.GiveBack(ctx, ev, fmt.Errorf("seed the default workspace's agents: %w", err)), nil
 		}
 		return h.Handle(ctx, ev)
 	}, nil

@@ -174,11 +174,21 @@ func (st *Store) RecordAttemptScheduled(ctx context.Context, ws, id string, a At
 	return st.recordAttempt(ctx, ws, id, a, DeliveryPending, &next, &types.Put{TableName: &st.table, Item: entry.item()}, rand.Text())
 }
 
-// recordAttempt writes the attempt as one transaction. rec names this call: it is stored on the
-// attempt's item so that a transaction the SDK sent again (its first answer lost after DynamoDB
-// applied it) is recognised as this call's own write, not refused as a duplicate's. DynamoDB makes
-// such a resend idempotent through the SDK's ClientRequestToken; DynamoDB Local does not, and a
-// resend there fails its own condition.
+// recordAttempt writes the attempt's item and moves the delivery on. rec names this call: it is
+// stored on both items so that a write the SDK sent again (its first answer lost after DynamoDB
+// applied it) is recognised as this call's own, not refused as a duplicate's.
+//
+// With a retry schedule entry the three writes are one transaction: the retry cannot be lost
+// between the record and the schedule. Otherwise they are two plain writes, as a transaction
+// bills every item twice (5 write units an attempt instead of 3, with the list index's copy):
+//
+//  1. the attempt's item, unless another call's is there;
+//  2. the delivery, on condition that it is still pending at this attempt of this series. That
+//     condition is what makes an attempt recorded once: a late duplicate (its lease ran out and
+//     the attempt was claimed and recorded again) fails it and gets Conflict.
+//
+// An attempt item of another call with the delivery not moved on is a call that died between the
+// two writes: the attempt was claimed again after its lease, and this call's record replaces it.
 func (st *Store) recordAttempt(ctx context.Context, ws, id string, a Attempt, status string, next *time.Time, schedule *types.Put, rec string) error {
 	now := st.now().UTC()
 	att := key("WS#"+ws+"#DLV#"+id, fmt.Sprintf("ATT#%04d#%04d", a.Series, a.Number))
@@ -197,10 +207,11 @@ func (st *Store) recordAttempt(ctx context.Context, ws, id string, a Attempt, st
 	att["ttl"] = n(now.Add(DeliveryRetention).Unix())
 	att["rec"] = s(rec)
 
-	set := "SET #st = :status, attempts = :next, total_attempts = total_attempts + :one, updated_at = :now, last_status_code = :code, last_error = :err"
+	set := "SET #st = :status, attempts = :next, total_attempts = total_attempts + :one, updated_at = :now, last_status_code = :code, last_error = :err, last_rec = :rec"
 	vals := map[string]types.AttributeValue{
 		":status": s(status), ":next": n(int64(a.Number + 1)), ":one": n(1), ":now": ts(now),
 		":code": n(int64(a.StatusCode)), ":err": s(a.Error), ":n": n(int64(a.Number)), ":series": n(int64(a.Series)), ":pending": s(DeliveryPending),
+		":rec": s(rec),
 	}
 	if next != nil {
 		set += ", next_attempt_at = :nextat"
@@ -217,29 +228,57 @@ func (st *Store) recordAttempt(ctx context.Context, ws, id string, a Attempt, st
 	if schedule == nil {
 		upd += ", retry_scheduled"
 	}
-	items := []types.TransactWriteItem{
-		{Update: &types.Update{
-			TableName:                 &st.table,
-			Key:                       deliveryKey(ws, id),
-			UpdateExpression:          aws.String(upd),
-			ConditionExpression:       aws.String("#st = :pending AND attempts = :n AND series = :series"),
-			ExpressionAttributeNames:  map[string]string{"#st": "status"},
-			ExpressionAttributeValues: vals,
-		}},
-		{Put: &types.Put{TableName: &st.table, Item: att}},
+	move := &types.Update{
+		TableName:                 &st.table,
+		Key:                       deliveryKey(ws, id),
+		UpdateExpression:          aws.String(upd),
+		ConditionExpression:       aws.String("#st = :pending AND attempts = :n AND series = :series"),
+		ExpressionAttributeNames:  map[string]string{"#st": "status"},
+		ExpressionAttributeValues: vals,
 	}
 	if schedule != nil {
-		items = append(items, types.TransactWriteItem{Put: schedule})
-	}
-	_, err := st.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
-	if err != nil {
+		_, err := st.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+			{Update: move}, {Put: &types.Put{TableName: &st.table, Item: att}}, {Put: schedule},
+		}})
 		if cancelledBy(err, 0) {
 			if st.recordedBy(ctx, att, rec) {
 				return nil
 			}
 			return apierr.New(apierr.Conflict, "attempt already recorded")
 		}
+		if err != nil {
+			return fmt.Errorf("record attempt %d of delivery %s: %w", a.Number, id, err)
+		}
+		return nil
+	}
+	_, err := st.db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: &st.table, Item: att,
+		ConditionExpression:       aws.String("attribute_not_exists(pk) OR rec = :rec"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":rec": s(rec)},
+	})
+	var cf *types.ConditionalCheckFailedException
+	replace := errors.As(err, &cf) // another call's attempt item: replaced once the delivery moves
+	if err != nil && !replace {
 		return fmt.Errorf("record attempt %d of delivery %s: %w", a.Number, id, err)
+	}
+	_, err = st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: move.TableName, Key: move.Key, UpdateExpression: move.UpdateExpression, ConditionExpression: move.ConditionExpression,
+		ExpressionAttributeNames: move.ExpressionAttributeNames, ExpressionAttributeValues: move.ExpressionAttributeValues,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	})
+	if errors.As(err, &cf) {
+		if str(cf.Item, "last_rec") == rec {
+			return nil // this call's own write, sent again
+		}
+		return apierr.New(apierr.Conflict, "attempt already recorded")
+	}
+	if err != nil {
+		return fmt.Errorf("record attempt %d of delivery %s: %w", a.Number, id, err)
+	}
+	if replace {
+		if _, err := st.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: &st.table, Item: att}); err != nil {
+			return fmt.Errorf("record attempt %d of delivery %s: %w", a.Number, id, err)
+		}
 	}
 	return nil
 }

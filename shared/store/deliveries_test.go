@@ -183,6 +183,38 @@ func TestRecordAttemptResentIsNotADuplicate(t *testing.T) {
 	}
 }
 
+// A call that died between its two writes (the attempt's item written, the delivery not moved on)
+// does not block the attempt: claimed again after its lease, the next call records it and its
+// item replaces the dead call's. The record is two plain writes, not a transaction.
+func TestRecordAttemptAfterACallDiedBetweenItsWrites(t *testing.T) {
+	t.Parallel()
+	st := newStore(t)
+	ctx := context.Background()
+	d := Delivery{ID: "dlv_1", WorkspaceID: "ws", SubscriptionID: "sub_1", EventID: "e", EventType: "t", Payload: json.RawMessage(`{}`)}
+	if _, _, err := st.CreateDelivery(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	dead := key("WS#ws#DLV#dlv_1", "ATT#0000#0000")
+	dead["rec"], dead["status_code"], dead["number"], dead["series"] = s("dead-call"), n(500), n(0), n(0)
+	if _, err := st.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: &st.table, Item: dead}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := st.ClaimAttempt(ctx, "ws", "dlv_1", 0, time.Minute); !ok || err != nil {
+		t.Fatalf("claim: %v %v", ok, err)
+	}
+	if err := st.recordAttempt(ctx, "ws", "dlv_1", Attempt{At: time.Now(), StatusCode: 204}, DeliverySucceeded, nil, nil, "call-2"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.GetDelivery(ctx, "ws", "dlv_1")
+	if err != nil || got.Status != DeliverySucceeded || got.TotalAttempts != 1 {
+		t.Fatalf("delivery: %+v %v", got, err)
+	}
+	atts, err := st.ListAttempts(ctx, "ws", "dlv_1")
+	if err != nil || len(atts) != 1 || atts[0].StatusCode != 204 {
+		t.Fatalf("attempts: %+v %v", atts, err)
+	}
+}
+
 // A manual retry keeps the delivery for another DeliveryRetention from the retry, so that the
 // table's TTL does not remove it while its new series runs.
 func TestRetryDeliveryRefreshesTheTTL(t *testing.T) {

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -200,5 +201,34 @@ func TestWorkerFailureDelayFreesTheThreadSoon(t *testing.T) {
 	again := receive(t, c, url, 1)
 	if again[0].MessageId != batch[0].MessageId || again[0].Attributes["ApproximateReceiveCount"] != "2" {
 		t.Fatalf("received %s (receive count %s), want %s a second time", again[0].MessageId, again[0].Attributes["ApproximateReceiveCount"], batch[0].MessageId)
+	}
+}
+
+// On the SQS emulator: a batch handed back whole (the stack's seed could not be written) is every
+// message a batch item failure, each back after FailureDelay (2 s), not the queue's visibility
+// timeout.
+func TestGiveBackReturnsTheBatchAfterTheFailureDelay(t *testing.T) {
+	t.Parallel()
+	c, url := sqsQueue(t)
+	sched, _ := outbound.ParseSchedule("0s")
+	cfg := Config{Retry: sched, Lease: time.Minute, FailureDelay: 2 * time.Second}
+	h := New(cfg, nil, nil, nil, queue.NewPostponer(c, url), slog.New(slog.DiscardHandler), time.Now)
+	for i, thread := range []string{"thr_a", "thr_b"} { // two threads: two FIFO groups
+		body, _ := json.Marshal(message(thread, fmt.Sprintf("r%d", i), "m"))
+		if _, err := c.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: &url, MessageBody: aws.String(string(body)),
+			MessageGroupId: aws.String(thread), MessageDeduplicationId: aws.String(thread)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	batch := receive(t, c, url, 2)
+	resp := h.GiveBack(context.Background(), events.SQSEvent{Records: batch}, errors.New("seed: table unreachable"))
+	if len(resp.BatchItemFailures) != 2 {
+		t.Fatalf("batch item failures %+v", resp.BatchItemFailures)
+	}
+	again := receive(t, c, url, 2)
+	for _, m := range again {
+		if m.Attributes["ApproximateReceiveCount"] != "2" {
+			t.Fatalf("received %s with receive count %s", m.MessageId, m.Attributes["ApproximateReceiveCount"])
+		}
 	}
 }

@@ -123,6 +123,26 @@ type retryLater struct {
 func (r *retryLater) Error() string { return fmt.Sprintf("retry in %s: %v", r.delay, r.err) }
 func (r *retryLater) Unwrap() error { return r.err }
 
+// GiveBack hands a whole batch back unprocessed after err (the stack's seed could not be written:
+// nothing of the batch can run): every message is a batch item failure, visible again after
+// FailureDelay. Not a function error, which would hold every message of the batch, and so each of
+// their threads, for the queue's whole visibility timeout (540 s) after one DynamoDB blip.
+func (h *Handler) GiveBack(ctx context.Context, ev events.SQSEvent, err error) events.SQSEventResponse {
+	resp := events.SQSEventResponse{BatchItemFailures: make([]events.SQSBatchItemFailure, 0, len(ev.Records))}
+	handles := make([]string, 0, len(ev.Records))
+	for _, r := range ev.Records {
+		resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: r.MessageId})
+		handles = append(handles, r.ReceiptHandle)
+	}
+	h.logger.ErrorContext(ctx, "batch handed back", "messages", len(handles), "retry_in", h.cfg.FailureDelay.String(), "err", err)
+	if h.visibility != nil {
+		if perr := h.visibility.Postpone(ctx, handles, h.cfg.FailureDelay); perr != nil {
+			h.logger.WarnContext(ctx, "could not postpone the batch; it returns after the queue's visibility timeout", "err", perr)
+		}
+	}
+	return resp
+}
+
 // Handle processes a batch. Messages of one thread (FIFO group) are handled in order, different
 // threads in parallel. A failed message is reported as a batch item failure, and so is every later
 // message of its thread in the batch, so the thread's order holds when SQS redelivers them; their
