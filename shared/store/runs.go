@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -80,6 +81,7 @@ type Run struct {
 	CancelledBy string    `json:"cancelled_by,omitempty"`
 	Slot        SlotRef   `json:"-"` // the in-flight slot it holds while queued or running
 	ReplyID     string    `json:"-"` // the message the agent's latest reply was stored as
+	ReplyAt     time.Time `json:"-"` // that message's time (its key): EnsureReply stores it again
 }
 
 // Result is what a run produced: the text the agent spoke.
@@ -132,8 +134,11 @@ var (
 	ErrContended = errors.New("store: transaction conflict")
 )
 
+// messageTime is the time in a message's key: fixed width, so keys sort by time.
+const messageTime = "20060102T150405.000000000Z"
+
 func messageSK(m Message) string {
-	return "MSG#" + m.CreatedAt.UTC().Format("20060102T150405.000000000Z") + "#" + m.ID
+	return "MSG#" + m.CreatedAt.UTC().Format(messageTime) + "#" + m.ID
 }
 
 func messageItem(ws, thread string, m Message) map[string]types.AttributeValue {
@@ -162,10 +167,17 @@ func (st *Store) CreateRun(ctx context.Context, th Thread, m Message, r Run) (bo
 	return created, err
 }
 
-// CreateRunWith stores a new run, its inbound message and its thread in one transaction, taking
-// an in-flight slot too when nr.Slot is set. When the run exists it returns the stored run and
-// false, and writes nothing. A follow-up on a thread that does not exist (or is another channel's)
-// is NotFound; a taken slot is ErrSlotTaken; a lost race is ErrContended.
+// CreateRunWith stores a new run, its inbound message and its thread. When the run exists it
+// returns the stored run and false. A follow-up on a thread that does not exist (or is another
+// channel's) is NotFound; a taken slot is ErrSlotTaken; a lost race is ErrContended.
+//
+// With an in-flight slot to take (nr.Slot) the writes are one transaction: the slot is taken only
+// with its run. Otherwise they are three plain writes, as a transaction bills every item twice
+// (3 write units instead of 6), each safe to repeat: the thread (on the same channel, which
+// guards the rest), then the run (unless it exists), then the message (unless it is there: its key
+// is its id and time, which the run records). A retry after a crash between them writes again what
+// is missing: a run found existing has its message written again at the time the run recorded, so
+// a repost of the same run (another receive time) never adds a second message.
 func (st *Store) CreateRunWith(ctx context.Context, nr NewRun) (Run, bool, error) {
 	th, r := nr.Thread, nr.Run
 	now := st.now().UTC()
@@ -174,6 +186,7 @@ func (st *Store) CreateRunWith(ctx context.Context, nr NewRun) (Run, bool, error
 	run["workspace_id"] = s(th.WorkspaceID)
 	run["thread_id"] = s(th.ID)
 	run["message_id"] = s(nr.Message.ID)
+	run["message_at"] = ts(nr.Message.CreatedAt) // the message's key (with its id)
 	run["status"] = s(RunQueued)
 	run["attempts"] = n(0)
 	run["created_at"] = ts(now)
@@ -188,7 +201,7 @@ func (st *Store) CreateRunWith(ctx context.Context, nr NewRun) (Run, bool, error
 	}
 	st.expire(run, now)
 	threadSet, threadValues := "", map[string]types.AttributeValue{
-		":id": s(th.ID), ":ws": s(th.WorkspaceID), ":ch": s(th.Channel), ":ext": s(th.ExternalID), ":now": ts(now), ":one": n(1),
+		":id": s(th.ID), ":ws": s(th.WorkspaceID), ":ch": s(th.Channel), ":ext": s(th.ExternalID), ":now": ts(now),
 	}
 	if st.retention > 0 { // a thread is kept for the retention after its last message
 		threadSet, threadValues[":ttl"] = ", #ttl = :ttl", n(now.Add(st.retention).Unix())
@@ -203,11 +216,14 @@ func (st *Store) CreateRunWith(ctx context.Context, nr NewRun) (Run, bool, error
 		{Update: &types.Update{
 			TableName:                 &st.table,
 			Key:                       key(threadPK(th.WorkspaceID, th.ID), "META"),
-			UpdateExpression:          aws.String("SET thread_id = :id, workspace_id = :ws, #ch = :ch, external_id = if_not_exists(external_id, :ext), created_at = if_not_exists(created_at, :now), updated_at = :now" + threadSet + " ADD message_count :one"),
+			UpdateExpression:          aws.String("SET thread_id = :id, workspace_id = :ws, #ch = :ch, external_id = if_not_exists(external_id, :ext), created_at = if_not_exists(created_at, :now), updated_at = :now" + threadSet),
 			ConditionExpression:       aws.String(threadCond),
 			ExpressionAttributeNames:  threadNames(st.retention > 0),
 			ExpressionAttributeValues: threadValues,
 		}},
+	}
+	if nr.Slot == nil {
+		return st.createRun(ctx, r.ID, run, items)
 	}
 	if sl := nr.Slot; sl != nil {
 		ref := sl.ref()
@@ -238,6 +254,51 @@ func (st *Store) CreateRunWith(ctx context.Context, nr NewRun) (Run, bool, error
 		return Run{}, false, fmt.Errorf("create run %s: %w", r.ID, ErrContended)
 	}
 	return Run{}, false, fmt.Errorf("create run %s: %w", r.ID, err)
+}
+
+// createRun makes CreateRunWith's writes one by one (see there): items are the run's put, the
+// message's put and the thread's update.
+func (st *Store) createRun(ctx context.Context, id string, run map[string]types.AttributeValue, items []types.TransactWriteItem) (Run, bool, error) {
+	thread, msg := items[2].Update, items[1].Put
+	var cf *types.ConditionalCheckFailedException
+	_, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: thread.TableName, Key: thread.Key, UpdateExpression: thread.UpdateExpression, ConditionExpression: thread.ConditionExpression,
+		ExpressionAttributeNames: thread.ExpressionAttributeNames, ExpressionAttributeValues: thread.ExpressionAttributeValues,
+	})
+	if errors.As(err, &cf) {
+		return Run{}, false, apierr.New(apierr.NotFound, "thread not found")
+	}
+	if err != nil {
+		return Run{}, false, fmt.Errorf("create run %s: thread: %w", id, err)
+	}
+	created := true
+	_, err = st.db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: &st.table, Item: run, ConditionExpression: aws.String("attribute_not_exists(pk)"),
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	})
+	switch {
+	case errors.As(err, &cf) && len(cf.Item) > 0:
+		// Created by an earlier try, which may have died before the message: the message is
+		// written again at the time that try stored, so a repost (another time) adds none.
+		run, created = cf.Item, false
+		item := maps.Clone(msg.Item)
+		if at := tm(run, "message_at"); !at.IsZero() && str(run, "message_id") == str(item, "message_id") {
+			item["sk"], item["created_at"] = s("MSG#"+at.UTC().Format(messageTime)+"#"+str(item, "message_id")), ts(at)
+		} else {
+			item = nil // a run from before message_at: its message was written with it
+		}
+		msg = &types.Put{TableName: msg.TableName, Item: item, ConditionExpression: msg.ConditionExpression}
+	case err != nil:
+		return Run{}, false, fmt.Errorf("create run %s: %w", id, err)
+	}
+	if msg.Item != nil {
+		_, err = st.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: msg.TableName, Item: msg.Item, ConditionExpression: msg.ConditionExpression})
+		if err != nil && !errors.As(err, &cf) { // there: an earlier try wrote it
+			return Run{}, false, fmt.Errorf("create run %s: message: %w", id, err)
+		}
+	}
+	got, err := decodeRun(run)
+	return got, created, err
 }
 
 // conflicted reports whether err is a transaction that lost to a concurrent one.
@@ -317,9 +378,12 @@ func (st *Store) FinishRun(ctx context.Context, ws, id, status string, result *R
 	return st.FinishRunWith(ctx, ws, id, Finish{Status: status, Result: result, Error: errMsg})
 }
 
-// FinishRunWith ends a running run's turn and stores the agent's reply message in the same
-// transaction, so a retried turn never stores the reply twice. A run that is not running (it was
-// cancelled meanwhile, or another delivery finished it) is a Conflict error.
+// FinishRunWith ends a running run's turn and stores the agent's reply message. The run's change
+// is written first, on condition that it is running, and records the reply's id and time; the
+// message after, unless it is there (its key is its id and time). A retried turn never stores the
+// reply twice, and a turn that died between the two writes leaves a run whose reply EnsureReply
+// stores (two plain writes: a transaction billed 4 write units, these 2). A run that is not
+// running (it was cancelled meanwhile, or another delivery finished it) is a Conflict error.
 func (st *Store) FinishRunWith(ctx context.Context, ws, id string, f Finish) (Run, error) {
 	now := st.now().UTC()
 	vals := map[string]types.AttributeValue{":st": s(f.Status), ":running": s(RunRunning), ":now": ts(now), ":err": s(f.Error), ":res": s("")}
@@ -347,8 +411,8 @@ func (st *Store) FinishRunWith(ctx context.Context, ws, id string, f Finish) (Ru
 		if f.ThreadID == "" {
 			return Run{}, fmt.Errorf("finish run %s: a reply needs the thread id", id)
 		}
-		set += ", reply_id = :rid"
-		vals[":rid"] = s(f.Reply.ID)
+		set += ", reply_id = :rid, reply_at = :rat"
+		vals[":rid"], vals[":rat"] = s(f.Reply.ID), ts(f.Reply.CreatedAt)
 	}
 	if f.Status == RunWaitingApproval {
 		set += " REMOVE decision, decided_by, decided_option, decision_comment, decided_at"
@@ -360,34 +424,35 @@ func (st *Store) FinishRunWith(ctx context.Context, ws, id string, f Finish) (Ru
 		ExpressionAttributeValues: vals,
 		ReturnValues:              types.ReturnValueAllNew, ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	}
-	if f.Reply == nil {
-		out, err := st.db.UpdateItem(ctx, in)
-		if err != nil {
-			if item, ok := failedCondition(err); ok {
-				return st.notRunning(id, item)
-			}
-			return Run{}, fmt.Errorf("finish run %s: %w", id, err)
-		}
-		return decodeRun(out.Attributes)
-	}
-	_, err := st.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
-		{Update: &types.Update{
-			TableName: in.TableName, Key: in.Key, UpdateExpression: in.UpdateExpression, ConditionExpression: in.ConditionExpression,
-			ExpressionAttributeNames: in.ExpressionAttributeNames, ExpressionAttributeValues: vals,
-		}},
-		{Put: &types.Put{TableName: &st.table, Item: messageItem(ws, f.ThreadID, *f.Reply), ConditionExpression: aws.String("attribute_not_exists(pk)")}},
-	}})
-	if cancelledBy(err, 0) {
-		cur, gerr := st.GetRun(ctx, ws, id)
-		if gerr != nil {
-			return Run{}, gerr
-		}
-		return cur, apierr.New(apierr.Conflict, "run is %s", cur.Status)
-	}
+	out, err := st.db.UpdateItem(ctx, in)
 	if err != nil {
+		if item, ok := failedCondition(err); ok {
+			return st.notRunning(id, item)
+		}
 		return Run{}, fmt.Errorf("finish run %s: %w", id, err)
 	}
-	return st.GetRun(ctx, ws, id)
+	run, err := decodeRun(out.Attributes)
+	if err != nil || f.Reply == nil {
+		return run, err
+	}
+	if _, err := st.AddMessage(ctx, ws, f.ThreadID, *f.Reply); err != nil {
+		return Run{}, fmt.Errorf("finish run %s: %w", id, err)
+	}
+	return run, nil
+}
+
+// EnsureReply stores a completed or waiting run's latest reply message unless it is there: the
+// part of FinishRunWith a turn may have died before. Whoever settles the run after a redelivery or
+// a lost race calls it. A run whose reply was stored with its change (before reply_at) has none to
+// store.
+func (st *Store) EnsureReply(ctx context.Context, r Run) error {
+	if r.ReplyID == "" || r.ReplyAt.IsZero() || r.Result == nil || (r.Status != RunCompleted && r.Status != RunWaitingApproval) {
+		return nil
+	}
+	_, err := st.AddMessage(ctx, r.WorkspaceID, r.ThreadID, Message{
+		ID: r.ReplyID, Direction: "out", Source: "agent", Text: r.Result.Text, RunID: r.ID, CreatedAt: r.ReplyAt,
+	})
+	return err
 }
 
 func (st *Store) notRunning(id string, item map[string]types.AttributeValue) (Run, error) {
@@ -509,6 +574,7 @@ func decodeRun(item map[string]types.AttributeValue) (Run, error) {
 		CancelledBy: str(item, "cancelled_by"),
 		Slot:        SlotRef{PK: str(item, "slot_pk"), SK: str(item, "slot_sk")},
 		ReplyID:     str(item, "reply_id"),
+		ReplyAt:     tm(item, "reply_at"),
 		Approvers:   strs(item, "approvers"),
 	}
 	if r.ID == "" {

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
 	"github.com/hookgate/hookgate/shared/apierr"
 )
 
@@ -295,5 +297,81 @@ func TestThreadSessionAndMessages(t *testing.T) {
 	last, err := st.ListMessages(ctx, "ws", "thr", 1)
 	if err != nil || len(last) != 1 || last[0].ID != "out" {
 		t.Fatalf("latest message = %+v %v", last, err)
+	}
+}
+
+// A run is created with plain writes: the thread, the run, its message. A try that died before
+// the message leaves a run without it; the retry (created false: the run exists) writes the
+// message at the time the run recorded, and a repost of the same run received at another time adds
+// no second message.
+func TestCreateRunAfterATryDiedBeforeItsMessage(t *testing.T) {
+	t.Parallel()
+	st := newStore(t)
+	ctx := context.Background()
+	at := time.Now().UTC()
+	nr := newRun("ws", "thr_1", "run_1", at)
+	if _, _, err := st.CreateRunWith(ctx, nr); err != nil {
+		t.Fatal(err)
+	}
+	// The first try died before its third write: take the message away.
+	if _, err := st.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: &st.table, Key: key(threadPK("ws", "thr_1"), messageSK(nr.Message))}); err != nil {
+		t.Fatal(err)
+	}
+	if msgs, _ := st.ListMessages(ctx, "ws", "thr_1", 10); len(msgs) != 0 {
+		t.Fatalf("%d messages after the crash", len(msgs))
+	}
+	repost := nr
+	repost.Message.CreatedAt = at.Add(7 * time.Minute) // received again, later
+	for _, try := range []NewRun{repost, nr, repost} {
+		r, created, err := st.CreateRunWith(ctx, try)
+		if err != nil || created || r.ID != "run_1" || r.Status != RunQueued {
+			t.Fatalf("retry: %+v %v %v", r, created, err)
+		}
+	}
+	msgs, err := st.ListMessages(ctx, "ws", "thr_1", 10)
+	if err != nil || len(msgs) != 1 || msgs[0].ID != nr.Message.ID || !msgs[0].CreatedAt.Equal(at) || msgs[0].Text != nr.Message.Text {
+		t.Fatalf("messages after the retries: %+v %v", msgs, err)
+	}
+}
+
+// A turn is finished with two plain writes, the run's change first: a turn that died before its
+// reply message leaves a run that names the reply, and EnsureReply stores it, once.
+func TestEnsureReplyStoresAReplyATurnDiedBefore(t *testing.T) {
+	t.Parallel()
+	st := newStore(t)
+	ctx := context.Background()
+	nr := newRun("ws", "thr_1", "run_1", time.Now())
+	if _, _, err := st.CreateRunWith(ctx, nr); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := st.StartRun(ctx, "ws", "run_1"); err != nil {
+		t.Fatal(err)
+	}
+	reply := Message{ID: "msg_reply", Direction: "out", Source: "agent", Text: "pong", RunID: "run_1", CreatedAt: time.Now().UTC()}
+	done, err := st.FinishRunWith(ctx, "ws", "run_1", Finish{Status: RunCompleted, Result: &Result{Text: "pong"}, Reply: &reply, ThreadID: "thr_1"})
+	if err != nil || done.ReplyID != "msg_reply" || !done.ReplyAt.Equal(reply.CreatedAt) {
+		t.Fatalf("finish: %+v %v", done, err)
+	}
+	// The turn died before its second write: take the message away, as if never written.
+	sk := messageSK(reply)
+	if _, err := st.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: &st.table, Key: key(threadPK("ws", "thr_1"), sk)}); err != nil {
+		t.Fatal(err)
+	}
+	run, err := st.GetRun(ctx, "ws", "run_1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := st.EnsureReply(ctx, run); err != nil {
+			t.Fatal(err)
+		}
+	}
+	msgs, err := st.ListMessages(ctx, "ws", "thr_1", 10)
+	if err != nil || len(msgs) != 2 || msgs[1].ID != "msg_reply" || msgs[1].Text != "pong" || msgs[1].Direction != "out" || !msgs[1].CreatedAt.Equal(reply.CreatedAt) {
+		t.Fatalf("messages: %+v %v", msgs, err)
+	}
+	// The finished run cannot be finished again: the reply is not written twice either.
+	if _, err := st.FinishRunWith(ctx, "ws", "run_1", Finish{Status: RunCompleted, Result: &Result{Text: "pong"}, Reply: &reply, ThreadID: "thr_1"}); apierr.CodeOf(err) != apierr.Conflict {
+		t.Fatalf("second finish: %v", err)
 	}
 }

@@ -31,6 +31,7 @@ type Store interface {
 	GetRun(ctx context.Context, ws, id string) (store.Run, error)
 	StartRun(ctx context.Context, ws, id string) (store.Run, bool, error)
 	FinishRunWith(ctx context.Context, ws, id string, f store.Finish) (store.Run, error)
+	EnsureReply(ctx context.Context, r store.Run) error
 	GetThread(ctx context.Context, ws, id string) (store.Thread, error)
 	MarkSessionStarted(ctx context.Context, ws, id string) error
 	ListMessages(ctx context.Context, ws, thread string, limit int) ([]store.Message, error)
@@ -275,7 +276,7 @@ func (h *Handler) process(ctx context.Context, rec events.SQSMessage) error {
 		return err
 	}
 	if !started {
-		return h.settle(ctx, &m, run) // redelivered after its turn ended, or cancelled meanwhile
+		return h.resettle(ctx, &m, run) // redelivered after its turn ended, or cancelled meanwhile
 	}
 	if err := h.store.RenewSlot(ctx, run, h.cfg.Lease); err != nil {
 		return err
@@ -391,6 +392,9 @@ func (h *Handler) fail(ctx context.Context, m *queue.Inbound, run store.Run, rea
 		h.metrics.Count(metrics.Runs, 1, "Outcome", string(store.RunFailed))
 	}
 	h.logger.WarnContext(ctx, "run failed", "run_id", run.ID, "reason", reason)
+	if err != nil {
+		return h.resettle(ctx, m, done) // another delivery ended it first
+	}
 	return h.settle(ctx, m, done)
 }
 
@@ -421,8 +425,21 @@ func (h *Handler) conclude(ctx context.Context, m *queue.Inbound, run store.Run,
 	if err == nil {
 		h.metrics.Count(metrics.Runs, 1, "Outcome", string(f.Status))
 	}
-	// Conflict: cancelled meanwhile, or another delivery ended the turn first; settle what is.
+	if err != nil {
+		// Conflict: cancelled meanwhile, or another delivery ended the turn first; settle what is.
+		return h.resettle(ctx, m, done)
+	}
 	return h.settle(ctx, m, done)
+}
+
+// resettle settles a run this delivery did not just finish itself: the turn that finished it may
+// have died between the run's change and its reply message (FinishRunWith's two writes), so the
+// reply is stored first, if it is missing.
+func (h *Handler) resettle(ctx context.Context, m *queue.Inbound, run store.Run) error {
+	if err := h.store.EnsureReply(ctx, run); err != nil {
+		return err
+	}
+	return h.settle(ctx, m, run)
 }
 
 // settle records what a run's state calls for, idempotently, and frees its slot once it no longer
@@ -546,11 +563,11 @@ func (h *Handler) decided(ctx context.Context, m *queue.Inbound, receives int) e
 			return err
 		}
 		if !ok {
-			return h.settle(ctx, m, started)
+			return h.resettle(ctx, m, started)
 		}
 		run = started
 	} else if run.Status != store.RunDenied {
-		return h.settle(ctx, m, run) // completed, cancelled, or waiting for a later approval
+		return h.resettle(ctx, m, run) // completed, cancelled, or waiting for a later approval
 	}
 	ag, _, err := h.agents.Get(ctx, m.WorkspaceID, m.Agent)
 	if err != nil {

@@ -13,6 +13,8 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/hookgate/hookgate/local/emulator/emulatortest"
 	"github.com/hookgate/hookgate/shared/agent"
@@ -102,6 +104,8 @@ func (v *visibility) Postpone(_ context.Context, handles []string, d time.Durati
 }
 
 type rig struct {
+	db    *dynamodb.Client
+	table string
 	st    *store.Store
 	agent *scripted
 	vis   *visibility
@@ -116,7 +120,7 @@ func newRig(t *testing.T, history int, respond func(agent.Request, int) (agent.R
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &rig{st: st, agent: &scripted{respond: respond}, vis: &visibility{}}
+	r := &rig{db: db, table: table, st: st, agent: &scripted{respond: respond}, vis: &visibility{}}
 	keys, err := approval.NewKeys(time.Now, approvalKey)
 	if err != nil {
 		t.Fatal(err)
@@ -213,6 +217,43 @@ func TestSessionStartsOnceThenEveryMessageIsSpoken(t *testing.T) {
 	}
 	if n := len(r.agent.kinds("")); n != 3 || len(r.eventTypes(t)) != len(want) {
 		t.Fatalf("redelivery: %d agent calls, %d events", n, len(r.eventTypes(t)))
+	}
+}
+
+// A turn that died between the run's change and its reply message (FinishRunWith's two writes,
+// done here by taking the message away after the turn) is completed by the redelivery: the reply
+// is stored once, the agent is not called again, and no event repeats.
+func TestRedeliveryStoresAReplyTheTurnDiedBefore(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, 0, echoing)
+	ctx := context.Background()
+	if failed := r.handle(t, record("1", message("thr_a", "r1", "hello"))); len(failed) != 0 {
+		t.Fatalf("failed %v", failed)
+	}
+	msgs, err := r.st.ListMessages(ctx, "ws", "thr_a", 10)
+	if err != nil || len(msgs) != 2 || msgs[1].Direction != "out" {
+		t.Fatalf("messages %+v %v", msgs, err)
+	}
+	reply := msgs[1]
+	sk := "MSG#" + reply.CreatedAt.UTC().Format("20060102T150405.000000000Z") + "#" + reply.ID // the store's key of a message
+	if _, err := r.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: &r.table, Key: map[string]ddbtypes.AttributeValue{
+		"pk": &ddbtypes.AttributeValueMemberS{Value: "WS#ws#THR#thr_a"}, "sk": &ddbtypes.AttributeValueMemberS{Value: sk},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	if msgs, _ := r.st.ListMessages(ctx, "ws", "thr_a", 10); len(msgs) != 1 {
+		t.Fatalf("the reply was not taken away: %d messages", len(msgs))
+	}
+	events := len(r.eventTypes(t))
+	if failed := r.handle(t, record("1", message("thr_a", "r1", "hello"))); len(failed) != 0 {
+		t.Fatalf("redelivery failed %v", failed)
+	}
+	msgs, err = r.st.ListMessages(ctx, "ws", "thr_a", 10)
+	if err != nil || len(msgs) != 2 || msgs[1].ID != reply.ID || msgs[1].Text != "echo: hello" || !msgs[1].CreatedAt.Equal(reply.CreatedAt) {
+		t.Fatalf("messages after the redelivery %+v %v", msgs, err)
+	}
+	if n := len(r.agent.kinds("")); n != 2 || len(r.eventTypes(t)) != events {
+		t.Fatalf("redelivery: %d agent calls (session start and one turn), %d events (was %d)", n, len(r.eventTypes(t)), events)
 	}
 }
 
