@@ -266,15 +266,14 @@ func (st *Store) recordAttempt(ctx context.Context, ws, id string, a Attempt, st
 		ExpressionAttributeNames: move.ExpressionAttributeNames, ExpressionAttributeValues: move.ExpressionAttributeValues,
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
-	if errors.As(err, &cf) {
-		if str(cf.Item, "last_rec") == rec {
-			return nil // this call's own write, sent again
-		}
+	var moved *types.ConditionalCheckFailedException
+	switch {
+	case errors.As(err, &moved) && str(moved.Item, "last_rec") != rec:
 		return apierr.New(apierr.Conflict, "attempt already recorded")
-	}
-	if err != nil {
+	case moved == nil && err != nil:
 		return fmt.Errorf("record attempt %d of delivery %s: %w", a.Number, id, err)
 	}
+	// Moved by this call (or by its own write, sent again after a lost answer: its last_rec).
 	if replace {
 		if _, err := st.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: &st.table, Item: att}); err != nil {
 			return fmt.Errorf("record attempt %d of delivery %s: %w", a.Number, id, err)

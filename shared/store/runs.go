@@ -161,7 +161,7 @@ func messageItem(ws, thread string, m Message) map[string]types.AttributeValue {
 }
 
 // CreateRun stores a new inbound message and its queued run on the thread, creating the thread if
-// needed, in one transaction. It returns false, and writes nothing, when the run already exists.
+// needed (CreateRunWith). It returns false when the run already exists.
 func (st *Store) CreateRun(ctx context.Context, th Thread, m Message, r Run) (bool, error) {
 	_, created, err := st.CreateRunWith(ctx, NewRun{Thread: th, Message: m, Run: r})
 	return created, err
@@ -282,7 +282,9 @@ func (st *Store) createRun(ctx context.Context, id string, run map[string]types.
 		// written again at the time that try stored, so a repost (another time) adds none.
 		run, created = cf.Item, false
 		item := maps.Clone(msg.Item)
-		if at := tm(run, "message_at"); !at.IsZero() && str(run, "message_id") == str(item, "message_id") {
+		// Only on the run's own thread: a repost naming another thread (another channel or
+		// external id under the same idempotency key) writes no message there.
+		if at := tm(run, "message_at"); !at.IsZero() && str(run, "message_id") == str(item, "message_id") && str(run, "thread_id") == str(thread.ExpressionAttributeValues, ":id") {
 			item["sk"], item["created_at"] = s("MSG#"+at.UTC().Format(messageTime)+"#"+str(item, "message_id")), ts(at)
 		} else {
 			item = nil // a run from before message_at: its message was written with it

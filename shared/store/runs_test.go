@@ -375,3 +375,25 @@ func TestEnsureReplyStoresAReplyATurnDiedBefore(t *testing.T) {
 		t.Fatalf("second finish: %v", err)
 	}
 }
+
+// A repost of a run that names another thread (the same idempotency key with another channel or
+// external id) finds the run existing and writes no message into that other thread.
+func TestCreateRunRepostOnAnotherThreadWritesNoMessageThere(t *testing.T) {
+	t.Parallel()
+	st := newStore(t)
+	ctx := context.Background()
+	nr := newRun("ws", "thr_1", "run_1", time.Now().UTC())
+	if _, _, err := st.CreateRunWith(ctx, nr); err != nil {
+		t.Fatal(err)
+	}
+	repost := newRun("ws", "thr_2", "run_1", time.Now().UTC().Add(10*time.Minute))
+	if r, created, err := st.CreateRunWith(ctx, repost); err != nil || created || r.ThreadID != "thr_1" {
+		t.Fatalf("repost: %+v %v %v", r, created, err)
+	}
+	if msgs, err := st.ListMessages(ctx, "ws", "thr_2", 10); err != nil || len(msgs) != 0 {
+		t.Fatalf("the other thread got %+v %v", msgs, err)
+	}
+	if msgs, err := st.ListMessages(ctx, "ws", "thr_1", 10); err != nil || len(msgs) != 1 {
+		t.Fatalf("the run's thread has %+v %v", msgs, err)
+	}
+}

@@ -80,7 +80,8 @@ type Config struct {
 	Lease time.Duration
 	// FailureDelay postpones a message that failed for another reason than its agent (a throttled
 	// table, a bug): SQS redelivers it then, until the DLQ takes it, instead of holding its thread
-	// for the queue's whole visibility timeout. 0 leaves it to the visibility timeout.
+	// for the queue's whole visibility timeout. It doubles with each receive, up to
+	// maxFailureDelay. 0 leaves it to the visibility timeout.
 	FailureDelay time.Duration
 	// MessageTime is the longest one message may take (the longest agent timeout and a margin for
 	// the table): a message is started only while the invocation has at least this much time left;
@@ -125,23 +126,47 @@ func (r *retryLater) Error() string { return fmt.Sprintf("retry in %s: %v", r.de
 func (r *retryLater) Unwrap() error { return r.err }
 
 // GiveBack hands a whole batch back unprocessed after err (the stack's seed could not be written:
-// nothing of the batch can run): every message is a batch item failure, visible again after
-// FailureDelay. Not a function error, which would hold every message of the batch, and so each of
+// nothing of the batch can run): every message is a batch item failure, visible again after its
+// failure delay. Not a function error, which would hold every message of the batch, and so each of
 // their threads, for the queue's whole visibility timeout (540 s) after one DynamoDB blip.
 func (h *Handler) GiveBack(ctx context.Context, ev events.SQSEvent, err error) events.SQSEventResponse {
 	resp := events.SQSEventResponse{BatchItemFailures: make([]events.SQSBatchItemFailure, 0, len(ev.Records))}
-	handles := make([]string, 0, len(ev.Records))
+	byDelay := map[time.Duration][]string{}
 	for _, r := range ev.Records {
 		resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: r.MessageId})
-		handles = append(handles, r.ReceiptHandle)
+		d := h.failureDelay(r)
+		byDelay[d] = append(byDelay[d], r.ReceiptHandle)
 	}
-	h.logger.ErrorContext(ctx, "batch handed back", "messages", len(handles), "retry_in", h.cfg.FailureDelay.String(), "err", err)
-	if h.visibility != nil {
-		if perr := h.visibility.Postpone(ctx, handles, h.cfg.FailureDelay); perr != nil {
+	h.logger.ErrorContext(ctx, "batch handed back", "messages", len(ev.Records), "err", err)
+	for d, handles := range byDelay {
+		if h.visibility == nil || d <= 0 {
+			continue
+		}
+		if perr := h.visibility.Postpone(ctx, handles, d); perr != nil {
 			h.logger.WarnContext(ctx, "could not postpone the batch; it returns after the queue's visibility timeout", "err", perr)
 		}
 	}
 	return resp
+}
+
+// maxFailureDelay caps the doubling of FailureDelay: a message that keeps failing while the table
+// is down (FailureDelay 10 s: 10 s, 20 s, … 15 min) reaches InboundDLQ after its 20 receives in about
+// 3.5 hours, not in 3.5 minutes of an outage.
+const maxFailureDelay = 15 * time.Minute
+
+// failureDelay is how long a message that failed for another reason than its agent waits before
+// SQS delivers it again: FailureDelay, doubled for each earlier receive, at most maxFailureDelay.
+// 0 leaves it to the queue's visibility timeout.
+func (h *Handler) failureDelay(rec events.SQSMessage) time.Duration {
+	d := h.cfg.FailureDelay
+	if d <= 0 {
+		return 0
+	}
+	n, _ := strconv.Atoi(rec.Attributes["ApproximateReceiveCount"])
+	for i := 1; i < n && d < maxFailureDelay; i++ {
+		d *= 2
+	}
+	return min(d, maxFailureDelay)
 }
 
 // Handle processes a batch. Messages of one thread (FIFO group) are handled in order, different
@@ -191,7 +216,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 				if err == nil {
 					continue
 				}
-				delay := h.cfg.FailureDelay
+				delay := h.failureDelay(rec)
 				var rl *retryLater
 				if errors.As(err, &rl) {
 					delay = rl.delay
@@ -550,6 +575,11 @@ func (h *Handler) decided(ctx context.Context, m *queue.Inbound, receives int) e
 		return err
 	}
 	if run.Approval == nil || run.Approval.Decision == "" || run.Approval.DecidedAt == nil {
+		if run.Status == store.RunWaitingApproval {
+			// The decided turn asked for approval again and may have died before its reply and
+			// its event: what it left undone is done here (both are idempotent).
+			return h.resettle(ctx, m, run)
+		}
 		return nil // a stale decision message: the run has moved on
 	}
 	turn := "decision@" + run.Approval.DecidedAt.Format(time.RFC3339Nano)

@@ -3,10 +3,12 @@ package worker
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -611,5 +613,79 @@ func TestUnprocessableMessagesFail(t *testing.T) {
 	old.Body = `{"v":99,"workspace_id":"ws","message_id":"m"}`
 	if failed := r.handle(t, bad, old); !slices.Equal(failed, []string{"bad", "old"}) {
 		t.Fatalf("failed %v", failed)
+	}
+}
+
+// A decided turn that asks for approval again ends with the run waiting and its decision cleared.
+// If that turn died before its reply (FinishRunWith's second write), the decided message comes
+// back to a run with no decision: it is not a stale one to drop, and the reply is stored then.
+func TestRedeliveredDecisionStoresTheReplyOfARepeatedRequest(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, 0, func(req agent.Request, n int) (agent.Reply, error) {
+		return agent.Reply{Actions: []agent.Action{
+			{Type: agent.ActionSpeak, Text: fmt.Sprintf("turn %d", n)},
+			{Type: agent.ActionRequestApproval, Prompt: "Go on?", Options: []string{"yes"}},
+		}}, nil
+	})
+	ctx := context.Background()
+	m := adapterRun(t, r, "thr_ap", "run_ap")
+	if failed := r.handle(t, record("1", m)); len(failed) != 0 {
+		t.Fatal(failed)
+	}
+	run := r.run(t, "run_ap")
+	if _, err := r.st.DecideRun(ctx, "ws", "run_ap", store.Decision{RequestID: run.Approval.ID, Approved: true, By: "boss", Option: "yes"}); err != nil {
+		t.Fatal(err)
+	}
+	if failed := r.handle(t, record("2", decidedMessage(m))); len(failed) != 0 {
+		t.Fatal(failed)
+	}
+	run = r.run(t, "run_ap")
+	msgs, _ := r.st.ListMessages(ctx, "ws", "thr_ap", 10)
+	if run.Status != store.RunWaitingApproval || run.Approval.Decision != "" || len(msgs) != 3 {
+		t.Fatalf("after the decided turn: %+v, %d messages", run, len(msgs))
+	}
+	reply := msgs[2]
+	sk := "MSG#" + reply.CreatedAt.UTC().Format("20060102T150405.000000000Z") + "#" + reply.ID
+	if _, err := r.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: &r.table, Key: map[string]ddbtypes.AttributeValue{
+		"pk": &ddbtypes.AttributeValueMemberS{Value: "WS#ws#THR#thr_ap"}, "sk": &ddbtypes.AttributeValueMemberS{Value: sk},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	events, calls := len(r.eventTypes(t)), len(r.agent.kinds(""))
+	if failed := r.handle(t, record("2", decidedMessage(m))); len(failed) != 0 {
+		t.Fatal(failed)
+	}
+	msgs, _ = r.st.ListMessages(ctx, "ws", "thr_ap", 10)
+	if len(msgs) != 3 || msgs[2].ID != reply.ID || msgs[2].Text != reply.Text {
+		t.Fatalf("messages after the redelivered decision: %+v", msgs)
+	}
+	if len(r.eventTypes(t)) != events || len(r.agent.kinds("")) != calls {
+		t.Fatalf("the redelivery added events (%d, was %d) or agent calls (%d, was %d)", len(r.eventTypes(t)), events, len(r.agent.kinds("")), calls)
+	}
+}
+
+// The failure delay doubles with each receive, up to maxFailureDelay; 0 leaves the message to the
+// queue's visibility timeout, and a batch handed back whole is then not postponed at all.
+func TestFailureDelayDoublesPerReceive(t *testing.T) {
+	h := &Handler{cfg: Config{FailureDelay: 10 * time.Second}}
+	want := []time.Duration{10 * time.Second, 20 * time.Second, 40 * time.Second, 80 * time.Second, 160 * time.Second, 320 * time.Second, 640 * time.Second, maxFailureDelay, maxFailureDelay}
+	var total time.Duration
+	for i, w := range want {
+		rec := events.SQSMessage{Attributes: map[string]string{"ApproximateReceiveCount": strconv.Itoa(i + 1)}}
+		if got := h.failureDelay(rec); got != w {
+			t.Fatalf("receive %d: %v, want %v", i+1, got, w)
+		}
+	}
+	for i := range 20 { // InboundDLQ takes a message after 20 receives
+		total += h.failureDelay(events.SQSMessage{Attributes: map[string]string{"ApproximateReceiveCount": strconv.Itoa(i + 1)}})
+	}
+	if total < 3*time.Hour {
+		t.Fatalf("20 receives span %v: an outage of that long dead-letters the queue", total)
+	}
+	vis := &visibility{}
+	h = &Handler{cfg: Config{FailureDelay: 0}, visibility: vis, logger: slog.New(slog.DiscardHandler)}
+	resp := h.GiveBack(context.Background(), events.SQSEvent{Records: []events.SQSMessage{{MessageId: "a", ReceiptHandle: "ra"}}}, errors.New("down"))
+	if len(resp.BatchItemFailures) != 1 || len(vis.calls) != 0 {
+		t.Fatalf("FailureDelay 0: failures %+v, postponed %+v", resp.BatchItemFailures, vis.calls)
 	}
 }
