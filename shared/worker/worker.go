@@ -134,7 +134,7 @@ func (h *Handler) GiveBack(ctx context.Context, ev events.SQSEvent, err error) e
 	byDelay := map[time.Duration][]string{}
 	for _, r := range ev.Records {
 		resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: r.MessageId})
-		d := h.failureDelay(r)
+		d := h.failureDelay(r, err)
 		byDelay[d] = append(byDelay[d], r.ReceiptHandle)
 	}
 	h.logger.ErrorContext(ctx, "batch handed back", "messages", len(ev.Records), "err", err)
@@ -149,18 +149,23 @@ func (h *Handler) GiveBack(ctx context.Context, ev events.SQSEvent, err error) e
 	return resp
 }
 
+// errUnprocessable marks a message no retry can process (malformed, or naming nothing): it fails
+// with the plain FailureDelay on every receive, so it reaches InboundDLQ in 20 receives, without the
+// doubling meant to outlast an outage.
+var errUnprocessable = errors.New("not processable")
+
 // maxFailureDelay caps the doubling of FailureDelay: a message that keeps failing while the table
 // is down (FailureDelay 10 s: 10 s, 20 s, … 15 min) reaches InboundDLQ after its 20 receives in about
 // 3.5 hours, not in 3.5 minutes of an outage.
 const maxFailureDelay = 15 * time.Minute
 
 // failureDelay is how long a message that failed for another reason than its agent waits before
-// SQS delivers it again: FailureDelay, doubled for each earlier receive, at most maxFailureDelay.
-// 0 leaves it to the queue's visibility timeout.
-func (h *Handler) failureDelay(rec events.SQSMessage) time.Duration {
+// SQS delivers it again: FailureDelay, doubled for each earlier receive, at most maxFailureDelay
+// (an unprocessable message: FailureDelay). 0 leaves it to the queue's visibility timeout.
+func (h *Handler) failureDelay(rec events.SQSMessage, err error) time.Duration {
 	d := h.cfg.FailureDelay
-	if d <= 0 {
-		return 0
+	if d <= 0 || errors.Is(err, errUnprocessable) {
+		return d
 	}
 	n, _ := strconv.Atoi(rec.Attributes["ApproximateReceiveCount"])
 	for i := 1; i < n && d < maxFailureDelay; i++ {
@@ -216,7 +221,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 				if err == nil {
 					continue
 				}
-				delay := h.failureDelay(rec)
+				delay := h.failureDelay(rec, err)
 				var rl *retryLater
 				if errors.As(err, &rl) {
 					delay = rl.delay
@@ -248,10 +253,10 @@ func (h *Handler) shortOfTime(ctx context.Context) (time.Duration, bool) {
 func (h *Handler) process(ctx context.Context, rec events.SQSMessage) error {
 	var m queue.Inbound
 	if err := json.Unmarshal([]byte(rec.Body), &m); err != nil {
-		return fmt.Errorf("decode inbound: %w", err)
+		return fmt.Errorf("decode inbound: %w: %w", err, errUnprocessable)
 	}
 	if m.Version != queue.InboundVersion || m.WorkspaceID == "" || m.MessageID == "" {
-		return fmt.Errorf("inbound message has version %d or misses ids: not processable", m.Version)
+		return fmt.Errorf("inbound message has version %d or misses ids: %w", m.Version, errUnprocessable)
 	}
 	var first []event // recorded before the message's own events
 	switch {
@@ -262,7 +267,7 @@ func (h *Handler) process(ctx context.Context, rec events.SQSMessage) error {
 		return h.decided(ctx, &m, receives)
 	case m.Event != nil:
 		if m.Event.Subject == "" || m.Event.Type == "" || !json.Valid([]byte(m.Event.Data)) {
-			return fmt.Errorf("inbound event %q/%q is not processable", m.Event.Subject, m.Event.Type)
+			return fmt.Errorf("inbound event %q/%q: %w", m.Event.Subject, m.Event.Type, errUnprocessable)
 		}
 		first = append(first, newEvent(m.Event.Subject, m.Event.Type, verbatim(m.Event.Data)))
 		if m.RunID == "" {
@@ -270,7 +275,7 @@ func (h *Handler) process(ctx context.Context, rec events.SQSMessage) error {
 		}
 	}
 	if m.ThreadID == "" || m.RunID == "" {
-		return errors.New("inbound message misses its thread or run id: not processable")
+		return fmt.Errorf("inbound message misses its thread or run id: %w", errUnprocessable)
 	}
 	if !m.Stored {
 		th := store.Thread{ID: m.ThreadID, WorkspaceID: m.WorkspaceID, Channel: m.Channel, ExternalID: m.ExternalID}
@@ -570,7 +575,7 @@ func (h *Handler) decided(ctx context.Context, m *queue.Inbound, receives int) e
 	run, err := h.store.GetRun(ctx, m.WorkspaceID, m.RunID)
 	if err != nil {
 		if apierr.CodeOf(err) == apierr.NotFound {
-			return errors.New("decision for a run that does not exist: not processable")
+			return fmt.Errorf("decision for a run that does not exist: %w", errUnprocessable)
 		}
 		return err
 	}
@@ -664,7 +669,7 @@ func newEvent(subject, typ string, data any) event { return event{subject, typ, 
 func (h *Handler) binding(ctx context.Context, m *queue.Inbound) error {
 	b := m.Binding
 	if b.Channel == "" || b.BindingID == "" || b.Status == "" {
-		return errors.New("binding report misses channel, binding id or status: not processable")
+		return fmt.Errorf("binding report misses channel, binding id or status: %w", errUnprocessable)
 	}
 	if _, err := h.store.PutBindingStatus(ctx, store.BindingStatus{
 		WorkspaceID: m.WorkspaceID, Channel: b.Channel, BindingID: b.BindingID, Status: b.Status, Detail: b.Detail, ReportedAt: b.ReportedAt,

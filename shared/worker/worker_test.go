@@ -672,12 +672,16 @@ func TestFailureDelayDoublesPerReceive(t *testing.T) {
 	var total time.Duration
 	for i, w := range want {
 		rec := events.SQSMessage{Attributes: map[string]string{"ApproximateReceiveCount": strconv.Itoa(i + 1)}}
-		if got := h.failureDelay(rec); got != w {
+		if got := h.failureDelay(rec, errors.New("table unreachable")); got != w {
 			t.Fatalf("receive %d: %v, want %v", i+1, got, w)
 		}
 	}
 	for i := range 20 { // InboundDLQ takes a message after 20 receives
-		total += h.failureDelay(events.SQSMessage{Attributes: map[string]string{"ApproximateReceiveCount": strconv.Itoa(i + 1)}})
+		total += h.failureDelay(events.SQSMessage{Attributes: map[string]string{"ApproximateReceiveCount": strconv.Itoa(i + 1)}}, errors.New("table unreachable"))
+	}
+	// A message no retry can process reaches the DLQ in 20 plain delays, not in hours.
+	if got := h.failureDelay(events.SQSMessage{Attributes: map[string]string{"ApproximateReceiveCount": "9"}}, fmt.Errorf("decode: %w", errUnprocessable)); got != 10*time.Second {
+		t.Fatalf("an unprocessable message waits %v", got)
 	}
 	if total < 3*time.Hour {
 		t.Fatalf("20 receives span %v: an outage of that long dead-letters the queue", total)
