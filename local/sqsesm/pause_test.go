@@ -81,7 +81,7 @@ func TestReceiveSurvivesAPausedQueue(t *testing.T) {
 	runCtx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		_ = Run(runCtx, Config{Function: "F", QueueURL: url, QueueARN: "arn:aws:sqs:us-east-1:000000000000:paused", WaitTime: time.Second}, NewClient(cfg), inv)
+		_ = Run(runCtx, Config{Function: "F", QueueURL: url, QueueARN: "arn:aws:sqs:us-east-1:000000000000:paused", WaitTime: time.Second}, NewClient(cfg, nil), inv)
 	})
 	time.Sleep(awscfg.AttemptTimeout + 2*time.Second)
 	if err := p.Signal(syscall.SIGCONT); err != nil {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -47,14 +48,62 @@ const receiveAttemptTimeout = 5 * time.Minute
 // timeout (the delivery queue's 6 minutes) with no invocation and no error (issue 17's stall). So
 // the poller waits for its receive as long as the queue holds it. A receive cut short by the
 // mapping's own shutdown still loses its batch until the visibility timeout, as on AWS.
-func NewClient(cfg awscfg.Config) *sqs.Client {
+//
+// Every receive attempt that fails on the wire is logged (log), also those the SDK then sends again
+// by itself: a batch the queue answered to an attempt whose answer was lost stays invisible until
+// its visibility timeout, and the log says when that happened.
+func NewClient(cfg awscfg.Config, log *slog.Logger) *sqs.Client {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	return sqs.NewFromConfig(cfg.AWS, func(o *sqs.Options) {
 		if cfg.SQSEndpoint != "" {
 			o.BaseEndpoint = aws.String(cfg.SQSEndpoint)
 		}
-		o.HTTPClient = awshttp.NewBuildableClient().WithTimeout(receiveAttemptTimeout).
-			WithTransportOptions(func(t *http.Transport) { t.MaxIdleConnsPerHost = 64 })
+		o.HTTPClient = receiveAttempts{next: awshttp.NewBuildableClient().WithTimeout(receiveAttemptTimeout).
+			WithTransportOptions(func(t *http.Transport) { t.MaxIdleConnsPerHost = 64 }), log: log}
 	})
+}
+
+// receiveAttempts logs the ReceiveMessage attempts that fail on the wire: no answer, a 5xx, or an
+// answer cut off while read.
+type receiveAttempts struct {
+	next interface {
+		Do(*http.Request) (*http.Response, error)
+	}
+	log *slog.Logger
+}
+
+func (c receiveAttempts) Do(r *http.Request) (*http.Response, error) {
+	resp, err := c.next.Do(r)
+	if !strings.HasSuffix(r.Header.Get("X-Amz-Target"), ".ReceiveMessage") {
+		return resp, err
+	}
+	const lost = "sqs receive attempt failed; a batch the queue answered to it waits out its visibility timeout"
+	switch {
+	case err != nil:
+		c.log.Warn(lost, "err", err)
+	case resp.StatusCode >= 500:
+		c.log.Warn(lost, "status", resp.StatusCode)
+	default:
+		resp.Body = readLogged{ReadCloser: resp.Body, log: c.log, msg: lost}
+	}
+	return resp, err
+}
+
+// readLogged logs an error other than EOF while an answer is read.
+type readLogged struct {
+	io.ReadCloser
+	log *slog.Logger
+	msg string
+}
+
+func (r readLogged) Read(p []byte) (int, error) {
+	n, err := r.ReadCloser.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) {
+		r.log.Warn(r.msg, "err", err, "while", "reading the answer")
+	}
+	return n, err
 }
 
 // Invoker runs a function synchronously and returns its response payload. Any error is a

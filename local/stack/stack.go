@@ -154,7 +154,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if err != nil {
 		return nil, err
 	}
-	pollers := sqsesm.NewClient(aws)
+	pollers := sqsesm.NewClient(aws, o.Logger)
 	for _, fn := range tpl.Functions() {
 		for _, src := range fn.SQSSources {
 			if !src.Enabled {
