@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -210,33 +209,33 @@ func (st *Store) CreateRunWith(ctx context.Context, nr NewRun) (Run, bool, error
 	if nr.FollowUp {
 		threadCond = "attribute_exists(pk) AND #ch = :ch"
 	}
-	items := []types.TransactWriteItem{
-		{Put: &types.Put{TableName: &st.table, Item: run, ConditionExpression: aws.String("attribute_not_exists(pk)")}},
-		{Put: &types.Put{TableName: &st.table, Item: st.expire(messageItem(th.WorkspaceID, th.ID, nr.Message), now), ConditionExpression: aws.String("attribute_not_exists(pk)")}},
-		{Update: &types.Update{
-			TableName:                 &st.table,
-			Key:                       key(threadPK(th.WorkspaceID, th.ID), "META"),
-			UpdateExpression:          aws.String("SET thread_id = :id, workspace_id = :ws, #ch = :ch, external_id = if_not_exists(external_id, :ext), created_at = if_not_exists(created_at, :now), updated_at = :now" + threadSet),
-			ConditionExpression:       aws.String(threadCond),
-			ExpressionAttributeNames:  threadNames(st.retention > 0),
-			ExpressionAttributeValues: threadValues,
-		}},
+	thread := &types.Update{
+		TableName:                 &st.table,
+		Key:                       key(threadPK(th.WorkspaceID, th.ID), "META"),
+		UpdateExpression:          aws.String("SET thread_id = :id, workspace_id = :ws, #ch = :ch, external_id = if_not_exists(external_id, :ext), created_at = if_not_exists(created_at, :now), updated_at = :now" + threadSet),
+		ConditionExpression:       aws.String(threadCond),
+		ExpressionAttributeNames:  threadNames(st.retention > 0),
+		ExpressionAttributeValues: threadValues,
 	}
 	if nr.Slot == nil {
-		return st.createRun(ctx, r.ID, run, items)
+		return st.createRun(ctx, nr, run, thread)
 	}
-	if sl := nr.Slot; sl != nil {
-		ref := sl.ref()
-		run["slot_pk"], run["slot_sk"] = s(ref.PK), s(ref.SK)
-		item := key(ref.PK, ref.SK)
-		item["run_id"] = s(r.ID)
-		item["expires_at"] = n(now.Add(sl.Lease).UnixMilli())
-		item["ttl"] = n(now.Add(sl.Lease + 24*time.Hour).Unix())
-		items = append(items, types.TransactWriteItem{Put: &types.Put{
-			TableName: &st.table, Item: item,
+	sl := nr.Slot
+	ref := sl.ref()
+	run["slot_pk"], run["slot_sk"] = s(ref.PK), s(ref.SK)
+	slot := key(ref.PK, ref.SK)
+	slot["run_id"] = s(r.ID)
+	slot["expires_at"] = n(now.Add(sl.Lease).UnixMilli())
+	slot["ttl"] = n(now.Add(sl.Lease + 24*time.Hour).Unix())
+	items := []types.TransactWriteItem{
+		{Put: &types.Put{TableName: &st.table, Item: run, ConditionExpression: aws.String("attribute_not_exists(pk)")}},
+		{Put: st.messagePut(th.WorkspaceID, th.ID, nr.Message, now)},
+		{Update: thread},
+		{Put: &types.Put{
+			TableName: &st.table, Item: slot,
 			ConditionExpression:       aws.String("attribute_not_exists(pk) OR expires_at < :now"),
 			ExpressionAttributeValues: map[string]types.AttributeValue{":now": n(now.UnixMilli())},
-		}})
+		}},
 	}
 	_, err := st.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
 	switch {
@@ -248,7 +247,7 @@ func (st *Store) CreateRunWith(ctx context.Context, nr NewRun) (Run, bool, error
 		return existing, false, gerr
 	case cancelledBy(err, 2):
 		return Run{}, false, apierr.New(apierr.NotFound, "thread not found")
-	case nr.Slot != nil && cancelledBy(err, 3):
+	case cancelledBy(err, 3):
 		return Run{}, false, ErrSlotTaken
 	case conflicted(err):
 		return Run{}, false, fmt.Errorf("create run %s: %w", r.ID, ErrContended)
@@ -256,10 +255,15 @@ func (st *Store) CreateRunWith(ctx context.Context, nr NewRun) (Run, bool, error
 	return Run{}, false, fmt.Errorf("create run %s: %w", r.ID, err)
 }
 
-// createRun makes CreateRunWith's writes one by one (see there): items are the run's put, the
-// message's put and the thread's update.
-func (st *Store) createRun(ctx context.Context, id string, run map[string]types.AttributeValue, items []types.TransactWriteItem) (Run, bool, error) {
-	thread, msg := items[2].Update, items[1].Put
+// messagePut puts a thread's message unless it is there (its key is its time and id).
+func (st *Store) messagePut(ws, thread string, m Message, now time.Time) *types.Put {
+	return &types.Put{TableName: &st.table, Item: st.expire(messageItem(ws, thread, m), now), ConditionExpression: aws.String("attribute_not_exists(pk)")}
+}
+
+// createRun makes CreateRunWith's writes one by one (see there): the thread's update, the run's
+// put, the message's put.
+func (st *Store) createRun(ctx context.Context, nr NewRun, run map[string]types.AttributeValue, thread *types.Update) (Run, bool, error) {
+	id := nr.Run.ID
 	var cf *types.ConditionalCheckFailedException
 	_, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName: thread.TableName, Key: thread.Key, UpdateExpression: thread.UpdateExpression, ConditionExpression: thread.ConditionExpression,
@@ -271,7 +275,7 @@ func (st *Store) createRun(ctx context.Context, id string, run map[string]types.
 	if err != nil {
 		return Run{}, false, fmt.Errorf("create run %s: thread: %w", id, err)
 	}
-	created := true
+	created, msg := true, &nr.Message
 	_, err = st.db.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName: &st.table, Item: run, ConditionExpression: aws.String("attribute_not_exists(pk)"),
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
@@ -279,24 +283,23 @@ func (st *Store) createRun(ctx context.Context, id string, run map[string]types.
 	switch {
 	case errors.As(err, &cf) && len(cf.Item) > 0:
 		// Created by an earlier try, which may have died before the message: the message is
-		// written again at the time that try stored, so a repost (another time) adds none.
-		run, created = cf.Item, false
-		item := maps.Clone(msg.Item)
-		// Only on the run's own thread: a repost naming another thread (another channel or
-		// external id under the same idempotency key) writes no message there.
-		if at := tm(run, "message_at"); !at.IsZero() && str(run, "message_id") == str(item, "message_id") && str(run, "thread_id") == str(thread.ExpressionAttributeValues, ":id") {
-			item["sk"], item["created_at"] = s("MSG#"+at.UTC().Format(messageTime)+"#"+str(item, "message_id")), ts(at)
-		} else {
-			item = nil // a run from before message_at: its message was written with it
+		// written again at the time that try stored, so a repost (another time) adds none. Only
+		// on the run's own thread: a repost naming another thread (another channel or external
+		// id under the same idempotency key) writes no message there. A run from before
+		// message_at had its message written with it.
+		run, created, msg = cf.Item, false, nil
+		if at := tm(run, "message_at"); !at.IsZero() && str(run, "message_id") == nr.Message.ID && str(run, "thread_id") == nr.Thread.ID {
+			again := nr.Message
+			again.CreatedAt = at
+			msg = &again
 		}
-		msg = &types.Put{TableName: msg.TableName, Item: item, ConditionExpression: msg.ConditionExpression}
 	case err != nil:
 		return Run{}, false, fmt.Errorf("create run %s: %w", id, err)
 	}
-	if msg.Item != nil {
-		_, err = st.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: msg.TableName, Item: msg.Item, ConditionExpression: msg.ConditionExpression})
-		if err != nil && !errors.As(err, &cf) { // there: an earlier try wrote it
-			return Run{}, false, fmt.Errorf("create run %s: message: %w", id, err)
+	if msg != nil {
+		// AddMessage writes nothing when the message is there (an earlier try wrote it).
+		if _, err := st.AddMessage(ctx, nr.Thread.WorkspaceID, nr.Thread.ID, *msg); err != nil {
+			return Run{}, false, fmt.Errorf("create run %s: %w", id, err)
 		}
 	}
 	got, err := decodeRun(run)
@@ -661,9 +664,8 @@ func threadNames(ttl bool) map[string]string {
 // AddMessage stores a message on a thread unless one with the same id and time is there. Give a
 // retried write the same CreatedAt.
 func (st *Store) AddMessage(ctx context.Context, ws, thread string, m Message) (bool, error) {
-	_, err := st.db.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName: &st.table, Item: st.expire(messageItem(ws, thread, m), st.now().UTC()), ConditionExpression: aws.String("attribute_not_exists(pk)"),
-	})
+	put := st.messagePut(ws, thread, m, st.now().UTC())
+	_, err := st.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: put.TableName, Item: put.Item, ConditionExpression: put.ConditionExpression})
 	var cf *types.ConditionalCheckFailedException
 	switch {
 	case err == nil:
