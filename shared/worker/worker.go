@@ -139,14 +139,22 @@ func (h *Handler) GiveBack(ctx context.Context, ev events.SQSEvent, err error) e
 	}
 	h.logger.ErrorContext(ctx, "batch handed back", "messages", len(ev.Records), "err", err)
 	for d, handles := range byDelay {
-		if h.visibility == nil || d <= 0 {
-			continue
-		}
-		if perr := h.visibility.Postpone(ctx, handles, d); perr != nil {
-			h.logger.WarnContext(ctx, "could not postpone the batch; it returns after the queue's visibility timeout", "err", perr)
+		if d > 0 {
+			h.postpone(ctx, handles, d)
 		}
 	}
 	return resp
+}
+
+// postpone makes the received messages visible again after d; what it cannot postpone returns
+// after the queue's visibility timeout.
+func (h *Handler) postpone(ctx context.Context, handles []string, d time.Duration) {
+	if h.visibility == nil {
+		return
+	}
+	if err := h.visibility.Postpone(ctx, handles, d); err != nil {
+		h.logger.WarnContext(ctx, "could not postpone failed messages; they return after the queue's visibility timeout", "err", err)
+	}
 }
 
 // errUnprocessable marks a message no retry can process (malformed, or naming nothing): it fails
@@ -198,10 +206,8 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 			handles = append(handles, r.ReceiptHandle)
 		}
 		mu.Unlock()
-		if h.visibility != nil && postpone {
-			if err := h.visibility.Postpone(ctx, handles, delay); err != nil {
-				h.logger.WarnContext(ctx, "could not postpone failed messages; they return after the queue's visibility timeout", "err", err)
-			}
+		if postpone {
+			h.postpone(ctx, handles, delay)
 		}
 	}
 	for _, group := range queue.ByGroup(ev.Records) {
