@@ -140,10 +140,7 @@ func TestRetryDeliveryRefusesAScheduledRetry(t *testing.T) {
 	t.Parallel()
 	st := newStore(t)
 	ctx := context.Background()
-	d := Delivery{ID: "dlv_1", WorkspaceID: "ws", SubscriptionID: "sub_1", EventID: "e", EventType: "t", Payload: json.RawMessage(`{}`)}
-	if _, _, err := st.CreateDelivery(ctx, d); err != nil {
-		t.Fatal(err)
-	}
+	createDelivery(t, st)
 	st.ClaimAttempt(ctx, "ws", "dlv_1", 0, time.Minute)
 	next := time.Now().Add(time.Minute)
 	if err := st.RecordAttempt(ctx, "ws", "dlv_1", Attempt{At: time.Now(), StatusCode: 500}, DeliveryPending, &next); err != nil {
@@ -154,17 +151,14 @@ func TestRetryDeliveryRefusesAScheduledRetry(t *testing.T) {
 	}
 }
 
-// A transaction the SDK sends again after DynamoDB applied it (the first answer lost) is the same
-// call's write, not a duplicate's: it succeeds and counts once. Another call for the same attempt
-// is still refused.
+// A record the SDK sends again after DynamoDB applied it (the first answer lost) is the same call's
+// write, not a duplicate's: it succeeds and counts once. Another call for the same attempt is
+// still refused.
 func TestRecordAttemptResentIsNotADuplicate(t *testing.T) {
 	t.Parallel()
 	st := newStore(t)
 	ctx := context.Background()
-	d := Delivery{ID: "dlv_1", WorkspaceID: "ws", SubscriptionID: "sub_1", EventID: "e", EventType: "t", Payload: json.RawMessage(`{}`)}
-	if _, _, err := st.CreateDelivery(ctx, d); err != nil {
-		t.Fatal(err)
-	}
+	createDelivery(t, st)
 	if _, ok, err := st.ClaimAttempt(ctx, "ws", "dlv_1", 0, time.Minute); !ok || err != nil {
 		t.Fatalf("claim: %v %v", ok, err)
 	}
@@ -190,10 +184,7 @@ func TestRecordAttemptAfterACallDiedBetweenItsWrites(t *testing.T) {
 	t.Parallel()
 	st := newStore(t)
 	ctx := context.Background()
-	d := Delivery{ID: "dlv_1", WorkspaceID: "ws", SubscriptionID: "sub_1", EventID: "e", EventType: "t", Payload: json.RawMessage(`{}`)}
-	if _, _, err := st.CreateDelivery(ctx, d); err != nil {
-		t.Fatal(err)
-	}
+	createDelivery(t, st)
 	dead := key("WS#ws#DLV#dlv_1", "ATT#0000#0000")
 	dead["rec"], dead["status_code"], dead["number"], dead["series"] = s("dead-call"), n(500), n(0), n(0)
 	if _, err := st.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: &st.table, Item: dead}); err != nil {
@@ -232,10 +223,7 @@ func TestRetryDeliveryRefreshesTheTTL(t *testing.T) {
 		}
 		return num(out.Item, "ttl")
 	}
-	d := Delivery{ID: "dlv_1", WorkspaceID: "ws", SubscriptionID: "sub_1", EventID: "e", EventType: "t", Payload: json.RawMessage(`{}`)}
-	if _, _, err := st.CreateDelivery(ctx, d); err != nil {
-		t.Fatal(err)
-	}
+	createDelivery(t, st)
 	if got, want := ttl(), created.Add(DeliveryRetention).Unix(); got != want {
 		t.Fatalf("ttl at creation %d, want %d", got, want)
 	}
@@ -252,5 +240,14 @@ func TestRetryDeliveryRefreshesTheTTL(t *testing.T) {
 	}
 	if got, want := ttl(), retried.Add(DeliveryRetention).Unix(); got != want {
 		t.Fatalf("ttl after the retry %d, want %d (30 days from the retry)", got, want)
+	}
+}
+
+// createDelivery stores the pending delivery dlv_1 of ws's sub_1.
+func createDelivery(t *testing.T, st *Store) {
+	t.Helper()
+	d := Delivery{ID: "dlv_1", WorkspaceID: "ws", SubscriptionID: "sub_1", EventID: "e", EventType: "t", Payload: json.RawMessage(`{}`)}
+	if _, _, err := st.CreateDelivery(context.Background(), d); err != nil {
+		t.Fatal(err)
 	}
 }
