@@ -59,7 +59,6 @@ func (l *logView) read(ctx context.Context, st *store.Store) error {
 	}
 }
 
-// owed lists the (subscription, event id) pairs the log says are owed and not yet received.
 // owes reports whether the fan-out owes subscription s event ev: it matches, and it is not a
 // report about s itself (a circuit's opening or closing, a delivery exhausted), which the fan-out
 // never sends to the endpoint it is about, nor a delivery.exhausted about another one.
@@ -79,6 +78,7 @@ func (s subscription) owes(ev store.Event) bool {
 	return true
 }
 
+// owed lists the (subscription, event id) pairs the log says are owed and not yet received.
 func owed(l *logView, subs []subscription, startCursor int64) (missing int, sample string) {
 	for c, ev := range l.byCursor {
 		if c <= startCursor {
