@@ -186,10 +186,11 @@ func postInbound(t *testing.T, e *env, headers map[string]string, body string) r
 }
 
 // waitRun polls the adapter's run status route until the run finishes, and the log until it holds
-// the run's final event (the worker appends it just after the run's change).
+// the run's final event (the worker appends it just after the run's change); 90 s at most, as
+// waitUntil, for CI's loaded machine.
 func waitRun(t *testing.T, e *env, threadID, runID string) map[string]any {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(90 * time.Second)
 	for {
 		r := do(t, http.MethodGet, e.stack.URL+"/webhook/default/threads/"+threadID+"/runs/"+runID,
 			map[string]string{"authorization": "Bearer " + adapterSecret}, "")

@@ -36,7 +36,7 @@ func follow(t *testing.T, e *liveEnv, token, origin string, want func(msgs []wid
 	var msgs []widgetMessage
 	var statuses []string
 	lastID := ""
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(90 * time.Second)
 	for !want(msgs, statuses) {
 		if time.Now().After(deadline) {
 			t.Fatalf("gave up waiting; saw %+v and %v", msgs, statuses)
