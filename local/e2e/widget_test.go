@@ -29,7 +29,7 @@ type widgetMessage struct {
 	RunID string `json:"run_id"`
 }
 
-// follow reads the widget stream until want returns true or 30 s pass, resuming as EventSource
+// follow reads the widget stream until want returns true or 90 s pass, resuming as EventSource
 // does; it returns the messages and run statuses seen.
 func follow(t *testing.T, e *liveEnv, token, origin string, want func(msgs []widgetMessage, statuses []string) bool) ([]widgetMessage, []string) {
 	t.Helper()
