@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	mrand "math/rand/v2"
 	"net/http"
@@ -57,6 +58,10 @@ type Config struct {
 	StallAfter time.Duration
 	// DeliveryTimeout is the stack's DeliveryTimeoutSeconds; 0 keeps the template's (15 s).
 	DeliveryTimeout time.Duration
+	// Params are template parameters set over the suite's own (the CI-sized run compresses the
+	// delivery's waits: its circuit's cool-down, the least wait after a timeout); nil keeps the
+	// template's, as on AWS.
+	Params map[string]string
 	// PauseFor is how long pause-sqs stops fauxqs; 0 means 12 s (past the SDK's 10 s attempt).
 	PauseFor time.Duration
 	// ConvergeLimit bounds the wait for quiet after the load; 0 means 30 minutes.
@@ -204,6 +209,7 @@ func Run(ctx context.Context, c Config) (*Report, error) {
 	if c.DeliveryTimeout > 0 {
 		params["DeliveryTimeoutSeconds"] = strconv.Itoa(int(c.DeliveryTimeout / time.Second))
 	}
+	maps.Copy(params, c.Params)
 	r.logf("starting the stack (%s)", c.BinDir)
 	r.stack, err = stack.Start(ctx, stack.Options{
 		Root: c.Root, BinDir: c.BinDir, Addr: "127.0.0.1:0",

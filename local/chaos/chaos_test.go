@@ -2,6 +2,7 @@ package chaos_test
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,13 +37,15 @@ func TestChaosEveryFaultOnce(t *testing.T) {
 		Root: root, BinDir: binDir(t, root), Messages: 100, Connections: 8,
 		Faults:     func() chaos.Faults { f, _ := chaos.ParseFaults("all"); return f }(),
 		Visibility: 15 * time.Second, StallAfter: 10 * time.Second, DeliveryTimeout: 3 * time.Second, PauseFor: 11 * time.Second,
-		// Quiet within a minute on most runs; but when the faults open the * subscriber's circuit,
-		// its deliveries wait the 60 s cool-down and a probe, then drain spaced (CI once: 338
-		// deliveries still delayed at 2 minutes).
+		// The delivery's waits compressed as the queues' visibility is: the faults open the *
+		// subscriber's circuit, and with the template's 60 s cool-down its deliveries waited a
+		// minute or two for a probe (CI once: 338 deliveries still delayed at 2 minutes); a hang
+		// (a timeout) waits the backoff floor, 60 s, before its retry.
+		Params:        map[string]string{"DeliveryCircuitBreaker": "70,10,60,5", "DeliveryBackoffFloorSeconds": "3"},
 		ConvergeLimit: 5 * time.Minute, Concurrency: 2, Out: testWriter{t},
 	}
 	if testing.Verbose() {
-		c.FunctionLog = os.Stderr
+		c.FunctionLog, c.Logger = os.Stderr, slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	}
 	rep, err := chaos.Run(context.Background(), c)
 	if err != nil {

@@ -222,17 +222,21 @@ func (h *Handler) process(ctx context.Context, rec events.SQSMessage, subs *subC
 }
 
 // viaQueue reports whether a wait can be made in the queue by the chain of message m: in as many
-// hops as it needs without taking the chain past MaxRequeues.
-func (h *Handler) viaQueue(m queue.Delivery, wait time.Duration) bool {
+// hops as it needs without taking the chain past MaxRequeues, nor the invocation's chain of
+// requests past what Lambda's recursive loop detection allows. The two differ: the invocation
+// continues the trace of one message of its batch, and every message it sends continues that
+// chain (seen in the CI-sized chaos run: with a circuit's waits requeued again and again, batches
+// passed the longest chain on until Lambda's rule stopped two deliveries' messages).
+func (h *Handler) viaQueue(ctx context.Context, m queue.Delivery, wait time.Duration) bool {
 	step := h.step()
 	hops := max(1, int((wait+step-1)/step))
-	return m.Requeues+hops <= h.cfg.MaxRequeues
+	return m.Requeues+hops <= h.cfg.MaxRequeues && trace.Lineage(ctx)+hops <= trace.LambdaChainLimit
 }
 
 // requeue makes message m wait until its NotBefore, wait from now: one more message of its chain
 // (at most MaxQueueDelay), or an entry on the retry schedule.
 func (h *Handler) requeue(ctx context.Context, m queue.Delivery, wait time.Duration) error {
-	if !h.viaQueue(m, wait) {
+	if !h.viaQueue(ctx, m, wait) {
 		return h.store.ScheduleDelivery(ctx, store.ScheduledDelivery{
 			WorkspaceID: m.WorkspaceID, DeliveryID: m.DeliveryID, Attempt: m.Attempt, Due: m.NotBefore, Trace: m.Trace,
 		})
@@ -407,7 +411,7 @@ func (h *Handler) attempt(ctx context.Context, m queue.Delivery, d store.Deliver
 			h.logAttempt(ctx, slog.LevelInfo, "attempt failed; the ordered delivery and those after it wait for its retry", d, res, slog.String("retry_in", delay.String()))
 			return max(delay, time.Second), nil
 		}
-		if !h.viaQueue(m, delay) {
+		if !h.viaQueue(ctx, m, delay) {
 			// One transaction: the retry cannot be lost between the record and the schedule.
 			if err := h.store.RecordAttemptScheduled(ctx, d.WorkspaceID, d.ID, att, next, tp); err != nil {
 				return 0, err

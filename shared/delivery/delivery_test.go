@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/store"
 	"github.com/hookgate/hookgate/shared/telegram"
+	"github.com/hookgate/hookgate/shared/trace"
 )
 
 // fakeStore keeps one delivery and one subscription: enough for the scheduling logic. The real
@@ -157,9 +159,23 @@ func newRigRequeues(t *testing.T, schedule string, disableAfter, maxRequeues int
 // deliver hands the handler one queue message and reports whether it was a batch item failure.
 func (r *rig) deliver(t *testing.T, m queue.Delivery) {
 	t.Helper()
+	r.deliverIn(t, context.Background(), m)
+}
+
+// invocation is the context of the invocation at place lineage in its chain of requests, with
+// the trace header aws-lambda-go puts there.
+func invocation(lineage int) context.Context {
+	//lint:ignore SA1029 aws-lambda-go's own key for the invocation's trace header
+	return context.WithValue(context.Background(), "x-amzn-trace-id",
+		fmt.Sprintf("Root=1-67891233-abcdef012345678912345678;Parent=53995c3f42cd8ad8;Sampled=1;Lineage=1:0badf00d:%d", lineage))
+}
+
+// deliverIn is deliver in an invocation's context ctx (its trace header).
+func (r *rig) deliverIn(t *testing.T, ctx context.Context, m queue.Delivery) {
+	t.Helper()
 	m.Version, m.WorkspaceID, m.DeliveryID = queue.DeliveryVersion, "ws", "dlv_1"
 	b, _ := json.Marshal(m)
-	resp, _ := r.h.Handle(context.Background(), events.SQSEvent{Records: []events.SQSMessage{{MessageId: "m", Body: string(b)}}})
+	resp, _ := r.h.Handle(ctx, events.SQSEvent{Records: []events.SQSMessage{{MessageId: "m", Body: string(b)}}})
 	if len(resp.BatchItemFailures) != 0 {
 		t.Fatalf("batch item failure for %+v", m)
 	}
@@ -181,14 +197,15 @@ func (r *rig) run(t *testing.T) {
 		next := r.q.sent[0]
 		r.q.sent = r.q.sent[1:]
 		r.now = r.now.Add(next.delay)
-		r.deliver(t, next.m)
 		// Each message the function sent itself counts in Requeues: its chain is one longer.
+		r.deliverIn(t, invocation(next.m.Requeues+1), next.m)
 		r.longestChain = max(r.longestChain, next.m.Requeues+1)
 	}
 }
 
 // The default schedule's retries never make a chain Lambda would stop: long waits go on the
-// retry schedule. Sent only through the queue, as before, a chain outlasts Lambda's 16.
+// retry schedule. With requeues unbounded, the invocation's own chain still keeps every chain
+// within Lambda's 16.
 func TestDefaultScheduleStaysUnderTheRecursionRule(t *testing.T) {
 	fail := func(int) outbound.Result { return outbound.Result{StatusCode: 500} }
 	r := newRig(t, "default", 0, fail)
@@ -206,8 +223,25 @@ func TestDefaultScheduleStaysUnderTheRecursionRule(t *testing.T) {
 	}
 	old := newRigRequeues(t, "default", 0, 1<<20, fail)
 	old.run(t)
-	if old.posts != 8 || old.longestChain <= 16 {
-		t.Fatalf("queue only: posts %d, longest chain %d", old.posts, old.longestChain)
+	if old.posts != 8 || old.st.d.Status != store.DeliveryFailed || old.longestChain > trace.LambdaChainLimit || old.longestChain <= 5 {
+		t.Fatalf("requeues unbounded: posts %d, status %s, longest chain %d", old.posts, old.st.d.Status, old.longestChain)
+	}
+}
+
+// A batch's invocation continues one message's chain of requests, and everything it sends
+// continues that chain: a retry the invocation's chain could not make through the queue without
+// Lambda stopping it goes on the retry schedule, however few times its own delivery was requeued.
+func TestRetriesStayUnderTheInvocationsChain(t *testing.T) {
+	fail := func(int) outbound.Result { return outbound.Result{StatusCode: 500} }
+	for _, c := range []struct {
+		lineage int
+		queued  bool
+	}{{0, true}, {3, true}, {15, true}, {16, false}, {40, false}} {
+		r := newRig(t, "0s,5s", 0, fail)
+		r.deliverIn(t, invocation(c.lineage), queue.Delivery{})
+		if queued := len(r.q.sent) == 1 && len(r.st.scheduled) == 0; queued != c.queued || len(r.q.sent)+len(r.st.scheduled) != 1 {
+			t.Errorf("invocation %d of its chain: queued %v, scheduled %v; want queued %v", c.lineage, r.q.sent, r.st.scheduled, c.queued)
+		}
 	}
 }
 

@@ -123,7 +123,7 @@ func (h *Handler) admit(ctx context.Context, m queue.Delivery, d store.Delivery,
 	)
 	if pace {
 		horizon := spinWait // waited here
-		if m.Requeues < h.cfg.MaxRequeues {
+		if h.viaQueue(ctx, m, h.step()) {
 			horizon = max(horizon, h.step()) // one more hop of this chain can make the wait
 		}
 		rl := sub.RateLimit
