@@ -86,22 +86,27 @@ func (c receiveAttempts) Do(r *http.Request) (*http.Response, error) {
 	case resp.StatusCode >= 500:
 		c.log.Warn(lost, "status", resp.StatusCode)
 	default:
-		resp.Body = readLogged{ReadCloser: resp.Body, log: c.log, msg: lost}
+		resp.Body = &readLogged{ReadCloser: resp.Body, log: c.log, msg: lost, length: resp.ContentLength, keepAlive: !resp.Close}
 	}
 	return resp, err
 }
 
-// readLogged logs an error other than EOF while an answer is read.
+// readLogged logs an error other than EOF while an answer is read, with how much of it had come
+// (to tell an answer cut short by the emulator from a connection closed on this side).
 type readLogged struct {
 	io.ReadCloser
-	log *slog.Logger
-	msg string
+	log       *slog.Logger
+	msg       string
+	length    int64 // the answer's Content-Length, -1 if unknown
+	keepAlive bool
+	read      int64
 }
 
-func (r readLogged) Read(p []byte) (int, error) {
+func (r *readLogged) Read(p []byte) (int, error) {
 	n, err := r.ReadCloser.Read(p)
+	r.read += int64(n)
 	if err != nil && !errors.Is(err, io.EOF) {
-		r.log.Warn(r.msg, "err", err, "while", "reading the answer")
+		r.log.Warn(r.msg, "err", err, "while", "reading the answer", "read_bytes", r.read, "content_length", r.length, "keep_alive", r.keepAlive)
 	}
 	return n, err
 }
