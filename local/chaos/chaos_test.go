@@ -37,11 +37,16 @@ func TestChaosEveryFaultOnce(t *testing.T) {
 		Root: root, BinDir: binDir(t, root), Messages: 100, Connections: 8,
 		Faults:     func() chaos.Faults { f, _ := chaos.ParseFaults("all"); return f }(),
 		Visibility: 15 * time.Second, StallAfter: 10 * time.Second, DeliveryTimeout: 3 * time.Second, PauseFor: 11 * time.Second,
-		// The delivery's waits compressed as the queues' visibility is: the faults open the *
-		// subscriber's circuit, and with the template's 60 s cool-down its deliveries waited a
-		// minute or two for a probe (CI once: 338 deliveries still delayed at 2 minutes); a hang
-		// (a timeout) waits the backoff floor, 60 s, before its retry.
-		Params:        map[string]string{"DeliveryCircuitBreaker": "70,10,60,5", "DeliveryBackoffFloorSeconds": "3"},
+		// Waits compressed as the queues' visibility is: the faults open the * subscriber's
+		// circuit, and with the template's 60 s cool-down its deliveries waited a minute or two for
+		// a probe (CI once: 338 deliveries still delayed at 2 minutes); a hang (a timeout) waits
+		// the backoff floor, 60 s, before its retry; the worker's messages that failed while
+		// DynamoDB Local was down wait 10 s, 20 s, 40 s … (here 2 s, 4 s, 8 s …), and a run whose
+		// agent failed twice waits a minute for its third try (here 5 s).
+		Params: map[string]string{
+			"DeliveryCircuitBreaker": "70,10,60,5", "DeliveryBackoffFloorSeconds": "3", "FailureDelaySeconds": "2",
+			"AgentRetrySchedule": "0s,2s,5s,10s",
+		},
 		ConvergeLimit: 5 * time.Minute, Concurrency: 2, Out: testWriter{t},
 	}
 	if testing.Verbose() {
