@@ -223,15 +223,20 @@ func (h *Handler) process(ctx context.Context, rec events.SQSMessage, subs *subC
 
 // viaQueue reports whether a wait can be made in the queue by the chain of message m: in as many
 // hops as it needs without taking the chain past MaxRequeues, nor the invocation's chain of
-// requests past what Lambda's recursive loop detection allows. The two differ: the invocation
-// continues the trace of one message of its batch, and every message it sends continues that
-// chain (seen in the CI-sized chaos run: with a circuit's waits requeued again and again, batches
-// passed the longest chain on until Lambda's rule stopped two deliveries' messages).
+// requests within chainMargin of what Lambda's recursive loop detection allows. The two differ:
+// the invocation continues the trace of one message of its batch, and every message it sends
+// continues that chain (seen in the CI-sized chaos run: with a circuit's waits requeued again and
+// again, batches passed the longest chain on until Lambda's rule stopped two deliveries' messages).
 func (h *Handler) viaQueue(ctx context.Context, m queue.Delivery, wait time.Duration) bool {
 	step := h.step()
 	hops := max(1, int((wait+step-1)/step))
-	return m.Requeues+hops <= h.cfg.MaxRequeues && trace.Lineage(ctx)+hops <= trace.LambdaChainLimit
+	return m.Requeues+hops <= h.cfg.MaxRequeues && trace.Lineage(ctx)+hops <= trace.LambdaChainLimit-chainMargin
 }
+
+// chainMargin keeps the delivery function's own sends two invocations short of Lambda's limit:
+// AWS documents the rule ("more than 16 times"), not how the header counts, and a wait that goes on
+// the retry schedule instead costs at most the sweep's minute.
+const chainMargin = 2
 
 // requeue makes message m wait until its NotBefore, wait from now: one more message of its chain
 // (at most MaxQueueDelay), or an entry on the retry schedule.

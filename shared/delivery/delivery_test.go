@@ -185,7 +185,7 @@ func (r *rig) deliverIn(t *testing.T, ctx context.Context, m queue.Delivery) {
 // with nothing in the queue, the sweep queues the first due entry of the retry schedule at its time.
 func (r *rig) run(t *testing.T) {
 	t.Helper()
-	r.deliver(t, queue.Delivery{})
+	r.deliverIn(t, invocation(1), queue.Delivery{})
 	r.longestChain = 1
 	for len(r.q.sent) > 0 || len(r.st.scheduled) > 0 {
 		if len(r.q.sent) == 0 {
@@ -236,11 +236,31 @@ func TestRetriesStayUnderTheInvocationsChain(t *testing.T) {
 	for _, c := range []struct {
 		lineage int
 		queued  bool
-	}{{0, true}, {3, true}, {15, true}, {16, false}, {40, false}} {
+	}{{0, true}, {3, true}, {13, true}, {14, false}, {16, false}, {40, false}} {
+		// A failed attempt's retry.
 		r := newRig(t, "0s,5s", 0, fail)
 		r.deliverIn(t, invocation(c.lineage), queue.Delivery{})
 		if queued := len(r.q.sent) == 1 && len(r.st.scheduled) == 0; queued != c.queued || len(r.q.sent)+len(r.st.scheduled) != 1 {
-			t.Errorf("invocation %d of its chain: queued %v, scheduled %v; want queued %v", c.lineage, r.q.sent, r.st.scheduled, c.queued)
+			t.Errorf("retry in invocation %d of its chain: queued %v, scheduled %v; want queued %v", c.lineage, r.q.sent, r.st.scheduled, c.queued)
+		}
+		// A message that came early (a hop of a longer wait).
+		r = newRig(t, "0s,5s", 0, fail)
+		r.deliverIn(t, invocation(c.lineage), queue.Delivery{NotBefore: r.now.Add(10 * time.Minute)})
+		if queued := len(r.q.sent) == 1 && len(r.st.scheduled) == 0; queued != c.queued || len(r.q.sent)+len(r.st.scheduled) != 1 || r.posts != 0 {
+			t.Errorf("early message in invocation %d of its chain: queued %v, scheduled %v; want queued %v", c.lineage, r.q.sent, r.st.scheduled, c.queued)
+		}
+		// An attempt deferred by its endpoint's rate limit (an open circuit waits the same way):
+		// a rate slot is reserved ahead only when the wait can be made in the queue.
+		r = newRig(t, "0s,5s", 0, fail)
+		r.st.sub.RateLimit = &store.RateLimit{PerSecond: 0.1, Burst: 1}
+		ahead := r.now.Add(30 * time.Second)
+		r.st.lim.tat = map[string]time.Time{"RATE": ahead}
+		r.deliverIn(t, invocation(c.lineage), queue.Delivery{})
+		queued := len(r.q.sent) == 1 && len(r.st.scheduled) == 0 && r.q.sent[0].m.Paced
+		reserved := !r.st.lim.tat["RATE"].Equal(ahead)
+		if queued != c.queued || reserved != c.queued || len(r.q.sent)+len(r.st.scheduled) != 1 || r.posts != 0 {
+			t.Errorf("deferred attempt in invocation %d of its chain: queued %v, scheduled %v, slot reserved %v; want queued %v",
+				c.lineage, r.q.sent, r.st.scheduled, reserved, c.queued)
 		}
 	}
 }
