@@ -381,8 +381,8 @@ func TestTriggerTamperedBodyIsRefused(t *testing.T) {
 // A signed request replayed as it is, or with another Idempotency-Key (which no signature
 // covers), gets the same ids from the body's event_id and makes exactly one run.
 func TestTriggerReplayGivesOneRun(t *testing.T) {
-	inLane(t, laneShared)
-	e := sharedStack(t)
+	inLane(t, laneOnce)
+	e := onceStack(t)
 	n := time.Now().UnixNano()
 	eventID := fmt.Sprintf("zap-replay-%d", n)
 	body := fmt.Sprintf(`{"channel":"zapier","external_id":"lead-%d","text":"once only","event_id":%q}`, n, eventID)

@@ -65,6 +65,10 @@ var (
 	sharedOnce sync.Once
 	shared     *env
 	sharedErr  error
+
+	onceOnce sync.Once
+	once     *env
+	onceErr  error
 )
 
 // startStack starts a stack from template.yaml on the test emulators, with its own table and queue
@@ -136,6 +140,19 @@ func sharedStack(t *testing.T) *env {
 		t.Fatalf("start local stack: %v", sharedErr)
 	}
 	return shared
+}
+
+// onceStack is the stack of the tests that count how often the agent ran (lane laneOnce). Its
+// queues keep a visibility of 30 s: on AWS a queue's visibility outlasts its function's timeout,
+// and with the shared stack's 1 s a worker slower than a second (the machine loaded) saw a message
+// again while it still ran it, and the agent ran twice.
+func onceStack(t *testing.T) *env {
+	t.Helper()
+	onceOnce.Do(func() { once, onceErr = startStack(t, "once", 30*time.Second, nil, nil) })
+	if onceErr != nil {
+		t.Fatalf("start local stack: %v", onceErr)
+	}
+	return once
 }
 
 type reply struct {
@@ -280,8 +297,8 @@ func TestHMACSignedInbound(t *testing.T) {
 }
 
 func TestIdempotentRepost(t *testing.T) {
-	inLane(t, laneShared)
-	e := sharedStack(t)
+	inLane(t, laneOnce)
+	e := onceStack(t)
 	key := fmt.Sprintf("order-%d", time.Now().UnixNano())
 	body := `{"channel":"shop","external_id":"cust-9","text":"where is my order?"}`
 	a := postInbound(t, e, map[string]string{"idempotency-key": key}, body)
@@ -304,8 +321,8 @@ func TestIdempotentRepost(t *testing.T) {
 
 // SQS delivers at least once: the same inbound message arriving twice is processed once.
 func TestDuplicateSQSDeliveryProcessedOnce(t *testing.T) {
-	inLane(t, laneShared)
-	e := sharedStack(t)
+	inLane(t, laneOnce)
+	e := onceStack(t)
 	now := time.Now().UTC()
 	m := queue.Inbound{
 		Version: queue.InboundVersion, WorkspaceID: "default", ThreadID: ids.Derive("thr", "default", "dup", "x"),
@@ -331,8 +348,18 @@ func TestDuplicateSQSDeliveryProcessedOnce(t *testing.T) {
 	if run := waitRun(t, e, m.ThreadID, m.RunID); run["attempts"] != float64(1) {
 		t.Fatalf("agent ran %v times", run["attempts"])
 	}
+	inboundDrained(t, e)
+}
+
+// inboundDrained fails t unless the inbound queue empties (see approxMessages) with nothing in its
+// dead-letter queue: a message the worker failed on every receive leaves the queue too, for the DLQ.
+func inboundDrained(t *testing.T, e *env) {
+	t.Helper()
 	if n := approxMessages(t, e, "InboundQueue"); n != 0 {
 		t.Fatalf("%d messages left on the inbound queue", n)
+	}
+	if n := approxMessages(t, e, "InboundDLQ"); n != 0 {
+		t.Fatalf("%d messages in the inbound dead-letter queue", n)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 // The lanes: each names one stack whose default workspace its tests share.
 const (
 	laneShared        = "shared"
+	laneOnce          = "once" // onceStack: the tests that count the agent's runs
 	laneAdapter       = "adapter"
 	laneLive          = "live"
 	laneBudget        = "budget"

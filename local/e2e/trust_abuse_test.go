@@ -151,9 +151,7 @@ func TestWidgetMessageFloodIsRateLimited(t *testing.T) {
 		t.Fatalf("statuses %v", statuses)
 	}
 	waitUntil(t, "three completed runs", func() bool { return threadEvents(t, e, thread)["run.completed"] == 3 })
-	if n := approxMessages(t, e, "InboundQueue"); n != 0 {
-		t.Fatalf("%d messages still queued", n)
-	}
+	inboundDrained(t, e)
 	if got := threadEvents(t, e, thread); got["run.created"] != 3 || got["message.received"] != 3 {
 		t.Fatalf("the flood made %v, want 3 runs", got)
 	}
@@ -225,9 +223,7 @@ func TestDailyRunBudgetRefusesNewRuns(t *testing.T) {
 	for _, r := range runs {
 		waitRun(t, e, r[0], r[1])
 	}
-	if n := approxMessages(t, e, "InboundQueue"); n != 0 {
-		t.Fatalf("%d messages still queued", n)
-	}
+	inboundDrained(t, e)
 	if got := workspaceEvents(t, e); got["run.created"] != 2 || got["message.received"] != 2 {
 		t.Fatalf("events %v, want 2 runs", got)
 	}
@@ -258,9 +254,7 @@ func TestInboundFloodIsBoundedByTheWorkspaceRate(t *testing.T) {
 		t.Fatalf("%d of %d accepted; last refusal %d %v %s", accepted, posts, last.status, last.header, last.raw)
 	}
 	waitUntil(t, "the accepted reports", func() bool { return workspaceEvents(t, e)["binding.status"] >= accepted })
-	if n := approxMessages(t, e, "InboundQueue"); n != 0 {
-		t.Fatalf("%d messages still queued", n)
-	}
+	inboundDrained(t, e)
 	if got := workspaceEvents(t, e)["binding.status"]; got != accepted {
 		t.Fatalf("%d binding.status events for %d accepted reports", got, accepted)
 	}
