@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptrace"
 	"strconv"
 	"strings"
 	"sync"
@@ -51,7 +52,9 @@ const receiveAttemptTimeout = 5 * time.Minute
 //
 // Every receive attempt that fails on the wire is logged (log), also those the SDK then sends again
 // by itself: a batch the queue answered to an attempt whose answer was lost stays invisible until
-// its visibility timeout, and the log says when that happened.
+// its visibility timeout, and the log says when that happened. An answer cut off by a close on this
+// side names the code that closed the connection and how the request's write ended (issue 17: the
+// connection's write loop closed it, on a connection reused 0.15 ms after it went idle).
 func NewClient(cfg awscfg.Config, log *slog.Logger) *sqs.Client {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -61,7 +64,7 @@ func NewClient(cfg awscfg.Config, log *slog.Logger) *sqs.Client {
 			o.BaseEndpoint = aws.String(cfg.SQSEndpoint)
 		}
 		o.HTTPClient = receiveAttempts{next: awshttp.NewBuildableClient().WithTimeout(receiveAttemptTimeout).
-			WithTransportOptions(func(t *http.Transport) { t.MaxIdleConnsPerHost = 64 }), log: log}
+			WithTransportOptions(func(t *http.Transport) { t.MaxIdleConnsPerHost = 64; t.DialContext = watchDial(t.DialContext) }), log: log}
 	})
 }
 
@@ -75,10 +78,16 @@ type receiveAttempts struct {
 }
 
 func (c receiveAttempts) Do(r *http.Request) (*http.Response, error) {
-	resp, err := c.next.Do(r)
 	if !strings.HasSuffix(r.Header.Get("X-Amz-Target"), ".ReceiveMessage") {
-		return resp, err
+		return c.next.Do(r)
 	}
+	var got httptrace.GotConnInfo
+	wrote := &wroteRequest{}
+	r = r.WithContext(httptrace.WithClientTrace(r.Context(), &httptrace.ClientTrace{
+		GotConn:      func(i httptrace.GotConnInfo) { got = i },
+		WroteRequest: func(i httptrace.WroteRequestInfo) { wrote.set(i.Err) }, // on the connection's write loop
+	}))
+	resp, err := c.next.Do(r)
 	const lost = "sqs receive attempt failed; a batch the queue answered to it waits out its visibility timeout"
 	switch {
 	case err != nil:
@@ -86,7 +95,7 @@ func (c receiveAttempts) Do(r *http.Request) (*http.Response, error) {
 	case resp.StatusCode >= 500:
 		c.log.Warn(lost, "status", resp.StatusCode)
 	default:
-		resp.Body = &readLogged{ReadCloser: resp.Body, log: c.log, msg: lost, length: resp.ContentLength, keepAlive: !resp.Close}
+		resp.Body = &readLogged{ReadCloser: resp.Body, log: c.log, msg: lost, length: resp.ContentLength, keepAlive: !resp.Close, conn: got, wrote: wrote}
 	}
 	return resp, err
 }
@@ -99,6 +108,8 @@ type readLogged struct {
 	msg       string
 	length    int64 // the answer's Content-Length, -1 if unknown
 	keepAlive bool
+	conn      httptrace.GotConnInfo
+	wrote     *wroteRequest
 	read      int64
 }
 
@@ -106,7 +117,8 @@ func (r *readLogged) Read(p []byte) (int, error) {
 	n, err := r.ReadCloser.Read(p)
 	r.read += int64(n)
 	if err != nil && !errors.Is(err, io.EOF) {
-		r.log.Warn(r.msg, "err", err, "while", "reading the answer", "read_bytes", r.read, "content_length", r.length, "keep_alive", r.keepAlive)
+		r.log.Warn(r.msg, "err", err, "while", "reading the answer", "read_bytes", r.read, "content_length", r.length, "keep_alive", r.keepAlive,
+			"conn_reused", r.conn.Reused, "conn_was_idle", r.conn.WasIdle, "conn_idle_time", r.conn.IdleTime.String(), "closed_by", closedBy(r.conn.Conn), "request_write_err", r.wrote.get())
 	}
 	return n, err
 }
