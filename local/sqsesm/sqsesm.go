@@ -3,7 +3,6 @@
 package sqsesm
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -53,7 +52,7 @@ const receiveAttemptTimeout = 5 * time.Minute
 // Every receive attempt that fails on the wire is logged (log), also those the SDK then sends again
 // by itself: a batch the queue answered to an attempt whose answer was lost stays invisible until
 // its visibility timeout, and the log says when that happened. Request bodies are handed to the
-// transport as copies (ownBody): a body the SDK closed under net/http cut answers off.
+// transport as copies (awscfg.OwnBodies): a body the SDK closed under net/http cut answers off.
 func NewClient(cfg awscfg.Config, log *slog.Logger) *sqs.Client {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -62,8 +61,8 @@ func NewClient(cfg awscfg.Config, log *slog.Logger) *sqs.Client {
 		if cfg.SQSEndpoint != "" {
 			o.BaseEndpoint = aws.String(cfg.SQSEndpoint)
 		}
-		o.HTTPClient = receiveAttempts{next: awshttp.NewBuildableClient().WithTimeout(receiveAttemptTimeout).
-			WithTransportOptions(func(t *http.Transport) { t.MaxIdleConnsPerHost = 64 }), log: log}
+		o.HTTPClient = receiveAttempts{next: awscfg.OwnBodies(awshttp.NewBuildableClient().WithTimeout(receiveAttemptTimeout).
+			WithTransportOptions(func(t *http.Transport) { t.MaxIdleConnsPerHost = 64 })), log: log}
 	})
 }
 
@@ -77,9 +76,6 @@ type receiveAttempts struct {
 }
 
 func (c receiveAttempts) Do(r *http.Request) (*http.Response, error) {
-	if err := ownBody(r); err != nil {
-		return nil, err
-	}
 	resp, err := c.next.Do(r)
 	if !strings.HasSuffix(r.Header.Get("X-Amz-Target"), ".ReceiveMessage") {
 		return resp, err
@@ -94,28 +90,6 @@ func (c receiveAttempts) Do(r *http.Request) (*http.Response, error) {
 		resp.Body = &readLogged{ReadCloser: resp.Body, log: c.log, msg: lost, length: resp.ContentLength}
 	}
 	return resp, err
-}
-
-// ownBody gives the transport a copy of r's body that the SDK cannot close. smithy-go closes the
-// body it hands net/http as soon as Do returns with the answer's headers, and that body's WriteTo
-// then returns io.EOF. net/http's write loop may still be checking the body for bytes past its
-// Content-Length (io.Copy to io.Discard, which uses WriteTo): it takes the io.EOF for a write error
-// and closes the connection under the answer being read ("use of closed network connection"). On
-// loopback an answer comes back that fast: 1 or 2 answers in 192,000 were cut in a bare net/http
-// reproduction, and a cut receive loses its batch for the queue's visibility timeout (issue 17's
-// stall: local mode's poller, its connection closed by net/http's write loop 0.15 ms after reuse).
-func ownBody(r *http.Request) error {
-	if r.Body == nil || r.Body == http.NoBody {
-		return nil
-	}
-	b, err := io.ReadAll(r.Body)
-	if err != nil {
-		return fmt.Errorf("read request body: %w", err)
-	}
-	r.Body = io.NopCloser(bytes.NewReader(b))
-	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
-	r.ContentLength = int64(len(b))
-	return nil
 }
 
 // readLogged logs an error other than EOF while an answer is read, with how much of it had come.

@@ -92,7 +92,7 @@ func Load(ctx context.Context, getenv func(string) string) (Config, error) {
 	c.AWS = aws.Config{
 		Region:      region,
 		Credentials: aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider(id, secret, getenv("AWS_SESSION_TOKEN"))),
-		HTTPClient:  httpClient,
+		HTTPClient:  OwnBodies(httpClient),
 		Retryer: func() aws.Retryer {
 			return retry.NewStandard(func(o *retry.StandardOptions) {
 				o.MaxAttempts = MaxAttempts

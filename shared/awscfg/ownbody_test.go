@@ -1,9 +1,8 @@
-package sqsesm
+package awscfg
 
 import (
 	"bytes"
 	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -69,7 +68,7 @@ func (l lateCheck) Do(r *http.Request) (*http.Response, error) {
 // net/http takes the failure for a write error and closes the connection under the answer.
 func TestTheTransportReadsACopyOfTheBody(t *testing.T) {
 	l := lateCheck{closed: make(chan struct{}), err: make(chan error, 1), sent: make(chan string, 1)}
-	c := receiveAttempts{next: l, log: slog.New(slog.DiscardHandler)}
+	c := OwnBodies(l)
 	const payload = `{"QueueUrl":"q","MaxNumberOfMessages":10}`
 	body := &sdkBody{r: bytes.NewReader([]byte(payload))}
 	req, err := http.NewRequest(http.MethodPost, "http://127.0.0.1/", body)
