@@ -82,7 +82,9 @@ func Load(ctx context.Context, getenv func(string) string) (Config, error) {
 	if err := errors.Join(errs...); err != nil {
 		return Config{}, fmt.Errorf("aws config: %w", err)
 	}
-	// A BuildableClient, not a plain http.Client: with AWS_CA_BUNDLE set the SDK panics on the latter.
+	// The SDK adjusts only a BuildableClient to its defaults modes; wrapped in OwnBodies, this one
+	// is used as built here (the legacy mode, which adjusts nothing, is what Hookgate runs in),
+	// and AttemptTimeout bounds each attempt.
 	httpClient := awshttp.NewBuildableClient().
 		WithTimeout(AttemptTimeout).
 		WithTransportOptions(func(t *http.Transport) {

@@ -2,48 +2,21 @@ package awscfg
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"testing"
+
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
 
-// sdkBody behaves as the body smithy-go hands net/http: once closed (right after Do returns), its
-// WriteTo answers io.EOF as an error.
-type sdkBody struct {
-	mu     sync.Mutex
-	r      *bytes.Reader
-	closed bool
-}
-
-func (b *sdkBody) Read(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
-		return 0, io.EOF
-	}
-	return b.r.Read(p)
-}
-
-func (b *sdkBody) WriteTo(w io.Writer) (int64, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
-		return 0, io.EOF
-	}
-	return b.r.WriteTo(w)
-}
-
-func (b *sdkBody) Close() error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.closed = true
-	return nil
-}
-
 // lateCheck does what net/http's write loop may do: read the request's Content-Length bytes,
-// answer, and only then check the body for bytes past it, after the caller closed its body.
+// answer, and only then check the body for bytes past it, after the SDK closed its body.
 type lateCheck struct {
 	closed chan struct{}
 	err    chan error
@@ -64,32 +37,62 @@ func (l lateCheck) Do(r *http.Request) (*http.Response, error) {
 	return &http.Response{StatusCode: http.StatusOK, Body: io.NopCloser(strings.NewReader(`{}`)), ContentLength: 2}, nil
 }
 
-// The transport's late look at the request body must not fail because the SDK closed its body:
-// net/http takes the failure for a write error and closes the connection under the answer.
+// The transport's late look at the request body must not fail because the SDK (smithy-go's own
+// client handler, as every call goes) closed its body: net/http takes the failure for a broken
+// write and closes the connection under the answer.
 func TestTheTransportReadsACopyOfTheBody(t *testing.T) {
 	l := lateCheck{closed: make(chan struct{}), err: make(chan error, 1), sent: make(chan string, 1)}
-	c := OwnBodies(l)
 	const payload = `{"QueueUrl":"q","MaxNumberOfMessages":10}`
-	body := &sdkBody{r: bytes.NewReader([]byte(payload))}
-	req, err := http.NewRequest(http.MethodPost, "http://127.0.0.1/", body)
+	req := smithyhttp.NewStackRequest().(*smithyhttp.Request)
+	req.Method, req.URL = http.MethodPost, &url.URL{Scheme: "http", Host: "127.0.0.1", Path: "/"}
+	req, err := req.SetStream(bytes.NewReader([]byte(payload)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.ContentLength = int64(len(payload))
-	req.Header.Set("X-Amz-Target", "AmazonSQS.ReceiveMessage")
-	resp, err := c.Do(req)
-	if err != nil {
+	if _, _, err := smithyhttp.NewClientHandler(OwnBodies(l)).Handle(context.Background(), req); err != nil {
 		t.Fatal(err)
 	}
-	_ = body.Close() // as smithy-go does once Do returns
-	close(l.closed)
+	close(l.closed) // the handler has returned: smithy-go closed the body it built
 	if err := <-l.err; err != nil {
 		t.Fatalf("the transport's late read of the body failed: %v", err)
 	}
 	if got := <-l.sent; got != payload {
 		t.Fatalf("sent %q, want %q", got, payload)
 	}
-	if b, err := io.ReadAll(resp.Body); err != nil || string(b) != "{}" {
-		t.Fatalf("answer %q, %v", b, err)
+}
+
+// A 307 from the endpoint is not followed: the body (and the signed request) stays with the
+// endpoint it was meant for, as without the copy.
+func TestARedirectDoesNotCarryTheBodyElsewhere(t *testing.T) {
+	var elsewhere atomic.Int64
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { elsewhere.Add(1) }))
+	defer other.Close()
+	endpoint := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL, http.StatusTemporaryRedirect)
+	}))
+	defer endpoint.Close()
+	req, err := http.NewRequest(http.MethodPost, endpoint.URL, io.NopCloser(strings.NewReader(`{"Plaintext":"secret"}`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = int64(len(`{"Plaintext":"secret"}`))
+	resp, err := OwnBodies(awshttp.NewBuildableClient()).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTemporaryRedirect || elsewhere.Load() != 0 {
+		t.Fatalf("status %d, %d requests elsewhere", resp.StatusCode, elsewhere.Load())
+	}
+}
+
+// A body that does not match its Content-Length is refused, not sent with a corrected length the
+// signature does not cover.
+func TestABodyOffItsLengthIsRefused(t *testing.T) {
+	req, _ := http.NewRequest(http.MethodPost, "http://127.0.0.1/", io.NopCloser(strings.NewReader("abc")))
+	req.ContentLength = 5
+	if _, err := OwnBodies(lateCheck{}).Do(req); err == nil || !strings.Contains(err.Error(), "Content-Length 5") {
+		t.Fatalf("err %v", err)
 	}
 }
