@@ -102,22 +102,23 @@ openapi:
 # Long tests run once without the race detector, after the race-detected run of everything else:
 # the volume tests (thousands of messages or events), which under -race only repeat the same code
 # paths slower; the tests that wait on real time (the whole default delivery schedule under Lambda's
-# recursion rule, a 10/s rate limit, retries spread over seconds); the cost meter's scenarios
-# (counts, the same with or without -race); and the CI-sized chaos run (local/chaos: every fault
-# once on its own emulators). Not beside the race run: on two cores the extra load made time-bound
-# tests of the race run fail. In three groups, each test on a stack of its own: the two volume tests
-# side by side; then the three timed ones side by side (they mostly wait; the volume tests load the
+# recursion rule, with and without the re-queue bound; a 10/s rate limit; retries spread over
+# seconds); the cost meter's scenarios (counts, the same with or without -race); and the CI-sized
+# chaos run (local/chaos: every fault once on its own emulators). Not beside the race run: on two
+# cores the extra load made time-bound tests of the race run fail. In three groups, each test on a
+# stack of its own: the two volume tests side by side; then the four timed ones side by side (they
+# mostly wait; the volume tests load the
 # emulators they depend on: earlier in this round, with the long tests side by side, a rate-limited
 # delivery's bookkeeping failed five times and reached its DLQ, and two spaced retries went in the
 # same 100 ms); then the cost meter and the chaos run, each alone: the meter's polled
 # reads (the sync call's and the stream's waits) rise with the machine's load (beside the others:
 # scenario (d) 10 → 12 read units), and the chaos run must converge within its limit.
 LONG_E2E_VOLUME := TestBurstEveryEventDeliveredOnce|TestEventStreamResumesWithoutLossOrRepeats
-LONG_E2E_TIMED  := TestDefaultScheduleCompletesUnderTheRecursionRule|TestThrottleBurstArrivesAtTheRateLimit|TestRetriesOfAnOutageDoNotStampede
+LONG_E2E_TIMED  := TestDefaultScheduleCompletesUnderTheRecursionRule|TestUnboundedRequeuesStayUnderTheRecursionRule|TestThrottleBurstArrivesAtTheRateLimit|TestRetriesOfAnOutageDoNotStampede
 LONG_ALONE      := TestCostScenariosPinned|TestChaosEveryFaultOnce
 LONG_TESTS := ^($(LONG_E2E_VOLUME)|$(LONG_E2E_TIMED)|$(LONG_ALONE))$$
 LONG_PKGS  := ./local/e2e ./local/cost ./local/chaos
-LONG_COUNT := 7
+LONG_COUNT := 8
 
 test: deps bootstraps
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './node_modules/*')); \
