@@ -61,15 +61,25 @@ type env struct {
 	syntheticEvents atomic.Bool
 }
 
-var (
-	sharedOnce sync.Once
-	shared     *env
-	sharedErr  error
+// lazyStack is a stack its lane's first test starts; it lives until the test binary exits (Run
+// stops the emulators).
+type lazyStack struct {
+	once sync.Once
+	env  *env
+	err  error
+}
 
-	onceOnce sync.Once
-	once     *env
-	onceErr  error
-)
+// get starts the stack on the first call (visibility as startStack's) and returns it.
+func (l *lazyStack) get(t *testing.T, name string, visibility time.Duration) *env {
+	t.Helper()
+	l.once.Do(func() { l.env, l.err = startStack(t, name, visibility, nil, nil) })
+	if l.err != nil {
+		t.Fatalf("start local stack %s: %v", name, l.err)
+	}
+	return l.env
+}
+
+var shared, once lazyStack
 
 // startStack starts a stack from template.yaml on the test emulators, with its own table and queue
 // names. Queues get the given visibility timeout (0 keeps the template's); the shared stack uses 1 s
@@ -132,14 +142,10 @@ func startStackOn(t *testing.T, dynamo, name string, visibility time.Duration, p
 	return e, nil
 }
 
-// stack is the stack most tests share; it lives until the test binary exits (Run stops the emulators).
+// sharedStack is the stack most tests share.
 func sharedStack(t *testing.T) *env {
 	t.Helper()
-	sharedOnce.Do(func() { shared, sharedErr = startStack(t, "it", time.Second, nil, nil) })
-	if sharedErr != nil {
-		t.Fatalf("start local stack: %v", sharedErr)
-	}
-	return shared
+	return shared.get(t, "it", time.Second)
 }
 
 // onceStack is the stack of the tests that count how often the agent ran (lane laneOnce). Its
@@ -148,11 +154,7 @@ func sharedStack(t *testing.T) *env {
 // again while it still ran it, and the agent ran twice.
 func onceStack(t *testing.T) *env {
 	t.Helper()
-	onceOnce.Do(func() { once, onceErr = startStack(t, "once", 30*time.Second, nil, nil) })
-	if onceErr != nil {
-		t.Fatalf("start local stack: %v", onceErr)
-	}
-	return once
+	return once.get(t, "once", 30*time.Second)
 }
 
 type reply struct {

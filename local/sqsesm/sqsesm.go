@@ -69,10 +69,8 @@ func NewClient(cfg awscfg.Config, log *slog.Logger) *sqs.Client {
 // receiveAttempts logs the ReceiveMessage attempts that fail on the wire: no answer, a 5xx, or an
 // answer cut off while read.
 type receiveAttempts struct {
-	next interface {
-		Do(*http.Request) (*http.Response, error)
-	}
-	log *slog.Logger
+	next aws.HTTPClient
+	log  *slog.Logger
 }
 
 func (c receiveAttempts) Do(r *http.Request) (*http.Response, error) {
