@@ -72,7 +72,14 @@ type lazyStack struct {
 // get starts the stack on the first call (visibility as startStack's) and returns it.
 func (l *lazyStack) get(t *testing.T, name string, visibility time.Duration) *env {
 	t.Helper()
-	l.once.Do(func() { l.env, l.err = startStack(t, name, visibility, nil, nil) })
+	l.once.Do(func() {
+		// The stack outlives the test that starts it: its logs go to stderr with -v, else nowhere.
+		o := stackOptions(t, emulatortest.Dynamo(t), name, visibility, nil, nil)
+		if testing.Verbose() {
+			o.FunctionLog = os.Stderr
+		}
+		l.env, l.err = launch(t, o)
+	})
 	if l.err != nil {
 		t.Fatalf("start local stack %s: %v", name, l.err)
 	}
@@ -94,7 +101,15 @@ func startOwnStack(t *testing.T, name string, visibility time.Duration, params, 
 	return startStackOn(t, emulatortest.OwnDynamo(t), name, visibility, params, functionEnv)
 }
 
+// Its function and local-mode logs are kept in a file that a failed test names (keepLogs).
 func startStackOn(t *testing.T, dynamo, name string, visibility time.Duration, params, functionEnv map[string]string) (*env, error) {
+	o := stackOptions(t, dynamo, name, visibility, params, functionEnv)
+	keepLogs(t, &o, name)
+	return launch(t, o)
+}
+
+// stackOptions are the options of a test stack on the given DynamoDB Local.
+func stackOptions(t *testing.T, dynamo, name string, visibility time.Duration, params, functionEnv map[string]string) stack.Options {
 	root, _ := filepath.Abs("../..")
 	all := map[string]string{
 		"InboundSecret": inboundSecret, "AdapterSecret": adapterSecret, "AdminApiKey": adminKey,
@@ -118,9 +133,11 @@ func startStackOn(t *testing.T, dynamo, name string, visibility time.Duration, p
 		Prefix:            fmt.Sprintf("%s%d-", name, time.Now().UnixNano()%1e9),
 		VisibilityTimeout: visibility, PollWait: time.Second, FunctionEnv: functionEnv, Concurrency: 3,
 	}
-	if testing.Verbose() {
-		o.FunctionLog = os.Stderr
-	}
+	return o
+}
+
+// launch starts a test stack and a client of its emulators.
+func launch(t *testing.T, o stack.Options) (*env, error) {
 	s, err := stack.Start(context.Background(), o)
 	if err != nil {
 		return nil, err

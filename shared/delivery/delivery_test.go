@@ -34,12 +34,14 @@ type fakeStore struct {
 	appendFails int
 	scheduled   []store.ScheduledDelivery // the retry schedule
 	lim         fakeLimits                // the Limiter's state (limiter_test.go)
+	// leased says another receive of the delivery's message holds its attempt's lease.
+	leased bool
 }
 
 func (f *fakeStore) ClaimAttempt(_ context.Context, _, _ string, attempt int, _ time.Duration) (store.Delivery, bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.d.Status != store.DeliveryPending || f.d.Attempts != attempt {
+	if f.d.Status != store.DeliveryPending || f.d.Attempts != attempt || f.leased {
 		return f.d, false, nil
 	}
 	f.claims++

@@ -123,7 +123,12 @@ func (h *Handler) processOrdered(ctx context.Context, rec events.SQSMessage, sub
 		case d.Status != store.DeliveryPending:
 			return 0, nil // ended: the group's next delivery goes
 		case d.Attempts == m.Attempt:
-			return h.cfg.Lease, nil // another message holds the attempt (a duplicate): wait out its lease
+			// Another receive of this message holds the attempt: SQS handed it out again while
+			// that one ran (its visibility ran out). Look again soon rather than after a whole
+			// lease, with the group held meanwhile: the holder usually ends within moments, and
+			// its delete, with the receipt handle SQS has since replaced, may leave the message
+			// in the queue. A holder that died leaves its lease to run out; a later look claims it.
+			return min(busyWait, h.cfg.Lease), nil
 		}
 		// A later attempt is due: the message arrived again after a wait (its body still names the
 		// first), or the delivery was retried by hand.

@@ -204,3 +204,27 @@ func TestOrderedCircuitWaitIsNotAnAttempt(t *testing.T) {
 		t.Fatalf("queued %d, scheduled %d", len(r.q.sent), len(r.st.scheduled))
 	}
 }
+
+// A second receive of a message whose attempt another receive still holds (SQS handed it out again
+// when its visibility ran out) holds the group for a short look, not for a whole lease, and ends
+// the message once the holder has ended the delivery: a group is not held for a lease per
+// duplicate.
+func TestOrderedDuplicateLooksAgainSoon(t *testing.T) {
+	r := newRig(t, "0s", 0, func(int) outbound.Result { return outbound.Result{StatusCode: http.StatusOK} })
+	vis := &fakeVisibility{}
+	r.h.WithOrdered(vis)
+	r.st.leased = true
+	resp, _ := r.h.Handle(context.Background(), events.SQSEvent{Records: []events.SQSMessage{orderedRecord("m", "sub_1", "dlv_1")}})
+	if len(resp.BatchItemFailures) != 1 || r.posts != 0 {
+		t.Fatalf("duplicate: failures %v, posts %d", resp.BatchItemFailures, r.posts)
+	}
+	if got := vis.holds[len(vis.holds)-1]; got != busyWait {
+		t.Fatalf("the duplicate holds its group %s, want %s (the lease is %s)", got, busyWait, time.Minute)
+	}
+	// The holder sent it and ended the delivery; the message is back after the hold.
+	r.st.leased, r.st.d.Status, r.st.d.Attempts = false, store.DeliverySucceeded, 1
+	resp, _ = r.h.Handle(context.Background(), events.SQSEvent{Records: []events.SQSMessage{orderedRecord("m", "sub_1", "dlv_1")}})
+	if len(resp.BatchItemFailures) != 0 || r.posts != 0 {
+		t.Fatalf("after the holder ended the delivery: failures %v, posts %d", resp.BatchItemFailures, r.posts)
+	}
+}
