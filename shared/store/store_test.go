@@ -13,7 +13,12 @@ import (
 	"github.com/hookgate/hookgate/shared/apierr"
 )
 
-func TestMain(m *testing.M) { os.Exit(emulatortest.Run(m)) }
+func TestMain(m *testing.M) {
+	if os.Getenv(appenderEnv) != "" { // a process of BenchmarkAppendContention
+		os.Exit(runAppender())
+	}
+	os.Exit(emulatortest.Run(m))
+}
 
 // newStore creates a fresh table shaped exactly as template.yaml declares it, on DynamoDB Local.
 func newStore(t *testing.T) *Store {

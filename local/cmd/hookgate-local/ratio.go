@@ -12,6 +12,12 @@ import (
 type benchLine struct {
 	name          string
 	ns, allocs, b float64
+	metrics       []metric // the benchmark's own (b.ReportMetric), in the line's order
+}
+
+type metric struct {
+	unit  string
+	value float64
 }
 
 // ratios reads `go test -bench` output, echoes it, and for every benchmark with a "baseline"
@@ -49,6 +55,15 @@ func ratios(in io.Reader, out io.Writer) error {
 			allocRatio = fmt.Sprintf("%.2fx", l.allocs/b.allocs)
 		}
 		fmt.Fprintf(out, "%-50s %12.0f %11.2fx %10.0f %8s\n", l.name, l.ns, l.ns/b.ns, l.allocs, allocRatio)
+		for _, m := range l.metrics {
+			ratio := "-" // the baseline has none, or zero
+			for _, bm := range b.metrics {
+				if bm.unit == m.unit && bm.value != 0 {
+					ratio = fmt.Sprintf("%.2fx", m.value/bm.value)
+				}
+			}
+			fmt.Fprintf(out, "    %-46s %12.4g %12s\n", m.unit, m.value, ratio)
+		}
 	}
 	return nil
 }
@@ -78,6 +93,8 @@ func parseBench(s string) (benchLine, bool) {
 			l.allocs = v
 		case "B/op":
 			l.b = v
+		default:
+			l.metrics = append(l.metrics, metric{f[i+1], v})
 		}
 	}
 	return l, l.ns > 0
