@@ -272,7 +272,7 @@ func adapterStack(t *testing.T) *adapterEnv {
 			`{"name":"ops","agent":"proto","replyHosts":["127.0.0.1"],"approvers":["boss"],"maxBodyBytes":4096},` +
 			`{"name":"limited","agent":"proto","maxInFlight":32},{"name":"tiny","agent":"proto","maxInFlight":1},` +
 			`{"name":"gpt","agent":"gpt"}]`
-		a.env, adapterErr = startStack(t, "adp", 30*time.Second, map[string]string{
+		a.env, adapterErr = startSharedStack(t, "adp", 30*time.Second, map[string]string{
 			"Adapters": adapters, "Agents": agents, "OpenAIApiKey": openAIKey, "AgentRetrySchedule": "0s,1s,1s",
 			"TelegramBotToken": botToken, "TelegramApiUrl": a.bot.srv.URL, "ApprovalSigningKey": approvalKey,
 		}, nil)

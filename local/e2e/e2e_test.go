@@ -72,14 +72,7 @@ type lazyStack struct {
 // get starts the stack on the first call (visibility as startStack's) and returns it.
 func (l *lazyStack) get(t *testing.T, name string, visibility time.Duration) *env {
 	t.Helper()
-	l.once.Do(func() {
-		// The stack outlives the test that starts it: its logs go to stderr with -v, else nowhere.
-		o := stackOptions(t, emulatortest.Dynamo(t), name, visibility, nil, nil)
-		if testing.Verbose() {
-			o.FunctionLog = os.Stderr
-		}
-		l.env, l.err = launch(t, o)
-	})
+	l.once.Do(func() { l.env, l.err = startSharedStack(t, name, visibility, nil, nil) })
 	if l.err != nil {
 		t.Fatalf("start local stack %s: %v", name, l.err)
 	}
@@ -95,13 +88,25 @@ func startStack(t *testing.T, name string, visibility time.Duration, params, fun
 	return startStackOn(t, emulatortest.Dynamo(t), name, visibility, params, functionEnv)
 }
 
+// startSharedStack is startStack for a stack that outlives the test that starts it (a lane's, or a
+// group of tests'): its logs go to stderr with -v, else nowhere (a log file would end with that
+// test).
+func startSharedStack(t *testing.T, name string, visibility time.Duration, params, functionEnv map[string]string) (*env, error) {
+	o := stackOptions(t, emulatortest.Dynamo(t), name, visibility, params, functionEnv)
+	if testing.Verbose() {
+		o.FunctionLog = os.Stderr
+	}
+	return launch(t, o)
+}
+
 // startOwnStack is startStack on a DynamoDB Local of the test's own (emulatortest.OwnDynamo), for
 // volume tests, so that they and the other tests do not slow each other down.
 func startOwnStack(t *testing.T, name string, visibility time.Duration, params, functionEnv map[string]string) (*env, error) {
 	return startStackOn(t, emulatortest.OwnDynamo(t), name, visibility, params, functionEnv)
 }
 
-// Its function and local-mode logs are kept in a file that a failed test names (keepLogs).
+// The stack is the test's own: its function and local-mode logs are kept in a file that names
+// itself if the test fails (keepLogs).
 func startStackOn(t *testing.T, dynamo, name string, visibility time.Duration, params, functionEnv map[string]string) (*env, error) {
 	o := stackOptions(t, dynamo, name, visibility, params, functionEnv)
 	keepLogs(t, &o, name)

@@ -15,7 +15,15 @@ import (
 // in order.
 func TestFIFOEndpointReceivesInLogOrder(t *testing.T) {
 	t.Parallel() // doc.go says which tests may: a stack of its own
-	e := outboundStack(t, nil)
+	// Queues with a visibility of 30 s, as on AWS a queue's outlasts its function's timeout: with
+	// 1 s, under load a FIFO delivery slower than a second can be handed out again while it runs,
+	// and the duplicate holds the group for the rest of the attempt's lease (the likely cause of a
+	// timeout of this test seen once in a -race run).
+	e, err := startStack(t, "fifo", 30*time.Second, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.stack.Close() })
 	const messages = 8
 	types := `["message.received","run.completed"]`
 

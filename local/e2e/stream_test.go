@@ -56,7 +56,7 @@ func liveStack(t *testing.T) *liveEnv {
 	liveOnce.Do(func() {
 		var e *env
 		shop := httptest.NewServer(embedPage(func() string { return e.stack.URL }))
-		e, liveErr = startStack(t, "live", time.Second, map[string]string{
+		e, liveErr = startSharedStack(t, "live", time.Second, map[string]string{
 			"StreamWindowSeconds": strconv.Itoa(int(liveWindow / time.Second)), "WidgetSigningKey": widgetKey,
 			"WidgetAllowedOrigins": shop.URL, // local mode adds its own origin
 		}, nil)

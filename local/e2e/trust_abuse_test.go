@@ -34,7 +34,7 @@ var (
 func widgetLimitedStack(t *testing.T) *env {
 	t.Helper()
 	abuseOnce.Do(func() {
-		abuseStack, abuseErr = startStack(t, "abusew", 0, map[string]string{
+		abuseStack, abuseErr = startSharedStack(t, "abusew", 0, map[string]string{
 			"WidgetSigningKey": widgetKey, "WidgetSessionMessagesPerMinute": "3",
 		}, nil)
 	})
@@ -49,7 +49,7 @@ func widgetLimitedStack(t *testing.T) *env {
 func budgetStack(t *testing.T) *env {
 	t.Helper()
 	budgetOnce.Do(func() {
-		budgetEnv, budgetErr = startStack(t, "abuseb", 0, map[string]string{
+		budgetEnv, budgetErr = startSharedStack(t, "abuseb", 0, map[string]string{
 			"DailyRunBudget": "2", "InboundMessagesPerMinute": "1", "InboundBurst": "10",
 		}, nil)
 	})

@@ -44,7 +44,7 @@ func loopsStack(t *testing.T) *loopsEnv {
 		l.Close()
 		agents := fmt.Sprintf(`{"dead":{"type":"webhook","url":"http://%s/agent","secret":%q,"timeoutSeconds":5}}`, dead, agentSecret)
 		var e *env
-		e, loopsErr = startStack(t, "loops", time.Second, map[string]string{
+		e, loopsErr = startSharedStack(t, "loops", time.Second, map[string]string{
 			"Agents": agents, "Adapters": `[{"name":"default","readAllRuns":true},{"name":"dead","agent":"dead"}]`, "AgentRetrySchedule": "0s",
 		}, nil)
 		loopsShared = &loopsEnv{env: e, deadAgent: dead}

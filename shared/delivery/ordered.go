@@ -123,12 +123,11 @@ func (h *Handler) processOrdered(ctx context.Context, rec events.SQSMessage, sub
 		case d.Status != store.DeliveryPending:
 			return 0, nil // ended: the group's next delivery goes
 		case d.Attempts == m.Attempt:
-			// Another receive of this message holds the attempt: SQS handed it out again while
-			// that one ran (its visibility ran out). Look again soon rather than after a whole
-			// lease, with the group held meanwhile: the holder usually ends within moments, and
-			// its delete, with the receipt handle SQS has since replaced, may leave the message
-			// in the queue. A holder that died leaves its lease to run out; a later look claims it.
-			return min(busyWait, h.cfg.Lease), nil
+			// Another receive holds the attempt: SQS handed the message out again while that
+			// one ran, or this is the message back after its own try failed past its claim.
+			// Wait out what is left of that lease: the holder ends it by recording the
+			// attempt, or it runs out and the next look claims.
+			return leaseLeft(d, h.now(), h.cfg.Lease), nil
 		}
 		// A later attempt is due: the message arrived again after a wait (its body still names the
 		// first), or the delivery was retried by hand.
@@ -141,4 +140,13 @@ func (h *Handler) processOrdered(ctx context.Context, rec events.SQSMessage, sub
 		}
 	}
 	return ErrorHold, fmt.Errorf("delivery %s moved on while its message claimed it", m.DeliveryID)
+}
+
+// leaseLeft is how long the claim on d's attempt still runs: at least a second (the claim was
+// refused, so it had not quite run out), at most a lease (the whole lease when d names no end).
+func leaseLeft(d store.Delivery, now time.Time, lease time.Duration) time.Duration {
+	if d.LeaseUntil.IsZero() {
+		return lease
+	}
+	return min(max(d.LeaseUntil.Sub(now), time.Second), lease)
 }

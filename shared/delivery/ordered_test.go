@@ -205,26 +205,44 @@ func TestOrderedCircuitWaitIsNotAnAttempt(t *testing.T) {
 	}
 }
 
-// A second receive of a message whose attempt another receive still holds (SQS handed it out again
-// when its visibility ran out) holds the group for a short look, not for a whole lease, and ends
-// the message once the holder has ended the delivery: a group is not held for a lease per
-// duplicate.
-func TestOrderedDuplicateLooksAgainSoon(t *testing.T) {
+// A receive of a message whose attempt another receive still holds (SQS handed it out again while
+// that one ran, or the message is back after its own try failed past its claim) waits out what is
+// left of that lease, not a whole lease, and makes no attempt; once the lease has run out, the next
+// receive claims the attempt and sends it once.
+func TestOrderedDuplicateWaitsOutTheLeaseLeft(t *testing.T) {
 	r := newRig(t, "0s", 0, func(int) outbound.Result { return outbound.Result{StatusCode: http.StatusOK} })
 	vis := &fakeVisibility{}
 	r.h.WithOrdered(vis)
-	r.st.leased = true
+	r.st.leased, r.st.d.LeaseUntil = true, r.now.Add(20*time.Second) // the lease is a minute
 	resp, _ := r.h.Handle(context.Background(), events.SQSEvent{Records: []events.SQSMessage{orderedRecord("m", "sub_1", "dlv_1")}})
-	if len(resp.BatchItemFailures) != 1 || r.posts != 0 {
-		t.Fatalf("duplicate: failures %v, posts %d", resp.BatchItemFailures, r.posts)
+	if len(resp.BatchItemFailures) != 1 || r.posts != 0 || len(vis.holds) != 1 {
+		t.Fatalf("while held: failures %v, posts %d, holds %v", resp.BatchItemFailures, r.posts, vis.holds)
 	}
-	if got := vis.holds[len(vis.holds)-1]; got != busyWait {
-		t.Fatalf("the duplicate holds its group %s, want %s (the lease is %s)", got, busyWait, time.Minute)
+	if vis.holds[0] != 20*time.Second {
+		t.Fatalf("the message waits %s, want the 20s left of the lease", vis.holds[0])
 	}
-	// The holder sent it and ended the delivery; the message is back after the hold.
-	r.st.leased, r.st.d.Status, r.st.d.Attempts = false, store.DeliverySucceeded, 1
+	// The holder died: its lease runs out, and the message is back.
+	r.now = r.now.Add(20 * time.Second)
+	r.st.leased = false
 	resp, _ = r.h.Handle(context.Background(), events.SQSEvent{Records: []events.SQSMessage{orderedRecord("m", "sub_1", "dlv_1")}})
-	if len(resp.BatchItemFailures) != 0 || r.posts != 0 {
-		t.Fatalf("after the holder ended the delivery: failures %v, posts %d", resp.BatchItemFailures, r.posts)
+	if len(resp.BatchItemFailures) != 0 || r.posts != 1 || r.st.d.Status != store.DeliverySucceeded {
+		t.Fatalf("after the lease: failures %v, posts %d, delivery %+v", resp.BatchItemFailures, r.posts, r.st.d)
+	}
+}
+
+func TestLeaseLeft(t *testing.T) {
+	now := time.Date(2026, 12, 7, 8, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		until time.Time
+		want  time.Duration
+	}{
+		{time.Time{}, time.Minute},                    // no end recorded: a whole lease
+		{now.Add(20 * time.Second), 20 * time.Second}, // what is left
+		{now.Add(-time.Second), time.Second},          // just ran out: look again in a second
+		{now.Add(time.Hour), time.Minute},             // a clock ahead: never more than a lease
+	} {
+		if got := leaseLeft(store.Delivery{LeaseUntil: c.until}, now, time.Minute); got != c.want {
+			t.Errorf("lease until %v: %s, want %s", c.until, got, c.want)
+		}
 	}
 }

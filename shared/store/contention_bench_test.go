@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"slices"
@@ -49,18 +51,22 @@ func BenchmarkAppendContention(b *testing.B) {
 			res := runAppenders(b, endpoint, table, ws, procs, per)
 			total := procs * per
 			var lat []time.Duration
-			var retries int64
-			var wall time.Duration
+			var calls, retries int64
+			start, end := res[0].Start, res[0].End
 			for _, r := range res {
 				lat = append(lat, r.Latencies...)
+				calls += r.Calls
 				retries += r.Attempts - r.Calls + r.ConditionFailures
-				wall = max(wall, r.Elapsed)
+				start, end = minTime(start, r.Start), maxTime(end, r.End)
 			}
+			wall := end.Sub(start) // from the first process's start to the last one's end
 			slices.Sort(lat)
+			p99 := lat[(len(lat)*99+99)/100-1] // nearest rank
 			b.ReportMetric(float64(wall.Nanoseconds())/float64(total), "ns/op")
 			b.ReportMetric(float64(total)/wall.Seconds(), "appends/s")
+			b.ReportMetric(float64(calls)/float64(total), "calls/append")
 			b.ReportMetric(float64(retries)/float64(total), "retries/append")
-			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+			b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms")
 			checkDense(b, endpoint, table, ws, total)
 		})
 	}
@@ -69,9 +75,23 @@ func BenchmarkAppendContention(b *testing.B) {
 // appenderResult is what one appending process reports.
 type appenderResult struct {
 	Latencies         []time.Duration
-	Elapsed           time.Duration // from the start signal to its last append
-	Calls, Attempts   int64         // DynamoDB calls, and the attempts the SDK made for them
+	Start, End        time.Time // the start signal, and its last append's end
+	Calls, Attempts   int64     // DynamoDB calls, and the attempts the SDK made for them
 	ConditionFailures int64
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // The environment that makes the test binary an appender (TestMain): endpoint, table, workspace,
@@ -82,13 +102,26 @@ const appenderEnv = "HOOKGATE_BENCH_APPENDER"
 // on each stdin), and returns their reports.
 func runAppenders(b *testing.B, endpoint, table, ws string, procs, per int) []appenderResult {
 	type child struct {
-		cmd *exec.Cmd
-		in  io.WriteCloser
-		out *bufio.Reader
+		cmd    *exec.Cmd
+		in     io.WriteCloser
+		out    *bufio.Reader
+		waited bool
 	}
+	// A child that hangs or outlives a failed sub-benchmark is killed: it must not append while the
+	// next one runs.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	children := make([]*child, procs)
+	b.Cleanup(func() {
+		cancel()
+		for _, c := range children {
+			if c != nil && !c.waited {
+				_ = c.cmd.Wait()
+			}
+		}
+	})
 	for i := range children {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
+		cmd.WaitDelay = time.Second
 		cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %s %s %d p%d", appenderEnv, endpoint, table, ws, per, i))
 		stdin, err := cmd.StdinPipe()
 		if err != nil {
@@ -120,15 +153,18 @@ func runAppenders(b *testing.B, endpoint, table, ws string, procs, per int) []ap
 		if err := json.NewDecoder(c.out).Decode(&out[i]); err != nil {
 			b.Fatalf("appender %d: %v", i, err)
 		}
-		if err := c.cmd.Wait(); err != nil {
+		err := c.cmd.Wait()
+		c.waited = true
+		if err != nil {
 			b.Fatalf("appender %d: %v", i, err)
 		}
 	}
 	return out
 }
 
-// runAppender is the appending process: it builds its client, says ready, waits for the start
-// signal and appends.
+// runAppender is the appending process: it builds its client and makes one append elsewhere (so
+// that connecting and the SDK's first call are not timed), says ready, waits for the start signal
+// and appends.
 func runAppender() int {
 	var endpoint, table, ws, prefix string
 	var n int
@@ -148,12 +184,19 @@ func runAppender() int {
 	var calls, attempts, failures atomic.Int64
 	cfg.AWS.APIOptions = append(cfg.AWS.APIOptions, countRequests(&calls, &attempts, &failures))
 	st := New(cfg.DynamoDB(), table, time.Now)
+	if _, err := st.AppendEvent(ctx, Event{ID: "evt_warm_" + prefix, Type: "bench.append", WorkspaceID: ws + "-warm-up"}); err != nil {
+		fmt.Fprintln(os.Stderr, "appender:", err)
+		return 1
+	}
+	calls.Store(0)
+	attempts.Store(0)
+	failures.Store(0)
 	fmt.Println("ready")
 	if line, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil || line != "go\n" {
 		fmt.Fprintln(os.Stderr, "appender: no start signal:", err)
 		return 2
 	}
-	start := time.Now()
+	res.Start = time.Now()
 	for i := range n {
 		t := time.Now()
 		if _, err := st.AppendEvent(ctx, Event{ID: "evt_" + prefix + "_" + strconv.Itoa(i), Type: "bench.append", WorkspaceID: ws}); err != nil {
@@ -162,7 +205,7 @@ func runAppender() int {
 		}
 		res.Latencies = append(res.Latencies, time.Since(t))
 	}
-	res.Elapsed = time.Since(start)
+	res.End = time.Now()
 	res.Calls, res.Attempts, res.ConditionFailures = calls.Load(), attempts.Load(), failures.Load()
 	if err := json.NewEncoder(os.Stdout).Encode(res); err != nil {
 		return 1
@@ -225,7 +268,8 @@ func checkDense(b *testing.B, endpoint, table, ws string, total int) {
 }
 
 // The benchmark's counters see what they count: a claim of an id already claimed is one call, one
-// attempt and one refused condition.
+// attempt and one refused condition; a call the SDK sends again after a 500 is one call and its
+// attempts.
 func TestCountRequestsSeesConditionFailures(t *testing.T) {
 	t.Parallel()
 	endpoint := emulatortest.Dynamo(t)
@@ -250,5 +294,27 @@ func TestCountRequestsSeesConditionFailures(t *testing.T) {
 	}
 	if calls.Load() != 2 || attempts.Load() != 2 || failures.Load() != 1 {
 		t.Fatalf("calls %d, attempts %d, condition failures %d; want 2, 2, 1", calls.Load(), attempts.Load(), failures.Load())
+	}
+	calls.Store(0)
+	attempts.Store(0)
+	failures.Store(0)
+	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/x-amz-json-1.0")
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = io.WriteString(w, `{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"try again"}`)
+	}))
+	defer broken.Close()
+	bcfg, err := awscfg.Load(context.Background(), func(k string) string {
+		return map[string]string{awscfg.EnvDynamoEndpoint: broken.URL}[k]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bcfg.AWS.APIOptions = append(bcfg.AWS.APIOptions, countRequests(&calls, &attempts, &failures))
+	if _, err := New(bcfg.DynamoDB(), table, time.Now).claim(context.Background(), e); err == nil {
+		t.Fatal("a claim against a failing endpoint succeeded")
+	}
+	if calls.Load() != 1 || attempts.Load() != awscfg.MaxAttempts || failures.Load() != 0 {
+		t.Fatalf("calls %d, attempts %d, condition failures %d; want 1, %d, 0", calls.Load(), attempts.Load(), failures.Load(), awscfg.MaxAttempts)
 	}
 }

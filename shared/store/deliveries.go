@@ -53,6 +53,7 @@ type Delivery struct {
 	Series         int             `json:"series"`         // 0, then +1 per manual retry or replay
 	NextAttemptAt  *time.Time      `json:"next_attempt_at,omitempty"`
 	RetryScheduled bool            `json:"-"` // the next attempt waits on the retry schedule, not in the queue
+	LeaseUntil     time.Time       `json:"-"` // when the claim of the current attempt runs out (zero: none)
 	OneShot        bool            `json:"-"` // a manual retry: this series is one attempt
 	LastStatusCode int             `json:"last_status_code,omitempty"`
 	LastError      string          `json:"last_error,omitempty"`
@@ -435,6 +436,9 @@ func decodeDelivery(item map[string]types.AttributeValue) Delivery {
 		d.RetryScheduled = b.Value
 	}
 	d.OneShot = num(item, "one_shot") == 1
+	if ms := num(item, "lease_until"); ms > 0 {
+		d.LeaseUntil = time.UnixMilli(ms).UTC()
+	}
 	return d
 }
 

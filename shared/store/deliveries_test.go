@@ -30,8 +30,9 @@ func TestDeliveryAttemptsClaimRecordRetry(t *testing.T) {
 	if err != nil || !ok || string(got.Payload) != `{"id":"evt_1"}` {
 		t.Fatalf("claim: %+v %v %v", got, ok, err)
 	}
-	if _, ok, _ := st.ClaimAttempt(ctx, "ws", "dlv_1", 0, time.Minute); ok {
-		t.Fatal("a leased attempt was claimed twice")
+	// The refusal says when the holder's lease runs out (a FIFO duplicate waits that long).
+	if held, ok, _ := st.ClaimAttempt(ctx, "ws", "dlv_1", 0, time.Minute); ok || held.LeaseUntil.Sub(got.LeaseUntil).Abs() > time.Millisecond || time.Until(held.LeaseUntil) < 30*time.Second {
+		t.Fatalf("a leased attempt was claimed twice, or its refusal names no lease: %v %v", ok, held.LeaseUntil)
 	}
 	next := time.Now().Add(time.Minute)
 	err = st.RecordAttempt(ctx, "ws", "dlv_1", Attempt{At: time.Now(), Number: 0, StatusCode: 500, LatencyMS: 12, ResponseSnippet: "oops"}, DeliveryPending, &next)
