@@ -173,9 +173,7 @@ func runAppender() int {
 		return 2
 	}
 	ctx := context.Background()
-	cfg, err := awscfg.Load(ctx, func(k string) string {
-		return map[string]string{awscfg.EnvDynamoEndpoint: endpoint}[k]
-	})
+	cfg, err := localConfig(endpoint)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "appender:", err)
 		return 2
@@ -238,9 +236,7 @@ func countRequests(calls, attempts, failures *atomic.Int64) func(*middleware.Sta
 // checkDense fails b unless ws's log holds exactly the cursors 1..total, each event once.
 func checkDense(b *testing.B, endpoint, table, ws string, total int) {
 	b.Helper()
-	cfg, err := awscfg.Load(context.Background(), func(k string) string {
-		return map[string]string{awscfg.EnvDynamoEndpoint: endpoint}[k]
-	})
+	cfg, err := localConfig(endpoint)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -274,9 +270,7 @@ func TestCountRequestsSeesConditionFailures(t *testing.T) {
 	t.Parallel()
 	endpoint := emulatortest.Dynamo(t)
 	_, table := emulatortest.Table(t, "counting")
-	cfg, err := awscfg.Load(context.Background(), func(k string) string {
-		return map[string]string{awscfg.EnvDynamoEndpoint: endpoint}[k]
-	})
+	cfg, err := localConfig(endpoint)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,9 +298,7 @@ func TestCountRequestsSeesConditionFailures(t *testing.T) {
 		_, _ = io.WriteString(w, `{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"try again"}`)
 	}))
 	defer broken.Close()
-	bcfg, err := awscfg.Load(context.Background(), func(k string) string {
-		return map[string]string{awscfg.EnvDynamoEndpoint: broken.URL}[k]
-	})
+	bcfg, err := localConfig(broken.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -317,4 +309,11 @@ func TestCountRequestsSeesConditionFailures(t *testing.T) {
 	if calls.Load() != 1 || attempts.Load() != awscfg.MaxAttempts || failures.Load() != 0 {
 		t.Fatalf("calls %d, attempts %d, condition failures %d; want 1, %d, 0", calls.Load(), attempts.Load(), failures.Load(), awscfg.MaxAttempts)
 	}
+}
+
+// localConfig is the SDK configuration of a client of the DynamoDB Local at endpoint.
+func localConfig(endpoint string) (awscfg.Config, error) {
+	return awscfg.Load(context.Background(), func(k string) string {
+		return map[string]string{awscfg.EnvDynamoEndpoint: endpoint}[k]
+	})
 }
