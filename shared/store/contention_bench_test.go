@@ -36,7 +36,8 @@ import (
 // The log has one shard (issue 14's shards are not built): the processes share the workspace's
 // counter, which every append updates with an unconditional ADD, so no append waits for another's
 // condition. DynamoDB Local is not AWS (one SQLite writer per process, no partitions, no
-// throttling); the curve's shape is the point, not its figures.
+// throttling); the curve's shape is the point, not its figures. B/op and allocs/op (-benchmem) are
+// the benchmark process's own, not the appenders'.
 func BenchmarkAppendContention(b *testing.B) {
 	endpoint := emulatortest.Dynamo(b)
 	_, table := emulatortest.Table(b, "contention")
