@@ -69,10 +69,10 @@ type lazyStack struct {
 	err  error
 }
 
-// get starts the stack on the first call (visibility as startStack's) and returns it.
-func (l *lazyStack) get(t *testing.T, name string, visibility time.Duration) *env {
+// get starts the stack on the first call (visibility and params as startStack's) and returns it.
+func (l *lazyStack) get(t *testing.T, name string, visibility time.Duration, params map[string]string) *env {
 	t.Helper()
-	l.once.Do(func() { l.env, l.err = startSharedStack(t, name, visibility, nil, nil) })
+	l.once.Do(func() { l.env, l.err = startSharedStack(t, name, visibility, params, nil) })
 	if l.err != nil {
 		t.Fatalf("start local stack %s: %v", name, l.err)
 	}
@@ -167,7 +167,7 @@ func launch(t *testing.T, o stack.Options) (*env, error) {
 // sharedStack is the stack most tests share.
 func sharedStack(t *testing.T) *env {
 	t.Helper()
-	return shared.get(t, "it", time.Second)
+	return shared.get(t, "it", time.Second, nil)
 }
 
 // onceStack is the stack of the tests that count how often the agent ran (lane laneOnce). Its
@@ -176,7 +176,7 @@ func sharedStack(t *testing.T) *env {
 // again while it still ran it, and the agent ran twice.
 func onceStack(t *testing.T) *env {
 	t.Helper()
-	return once.get(t, "once", 30*time.Second)
+	return once.get(t, "once", 30*time.Second, nil)
 }
 
 type reply struct {

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,42 +20,23 @@ import (
 // Abuse has a price ceiling (issue 11, class 5, and the inbound rate of class 3). Each stack here
 // has small limits of its own, so that no other test meets them.
 
-var (
-	abuseOnce  sync.Once
-	abuseStack *env
-	abuseErr   error
-	budgetOnce sync.Once
-	budgetEnv  *env
-	budgetErr  error
-)
+var widgetLimited, budget lazyStack
 
 // widgetLimitedStack allows three widget messages a minute per session.
 func widgetLimitedStack(t *testing.T) *env {
 	t.Helper()
-	abuseOnce.Do(func() {
-		abuseStack, abuseErr = startSharedStack(t, "abusew", 0, map[string]string{
-			"WidgetSigningKey": widgetKey, "WidgetSessionMessagesPerMinute": "3",
-		}, nil)
+	return widgetLimited.get(t, "abusew", 0, map[string]string{
+		"WidgetSigningKey": widgetKey, "WidgetSessionMessagesPerMinute": "3",
 	})
-	if abuseErr != nil {
-		t.Fatalf("start the stack: %v", abuseErr)
-	}
-	return abuseStack
 }
 
 // budgetStack allows two runs a day per workspace, and ten inbound messages at once (one a minute
 // after that).
 func budgetStack(t *testing.T) *env {
 	t.Helper()
-	budgetOnce.Do(func() {
-		budgetEnv, budgetErr = startSharedStack(t, "abuseb", 0, map[string]string{
-			"DailyRunBudget": "2", "InboundMessagesPerMinute": "1", "InboundBurst": "10",
-		}, nil)
+	return budget.get(t, "abuseb", 0, map[string]string{
+		"DailyRunBudget": "2", "InboundMessagesPerMinute": "1", "InboundBurst": "10",
 	})
-	if budgetErr != nil {
-		t.Fatalf("start the stack: %v", budgetErr)
-	}
-	return budgetEnv
 }
 
 // retryAfter is the response's Retry-After in seconds, or 0.

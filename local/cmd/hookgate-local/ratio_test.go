@@ -25,7 +25,7 @@ BenchmarkAppend/processes-2-2 	  100	      2000 ns/op	   500.0 appends/s	       
 	if !strings.Contains(got, "appends/s") || !strings.Contains(got, "2.00x") || !strings.Contains(got, "0.50x") {
 		t.Fatalf("no ratios for Append/processes-2 and its appends/s:\n%s", got)
 	}
-	if i := strings.Index(got, "retries/append"); i < 0 || !strings.Contains(strings.SplitN(got[strings.LastIndex(got, "retries/append"):], "\n", 2)[0], "-") {
+	if line, _, _ := strings.Cut(got[strings.LastIndex(got, "retries/append"):], "\n"); !strings.HasSuffix(line, " -") {
 		t.Fatalf("a ratio against a zero baseline:\n%s", got)
 	}
 	if strings.Contains(got[strings.Index(got, "benchmark vs"):], "Other") {
