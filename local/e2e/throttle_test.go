@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hookgate/hookgate/local/emulator/emulatortest"
 )
 
 // Tests of issue 15's delivery that respects its receivers: per-subscription rate limits and
@@ -272,9 +274,14 @@ func TestRetriesOfAnOutageDoNotStampede(t *testing.T) {
 // the subscription's view shows the state.
 func TestCircuitOpensProbesAndCloses(t *testing.T) {
 	t.Parallel() // a stack of its own (doc.go)
-	e, err := startStack(t, "circuit", time.Second, map[string]string{
+	o := stackOptions(t, emulatortest.Dynamo(t), "circuit", time.Second, map[string]string{
 		"DeliveryCircuitBreaker": "70,10,60,3", "DeliverySchedule": "0s,1s,1s,1s,1s,1s,1s,1s",
 	}, nil)
+	keepLogs(t, &o, "circuit")
+	// Deliveries deferred by the open circuit spend their re-queues (MaxRequeues) and wait on the
+	// retry schedule: its sweep runs every 5 s here instead of each minute.
+	o.SchedulePeriod = 5 * time.Second
+	e, err := launch(t, o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/store"
 	"github.com/hookgate/hookgate/shared/streamrec"
 )
@@ -25,6 +26,7 @@ type Queue interface {
 	ReceiveMessage(ctx context.Context, in *sqs.ReceiveMessageInput, optFns ...func(*sqs.Options)) (*sqs.ReceiveMessageOutput, error)
 	DeleteMessage(ctx context.Context, in *sqs.DeleteMessageInput, optFns ...func(*sqs.Options)) (*sqs.DeleteMessageOutput, error)
 	GetQueueAttributes(ctx context.Context, in *sqs.GetQueueAttributesInput, optFns ...func(*sqs.Options)) (*sqs.GetQueueAttributesOutput, error)
+	queue.VisibilityAPI
 }
 
 // Stream is the part of the DynamoDB Streams client the replay uses.
@@ -75,7 +77,7 @@ type Result struct {
 	Records    int `json:"records"`    // stream records read back for them
 	Failed     int `json:"failed"`     // the fan-out failed again: the message returns after 60 s
 	Rebuilt    int `json:"rebuilt"`    // of those replayed: rebuilt from the named workspaces' event logs
-	Expired    int `json:"expired"`    // the stream no longer holds the records (24 h) and no workspace was named
+	Expired    int `json:"expired"`    // the stream no longer holds the records (24 h) and no workspace was named (see Replay on when it returns)
 	Unreadable int `json:"unreadable"` // not a pointer into this table's stream
 	Remaining  int `json:"remaining"`  // messages left in FanoutDLQ (approximate), in flight included
 }
@@ -112,6 +114,11 @@ var errExpired = errors.New("the stream no longer holds these records")
 // the batch's arrival window), runs the fan-out on them and deletes the message once the fan-out
 // succeeded. It stops taking messages close to ctx's deadline. Only a failure to read the queue is
 // an error.
+//
+// A message it had to leave for want of workspaces to rebuild from (or that is no pointer) is hidden
+// for the visibility timeout, so that the next call reaches the messages behind it. A call that
+// took every visible message hands those back at its end instead: the next call, say one that names
+// the workspaces, finds them at once. A message whose fan-out failed again stays hidden (a back-off).
 func (r *Replayer) Replay(ctx context.Context, o Options) (Result, error) {
 	limit := o.MaxMessages
 	if limit <= 0 {
@@ -123,6 +130,8 @@ func (r *Replayer) Replay(ctx context.Context, o Options) (Result, error) {
 		stop = d.Add(-reserve)
 	}
 	var res Result
+	var left []string // receipt handles of the messages left expired or unreadable
+	drained := false
 	for taken := 0; taken < limit && time.Now().Before(stop); {
 		out, err := r.queue.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
 			QueueUrl: &r.queueURL, MaxNumberOfMessages: int32(min(10, limit-taken)),
@@ -132,6 +141,7 @@ func (r *Replayer) Replay(ctx context.Context, o Options) (Result, error) {
 			return res, fmt.Errorf("receive from FanoutDLQ: %w", err)
 		}
 		if len(out.Messages) == 0 {
+			drained = true
 			break
 		}
 		for _, m := range out.Messages {
@@ -139,7 +149,14 @@ func (r *Replayer) Replay(ctx context.Context, o Options) (Result, error) {
 			if !time.Now().Before(stop) {
 				break // not started: it returns to the queue after its visibility timeout
 			}
-			r.one(ctx, m, o.Workspaces, &res)
+			if !r.one(ctx, m, o.Workspaces, &res) {
+				left = append(left, aws.ToString(m.ReceiptHandle))
+			}
+		}
+	}
+	if drained && len(left) > 0 {
+		if err := queue.NewPostponer(r.queue, r.queueURL).Postpone(ctx, left, 0); err != nil {
+			r.log.WarnContext(ctx, "FanoutDLQ messages left are hidden until their visibility timeout", "messages", len(left), "err", err)
 		}
 	}
 	n, err := r.remaining(ctx)
@@ -150,8 +167,9 @@ func (r *Replayer) Replay(ctx context.Context, o Options) (Result, error) {
 	return res, nil
 }
 
-// one replays one message and counts its outcome.
-func (r *Replayer) one(ctx context.Context, m sqstypes.Message, workspaces []string, res *Result) {
+// one replays one message and counts its outcome. It reports false for a message left because it
+// is unreadable or its records are gone (Replay may hand those back at once).
+func (r *Replayer) one(ctx context.Context, m sqstypes.Message, workspaces []string, res *Result) bool {
 	log := r.log.With("message_id", aws.ToString(m.MessageId))
 	p, err := Parse([]byte(aws.ToString(m.Body)))
 	if err == nil && p.Batch.StreamArn != r.streamARN {
@@ -160,7 +178,7 @@ func (r *Replayer) one(ctx context.Context, m sqstypes.Message, workspaces []str
 	if err != nil {
 		res.Unreadable++
 		log.WarnContext(ctx, "FanoutDLQ message left in the queue: unreadable", "err", err)
-		return
+		return false
 	}
 	b := p.Batch
 	log = log.With("shard", b.ShardID, "start_sequence_number", b.StartSequenceNumber, "end_sequence_number", b.EndSequenceNumber)
@@ -181,7 +199,7 @@ func (r *Replayer) one(ctx context.Context, m sqstypes.Message, workspaces []str
 		res.Expired++
 		log.ErrorContext(ctx, "FanoutDLQ message left in the queue: its records are gone from the stream", "err", err,
 			"first_arrival", b.ApproximateArrivalOfFirstRecord, "last_arrival", b.ApproximateArrivalOfLastRecord)
-		return
+		return false
 	}
 	if err == nil {
 		err = r.fan(ctx, recs)
@@ -189,13 +207,13 @@ func (r *Replayer) one(ctx context.Context, m sqstypes.Message, workspaces []str
 	if err != nil {
 		res.Failed++
 		log.ErrorContext(ctx, "FanoutDLQ replay failed; the message stays for another try", "err", err)
-		return
+		return true
 	}
 	if _, err := r.queue.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: &r.queueURL, ReceiptHandle: m.ReceiptHandle}); err != nil {
 		// Fanned out but still queued: a later replay finds the deliveries made (idempotent).
 		res.Failed++
 		log.ErrorContext(ctx, "FanoutDLQ replay done but the message could not be deleted", "err", err)
-		return
+		return true
 	}
 	res.Replayed++
 	res.Records += len(recs)
@@ -203,6 +221,7 @@ func (r *Replayer) one(ctx context.Context, m sqstypes.Message, workspaces []str
 		res.Rebuilt++
 	}
 	log.InfoContext(ctx, "FanoutDLQ message replayed", "records", len(recs), "rebuilt", rebuilt)
+	return true
 }
 
 // fan runs the fan-out on the records and reports whether every one of them was handled.

@@ -27,6 +27,7 @@ type fakeQueue struct {
 	msgs    []string // bodies, in order; received once each
 	next    int
 	deleted []string
+	shown   []string // receipt handles made visible again at once
 }
 
 func (q *fakeQueue) ReceiveMessage(_ context.Context, in *sqs.ReceiveMessageInput, _ ...func(*sqs.Options)) (*sqs.ReceiveMessageOutput, error) {
@@ -41,6 +42,16 @@ func (q *fakeQueue) ReceiveMessage(_ context.Context, in *sqs.ReceiveMessageInpu
 func (q *fakeQueue) DeleteMessage(_ context.Context, in *sqs.DeleteMessageInput, _ ...func(*sqs.Options)) (*sqs.DeleteMessageOutput, error) {
 	q.deleted = append(q.deleted, *in.ReceiptHandle)
 	return &sqs.DeleteMessageOutput{}, nil
+}
+
+func (q *fakeQueue) ChangeMessageVisibilityBatch(_ context.Context, in *sqs.ChangeMessageVisibilityBatchInput, _ ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityBatchOutput, error) {
+	for _, e := range in.Entries {
+		if e.VisibilityTimeout != 0 {
+			return nil, fmt.Errorf("visibility %d", e.VisibilityTimeout)
+		}
+		q.shown = append(q.shown, *e.ReceiptHandle)
+	}
+	return &sqs.ChangeMessageVisibilityBatchOutput{}, nil
 }
 
 func (q *fakeQueue) GetQueueAttributes(context.Context, *sqs.GetQueueAttributesInput, ...func(*sqs.Options)) (*sqs.GetQueueAttributesOutput, error) {
@@ -111,7 +122,8 @@ func pointer(t *testing.T, shard, start, end, arn string) string {
 
 // TestReplay: a pointer's records are read from its start to its end sequence number across pages
 // and fanned out, then its message deleted; a trimmed batch, another stream's pointer, a body that is
-// no pointer, and a batch the fan-out fails on again stay in the queue.
+// no pointer, and a batch the fan-out fails on again stay in the queue. The call took every message,
+// so the expired and unreadable ones are visible again at once; the failed one is not.
 func TestReplay(t *testing.T) {
 	q := &fakeQueue{msgs: []string{
 		pointer(t, "s", "20", "50", testARN),     // 0: replayed, records 20..50 (two pages)
@@ -134,6 +146,9 @@ func TestReplay(t *testing.T) {
 	if !reflect.DeepEqual(q.deleted, []string{"0", "5"}) {
 		t.Errorf("deleted %v, want [0 5]", q.deleted)
 	}
+	if !reflect.DeepEqual(q.shown, []string{"1", "2", "3"}) {
+		t.Errorf("made visible %v, want [1 2 3]", q.shown)
+	}
 	if got := fmt.Sprint(f.batches); got != "[[20 30 40 50] [60 70] [80]]" {
 		t.Errorf("fanned out %s", got)
 	}
@@ -152,6 +167,23 @@ func TestReplayLimit(t *testing.T) {
 	}
 	if res.Replayed != 2 || res.Remaining != 3 || q.next != 2 {
 		t.Errorf("result %+v, received %d", res, q.next)
+	}
+}
+
+// TestReplayKeepsLeftMessagesHiddenUntilTheQueueIsDrained: a call that stopped at its limit keeps
+// the messages it left hidden, so that the next call reaches the ones behind them.
+func TestReplayKeepsLeftMessagesHiddenUntilTheQueueIsDrained(t *testing.T) {
+	q := &fakeQueue{msgs: []string{pointer(t, "old", "10", "10", testARN), `{}`, pointer(t, "s", "10", "10", testARN)}}
+	r := New(q, "dlq", fakeStream{}, testARN, &fakeFanout{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	res, err := r.Replay(context.Background(), Options{MaxMessages: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Expired != 1 || res.Unreadable != 1 || len(q.shown) != 0 {
+		t.Errorf("result %+v, made visible %v", res, q.shown)
+	}
+	if res, err = r.Replay(context.Background(), Options{}); err != nil || res.Replayed != 1 || len(q.shown) != 0 {
+		t.Errorf("second call: %+v %v, made visible %v", res, err, q.shown)
 	}
 }
 
