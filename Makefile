@@ -59,8 +59,11 @@ help:
 
 # Installs what local mode and the tests need: Go modules, the npm emulators (pinned in
 # package-lock.json), the KMS emulator (built from go.mod's tool) and a Java runtime for DynamoDB Local; Debian's Chromium for the widget's
-# browser test (driven by playwright-core, also pinned in package-lock.json).
-deps: node_modules/.package-lock.json $(LOCAL_KMS)
+# browser test (driven by playwright-core, also pinned in package-lock.json); govulncheck (below).
+GOVULNCHECK_VERSION := v1.10.0
+VULNDB ?= v0.0.0-20261105234957-e22db6528018
+GOVULNCHECK := .build/tools/$(GOTOOLCHAIN)/govulncheck-$(GOVULNCHECK_VERSION)/govulncheck
+deps: node_modules/.package-lock.json $(LOCAL_KMS) $(GOVULNCHECK)
 	@$(GO) mod download
 	@command -v java >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -137,27 +140,28 @@ test: deps bootstraps
 	  $(LONG_RUN) -run '^($(LONG_E2E_VOLUME))$$' ./local/e2e || rc=1; \
 	  wait $$sleepy || rc=1; cat .build/long-sleepy.log; exit $$rc
 
-# Everything make test runs before the long tests.
+# Everything make test runs before the long tests: every test under -race, four packages at a time
+# (most of a package's time is waiting on its emulators and functions), the end-to-end package, the
+# longest, first; all on one DynamoDB Local, fauxqs and local-kms (with-emulators sets emulatortest's
+# HOOKGATE_TEST_*_ENDPOINT: one JVM warmed once instead of one per package). Beside it, the checks
+# that run nothing under test (vet, vulncheck) and the allocation checks, which mean nothing under
+# -race (sync.Pool drops items); the race run's first minute on a fresh clone is mostly compiling
+# on one core. Their output follows the race run's.
 test-race:
-	$(GO) vet ./...
-	@$(MAKE) --no-print-directory vulncheck
-	@# Allocation checks mean nothing under -race (sync.Pool drops items): run them once without it.
-	$(GO) test -count=1 -run 'Allocates' ./shared/verify ./shared/outbound ./shared/manage
-	@# Four packages at a time: most of a package's time is waiting on its emulators and functions.
-	@# One DynamoDB Local, fauxqs and local-kms for every package (with-emulators sets emulatortest's
-	@# HOOKGATE_TEST_*_ENDPOINT): one JVM warmed once instead of one per package.
-	.build/hookgate-local with-emulators -- env HOOKGATE_BIN_DIR=$(CURDIR)/$(LOCAL_BIN) \
-	  $(GO) test -race -p 4 -count=1 -timeout 15m -parallel 96 -skip '$(LONG_TESTS)' ./...
+	@$(GO) build -o .build/hookgate-local ./local/cmd/hookgate-local
+	@{ $(GO) vet ./... && $(MAKE) --no-print-directory vulncheck && \
+	  $(GO) test -count=1 -run 'Allocates' ./shared/verify ./shared/outbound ./shared/manage; } > .build/checks.log 2>&1 & checks=$$!; rc=0; \
+	  echo "race run (vet, vulncheck and the allocation checks beside it: .build/checks.log)"; \
+	  .build/hookgate-local with-emulators -- env HOOKGATE_BIN_DIR=$(CURDIR)/$(LOCAL_BIN) \
+	    $(GO) test -race -p 4 -count=1 -timeout 15m -parallel 96 -skip '$(LONG_TESTS)' ./local/e2e ./... || rc=1; \
+	  wait $$checks || rc=1; cat .build/checks.log; exit $$rc
 
 # Supply chain: govulncheck reports the vulnerabilities that the code can reach, in the standard
 # library of the toolchain above and in the modules of go.mod. It is built and run by that toolchain
 # (its bin/ first in PATH: a govulncheck built by an older Go cannot load a newer standard library)
 # and reads a database built offline from the golang.org/x/vulndb module (its data/osv entries,
 # indexed into .build/vulndb once per version), so it needs the module proxy only, not vuln.go.dev.
-GOVULNCHECK_VERSION := v1.10.0
-VULNDB ?= v0.0.0-20261105234957-e22db6528018
-GOVULNCHECK := .build/tools/$(GOTOOLCHAIN)/govulncheck-$(GOVULNCHECK_VERSION)/govulncheck
-
+# Its version and the database's are set above deps, which installs it.
 $(GOVULNCHECK):
 	GOBIN=$(CURDIR)/$(@D) $(GO) install golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION)
 
