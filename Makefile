@@ -142,18 +142,17 @@ test: deps bootstraps
 
 # Everything make test runs before the long tests: every test under -race, four packages at a time
 # (most of a package's time is waiting on its emulators and functions), the end-to-end package, the
-# longest, first; all on one DynamoDB Local, fauxqs and local-kms (with-emulators sets emulatortest's
-# HOOKGATE_TEST_*_ENDPOINT: one JVM warmed once instead of one per package). Beside it, the checks
-# that run nothing under test (vet, vulncheck) and the allocation checks, which mean nothing under
-# -race (sync.Pool drops items); the race run's first minute on a fresh clone is mostly compiling
-# on one core. Their output follows the race run's.
+# longest, first. Each test binary starts its own emulators: DynamoDB Local serves all of a
+# process's requests on one thread, and one shared by every package made writes of the store's
+# tests miss their 10 s window. Beside the race run, the checks that run nothing under test (vet,
+# vulncheck) and the allocation checks, which mean nothing under -race (sync.Pool drops items): the
+# race run's first minute on a fresh clone is mostly compiling on one core. Their output follows
+# the race run's.
 test-race:
-	@$(GO) build -o .build/hookgate-local ./local/cmd/hookgate-local
 	@{ $(GO) vet ./... && $(MAKE) --no-print-directory vulncheck && \
 	  $(GO) test -count=1 -run 'Allocates' ./shared/verify ./shared/outbound ./shared/manage; } > .build/checks.log 2>&1 & checks=$$!; rc=0; \
 	  echo "race run (vet, vulncheck and the allocation checks beside it: .build/checks.log)"; \
-	  .build/hookgate-local with-emulators -- env HOOKGATE_BIN_DIR=$(CURDIR)/$(LOCAL_BIN) \
-	    $(GO) test -race -p 4 -count=1 -timeout 15m -parallel 96 -skip '$(LONG_TESTS)' ./local/e2e ./... || rc=1; \
+	  HOOKGATE_BIN_DIR=$(CURDIR)/$(LOCAL_BIN) $(GO) test -race -p 4 -count=1 -timeout 15m -parallel 96 -skip '$(LONG_TESTS)' ./local/e2e ./... || rc=1; \
 	  wait $$checks || rc=1; cat .build/checks.log; exit $$rc
 
 # Supply chain: govulncheck reports the vulnerabilities that the code can reach, in the standard

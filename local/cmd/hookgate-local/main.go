@@ -5,7 +5,6 @@
 //	hookgate-local sizes   each function's arm64 bootstrap size against hello world (make bench)
 //	hookgate-local ratios  reads go test -bench output; prints each X/sub against X/baseline
 //	hookgate-local vulndb  builds govulncheck's offline database from golang.org/x/vulndb (make vulncheck)
-//	hookgate-local with-emulators -- cmd  runs cmd with one set of emulators for all its tests (make test)
 package main
 
 import (
@@ -31,7 +30,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: hookgate-local dev|invoke|sizes|ratios|vulndb|with-emulators [flags]")
+		fmt.Fprintln(os.Stderr, "usage: hookgate-local dev|invoke|sizes|ratios|vulndb [flags]")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -48,10 +47,8 @@ func main() {
 		err = ratios(os.Stdin, os.Stdout)
 	case "vulndb":
 		err = vulnDB(ctx, os.Args[2:])
-	case "with-emulators":
-		err = withEmulators(ctx, os.Args[2:])
 	default:
-		err = fmt.Errorf("unknown command %q (dev, invoke, sizes, ratios, vulndb, with-emulators)", os.Args[1])
+		err = fmt.Errorf("unknown command %q (dev, invoke, sizes, ratios, vulndb)", os.Args[1])
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "hookgate-local:", err)
