@@ -126,6 +126,9 @@ LONG_WAITING    := TestCostScenariosPinned|TestChaosEveryFaultOnce
 LONG_TESTS := ^($(LONG_E2E_VOLUME)|$(LONG_E2E_SLEEPY)|$(LONG_E2E_PACED)|$(LONG_WAITING))$$
 LONG_PKGS  := ./local/e2e ./local/cost ./local/chaos
 LONG_COUNT := 8
+# Jobs run beside each other each in a process group of its own (set -m), all killed if make is
+# stopped; set +m once they are started keeps bash from reporting them done.
+BESIDE := set -m; jobs=""; trap 'kill -- $$jobs 2>/dev/null; exit 1' INT TERM
 LONG_RUN   := HOOKGATE_BIN_DIR=$(CURDIR)/$(LOCAL_BIN) $(GO) test -count=1 -timeout 20m -parallel 8
 
 test: deps bootstraps
@@ -135,8 +138,10 @@ test: deps bootstraps
 	  test "$$n" -eq $(LONG_COUNT) || { echo "LONG_TESTS matches $$n tests of $(LONG_PKGS), want $(LONG_COUNT)"; exit 1; }
 	@$(MAKE) --no-print-directory test-race
 	@echo "long tests: the schedule tests beside the paced tests, the cost meter and the chaos run, then the volume tests"
-	@$(LONG_RUN) -run '^($(LONG_E2E_SLEEPY))$$' ./local/e2e > .build/long-sleepy.log 2>&1 & sleepy=$$!; rc=0; \
-	  $(LONG_RUN) -p 3 -run '^($(LONG_E2E_PACED)|$(LONG_WAITING))$$' $(LONG_PKGS) || rc=1; \
+	@$(BESIDE); rc=0; \
+	  $(LONG_RUN) -run '^($(LONG_E2E_SLEEPY))$$' ./local/e2e > .build/long-sleepy.log 2>&1 & sleepy=$$!; jobs="$$jobs -$$!"; \
+	  $(LONG_RUN) -p 3 -run '^($(LONG_E2E_PACED)|$(LONG_WAITING))$$' $(LONG_PKGS) & paced=$$!; jobs="$$jobs -$$!"; set +m; \
+	  wait $$paced || rc=1; \
 	  $(LONG_RUN) -run '^($(LONG_E2E_VOLUME))$$' ./local/e2e || rc=1; \
 	  wait $$sleepy || rc=1; cat .build/long-sleepy.log; exit $$rc
 
@@ -148,12 +153,13 @@ test: deps bootstraps
 # vulncheck) and the allocation checks, which mean nothing under -race (sync.Pool drops items): the
 # race run's first minute on a fresh clone is mostly compiling on one core. Their output follows
 # the race run's.
-test-race:
-	@{ $(GO) vet ./... && $(MAKE) --no-print-directory vulncheck && \
-	  $(GO) test -count=1 -run 'Allocates' ./shared/verify ./shared/outbound ./shared/manage; } > .build/checks.log 2>&1 & checks=$$!; rc=0; \
+test-race: bootstraps $(GOVULNCHECK)
+	@mkdir -p .build; $(BESIDE); rc=0; \
+	  { $(GO) vet ./... && $(VULNCHECK) && \
+	    $(GO) test -count=1 -run 'Allocates' ./shared/verify ./shared/outbound ./shared/manage; } > .build/checks.log 2>&1 & checks=$$!; jobs="$$jobs -$$!"; \
 	  echo "race run (vet, vulncheck and the allocation checks beside it: .build/checks.log)"; \
-	  HOOKGATE_BIN_DIR=$(CURDIR)/$(LOCAL_BIN) $(GO) test -race -p 4 -count=1 -timeout 15m -parallel 96 -skip '$(LONG_TESTS)' ./local/e2e ./... || rc=1; \
-	  wait $$checks || rc=1; cat .build/checks.log; exit $$rc
+	  HOOKGATE_BIN_DIR=$(CURDIR)/$(LOCAL_BIN) $(GO) test -race -p 4 -count=1 -timeout 15m -parallel 96 -skip '$(LONG_TESTS)' ./local/e2e ./... & race=$$!; jobs="$$jobs -$$!"; set +m; \
+	  wait $$race || rc=1; wait $$checks || rc=1; cat .build/checks.log; exit $$rc
 
 # Supply chain: govulncheck reports the vulnerabilities that the code can reach, in the standard
 # library of the toolchain above and in the modules of go.mod. It is built and run by that toolchain
@@ -164,10 +170,11 @@ test-race:
 $(GOVULNCHECK):
 	GOBIN=$(CURDIR)/$(@D) $(GO) install golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION)
 
+VULNCHECK = $(GO) build -o .build/hookgate-local ./local/cmd/hookgate-local && \
+  .build/hookgate-local vulndb -version $(VULNDB) -out .build/vulndb && \
+  PATH="$$($(GO) env GOROOT)/bin:$$PATH" $(GOVULNCHECK) -db file://$(CURDIR)/.build/vulndb ./...
 vulncheck: $(GOVULNCHECK)
-	@$(GO) build -o .build/hookgate-local ./local/cmd/hookgate-local
-	@.build/hookgate-local vulndb -version $(VULNDB) -out .build/vulndb
-	PATH="$$($(GO) env GOROOT)/bin:$$PATH" $(GOVULNCHECK) -db file://$(CURDIR)/.build/vulndb ./...
+	$(VULNCHECK)
 
 bench: deps bootstraps
 	@$(GO) build -o .build/hookgate-local ./local/cmd/hookgate-local

@@ -71,13 +71,14 @@ const (
 	arrivalSlack = 2 * time.Second
 )
 
-// Result is what one replay call did. Messages it could not replay stay in the queue.
+// Result is what one replay call did. Messages it could not replay stay in the queue (Replay says
+// when the expired and unreadable ones are visible again).
 type Result struct {
 	Replayed   int `json:"replayed"`   // messages whose records were fanned out again, then deleted
 	Records    int `json:"records"`    // stream records read back for them
 	Failed     int `json:"failed"`     // the fan-out failed again: the message returns after 60 s
 	Rebuilt    int `json:"rebuilt"`    // of those replayed: rebuilt from the named workspaces' event logs
-	Expired    int `json:"expired"`    // the stream no longer holds the records (24 h) and no workspace was named (see Replay on when it returns)
+	Expired    int `json:"expired"`    // the stream no longer holds the records (24 h) and no workspace was named
 	Unreadable int `json:"unreadable"` // not a pointer into this table's stream
 	Remaining  int `json:"remaining"`  // messages left in FanoutDLQ (approximate), in flight included
 }
@@ -117,8 +118,9 @@ var errExpired = errors.New("the stream no longer holds these records")
 //
 // A message it had to leave for want of workspaces to rebuild from (or that is no pointer) is hidden
 // for the visibility timeout, so that the next call reaches the messages behind it. A call that
-// took every visible message hands those back at its end instead: the next call, say one that names
-// the workspaces, finds them at once. A message whose fan-out failed again stays hidden (a back-off).
+// found the queue empty before its limit and its time ran out hands those back at its end instead:
+// the next call, say one that names the workspaces, finds them at once. A message whose fan-out
+// failed again stays hidden (a back-off).
 func (r *Replayer) Replay(ctx context.Context, o Options) (Result, error) {
 	limit := o.MaxMessages
 	if limit <= 0 {
@@ -130,33 +132,41 @@ func (r *Replayer) Replay(ctx context.Context, o Options) (Result, error) {
 		stop = d.Add(-reserve)
 	}
 	var res Result
-	var left []string // receipt handles of the messages left expired or unreadable
+	var left []string // receipt handles of the messages to hand back if the queue is found empty
 	drained := false
+	// A short poll samples some of SQS's servers and may come back empty while a few messages
+	// are queued: an empty one is confirmed by a long poll of a second (which asks them all).
+	wait := int32(0)
 	for taken := 0; taken < limit && time.Now().Before(stop); {
 		out, err := r.queue.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
 			QueueUrl: &r.queueURL, MaxNumberOfMessages: int32(min(10, limit-taken)),
-			VisibilityTimeout: visibility, WaitTimeSeconds: 0,
+			VisibilityTimeout: visibility, WaitTimeSeconds: wait,
 		})
 		if err != nil {
 			return res, fmt.Errorf("receive from FanoutDLQ: %w", err)
 		}
 		if len(out.Messages) == 0 {
+			if wait == 0 {
+				wait = 1
+				continue
+			}
 			drained = true
 			break
 		}
+		wait = 0
 		for _, m := range out.Messages {
 			taken++
 			if !time.Now().Before(stop) {
 				break // not started: it returns to the queue after its visibility timeout
 			}
-			if !r.one(ctx, m, o.Workspaces, &res) {
+			if r.one(ctx, m, o.Workspaces, &res) {
 				left = append(left, aws.ToString(m.ReceiptHandle))
 			}
 		}
 	}
 	if drained && len(left) > 0 {
 		if err := queue.NewPostponer(r.queue, r.queueURL).Postpone(ctx, left, 0); err != nil {
-			r.log.WarnContext(ctx, "FanoutDLQ messages left are hidden until their visibility timeout", "messages", len(left), "err", err)
+			r.log.WarnContext(ctx, "FanoutDLQ messages left may stay hidden until their visibility timeout", "messages", len(left), "err", err)
 		}
 	}
 	n, err := r.remaining(ctx)
@@ -167,9 +177,10 @@ func (r *Replayer) Replay(ctx context.Context, o Options) (Result, error) {
 	return res, nil
 }
 
-// one replays one message and counts its outcome. It reports false for a message left because it
-// is unreadable or its records are gone (Replay may hand those back at once).
-func (r *Replayer) one(ctx context.Context, m sqstypes.Message, workspaces []string, res *Result) bool {
+// one replays one message and counts its outcome. It reports handBack for a message left because it
+// is unreadable or its records are gone: nothing of it was fanned out (Replay may hand those back
+// at once). A message replayed, or whose fan-out or delete failed, is not handed back.
+func (r *Replayer) one(ctx context.Context, m sqstypes.Message, workspaces []string, res *Result) (handBack bool) {
 	log := r.log.With("message_id", aws.ToString(m.MessageId))
 	p, err := Parse([]byte(aws.ToString(m.Body)))
 	if err == nil && p.Batch.StreamArn != r.streamARN {
@@ -178,7 +189,7 @@ func (r *Replayer) one(ctx context.Context, m sqstypes.Message, workspaces []str
 	if err != nil {
 		res.Unreadable++
 		log.WarnContext(ctx, "FanoutDLQ message left in the queue: unreadable", "err", err)
-		return false
+		return true
 	}
 	b := p.Batch
 	log = log.With("shard", b.ShardID, "start_sequence_number", b.StartSequenceNumber, "end_sequence_number", b.EndSequenceNumber)
@@ -199,7 +210,7 @@ func (r *Replayer) one(ctx context.Context, m sqstypes.Message, workspaces []str
 		res.Expired++
 		log.ErrorContext(ctx, "FanoutDLQ message left in the queue: its records are gone from the stream", "err", err,
 			"first_arrival", b.ApproximateArrivalOfFirstRecord, "last_arrival", b.ApproximateArrivalOfLastRecord)
-		return false
+		return true
 	}
 	if err == nil {
 		err = r.fan(ctx, recs)
@@ -207,13 +218,13 @@ func (r *Replayer) one(ctx context.Context, m sqstypes.Message, workspaces []str
 	if err != nil {
 		res.Failed++
 		log.ErrorContext(ctx, "FanoutDLQ replay failed; the message stays for another try", "err", err)
-		return true
+		return false
 	}
 	if _, err := r.queue.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: &r.queueURL, ReceiptHandle: m.ReceiptHandle}); err != nil {
 		// Fanned out but still queued: a later replay finds the deliveries made (idempotent).
 		res.Failed++
 		log.ErrorContext(ctx, "FanoutDLQ replay done but the message could not be deleted", "err", err)
-		return true
+		return false
 	}
 	res.Replayed++
 	res.Records += len(recs)
@@ -221,7 +232,7 @@ func (r *Replayer) one(ctx context.Context, m sqstypes.Message, workspaces []str
 		res.Rebuilt++
 	}
 	log.InfoContext(ctx, "FanoutDLQ message replayed", "records", len(recs), "rebuilt", rebuilt)
-	return true
+	return false
 }
 
 // fan runs the fan-out on the records and reports whether every one of them was handled.

@@ -3,6 +3,7 @@ package fanoutdlq
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -28,10 +29,24 @@ type fakeQueue struct {
 	next    int
 	deleted []string
 	shown   []string // receipt handles made visible again at once
+
+	waits       []int32         // each receive's WaitTimeSeconds
+	shortMisses int             // this many short polls come back empty, messages or not
+	slowFrom    int             // receives from this message on take delay first
+	delay       time.Duration   //
+	failDelete  map[string]bool // receipt handles whose delete fails
 }
 
 func (q *fakeQueue) ReceiveMessage(_ context.Context, in *sqs.ReceiveMessageInput, _ ...func(*sqs.Options)) (*sqs.ReceiveMessageOutput, error) {
+	q.waits = append(q.waits, in.WaitTimeSeconds)
 	out := &sqs.ReceiveMessageOutput{}
+	if in.WaitTimeSeconds == 0 && q.shortMisses > 0 {
+		q.shortMisses--
+		return out, nil
+	}
+	if q.delay > 0 && q.next >= q.slowFrom {
+		time.Sleep(q.delay)
+	}
 	for ; q.next < len(q.msgs) && len(out.Messages) < int(in.MaxNumberOfMessages); q.next++ {
 		id := strconv.Itoa(q.next)
 		out.Messages = append(out.Messages, sqstypes.Message{MessageId: &id, ReceiptHandle: &id, Body: &q.msgs[q.next]})
@@ -40,6 +55,9 @@ func (q *fakeQueue) ReceiveMessage(_ context.Context, in *sqs.ReceiveMessageInpu
 }
 
 func (q *fakeQueue) DeleteMessage(_ context.Context, in *sqs.DeleteMessageInput, _ ...func(*sqs.Options)) (*sqs.DeleteMessageOutput, error) {
+	if q.failDelete[*in.ReceiptHandle] {
+		return nil, errors.New("delete failed")
+	}
 	q.deleted = append(q.deleted, *in.ReceiptHandle)
 	return &sqs.DeleteMessageOutput{}, nil
 }
@@ -184,6 +202,49 @@ func TestReplayKeepsLeftMessagesHiddenUntilTheQueueIsDrained(t *testing.T) {
 	}
 	if res, err = r.Replay(context.Background(), Options{}); err != nil || res.Replayed != 1 || len(q.shown) != 0 {
 		t.Errorf("second call: %+v %v, made visible %v", res, err, q.shown)
+	}
+}
+
+// TestReplayStoppedByItsDeadlineKeepsLeftMessagesHidden: a call that runs out of time, even in the
+// middle of a batch, has not found the queue empty and hands nothing back.
+func TestReplayStoppedByItsDeadlineKeepsLeftMessagesHidden(t *testing.T) {
+	q := &fakeQueue{slowFrom: 10, delay: 300 * time.Millisecond}
+	for range 12 {
+		q.msgs = append(q.msgs, pointer(t, "old", "10", "10", testARN))
+	}
+	r := New(q, "dlq", fakeStream{}, testARN, &fakeFanout{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ctx, cancel := context.WithTimeout(context.Background(), reserve+200*time.Millisecond)
+	defer cancel()
+	res, err := r.Replay(ctx, Options{MaxMessages: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Expired != 10 || len(q.shown) != 0 {
+		t.Errorf("result %+v, made visible %v; want 10 expired, none made visible", res, q.shown)
+	}
+}
+
+// TestReplayConfirmsAnEmptyShortPoll: an empty short poll is not taken for an empty queue (SQS
+// samples some of its servers): a long poll finds the messages, and only an empty long poll ends
+// the call as drained. A message whose delete failed was fanned out: it is not handed back.
+func TestReplayConfirmsAnEmptyShortPoll(t *testing.T) {
+	q := &fakeQueue{
+		msgs:        []string{pointer(t, "old", "10", "10", testARN), pointer(t, "s", "10", "10", testARN)},
+		shortMisses: 1, failDelete: map[string]bool{"1": true},
+	}
+	r := New(q, "dlq", fakeStream{}, testARN, &fakeFanout{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	res, err := r.Replay(context.Background(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Expired != 1 || res.Failed != 1 || res.Replayed != 0 {
+		t.Errorf("result %+v, want 1 expired and 1 failed", res)
+	}
+	if got := fmt.Sprint(q.waits); got != "[0 1 0 1]" {
+		t.Errorf("receives waited %s, want [0 1 0 1]", got)
+	}
+	if !reflect.DeepEqual(q.shown, []string{"0"}) {
+		t.Errorf("made visible %v, want [0]", q.shown)
 	}
 }
 
