@@ -35,37 +35,64 @@ func NewGate(lim *Limiter, cfg GateConfig, now func() time.Time) *Gate {
 type Admission struct {
 	lim *Limiter
 	key string
+	day string // set when the unit is a tally on the inbound bucket's item (TakeCounted)
 }
 
 // Admit takes one token of ws's inbound rate and, when the work starts a run, one unit of its run
 // budget for today (UTC). Refused work is a RateLimited or BudgetExhausted error with a
-// Retry-After; a budget refusal says when the budget resets. The rate is taken first, so a
-// request the rate refuses spends no budget.
+// Retry-After; a budget refusal says when the budget resets. A request the rate refuses spends no
+// budget, and one the budget refuses no token. With both limits on, the day's count is kept on the
+// rate's bucket item and both are taken in one write (TakeCounted); the item then lives until the
+// day's count may go.
 func (g *Gate) Admit(ctx context.Context, ws string, run bool) (*Admission, error) {
 	if g == nil {
-		return nil, nil
-	}
-	if d, err := g.lim.Take(ctx, "WS#"+ws+"#INBOUND", g.cfg.Events); err != nil {
-		return nil, apierr.Wrap(apierr.Unavailable, err, "the request could not be admitted; retry later")
-	} else if !d.OK {
-		return nil, Refused(d, "too many inbound messages for this workspace")
-	}
-	if !run || g.cfg.DailyRuns <= 0 {
 		return nil, nil
 	}
 	now := g.now().UTC()
 	day := now.Truncate(24 * time.Hour) // Unix days are UTC days
 	reset := day.Add(24 * time.Hour)
-	key := "WS#" + ws + "#RUNS#" + day.Format(time.DateOnly)
-	ok, err := g.lim.Count(ctx, key, g.cfg.DailyRuns, reset.Add(24*time.Hour))
+	budget := run && g.cfg.DailyRuns > 0
+	var tally *Tally
+	if budget {
+		tally = &Tally{Day: day.Format(time.DateOnly), Max: g.cfg.DailyRuns, Expires: reset.Add(24 * time.Hour)}
+	}
+	if !g.cfg.Events.Unlimited() {
+		var keep int64 // a take without the tally keeps the item (and today's count on it) alive
+		if g.cfg.DailyRuns > 0 {
+			keep = reset.Add(24 * time.Hour).Unix()
+		}
+		key := "WS#" + ws + "#INBOUND"
+		d, counted, err := g.lim.take(ctx, key, g.cfg.Events, tally, keep)
+		switch {
+		case err != nil:
+			return nil, apierr.Wrap(apierr.Unavailable, err, "the request could not be admitted; retry later")
+		case !d.OK:
+			return nil, Refused(d, "too many inbound messages for this workspace")
+		case !budget:
+			return nil, nil
+		case !counted:
+			return nil, g.spent(now, reset)
+		}
+		return &Admission{lim: g.lim, key: key, day: tally.Day}, nil
+	}
+	if !budget {
+		return nil, nil
+	}
+	key := "WS#" + ws + "#RUNS#" + tally.Day
+	ok, err := g.lim.Count(ctx, key, g.cfg.DailyRuns, tally.Expires)
 	if err != nil {
 		return nil, apierr.Wrap(apierr.Unavailable, err, "the request could not be admitted; retry later")
 	}
 	if !ok {
-		return nil, apierr.Later(apierr.BudgetExhausted, reset.Sub(now),
-			"the workspace's daily run budget (%d runs) is spent; it resets at %s", g.cfg.DailyRuns, reset.Format(time.RFC3339))
+		return nil, g.spent(now, reset)
 	}
 	return &Admission{lim: g.lim, key: key}, nil
+}
+
+// spent is the 429 of a spent run budget.
+func (g *Gate) spent(now, reset time.Time) error {
+	return apierr.Later(apierr.BudgetExhausted, reset.Sub(now),
+		"the workspace's daily run budget (%d runs) is spent; it resets at %s", g.cfg.DailyRuns, reset.Format(time.RFC3339))
 }
 
 // Refund gives back the run unit a (never below zero), for work that was not queued after all. It
@@ -75,7 +102,12 @@ func (a *Admission) Refund(ctx context.Context, log *slog.Logger) error {
 	if a == nil {
 		return nil
 	}
-	err := a.lim.Uncount(ctx, a.key)
+	var err error
+	if a.day != "" {
+		err = a.lim.Untally(ctx, a.key, a.day)
+	} else {
+		err = a.lim.Uncount(ctx, a.key)
+	}
 	if err != nil {
 		log.WarnContext(ctx, "run budget not refunded; today's count stays one high", "err", err)
 	}

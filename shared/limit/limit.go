@@ -1,5 +1,6 @@
 // Package limit bounds what a workspace may cost: token buckets and daily counters kept in
-// DynamoDB, one item each, so that a limit holds across every Lambda instance.
+// DynamoDB, one item each or a counter on its bucket's item, so that a limit holds across every
+// Lambda instance.
 package limit
 
 import (
@@ -68,14 +69,22 @@ type Decision struct {
 // second's tokens (or one token) more than Burst in any window. The limiter remembers per key
 // which update applied last and tries it first; a failed condition returns the item, which says
 // which applies, so a take costs one write (two when the bucket turns from idle to busy). Items
-// carry a TTL a minute after their bucket is full again, so idle buckets disappear.
+// carry a TTL a minute after their bucket is full again, so idle buckets disappear; one that keeps
+// a tally (TakeCounted) lives as long as its count must.
 type Limiter struct {
 	db    DB
 	table string
 	now   func() time.Time
 
 	mu    sync.Mutex
-	hints map[string]int64 // key → the last tat seen (µs): a tat after now−slack means "push" first
+	hints map[string]seen // per key, what its item held when last seen
+}
+
+// seen is what a bucket's item last held: a tat after now−slack means "push" first; a tally's day
+// equal to the one counted means "add" first.
+type seen struct {
+	tat int64 // µs
+	day string
 }
 
 // maxHints bounds the memory of hints (a widget opens a bucket per session).
@@ -83,7 +92,7 @@ const maxHints = 10_000
 
 // New returns a Limiter on table.
 func New(db DB, table string, now func() time.Time) *Limiter {
-	return &Limiter{db: db, table: table, now: now, hints: map[string]int64{}}
+	return &Limiter{db: db, table: table, now: now, hints: map[string]seen{}}
 }
 
 func itemKey(key string) map[string]types.AttributeValue {
@@ -99,66 +108,129 @@ const maxTakeTries = 6
 
 // Take takes one token from the bucket key under rule r.
 func (l *Limiter) Take(ctx context.Context, key string, r Rule) (Decision, error) {
+	d, _, err := l.take(ctx, key, r, nil, 0)
+	return d, err
+}
+
+// Tally is a counter kept on a bucket's item (TakeCounted): at most Max a Day, the item kept at
+// least until Expires.
+type Tally struct {
+	Day     string // the period counted, such as a UTC date; a new one starts the count afresh
+	Max     int64
+	Expires time.Time
+}
+
+// TakeCounted takes one token from the bucket key under rule r and adds one to t on the same item,
+// in one conditional write: both or neither. Refused by the rate (the Decision), it counts
+// nothing; refused by the tally (counted false, the Decision OK), it takes no token.
+// r must be limited.
+func (l *Limiter) TakeCounted(ctx context.Context, key string, r Rule, t Tally) (d Decision, counted bool, err error) {
 	if r.Unlimited() {
-		return Decision{OK: true}, nil
+		return Decision{}, false, errors.New("limit: a tally is kept on a limited bucket")
+	}
+	return l.take(ctx, key, r, &t, t.Expires.Unix())
+}
+
+// take is Take with an optional tally on the bucket's item, whose TTL is then at least keepUntil
+// (Unix seconds): a take without the tally must not shorten the life of a count kept there.
+func (l *Limiter) take(ctx context.Context, key string, r Rule, t *Tally, keepUntil int64) (Decision, bool, error) {
+	if r.Unlimited() {
+		return Decision{OK: true}, false, nil
 	}
 	every := max(r.Every.Microseconds(), 1)
 	slack := min(int64(r.Burst)*every, max(every, time.Second.Microseconds()))
 	l.mu.Lock()
-	busy := l.hints[key] > l.now().UnixMicro()-slack
+	last, known := l.hints[key]
 	l.mu.Unlock()
+	busy := last.tat > l.now().UnixMicro()-slack
+	// Unknown here, the item most likely counts today already (another instance's runs).
+	sameDay := t != nil && (!known || last.day == t.Day)
 	for range maxTakeTries {
 		now := l.now().UnixMicro()
 		lo := now - slack
 		limit := now + int64(r.Burst-1)*every // the latest tat a take may start from
-		ttl := num((now+int64(r.Burst)*every)/1e6 + 60)
-		in := &dynamodb.UpdateItemInput{
-			TableName: &l.table, Key: itemKey(key),
-			ExpressionAttributeNames:            map[string]string{"#ttl": "ttl"},
-			ReturnValues:                        types.ReturnValueUpdatedNew,
-			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-		}
+		ttl := max((now+int64(r.Burst)*every)/1e6+60, keepUntil)
+		set, cond := "", ""
+		vals := map[string]types.AttributeValue{":ttl": num(ttl), ":lo": num(lo)}
 		if busy {
-			in.UpdateExpression = aws.String("SET tat = tat + :every, #ttl = :ttl")
-			in.ConditionExpression = aws.String("tat > :lo AND tat <= :limit")
-			in.ExpressionAttributeValues = map[string]types.AttributeValue{":every": num(every), ":ttl": ttl, ":lo": num(lo), ":limit": num(limit)}
+			set, cond = "SET tat = tat + :every, #ttl = :ttl", "tat > :lo AND tat <= :limit"
+			vals[":every"], vals[":limit"] = num(every), num(limit)
 		} else {
-			in.UpdateExpression = aws.String("SET tat = :first, #ttl = :ttl")
-			in.ConditionExpression = aws.String("attribute_not_exists(tat) OR tat <= :lo")
-			in.ExpressionAttributeValues = map[string]types.AttributeValue{":first": num(now + every), ":ttl": ttl, ":lo": num(lo)}
+			set, cond = "SET tat = :first, #ttl = :ttl", "(attribute_not_exists(tat) OR tat <= :lo)"
+			vals[":first"] = num(now + every)
 		}
-		out, err := l.db.UpdateItem(ctx, in)
+		names := map[string]string{"#ttl": "ttl"}
+		if t != nil {
+			names["#day"] = "day"
+			vals[":day"], vals[":one"] = &types.AttributeValueMemberS{Value: t.Day}, num(1)
+			if sameDay {
+				set, cond = set+" ADD tally :one", cond+" AND #day = :day AND tally < :max"
+				vals[":max"] = num(t.Max)
+			} else {
+				set, cond = set+", #day = :day, tally = :one", cond+" AND (attribute_not_exists(#day) OR #day <> :day)"
+			}
+		}
+		out, err := l.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+			TableName: &l.table, Key: itemKey(key),
+			UpdateExpression: aws.String(set), ConditionExpression: aws.String(cond),
+			ExpressionAttributeNames: names, ExpressionAttributeValues: vals,
+			ReturnValues:                        types.ReturnValueAllNew, // the day too, which a take without the tally does not set
+			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+		})
 		if err == nil {
-			l.hint(key, attrNum(out.Attributes, "tat"))
-			return Decision{OK: true}, nil
+			l.hint(key, attrNum(out.Attributes, "tat"), attrStr(out.Attributes, "day"))
+			return Decision{OK: true}, t != nil, nil
 		}
 		var cf *types.ConditionalCheckFailedException
 		switch {
 		case errors.As(err, &cf):
-			tat := attrNum(cf.Item, "tat")
-			l.hint(key, tat)
+			tat, day := attrNum(cf.Item, "tat"), attrStr(cf.Item, "day")
+			l.hint(key, tat, day)
 			if tat > limit {
-				return Decision{RetryAfter: time.Duration(tat-limit) * time.Microsecond}, nil
+				return Decision{RetryAfter: time.Duration(tat-limit) * time.Microsecond}, false, nil
 			}
 			busy = tat > lo
+			if t != nil {
+				sameDay = day == t.Day
+				if sameDay && attrNum(cf.Item, "tally") >= t.Max {
+					return Decision{OK: true}, false, nil // the tally is full: no token taken either
+				}
+			}
 		case throttled(err):
 			// The bucket's item is hotter than its partition serves (about 1,000 writes a
 			// second): whatever floods it is over any sensible limit.
-			return Decision{RetryAfter: time.Second}, nil
+			return Decision{RetryAfter: time.Second}, false, nil
 		default:
-			return Decision{}, fmt.Errorf("take from bucket %s: %w", key, err)
+			return Decision{}, false, fmt.Errorf("take from bucket %s: %w", key, err)
 		}
 	}
-	return Decision{RetryAfter: r.Every}, nil // moved by others on every try: as good as empty
+	return Decision{RetryAfter: r.Every}, false, nil // moved by others on every try: as good as empty
 }
 
-func (l *Limiter) hint(key string, tat int64) {
+// Untally gives back one that TakeCounted counted on the bucket key's item in period day (never
+// below zero; nothing once the item counts another day).
+func (l *Limiter) Untally(ctx context.Context, key, day string) error {
+	_, err := l.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: &l.table, Key: itemKey(key),
+		UpdateExpression:          aws.String("ADD tally :minus"),
+		ConditionExpression:       aws.String("#day = :day AND tally > :zero"),
+		ExpressionAttributeNames:  map[string]string{"#day": "day"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":minus": num(-1), ":zero": num(0), ":day": &types.AttributeValueMemberS{Value: day}},
+	})
+	var cf *types.ConditionalCheckFailedException
+	if err != nil && !errors.As(err, &cf) {
+		return fmt.Errorf("untally %s: %w", key, err)
+	}
+	return nil
+}
+
+func (l *Limiter) hint(key string, tat int64, day string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if len(l.hints) >= maxHints {
 		clear(l.hints)
 	}
-	l.hints[key] = tat
+	l.hints[key] = seen{tat: tat, day: day}
 }
 
 // Count adds one to the counter key unless it has reached max, and reports whether it did. The
@@ -194,6 +266,13 @@ func (l *Limiter) Uncount(ctx context.Context, key string) error {
 		return fmt.Errorf("uncount %s: %w", key, err)
 	}
 	return nil
+}
+
+func attrStr(item map[string]types.AttributeValue, name string) string {
+	if v, ok := item[name].(*types.AttributeValueMemberS); ok {
+		return v.Value
+	}
+	return ""
 }
 
 func attrNum(item map[string]types.AttributeValue, name string) int64 {

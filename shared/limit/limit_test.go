@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go/aws"
 
 	"github.com/hookgate/hookgate/local/emulator/emulatortest"
 	"github.com/hookgate/hookgate/shared/apierr"
@@ -268,5 +270,122 @@ func TestBucketRacingTakersOfAFullBucketAreNotRefused(t *testing.T) {
 	wg.Wait()
 	if n := refused.Load(); n != 0 {
 		t.Fatalf("%d of 200 takes refused by a bucket of 2,000", n)
+	}
+}
+
+// With a rate and a budget, the day's count is kept on the rate's bucket item and both are taken
+// in one write: a run the budget refuses takes no token, a request the rate refuses counts no run,
+// a refund gives the unit back, and a new UTC day counts afresh. No other item is written.
+func TestGateBudgetOnTheRateBucket(t *testing.T) {
+	t.Parallel()
+	l, c, db, table := newLimiter(t)
+	ctx := context.Background()
+	g := NewGate(l, GateConfig{Events: Rule{Burst: 4, Every: time.Second}, DailyRuns: 2}, c.now)
+	for i, run := range []bool{true, true, false} {
+		if _, err := g.Admit(ctx, "ws", run); err != nil {
+			t.Fatalf("admit %d: %v", i, err)
+		}
+	}
+	_, err := g.Admit(ctx, "ws", true)
+	if apierr.CodeOf(err) != apierr.BudgetExhausted || apierr.RetryAfterOf(err) != time.Minute ||
+		!strings.Contains(apierr.MessageOf(err), "resets at 2030-05-07T00:00:00Z") {
+		t.Fatalf("third run = %v (retry after %s)", err, apierr.RetryAfterOf(err))
+	}
+	// The refused run took no token: the fourth of the burst is still there, and then none.
+	if _, err := g.Admit(ctx, "ws", false); err != nil {
+		t.Fatalf("the budget-refused run spent a token: %v", err)
+	}
+	if _, err := g.Admit(ctx, "ws", false); apierr.CodeOf(err) != apierr.RateLimited {
+		t.Fatalf("fifth take at once = %v, want rate_limited", err)
+	}
+	item := func(key string) map[string]types.AttributeValue {
+		out, err := db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &table, Key: itemKey(key), ConsistentRead: aws.Bool(true)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out.Item
+	}
+	if it := item("WS#ws#RUNS#2030-05-06"); it != nil {
+		t.Fatalf("a counter item of its own: %v", it)
+	}
+	bucket := item("WS#ws#INBOUND")
+	if attrStr(bucket, "day") != "2030-05-06" || attrNum(bucket, "tally") != 2 {
+		t.Fatalf("bucket item %v", bucket)
+	}
+	// The takes without a run left the item's life at the count's: to the end of the next day.
+	if got, want := attrNum(bucket, "ttl"), time.Date(2030, 5, 8, 0, 0, 0, 0, time.UTC).Unix(); got != want {
+		t.Fatalf("ttl %d, want %d", got, want)
+	}
+
+	// A request the rate refuses counts no run.
+	c.advance(time.Second)
+	a, err := g.Admit(ctx, "other", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		_, _ = g.Admit(ctx, "other", false)
+	}
+	if _, err := g.Admit(ctx, "other", true); apierr.CodeOf(err) != apierr.RateLimited {
+		t.Fatalf("run over the rate = %v", err)
+	}
+	if n := attrNum(item("WS#other#INBOUND"), "tally"); n != 1 {
+		t.Fatalf("tally %d after a rate-refused run, want 1", n)
+	}
+	// A refund gives the unit back, never below zero.
+	if err := a.Refund(ctx, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Refund(ctx, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	if n := attrNum(item("WS#other#INBOUND"), "tally"); n != 0 {
+		t.Fatalf("tally %d after two refunds of one run, want 0", n)
+	}
+	// The next UTC day counts afresh; a refund of yesterday's run leaves today's count alone.
+	c.advance(time.Minute)
+	for range 2 {
+		if _, err := g.Admit(ctx, "ws", true); err != nil {
+			t.Fatalf("a new day: %v", err)
+		}
+	}
+	yesterday := &Admission{lim: l, key: "WS#ws#INBOUND", day: "2030-05-06"}
+	if err := yesterday.Refund(ctx, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.Admit(ctx, "ws", true); apierr.CodeOf(err) != apierr.BudgetExhausted {
+		t.Fatalf("third run of the new day after yesterday's refund = %v", err)
+	}
+}
+
+// Racing admissions on one workspace from many instances (each with its own hints) start exactly
+// the budget's runs, however their writes interleave.
+func TestGateBudgetOnTheRateBucketRacing(t *testing.T) {
+	t.Parallel()
+	_, c, dynamo, table := newLimiter(t)
+	const budget = 7
+	var admitted, refused atomic.Int32
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			g := NewGate(New(dynamo, table, c.now), GateConfig{Events: PerMinuteBurst(6000, 2000), DailyRuns: budget}, c.now)
+			for range 4 {
+				_, err := g.Admit(context.Background(), "ws", true)
+				switch {
+				case err == nil:
+					admitted.Add(1)
+				case apierr.CodeOf(err) == apierr.BudgetExhausted:
+					refused.Add(1)
+				default:
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if admitted.Load() != budget || refused.Load() != 32-budget {
+		t.Fatalf("admitted %d, refused %d; want %d and %d", admitted.Load(), refused.Load(), budget, 32-budget)
 	}
 }
