@@ -35,15 +35,15 @@ func NewGate(lim *Limiter, cfg GateConfig, now func() time.Time) *Gate {
 type Admission struct {
 	lim *Limiter
 	key string
-	day string // set when the unit is a tally on the inbound bucket's item (TakeCounted)
+	day string // set when the unit is a tally on the inbound bucket's item (Limiter.take)
 }
 
 // Admit takes one token of ws's inbound rate and, when the work starts a run, one unit of its run
 // budget for today (UTC). Refused work is a RateLimited or BudgetExhausted error with a
 // Retry-After; a budget refusal says when the budget resets. A request the rate refuses spends no
 // budget, and one the budget refuses no token. With both limits on, the day's count is kept on the
-// rate's bucket item and both are taken in one write (TakeCounted); the item then lives until the
-// day's count may go.
+// rate's bucket item and both are taken in one conditional write (Limiter.take with a tally); the
+// item then lives until the day's count may go.
 func (g *Gate) Admit(ctx context.Context, ws string, run bool) (*Admission, error) {
 	if g == nil {
 		return nil, nil
@@ -52,9 +52,9 @@ func (g *Gate) Admit(ctx context.Context, ws string, run bool) (*Admission, erro
 	day := now.Truncate(24 * time.Hour) // Unix days are UTC days
 	reset := day.Add(24 * time.Hour)
 	budget := run && g.cfg.DailyRuns > 0
-	var tally *Tally
+	var t *tally
 	if budget {
-		tally = &Tally{Day: day.Format(time.DateOnly), Max: g.cfg.DailyRuns, Expires: reset.Add(24 * time.Hour)}
+		t = &tally{day: day.Format(time.DateOnly), max: g.cfg.DailyRuns, expires: reset.Add(24 * time.Hour)}
 	}
 	if !g.cfg.Events.Unlimited() {
 		var keep int64 // a take without the tally keeps the item (and today's count on it) alive
@@ -62,7 +62,7 @@ func (g *Gate) Admit(ctx context.Context, ws string, run bool) (*Admission, erro
 			keep = reset.Add(24 * time.Hour).Unix()
 		}
 		key := "WS#" + ws + "#INBOUND"
-		d, counted, err := g.lim.take(ctx, key, g.cfg.Events, tally, keep)
+		d, counted, err := g.lim.take(ctx, key, g.cfg.Events, t, keep)
 		switch {
 		case err != nil:
 			return nil, apierr.Wrap(apierr.Unavailable, err, "the request could not be admitted; retry later")
@@ -71,15 +71,19 @@ func (g *Gate) Admit(ctx context.Context, ws string, run bool) (*Admission, erro
 		case !budget:
 			return nil, nil
 		case !counted:
+			// Counted on the item's day, which may have begun since now was read.
+			if counted, err := time.Parse(time.DateOnly, t.day); err == nil && counted.After(day) {
+				reset = counted.Add(24 * time.Hour)
+			}
 			return nil, g.spent(now, reset)
 		}
-		return &Admission{lim: g.lim, key: key, day: tally.Day}, nil
+		return &Admission{lim: g.lim, key: key, day: t.day}, nil
 	}
 	if !budget {
 		return nil, nil
 	}
-	key := "WS#" + ws + "#RUNS#" + tally.Day
-	ok, err := g.lim.Count(ctx, key, g.cfg.DailyRuns, tally.Expires)
+	key := "WS#" + ws + "#RUNS#" + t.day
+	ok, err := g.lim.Count(ctx, key, g.cfg.DailyRuns, t.expires)
 	if err != nil {
 		return nil, apierr.Wrap(apierr.Unavailable, err, "the request could not be admitted; retry later")
 	}

@@ -69,8 +69,10 @@ type Decision struct {
 // second's tokens (or one token) more than Burst in any window. The limiter remembers per key
 // which update applied last and tries it first; a failed condition returns the item, which says
 // which applies, so a take costs one write (two when the bucket turns from idle to busy). Items
-// carry a TTL a minute after their bucket is full again, so idle buckets disappear; one that keeps
-// a tally (TakeCounted) lives as long as its count must.
+// carry a TTL a minute after their bucket is full again, so idle buckets disappear; a bucket that
+// keeps a tally (Gate's inbound bucket with a run budget) lives to the end of the next day, whether
+// it counted a run or not, so that its count lives as long as it must. A failed condition is billed
+// as a write too: a take after an idle spell, or an instance's first run of a new day, costs two.
 type Limiter struct {
 	db    DB
 	table string
@@ -106,34 +108,28 @@ func num(v int64) types.AttributeValue {
 // maxTakeTries bounds the alternation of push and reset while other takers move the bucket.
 const maxTakeTries = 6
 
-// Take takes one token from the bucket key under rule r.
+// Take takes one token from the bucket key under rule r. It sets the item's TTL from the bucket
+// alone: not for a bucket that keeps a tally (Gate's inbound bucket with a run budget).
 func (l *Limiter) Take(ctx context.Context, key string, r Rule) (Decision, error) {
 	d, _, err := l.take(ctx, key, r, nil, 0)
 	return d, err
 }
 
-// Tally is a counter kept on a bucket's item (TakeCounted): at most Max a Day, the item kept at
-// least until Expires.
-type Tally struct {
-	Day     string // the period counted, such as a UTC date; a new one starts the count afresh
-	Max     int64
-	Expires time.Time
+// tally is a counter kept on a bucket's item (see take): at most max a day, the item kept at least
+// until expires. Days are YYYY-MM-DD, so that they compare in time order.
+type tally struct {
+	day     string // the period counted; a later one starts the count afresh
+	max     int64
+	expires time.Time
 }
 
-// TakeCounted takes one token from the bucket key under rule r and adds one to t on the same item,
-// in one conditional write: both or neither. Refused by the rate (the Decision), it counts
-// nothing; refused by the tally (counted false, the Decision OK), it takes no token.
-// r must be limited.
-func (l *Limiter) TakeCounted(ctx context.Context, key string, r Rule, t Tally) (d Decision, counted bool, err error) {
-	if r.Unlimited() {
-		return Decision{}, false, errors.New("limit: a tally is kept on a limited bucket")
-	}
-	return l.take(ctx, key, r, &t, t.Expires.Unix())
-}
-
-// take is Take with an optional tally on the bucket's item, whose TTL is then at least keepUntil
-// (Unix seconds): a take without the tally must not shorten the life of a count kept there.
-func (l *Limiter) take(ctx context.Context, key string, r Rule, t *Tally, keepUntil int64) (Decision, bool, error) {
+// take is Take with an optional tally on the bucket's item, taken in the same conditional write:
+// the token and one more on the tally, or neither. Refused by the rate (the Decision), it counts
+// nothing; refused by the tally (counted false, the Decision OK), it takes no token. The item's TTL
+// is then at least keepUntil (Unix seconds): a take without the tally must not shorten the life of
+// a count kept there. A tally of a day older than the item's is counted on the item's day (t.day
+// is moved on): a request dated before midnight and written after it never turns the count back.
+func (l *Limiter) take(ctx context.Context, key string, r Rule, t *tally, keepUntil int64) (Decision, bool, error) {
 	if r.Unlimited() {
 		return Decision{OK: true}, false, nil
 	}
@@ -144,7 +140,7 @@ func (l *Limiter) take(ctx context.Context, key string, r Rule, t *Tally, keepUn
 	l.mu.Unlock()
 	busy := last.tat > l.now().UnixMicro()-slack
 	// Unknown here, the item most likely counts today already (another instance's runs).
-	sameDay := t != nil && (!known || last.day == t.Day)
+	sameDay := t != nil && (!known || last.day == t.day)
 	for range maxTakeTries {
 		now := l.now().UnixMicro()
 		lo := now - slack
@@ -162,12 +158,12 @@ func (l *Limiter) take(ctx context.Context, key string, r Rule, t *Tally, keepUn
 		names := map[string]string{"#ttl": "ttl"}
 		if t != nil {
 			names["#day"] = "day"
-			vals[":day"], vals[":one"] = &types.AttributeValueMemberS{Value: t.Day}, num(1)
+			vals[":day"], vals[":one"] = &types.AttributeValueMemberS{Value: t.day}, num(1)
 			if sameDay {
 				set, cond = set+" ADD tally :one", cond+" AND #day = :day AND tally < :max"
-				vals[":max"] = num(t.Max)
+				vals[":max"] = num(t.max)
 			} else {
-				set, cond = set+", #day = :day, tally = :one", cond+" AND (attribute_not_exists(#day) OR #day <> :day)"
+				set, cond = set+", #day = :day, tally = :one", cond+" AND (attribute_not_exists(#day) OR #day < :day)"
 			}
 		}
 		out, err := l.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
@@ -191,8 +187,11 @@ func (l *Limiter) take(ctx context.Context, key string, r Rule, t *Tally, keepUn
 			}
 			busy = tat > lo
 			if t != nil {
-				sameDay = day == t.Day
-				if sameDay && attrNum(cf.Item, "tally") >= t.Max {
+				if day > t.day {
+					t.day = day // written after the item's day began: counted there
+				}
+				sameDay = day == t.day
+				if sameDay && attrNum(cf.Item, "tally") >= t.max {
 					return Decision{OK: true}, false, nil // the tally is full: no token taken either
 				}
 			}
@@ -207,7 +206,7 @@ func (l *Limiter) take(ctx context.Context, key string, r Rule, t *Tally, keepUn
 	return Decision{RetryAfter: r.Every}, false, nil // moved by others on every try: as good as empty
 }
 
-// Untally gives back one that TakeCounted counted on the bucket key's item in period day (never
+// Untally gives back one that take counted on the bucket key's item on day (never
 // below zero; nothing once the item counts another day).
 func (l *Limiter) Untally(ctx context.Context, key, day string) error {
 	_, err := l.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{

@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/aws/aws-sdk-go/aws"
 
 	"github.com/hookgate/hookgate/local/emulator/emulatortest"
 	"github.com/hookgate/hookgate/shared/apierr"
@@ -387,5 +387,48 @@ func TestGateBudgetOnTheRateBucketRacing(t *testing.T) {
 	wg.Wait()
 	if admitted.Load() != budget || refused.Load() != 32-budget {
 		t.Fatalf("admitted %d, refused %d; want %d and %d", admitted.Load(), refused.Load(), budget, 32-budget)
+	}
+}
+
+// A request dated just before midnight UTC whose write lands after another instance began the new
+// day's count is counted on the new day: the count never goes back a day (which would start it
+// afresh, again and again, past both days' budgets).
+func TestGateBudgetDayNeverGoesBack(t *testing.T) {
+	t.Parallel()
+	_, _, db, table := newLimiter(t)
+	ctx := context.Background()
+	late := &clock{t: time.Date(2030, 5, 6, 23, 59, 59, 900e6, time.UTC)}
+	early := &clock{t: time.Date(2030, 5, 7, 0, 0, 1, 0, time.UTC)}
+	r := PerMinuteBurst(6000, 2000)
+	a := NewGate(New(db, table, late.now), GateConfig{Events: r, DailyRuns: 2}, late.now)
+	b := NewGate(New(db, table, early.now), GateConfig{Events: r, DailyRuns: 2}, early.now)
+	admitted := func(g *Gate) int {
+		n := 0
+		for range 3 {
+			_, err := g.Admit(ctx, "ws", true)
+			switch {
+			case err == nil:
+				n++
+			case apierr.CodeOf(err) != apierr.BudgetExhausted:
+				t.Fatal(err)
+			}
+		}
+		return n
+	}
+	if n := admitted(a); n != 2 {
+		t.Fatalf("%d runs on 05-06, want 2", n)
+	}
+	if n := admitted(b); n != 2 {
+		t.Fatalf("%d runs on 05-07, want 2", n)
+	}
+	// The late instance's requests now count on 05-07, whose budget is spent.
+	for range 3 {
+		if n := admitted(a) + admitted(b); n != 0 {
+			t.Fatalf("%d more runs once both days' budgets are spent", n)
+		}
+	}
+	_, err := a.Admit(ctx, "ws", true)
+	if apierr.CodeOf(err) != apierr.BudgetExhausted || !strings.Contains(apierr.MessageOf(err), "resets at 2030-05-08T00:00:00Z") {
+		t.Fatalf("late request = %v", err)
 	}
 }
