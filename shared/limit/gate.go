@@ -50,16 +50,16 @@ func (g *Gate) Admit(ctx context.Context, ws string, run bool) (*Admission, erro
 	}
 	now := g.now().UTC()
 	day := now.Truncate(24 * time.Hour) // Unix days are UTC days
-	reset := day.Add(24 * time.Hour)
+	expires := day.Add(48 * time.Hour)  // a day's count is kept to the end of the next day
 	budget := run && g.cfg.DailyRuns > 0
 	var t *tally
 	if budget {
-		t = &tally{day: day.Format(time.DateOnly), max: g.cfg.DailyRuns, expires: reset.Add(24 * time.Hour)}
+		t = &tally{day: day.Format(time.DateOnly), max: g.cfg.DailyRuns}
 	}
 	if !g.cfg.Events.Unlimited() {
 		var keep int64 // a take without the tally keeps the item (and today's count on it) alive
 		if g.cfg.DailyRuns > 0 {
-			keep = reset.Add(24 * time.Hour).Unix()
+			keep = expires.Unix()
 		}
 		key := "WS#" + ws + "#INBOUND"
 		d, counted, err := g.lim.take(ctx, key, g.cfg.Events, t, keep)
@@ -71,11 +71,7 @@ func (g *Gate) Admit(ctx context.Context, ws string, run bool) (*Admission, erro
 		case !budget:
 			return nil, nil
 		case !counted:
-			// Counted on the item's day, which may have begun since now was read.
-			if counted, err := time.Parse(time.DateOnly, t.day); err == nil && counted.After(day) {
-				reset = counted.Add(24 * time.Hour)
-			}
-			return nil, g.spent(now, reset)
+			return nil, g.spent(now, t.day) // the item's day, which may have begun since now was read
 		}
 		return &Admission{lim: g.lim, key: key, day: t.day}, nil
 	}
@@ -83,18 +79,20 @@ func (g *Gate) Admit(ctx context.Context, ws string, run bool) (*Admission, erro
 		return nil, nil
 	}
 	key := "WS#" + ws + "#RUNS#" + t.day
-	ok, err := g.lim.Count(ctx, key, g.cfg.DailyRuns, t.expires)
+	ok, err := g.lim.Count(ctx, key, g.cfg.DailyRuns, expires)
 	if err != nil {
 		return nil, apierr.Wrap(apierr.Unavailable, err, "the request could not be admitted; retry later")
 	}
 	if !ok {
-		return nil, g.spent(now, reset)
+		return nil, g.spent(now, t.day)
 	}
 	return &Admission{lim: g.lim, key: key}, nil
 }
 
-// spent is the 429 of a spent run budget.
-func (g *Gate) spent(now, reset time.Time) error {
+// spent is the 429 of a spent run budget of day (YYYY-MM-DD).
+func (g *Gate) spent(now time.Time, day string) error {
+	d, _ := time.Parse(time.DateOnly, day)
+	reset := d.Add(24 * time.Hour)
 	return apierr.Later(apierr.BudgetExhausted, reset.Sub(now),
 		"the workspace's daily run budget (%d runs) is spent; it resets at %s", g.cfg.DailyRuns, reset.Format(time.RFC3339))
 }
@@ -108,7 +106,7 @@ func (a *Admission) Refund(ctx context.Context, log *slog.Logger) error {
 	}
 	var err error
 	if a.day != "" {
-		err = a.lim.Untally(ctx, a.key, a.day)
+		err = a.lim.giveBack(ctx, a.key, "tally", a.day)
 	} else {
 		err = a.lim.Uncount(ctx, a.key)
 	}

@@ -115,12 +115,11 @@ func (l *Limiter) Take(ctx context.Context, key string, r Rule) (Decision, error
 	return d, err
 }
 
-// tally is a counter kept on a bucket's item (see take): at most max a day, the item kept at least
-// until expires. Days are YYYY-MM-DD, so that they compare in time order.
+// tally is a counter kept on a bucket's item (see take): at most max a day. Days are YYYY-MM-DD,
+// so that they compare in time order.
 type tally struct {
-	day     string // the period counted; a later one starts the count afresh
-	max     int64
-	expires time.Time
+	day string // the period counted; a later one starts the count afresh
+	max int64
 }
 
 // take is Take with an optional tally on the bucket's item, taken in the same conditional write:
@@ -206,23 +205,6 @@ func (l *Limiter) take(ctx context.Context, key string, r Rule, t *tally, keepUn
 	return Decision{RetryAfter: r.Every}, false, nil // moved by others on every try: as good as empty
 }
 
-// Untally gives back one that take counted on the bucket key's item on day (never
-// below zero; nothing once the item counts another day).
-func (l *Limiter) Untally(ctx context.Context, key, day string) error {
-	_, err := l.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName: &l.table, Key: itemKey(key),
-		UpdateExpression:          aws.String("ADD tally :minus"),
-		ConditionExpression:       aws.String("#day = :day AND tally > :zero"),
-		ExpressionAttributeNames:  map[string]string{"#day": "day"},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":minus": num(-1), ":zero": num(0), ":day": &types.AttributeValueMemberS{Value: day}},
-	})
-	var cf *types.ConditionalCheckFailedException
-	if err != nil && !errors.As(err, &cf) {
-		return fmt.Errorf("untally %s: %w", key, err)
-	}
-	return nil
-}
-
 func (l *Limiter) hint(key string, tat int64, day string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -254,15 +236,27 @@ func (l *Limiter) Count(ctx context.Context, key string, max int64, expires time
 
 // Uncount gives back one that Count added (never below zero).
 func (l *Limiter) Uncount(ctx context.Context, key string) error {
+	return l.giveBack(ctx, key, "n", "")
+}
+
+// giveBack takes one off the counter attribute attr of key's item, never below zero; with a day,
+// only while the item counts that day (a tally, see take).
+func (l *Limiter) giveBack(ctx context.Context, key, attr, day string) error {
+	cond := "#c > :zero"
+	names := map[string]string{"#c": attr}
+	vals := map[string]types.AttributeValue{":minus": num(-1), ":zero": num(0)}
+	if day != "" {
+		cond += " AND #day = :day"
+		names["#day"], vals[":day"] = "day", &types.AttributeValueMemberS{Value: day}
+	}
 	_, err := l.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName: &l.table, Key: itemKey(key),
-		UpdateExpression:          aws.String("ADD n :minus"),
-		ConditionExpression:       aws.String("n > :zero"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":minus": num(-1), ":zero": num(0)},
+		UpdateExpression: aws.String("ADD #c :minus"), ConditionExpression: aws.String(cond),
+		ExpressionAttributeNames: names, ExpressionAttributeValues: vals,
 	})
 	var cf *types.ConditionalCheckFailedException
 	if err != nil && !errors.As(err, &cf) {
-		return fmt.Errorf("uncount %s: %w", key, err)
+		return fmt.Errorf("give back one of %s on %s: %w", attr, key, err)
 	}
 	return nil
 }
