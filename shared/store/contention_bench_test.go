@@ -265,11 +265,11 @@ func TestCountRequestsSeesConditionFailures(t *testing.T) {
 	cfg.AWS.APIOptions = append(cfg.AWS.APIOptions, countRequests(&calls, &attempts, &failures))
 	st := New(cfg.DynamoDB(), table, time.Now)
 	e := Event{ID: "evt_1", WorkspaceID: "ws", Cursor: 1, CreatedAt: time.Now()}
-	if _, err := st.claim(context.Background(), e); err != nil {
+	if _, err := claimAlone(context.Background(), st, e); err != nil {
 		t.Fatal(err)
 	}
 	e.Cursor = 2
-	got, err := st.claim(context.Background(), e)
+	got, err := claimAlone(context.Background(), st, e)
 	if err != nil || got.Cursor != 1 {
 		t.Fatalf("second claim: %+v %v", got, err)
 	}
@@ -290,7 +290,7 @@ func TestCountRequestsSeesConditionFailures(t *testing.T) {
 		t.Fatal(err)
 	}
 	bcfg.AWS.APIOptions = append(bcfg.AWS.APIOptions, countRequests(&calls, &attempts, &failures))
-	if _, err := New(bcfg.DynamoDB(), table, time.Now).claim(context.Background(), e); err == nil {
+	if _, err := claimAlone(context.Background(), New(bcfg.DynamoDB(), table, time.Now), e); err == nil {
 		t.Fatal("a claim against a failing endpoint succeeded")
 	}
 	if calls.Load() != 1 || attempts.Load() != awscfg.MaxAttempts || failures.Load() != 0 {

@@ -68,8 +68,9 @@ func (st *Store) AppendEvent(ctx context.Context, e Event) (Event, error) {
 //
 //  1. reserve: one atomic ADD on the workspace's counter reserves a run of cursors; no condition,
 //     so concurrent appenders never retry;
-//  2. claim: each event's id marker (put if absent) records the event's cursor and time, so an
-//     event is in the log at most once: a retry finds its marker and writes at the cursor there;
+//  2. claim: one id marker per group of events (put if absent, keyed by the group's first event
+//     id) records each event's cursor and time, so an event is in the log at most once: a retry
+//     finds the marker and writes at the cursors there;
 //  3. write: the event items, then their thread copies in cursor order.
 //
 // A reserved cursor is visible only once written, and a writer may die between the steps. Readers
@@ -80,7 +81,7 @@ func (st *Store) AppendEvent(ctx context.Context, e Event) (Event, error) {
 // awscfg.MaxAttempts attempts of awscfg.AttemptTimeout each (and the backoffs between them) are
 // spent, and a late attempt may still be applied: so a reservation is given up only once it is
 // older than staleAfter, which covers all of that plus a margin for clocks. The retry that finds
-// such a marker reserves a new cursor and moves the marker there (conditionally on the old one),
+// such a marker reserves a new cursor and moves the event's entry in its marker there (conditionally on the old one),
 // so a late write can never land after the event was moved. The reader's side: the event E after
 // a missing cursor C reserved after C, and before E.created_at + writeWindow, so C's created_at is
 // earlier than that, and C's last write lands before E.created_at + writeWindow + (staleAfter -
@@ -100,57 +101,100 @@ const (
 const maxEventData = 390_000
 
 // AppendEvents appends events of one workspace, in order, as one contiguous run of cursors when
-// none was appended before; each is idempotent by its ID (see the steps above).
+// none was appended before; each is idempotent by its ID (see the steps above). The events are one
+// group: one id marker, found by the first event's id, records where each of them is. So an event
+// appended in a group of several must be appended again only in a group led by the same event (the
+// worker's events are: each group is derived from one message or one run's state); a repeat that
+// names an event its group's marker does not hold is refused, never appended twice.
 func (st *Store) AppendEvents(ctx context.Context, evs []Event) ([]Event, error) {
-	if err := checkEvents(evs); err != nil {
+	out, err := st.appendGroups(ctx, [][]Event{evs})
+	if err != nil {
 		return nil, err
 	}
-	ws := evs[0].WorkspaceID
-	out := make([]Event, len(evs))
-	copy(out, evs)
-	// Each step's requests go out together: an append is three round trips, not three per event.
-	found := make([]bool, len(out))
-	if err := each(len(out), func(i int) error {
-		e, ok, err := st.marker(ctx, out[i])
-		if ok {
-			out[i], found[i] = e, true
+	return out[0], nil
+}
+
+// entry is one event of an append and where its id marker records it.
+type entry struct {
+	e Event
+	m mark
+}
+
+// mark is where an event's cursor and time are recorded: the id marker of its group's first event.
+// A group of one's marker has them in cursor and created_at (the form of every marker before
+// groups); a larger group's in the lists cursors and ats, at the event's position in ids.
+type mark struct {
+	id    string // the marker's event id
+	pos   int
+	multi bool
+}
+
+// unit is a range of entries with one marker: a caller's group, or one event of it.
+type unit struct{ lo, hi int }
+
+// appendGroups appends groups of one workspace's events (one per caller, AppendEvents's groups)
+// with one reservation: a LogWriter's batch.
+func (st *Store) appendGroups(ctx context.Context, groups [][]Event) ([][]Event, error) {
+	var es []entry
+	var units []unit
+	for _, g := range groups {
+		if err := checkEvents(g); err != nil {
+			return nil, err
 		}
+		if g[0].WorkspaceID != groups[0][0].WorkspaceID {
+			return nil, errors.New("append events: one workspace at a time")
+		}
+		units = append(units, unit{len(es), len(es) + len(g)})
+		for _, e := range g {
+			es = append(es, entry{e: e})
+		}
+	}
+	ws := groups[0][0].WorkspaceID
+	// Each step's requests go out together: an append is three round trips, not three per event.
+	found := make([][]unit, len(units)) // what each unit's lookup left to claim
+	if err := each(len(units), func(i int) error {
+		var err error
+		found[i], err = st.lookup(ctx, es, units[i])
 		return err
 	}); err != nil {
 		return nil, err
 	}
-	var fresh []int // the events not appended before, in order
-	for i := range out {
-		if !found[i] {
-			fresh = append(fresh, i)
+	var fresh []unit // the units not appended before, in order
+	count := 0
+	for _, us := range found {
+		for _, u := range us {
+			fresh, count = append(fresh, u), count+u.hi-u.lo
 		}
 	}
-	if len(fresh) > 0 {
+	if count > 0 {
 		at := st.now().UTC()
-		last, err := st.reserve(ctx, ws, len(fresh))
+		last, err := st.reserve(ctx, ws, count)
 		if err != nil {
 			return nil, err
 		}
-		for j, i := range fresh {
-			out[i].Cursor, out[i].CreatedAt = last-int64(len(fresh)-1-j), at
+		c := last - int64(count)
+		for _, u := range fresh {
+			for i := u.lo; i < u.hi; i++ {
+				c++
+				es[i].e.Cursor, es[i].e.CreatedAt = c, at
+			}
 		}
-		if err := each(len(fresh), func(j int) error {
-			// Another appender of the same id may have claimed it first: its claim wins.
-			claimed, err := st.claim(ctx, out[fresh[j]])
-			out[fresh[j]] = claimed
-			return err
-		}); err != nil {
+		// Another appender of the same ids may have claimed them first: its claim wins.
+		if err := each(len(fresh), func(j int) error { return st.claim(ctx, es, fresh[j]) }); err != nil {
 			return nil, err
 		}
 	}
 	// The events together; then their thread copies one by one in cursor order, so that a thread's
 	// reader (who does not wait at gaps) never sees a later event of the thread before an earlier.
-	if err := each(len(out), func(i int) error { return st.place(ctx, &out[i]) }); err != nil {
+	if err := each(len(es), func(i int) error { return st.place(ctx, &es[i]) }); err != nil {
 		return nil, err
 	}
-	// out is in the caller's order: events appended before, or moved by place, may have cursors
+	byCursor := make([]Event, len(es))
+	for i := range es {
+		byCursor[i] = es[i].e
+	}
+	// es is in the callers' order: events appended before, or moved by place, may have cursors
 	// out of that order.
-	byCursor := slices.Clone(out)
 	slices.SortFunc(byCursor, func(a, b Event) int { return cmp.Compare(a.Cursor, b.Cursor) })
 	for _, e := range byCursor {
 		if put := threadIndexPut(&st.table, e); put != nil {
@@ -158,6 +202,13 @@ func (st *Store) AppendEvents(ctx context.Context, evs []Event) ([]Event, error)
 			if _, err := st.db.PutItem(ctx, put); err != nil {
 				return nil, fmt.Errorf("index event %s under its thread: %w", e.ID, err)
 			}
+		}
+	}
+	out := make([][]Event, len(units))
+	for i, u := range units {
+		out[i] = make([]Event, 0, u.hi-u.lo)
+		for _, en := range es[u.lo:u.hi] {
+			out[i] = append(out[i], en.e)
 		}
 	}
 	return out, nil
@@ -197,56 +248,131 @@ func (st *Store) reserve(ctx context.Context, ws string, count int) (int64, erro
 	return num(out.Attributes, "seq"), nil
 }
 
-// marker returns e as its id marker records it (cursor, time), if it has one.
-func (st *Store) marker(ctx context.Context, e Event) (Event, bool, error) {
+// lookup reads u's marker and records what it holds in es; it returns the units left to claim:
+// u, or none. A group whose first event has a marker of one (appended alone before, or by a
+// version that wrote a marker per event) looks up each other event's marker alone.
+func (st *Store) lookup(ctx context.Context, es []entry, u unit) ([]unit, error) {
+	e := es[u.lo].e
 	out, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &st.table, Key: markerKey(e.WorkspaceID, e.ID), ConsistentRead: aws.Bool(true)})
 	if err != nil {
-		return Event{}, false, fmt.Errorf("read event marker %s: %w", e.ID, err)
+		return nil, fmt.Errorf("read event marker %s: %w", e.ID, err)
 	}
 	if len(out.Item) == 0 {
-		return Event{}, false, nil
+		return []unit{u}, nil
 	}
-	return fromMarker(e, out.Item), true, nil
+	rest, err := fromMarker(es, u, out.Item)
+	if err != nil {
+		return nil, err
+	}
+	var left []unit
+	for _, r := range rest {
+		l, err := st.lookup(ctx, es, r)
+		if err != nil {
+			return nil, err
+		}
+		left = append(left, l...)
+	}
+	return left, nil
 }
 
-func fromMarker(e Event, item map[string]types.AttributeValue) Event {
-	e.Cursor, e.CreatedAt = num(item, "cursor"), tm(item, "created_at")
-	return e
+// fromMarker sets the entries of u from the marker item of its first event, and returns the units
+// of one event that marker does not cover (a marker of one covers only its own event).
+func fromMarker(es []entry, u unit, item map[string]types.AttributeValue) ([]unit, error) {
+	first := es[u.lo].e.ID
+	ids, ok := item["ids"].(*types.AttributeValueMemberL)
+	if !ok {
+		es[u.lo].e.Cursor, es[u.lo].e.CreatedAt = num(item, "cursor"), tm(item, "created_at")
+		es[u.lo].m = mark{id: first}
+		var rest []unit
+		for i := u.lo + 1; i < u.hi; i++ {
+			rest = append(rest, unit{i, i + 1})
+		}
+		return rest, nil
+	}
+	for i := u.lo; i < u.hi; i++ {
+		pos := slices.IndexFunc(ids.Value, func(v types.AttributeValue) bool {
+			sv, ok := v.(*types.AttributeValueMemberS)
+			return ok && sv.Value == es[i].e.ID
+		})
+		if pos < 0 {
+			return nil, fmt.Errorf("append events: event %s was not in the group %s led before: an event is appended again only in its first group", es[i].e.ID, first)
+		}
+		es[i].m = mark{id: first, pos: pos, multi: true}
+		if err := es[i].at(item); err != nil {
+			return nil, err
+		}
+	}
+	return nil, nil
 }
 
-// claim writes e's id marker unless there is one; it returns e as the marker records it.
-func (st *Store) claim(ctx context.Context, e Event) (Event, error) {
-	item := markerKey(e.WorkspaceID, e.ID)
-	item["cursor"] = n(e.Cursor)
-	item["created_at"] = ts(e.CreatedAt)
-	item["ttl"] = n(e.CreatedAt.Add(eventIDRetention).Unix())
+// at sets the entry's cursor and time from its marker item.
+func (en *entry) at(item map[string]types.AttributeValue) error {
+	if !en.m.multi {
+		en.e.Cursor, en.e.CreatedAt = num(item, "cursor"), tm(item, "created_at")
+		return nil
+	}
+	cs, ok1 := item["cursors"].(*types.AttributeValueMemberL)
+	ats, ok2 := item["ats"].(*types.AttributeValueMemberL)
+	if !ok1 || !ok2 || en.m.pos >= len(cs.Value) || en.m.pos >= len(ats.Value) {
+		return fmt.Errorf("event marker %s: no cursor at %d", en.m.id, en.m.pos)
+	}
+	c, ok1 := cs.Value[en.m.pos].(*types.AttributeValueMemberN)
+	t, ok2 := ats.Value[en.m.pos].(*types.AttributeValueMemberS)
+	if !ok1 || !ok2 {
+		return fmt.Errorf("event marker %s: bad cursor at %d", en.m.id, en.m.pos)
+	}
+	en.e.Cursor, _ = strconv.ParseInt(c.Value, 10, 64)
+	en.e.CreatedAt, _ = time.Parse(time.RFC3339Nano, t.Value)
+	return nil
+}
+
+// claim writes u's marker unless there is one; the entries keep the cursors the marker records.
+func (st *Store) claim(ctx context.Context, es []entry, u unit) error {
+	first := es[u.lo].e
+	item := markerKey(first.WorkspaceID, first.ID)
+	item["cursor"] = n(first.Cursor)
+	item["created_at"] = ts(first.CreatedAt)
+	item["ttl"] = n(first.CreatedAt.Add(eventIDRetention).Unix())
+	multi := u.hi-u.lo > 1
+	if multi {
+		ids, cs, ats := make([]types.AttributeValue, 0, u.hi-u.lo), make([]types.AttributeValue, 0, u.hi-u.lo), make([]types.AttributeValue, 0, u.hi-u.lo)
+		for _, en := range es[u.lo:u.hi] {
+			ids, cs, ats = append(ids, s(en.e.ID)), append(cs, n(en.e.Cursor)), append(ats, ts(en.e.CreatedAt))
+		}
+		item["ids"], item["cursors"], item["ats"] = &types.AttributeValueMemberL{Value: ids}, &types.AttributeValueMemberL{Value: cs}, &types.AttributeValueMemberL{Value: ats}
+	}
+	for i := u.lo; i < u.hi; i++ {
+		es[i].m = mark{id: first.ID, pos: i - u.lo, multi: multi}
+	}
 	_, err := st.db.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName: &st.table, Item: item, ConditionExpression: aws.String("attribute_not_exists(pk)"),
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
 	var cf *types.ConditionalCheckFailedException
 	if errors.As(err, &cf) {
-		// Another appender of this id claimed it after we looked: its cursor wins, ours stays
-		// unwritten (a gap readers pass after GapGrace).
-		if len(cf.Item) > 0 {
-			return fromMarker(e, cf.Item), nil
+		// Another appender of these ids claimed them after we looked: its cursors win, ours stay
+		// unwritten (gaps readers pass after GapGrace).
+		if len(cf.Item) == 0 {
+			return fmt.Errorf("claim event %s: marker vanished", first.ID)
 		}
-		found, ok, err := st.marker(ctx, e)
-		if err == nil && !ok {
-			err = errors.New("marker vanished")
+		rest, err := fromMarker(es, u, cf.Item)
+		if err != nil {
+			return err
 		}
-		return found, err
+		// Its marker was of one event: ours claim the others alone, at the cursors reserved.
+		return each(len(rest), func(j int) error { return st.claim(ctx, es, rest[j]) })
 	}
 	if err != nil {
-		return Event{}, fmt.Errorf("claim event %s: %w", e.ID, err)
+		return fmt.Errorf("claim event %s: %w", first.ID, err)
 	}
-	return e, nil
+	return nil
 }
 
-// place makes sure e is written at the cursor its marker records: it writes it while the
+// place makes sure en's event is written at the cursor its marker records: it writes it while the
 // reservation is fresh; once the reservation is stale and the event is not there, it moves the
-// marker to a new cursor and writes it there.
-func (st *Store) place(ctx context.Context, e *Event) error {
+// event's entry in the marker to a new cursor and writes it there.
+func (st *Store) place(ctx context.Context, en *entry) error {
+	e := &en.e
 	for try := 0; try < maxAppendTries; try++ {
 		if left := e.CreatedAt.Add(writeWindow).Sub(st.now()); left > 0 {
 			// No request of the write (the SDK retries a stalled one) is sent after the window:
@@ -275,19 +401,32 @@ func (st *Store) place(ctx context.Context, e *Event) error {
 		if err != nil {
 			return err
 		}
+		set, cond, names := "SET #c = :new, created_at = :at", "#c = :old", map[string]string{"#c": "cursor"}
+		if en.m.multi {
+			p := strconv.Itoa(en.m.pos)
+			set, cond = "SET #cs["+p+"] = :new, #ats["+p+"] = :at", "#cs["+p+"] = :old"
+			names["#cs"], names["#ats"] = "cursors", "ats"
+			if en.m.pos == 0 { // the first event's cursor is also where a marker of one keeps it
+				set += ", #c = :new, created_at = :at"
+			} else {
+				delete(names, "#c")
+			}
+		}
 		_, err = st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 			TableName:                           &st.table,
-			Key:                                 markerKey(e.WorkspaceID, e.ID),
-			UpdateExpression:                    aws.String("SET #c = :new, created_at = :at"),
-			ConditionExpression:                 aws.String("#c = :old"),
-			ExpressionAttributeNames:            map[string]string{"#c": "cursor"},
+			Key:                                 markerKey(e.WorkspaceID, en.m.id),
+			UpdateExpression:                    aws.String(set),
+			ConditionExpression:                 aws.String(cond),
+			ExpressionAttributeNames:            names,
 			ExpressionAttributeValues:           map[string]types.AttributeValue{":new": n(c), ":old": n(e.Cursor), ":at": ts(at)},
 			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 		})
 		var cf *types.ConditionalCheckFailedException
 		switch {
 		case errors.As(err, &cf):
-			*e = fromMarker(*e, cf.Item) // another retry moved it first: follow it
+			if err := en.at(cf.Item); err != nil { // another retry moved it first: follow it
+				return err
+			}
 		case err != nil:
 			return fmt.Errorf("move event %s: %w", e.ID, err)
 		default:

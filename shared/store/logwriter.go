@@ -8,7 +8,8 @@ import (
 // LogWriter group-commits appends to workspace logs: it lets one append per workspace be in flight
 // from this process and sends the appends that arrive meanwhile together in the next one, so they
 // share one reservation of cursors (one write to the workspace's counter, the item every append
-// of the workspace updates) instead of one each.
+// of the workspace updates) instead of one each. Each caller's events keep an id marker of their
+// own: a caller's repeat finds its events whatever group they were sent in.
 type LogWriter struct {
 	st *Store
 
@@ -91,11 +92,11 @@ func (w *LogWriter) commit(ctx context.Context, ws string, q *logQueue) {
 			return
 		}
 		w.mu.Unlock()
-		var all []Event
-		for _, r := range group {
-			all = append(all, r.evs...)
+		groups := make([][]Event, len(group))
+		for i, r := range group {
+			groups[i] = r.evs
 		}
-		out, err := w.st.AppendEvents(ctx, all)
+		out, err := w.st.appendGroups(ctx, groups)
 		if err != nil && len(group) > 1 {
 			// One caller's events may be what the table refused: append each caller's alone, so
 			// that only its own append fails.
@@ -105,13 +106,12 @@ func (w *LogWriter) commit(ctx context.Context, ws string, q *logQueue) {
 			}
 			continue
 		}
-		for _, r := range group {
+		for i, r := range group {
 			if err != nil {
 				r.done <- appendRes{err: err}
 				continue
 			}
-			r.done <- appendRes{evs: out[:len(r.evs):len(r.evs)]}
-			out = out[len(r.evs):]
+			r.done <- appendRes{evs: out[i]}
 		}
 	}
 }

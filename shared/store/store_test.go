@@ -142,7 +142,7 @@ func TestAppendEventConcurrentWritersDenseAndOnce(t *testing.T) {
 	}
 }
 
-func TestAppendEventsIsOneRunAndIdempotentPerEvent(t *testing.T) {
+func TestAppendEventsIsOneRunAndIdempotentPerGroup(t *testing.T) {
 	t.Parallel()
 	st := newStore(t)
 	ctx := context.Background()
@@ -151,13 +151,27 @@ func TestAppendEventsIsOneRunAndIdempotentPerEvent(t *testing.T) {
 	if err != nil || first[0].Cursor != 1 || first[1].Cursor != 2 {
 		t.Fatalf("first = %+v, %v", first, err)
 	}
-	// A retry that overlaps: b keeps its cursor, c is new and follows.
-	second, err := st.AppendEvents(ctx, []Event{ev("b"), ev("c")})
-	if err != nil || second[0].Cursor != 2 || second[1].Cursor != 3 {
+	// A retry of the group, or of its first event alone, finds the cursors its marker holds.
+	again, err := st.AppendEvents(ctx, []Event{ev("a")})
+	if err != nil || again[0].Cursor != 1 {
+		t.Fatalf("a alone again = %+v, %v", again, err)
+	}
+	again, err = st.AppendEvents(ctx, []Event{ev("a"), ev("b")})
+	if err != nil || again[0].Cursor != 1 || again[1].Cursor != 2 {
+		t.Fatalf("the group again = %+v, %v", again, err)
+	}
+	// A group led by a that names an event its marker does not hold is refused, not appended: an
+	// event is appended again only in the group it was first appended in.
+	if got, err := st.AppendEvents(ctx, []Event{ev("a"), ev("c")}); err == nil {
+		t.Fatalf("a group led by a with another event was appended: %+v", got)
+	}
+	// A new group after it follows it.
+	second, err := st.AppendEvents(ctx, []Event{ev("c"), ev("d")})
+	if err != nil || second[0].Cursor != 3 || second[1].Cursor != 4 {
 		t.Fatalf("second = %+v, %v", second, err)
 	}
 	all, _ := st.ListEvents(ctx, "ws", 0, 10)
-	if len(all) != 3 || all[2].ID != "c" {
+	if len(all) != 4 || all[2].ID != "c" || all[3].ID != "d" {
 		t.Fatalf("log = %+v", all)
 	}
 	if _, err := st.AppendEvents(ctx, []Event{ev("x"), {ID: "y", Type: "t", WorkspaceID: "other"}}); err == nil {
