@@ -72,7 +72,9 @@ func TestAppendMovesTheUnwrittenEventsOfAGroupWhoseWriterDied(t *testing.T) {
 	clock := t0
 	st := New(db, table, func() time.Time { return clock })
 	ctx := context.Background()
-	ev := func(id string) Event { return Event{ID: id, Type: "test.event", WorkspaceID: "ws", Data: json.RawMessage(`{}`)} }
+	ev := func(id string) Event {
+		return Event{ID: id, Type: "test.event", WorkspaceID: "ws", Data: json.RawMessage(`{}`)}
+	}
 
 	last, err := st.reserve(ctx, "ws", 3)
 	if err != nil {
