@@ -123,6 +123,10 @@ type NewRun struct {
 	Run      Run   // ID, and Adapter, User, Agent, ReplyURL when set
 	FollowUp bool  // the thread must exist already, on the same channel
 	Slot     *Slot // an in-flight slot to take in the same transaction
+	// Start stores the run running with its first attempt counted, as StartRun would leave it:
+	// for a caller that starts the run at once (one write instead of two). A run found existing is
+	// returned as it is: start it with StartRun.
+	Start bool
 }
 
 // Errors of CreateRunWith that callers act on.
@@ -188,6 +192,9 @@ func (st *Store) CreateRunWith(ctx context.Context, nr NewRun) (Run, bool, error
 	run["message_at"] = ts(nr.Message.CreatedAt) // the message's key (with its id)
 	run["status"] = s(RunQueued)
 	run["attempts"] = n(0)
+	if nr.Start {
+		run["status"], run["attempts"], run["started_at"] = s(RunRunning), n(1), ts(now)
+	}
 	run["created_at"] = ts(now)
 	run["updated_at"] = ts(now)
 	for name, v := range map[string]string{"adapter": r.Adapter, "user": r.User, "agent": r.Agent, "reply_url": r.ReplyURL} {

@@ -397,3 +397,29 @@ func TestCreateRunRepostOnAnotherThreadWritesNoMessageThere(t *testing.T) {
 		t.Fatalf("the run's thread has %+v %v", msgs, err)
 	}
 }
+
+// A run created started is stored running with its first attempt counted, in the one write that
+// creates it; created again it is returned as stored, and StartRun counts the next attempt.
+func TestCreateRunStarted(t *testing.T) {
+	t.Parallel()
+	st := newStore(t)
+	ctx := context.Background()
+	nr := newRun("ws", "thr_1", "run_1", time.Now())
+	nr.Start = true
+	run, created, err := st.CreateRunWith(ctx, nr)
+	if err != nil || !created || run.Status != RunRunning || run.Attempts != 1 || run.StartedAt == nil {
+		t.Fatalf("created %+v, %v, %v; want running at attempt 1 with its start time", run, created, err)
+	}
+	stored, err := st.GetRun(ctx, "ws", "run_1")
+	if err != nil || stored.Status != RunRunning || stored.Attempts != 1 {
+		t.Fatalf("stored %+v, %v", stored, err)
+	}
+	again, created, err := st.CreateRunWith(ctx, nr)
+	if err != nil || created || again.Attempts != 1 {
+		t.Fatalf("created again: %+v, %v, %v; want the stored run, not created", again, created, err)
+	}
+	next, started, err := st.StartRun(ctx, "ws", "run_1")
+	if err != nil || !started || next.Attempts != 2 || !next.StartedAt.Equal(*run.StartedAt) {
+		t.Fatalf("StartRun after: %+v, %v, %v; want attempt 2, first start time kept", next, started, err)
+	}
+}

@@ -27,7 +27,7 @@ import (
 
 // Store is the part of the store the worker uses.
 type Store interface {
-	CreateRun(ctx context.Context, th store.Thread, m store.Message, r store.Run) (bool, error)
+	CreateRunWith(ctx context.Context, nr store.NewRun) (store.Run, bool, error)
 	GetRun(ctx context.Context, ws, id string) (store.Run, error)
 	StartRun(ctx context.Context, ws, id string) (store.Run, bool, error)
 	FinishRunWith(ctx context.Context, ws, id string, f store.Finish) (store.Run, error)
@@ -283,14 +283,20 @@ func (h *Handler) process(ctx context.Context, rec events.SQSMessage) error {
 	if m.ThreadID == "" || m.RunID == "" {
 		return fmt.Errorf("inbound message misses its thread or run id: %w", errUnprocessable)
 	}
+	var run store.Run
+	started := false
 	if !m.Stored {
+		// The run is created started: this delivery runs it now.
 		th := store.Thread{ID: m.ThreadID, WorkspaceID: m.WorkspaceID, Channel: m.Channel, ExternalID: m.ExternalID}
 		msg := store.Message{ID: m.MessageID, Direction: "in", Source: m.Source, Text: m.Text, User: m.User, Data: m.Data, CreatedAt: m.ReceivedAt}
-		created, err := h.store.CreateRun(ctx, th, msg, store.Run{ID: m.RunID, User: m.User, Agent: m.Agent})
+		var err error
+		run, started, err = h.store.CreateRunWith(ctx, store.NewRun{
+			Thread: th, Message: msg, Run: store.Run{ID: m.RunID, User: m.User, Agent: m.Agent}, Start: true,
+		})
 		if err != nil {
 			return err
 		}
-		if !created {
+		if !started {
 			// Redelivered, or reposted with the same idempotency key: carry on from the stored run.
 			h.logger.InfoContext(ctx, "run exists; resuming", "run_id", m.RunID)
 		}
@@ -307,12 +313,14 @@ func (h *Handler) process(ctx context.Context, rec events.SQSMessage) error {
 		return err
 	}
 
-	run, started, err := h.store.StartRun(ctx, m.WorkspaceID, m.RunID)
-	if err != nil {
-		return err
-	}
 	if !started {
-		return h.resettle(ctx, &m, run) // redelivered after its turn ended, or cancelled meanwhile
+		var err error
+		if run, started, err = h.store.StartRun(ctx, m.WorkspaceID, m.RunID); err != nil {
+			return err
+		}
+		if !started {
+			return h.resettle(ctx, &m, run) // redelivered after its turn ended, or cancelled meanwhile
+		}
 	}
 	if err := h.store.RenewSlot(ctx, run, h.cfg.Lease); err != nil {
 		return err
