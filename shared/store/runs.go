@@ -40,8 +40,12 @@ type Thread struct {
 	WorkspaceID    string
 	Channel        string
 	ExternalID     string
-	SessionStarted bool // the agent has had session_start for this thread
-	CreatedAt      time.Time
+	SessionStarted bool // the thread records that the agent has had session_start for it
+	// SessionRun is the run that opened the thread: it owes the agent's session_start, and records
+	// on its own item that it made it (Run.SessionStarted), so that a thread's first turn writes
+	// nothing to the thread for it. Empty on threads opened before it was kept.
+	SessionRun string
+	CreatedAt  time.Time
 }
 
 // Message is one text on a thread, with its raw data kept for audit.
@@ -76,6 +80,8 @@ type Run struct {
 	Approvers   []string  `json:"-"`                 // who may decide its requests for approval (its adapter's, when it started)
 	Agent       string    `json:"agent,omitempty"`   // the agent's name; empty is the workspace's
 	ReplyURL    string    `json:"-"`                 // where the finished run is POSTed
+	// SessionStarted says the run made its thread's session_start (see Thread.SessionRun).
+	SessionStarted bool `json:"-"`
 	Approval    *Approval `json:"approval,omitempty"`
 	CancelledBy string    `json:"cancelled_by,omitempty"`
 	Slot        SlotRef   `json:"-"` // the in-flight slot it holds while queued or running
@@ -207,7 +213,7 @@ func (st *Store) CreateRunWith(ctx context.Context, nr NewRun) (Run, bool, error
 	}
 	st.expire(run, now)
 	threadSet, threadValues := "", map[string]types.AttributeValue{
-		":id": s(th.ID), ":ws": s(th.WorkspaceID), ":ch": s(th.Channel), ":ext": s(th.ExternalID), ":now": ts(now),
+		":id": s(th.ID), ":ws": s(th.WorkspaceID), ":ch": s(th.Channel), ":ext": s(th.ExternalID), ":now": ts(now), ":run": s(r.ID),
 	}
 	if st.retention > 0 { // a thread is kept for the retention after its last message
 		threadSet, threadValues[":ttl"] = ", #ttl = :ttl", n(now.Add(st.retention).Unix())
@@ -219,7 +225,7 @@ func (st *Store) CreateRunWith(ctx context.Context, nr NewRun) (Run, bool, error
 	thread := &types.Update{
 		TableName:                 &st.table,
 		Key:                       key(threadPK(th.WorkspaceID, th.ID), "META"),
-		UpdateExpression:          aws.String("SET thread_id = :id, workspace_id = :ws, #ch = :ch, external_id = if_not_exists(external_id, :ext), created_at = if_not_exists(created_at, :now), updated_at = :now" + threadSet),
+		UpdateExpression:          aws.String("SET thread_id = :id, workspace_id = :ws, #ch = :ch, external_id = if_not_exists(external_id, :ext), created_at = if_not_exists(created_at, :now), updated_at = :now, session_run = if_not_exists(session_run, :run)" + threadSet),
 		ConditionExpression:       aws.String(threadCond),
 		ExpressionAttributeNames:  threadNames(st.retention > 0),
 		ExpressionAttributeValues: threadValues,
@@ -382,6 +388,8 @@ type Finish struct {
 	Error    string    // failed: the reason
 	Approval *Approval // waiting_approval: what the agent asks
 	Reply    *Message  // the agent's outbound message, stored with the run's change
+	// SessionStarted records with the change that the run made its thread's session_start.
+	SessionStarted bool
 	ThreadID string    // the run's thread, where Reply is stored
 }
 
@@ -425,6 +433,10 @@ func (st *Store) FinishRunWith(ctx context.Context, ws, id string, f Finish) (Ru
 		}
 		set += ", reply_id = :rid, reply_at = :rat"
 		vals[":rid"], vals[":rat"] = s(f.Reply.ID), ts(f.Reply.CreatedAt)
+	}
+	if f.SessionStarted {
+		set += ", session_started = :true"
+		vals[":true"] = &types.AttributeValueMemberBOOL{Value: true}
 	}
 	if f.Status == RunWaitingApproval {
 		set += " REMOVE decision, decided_by, decided_option, decision_comment, decided_at"
@@ -593,6 +605,7 @@ func decodeRun(item map[string]types.AttributeValue) (Run, error) {
 		return Run{}, errors.New("decode run: item has no run_id")
 	}
 	r.Attempts = int(num(item, "attempts"))
+	r.SessionStarted = boolean(item, "session_started")
 	r.CreatedAt = tm(item, "created_at")
 	r.UpdatedAt = tm(item, "updated_at")
 	if t := tm(item, "started_at"); !t.IsZero() {
@@ -642,7 +655,7 @@ func (st *Store) GetThread(ctx context.Context, ws, id string) (Thread, error) {
 	_, started := it["session_started_at"]
 	return Thread{
 		ID: str(it, "thread_id"), WorkspaceID: str(it, "workspace_id"), Channel: str(it, "channel"),
-		ExternalID: str(it, "external_id"), SessionStarted: started, CreatedAt: tm(it, "created_at"),
+		ExternalID: str(it, "external_id"), SessionStarted: started, SessionRun: str(it, "session_run"), CreatedAt: tm(it, "created_at"),
 	}, nil
 }
 

@@ -340,14 +340,6 @@ func (h *Handler) speak(ctx context.Context, m *queue.Inbound, run store.Run) er
 		return err
 	}
 	sess := session(m, th)
-	if !th.SessionStarted {
-		if _, err := h.respond(ctx, ag, agent.Request{Kind: agent.KindSessionStart, RunID: run.ID, Session: sess}); err != nil {
-			return h.agentFailed(ctx, m, run, err)
-		}
-		if err := h.store.MarkSessionStarted(ctx, m.WorkspaceID, m.ThreadID); err != nil {
-			return err
-		}
-	}
 	req := agent.Request{Kind: agent.KindUserSpeak, RunID: run.ID, Session: sess, Text: m.Text, Data: m.Data}
 	if len(req.Data) == 0 && m.Event != nil {
 		req.Data = json.RawMessage(m.Event.Data) // a run started by an event takes the event as its input
@@ -368,13 +360,55 @@ func (h *Handler) speak(ctx context.Context, m *queue.Inbound, run store.Run) er
 			req.History = append(req.History, agent.Turn{Role: role, Text: msg.Text})
 		}
 	}
+	started, err := h.sessionStarted(ctx, th, run)
+	if err != nil {
+		return err
+	}
+	owner := false // this run made the session start, and records it with its turn
+	if !started {
+		if _, err := h.respond(ctx, ag, agent.Request{Kind: agent.KindSessionStart, RunID: run.ID, Session: sess}); err != nil {
+			return h.agentFailed(ctx, m, run, err)
+		}
+		if owner = th.SessionRun == run.ID; owner {
+			run.SessionStarted = true // conclude's change records it
+		} else if err := h.store.MarkSessionStarted(ctx, m.WorkspaceID, m.ThreadID); err != nil {
+			return err
+		}
+	}
 	begin := h.now()
 	reply, err := h.respond(ctx, ag, req)
 	if err != nil {
+		if owner {
+			// No change of the run records this turn's session start: the thread does, so that
+			// the retry, or the thread's next run, does not start the session again.
+			if err := h.store.MarkSessionStarted(ctx, m.WorkspaceID, m.ThreadID); err != nil {
+				return err
+			}
+		}
 		return h.agentFailed(ctx, m, run, err)
 	}
 	h.logger.InfoContext(ctx, "agent replied", "run_id", run.ID, "actions", len(reply.Actions), "agent_ms", h.now().Sub(begin).Milliseconds())
 	return h.conclude(ctx, m, run, reply, "speak", "")
+}
+
+// sessionStarted reports whether the agent has had session_start for the run's thread: the thread
+// records it, or the run that opened the thread recorded on its own item that it made it (then the
+// thread records it too, so that later runs read only the thread). Runs of a thread are handled
+// one at a time (the inbound queue's group is the thread), so the opening run is done with it.
+func (h *Handler) sessionStarted(ctx context.Context, th store.Thread, run store.Run) (bool, error) {
+	if th.SessionStarted || th.SessionRun == "" || th.SessionRun == run.ID {
+		return th.SessionStarted, nil
+	}
+	opener, err := h.store.GetRun(ctx, th.WorkspaceID, th.SessionRun)
+	switch {
+	case apierr.CodeOf(err) == apierr.NotFound:
+		return false, nil // expired: start the session again rather than never
+	case err != nil:
+		return false, err
+	case !opener.SessionStarted:
+		return false, nil // it failed before its session start: this run makes it
+	}
+	return true, h.store.MarkSessionStarted(ctx, th.WorkspaceID, th.ID)
 }
 
 // OutcomeRetry is the Runs outcome of an agent call retried later; the others are run statuses.
@@ -447,7 +481,7 @@ func (h *Handler) fail(ctx context.Context, m *queue.Inbound, run store.Run, rea
 // ("speak", or the decision it follows) so that each turn's reply has its own id.
 func (h *Handler) conclude(ctx context.Context, m *queue.Inbound, run store.Run, reply agent.Reply, turn, previous string) error {
 	text := reply.Text()
-	f := store.Finish{Status: store.RunCompleted, Result: &store.Result{Text: text}, ThreadID: m.ThreadID}
+	f := store.Finish{Status: store.RunCompleted, Result: &store.Result{Text: text}, ThreadID: m.ThreadID, SessionStarted: run.SessionStarted}
 	if a := reply.Approval(); a != nil {
 		f.Status, f.Approval = store.RunWaitingApproval, &store.Approval{
 			ID: ids.Derive("apr", m.WorkspaceID, run.ID, turn), Prompt: a.Prompt, Options: a.Options,

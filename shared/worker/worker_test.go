@@ -693,3 +693,82 @@ func TestFailureDelayDoublesPerReceive(t *testing.T) {
 		t.Fatalf("FailureDelay 0: failures %+v, postponed %+v", resp.BatchItemFailures, vis.calls)
 	}
 }
+
+// The run that opens a thread records its session start on its own item, in the change that ends
+// its turn: the thread's first turn writes nothing to the thread for it. The thread's next run
+// finds it there, and the thread records it from then on.
+func TestSessionStartIsRecordedWithTheFirstTurn(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, 0, echoing)
+	ctx := context.Background()
+	if failed := r.handle(t, record("1", message("thr_s", "s1", "hello"))); len(failed) != 0 {
+		t.Fatalf("failed %v", failed)
+	}
+	th, err := r.st.GetThread(ctx, "ws", "thr_s")
+	if err != nil || th.SessionStarted || th.SessionRun != "s1" {
+		t.Fatalf("thread after its first turn: %+v, %v; want its session owed by s1 and nothing recorded there", th, err)
+	}
+	if run := r.run(t, "s1"); !run.SessionStarted || run.Status != store.RunCompleted {
+		t.Fatalf("first run %+v; want completed with its session start recorded", run)
+	}
+	if failed := r.handle(t, record("2", message("thr_s", "s2", "again"))); len(failed) != 0 {
+		t.Fatalf("failed %v", failed)
+	}
+	if th, err := r.st.GetThread(ctx, "ws", "thr_s"); err != nil || !th.SessionStarted {
+		t.Fatalf("thread after its second turn: %+v, %v; want its session start recorded", th, err)
+	}
+	if failed := r.handle(t, record("3", message("thr_s", "s3", "more"))); len(failed) != 0 {
+		t.Fatalf("failed %v", failed)
+	}
+	if got := r.agent.kinds("thr_s"); !slices.Equal(got, []string{agent.KindSessionStart, agent.KindUserSpeak, agent.KindUserSpeak, agent.KindUserSpeak}) {
+		t.Fatalf("agent saw %v", got)
+	}
+}
+
+// A first turn whose session start succeeded and whose user_speak failed: the retry, and the
+// thread's next run, do not start the session again.
+func TestSessionStartBeforeAFailedTurnIsNotRepeated(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, 0, func(req agent.Request, n int) (agent.Reply, error) {
+		if req.Kind == agent.KindUserSpeak && n == 2 {
+			return agent.Reply{}, &agent.Error{Retryable: true, Reason: "agent answered 502"}
+		}
+		return echoing(req, n)
+	})
+	first := record("1", message("thr_f", "f1", "hello"))
+	if failed := r.handle(t, first); len(failed) != 1 {
+		t.Fatalf("first delivery: failed %v; want it retried", failed)
+	}
+	if failed := r.handle(t, first); len(failed) != 0 {
+		t.Fatalf("retry: failed %v", failed)
+	}
+	if failed := r.handle(t, record("2", message("thr_f", "f2", "again"))); len(failed) != 0 {
+		t.Fatalf("failed %v", failed)
+	}
+	if got := r.agent.kinds("thr_f"); !slices.Equal(got, []string{agent.KindSessionStart, agent.KindUserSpeak, agent.KindUserSpeak, agent.KindUserSpeak}) {
+		t.Fatalf("agent saw %v", got)
+	}
+}
+
+// A first run whose session start failed: the thread's next run starts the session.
+func TestSessionStartThatFailedIsMadeByTheNextRun(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, 0, func(req agent.Request, n int) (agent.Reply, error) {
+		if req.Kind == agent.KindSessionStart && n == 1 {
+			return agent.Reply{}, &agent.Error{Reason: "agent answered 400"}
+		}
+		return echoing(req, n)
+	})
+	if failed := r.handle(t, record("1", message("thr_x", "x1", "hello"))); len(failed) != 0 {
+		t.Fatalf("failed %v", failed)
+	}
+	if run := r.run(t, "x1"); run.Status != store.RunFailed || run.SessionStarted {
+		t.Fatalf("first run %+v; want failed without a session start", run)
+	}
+	if failed := r.handle(t, record("2", message("thr_x", "x2", "again")), record("3", message("thr_x", "x3", "more"))); len(failed) != 0 {
+		t.Fatalf("failed %v", failed)
+	}
+	if got := r.agent.kinds("thr_x"); !slices.Equal(got, []string{agent.KindSessionStart, agent.KindSessionStart, agent.KindUserSpeak, agent.KindUserSpeak}) {
+		t.Fatalf("agent saw %v", got)
+	}
+}
