@@ -75,18 +75,19 @@ type Run struct {
 	StartedAt   *time.Time `json:"started_at,omitempty"`
 	CompletedAt *time.Time `json:"completed_at,omitempty"`
 
-	Adapter   string   `json:"adapter,omitempty"` // the webhook adapter that started it
-	User      string   `json:"user,omitempty"`    // who started it, as the caller said
-	Approvers []string `json:"-"`                 // who may decide its requests for approval (its adapter's, when it started)
-	Agent     string   `json:"agent,omitempty"`   // the agent's name; empty is the workspace's
-	ReplyURL  string   `json:"-"`                 // where the finished run is POSTed
+	Adapter     string    `json:"adapter,omitempty"` // the webhook adapter that started it
+	User        string    `json:"user,omitempty"`    // who started it, as the caller said
+	Approvers   []string  `json:"-"`                 // who may decide its requests for approval (its adapter's, when it started)
+	Agent       string    `json:"agent,omitempty"`   // the agent's name; empty is the workspace's
+	ReplyURL    string    `json:"-"`                 // where the finished run is POSTed
+	Approval    *Approval `json:"approval,omitempty"`
+	CancelledBy string    `json:"cancelled_by,omitempty"`
+	Slot        SlotRef   `json:"-"` // the in-flight slot it holds while queued or running
+	ReplyID     string    `json:"-"` // the message the agent's latest reply was stored as
+	ReplyAt     time.Time `json:"-"` // that message's time (its key): EnsureReply stores it again
+
 	// SessionStarted says the run made its thread's session_start (see Thread.SessionRun).
-	SessionStarted bool      `json:"-"`
-	Approval       *Approval `json:"approval,omitempty"`
-	CancelledBy    string    `json:"cancelled_by,omitempty"`
-	Slot           SlotRef   `json:"-"` // the in-flight slot it holds while queued or running
-	ReplyID        string    `json:"-"` // the message the agent's latest reply was stored as
-	ReplyAt        time.Time `json:"-"` // that message's time (its key): EnsureReply stores it again
+	SessionStarted bool `json:"-"`
 }
 
 // Result is what a run produced: the text the agent spoke.
