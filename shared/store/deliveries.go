@@ -464,6 +464,11 @@ type DeliveryFilter struct {
 }
 
 // ListDeliveries returns a subscription's deliveries, newest first, and the cursor of the next page.
+//
+// gsi1 holds only the deliveries' keys (an update of a delivery then writes no index copy): a page
+// of keys is read from it, then the items from the table. Both reads are eventually consistent, as
+// the index is. The status filter is applied to the items, to as many keys as the page's Limit
+// lets the index evaluate: the same pages and cursors as a filter on the index would give.
 func (st *Store) ListDeliveries(ctx context.Context, ws, sub string, f DeliveryFilter) ([]Delivery, string, error) {
 	lo, hi := "0", "9"
 	if !f.Since.IsZero() {
@@ -481,11 +486,6 @@ func (st *Store) ListDeliveries(ctx context.Context, ws, sub string, f DeliveryF
 		},
 		ScanIndexForward: aws.Bool(false),
 	}
-	if f.Status != "" {
-		in.FilterExpression = aws.String("#st = :status")
-		in.ExpressionAttributeNames = map[string]string{"#st": "status"}
-		in.ExpressionAttributeValues[":status"] = s(f.Status)
-	}
 	if f.Cursor != "" {
 		start, err := deliveryStartKey(f.Cursor, ws, sub, lo, hi)
 		if err != nil {
@@ -501,8 +501,15 @@ func (st *Store) ListDeliveries(ctx context.Context, ws, sub string, f DeliveryF
 		if err != nil {
 			return nil, "", fmt.Errorf("list deliveries of %s: %w", sub, err)
 		}
-		for _, it := range page.Items {
-			out = append(out, decodeDelivery(it))
+		items, err := st.getItems(ctx, page.Items)
+		if err != nil {
+			return nil, "", fmt.Errorf("list deliveries of %s: %w", sub, err)
+		}
+		for _, it := range items {
+			// nil: expired (or gone) since the index was read.
+			if it != nil && (f.Status == "" || str(it, "status") == f.Status) {
+				out = append(out, decodeDelivery(it))
+			}
 		}
 		if len(page.LastEvaluatedKey) == 0 {
 			return out, "", nil
@@ -512,6 +519,61 @@ func (st *Store) ListDeliveries(ctx context.Context, ws, sub string, f DeliveryF
 			return out, pageCursor(page.LastEvaluatedKey), nil
 		}
 	}
+}
+
+// listedAttrs are the attributes of a delivery a list reads: all that decodeDelivery reads but the
+// payload, the largest, never listed.
+var listedAttrs = []string{
+	"delivery_id", "workspace_id", "subscription_id", "target", "destination", "adapter", "fifo", "event_id", "event_type",
+	"status", "attempts", "total_attempts", "series", "next_attempt_at", "retry_scheduled", "one_shot", "lease_until",
+	"last_status_code", "last_error", "created_at", "updated_at",
+}
+
+// batchGetKeys is the most keys one BatchGetItem reads.
+const batchGetKeys = 100
+
+// getItems reads the table's items of keys (index entries: their pk and sk), eventually
+// consistent, with the listedAttrs of each: in the order of keys, nil for one that is not there.
+func (st *Store) getItems(ctx context.Context, keys []map[string]types.AttributeValue) ([]map[string]types.AttributeValue, error) {
+	names := make(map[string]string, len(listedAttrs)+2)
+	proj := make([]string, 0, len(listedAttrs)+2)
+	for i, a := range append([]string{"pk", "sk"}, listedAttrs...) {
+		p := fmt.Sprintf("#a%d", i)
+		names[p] = a
+		proj = append(proj, p)
+	}
+	found := make(map[string]map[string]types.AttributeValue, len(keys))
+	for chunk := range slices.Chunk(keys, batchGetKeys) {
+		want := make([]map[string]types.AttributeValue, len(chunk))
+		for i, k := range chunk {
+			want[i] = map[string]types.AttributeValue{"pk": k["pk"], "sk": k["sk"]}
+		}
+		req := map[string]types.KeysAndAttributes{st.table: {
+			Keys: want, ProjectionExpression: aws.String(strings.Join(proj, ", ")), ExpressionAttributeNames: names,
+		}}
+		for wait := 10 * time.Millisecond; len(req) > 0; wait = min(2*wait, time.Second) {
+			out, err := st.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req})
+			if err != nil {
+				return nil, err
+			}
+			for _, it := range out.Responses[st.table] {
+				found[str(it, "pk")+"\x00"+str(it, "sk")] = it
+			}
+			// Keys DynamoDB left for later (throttled, or past 16 MB): asked again after a pause.
+			if req = out.UnprocessedKeys; len(req) > 0 {
+				select {
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				case <-time.After(wait):
+				}
+			}
+		}
+	}
+	items := make([]map[string]types.AttributeValue, len(keys))
+	for i, k := range keys {
+		items[i] = found[str(k, "pk")+"\x00"+str(k, "sk")]
+	}
+	return items, nil
 }
 
 // ListAttempts returns a delivery's attempts, oldest first: the items of the attempts followed by
