@@ -175,8 +175,8 @@ func (st *Store) getAdapter(ctx context.Context, ws, name string) (Adapter, map[
 // ListAdapters returns the workspace's adapters by name (through gsi1, so an adapter created a
 // moment ago may be missing for a moment).
 func (st *Store) ListAdapters(ctx context.Context, ws string) ([]Adapter, error) {
-	// gsi1 projects only what the delivery lists read: it gives the adapters' keys, and the items
-	// themselves are read from the table, one by one (a workspace has at most 100 of them).
+	// gsi1 projects only keys: it gives the adapters' keys, and the items themselves are read from
+	// the table, one by one (a workspace has at most 100 of them).
 	in := &dynamodb.QueryInput{
 		TableName:                 &st.table,
 		IndexName:                 aws.String("gsi1"),

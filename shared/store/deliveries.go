@@ -8,8 +8,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -175,24 +177,31 @@ func (st *Store) RecordAttemptScheduled(ctx context.Context, ws, id string, a At
 	return st.recordAttempt(ctx, ws, id, a, DeliveryPending, &next, &types.Put{TableName: &st.table, Item: entry.item()}, rand.Text())
 }
 
-// recordAttempt writes the attempt's item and moves the delivery on. rec names this call: it is
-// stored on both items so that a write the SDK sent again (its first answer lost after DynamoDB
-// applied it) is recognised as this call's own, not refused as a duplicate's.
-//
-// With a retry schedule entry the three writes are one transaction: the retry cannot be lost
-// between the record and the schedule. Otherwise they are two plain writes, as a transaction
-// bills every item twice (5 write units an attempt instead of 3, with the list index's copy):
-//
-//  1. the attempt's item, unless another call's is there;
-//  2. the delivery, on condition that it is still pending at this attempt of this series. That
-//     condition is what makes an attempt recorded once: a late duplicate (its lease ran out and
-//     the attempt was claimed and recorded again) fails it and gets Conflict.
-//
-// An attempt item of another call with the delivery not moved on is a call that died between the
-// two writes: the attempt was claimed again after its lease, and this call's record replaces it.
-func (st *Store) recordAttempt(ctx context.Context, ws, id string, a Attempt, status string, next *time.Time, schedule *types.Put, rec string) error {
-	now := st.now().UTC()
-	att := key("WS#"+ws+"#DLV#"+id, fmt.Sprintf("ATT#%04d#%04d", a.Series, a.Number))
+// maxResponseSnippet bounds the part of a response an attempt keeps (what outbound reads of it):
+// on the attempt's own item, and on the delivery's item for the attempt that ended it, where every
+// byte is billed again by each later write of the delivery.
+const maxResponseSnippet = 1 << 10
+
+// boundSnippet cuts s to maxResponseSnippet bytes, at the start of a rune.
+func boundSnippet(s string) string {
+	if len(s) <= maxResponseSnippet {
+		return s
+	}
+	cut := maxResponseSnippet
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
+}
+
+// attemptKey is the key of attempt number of series in delivery id's partition.
+func attemptKey(ws, id string, series, number int) map[string]types.AttributeValue {
+	return key("WS#"+ws+"#DLV#"+id, fmt.Sprintf("ATT#%04d#%04d", series, number))
+}
+
+// attemptItem is attempt a's own item, written by the call named rec, kept until expires.
+func attemptItem(ws, id string, a Attempt, rec string, expires time.Time) map[string]types.AttributeValue {
+	att := attemptKey(ws, id, a.Series, a.Number)
 	att["at"] = ts(a.At)
 	att["series"], att["number"] = n(int64(a.Series)), n(int64(a.Number))
 	att["latency_ms"] = n(a.LatencyMS)
@@ -200,46 +209,120 @@ func (st *Store) recordAttempt(ctx context.Context, ws, id string, a Attempt, st
 		att["status_code"] = n(int64(a.StatusCode))
 	}
 	if a.ResponseSnippet != "" {
-		att["response_snippet"] = s(a.ResponseSnippet)
+		att["response_snippet"] = s(boundSnippet(a.ResponseSnippet))
 	}
 	if a.Error != "" {
 		att["error"] = s(a.Error)
 	}
-	att["ttl"] = n(now.Add(DeliveryRetention).Unix())
+	att["ttl"] = n(expires.Unix())
 	att["rec"] = s(rec)
+	return att
+}
 
-	set := "SET #st = :status, attempts = :next, total_attempts = total_attempts + :one, updated_at = :now, last_status_code = :code, last_error = :err, last_rec = :rec"
+func decodeAttempt(it map[string]types.AttributeValue) Attempt {
+	return Attempt{
+		At: tm(it, "at"), Series: int(num(it, "series")), Number: int(num(it, "number")), StatusCode: int(num(it, "status_code")),
+		LatencyMS: num(it, "latency_ms"), ResponseSnippet: str(it, "response_snippet"), Error: str(it, "error"),
+	}
+}
+
+// The attempt that ended a delivery (succeeded or failed) is kept on the delivery's item, written
+// by the same update that ends it: attempt attempts-1 of its series, with the delivery's
+// last_status_code and last_error, and these attributes. RetryDelivery moves it to an item of its
+// own before it starts the next series.
+const (
+	finalAt      = "final_at"
+	finalLatency = "final_latency_ms"
+	finalSnippet = "final_response_snippet"
+)
+
+// finalAttempt is the attempt kept on delivery item it, if it holds one.
+func finalAttempt(it map[string]types.AttributeValue) (Attempt, bool) {
+	if _, ok := it[finalAt]; !ok || str(it, "status") == DeliveryPending {
+		return Attempt{}, false
+	}
+	return Attempt{
+		At: tm(it, finalAt), Series: int(num(it, "series")), Number: int(num(it, "attempts")) - 1, StatusCode: int(num(it, "last_status_code")),
+		LatencyMS: num(it, finalLatency), ResponseSnippet: str(it, finalSnippet), Error: str(it, "last_error"),
+	}, true
+}
+
+// recordAttempt records the attempt and moves the delivery on. rec names this call: it is stored
+// on what the call writes (the delivery's last_rec, the attempt item's rec) so that a write the
+// SDK sent again (its first answer lost after DynamoDB applied it) is recognised as this call's
+// own, not refused as a duplicate's.
+//
+// Every form moves the delivery on condition that it is still pending at this attempt of this
+// series. That condition is what makes an attempt recorded once: a late duplicate (its lease ran
+// out and the attempt was claimed and recorded again) fails it and gets Conflict.
+//
+//   - The attempt that ends the delivery (succeeded or failed) is written on the delivery's item
+//     (finalAttempt) by that one conditional update: nothing to write beside it, and nothing a
+//     crash can leave half done.
+//   - An attempt followed by another keeps an item of its own (ATT#<series>#<number>), so that the
+//     delivery's item does not grow with the schedule. With a retry schedule entry the three writes
+//     are one transaction: the retry cannot be lost between the record and the schedule.
+//     Otherwise they are two plain writes, as a transaction bills every item twice: the attempt's
+//     item, unless another call's is there, then the delivery. An attempt item of another call with
+//     the delivery not moved on is a call that died between the two writes: the attempt was
+//     claimed again after its lease, and this call's record replaces it (ListAttempts prefers the
+//     delivery's own final attempt to such an item).
+func (st *Store) recordAttempt(ctx context.Context, ws, id string, a Attempt, status string, next *time.Time, schedule *types.Put, rec string) error {
+	now := st.now().UTC()
+	ends := status != DeliveryPending
+	set := []string{"#st = :status", "attempts = :next", "total_attempts = total_attempts + :one", "updated_at = :now", "last_status_code = :code", "last_rec = :rec"}
+	remove := []string{"lease_until"}
 	vals := map[string]types.AttributeValue{
-		":status": s(status), ":next": n(int64(a.Number + 1)), ":one": n(1), ":now": ts(now),
-		":code": n(int64(a.StatusCode)), ":err": s(a.Error), ":n": n(int64(a.Number)), ":series": n(int64(a.Series)), ":pending": s(DeliveryPending),
-		":rec": s(rec),
+		":status": s(status), ":next": n(int64(a.Number + 1)), ":one": n(1), ":now": ts(now), ":code": n(int64(a.StatusCode)),
+		":n": n(int64(a.Number)), ":series": n(int64(a.Series)), ":pending": s(DeliveryPending), ":rec": s(rec),
+	}
+	// Absent rather than empty: each byte of the delivery's item is billed by every write of it.
+	if a.Error != "" {
+		set, vals[":err"] = append(set, "last_error = :err"), s(a.Error)
+	} else {
+		remove = append(remove, "last_error")
 	}
 	if next != nil {
-		set += ", next_attempt_at = :nextat"
-		vals[":nextat"] = ts(*next)
+		set, vals[":nextat"] = append(set, "next_attempt_at = :nextat"), ts(*next)
+	} else {
+		remove = append(remove, "next_attempt_at")
 	}
 	if schedule != nil {
-		set += ", retry_scheduled = :true"
-		vals[":true"] = &types.AttributeValueMemberBOOL{Value: true}
+		set, vals[":true"] = append(set, "retry_scheduled = :true"), &types.AttributeValueMemberBOOL{Value: true}
+	} else {
+		remove = append(remove, "retry_scheduled")
 	}
-	upd := set + " REMOVE lease_until"
-	if next == nil {
-		upd += ", next_attempt_at"
+	if ends {
+		set = append(set, finalAt+" = :at", finalLatency+" = :ms")
+		vals[":at"], vals[":ms"] = ts(a.At), n(a.LatencyMS)
+		if snippet := boundSnippet(a.ResponseSnippet); snippet != "" {
+			set, vals[":snippet"] = append(set, finalSnippet+" = :snippet"), s(snippet)
+		} else {
+			remove = append(remove, finalSnippet)
+		}
 	}
-	if schedule == nil {
-		upd += ", retry_scheduled"
+	move := &dynamodb.UpdateItemInput{
+		TableName:                           &st.table,
+		Key:                                 deliveryKey(ws, id),
+		UpdateExpression:                    aws.String("SET " + strings.Join(set, ", ") + " REMOVE " + strings.Join(remove, ", ")),
+		ConditionExpression:                 aws.String("#st = :pending AND attempts = :n AND series = :series"),
+		ExpressionAttributeNames:            map[string]string{"#st": "status"},
+		ExpressionAttributeValues:           vals,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	}
-	move := &types.Update{
-		TableName:                 &st.table,
-		Key:                       deliveryKey(ws, id),
-		UpdateExpression:          aws.String(upd),
-		ConditionExpression:       aws.String("#st = :pending AND attempts = :n AND series = :series"),
-		ExpressionAttributeNames:  map[string]string{"#st": "status"},
-		ExpressionAttributeValues: vals,
+	if ends {
+		// One write. Refused, it is this call's own write sent again (its last_rec), or a duplicate's.
+		_, err := st.db.UpdateItem(ctx, move)
+		return st.moved(err, a, id, rec)
 	}
+	att := attemptItem(ws, id, a, rec, now.Add(DeliveryRetention))
 	if schedule != nil {
 		_, err := st.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
-			{Update: move}, {Put: &types.Put{TableName: &st.table, Item: att}}, {Put: schedule},
+			{Update: &types.Update{
+				TableName: move.TableName, Key: move.Key, UpdateExpression: move.UpdateExpression, ConditionExpression: move.ConditionExpression,
+				ExpressionAttributeNames: move.ExpressionAttributeNames, ExpressionAttributeValues: move.ExpressionAttributeValues,
+			}},
+			{Put: &types.Put{TableName: &st.table, Item: att}}, {Put: schedule},
 		}})
 		if cancelledBy(err, 0) {
 			if st.recordedBy(ctx, att, rec) {
@@ -262,23 +345,29 @@ func (st *Store) recordAttempt(ctx context.Context, ws, id string, a Attempt, st
 	if err != nil && !replace {
 		return fmt.Errorf("record attempt %d of delivery %s: %w", a.Number, id, err)
 	}
-	_, err = st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName: move.TableName, Key: move.Key, UpdateExpression: move.UpdateExpression, ConditionExpression: move.ConditionExpression,
-		ExpressionAttributeNames: move.ExpressionAttributeNames, ExpressionAttributeValues: move.ExpressionAttributeValues,
-		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-	})
-	var moved *types.ConditionalCheckFailedException
-	switch {
-	case errors.As(err, &moved) && str(moved.Item, "last_rec") != rec:
-		return apierr.New(apierr.Conflict, "attempt already recorded")
-	case moved == nil && err != nil:
-		return fmt.Errorf("record attempt %d of delivery %s: %w", a.Number, id, err)
+	_, err = st.db.UpdateItem(ctx, move)
+	if err := st.moved(err, a, id, rec); err != nil {
+		return err
 	}
 	// Moved by this call (or by its own write, sent again after a lost answer: its last_rec).
 	if replace {
 		if _, err := st.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: &st.table, Item: att}); err != nil {
 			return fmt.Errorf("record attempt %d of delivery %s: %w", a.Number, id, err)
 		}
+	}
+	return nil
+}
+
+// moved judges the answer err to the update that moves a delivery on from attempt a: refused, it
+// was this call's own write (the delivery names rec as the last to move it), sent again by the SDK
+// after DynamoDB applied it and the answer was lost; or a duplicate's (Conflict).
+func (st *Store) moved(err error, a Attempt, id, rec string) error {
+	var cf *types.ConditionalCheckFailedException
+	switch {
+	case errors.As(err, &cf) && str(cf.Item, "last_rec") != rec:
+		return apierr.New(apierr.Conflict, "attempt already recorded")
+	case cf == nil && err != nil:
+		return fmt.Errorf("record attempt %d of delivery %s: %w", a.Number, id, err)
 	}
 	return nil
 }
@@ -305,39 +394,66 @@ func (st *Store) RetryDeliveryOnce(ctx context.Context, ws, id string) (Delivery
 }
 
 func (st *Store) retryDelivery(ctx context.Context, ws, id string, once bool) (Delivery, error) {
-	now := st.now().UTC()
 	upd := "SET #st = :pending, attempts = :zero, series = series + :one, updated_at = :now, #ttl = :ttl REMOVE lease_until, next_attempt_at, one_shot"
 	if once {
 		upd = "SET #st = :pending, attempts = :zero, series = series + :one, updated_at = :now, #ttl = :ttl, one_shot = :one REMOVE lease_until, next_attempt_at"
 	}
-	out, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                &st.table,
-		Key:                      deliveryKey(ws, id),
-		UpdateExpression:         aws.String(upd),
-		ConditionExpression:      aws.String("attribute_exists(pk) AND (#st = :failed OR (#st = :pending AND attempts = :zero AND attribute_not_exists(lease_until)))"),
-		ExpressionAttributeNames: map[string]string{"#st": "status", "#ttl": "ttl"},
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":pending": s(DeliveryPending), ":failed": s(DeliveryFailed), ":zero": n(0), ":one": n(1), ":now": ts(now),
-			":ttl": n(now.Add(DeliveryRetention).Unix()),
-		},
-		ReturnValues:                        types.ReturnValueAllNew,
-		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-	})
-	if err != nil {
-		var cf *types.ConditionalCheckFailedException
-		if errors.As(err, &cf) {
-			if len(cf.Item) == 0 {
-				return Delivery{}, apierr.New(apierr.NotFound, "delivery not found")
-			}
-			if str(cf.Item, "status") == DeliveryPending {
-				return Delivery{}, apierr.New(apierr.Conflict, "the delivery is being attempted; it can be retried once it has failed")
-			}
-			return Delivery{}, apierr.New(apierr.Conflict, "only a failed delivery can be retried (this one is %s)", str(cf.Item, "status"))
+	upd += ", " + finalAt + ", " + finalLatency + ", " + finalSnippet
+	var cf *types.ConditionalCheckFailedException
+	for range maxRetryTries {
+		// The series that ended keeps its final attempt: read from the delivery's item, it is
+		// written as an item of its own before the update removes it (the same item again after a
+		// crash in between; ListAttempts shows it once either way). The update is on condition that
+		// the series is still the one read: a retry that came between (and an attempt of its
+		// series, whose final attempt this call has not kept) makes it read again.
+		cur, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &st.table, Key: deliveryKey(ws, id), ConsistentRead: aws.Bool(true)})
+		if err != nil {
+			return Delivery{}, fmt.Errorf("retry delivery %s: %w", id, err)
 		}
-		return Delivery{}, fmt.Errorf("retry delivery %s: %w", id, err)
+		if len(cur.Item) == 0 {
+			return Delivery{}, apierr.New(apierr.NotFound, "delivery not found")
+		}
+		now := st.now().UTC()
+		if fa, ok := finalAttempt(cur.Item); ok && str(cur.Item, "status") == DeliveryFailed {
+			kept := attemptItem(ws, id, fa, str(cur.Item, "last_rec"), now.Add(DeliveryRetention))
+			if _, err := st.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: &st.table, Item: kept}); err != nil {
+				return Delivery{}, fmt.Errorf("retry delivery %s: keep its final attempt: %w", id, err)
+			}
+		}
+		out, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+			TableName:                &st.table,
+			Key:                      deliveryKey(ws, id),
+			UpdateExpression:         aws.String(upd),
+			ConditionExpression:      aws.String("series = :series AND (#st = :failed OR (#st = :pending AND attempts = :zero AND attribute_not_exists(lease_until)))"),
+			ExpressionAttributeNames: map[string]string{"#st": "status", "#ttl": "ttl"},
+			ExpressionAttributeValues: map[string]types.AttributeValue{
+				":pending": s(DeliveryPending), ":failed": s(DeliveryFailed), ":zero": n(0), ":one": n(1), ":now": ts(now),
+				":ttl": n(now.Add(DeliveryRetention).Unix()), ":series": n(num(cur.Item, "series")),
+			},
+			ReturnValues:                        types.ReturnValueAllNew,
+			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+		})
+		if err == nil {
+			return decodeDelivery(out.Attributes), nil
+		}
+		if !errors.As(err, &cf) {
+			return Delivery{}, fmt.Errorf("retry delivery %s: %w", id, err)
+		}
+		if len(cf.Item) == 0 {
+			return Delivery{}, apierr.New(apierr.NotFound, "delivery not found")
+		}
+		if num(cf.Item, "series") == num(cur.Item, "series") {
+			break
+		}
 	}
-	return decodeDelivery(out.Attributes), nil
+	if str(cf.Item, "status") == DeliveryPending {
+		return Delivery{}, apierr.New(apierr.Conflict, "the delivery is being attempted; it can be retried once it has failed")
+	}
+	return Delivery{}, apierr.New(apierr.Conflict, "only a failed delivery can be retried (this one is %s)", str(cf.Item, "status"))
 }
+
+// maxRetryTries bounds how often RetryDelivery reads a delivery again that other retries moved on.
+const maxRetryTries = 3
 
 // DeliveryFilter selects a subscription's deliveries.
 type DeliveryFilter struct {
@@ -348,6 +464,11 @@ type DeliveryFilter struct {
 }
 
 // ListDeliveries returns a subscription's deliveries, newest first, and the cursor of the next page.
+//
+// gsi1 holds only the deliveries' keys (an update of a delivery then writes no index copy): a page
+// of keys is read from it, then the items from the table. Both reads are eventually consistent, as
+// the index is. The status filter is applied to the items, to as many keys as the page's Limit
+// lets the index evaluate: the same pages and cursors as a filter on the index would give.
 func (st *Store) ListDeliveries(ctx context.Context, ws, sub string, f DeliveryFilter) ([]Delivery, string, error) {
 	lo, hi := "0", "9"
 	if !f.Since.IsZero() {
@@ -365,11 +486,6 @@ func (st *Store) ListDeliveries(ctx context.Context, ws, sub string, f DeliveryF
 		},
 		ScanIndexForward: aws.Bool(false),
 	}
-	if f.Status != "" {
-		in.FilterExpression = aws.String("#st = :status")
-		in.ExpressionAttributeNames = map[string]string{"#st": "status"}
-		in.ExpressionAttributeValues[":status"] = s(f.Status)
-	}
 	if f.Cursor != "" {
 		start, err := deliveryStartKey(f.Cursor, ws, sub, lo, hi)
 		if err != nil {
@@ -385,8 +501,15 @@ func (st *Store) ListDeliveries(ctx context.Context, ws, sub string, f DeliveryF
 		if err != nil {
 			return nil, "", fmt.Errorf("list deliveries of %s: %w", sub, err)
 		}
-		for _, it := range page.Items {
-			out = append(out, decodeDelivery(it))
+		items, err := st.getItems(ctx, page.Items)
+		if err != nil {
+			return nil, "", fmt.Errorf("list deliveries of %s: %w", sub, err)
+		}
+		for _, it := range items {
+			// nil: expired (or gone) since the index was read.
+			if it != nil && (f.Status == "" || str(it, "status") == f.Status) {
+				out = append(out, decodeDelivery(it))
+			}
 		}
 		if len(page.LastEvaluatedKey) == 0 {
 			return out, "", nil
@@ -398,25 +521,113 @@ func (st *Store) ListDeliveries(ctx context.Context, ws, sub string, f DeliveryF
 	}
 }
 
-// ListAttempts returns a delivery's attempts, oldest first.
+// listedAttrs are the attributes of a delivery a list reads: all that decodeDelivery reads but the
+// payload, the largest, never listed.
+var listedAttrs = []string{
+	"delivery_id", "workspace_id", "subscription_id", "target", "destination", "adapter", "fifo", "event_id", "event_type",
+	"status", "attempts", "total_attempts", "series", "next_attempt_at", "retry_scheduled", "one_shot", "lease_until",
+	"last_status_code", "last_error", "created_at", "updated_at",
+}
+
+// batchGetKeys is the most keys one BatchGetItem reads.
+const batchGetKeys = 100
+
+// getItems reads the table's items of keys (index entries: their pk and sk), eventually
+// consistent, with the listedAttrs of each: in the order of keys, nil for one that is not there.
+func (st *Store) getItems(ctx context.Context, keys []map[string]types.AttributeValue) ([]map[string]types.AttributeValue, error) {
+	names := make(map[string]string, len(listedAttrs)+2)
+	proj := make([]string, 0, len(listedAttrs)+2)
+	for i, a := range append([]string{"pk", "sk"}, listedAttrs...) {
+		p := fmt.Sprintf("#a%d", i)
+		names[p] = a
+		proj = append(proj, p)
+	}
+	found := make(map[string]map[string]types.AttributeValue, len(keys))
+	for chunk := range slices.Chunk(keys, batchGetKeys) {
+		want := make([]map[string]types.AttributeValue, len(chunk))
+		for i, k := range chunk {
+			want[i] = map[string]types.AttributeValue{"pk": k["pk"], "sk": k["sk"]}
+		}
+		req := map[string]types.KeysAndAttributes{st.table: {
+			Keys: want, ProjectionExpression: aws.String(strings.Join(proj, ", ")), ExpressionAttributeNames: names,
+		}}
+		for wait := 10 * time.Millisecond; len(req) > 0; wait = min(2*wait, time.Second) {
+			out, err := st.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req})
+			if err != nil {
+				return nil, err
+			}
+			for _, it := range out.Responses[st.table] {
+				found[str(it, "pk")+"\x00"+str(it, "sk")] = it
+			}
+			// Keys DynamoDB left for later (throttled, or past 16 MB): asked again after a pause.
+			if req = out.UnprocessedKeys; len(req) > 0 {
+				select {
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				case <-time.After(wait):
+				}
+			}
+		}
+	}
+	items := make([]map[string]types.AttributeValue, len(keys))
+	for i, k := range keys {
+		items[i] = found[str(k, "pk")+"\x00"+str(k, "sk")]
+	}
+	return items, nil
+}
+
+// ListAttempts returns a delivery's attempts, oldest first: the items of the attempts followed by
+// another, and the one that ended the delivery, kept on its item (one query reads them all).
 func (st *Store) ListAttempts(ctx context.Context, ws, id string) ([]Attempt, error) {
-	out, err := st.db.Query(ctx, &dynamodb.QueryInput{
-		TableName:              &st.table,
-		KeyConditionExpression: aws.String("pk = :pk AND begins_with(sk, :att)"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":pk": s("WS#" + ws + "#DLV#" + id), ":att": s("ATT#"),
-		},
+	in := &dynamodb.QueryInput{
+		TableName:                 &st.table,
+		KeyConditionExpression:    aws.String("pk = :pk"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": s("WS#" + ws + "#DLV#" + id)},
+		ConsistentRead:            aws.Bool(true),
+	}
+	type logged struct {
+		Attempt
+		rec string
+	}
+	var (
+		items []logged
+		dlv   map[string]types.AttributeValue
+	)
+	for p := dynamodb.NewQueryPaginator(st.db, in); p.HasMorePages(); {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list attempts of %s: %w", id, err)
+		}
+		for _, it := range page.Items {
+			switch sk := str(it, "sk"); {
+			case sk == "DLV":
+				dlv = it
+			case strings.HasPrefix(sk, "ATT#"):
+				items = append(items, logged{decodeAttempt(it), str(it, "rec")})
+			}
+		}
+	}
+	atts := make([]Attempt, 0, len(items)+1)
+	final, ok := finalAttempt(dlv)
+	for _, l := range items {
+		// An item of the final attempt is a call's that died before it moved the delivery (the
+		// delivery's own record wins), or the final attempt kept by a retry that died before it
+		// moved the delivery on (the same attempt, the delivery's last_rec: shown once).
+		if ok && l.Series == final.Series && l.Number == final.Number {
+			if l.rec == str(dlv, "last_rec") {
+				ok = false
+			} else {
+				continue
+			}
+		}
+		atts = append(atts, l.Attempt)
+	}
+	if ok {
+		atts = append(atts, final)
+	}
+	slices.SortStableFunc(atts, func(a, b Attempt) int {
+		return cmp.Or(cmp.Compare(a.Series, b.Series), cmp.Compare(a.Number, b.Number))
 	})
-	if err != nil {
-		return nil, fmt.Errorf("list attempts of %s: %w", id, err)
-	}
-	atts := make([]Attempt, 0, len(out.Items))
-	for _, it := range out.Items {
-		atts = append(atts, Attempt{
-			At: tm(it, "at"), Series: int(num(it, "series")), Number: int(num(it, "number")), StatusCode: int(num(it, "status_code")),
-			LatencyMS: num(it, "latency_ms"), ResponseSnippet: str(it, "response_snippet"), Error: str(it, "error"),
-		})
-	}
 	return atts, nil
 }
 
