@@ -102,10 +102,11 @@ const maxEventData = 390_000
 
 // AppendEvents appends events of one workspace, in order, as one contiguous run of cursors when
 // none was appended before; each is idempotent by its ID (see the steps above). The events are one
-// group: one id marker, found by the first event's id, records where each of them is. So an event
-// appended in a group of several must be appended again only in a group led by the same event (the
-// worker's events are: each group is derived from one message or one run's state); a repeat that
-// names an event its group's marker does not hold is refused, never appended twice.
+// group: one id marker, found by the first event's id, records where each of them is; the events
+// a found marker does not hold are looked up, or appended, as a group led by the first of them. So
+// an event appended after another in a group must be appended again after that same event (the
+// worker's are: each group is derived from one message, or from a run's state, whose reply event
+// leads it); appended again as the first of a group, it would be appended twice.
 func (st *Store) AppendEvents(ctx context.Context, evs []Event) ([]Event, error) {
 	out, err := st.appendGroups(ctx, [][]Event{evs})
 	if err != nil {
@@ -129,8 +130,9 @@ type mark struct {
 	multi bool
 }
 
-// unit is a range of entries with one marker: a caller's group, or one event of it.
-type unit struct{ lo, hi int }
+// unit is the entries (indexes, in order) with one marker: a caller's group, or those of its
+// events that the marker of the group's first event does not hold.
+type unit []int
 
 // appendGroups appends groups of one workspace's events (one per caller, AppendEvents's groups)
 // with one reservation: a LogWriter's batch.
@@ -144,10 +146,12 @@ func (st *Store) appendGroups(ctx context.Context, groups [][]Event) ([][]Event,
 		if g[0].WorkspaceID != groups[0][0].WorkspaceID {
 			return nil, errors.New("append events: one workspace at a time")
 		}
-		units = append(units, unit{len(es), len(es) + len(g)})
-		for _, e := range g {
+		u := make(unit, len(g))
+		for i, e := range g {
+			u[i] = len(es)
 			es = append(es, entry{e: e})
 		}
+		units = append(units, u)
 	}
 	ws := groups[0][0].WorkspaceID
 	// Each step's requests go out together: an append is three round trips, not three per event.
@@ -163,7 +167,7 @@ func (st *Store) appendGroups(ctx context.Context, groups [][]Event) ([][]Event,
 	count := 0
 	for _, us := range found {
 		for _, u := range us {
-			fresh, count = append(fresh, u), count+u.hi-u.lo
+			fresh, count = append(fresh, u), count+len(u)
 		}
 	}
 	if count > 0 {
@@ -174,7 +178,7 @@ func (st *Store) appendGroups(ctx context.Context, groups [][]Event) ([][]Event,
 		}
 		c := last - int64(count)
 		for _, u := range fresh {
-			for i := u.lo; i < u.hi; i++ {
+			for _, i := range u {
 				c++
 				es[i].e.Cursor, es[i].e.CreatedAt = c, at
 			}
@@ -206,9 +210,9 @@ func (st *Store) appendGroups(ctx context.Context, groups [][]Event) ([][]Event,
 	}
 	out := make([][]Event, len(units))
 	for i, u := range units {
-		out[i] = make([]Event, 0, u.hi-u.lo)
-		for _, en := range es[u.lo:u.hi] {
-			out[i] = append(out[i], en.e)
+		out[i] = make([]Event, len(u))
+		for j, k := range u {
+			out[i][j] = es[k].e
 		}
 	}
 	return out, nil
@@ -249,10 +253,10 @@ func (st *Store) reserve(ctx context.Context, ws string, count int) (int64, erro
 }
 
 // lookup reads u's marker and records what it holds in es; it returns the units left to claim:
-// u, or none. A group whose first event has a marker of one (appended alone before, or by a
-// version that wrote a marker per event) looks up each other event's marker alone.
+// u, the events of u its marker does not hold (looked up in turn, as a group led by the first of
+// them), or none.
 func (st *Store) lookup(ctx context.Context, es []entry, u unit) ([]unit, error) {
-	e := es[u.lo].e
+	e := es[u[0]].e
 	out, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &st.table, Key: markerKey(e.WorkspaceID, e.ID), ConsistentRead: aws.Bool(true)})
 	if err != nil {
 		return nil, fmt.Errorf("read event marker %s: %w", e.ID, err)
@@ -261,48 +265,37 @@ func (st *Store) lookup(ctx context.Context, es []entry, u unit) ([]unit, error)
 		return []unit{u}, nil
 	}
 	rest, err := fromMarker(es, u, out.Item)
-	if err != nil {
+	if err != nil || len(rest) == 0 {
 		return nil, err
 	}
-	var left []unit
-	for _, r := range rest {
-		l, err := st.lookup(ctx, es, r)
-		if err != nil {
-			return nil, err
-		}
-		left = append(left, l...)
-	}
-	return left, nil
+	return st.lookup(ctx, es, rest)
 }
 
-// fromMarker sets the entries of u from the marker item of its first event, and returns the units
-// of one event that marker does not cover (a marker of one covers only its own event).
-func fromMarker(es []entry, u unit, item map[string]types.AttributeValue) ([]unit, error) {
-	first := es[u.lo].e.ID
+// fromMarker sets the entries of u that the marker item of its first event holds, and returns the
+// others (a marker of one holds only its own event).
+func fromMarker(es []entry, u unit, item map[string]types.AttributeValue) (unit, error) {
+	first := es[u[0]].e.ID
 	ids, ok := item["ids"].(*types.AttributeValueMemberL)
 	if !ok {
-		es[u.lo].e.Cursor, es[u.lo].e.CreatedAt = num(item, "cursor"), tm(item, "created_at")
-		es[u.lo].m = mark{id: first}
-		var rest []unit
-		for i := u.lo + 1; i < u.hi; i++ {
-			rest = append(rest, unit{i, i + 1})
-		}
-		return rest, nil
+		es[u[0]].m = mark{id: first}
+		return u[1:], es[u[0]].at(item)
 	}
-	for i := u.lo; i < u.hi; i++ {
+	var rest unit
+	for _, i := range u {
 		pos := slices.IndexFunc(ids.Value, func(v types.AttributeValue) bool {
 			sv, ok := v.(*types.AttributeValueMemberS)
 			return ok && sv.Value == es[i].e.ID
 		})
 		if pos < 0 {
-			return nil, fmt.Errorf("append events: event %s was not in the group %s led before: an event is appended again only in its first group", es[i].e.ID, first)
+			rest = append(rest, i)
+			continue
 		}
 		es[i].m = mark{id: first, pos: pos, multi: true}
 		if err := es[i].at(item); err != nil {
 			return nil, err
 		}
 	}
-	return nil, nil
+	return rest, nil
 }
 
 // at sets the entry's cursor and time from its marker item.
@@ -328,21 +321,21 @@ func (en *entry) at(item map[string]types.AttributeValue) error {
 
 // claim writes u's marker unless there is one; the entries keep the cursors the marker records.
 func (st *Store) claim(ctx context.Context, es []entry, u unit) error {
-	first := es[u.lo].e
+	first := es[u[0]].e
 	item := markerKey(first.WorkspaceID, first.ID)
 	item["cursor"] = n(first.Cursor)
 	item["created_at"] = ts(first.CreatedAt)
 	item["ttl"] = n(first.CreatedAt.Add(eventIDRetention).Unix())
-	multi := u.hi-u.lo > 1
+	multi := len(u) > 1
 	if multi {
-		ids, cs, ats := make([]types.AttributeValue, 0, u.hi-u.lo), make([]types.AttributeValue, 0, u.hi-u.lo), make([]types.AttributeValue, 0, u.hi-u.lo)
-		for _, en := range es[u.lo:u.hi] {
-			ids, cs, ats = append(ids, s(en.e.ID)), append(cs, n(en.e.Cursor)), append(ats, ts(en.e.CreatedAt))
+		ids, cs, ats := make([]types.AttributeValue, len(u)), make([]types.AttributeValue, len(u)), make([]types.AttributeValue, len(u))
+		for j, i := range u {
+			ids[j], cs[j], ats[j] = s(es[i].e.ID), n(es[i].e.Cursor), ts(es[i].e.CreatedAt)
 		}
 		item["ids"], item["cursors"], item["ats"] = &types.AttributeValueMemberL{Value: ids}, &types.AttributeValueMemberL{Value: cs}, &types.AttributeValueMemberL{Value: ats}
 	}
-	for i := u.lo; i < u.hi; i++ {
-		es[i].m = mark{id: first.ID, pos: i - u.lo, multi: multi}
+	for j, i := range u {
+		es[i].m = mark{id: first.ID, pos: j, multi: multi}
 	}
 	_, err := st.db.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName: &st.table, Item: item, ConditionExpression: aws.String("attribute_not_exists(pk)"),
@@ -356,11 +349,12 @@ func (st *Store) claim(ctx context.Context, es []entry, u unit) error {
 			return fmt.Errorf("claim event %s: marker vanished", first.ID)
 		}
 		rest, err := fromMarker(es, u, cf.Item)
-		if err != nil {
+		if err != nil || len(rest) == 0 {
 			return err
 		}
-		// Its marker was of one event: ours claim the others alone, at the cursors reserved.
-		return each(len(rest), func(j int) error { return st.claim(ctx, es, rest[j]) })
+		// The events its marker does not hold are claimed as a group of their own, at the
+		// cursors reserved for them.
+		return st.claim(ctx, es, rest)
 	}
 	if err != nil {
 		return fmt.Errorf("claim event %s: %w", first.ID, err)

@@ -772,3 +772,55 @@ func TestSessionStartThatFailedIsMadeByTheNextRun(t *testing.T) {
 		t.Fatalf("agent saw %v", got)
 	}
 }
+
+// A run that asks for approval twice, saying nothing more after the first decision: each turn's
+// events lead with the same reply's message.sent, and each is in the log once, the second
+// request's included.
+func TestSecondApprovalWithoutNewTextIsRecorded(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, 0, func(req agent.Request, n int) (agent.Reply, error) {
+		switch req.Kind {
+		case agent.KindUserSpeak:
+			return agent.Reply{Actions: []agent.Action{
+				{Type: agent.ActionSpeak, Text: "I can refund 20 EUR."},
+				{Type: agent.ActionRequestApproval, Prompt: "Refund 20 EUR?"},
+			}}, nil
+		case agent.KindApproval:
+			if req.Decision.Comment == "" {
+				return agent.Reply{Actions: []agent.Action{{Type: agent.ActionRequestApproval, Prompt: "Really?"}}}, nil
+			}
+			return agent.Reply{}, nil
+		}
+		return agent.Reply{}, nil
+	})
+	ctx := context.Background()
+	m := adapterRun(t, r, "thr_2a", "run_2a")
+	for i, comment := range []string{"", "", "sure"} {
+		if i > 0 {
+			run := r.run(t, "run_2a")
+			if _, err := r.st.DecideRun(ctx, "ws", "run_2a", store.Decision{RequestID: run.Approval.ID, Approved: true, By: "boss", Comment: comment}); err != nil {
+				t.Fatal(err)
+			}
+			m = decidedMessage(m)
+			m.MessageID += strconv.Itoa(i)
+		}
+		if failed := r.handle(t, record(strconv.Itoa(i), m)); len(failed) != 0 {
+			t.Fatalf("turn %d: failed %v", i, failed)
+		}
+		if i == 0 { // the first turn's message again: its events are in the log once
+			if failed := r.handle(t, record("again", m)); len(failed) != 0 {
+				t.Fatalf("repeat: failed %v", failed)
+			}
+		}
+	}
+	if run := r.run(t, "run_2a"); run.Status != store.RunCompleted || run.Result.Text != "I can refund 20 EUR." {
+		t.Fatalf("run %+v", run)
+	}
+	count := map[string]int{}
+	for _, typ := range r.eventTypes(t) {
+		count[typ]++
+	}
+	if count[EventRunRequiresApproval] != 2 || count[EventMessageSent] != 1 || count[EventRunCompleted] != 1 || count[EventMessageReceived] != 1 {
+		t.Fatalf("events %v; want two requests for approval, one reply, one completion", count)
+	}
+}
