@@ -286,6 +286,9 @@ func fromMarker(es []entry, u unit, item map[string]types.AttributeValue) (unit,
 			sv, ok := v.(*types.AttributeValueMemberS)
 			return ok && sv.Value == es[i].e.ID
 		})
+		if pos < 0 && i == u[0] {
+			return nil, fmt.Errorf("event marker %s does not hold its own event", first)
+		}
 		if pos < 0 {
 			rest = append(rest, i)
 			continue
