@@ -72,7 +72,7 @@ func TestDuplicateMessagesOfASucceededDeliverySendNothing(t *testing.T) {
 	if err != nil || posts.Load() != 1 || len(q.sent) != 0 || !after.UpdatedAt.Equal(ended.UpdatedAt) || after.TotalAttempts != 1 {
 		t.Fatalf("duplicates after the success: %d requests, %d messages sent, %+v %v", posts.Load(), len(q.sent), after, err)
 	}
-	atts, err := st.ListAttempts(ctx, "ws", "dlv_1")
+	_, atts, err := st.DeliveryAttempts(ctx, "ws", "dlv_1")
 	if err != nil || len(atts) != 1 || atts[0].StatusCode != 200 || atts[0].ResponseSnippet != "ok" || atts[0].LatencyMS != 50 {
 		t.Fatalf("attempts: %+v %v", atts, err)
 	}

@@ -24,7 +24,7 @@ type DeliveryStore interface {
 	RetryDelivery(ctx context.Context, ws, id string) (store.Delivery, error)
 	RetryDeliveryOnce(ctx context.Context, ws, id string) (store.Delivery, error)
 	ListDeliveries(ctx context.Context, ws, sub string, f store.DeliveryFilter) ([]store.Delivery, string, error)
-	ListAttempts(ctx context.Context, ws, id string) ([]store.Attempt, error)
+	DeliveryAttempts(ctx context.Context, ws, id string) (store.Delivery, []store.Attempt, error)
 }
 
 // DeliveryQueue schedules delivery attempts: one, or many at once (ten per SQS request).
@@ -90,16 +90,9 @@ func (d *deliveryRoutes) get(ctx context.Context, c Caller, req *events.APIGatew
 	if err != nil {
 		return events.APIGatewayV2HTTPResponse{}, err
 	}
-	dl, err := d.store.GetDelivery(ctx, c.Workspace, id)
+	dl, atts, err := d.store.DeliveryAttempts(ctx, c.Workspace, id)
 	if err != nil {
 		return events.APIGatewayV2HTTPResponse{}, err
-	}
-	atts, err := d.store.ListAttempts(ctx, c.Workspace, dl.ID)
-	if err != nil {
-		return events.APIGatewayV2HTTPResponse{}, err
-	}
-	if atts == nil {
-		atts = []store.Attempt{}
 	}
 	return respond(http.StatusOK, DeliveryView{Delivery: dl, Payload: dl.Payload, AttemptLog: atts}), nil
 }
@@ -150,14 +143,14 @@ func (d *deliveryRoutes) replay(ctx context.Context, c Caller, req *events.APIGa
 		if v.raw == nil {
 			continue
 		}
-		t, err := time.Parse(time.RFC3339, *v.raw)
+		t, err := windowTime(v.name, *v.raw)
 		if err != nil {
-			return events.APIGatewayV2HTTPResponse{}, invalid("%s must be an RFC 3339 time", v.name)
+			return events.APIGatewayV2HTTPResponse{}, err
 		}
 		*v.dst = t
 	}
-	if !f.Until.IsZero() && f.Until.Before(f.Since) {
-		return events.APIGatewayV2HTTPResponse{}, invalid("until must not be before since")
+	if err := checkWindow(f); err != nil {
+		return events.APIGatewayV2HTTPResponse{}, err
 	}
 	// A disabled subscription's deliveries fail at once: replayed, they would only loop through the
 	// queue and the delivery function, as often as the caller asks.
@@ -310,12 +303,33 @@ func deliveryFilter(q map[string]string) (store.DeliveryFilter, error) {
 	}
 	for name, dst := range map[string]*time.Time{"since": &f.Since, "until": &f.Until} {
 		if v, ok := q[name]; ok {
-			t, err := time.Parse(time.RFC3339, v)
+			t, err := windowTime(name, v)
 			if err != nil {
-				return f, invalid("%s must be an RFC 3339 time", name)
+				return f, err
 			}
 			*dst = t
 		}
 	}
-	return f, nil
+	return f, checkWindow(f)
+}
+
+// windowTime parses a bound of a deliveries window: RFC 3339, in years 1 to 9999 once in UTC (the
+// index's keys are UTC times as text: a time outside those years would not sort among them).
+func windowTime(name, v string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return time.Time{}, invalid("%s must be an RFC 3339 time", name)
+	}
+	if y := t.UTC().Year(); y < 1 || y > 9999 {
+		return time.Time{}, invalid("%s must be in the years 1 to 9999 (UTC)", name)
+	}
+	return t, nil
+}
+
+// checkWindow refuses a window whose end is before its start.
+func checkWindow(f store.DeliveryFilter) error {
+	if !f.Since.IsZero() && !f.Until.IsZero() && f.Until.Before(f.Since) {
+		return invalid("until must not be before since")
+	}
+	return nil
 }

@@ -42,7 +42,7 @@ func TestAttackRetryOfAnUnattemptedDeliveryRacedByItsFinalAttempt(t *testing.T) 
 	}
 	t.Logf("the raced retry: series %d %s, err %v", d.Series, d.Status, err)
 	after, _ := plain.GetDelivery(ctx, "ws", "dlv_1")
-	atts, _ := plain.ListAttempts(ctx, "ws", "dlv_1")
+	_, atts, _ := plain.DeliveryAttempts(ctx, "ws", "dlv_1")
 	if len(atts) != after.TotalAttempts {
 		t.Errorf("total_attempts %d, but the log lists %d: %+v", after.TotalAttempts, len(atts), atts)
 	}
@@ -102,14 +102,14 @@ func TestAttackFinalAttemptOnTheLargestDelivery(t *testing.T) {
 	if err := st.RecordAttempt(ctx, "ws", d.ID, a, DeliveryFailed, nil); err != nil {
 		t.Fatalf("record the final attempt of a %d-byte payload: %v", len(payload), err)
 	}
-	atts, err := st.ListAttempts(ctx, "ws", d.ID)
+	_, atts, err := st.DeliveryAttempts(ctx, "ws", d.ID)
 	if err != nil || len(atts) != 1 || len(atts[0].ResponseSnippet) != maxResponseSnippet || atts[0].Error != "timeout" {
 		t.Fatalf("attempts: %d %v", len(atts), err)
 	}
 	if _, err := st.RetryDeliveryOnce(ctx, "ws", d.ID); err != nil {
 		t.Fatal(err)
 	}
-	if atts, err := st.ListAttempts(ctx, "ws", d.ID); err != nil || len(atts) != 1 {
+	if _, atts, err := st.DeliveryAttempts(ctx, "ws", d.ID); err != nil || len(atts) != 1 {
 		t.Fatalf("after a retry: %d %v", len(atts), err)
 	}
 }

@@ -48,7 +48,7 @@ func partition(t *testing.T, st *Store) []string {
 // wantAttempts fails unless dlv_1's attempt log is want, in order, each field as recorded.
 func wantAttempts(t *testing.T, st *Store, want ...Attempt) {
 	t.Helper()
-	got, err := st.ListAttempts(context.Background(), "ws", "dlv_1")
+	_, got, err := st.DeliveryAttempts(context.Background(), "ws", "dlv_1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +242,7 @@ func TestResponseSnippetIsBounded(t *testing.T) {
 	next := time.Now().Add(time.Hour)
 	attempt(t, st, Attempt{At: time.Now(), StatusCode: 500, ResponseSnippet: long}, DeliveryPending, &next)
 	attempt(t, st, Attempt{At: time.Now(), Number: 1, StatusCode: 500, ResponseSnippet: long}, DeliveryFailed, nil)
-	atts, err := st.ListAttempts(context.Background(), "ws", "dlv_1")
+	_, atts, err := st.DeliveryAttempts(context.Background(), "ws", "dlv_1")
 	if err != nil || len(atts) != 2 {
 		t.Fatalf("attempts: %+v %v", atts, err)
 	}

@@ -265,7 +265,7 @@ func finalAttempt(it map[string]types.AttributeValue) (Attempt, bool) {
 //     Otherwise they are two plain writes, as a transaction bills every item twice: the attempt's
 //     item, unless another call's is there, then the delivery. An attempt item of another call with
 //     the delivery not moved on is a call that died between the two writes: the attempt was
-//     claimed again after its lease, and this call's record replaces it (ListAttempts prefers the
+//     claimed again after its lease, and this call's record replaces it (DeliveryAttempts prefers the
 //     delivery's own final attempt to such an item).
 func (st *Store) recordAttempt(ctx context.Context, ws, id string, a Attempt, status string, next *time.Time, schedule *types.Put, rec string) error {
 	now := st.now().UTC()
@@ -313,7 +313,7 @@ func (st *Store) recordAttempt(ctx context.Context, ws, id string, a Attempt, st
 	if ends {
 		// One write. Refused, it is this call's own write sent again (its last_rec), or a duplicate's.
 		_, err := st.db.UpdateItem(ctx, move)
-		return st.moved(err, a, id, rec)
+		return moved(err, a, id, rec)
 	}
 	att := attemptItem(ws, id, a, rec, now.Add(DeliveryRetention))
 	if schedule != nil {
@@ -346,7 +346,7 @@ func (st *Store) recordAttempt(ctx context.Context, ws, id string, a Attempt, st
 		return fmt.Errorf("record attempt %d of delivery %s: %w", a.Number, id, err)
 	}
 	_, err = st.db.UpdateItem(ctx, move)
-	if err := st.moved(err, a, id, rec); err != nil {
+	if err := moved(err, a, id, rec); err != nil {
 		return err
 	}
 	// Moved by this call (or by its own write, sent again after a lost answer: its last_rec).
@@ -361,7 +361,7 @@ func (st *Store) recordAttempt(ctx context.Context, ws, id string, a Attempt, st
 // moved judges the answer err to the update that moves a delivery on from attempt a: refused, it
 // was this call's own write (the delivery names rec as the last to move it), sent again by the SDK
 // after DynamoDB applied it and the answer was lost; or a duplicate's (Conflict).
-func (st *Store) moved(err error, a Attempt, id, rec string) error {
+func moved(err error, a Attempt, id, rec string) error {
 	var cf *types.ConditionalCheckFailedException
 	switch {
 	case errors.As(err, &cf) && str(cf.Item, "last_rec") != rec:
@@ -403,9 +403,11 @@ func (st *Store) retryDelivery(ctx context.Context, ws, id string, once bool) (D
 	for range maxRetryTries {
 		// The series that ended keeps its final attempt: read from the delivery's item, it is
 		// written as an item of its own before the update removes it (the same item again after a
-		// crash in between; ListAttempts shows it once either way). The update is on condition that
-		// the series is still the one read: a retry that came between (and an attempt of its
-		// series, whose final attempt this call has not kept) makes it read again.
+		// crash in between; DeliveryAttempts shows it once either way). The update is on condition that
+		// the series and its count of attempts are still the ones read: a retry that came between,
+		// or an attempt recorded meanwhile (whose final attempt this call has not kept: a delivery
+		// pending at attempt 0 can be retried while its queued attempt ends it), makes it read
+		// again.
 		cur, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &st.table, Key: deliveryKey(ws, id), ConsistentRead: aws.Bool(true)})
 		if err != nil {
 			return Delivery{}, fmt.Errorf("retry delivery %s: %w", id, err)
@@ -424,11 +426,11 @@ func (st *Store) retryDelivery(ctx context.Context, ws, id string, once bool) (D
 			TableName:                &st.table,
 			Key:                      deliveryKey(ws, id),
 			UpdateExpression:         aws.String(upd),
-			ConditionExpression:      aws.String("series = :series AND (#st = :failed OR (#st = :pending AND attempts = :zero AND attribute_not_exists(lease_until)))"),
+			ConditionExpression:      aws.String("series = :series AND total_attempts = :total AND (#st = :failed OR (#st = :pending AND attempts = :zero AND attribute_not_exists(lease_until)))"),
 			ExpressionAttributeNames: map[string]string{"#st": "status", "#ttl": "ttl"},
 			ExpressionAttributeValues: map[string]types.AttributeValue{
 				":pending": s(DeliveryPending), ":failed": s(DeliveryFailed), ":zero": n(0), ":one": n(1), ":now": ts(now),
-				":ttl": n(now.Add(DeliveryRetention).Unix()), ":series": n(num(cur.Item, "series")),
+				":ttl": n(now.Add(DeliveryRetention).Unix()), ":series": n(num(cur.Item, "series")), ":total": n(num(cur.Item, "total_attempts")),
 			},
 			ReturnValues:                        types.ReturnValueAllNew,
 			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
@@ -442,8 +444,8 @@ func (st *Store) retryDelivery(ctx context.Context, ws, id string, once bool) (D
 		if len(cf.Item) == 0 {
 			return Delivery{}, apierr.New(apierr.NotFound, "delivery not found")
 		}
-		if num(cf.Item, "series") == num(cur.Item, "series") {
-			break
+		if num(cf.Item, "series") == num(cur.Item, "series") && num(cf.Item, "total_attempts") == num(cur.Item, "total_attempts") {
+			break // not moved on since read: not retryable
 		}
 	}
 	if str(cf.Item, "status") == DeliveryPending {
@@ -452,7 +454,7 @@ func (st *Store) retryDelivery(ctx context.Context, ws, id string, once bool) (D
 	return Delivery{}, apierr.New(apierr.Conflict, "only a failed delivery can be retried (this one is %s)", str(cf.Item, "status"))
 }
 
-// maxRetryTries bounds how often RetryDelivery reads a delivery again that other retries moved on.
+// maxRetryTries bounds how often RetryDelivery reads a delivery again that moved on meanwhile.
 const maxRetryTries = 3
 
 // DeliveryFilter selects a subscription's deliveries.
@@ -576,9 +578,10 @@ func (st *Store) getItems(ctx context.Context, keys []map[string]types.Attribute
 	return items, nil
 }
 
-// ListAttempts returns a delivery's attempts, oldest first: the items of the attempts followed by
-// another, and the one that ended the delivery, kept on its item (one query reads them all).
-func (st *Store) ListAttempts(ctx context.Context, ws, id string) ([]Attempt, error) {
+// DeliveryAttempts returns a delivery of the workspace (or NotFound) and its attempts, oldest first:
+// the items of the attempts followed by another, and the one that ended the delivery, kept on its
+// item. One query reads them all: the delivery's item is read once.
+func (st *Store) DeliveryAttempts(ctx context.Context, ws, id string) (Delivery, []Attempt, error) {
 	in := &dynamodb.QueryInput{
 		TableName:                 &st.table,
 		KeyConditionExpression:    aws.String("pk = :pk"),
@@ -596,7 +599,7 @@ func (st *Store) ListAttempts(ctx context.Context, ws, id string) ([]Attempt, er
 	for p := dynamodb.NewQueryPaginator(st.db, in); p.HasMorePages(); {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("list attempts of %s: %w", id, err)
+			return Delivery{}, nil, fmt.Errorf("list attempts of %s: %w", id, err)
 		}
 		for _, it := range page.Items {
 			switch sk := str(it, "sk"); {
@@ -606,6 +609,9 @@ func (st *Store) ListAttempts(ctx context.Context, ws, id string) ([]Attempt, er
 				items = append(items, logged{decodeAttempt(it), str(it, "rec")})
 			}
 		}
+	}
+	if len(dlv) == 0 {
+		return Delivery{}, nil, apierr.New(apierr.NotFound, "delivery not found")
 	}
 	atts := make([]Attempt, 0, len(items)+1)
 	final, ok := finalAttempt(dlv)
@@ -628,7 +634,7 @@ func (st *Store) ListAttempts(ctx context.Context, ws, id string) ([]Attempt, er
 	slices.SortStableFunc(atts, func(a, b Attempt) int {
 		return cmp.Or(cmp.Compare(a.Series, b.Series), cmp.Compare(a.Number, b.Number))
 	})
-	return atts, nil
+	return decodeDelivery(dlv), atts, nil
 }
 
 func decodeDelivery(item map[string]types.AttributeValue) Delivery {

@@ -82,7 +82,7 @@ func TestDeliveryAttemptsClaimRecordRetry(t *testing.T) {
 	if _, err := st.RetryDelivery(ctx, "ws", "dlv_1"); apierr.CodeOf(err) != apierr.Conflict {
 		t.Fatalf("retry of a succeeded delivery: %v", err)
 	}
-	atts, err := st.ListAttempts(ctx, "ws", "dlv_1")
+	_, atts, err := st.DeliveryAttempts(ctx, "ws", "dlv_1")
 	if err != nil || len(atts) != 3 || atts[0].StatusCode != 500 || atts[0].ResponseSnippet != "oops" || atts[1].Error != "timeout" || atts[2].Series != 2 {
 		t.Fatalf("attempts: %+v %v", atts, err)
 	}
@@ -201,7 +201,7 @@ func TestRecordAttemptAfterACallDiedBetweenItsWrites(t *testing.T) {
 	if err != nil || got.Status != DeliverySucceeded || got.TotalAttempts != 1 {
 		t.Fatalf("delivery: %+v %v", got, err)
 	}
-	atts, err := st.ListAttempts(ctx, "ws", "dlv_1")
+	_, atts, err := st.DeliveryAttempts(ctx, "ws", "dlv_1")
 	if err != nil || len(atts) != 1 || atts[0].StatusCode != 204 {
 		t.Fatalf("attempts: %+v %v", atts, err)
 	}
