@@ -557,7 +557,7 @@ func TestOnlyTheStartingAdapterActsOnARun(t *testing.T) {
 	ctx := context.Background()
 	th := store.Thread{ID: "thr_0000000000000000000000000a", WorkspaceID: "ws", Channel: "telegram", ExternalID: "42"}
 	msg := store.Message{ID: "msg_1", Direction: "in", Text: "hi", CreatedAt: time.Now()}
-	if _, err := r.st.CreateRun(ctx, th, msg, store.Run{ID: "run_0000000000000000000000000a", User: "boss"}); err != nil {
+	if _, _, err := r.st.CreateRunWith(ctx, store.NewRun{Thread: th, Message: msg, Run: store.Run{ID: "run_0000000000000000000000000a", User: "boss"}}); err != nil {
 		t.Fatal(err)
 	}
 	own := map[string]string{"name": "own", "threadId": th.ID, "runId": "run_0000000000000000000000000a"}

@@ -13,7 +13,7 @@ import (
 
 // Kinds of request the gateway sends an agent.
 const (
-	KindSessionStart = "session_start"   // first message of a thread, sent once before its first user_speak
+	KindSessionStart = "session_start"   // first message of a thread, before its first user_speak: once, again only after a failure during that turn
 	KindUserSpeak    = "user_speak"      // a user's message: the agent answers with actions
 	KindApproval     = "approval_result" // a human approved or denied what the agent asked approval for
 )

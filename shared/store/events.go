@@ -81,8 +81,8 @@ func (st *Store) AppendEvent(ctx context.Context, e Event) (Event, error) {
 // awscfg.MaxAttempts attempts of awscfg.AttemptTimeout each (and the backoffs between them) are
 // spent, and a late attempt may still be applied: so a reservation is given up only once it is
 // older than staleAfter, which covers all of that plus a margin for clocks. The retry that finds
-// such a marker reserves a new cursor and moves the event's entry in its marker there (conditionally on the old one),
-// so a late write can never land after the event was moved. The reader's side: the event E after
+// such a reservation reserves a new cursor and moves the event's entry in its marker there
+// (conditionally on the old one), so a late write can never land after the event was moved. The reader's side: the event E after
 // a missing cursor C reserved after C, and before E.created_at + writeWindow, so C's created_at is
 // earlier than that, and C's last write lands before E.created_at + writeWindow + (staleAfter -
 // margin) = E.created_at + 51.5 s, inside GapGrace with 8.5 s to spare for clocks.
@@ -101,12 +101,14 @@ const (
 const maxEventData = 390_000
 
 // AppendEvents appends events of one workspace, in order, as one contiguous run of cursors when
-// none was appended before; each is idempotent by its ID (see the steps above). The events are one
-// group: one id marker, found by the first event's id, records where each of them is; the events
-// a found marker does not hold are looked up, or appended, as a group led by the first of them. So
-// an event appended after another in a group must be appended again after that same event (the
-// worker's are: each group is derived from one message, or from a run's state, whose reply event
-// leads it); appended again as the first of a group, it would be appended twice.
+// none was appended before (see the steps above). The events are one group: one id marker, found
+// by the first event's id, records where each of them is; the events a found marker does not hold
+// are looked up, or appended, as a group led by the first of them. So an append is idempotent by
+// its events' ids as long as an event appended again has the same events before it in its group
+// as when it was first appended: repeat a group as it was, or with new events after it (the
+// worker's groups are each derived from one message, or from a run's state led by its reply's
+// message.sent). An event appended again after other events, or without some of those it had
+// before it, would be appended twice. An id named twice in one group is refused.
 func (st *Store) AppendEvents(ctx context.Context, evs []Event) ([]Event, error) {
 	out, err := st.appendGroups(ctx, [][]Event{evs})
 	if err != nil {
@@ -130,44 +132,44 @@ type mark struct {
 	multi bool
 }
 
-// unit is the entries (indexes, in order) with one marker: a caller's group, or those of its
-// events that the marker of the group's first event does not hold.
-type unit []int
+// group is the entries (indexes, in order) that one id marker holds: a caller's events, or those
+// of them that the marker of their first event does not hold.
+type group []int
 
-// appendGroups appends groups of one workspace's events (one per caller, AppendEvents's groups)
-// with one reservation: a LogWriter's batch.
-func (st *Store) appendGroups(ctx context.Context, groups [][]Event) ([][]Event, error) {
+// appendGroups appends the events of calls of one workspace (each an AppendEvents group: a
+// LogWriter's batch) with one reservation.
+func (st *Store) appendGroups(ctx context.Context, calls [][]Event) ([][]Event, error) {
 	var es []entry
-	var units []unit
-	for _, g := range groups {
-		if err := checkEvents(g); err != nil {
+	var groups []group
+	for _, evs := range calls {
+		if err := checkEvents(evs); err != nil {
 			return nil, err
 		}
-		if g[0].WorkspaceID != groups[0][0].WorkspaceID {
+		if evs[0].WorkspaceID != calls[0][0].WorkspaceID {
 			return nil, errors.New("append events: one workspace at a time")
 		}
-		u := make(unit, len(g))
-		for i, e := range g {
-			u[i] = len(es)
+		g := make(group, len(evs))
+		for i, e := range evs {
+			g[i] = len(es)
 			es = append(es, entry{e: e})
 		}
-		units = append(units, u)
+		groups = append(groups, g)
 	}
-	ws := groups[0][0].WorkspaceID
+	ws := calls[0][0].WorkspaceID
 	// Each step's requests go out together: an append is three round trips, not three per event.
-	found := make([][]unit, len(units)) // what each unit's lookup left to claim
-	if err := each(len(units), func(i int) error {
+	left := make([]group, len(groups)) // what each group's lookup left to claim
+	if err := each(len(groups), func(i int) error {
 		var err error
-		found[i], err = st.lookup(ctx, es, units[i])
+		left[i], err = st.lookup(ctx, es, groups[i])
 		return err
 	}); err != nil {
 		return nil, err
 	}
-	var fresh []unit // the units not appended before, in order
+	var fresh []group // the events not appended before, in order
 	count := 0
-	for _, us := range found {
-		for _, u := range us {
-			fresh, count = append(fresh, u), count+len(u)
+	for _, g := range left {
+		if len(g) > 0 {
+			fresh, count = append(fresh, g), count+len(g)
 		}
 	}
 	if count > 0 {
@@ -177,8 +179,8 @@ func (st *Store) appendGroups(ctx context.Context, groups [][]Event) ([][]Event,
 			return nil, err
 		}
 		c := last - int64(count)
-		for _, u := range fresh {
-			for _, i := range u {
+		for _, g := range fresh {
+			for _, i := range g {
 				c++
 				es[i].e.Cursor, es[i].e.CreatedAt = c, at
 			}
@@ -208,10 +210,10 @@ func (st *Store) appendGroups(ctx context.Context, groups [][]Event) ([][]Event,
 			}
 		}
 	}
-	out := make([][]Event, len(units))
-	for i, u := range units {
-		out[i] = make([]Event, len(u))
-		for j, k := range u {
+	out := make([][]Event, len(groups))
+	for i, g := range groups {
+		out[i] = make([]Event, len(g))
+		for j, k := range g {
 			out[i][j] = es[k].e
 		}
 	}
@@ -252,41 +254,41 @@ func (st *Store) reserve(ctx context.Context, ws string, count int) (int64, erro
 	return num(out.Attributes, "seq"), nil
 }
 
-// lookup reads u's marker and records what it holds in es; it returns the units left to claim:
-// u, the events of u its marker does not hold (looked up in turn, as a group led by the first of
-// them), or none.
-func (st *Store) lookup(ctx context.Context, es []entry, u unit) ([]unit, error) {
-	e := es[u[0]].e
+// lookup reads g's marker and records what it holds in es; it returns what is left to claim: g,
+// the events of g its marker does not hold (looked up in turn, as a group led by the first of
+// them), or nothing.
+func (st *Store) lookup(ctx context.Context, es []entry, g group) (group, error) {
+	e := es[g[0]].e
 	out, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &st.table, Key: markerKey(e.WorkspaceID, e.ID), ConsistentRead: aws.Bool(true)})
 	if err != nil {
 		return nil, fmt.Errorf("read event marker %s: %w", e.ID, err)
 	}
 	if len(out.Item) == 0 {
-		return []unit{u}, nil
+		return g, nil
 	}
-	rest, err := fromMarker(es, u, out.Item)
+	rest, err := fromMarker(es, g, out.Item)
 	if err != nil || len(rest) == 0 {
 		return nil, err
 	}
 	return st.lookup(ctx, es, rest)
 }
 
-// fromMarker sets the entries of u that the marker item of its first event holds, and returns the
+// fromMarker sets the entries of g that the marker item of its first event holds, and returns the
 // others (a marker of one holds only its own event).
-func fromMarker(es []entry, u unit, item map[string]types.AttributeValue) (unit, error) {
-	first := es[u[0]].e.ID
+func fromMarker(es []entry, g group, item map[string]types.AttributeValue) (group, error) {
+	first := es[g[0]].e.ID
 	ids, ok := item["ids"].(*types.AttributeValueMemberL)
 	if !ok {
-		es[u[0]].m = mark{id: first}
-		return u[1:], es[u[0]].at(item)
+		es[g[0]].m = mark{id: first}
+		return g[1:], es[g[0]].at(item)
 	}
-	var rest unit
-	for _, i := range u {
+	var rest group
+	for _, i := range g {
 		pos := slices.IndexFunc(ids.Value, func(v types.AttributeValue) bool {
 			sv, ok := v.(*types.AttributeValueMemberS)
 			return ok && sv.Value == es[i].e.ID
 		})
-		if pos < 0 && i == u[0] {
+		if pos < 0 && i == g[0] {
 			return nil, fmt.Errorf("event marker %s does not hold its own event", first)
 		}
 		if pos < 0 {
@@ -305,6 +307,9 @@ func fromMarker(es []entry, u unit, item map[string]types.AttributeValue) (unit,
 func (en *entry) at(item map[string]types.AttributeValue) error {
 	if !en.m.multi {
 		en.e.Cursor, en.e.CreatedAt = num(item, "cursor"), tm(item, "created_at")
+		if en.e.Cursor == 0 || en.e.CreatedAt.IsZero() {
+			return fmt.Errorf("event marker %s: no cursor", en.m.id)
+		}
 		return nil
 	}
 	cs, ok1 := item["cursors"].(*types.AttributeValueMemberL)
@@ -317,27 +322,31 @@ func (en *entry) at(item map[string]types.AttributeValue) error {
 	if !ok1 || !ok2 {
 		return fmt.Errorf("event marker %s: bad cursor at %d", en.m.id, en.m.pos)
 	}
-	en.e.Cursor, _ = strconv.ParseInt(c.Value, 10, 64)
-	en.e.CreatedAt, _ = time.Parse(time.RFC3339Nano, t.Value)
+	cursor, err1 := strconv.ParseInt(c.Value, 10, 64)
+	at, err2 := time.Parse(time.RFC3339Nano, t.Value)
+	if err := errors.Join(err1, err2); err != nil {
+		return fmt.Errorf("event marker %s: cursor at %d: %w", en.m.id, en.m.pos, err)
+	}
+	en.e.Cursor, en.e.CreatedAt = cursor, at
 	return nil
 }
 
-// claim writes u's marker unless there is one; the entries keep the cursors the marker records.
-func (st *Store) claim(ctx context.Context, es []entry, u unit) error {
-	first := es[u[0]].e
+// claim writes g's marker unless there is one; the entries keep the cursors the marker records.
+func (st *Store) claim(ctx context.Context, es []entry, g group) error {
+	first := es[g[0]].e
 	item := markerKey(first.WorkspaceID, first.ID)
 	item["cursor"] = n(first.Cursor)
 	item["created_at"] = ts(first.CreatedAt)
 	item["ttl"] = n(first.CreatedAt.Add(eventIDRetention).Unix())
-	multi := len(u) > 1
+	multi := len(g) > 1
 	if multi {
-		ids, cs, ats := make([]types.AttributeValue, len(u)), make([]types.AttributeValue, len(u)), make([]types.AttributeValue, len(u))
-		for j, i := range u {
+		ids, cs, ats := make([]types.AttributeValue, len(g)), make([]types.AttributeValue, len(g)), make([]types.AttributeValue, len(g))
+		for j, i := range g {
 			ids[j], cs[j], ats[j] = s(es[i].e.ID), n(es[i].e.Cursor), ts(es[i].e.CreatedAt)
 		}
 		item["ids"], item["cursors"], item["ats"] = &types.AttributeValueMemberL{Value: ids}, &types.AttributeValueMemberL{Value: cs}, &types.AttributeValueMemberL{Value: ats}
 	}
-	for j, i := range u {
+	for j, i := range g {
 		es[i].m = mark{id: first.ID, pos: j, multi: multi}
 	}
 	_, err := st.db.PutItem(ctx, &dynamodb.PutItemInput{
@@ -351,7 +360,7 @@ func (st *Store) claim(ctx context.Context, es []entry, u unit) error {
 		if len(cf.Item) == 0 {
 			return fmt.Errorf("claim event %s: marker vanished", first.ID)
 		}
-		rest, err := fromMarker(es, u, cf.Item)
+		rest, err := fromMarker(es, g, cf.Item)
 		if err != nil || len(rest) == 0 {
 			return err
 		}
@@ -468,10 +477,15 @@ func checkEvents(evs []Event) error {
 		return fmt.Errorf("append events: %d events (1 to %d at a time)", len(evs), maxGroupEvents)
 	}
 	ws := evs[0].WorkspaceID
+	seen := make(map[string]bool, len(evs))
 	for i := range evs {
 		if evs[i].ID == "" || evs[i].Type == "" || evs[i].WorkspaceID != ws || ws == "" {
 			return errors.New("append events: id, type and one workspace are required")
 		}
+		if seen[evs[i].ID] {
+			return fmt.Errorf("append events: event %s is named twice", evs[i].ID)
+		}
+		seen[evs[i].ID] = true
 		if len(evs[i].Data) == 0 {
 			evs[i].Data = json.RawMessage("{}")
 		}

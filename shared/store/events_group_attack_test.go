@@ -148,7 +148,7 @@ func TestAttackTwoRetriesMoveADeadGroupOnce(t *testing.T) {
 	for i := range es {
 		es[i].e.Cursor, es[i].e.CreatedAt = last-2+int64(i), t0
 	}
-	if err := st.claim(ctx, es, unit{0, 1, 2}); err != nil {
+	if err := st.claim(ctx, es, group{0, 1, 2}); err != nil {
 		t.Fatal(err)
 	}
 	mu.Lock()
@@ -205,7 +205,7 @@ func TestAttackDeadGroupWithOnlyItsLaterEventWritten(t *testing.T) {
 	for i := range es {
 		es[i].e.Cursor, es[i].e.CreatedAt = last-1+int64(i), t0
 	}
-	if err := st.claim(ctx, es, unit{0, 1}); err != nil {
+	if err := st.claim(ctx, es, group{0, 1}); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.writeEvent(ctx, es[1].e); err != nil {

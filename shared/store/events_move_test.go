@@ -58,7 +58,7 @@ func TestAppendMovesAReservationWhoseWriterDied(t *testing.T) {
 // claimAlone claims e's id marker as a group of one, as an appender that reserved e.Cursor does.
 func claimAlone(ctx context.Context, st *Store, e Event) (Event, error) {
 	es := []entry{{e: e}}
-	err := st.claim(ctx, es, unit{0})
+	err := st.claim(ctx, es, group{0})
 	return es[0].e, err
 }
 
@@ -84,7 +84,7 @@ func TestAppendMovesTheUnwrittenEventsOfAGroupWhoseWriterDied(t *testing.T) {
 	for i := range es {
 		es[i].e.Cursor, es[i].e.CreatedAt = last-2+int64(i), t0
 	}
-	if err := st.claim(ctx, es, unit{0, 1, 2}); err != nil {
+	if err := st.claim(ctx, es, group{0, 1, 2}); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.writeEvent(ctx, es[0].e); err != nil {

@@ -36,7 +36,7 @@ func TestRetentionWritesTheTTLAttribute(t *testing.T) {
 			ctx := context.Background()
 			th := Thread{ID: "thr_1", WorkspaceID: "ws", Channel: "email", ExternalID: "a@b"}
 			in := Message{ID: "msg_1", Direction: "in", Source: "generic", Text: "hi", CreatedAt: at}
-			if _, err := st.CreateRun(ctx, th, in, Run{ID: "run_1"}); err != nil {
+			if _, _, err := st.CreateRunWith(ctx, NewRun{Thread: th, Message: in, Run: Run{ID: "run_1"}}); err != nil {
 				t.Fatal(err)
 			}
 			out := Message{ID: "msg_2", Direction: "out", Source: "agent", Text: "hello", RunID: "run_1", CreatedAt: at}

@@ -170,13 +170,6 @@ func messageItem(ws, thread string, m Message) map[string]types.AttributeValue {
 	return item
 }
 
-// CreateRun stores a new inbound message and its queued run on the thread, creating the thread if
-// needed (CreateRunWith). It returns false when the run already exists.
-func (st *Store) CreateRun(ctx context.Context, th Thread, m Message, r Run) (bool, error) {
-	_, created, err := st.CreateRunWith(ctx, NewRun{Thread: th, Message: m, Run: r})
-	return created, err
-}
-
 // CreateRunWith stores a new run, its inbound message and its thread. When the run exists it
 // returns the stored run and false. A follow-up on a thread that does not exist (or is another
 // channel's) is NotFound; a taken slot is ErrSlotTaken; a lost race is ErrContended.
@@ -529,6 +522,25 @@ func (st *Store) CancelRun(ctx context.Context, ws, id, by string) (Run, error) 
 			":st": s(RunCancelled), ":now": ts(now), ":by": s(by),
 		},
 	})
+}
+
+// UncountStart gives back the first attempt of a run created started (NewRun.Start) whose turn
+// failed before its agent was called (its opening events could not be appended): the retry's
+// StartRun counts it again, so the agent keeps every attempt of its schedule. It changes only a
+// run still running at its first attempt.
+func (st *Store) UncountStart(ctx context.Context, ws, id string) error {
+	_, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: &st.table, Key: key(runPK(ws, id), "RUN"),
+		UpdateExpression:          aws.String("SET attempts = :zero"),
+		ConditionExpression:       aws.String("#st = :running AND attempts = :one"),
+		ExpressionAttributeNames:  map[string]string{"#st": "status"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":running": s(RunRunning), ":one": n(1), ":zero": n(0)},
+	})
+	var cf *types.ConditionalCheckFailedException
+	if err != nil && !errors.As(err, &cf) {
+		return fmt.Errorf("give back the start of run %s: %w", id, err)
+	}
+	return nil
 }
 
 // AbandonRun fails a run that is still queued: it could not be queued for the worker.

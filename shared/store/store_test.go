@@ -33,11 +33,11 @@ func TestCreateRunIsIdempotent(t *testing.T) {
 	ctx := context.Background()
 	th := Thread{ID: "thr_1", WorkspaceID: "ws", Channel: "email", ExternalID: "a@b"}
 	m := Message{ID: "msg_1", Direction: "in", Source: "generic", Text: "hi", Data: json.RawMessage(`{"k":1}`), CreatedAt: time.Now()}
-	created, err := st.CreateRun(ctx, th, m, Run{ID: "run_1"})
+	_, created, err := st.CreateRunWith(ctx, NewRun{Thread: th, Message: m, Run: Run{ID: "run_1"}})
 	if err != nil || !created {
 		t.Fatalf("first CreateRun = %v, %v", created, err)
 	}
-	created, err = st.CreateRun(ctx, th, m, Run{ID: "run_1"})
+	_, created, err = st.CreateRunWith(ctx, NewRun{Thread: th, Message: m, Run: Run{ID: "run_1"}})
 	if err != nil || created {
 		t.Fatalf("second CreateRun = %v, %v; want false, nil", created, err)
 	}
@@ -54,7 +54,7 @@ func TestRunLifecycle(t *testing.T) {
 	t.Parallel()
 	st := newStore(t)
 	ctx := context.Background()
-	if _, err := st.CreateRun(ctx, Thread{ID: "thr", WorkspaceID: "ws"}, Message{ID: "m", CreatedAt: time.Now()}, Run{ID: "r"}); err != nil {
+	if _, _, err := st.CreateRunWith(ctx, NewRun{Thread: Thread{ID: "thr", WorkspaceID: "ws"}, Message: Message{ID: "m", CreatedAt: time.Now()}, Run: Run{ID: "r"}}); err != nil {
 		t.Fatal(err)
 	}
 	r, started, err := st.StartRun(ctx, "ws", "r")

@@ -39,7 +39,7 @@ func TestThreadEventsFollowTheirThread(t *testing.T) {
 	st := newStore(t)
 	ctx := context.Background()
 	th := Thread{ID: "thr_a", WorkspaceID: "ws", Channel: "web", ExternalID: "s1"}
-	if _, err := st.CreateRun(ctx, th, Message{ID: "msg_1", Direction: "in", Source: "web", Text: "hi", CreatedAt: time.Now()}, Run{ID: "run_1"}); err != nil {
+	if _, _, err := st.CreateRunWith(ctx, NewRun{Thread: th, Message: Message{ID: "msg_1", Direction: "in", Source: "web", Text: "hi", CreatedAt: time.Now()}, Run: Run{ID: "run_1"}}); err != nil {
 		t.Fatal(err)
 	}
 	ev := func(id, typ, data string) Event {

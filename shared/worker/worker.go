@@ -28,6 +28,7 @@ import (
 // Store is the part of the store the worker uses.
 type Store interface {
 	CreateRunWith(ctx context.Context, nr store.NewRun) (store.Run, bool, error)
+	UncountStart(ctx context.Context, ws, id string) error
 	GetRun(ctx context.Context, ws, id string) (store.Run, error)
 	StartRun(ctx context.Context, ws, id string) (store.Run, bool, error)
 	FinishRunWith(ctx context.Context, ws, id string, f store.Finish) (store.Run, error)
@@ -310,6 +311,12 @@ func (h *Handler) process(ctx context.Context, rec events.SQSMessage) error {
 		newEvent(m.RunID, EventRunCreated, map[string]any{
 			"run_id": m.RunID, "thread_id": m.ThreadID, "message_id": m.MessageID, "status": store.RunQueued,
 		}))...); err != nil {
+		if started {
+			// No agent was called: the retry's StartRun counts this attempt again.
+			if uerr := h.store.UncountStart(ctx, m.WorkspaceID, m.RunID); uerr != nil {
+				h.logger.WarnContext(ctx, "run's first attempt stays counted", "run_id", m.RunID, "err", uerr)
+			}
+		}
 		return err
 	}
 
@@ -392,9 +399,11 @@ func (h *Handler) speak(ctx context.Context, m *queue.Inbound, run store.Run) er
 }
 
 // sessionStarted reports whether the agent has had session_start for the run's thread: the thread
-// records it, or the run that opened the thread recorded on its own item that it made it (then the
-// thread records it too, so that later runs read only the thread). Runs of a thread are handled
-// one at a time (the inbound queue's group is the thread), so the opening run is done with it.
+// records it, or the run that opened the thread recorded on its own item that it made it for this
+// thread (then the thread records it too, so that later runs read only the thread). Runs of a
+// thread are handled one at a time (the inbound queue's group is the thread), so the opening run
+// is done with its turn. The opener may be another thread's: a repost of a run under the same
+// idempotency key with another external id opens a thread in the run's name without writing it.
 func (h *Handler) sessionStarted(ctx context.Context, th store.Thread, run store.Run) (bool, error) {
 	if th.SessionStarted || th.SessionRun == "" || th.SessionRun == run.ID {
 		return th.SessionStarted, nil
@@ -405,8 +414,8 @@ func (h *Handler) sessionStarted(ctx context.Context, th store.Thread, run store
 		return false, nil // expired: start the session again rather than never
 	case err != nil:
 		return false, err
-	case !opener.SessionStarted:
-		return false, nil // it failed before its session start: this run makes it
+	case !opener.SessionStarted || opener.ThreadID != th.ID:
+		return false, nil // it failed before its session start, or started another thread's
 	}
 	return true, h.store.MarkSessionStarted(ctx, th.WorkspaceID, th.ID)
 }
@@ -505,6 +514,12 @@ func (h *Handler) conclude(ctx context.Context, m *queue.Inbound, run store.Run,
 	}
 	if err != nil {
 		// Conflict: cancelled meanwhile, or another delivery ended the turn first; settle what is.
+		// This turn's session start is recorded on the thread instead, since not on the run.
+		if run.SessionStarted && !done.SessionStarted {
+			if err := h.store.MarkSessionStarted(ctx, m.WorkspaceID, m.ThreadID); err != nil {
+				return err
+			}
+		}
 		return h.resettle(ctx, m, done)
 	}
 	return h.settle(ctx, m, done)
