@@ -43,7 +43,7 @@ define bootstrap
 	GOARCH=$(GOARCH) $(GOBUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/$(1)
 endef
 
-.PHONY: help deps bootstraps dev cli test test-race vulncheck bench cost chaos invoke openapi clean $(addprefix build-,$(FUNCTIONS))
+.PHONY: help deps bootstraps dev cli test test-race test-long vulncheck bench cost chaos invoke openapi clean $(addprefix build-,$(FUNCTIONS))
 
 help:
 	@echo "make dev        run the whole gateway locally on 127.0.0.1:3000 (installs and starts the emulators)"
@@ -108,16 +108,19 @@ openapi:
 # recursion rule, with and without the re-queue bound; a 10/s rate limit; retries spread over
 # seconds); the cost meter's scenarios (counts, the same with or without -race); and the CI-sized
 # chaos run (local/chaos: every fault once on its own emulators). Not beside the race run: on two
-# cores the extra load made time-bound tests of the race run fail. Each test on a stack of its own:
-#   - the two schedule tests (LONG_E2E_SLEEPY: 112 s of real waits, little work) run from start to
-#     end of the long phase, beside the rest;
-#   - meanwhile, side by side (one go test per package, -p 3), the paced tests (a 10/s rate limit,
-#     retries spaced in time), the cost meter and the chaos run;
-#   - then the two volume tests side by side. Not beside the paced tests or the cost meter: they
-#     load the emulators those depend on (earlier in this round, beside them a rate-limited
+# cores the extra load made time-bound tests of the race run fail. Each test on a stack of its own,
+# in three lines of work side by side:
+#   - the two schedule tests (LONG_E2E_SLEEPY: 112 s of real waits, little work);
+#   - the paced tests (LONG_E2E_PACED: a 10/s rate limit over 1,000 events, about 103 s; retries
+#     spaced in time, about 57 s), little work too;
+#   - the chaos run (about 65 s);
+#   - the cost meter (about 75 s), then the two volume tests side by side (about 50 s, most of two
+#     cores). Not beside the spaced retries or the cost meter: they
+#     load the emulators and the machine those depend on (earlier, beside them a rate-limited
 #     delivery's bookkeeping failed five times and reached its DLQ, two spaced retries went in the
 #     same 100 ms, and the cost meter's polled reads rose: scenario (d) 10 -> 12 read units, over
-#     its 5% bound). The schedule tests check where chains end, not when: a slower hop only
+#     its 5% bound). They overlap the 10/s test's last half minute, which measures its rate over
+#     the whole 100 s, and at times the chaos run's last seconds. The schedule tests check where chains end, not when: a slower hop only
 #     lengthens them, within their 6-minute wait.
 LONG_E2E_VOLUME := TestBurstEveryEventDeliveredOnce|TestEventStreamResumesWithoutLossOrRepeats
 LONG_E2E_SLEEPY := TestDefaultScheduleCompletesUnderTheRecursionRule|TestUnboundedRequeuesStayUnderTheRecursionRule
@@ -130,19 +133,27 @@ LONG_COUNT := 8
 # stopped; set +m once they are started keeps bash from reporting them done.
 BESIDE := set -m; jobs=""; trap 'kill -- $$jobs 2>/dev/null; exit 1' INT TERM
 LONG_RUN   := HOOKGATE_BIN_DIR=$(CURDIR)/$(LOCAL_BIN) $(GO) test -count=1 -timeout 20m -parallel 8
+# The long tests' names must each match a test (and the race run skips exactly them): checked
+# beside the race run, which also compiles their packages for the long run that way.
+LONG_LIST  = n=$$($(GO) test -list '$(LONG_TESTS)' $(LONG_PKGS) | grep -c '^Test'); \
+  test "$$n" -eq $(LONG_COUNT) || { echo "LONG_TESTS matches $$n tests of $(LONG_PKGS), want $(LONG_COUNT)"; exit 1; }
 
 test: deps bootstraps
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './node_modules/*')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
-	@n=$$($(GO) test -list '$(LONG_TESTS)' $(LONG_PKGS) | grep -c '^Test'); \
-	  test "$$n" -eq $(LONG_COUNT) || { echo "LONG_TESTS matches $$n tests of $(LONG_PKGS), want $(LONG_COUNT)"; exit 1; }
 	@$(MAKE) --no-print-directory test-race
-	@echo "long tests: the schedule tests beside the paced tests, the cost meter and the chaos run, then the volume tests"
-	@$(BESIDE); rc=0; \
+	@$(MAKE) --no-print-directory test-long
+
+test-long: bootstraps
+	@echo "long tests: the schedule tests; beside them the paced tests; beside both the cost meter and the chaos run, then the volume tests"
+	@mkdir -p .build; $(BESIDE); rc=0; \
 	  $(LONG_RUN) -run '^($(LONG_E2E_SLEEPY))$$' ./local/e2e > .build/long-sleepy.log 2>&1 & sleepy=$$!; jobs="$$jobs -$$!"; \
-	  $(LONG_RUN) -p 3 -run '^($(LONG_E2E_PACED)|$(LONG_WAITING))$$' $(LONG_PKGS) & paced=$$!; jobs="$$jobs -$$!"; set +m; \
-	  wait $$paced || rc=1; \
+	  $(LONG_RUN) -run '^($(LONG_E2E_PACED))$$' ./local/e2e > .build/long-paced.log 2>&1 & paced=$$!; jobs="$$jobs -$$!"; \
+	  $(LONG_RUN) -run '^TestChaosEveryFaultOnce$$' ./local/chaos > .build/long-chaos.log 2>&1 & chaos=$$!; jobs="$$jobs -$$!"; set +m; \
+	  $(LONG_RUN) -run '^TestCostScenariosPinned$$' ./local/cost || rc=1; \
 	  $(LONG_RUN) -run '^($(LONG_E2E_VOLUME))$$' ./local/e2e || rc=1; \
+	  wait $$chaos || rc=1; cat .build/long-chaos.log; \
+	  wait $$paced || rc=1; cat .build/long-paced.log; \
 	  wait $$sleepy || rc=1; cat .build/long-sleepy.log; exit $$rc
 
 # Everything make test runs before the long tests: every test under -race, four packages at a time
@@ -156,7 +167,7 @@ test: deps bootstraps
 test-race: bootstraps $(GOVULNCHECK)
 	@mkdir -p .build; $(BESIDE); rc=0; \
 	  { $(GO) vet ./... && $(VULNCHECK) && \
-	    $(GO) test -count=1 -run 'Allocates' ./shared/verify ./shared/outbound ./shared/manage; } > .build/checks.log 2>&1 & checks=$$!; jobs="$$jobs -$$!"; \
+	    $(GO) test -count=1 -run 'Allocates' ./shared/verify ./shared/outbound ./shared/manage && $(LONG_LIST); } > .build/checks.log 2>&1 & checks=$$!; jobs="$$jobs -$$!"; \
 	  echo "race run (vet, vulncheck and the allocation checks beside it: .build/checks.log)"; \
 	  HOOKGATE_BIN_DIR=$(CURDIR)/$(LOCAL_BIN) $(GO) test -race -p 4 -count=1 -timeout 15m -parallel 96 -skip '$(LONG_TESTS)' ./local/e2e ./... & race=$$!; jobs="$$jobs -$$!"; set +m; \
 	  wait $$race || rc=1; wait $$checks || rc=1; cat .build/checks.log; exit $$rc
