@@ -74,8 +74,11 @@ type Attempt struct {
 	Error           string    `json:"error,omitempty"`
 }
 
+// deliveryPK is the partition of a delivery's item and its attempts' items.
+func deliveryPK(ws, id string) string { return "WS#" + ws + "#DLV#" + id }
+
 func deliveryKey(ws, id string) map[string]types.AttributeValue {
-	return key("WS#"+ws+"#DLV#"+id, "DLV")
+	return key(deliveryPK(ws, id), "DLV")
 }
 
 func subDeliveriesPK(ws, sub string) string { return "WS#" + ws + "#SUB#" + sub + "#DLV" }
@@ -196,7 +199,7 @@ func boundSnippet(s string) string {
 
 // attemptKey is the key of attempt number of series in delivery id's partition.
 func attemptKey(ws, id string, series, number int) map[string]types.AttributeValue {
-	return key("WS#"+ws+"#DLV#"+id, fmt.Sprintf("ATT#%04d#%04d", series, number))
+	return key(deliveryPK(ws, id), fmt.Sprintf("ATT#%04d#%04d", series, number))
 }
 
 // attemptItem is attempt a's own item, written by the call named rec, kept until expires.
@@ -585,7 +588,7 @@ func (st *Store) DeliveryAttempts(ctx context.Context, ws, id string) (Delivery,
 	in := &dynamodb.QueryInput{
 		TableName:                 &st.table,
 		KeyConditionExpression:    aws.String("pk = :pk"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": s("WS#" + ws + "#DLV#" + id)},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": s(deliveryPK(ws, id))},
 		ConsistentRead:            aws.Bool(true),
 	}
 	type logged struct {

@@ -82,10 +82,11 @@ func (st *Store) AppendEvent(ctx context.Context, e Event) (Event, error) {
 // spent, and a late attempt may still be applied: so a reservation is given up only once it is
 // older than staleAfter, which covers all of that plus a margin for clocks. The retry that finds
 // such a reservation reserves a new cursor and moves the event's entry in its marker there
-// (conditionally on the old one), so a late write can never land after the event was moved. The reader's side: the event E after
-// a missing cursor C reserved after C, and before E.created_at + writeWindow, so C's created_at is
-// earlier than that, and C's last write lands before E.created_at + writeWindow + (staleAfter -
-// margin) = E.created_at + 51.5 s, inside GapGrace with 8.5 s to spare for clocks.
+// (conditionally on the old one), so a late write can never land after the event was moved. The
+// reader's side: the event E after a missing cursor C reserved after C, and before E.created_at +
+// writeWindow, so C's created_at is earlier than that, and C's last write lands before
+// E.created_at + writeWindow + (staleAfter - margin) = E.created_at + 51.5 s, inside GapGrace
+// with 8.5 s to spare for clocks.
 // MaxWriteLag bounds how long after its created_at an event item can land in the table: its write
 // is sent within writeWindow, and that last attempt ends within awscfg.AttemptTimeout. A reader of
 // the stream's arrival times (the FanoutDLQ replay) widens its window by it.
