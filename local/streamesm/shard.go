@@ -33,6 +33,7 @@ type reader struct {
 	segments     []int     // sizes of the next batches, after a bisect
 	attempts     int       // failed invocations of the batch at pending[0]
 	apiErrors    int       // consecutive failed API calls
+	idle         int       // consecutive reads that found no records
 }
 
 // item is a record as the function gets it, and its JSON, encoded once.
@@ -65,9 +66,14 @@ func (r *reader) run(ctx context.Context) bool {
 				continue
 			}
 			r.apiErrors = 0
+			if n > 0 {
+				r.idle = 0
+			} else {
+				r.idle++
+			}
 			if len(r.pending) == 0 && !r.ended {
 				if n == 0 {
-					sleep(ctx, c.PollInterval) // caught up
+					sleep(ctx, idleWait(c.PollInterval, r.idle)) // caught up
 				}
 				continue // else every record read was filtered out: read on
 			}
@@ -84,6 +90,16 @@ func (r *reader) run(ctx context.Context) bool {
 		sleep(ctx, r.invoke(ctx))
 	}
 	return false
+}
+
+// idleWait is how long a caught-up shard waits after its idle-th read in a row found nothing:
+// poll, doubling from the second such read on, at most poll*idleSlowdown.
+func idleWait(poll time.Duration, idle int) time.Duration {
+	d := poll
+	for i := 1; i < idle && d < poll*idleSlowdown; i++ {
+		d *= 2
+	}
+	return min(d, poll*idleSlowdown)
 }
 
 // batchWait is how much longer the pending records may wait for a fuller batch: zero when the

@@ -566,3 +566,18 @@ func TestConfigErrors(t *testing.T) {
 		t.Errorf("defaults: %+v", m.c)
 	}
 }
+
+// A caught-up shard reads 4 times a second at first, then slows down while it stays idle, to once
+// a second at most (the reader's run starts over at the poll interval when a read finds records).
+func TestIdleShardSlowsDownToAQuarterOfItsPollRate(t *testing.T) {
+	poll := DefaultPollInterval
+	want := []time.Duration{poll, poll, 2 * poll, 4 * poll, 4 * poll, 4 * poll}
+	for idle := range want {
+		if got := idleWait(poll, idle); got != want[idle] {
+			t.Errorf("idleWait after %d empty reads = %s, want %s", idle, got, want[idle])
+		}
+	}
+	if got := idleWait(poll, 1_000_000); got != time.Second {
+		t.Errorf("idleWait of a long idle shard = %s, want 1s", got)
+	}
+}
