@@ -42,10 +42,14 @@ func TestChaosEveryFaultOnce(t *testing.T) {
 		// a probe (CI once: 338 deliveries still delayed at 2 minutes); a hang (a timeout) waits
 		// the backoff floor, 60 s, before its retry; the worker's messages that failed while
 		// DynamoDB Local was down wait 10 s, 20 s, 40 s … (here 2 s, 4 s, 8 s …), and a run whose
-		// agent failed twice waits a minute for its third try (here 5 s).
+		// agent failed twice waits a minute for its third try (here 5 s); a delivery that failed
+		// twice waits 5 minutes for its third attempt on the default schedule (here 4 s: the
+		// schedule's own test is TestDefaultScheduleCompletesUnderTheRecursionRule; here its 8
+		// attempts are kept and its waits shortened, so that the run's time to converge does not
+		// hang on which deliveries a fault hit twice).
 		Params: map[string]string{
 			"DeliveryCircuitBreaker": "70,10,60,5", "DeliveryBackoffFloorSeconds": "3", "FailureDelaySeconds": "2",
-			"AgentRetrySchedule": "0s,2s,5s,10s",
+			"AgentRetrySchedule": "0s,2s,5s,10s", "DeliverySchedule": "0s,2s,4s,8s,15s,30s,30s,30s",
 		},
 		ConvergeLimit: 5 * time.Minute, Concurrency: 2, Out: testWriter{t},
 	}
