@@ -143,8 +143,8 @@ test: deps bootstraps
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './node_modules/*')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	@$(LONG_LIST)
-	@$(MAKE) --no-print-directory test-race
-	@$(MAKE) --no-print-directory test-long
+	@s=$$(date +%s); $(MAKE) --no-print-directory test-race; rc=$$?; echo "make test: the race run took $$(( $$(date +%s) - s )) s"; exit $$rc
+	@s=$$(date +%s); $(MAKE) --no-print-directory test-long; rc=$$?; echo "make test: the long tests took $$(( $$(date +%s) - s )) s"; exit $$rc
 
 test-long: bootstraps
 	@echo "long tests: the schedule tests, the paced tests, and the cost meter and the chaos run, then the volume tests, side by side"
