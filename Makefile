@@ -7,6 +7,12 @@ SHELL := /bin/bash
 # command downloads it through the module proxy when the machine's Go is older; exported here
 # because a machine whose go.env says GOTOOLCHAIN=local would otherwise refuse to build.
 export GOTOOLCHAIN := go1.27.3
+# Every go command builds without the checkout's path in its output (the bootstraps are built so
+# for AWS anyway): the build cache's entries then do not depend on where the repository is, so a
+# fresh clone or a worktree reuses what an earlier checkout on the machine compiled (the race
+# run's compiling took 77 CPU-seconds on a fresh clone, 37 with this). On a machine whose build
+# cache is empty it changes nothing.
+export GOFLAGS += -trimpath
 
 GO         ?= go
 GOARCH     ?= arm64
