@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -28,7 +29,9 @@ import (
 type Options struct {
 	Root, BinDir string
 	Webhooks     int // per scenario (default 2); the figures are per webhook
-	Logger       *slog.Logger
+	// Scenarios names the scenarios to run ("a" … "e"), in the order given; nil runs them all.
+	Scenarios []string
+	Logger    *slog.Logger
 }
 
 // Result is one scenario's count, for all its webhooks.
@@ -114,8 +117,20 @@ func Run(ctx context.Context, o Options) (_ []Result, err error) {
 	if err := r.warmUp(ctx); err != nil {
 		return nil, fmt.Errorf("warm up: %w", err)
 	}
+	all := r.scenarios()
+	todo := all
+	if o.Scenarios != nil {
+		todo = nil
+		for _, name := range o.Scenarios {
+			i := slices.IndexFunc(all, func(sc scenario) bool { return sc.name == name })
+			if i < 0 {
+				return nil, fmt.Errorf("no scenario %q", name)
+			}
+			todo = append(todo, all[i])
+		}
+	}
 	var out []Result
-	for _, sc := range r.scenarios() {
+	for _, sc := range todo {
 		res, err := r.run(ctx, sc)
 		if err != nil {
 			return nil, fmt.Errorf("scenario %s: %w", sc.name, err)
