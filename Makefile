@@ -119,7 +119,7 @@ openapi:
 #   - the two schedule tests (LONG_E2E_SLEEPY: 112 s of real waits, little work);
 #   - the paced tests (LONG_E2E_PACED: a 10/s rate limit over 1,000 events, about 103 s; retries
 #     spaced in time, about 57 s), little work too;
-#   - the chaos run (65-95 s) beside the cost meter (about 75 s), then, once both are done, the two
+#   - the chaos run (45-90 s) beside the cost meter (about 47 s: two stacks), then, once both are done, the two
 #     volume tests side by side (50-65 s, most of two cores). Not beside the spaced retries, the
 #     cost meter or the chaos run: they load the emulators and the machine those depend on
 #     (earlier, beside them a rate-limited delivery's bookkeeping failed five times and reached its

@@ -66,6 +66,9 @@ type Config struct {
 	PauseFor time.Duration
 	// ConvergeLimit bounds the wait for quiet after the load; 0 means 30 minutes.
 	ConvergeLimit time.Duration
+	// SchedulePeriod, when > 0, replaces the period of the template's Schedule events: the retry
+	// sweep (each minute on AWS) re-queues the deliveries whose message a fault lost; 0 keeps it.
+	SchedulePeriod time.Duration
 	// Concurrency is the bootstrap processes per function; 0 means 3.
 	Concurrency int
 	// DeliveryConcurrency is the delivery function's processes and pollers; 0 means 3×Concurrency.
@@ -215,6 +218,7 @@ func Run(ctx context.Context, c Config) (*Report, error) {
 		Root: c.Root, BinDir: c.BinDir, Addr: "127.0.0.1:0",
 		DynamoEndpoint: r.dynamo.Endpoint, SQSEndpoint: r.fauxqs.Endpoint,
 		Params: params, Prefix: "chaos-", VisibilityTimeout: c.Visibility, Concurrency: c.Concurrency,
+		SchedulePeriod:      c.SchedulePeriod,
 		FunctionConcurrency: map[string]int{"DeliveryFunction": c.DeliveryConcurrency},
 		Logger:              c.Logger, FunctionLog: c.FunctionLog,
 		OnInvocation: r.inv.call,

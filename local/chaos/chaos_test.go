@@ -51,7 +51,11 @@ func TestChaosEveryFaultOnce(t *testing.T) {
 			"DeliveryCircuitBreaker": "70,10,60,5", "DeliveryBackoffFloorSeconds": "3", "FailureDelaySeconds": "2",
 			"AgentRetrySchedule": "0s,2s,5s,10s", "DeliverySchedule": "0s,2s,4s,8s,15s,30s,30s,30s",
 		},
-		ConvergeLimit: 5 * time.Minute, Concurrency: 2, Out: testWriter{t},
+		// The retry sweep each 5 s instead of each minute: a delivery whose queue message a fault
+		// lost (the killed DynamoDB Local, the paused fauxqs) waited up to a minute for it, and the
+		// run's time to converge with it (46 s to 130 s).
+		SchedulePeriod: 5 * time.Second,
+		ConvergeLimit:  5 * time.Minute, Concurrency: 2, Out: testWriter{t},
 	}
 	if testing.Verbose() {
 		c.FunctionLog, c.Logger = os.Stderr, slog.New(slog.NewJSONHandler(os.Stderr, nil))
