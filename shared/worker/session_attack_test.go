@@ -25,16 +25,12 @@ import (
 func TestAttackRepostOnAnotherThreadDoesNotStartItsSession(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, 0, echoing)
-	if failed := r.handle(t, record("1", message("thr_one", "k1", "hello"))); len(failed) != 0 {
-		t.Fatalf("failed %v", failed)
-	}
+	r.handleAll(t, record("1", message("thr_one", "k1", "hello")))
 	repost := message("thr_two", "k1", "hello") // same key: same run and message ids
 	if failed := r.handle(t, record("2", repost)); len(failed) != 0 {
 		t.Fatalf("repost failed %v", failed)
 	}
-	if failed := r.handle(t, record("3", message("thr_two", "k2", "first words on two"))); len(failed) != 0 {
-		t.Fatalf("failed %v", failed)
-	}
+	r.handleAll(t, record("3", message("thr_two", "k2", "first words on two")))
 	if got := r.agent.kinds("thr_two"); !slices.Equal(got, []string{agent.KindSessionStart, agent.KindUserSpeak}) {
 		t.Fatalf("agent saw %v on thr_two; want its session started before its first turn", got)
 	}
@@ -54,18 +50,12 @@ func TestAttackFirstRunCancelledDuringItsTurnDoesNotRepeatTheSessionStart(t *tes
 		}
 		return echoing(req, n)
 	})
-	if failed := r.handle(t, record("1", message("thr_c", "c1", "hello"))); len(failed) != 0 {
-		t.Fatalf("failed %v", failed)
-	}
+	r.handleAll(t, record("1", message("thr_c", "c1", "hello")))
 	if run := r.run(t, "c1"); run.Status != store.RunCancelled {
 		t.Fatalf("first run %+v; want cancelled", run)
 	}
-	if failed := r.handle(t, record("2", message("thr_c", "c2", "again"))); len(failed) != 0 {
-		t.Fatalf("failed %v", failed)
-	}
-	if got := r.agent.kinds("thr_c"); !slices.Equal(got, []string{agent.KindSessionStart, agent.KindUserSpeak, agent.KindUserSpeak}) {
-		t.Fatalf("agent saw %v", got)
-	}
+	r.handleAll(t, record("2", message("thr_c", "c2", "again")))
+	r.wantKinds(t, "thr_c", agent.KindSessionStart, agent.KindUserSpeak, agent.KindUserSpeak)
 }
 
 // The thread's first run waits for approval; the thread's next message runs meanwhile: the
@@ -78,18 +68,12 @@ func TestAttackNextRunWhileTheFirstWaitsForApproval(t *testing.T) {
 		}
 		return echoing(req, n)
 	})
-	if failed := r.handle(t, record("1", message("thr_w", "w1", "refund"))); len(failed) != 0 {
-		t.Fatalf("failed %v", failed)
-	}
+	r.handleAll(t, record("1", message("thr_w", "w1", "refund")))
 	if run := r.run(t, "w1"); run.Status != store.RunWaitingApproval || !run.SessionStarted {
 		t.Fatalf("first run %+v; want waiting with its session start recorded", run)
 	}
-	if failed := r.handle(t, record("2", message("thr_w", "w2", "hello?")), record("3", message("thr_w", "w3", "still there?"))); len(failed) != 0 {
-		t.Fatalf("failed %v", failed)
-	}
-	if got := r.agent.kinds("thr_w"); !slices.Equal(got, []string{agent.KindSessionStart, agent.KindUserSpeak, agent.KindUserSpeak, agent.KindUserSpeak}) {
-		t.Fatalf("agent saw %v", got)
-	}
+	r.handleAll(t, record("2", message("thr_w", "w2", "hello?")), record("3", message("thr_w", "w3", "still there?")))
+	r.wantKinds(t, "thr_w", agent.KindSessionStart, agent.KindUserSpeak, agent.KindUserSpeak, agent.KindUserSpeak)
 }
 
 // The thread's first message created its run and never got further (its message went to the DLQ
@@ -105,12 +89,8 @@ func TestAttackFirstMessageLostAfterItsRunWasCreated(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if failed := r.handle(t, record("2", message("thr_d", "d2", "anyone?")), record("3", message("thr_d", "d3", "hello?"))); len(failed) != 0 {
-		t.Fatalf("failed %v", failed)
-	}
-	if got := r.agent.kinds("thr_d"); !slices.Equal(got, []string{agent.KindSessionStart, agent.KindUserSpeak, agent.KindUserSpeak}) {
-		t.Fatalf("agent saw %v", got)
-	}
+	r.handleAll(t, record("2", message("thr_d", "d2", "anyone?")), record("3", message("thr_d", "d3", "hello?")))
+	r.wantKinds(t, "thr_d", agent.KindSessionStart, agent.KindUserSpeak, agent.KindUserSpeak)
 }
 
 // Threads stored before session_run was kept: one whose session had started gets no second start;
@@ -147,9 +127,7 @@ func TestAttackLegacyThreadsWithoutSessionRun(t *testing.T) {
 	legacy("thr_ls", true)
 	legacy("thr_ln", false)
 	for i, thread := range []string{"thr_ls", "thr_ln", "thr_ls", "thr_ln"} {
-		if failed := r.handle(t, record(thread+string(rune('0'+i)), message(thread, thread+string(rune('0'+i)), "hi"))); len(failed) != 0 {
-			t.Fatalf("failed %v", failed)
-		}
+		r.handleAll(t, record(thread+string(rune('0'+i)), message(thread, thread+string(rune('0'+i)), "hi")))
 	}
 	if got := r.agent.kinds("thr_ls"); !slices.Equal(got, []string{agent.KindUserSpeak, agent.KindUserSpeak}) {
 		t.Fatalf("started legacy thread: agent saw %v", got)
@@ -165,9 +143,7 @@ func TestAttackOpenerRunExpired(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, 0, echoing)
 	ctx := context.Background()
-	if failed := r.handle(t, record("1", message("thr_e", "e1", "hello"))); len(failed) != 0 {
-		t.Fatalf("failed %v", failed)
-	}
+	r.handleAll(t, record("1", message("thr_e", "e1", "hello")))
 	if _, err := r.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: &r.table, Key: map[string]ddbtypes.AttributeValue{
 		"pk": &ddbtypes.AttributeValueMemberS{Value: "WS#ws#RUN#e1"}, "sk": &ddbtypes.AttributeValueMemberS{Value: "RUN"},
 	}, ConditionExpression: aws.String("attribute_exists(pk)")}); err != nil {
@@ -177,13 +153,9 @@ func TestAttackOpenerRunExpired(t *testing.T) {
 		t.Fatal("run still there")
 	}
 	for i, id := range []string{"e2", "e3"} {
-		if failed := r.handle(t, record(string(rune('2'+i)), message("thr_e", id, "again"))); len(failed) != 0 {
-			t.Fatalf("failed %v", failed)
-		}
+		r.handleAll(t, record(string(rune('2'+i)), message("thr_e", id, "again")))
 	}
-	if got := r.agent.kinds("thr_e"); !slices.Equal(got, []string{agent.KindSessionStart, agent.KindUserSpeak, agent.KindSessionStart, agent.KindUserSpeak, agent.KindUserSpeak}) {
-		t.Fatalf("agent saw %v", got)
-	}
+	r.wantKinds(t, "thr_e", agent.KindSessionStart, agent.KindUserSpeak, agent.KindSessionStart, agent.KindUserSpeak, agent.KindUserSpeak)
 }
 
 // flakyLog fails its first append, as a throttled table does once.

@@ -168,6 +168,22 @@ func (r *rig) handle(t *testing.T, recs ...events.SQSMessage) []string {
 	return failed
 }
 
+// handleAll pushes a batch through handle and fails the test when any of its messages failed.
+func (r *rig) handleAll(t *testing.T, recs ...events.SQSMessage) {
+	t.Helper()
+	if failed := r.handle(t, recs...); len(failed) != 0 {
+		t.Fatalf("failed %v", failed)
+	}
+}
+
+// wantKinds fails the test unless the agent saw exactly these calls for the thread, in order.
+func (r *rig) wantKinds(t *testing.T, thread string, want ...string) {
+	t.Helper()
+	if got := r.agent.kinds(thread); !slices.Equal(got, want) {
+		t.Fatalf("agent saw %v, want %v", got, want)
+	}
+}
+
 func (r *rig) run(t *testing.T, id string) store.Run {
 	t.Helper()
 	run, err := r.st.GetRun(context.Background(), "ws", id)
@@ -193,12 +209,8 @@ func (r *rig) eventTypes(t *testing.T) []string {
 func TestSessionStartsOnceThenEveryMessageIsSpoken(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, 0, echoing)
-	if failed := r.handle(t, record("1", message("thr_a", "r1", "hello")), record("2", message("thr_a", "r2", "again"))); len(failed) != 0 {
-		t.Fatalf("failed %v", failed)
-	}
-	if got := r.agent.kinds("thr_a"); !slices.Equal(got, []string{agent.KindSessionStart, agent.KindUserSpeak, agent.KindUserSpeak}) {
-		t.Fatalf("agent saw %v", got)
-	}
+	r.handleAll(t, record("1", message("thr_a", "r1", "hello")), record("2", message("thr_a", "r2", "again")))
+	r.wantKinds(t, "thr_a", agent.KindSessionStart, agent.KindUserSpeak, agent.KindUserSpeak)
 	for id, want := range map[string]string{"r1": "echo: hello", "r2": "echo: again"} {
 		if run := r.run(t, id); run.Status != store.RunCompleted || run.Result == nil || run.Result.Text != want {
 			t.Fatalf("run %s = %+v", id, run)
@@ -229,9 +241,7 @@ func TestRedeliveryStoresAReplyTheTurnDiedBefore(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, 0, echoing)
 	ctx := context.Background()
-	if failed := r.handle(t, record("1", message("thr_a", "r1", "hello"))); len(failed) != 0 {
-		t.Fatalf("failed %v", failed)
-	}
+	r.handleAll(t, record("1", message("thr_a", "r1", "hello")))
 	msgs, err := r.st.ListMessages(ctx, "ws", "thr_a", 10)
 	if err != nil || len(msgs) != 2 || msgs[1].Direction != "out" {
 		t.Fatalf("messages %+v %v", msgs, err)
@@ -350,9 +360,7 @@ func TestPermanentFailureAndUnknownAgentFailAtOnce(t *testing.T) {
 	})
 	missing := message("thr_m", "rm", "hi")
 	missing.Agent = "missing"
-	if failed := r.handle(t, record("p", message("thr_p", "rp", "hi")), record("m", missing)); len(failed) != 0 {
-		t.Fatalf("failed %v", failed)
-	}
+	r.handleAll(t, record("p", message("thr_p", "rp", "hi")), record("m", missing))
 	if run := r.run(t, "rp"); run.Status != store.RunFailed || run.Error != "agent failed: agent answered 400" {
 		t.Fatalf("run %+v", run)
 	}
@@ -513,9 +521,7 @@ func TestApprovalPausesTheRunUntilApproved(t *testing.T) {
 	if run.Status != store.RunCompleted || run.Result.Text != "Refunded." || run.Approval.Decision != store.DecisionApproved {
 		t.Fatalf("approved run %+v", run)
 	}
-	if got := r.agent.kinds(""); !slices.Equal(got, []string{agent.KindSessionStart, agent.KindUserSpeak, agent.KindApproval}) {
-		t.Fatalf("agent saw %v", got)
-	}
+	r.wantKinds(t, "", agent.KindSessionStart, agent.KindUserSpeak, agent.KindApproval)
 	if got := r.eventTypes(t); !slices.Equal(got[len(got)-2:], []string{EventMessageSent, EventRunCompleted}) {
 		t.Fatalf("events %v", got)
 	}
@@ -701,9 +707,7 @@ func TestSessionStartIsRecordedWithTheFirstTurn(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, 0, echoing)
 	ctx := context.Background()
-	if failed := r.handle(t, record("1", message("thr_s", "s1", "hello"))); len(failed) != 0 {
-		t.Fatalf("failed %v", failed)
-	}
+	r.handleAll(t, record("1", message("thr_s", "s1", "hello")))
 	th, err := r.st.GetThread(ctx, "ws", "thr_s")
 	if err != nil || th.SessionStarted || th.SessionRun != "s1" {
 		t.Fatalf("thread after its first turn: %+v, %v; want its session owed by s1 and nothing recorded there", th, err)
@@ -711,18 +715,12 @@ func TestSessionStartIsRecordedWithTheFirstTurn(t *testing.T) {
 	if run := r.run(t, "s1"); !run.SessionStarted || run.Status != store.RunCompleted {
 		t.Fatalf("first run %+v; want completed with its session start recorded", run)
 	}
-	if failed := r.handle(t, record("2", message("thr_s", "s2", "again"))); len(failed) != 0 {
-		t.Fatalf("failed %v", failed)
-	}
+	r.handleAll(t, record("2", message("thr_s", "s2", "again")))
 	if th, err := r.st.GetThread(ctx, "ws", "thr_s"); err != nil || !th.SessionStarted {
 		t.Fatalf("thread after its second turn: %+v, %v; want its session start recorded", th, err)
 	}
-	if failed := r.handle(t, record("3", message("thr_s", "s3", "more"))); len(failed) != 0 {
-		t.Fatalf("failed %v", failed)
-	}
-	if got := r.agent.kinds("thr_s"); !slices.Equal(got, []string{agent.KindSessionStart, agent.KindUserSpeak, agent.KindUserSpeak, agent.KindUserSpeak}) {
-		t.Fatalf("agent saw %v", got)
-	}
+	r.handleAll(t, record("3", message("thr_s", "s3", "more")))
+	r.wantKinds(t, "thr_s", agent.KindSessionStart, agent.KindUserSpeak, agent.KindUserSpeak, agent.KindUserSpeak)
 }
 
 // A first turn whose session start succeeded and whose user_speak failed: the retry, and the
@@ -742,12 +740,8 @@ func TestSessionStartBeforeAFailedTurnIsNotRepeated(t *testing.T) {
 	if failed := r.handle(t, first); len(failed) != 0 {
 		t.Fatalf("retry: failed %v", failed)
 	}
-	if failed := r.handle(t, record("2", message("thr_f", "f2", "again"))); len(failed) != 0 {
-		t.Fatalf("failed %v", failed)
-	}
-	if got := r.agent.kinds("thr_f"); !slices.Equal(got, []string{agent.KindSessionStart, agent.KindUserSpeak, agent.KindUserSpeak, agent.KindUserSpeak}) {
-		t.Fatalf("agent saw %v", got)
-	}
+	r.handleAll(t, record("2", message("thr_f", "f2", "again")))
+	r.wantKinds(t, "thr_f", agent.KindSessionStart, agent.KindUserSpeak, agent.KindUserSpeak, agent.KindUserSpeak)
 }
 
 // A first run whose session start failed: the thread's next run starts the session.
@@ -759,18 +753,12 @@ func TestSessionStartThatFailedIsMadeByTheNextRun(t *testing.T) {
 		}
 		return echoing(req, n)
 	})
-	if failed := r.handle(t, record("1", message("thr_x", "x1", "hello"))); len(failed) != 0 {
-		t.Fatalf("failed %v", failed)
-	}
+	r.handleAll(t, record("1", message("thr_x", "x1", "hello")))
 	if run := r.run(t, "x1"); run.Status != store.RunFailed || run.SessionStarted {
 		t.Fatalf("first run %+v; want failed without a session start", run)
 	}
-	if failed := r.handle(t, record("2", message("thr_x", "x2", "again")), record("3", message("thr_x", "x3", "more"))); len(failed) != 0 {
-		t.Fatalf("failed %v", failed)
-	}
-	if got := r.agent.kinds("thr_x"); !slices.Equal(got, []string{agent.KindSessionStart, agent.KindSessionStart, agent.KindUserSpeak, agent.KindUserSpeak}) {
-		t.Fatalf("agent saw %v", got)
-	}
+	r.handleAll(t, record("2", message("thr_x", "x2", "again")), record("3", message("thr_x", "x3", "more")))
+	r.wantKinds(t, "thr_x", agent.KindSessionStart, agent.KindSessionStart, agent.KindUserSpeak, agent.KindUserSpeak)
 }
 
 // A run that asks for approval twice, saying nothing more after the first decision: each turn's
