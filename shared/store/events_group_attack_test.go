@@ -140,17 +140,7 @@ func TestAttackTwoRetriesMoveADeadGroupOnce(t *testing.T) {
 	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
 	st := New(db, table, now)
 	ctx := context.Background()
-	last, err := st.reserve(ctx, "ws", 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	es := []entry{{e: gev("evt_a")}, {e: gev("evt_b")}, {e: gev("evt_c")}}
-	for i := range es {
-		es[i].e.Cursor, es[i].e.CreatedAt = last-2+int64(i), t0
-	}
-	if err := st.claim(ctx, es, group{0, 1, 2}); err != nil {
-		t.Fatal(err)
-	}
+	last := reserveAndClaim(t, st, t0, "evt_a", "evt_b", "evt_c")[2].e.Cursor // the group's reservation ends here
 	mu.Lock()
 	clock = t0.Add(staleAfter + time.Second)
 	mu.Unlock()
@@ -197,17 +187,8 @@ func TestAttackDeadGroupWithOnlyItsLaterEventWritten(t *testing.T) {
 	clock := t0
 	st := New(db, table, func() time.Time { return clock })
 	ctx := context.Background()
-	last, err := st.reserve(ctx, "ws", 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	es := []entry{{e: gev("evt_a")}, {e: gev("evt_b")}}
-	for i := range es {
-		es[i].e.Cursor, es[i].e.CreatedAt = last-1+int64(i), t0
-	}
-	if err := st.claim(ctx, es, group{0, 1}); err != nil {
-		t.Fatal(err)
-	}
+	es := reserveAndClaim(t, st, t0, "evt_a", "evt_b")
+	last := es[1].e.Cursor
 	if err := st.writeEvent(ctx, es[1].e); err != nil {
 		t.Fatal(err)
 	}

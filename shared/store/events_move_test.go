@@ -62,6 +62,27 @@ func claimAlone(ctx context.Context, st *Store, e Event) (Event, error) {
 	return es[0].e, err
 }
 
+// reserveAndClaim makes an appender's first two steps for a group of events of "ws" (gev), all
+// created at at: it reserves their cursors and claims their marker, and returns the entries as an
+// appender that dies before writing leaves them.
+func reserveAndClaim(t *testing.T, st *Store, at time.Time, ids ...string) []entry {
+	t.Helper()
+	ctx := context.Background()
+	last, err := st.reserve(ctx, "ws", len(ids))
+	if err != nil {
+		t.Fatal(err)
+	}
+	es, g := make([]entry, len(ids)), make(group, len(ids))
+	for i, id := range ids {
+		es[i].e, g[i] = gev(id), i
+		es[i].e.Cursor, es[i].e.CreatedAt = last-int64(len(ids)-1-i), at
+	}
+	if err := st.claim(ctx, es, g); err != nil {
+		t.Fatal(err)
+	}
+	return es
+}
+
 // An appender reserved cursors for a group of three and claimed its marker, wrote only the first
 // event, and died. The retry after staleAfter finds the first event at its cursor and moves the
 // other two, each to a new cursor, once; a third try finds them where they were moved.
@@ -72,27 +93,15 @@ func TestAppendMovesTheUnwrittenEventsOfAGroupWhoseWriterDied(t *testing.T) {
 	clock := t0
 	st := New(db, table, func() time.Time { return clock })
 	ctx := context.Background()
-	ev := func(id string) Event {
-		return Event{ID: id, Type: "test.event", WorkspaceID: "ws", Data: json.RawMessage(`{}`)}
-	}
 
-	last, err := st.reserve(ctx, "ws", 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	es := []entry{{e: ev("evt_a")}, {e: ev("evt_b")}, {e: ev("evt_c")}}
-	for i := range es {
-		es[i].e.Cursor, es[i].e.CreatedAt = last-2+int64(i), t0
-	}
-	if err := st.claim(ctx, es, group{0, 1, 2}); err != nil {
-		t.Fatal(err)
-	}
+	es := reserveAndClaim(t, st, t0, "evt_a", "evt_b", "evt_c")
+	last := es[2].e.Cursor
 	if err := st.writeEvent(ctx, es[0].e); err != nil {
 		t.Fatal(err)
 	}
 
 	clock = t0.Add(staleAfter + time.Second)
-	got, err := st.AppendEvents(ctx, []Event{ev("evt_a"), ev("evt_b"), ev("evt_c")})
+	got, err := st.AppendEvents(ctx, []Event{gev("evt_a"), gev("evt_b"), gev("evt_c")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +114,7 @@ func TestAppendMovesTheUnwrittenEventsOfAGroupWhoseWriterDied(t *testing.T) {
 		}
 	}
 	clock = clock.Add(time.Minute)
-	again, err := st.AppendEvents(ctx, []Event{ev("evt_a"), ev("evt_b"), ev("evt_c")})
+	again, err := st.AppendEvents(ctx, []Event{gev("evt_a"), gev("evt_b"), gev("evt_c")})
 	if err != nil {
 		t.Fatal(err)
 	}
