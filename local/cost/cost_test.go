@@ -3,7 +3,6 @@ package cost_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"math"
@@ -11,9 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/hookgate/hookgate/local/cost"
@@ -33,22 +30,10 @@ const pinned = "testdata/units.json"
 // raise it the same way, on purpose, when a change is worth its cost.
 func TestCostScenariosPinned(t *testing.T) {
 	root, _ := filepath.Abs("../..")
-	// Two stacks of their own side by side, each metered apart: most of a scenario's time is the
-	// quiet it waits for after each webhook, so one stack running all five took about 80 s.
-	groups, bin := [][]string{{"a", "b", "c"}, {"d", "e"}}, binDir(t, root)
-	runs := make([][]cost.Result, len(groups))
-	errs := make([]error, len(groups))
-	var wg sync.WaitGroup
-	for i, g := range groups {
-		wg.Go(func() {
-			runs[i], errs[i] = cost.Run(context.Background(), cost.Options{Root: root, BinDir: bin, Scenarios: g})
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	results, err := cost.Run(context.Background(), cost.Options{Root: root, BinDir: binDir(t, root)})
+	if err != nil {
 		t.Fatal(err)
 	}
-	results := slices.Concat(runs...)
 	mem, err := cost.Memory(root)
 	if err != nil {
 		t.Fatal(err)

@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -29,9 +28,7 @@ import (
 type Options struct {
 	Root, BinDir string
 	Webhooks     int // per scenario (default 2); the figures are per webhook
-	// Scenarios names the scenarios to run ("a" … "e"), in the order given; nil runs them all.
-	Scenarios []string
-	Logger    *slog.Logger
+	Logger       *slog.Logger
 }
 
 // Result is one scenario's count, for all its webhooks.
@@ -117,20 +114,8 @@ func Run(ctx context.Context, o Options) (_ []Result, err error) {
 	if err := r.warmUp(ctx); err != nil {
 		return nil, fmt.Errorf("warm up: %w", err)
 	}
-	all := r.scenarios()
-	todo := all
-	if o.Scenarios != nil {
-		todo = nil
-		for _, name := range o.Scenarios {
-			i := slices.IndexFunc(all, func(sc scenario) bool { return sc.name == name })
-			if i < 0 {
-				return nil, fmt.Errorf("no scenario %q", name)
-			}
-			todo = append(todo, all[i])
-		}
-	}
 	var out []Result
-	for _, sc := range todo {
+	for _, sc := range r.scenarios() {
 		res, err := r.run(ctx, sc)
 		if err != nil {
 			return nil, fmt.Errorf("scenario %s: %w", sc.name, err)
