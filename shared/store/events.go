@@ -111,7 +111,16 @@ const maxEventData = 390_000
 // message.sent). An event appended again after other events, or without some of those it had
 // before it, would be appended twice. An id named twice in one group is refused.
 func (st *Store) AppendEvents(ctx context.Context, evs []Event) ([]Event, error) {
-	out, err := st.appendGroups(ctx, [][]Event{evs})
+	return st.AppendEventsAfter(ctx, "", evs)
+}
+
+// AppendEventsAfter is AppendEvents for events that may have been appended before as the end of
+// the group led by the event with id lead (that group's first events, then evs): those its marker
+// holds are where it records them, and the others are looked up, or appended, as a group of their
+// own, led by the first of them. So a group that was appended at once may be repeated in parts: its
+// first events as a group, then the rest after it. An empty lead is AppendEvents.
+func (st *Store) AppendEventsAfter(ctx context.Context, lead string, evs []Event) ([]Event, error) {
+	out, err := st.appendGroups(ctx, [][]Event{evs}, []string{lead})
 	if err != nil {
 		return nil, err
 	}
@@ -138,8 +147,8 @@ type mark struct {
 type group []int
 
 // appendGroups appends the events of calls of one workspace (each an AppendEvents group: a
-// LogWriter's batch) with one reservation.
-func (st *Store) appendGroups(ctx context.Context, calls [][]Event) ([][]Event, error) {
+// LogWriter's batch) with one reservation; leads[i] is call i's lead (AppendEventsAfter), if any.
+func (st *Store) appendGroups(ctx context.Context, calls [][]Event, leads []string) ([][]Event, error) {
 	var es []entry
 	var groups []group
 	for _, evs := range calls {
@@ -161,7 +170,7 @@ func (st *Store) appendGroups(ctx context.Context, calls [][]Event) ([][]Event, 
 	left := make([]group, len(groups)) // what each group's lookup left to claim
 	if err := each(len(groups), func(i int) error {
 		var err error
-		left[i], err = st.lookup(ctx, es, groups[i])
+		left[i], err = st.lookupAfter(ctx, leads[i], es, groups[i])
 		return err
 	}); err != nil {
 		return nil, err
@@ -255,6 +264,28 @@ func (st *Store) reserve(ctx context.Context, ws string, count int) (int64, erro
 	return num(out.Attributes, "seq"), nil
 }
 
+// lookupAfter is lookup for g after the group led by event id lead: it first records in es what
+// lead's marker holds of g, then looks up the rest.
+func (st *Store) lookupAfter(ctx context.Context, lead string, es []entry, g group) (group, error) {
+	if lead == "" || lead == es[g[0]].e.ID {
+		return st.lookup(ctx, es, g)
+	}
+	out, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &st.table, Key: markerKey(es[g[0]].e.WorkspaceID, lead), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return nil, fmt.Errorf("read event marker %s: %w", lead, err)
+	}
+	rest := g
+	if len(out.Item) > 0 {
+		if rest, err = held(es, g, lead, out.Item); err != nil {
+			return nil, err
+		}
+	}
+	if len(rest) == 0 {
+		return nil, nil
+	}
+	return st.lookup(ctx, es, rest)
+}
+
 // lookup reads g's marker and records what it holds in es; it returns what is left to claim: g,
 // the events of g its marker does not hold (looked up in turn, as a group led by the first of
 // them), or nothing.
@@ -278,10 +309,23 @@ func (st *Store) lookup(ctx context.Context, es []entry, g group) (group, error)
 // others (a marker of one holds only its own event).
 func fromMarker(es []entry, g group, item map[string]types.AttributeValue) (group, error) {
 	first := es[g[0]].e.ID
-	ids, ok := item["ids"].(*types.AttributeValueMemberL)
-	if !ok {
+	if _, ok := item["ids"].(*types.AttributeValueMemberL); !ok {
 		es[g[0]].m = mark{id: first}
 		return g[1:], es[g[0]].at(item)
+	}
+	rest, err := held(es, g, first, item)
+	if err == nil && len(rest) > 0 && rest[0] == g[0] {
+		return nil, fmt.Errorf("event marker %s does not hold its own event", first)
+	}
+	return rest, err
+}
+
+// held sets the entries of g that the marker item of the group led by event id lead holds in its
+// lists, and returns the others (all of g when it is a marker of one: it holds only lead).
+func held(es []entry, g group, lead string, item map[string]types.AttributeValue) (group, error) {
+	ids, ok := item["ids"].(*types.AttributeValueMemberL)
+	if !ok {
+		return g, nil
 	}
 	var rest group
 	for _, i := range g {
@@ -289,14 +333,11 @@ func fromMarker(es []entry, g group, item map[string]types.AttributeValue) (grou
 			sv, ok := v.(*types.AttributeValueMemberS)
 			return ok && sv.Value == es[i].e.ID
 		})
-		if pos < 0 && i == g[0] {
-			return nil, fmt.Errorf("event marker %s does not hold its own event", first)
-		}
 		if pos < 0 {
 			rest = append(rest, i)
 			continue
 		}
-		es[i].m = mark{id: first, pos: pos, multi: true}
+		es[i].m = mark{id: lead, pos: pos, multi: true}
 		if err := es[i].at(item); err != nil {
 			return nil, err
 		}

@@ -20,6 +20,7 @@ type LogWriter struct {
 type logQueue struct{ waiting []*appendReq }
 
 type appendReq struct {
+	lead string // AppendEventsAfter's
 	evs  []Event
 	done chan appendRes // buffered: the committer never blocks on it
 }
@@ -56,11 +57,16 @@ func weight(evs []Event) int {
 // reservation with other callers' events. A caller whose context ends while it waits gets the
 // context's error; its events may still be appended (appends are idempotent by event id).
 func (w *LogWriter) AppendEvents(ctx context.Context, evs []Event) ([]Event, error) {
+	return w.AppendEventsAfter(ctx, "", evs)
+}
+
+// AppendEventsAfter is Store.AppendEventsAfter, group-committed like AppendEvents.
+func (w *LogWriter) AppendEventsAfter(ctx context.Context, lead string, evs []Event) ([]Event, error) {
 	if err := checkEvents(evs); err != nil {
 		return nil, err // alone, so that it fails no other caller's group
 	}
 	ws := evs[0].WorkspaceID
-	req := &appendReq{evs: evs, done: make(chan appendRes, 1)}
+	req := &appendReq{lead: lead, evs: evs, done: make(chan appendRes, 1)}
 	w.mu.Lock()
 	q, busy := w.logs[ws]
 	if !busy {
@@ -92,16 +98,16 @@ func (w *LogWriter) commit(ctx context.Context, ws string, q *logQueue) {
 			return
 		}
 		w.mu.Unlock()
-		groups := make([][]Event, len(group))
+		groups, leads := make([][]Event, len(group)), make([]string, len(group))
 		for i, r := range group {
-			groups[i] = r.evs
+			groups[i], leads[i] = r.evs, r.lead
 		}
-		out, err := w.st.appendGroups(ctx, groups)
+		out, err := w.st.appendGroups(ctx, groups, leads)
 		if err != nil && len(group) > 1 {
 			// One caller's events may be what the table refused: append each caller's alone, so
 			// that only its own append fails.
 			for _, r := range group {
-				evs, err := w.st.AppendEvents(ctx, r.evs)
+				evs, err := w.st.AppendEventsAfter(ctx, r.lead, r.evs)
 				r.done <- appendRes{evs: evs, err: err}
 			}
 			continue

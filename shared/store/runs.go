@@ -88,6 +88,8 @@ type Run struct {
 
 	// SessionStarted says the run made its thread's session_start (see Thread.SessionRun).
 	SessionStarted bool `json:"-"`
+	// EventsLead is Finish.EventsLead of the run's last turn.
+	EventsLead string `json:"-"`
 }
 
 // Result is what a run produced: the text the agent spoke.
@@ -385,6 +387,10 @@ type Finish struct {
 	// SessionStarted records with the change that the run made its thread's session_start.
 	SessionStarted bool
 	ThreadID       string // the run's thread, where Reply is stored
+	// EventsLead is the id of the event whose group the turn's closing events (its reply's
+	// message.sent, then the run's) are appended in, after the group's first events
+	// (AppendEventsAfter), when not in a group of their own: "" removes it.
+	EventsLead string
 }
 
 // FinishRun moves a running run to completed (with result) or failed (with errMsg).
@@ -432,8 +438,18 @@ func (st *Store) FinishRunWith(ctx context.Context, ws, id string, f Finish) (Ru
 		set += ", session_started = :true"
 		vals[":true"] = &types.AttributeValueMemberBOOL{Value: true}
 	}
+	remove := []string{}
+	if f.EventsLead != "" {
+		set += ", events_lead = :lead"
+		vals[":lead"] = s(f.EventsLead)
+	} else {
+		remove = append(remove, "events_lead")
+	}
 	if f.Status == RunWaitingApproval {
-		set += " REMOVE decision, decided_by, decided_option, decision_comment, decided_at"
+		remove = append(remove, "decision", "decided_by", "decided_option", "decision_comment", "decided_at")
+	}
+	if len(remove) > 0 {
+		set += " REMOVE " + strings.Join(remove, ", ")
 	}
 	in := &dynamodb.UpdateItemInput{
 		TableName: &st.table, Key: key(runPK(ws, id), "RUN"), UpdateExpression: aws.String(set),
@@ -619,6 +635,7 @@ func decodeRun(item map[string]types.AttributeValue) (Run, error) {
 	}
 	r.Attempts = int(num(item, "attempts"))
 	r.SessionStarted = boolean(item, "session_started")
+	r.EventsLead = str(item, "events_lead")
 	r.CreatedAt = tm(item, "created_at")
 	r.UpdatedAt = tm(item, "updated_at")
 	if t := tm(item, "started_at"); !t.IsZero() {

@@ -165,7 +165,7 @@ type flakyLog struct {
 	failed bool
 }
 
-func (l *flakyLog) AppendEvents(ctx context.Context, evs []store.Event) ([]store.Event, error) {
+func (l *flakyLog) AppendEventsAfter(ctx context.Context, lead string, evs []store.Event) ([]store.Event, error) {
 	l.mu.Lock()
 	first := !l.failed
 	l.failed = true
@@ -173,7 +173,7 @@ func (l *flakyLog) AppendEvents(ctx context.Context, evs []store.Event) ([]store
 	if first {
 		return nil, errors.New("throttled")
 	}
-	return l.EventLog.AppendEvents(ctx, evs)
+	return l.EventLog.AppendEventsAfter(ctx, lead, evs)
 }
 
 // A run created started counts its first attempt before its opening events are appended: a

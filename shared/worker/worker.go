@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -45,7 +46,7 @@ type Store interface {
 // EventLog appends to workspace logs: a *store.Store, or a *store.LogWriter that group-commits the
 // appends of a batch's parallel threads.
 type EventLog interface {
-	AppendEvents(ctx context.Context, evs []store.Event) ([]store.Event, error)
+	AppendEventsAfter(ctx context.Context, lead string, evs []store.Event) ([]store.Event, error)
 }
 
 // Agents finds the agent a run calls by name among the run's workspace's own agents ("" is the
@@ -92,7 +93,15 @@ type Config struct {
 	Approvals *approval.Keys
 	// ApprovalTTL is how long a request's decision tokens hold.
 	ApprovalTTL time.Duration
+	// Hold is how long a new run's opening events (message.received, run.created) wait for its
+	// first turn to end, so that they are appended with its closing events as one group: one
+	// reservation of cursors and one id marker instead of two of each. A longer turn's are appended
+	// alone once Hold has passed. 0 appends them before the agent is called.
+	Hold time.Duration
 }
+
+// DefaultHold is Config.Hold on AWS: readers of a slower turn see its opening events this much later.
+const DefaultHold = 250 * time.Millisecond
 
 // Handler handles batches from the inbound queue.
 type Handler struct {
@@ -257,7 +266,7 @@ func (h *Handler) shortOfTime(ctx context.Context) (time.Duration, bool) {
 	return left, left < h.cfg.MessageTime
 }
 
-func (h *Handler) process(ctx context.Context, rec events.SQSMessage) error {
+func (h *Handler) process(ctx context.Context, rec events.SQSMessage) (err error) {
 	var m queue.Inbound
 	if err := json.Unmarshal([]byte(rec.Body), &m); err != nil {
 		return fmt.Errorf("decode inbound: %w: %w", err, errUnprocessable)
@@ -265,13 +274,14 @@ func (h *Handler) process(ctx context.Context, rec events.SQSMessage) error {
 	if m.Version != queue.InboundVersion || m.WorkspaceID == "" || m.MessageID == "" {
 		return fmt.Errorf("inbound message has version %d or misses ids: %w", m.Version, errUnprocessable)
 	}
+	in := &inbound{Inbound: &m}
 	var first []event // recorded before the message's own events
 	switch {
 	case m.Binding != nil:
 		return h.binding(ctx, &m)
 	case m.Decided:
 		receives, _ := strconv.Atoi(rec.Attributes["ApproximateReceiveCount"])
-		return h.decided(ctx, &m, receives)
+		return h.decided(ctx, in, receives)
 	case m.Event != nil:
 		if m.Event.Subject == "" || m.Event.Type == "" || !json.Valid([]byte(m.Event.Data)) {
 			return fmt.Errorf("inbound event %q/%q: %w", m.Event.Subject, m.Event.Type, errUnprocessable)
@@ -303,14 +313,19 @@ func (h *Handler) process(ctx context.Context, rec events.SQSMessage) error {
 		}
 	}
 	// Both opening events in one append: one round of contention on the log instead of two.
-	if err := h.append(ctx, &m, append(first,
+	opening := append(first,
 		newEvent(m.MessageID, EventMessageReceived, map[string]any{
 			"thread_id": m.ThreadID, "message_id": m.MessageID, "source": m.Source, "channel": m.Channel,
 			"external_id": m.ExternalID, "user": m.User, "text": m.Text, "data": m.Data,
 		}),
 		newEvent(m.RunID, EventRunCreated, map[string]any{
 			"run_id": m.RunID, "thread_id": m.ThreadID, "message_id": m.MessageID, "status": store.RunQueued,
-		}))...); err != nil {
+		}))
+	if started && h.cfg.Hold > 0 {
+		// A run this delivery created: its turn is run with the opening events held back.
+		in.opening = h.hold(ctx, &m, opening)
+		defer func() { err = errors.Join(err, in.opening.flush(ctx, h, &m)) }()
+	} else if err := h.append(ctx, &m, opening...); err != nil {
 		if started {
 			// No agent was called: the retry's StartRun counts this attempt again.
 			if uerr := h.store.UncountStart(ctx, m.WorkspaceID, m.RunID); uerr != nil {
@@ -326,18 +341,18 @@ func (h *Handler) process(ctx context.Context, rec events.SQSMessage) error {
 			return err
 		}
 		if !started {
-			return h.resettle(ctx, &m, run) // redelivered after its turn ended, or cancelled meanwhile
+			return h.resettle(ctx, in, run) // redelivered after its turn ended, or cancelled meanwhile
 		}
 	}
 	if err := h.store.RenewSlot(ctx, run, h.cfg.Lease); err != nil {
 		return err
 	}
-	return h.speak(ctx, &m, run)
+	return h.speak(ctx, in, run)
 }
 
 // speak runs the user_speak turn of a started run, opening the agent's session first when this is
 // the thread's first message.
-func (h *Handler) speak(ctx context.Context, m *queue.Inbound, run store.Run) error {
+func (h *Handler) speak(ctx context.Context, m *inbound, run store.Run) error {
 	ag, history, err := h.agents.Get(ctx, m.WorkspaceID, m.Agent)
 	if err != nil {
 		return h.agentUnusable(ctx, m, run, err)
@@ -346,7 +361,7 @@ func (h *Handler) speak(ctx context.Context, m *queue.Inbound, run store.Run) er
 	if err != nil {
 		return err
 	}
-	sess := session(m, th)
+	sess := session(m.Inbound, th)
 	req := agent.Request{Kind: agent.KindUserSpeak, RunID: run.ID, Session: sess, Text: m.Text, Data: m.Data}
 	if len(req.Data) == 0 && m.Event != nil {
 		req.Data = json.RawMessage(m.Event.Data) // a run started by an event takes the event as its input
@@ -442,7 +457,7 @@ func session(m *queue.Inbound, th store.Thread) agent.Session {
 // agentUnusable fails the run whose agent is not one of its workspace's (a route or adapter named
 // an agent the workspace does not have, or no longer has): no other workspace's agent is ever
 // called. An error reading the workspace's agents is returned, so the message is retried.
-func (h *Handler) agentUnusable(ctx context.Context, m *queue.Inbound, run store.Run, err error) error {
+func (h *Handler) agentUnusable(ctx context.Context, m *inbound, run store.Run, err error) error {
 	switch apierr.CodeOf(err) {
 	case apierr.NotFound, apierr.Invalid:
 		h.logger.WarnContext(ctx, "run names an agent its workspace does not have", "run_id", run.ID, "agent", m.Agent, "err", err)
@@ -453,7 +468,7 @@ func (h *Handler) agentUnusable(ctx context.Context, m *queue.Inbound, run store
 
 // agentFailed retries a retryable agent failure through the queue while the schedule allows, and
 // otherwise fails the run with the reason.
-func (h *Handler) agentFailed(ctx context.Context, m *queue.Inbound, run store.Run, err error) error {
+func (h *Handler) agentFailed(ctx context.Context, m *inbound, run store.Run, err error) error {
 	reason := "agent failed"
 	var ae *agent.Error
 	if errors.As(err, &ae) {
@@ -470,8 +485,8 @@ func (h *Handler) agentFailed(ctx context.Context, m *queue.Inbound, run store.R
 	return h.fail(ctx, m, run, reason)
 }
 
-func (h *Handler) fail(ctx context.Context, m *queue.Inbound, run store.Run, reason string) error {
-	done, err := h.store.FinishRunWith(ctx, m.WorkspaceID, run.ID, store.Finish{Status: store.RunFailed, Error: reason})
+func (h *Handler) fail(ctx context.Context, m *inbound, run store.Run, reason string) error {
+	done, err := h.store.FinishRunWith(ctx, m.WorkspaceID, run.ID, store.Finish{Status: store.RunFailed, Error: reason, EventsLead: m.lead()})
 	if err != nil && apierr.CodeOf(err) != apierr.Conflict {
 		return err
 	}
@@ -480,6 +495,9 @@ func (h *Handler) fail(ctx context.Context, m *queue.Inbound, run store.Run, rea
 	}
 	h.logger.WarnContext(ctx, "run failed", "run_id", run.ID, "reason", reason)
 	if err != nil {
+		if err := m.flushOpening(ctx, h); err != nil { // as in conclude
+			return err
+		}
 		return h.resettle(ctx, m, done) // another delivery ended it first
 	}
 	return h.settle(ctx, m, done)
@@ -488,7 +506,7 @@ func (h *Handler) fail(ctx context.Context, m *queue.Inbound, run store.Run, rea
 // conclude ends the turn with the agent's reply: a request for approval pauses the run, anything
 // else completes it. The reply message is stored with the run's change; turn names the turn
 // ("speak", or the decision it follows) so that each turn's reply has its own id.
-func (h *Handler) conclude(ctx context.Context, m *queue.Inbound, run store.Run, reply agent.Reply, turn, previous string) error {
+func (h *Handler) conclude(ctx context.Context, m *inbound, run store.Run, reply agent.Reply, turn, previous string) error {
 	text := reply.Text()
 	f := store.Finish{Status: store.RunCompleted, Result: &store.Result{Text: text}, ThreadID: m.ThreadID, SessionStarted: run.SessionStarted}
 	if a := reply.Approval(); a != nil {
@@ -505,6 +523,7 @@ func (h *Handler) conclude(ctx context.Context, m *queue.Inbound, run store.Run,
 	} else if previous != "" {
 		f.Result.Text = previous // an approved run whose agent says nothing more keeps what it said
 	}
+	f.EventsLead = m.lead()
 	done, err := h.store.FinishRunWith(ctx, m.WorkspaceID, run.ID, f)
 	if err != nil && apierr.CodeOf(err) != apierr.Conflict {
 		return err
@@ -513,7 +532,11 @@ func (h *Handler) conclude(ctx context.Context, m *queue.Inbound, run store.Run,
 		h.metrics.Count(metrics.Runs, 1, "Outcome", string(f.Status))
 	}
 	if err != nil {
-		// Conflict: cancelled meanwhile, or another delivery ended the turn first; settle what is.
+		// Conflict: cancelled meanwhile, or another delivery ended the turn first; settle what is,
+		// after the opening events (alone: the run's change does not name them as the lead).
+		if err := m.flushOpening(ctx, h); err != nil {
+			return err
+		}
 		// This turn's session start is recorded on the thread instead, since not on the run.
 		if run.SessionStarted && !done.SessionStarted {
 			if err := h.store.MarkSessionStarted(ctx, m.WorkspaceID, m.ThreadID); err != nil {
@@ -528,7 +551,7 @@ func (h *Handler) conclude(ctx context.Context, m *queue.Inbound, run store.Run,
 // resettle settles a run this delivery did not just finish itself: the turn that finished it may
 // have died between the run's change and its reply message (FinishRunWith's two writes), so the
 // reply is stored first, if it is missing.
-func (h *Handler) resettle(ctx context.Context, m *queue.Inbound, run store.Run) error {
+func (h *Handler) resettle(ctx context.Context, m *inbound, run store.Run) error {
 	if err := h.store.EnsureReply(ctx, run); err != nil {
 		return err
 	}
@@ -538,7 +561,7 @@ func (h *Handler) resettle(ctx context.Context, m *queue.Inbound, run store.Run)
 // settle records what a run's state calls for, idempotently, and frees its slot once it no longer
 // counts as in flight. It runs after every turn and on every redelivery, so a crash between the
 // run's change and its events loses nothing.
-func (h *Handler) settle(ctx context.Context, m *queue.Inbound, run store.Run) error {
+func (h *Handler) settle(ctx context.Context, m *inbound, run store.Run) error {
 	base := map[string]any{"run_id": run.ID, "thread_id": run.ThreadID, "status": run.Status}
 	if run.Adapter != "" {
 		base["adapter"] = run.Adapter
@@ -558,7 +581,7 @@ func (h *Handler) settle(ctx context.Context, m *queue.Inbound, run store.Run) e
 	}
 	var evs []event
 	if run.ReplyID != "" && (run.Status == store.RunCompleted || run.Status == store.RunWaitingApproval) {
-		evs = append(evs, h.sent(m, run.ReplyID, run.ID, run.Result.Text))
+		evs = append(evs, h.sent(m.Inbound, run.ReplyID, run.ID, run.Result.Text))
 	}
 	switch run.Status {
 	case store.RunCompleted:
@@ -569,15 +592,35 @@ func (h *Handler) settle(ctx context.Context, m *queue.Inbound, run store.Run) e
 		evs = append(evs, newEvent(run.ID+"@"+run.Approval.RequestedAt.Format(time.RFC3339Nano), EventRunRequiresApproval,
 			with(h.approvalData(run))))
 	case store.RunQueued, store.RunRunning:
-		return nil // another delivery of this message holds it
+		evs = nil // another delivery of this message holds it
 	}
 	// cancelled and denied were recorded by whoever cancelled or denied the run.
-	if len(evs) > 0 {
-		if err := h.append(ctx, m, evs...); err != nil {
-			return err
-		}
+	if err := h.appendClosing(ctx, m, run, evs); err != nil {
+		return err
+	}
+	if run.Status == store.RunQueued || run.Status == store.RunRunning {
+		return nil
 	}
 	return h.store.ReleaseSlot(ctx, run)
+}
+
+// appendClosing appends a turn's closing events: after the opening events that this delivery held
+// back and took (as one group), else after the group the run's change names (the turn's opening
+// events, when its delivery held them), else as a group of their own.
+func (h *Handler) appendClosing(ctx context.Context, m *inbound, run store.Run, evs []event) error {
+	if o := m.opening; o != nil && o.pending() {
+		evs = append(slices.Clip(o.evs), evs...)
+	}
+	if len(evs) == 0 {
+		return nil
+	}
+	if err := h.appendAfter(ctx, m.Inbound, run.EventsLead, evs...); err != nil {
+		return err
+	}
+	if o := m.opening; o != nil {
+		o.appended()
+	}
+	return nil
 }
 
 // Approvers are who may decide a request for approval: those the agent's request_approval
@@ -634,7 +677,7 @@ func (h *Handler) sent(m *queue.Inbound, msgID, runID, text string) event {
 
 // decided hands a human's decision to the agent. An approved run continues with the agent's
 // answer; a denied run has ended, and the agent's answer is only recorded.
-func (h *Handler) decided(ctx context.Context, m *queue.Inbound, receives int) error {
+func (h *Handler) decided(ctx context.Context, m *inbound, receives int) error {
 	run, err := h.store.GetRun(ctx, m.WorkspaceID, m.RunID)
 	if err != nil {
 		if apierr.CodeOf(err) == apierr.NotFound {
@@ -680,7 +723,7 @@ func (h *Handler) decided(ctx context.Context, m *queue.Inbound, receives int) e
 	}
 	a := run.Approval
 	reply, err := h.respond(ctx, ag, agent.Request{
-		Kind: agent.KindApproval, RunID: run.ID, Session: session(m, th),
+		Kind: agent.KindApproval, RunID: run.ID, Session: session(m.Inbound, th),
 		Decision: &agent.Decision{Approved: a.Decision == store.DecisionApproved, Option: a.Option, Approver: a.DecidedBy, Comment: a.Comment},
 	})
 	if run.Status == store.RunDenied {
@@ -694,7 +737,7 @@ func (h *Handler) decided(ctx context.Context, m *queue.Inbound, receives int) e
 
 // noteDenied records what the agent answered to a denial; the run stays denied. A failing agent
 // is retried on the schedule (counted by SQS receives) and then left alone.
-func (h *Handler) noteDenied(ctx context.Context, m *queue.Inbound, run store.Run, turn string, reply agent.Reply, err error, receives int) error {
+func (h *Handler) noteDenied(ctx context.Context, m *inbound, run store.Run, turn string, reply agent.Reply, err error, receives int) error {
 	if err != nil {
 		if delay, ok := h.cfg.Retry.Next(receives, 0, 0); ok && agent.Retryable(err) {
 			return &retryLater{delay: delay, err: err}
@@ -713,7 +756,7 @@ func (h *Handler) noteDenied(ctx context.Context, m *queue.Inbound, run store.Ru
 	if _, err := h.store.AddMessage(ctx, m.WorkspaceID, run.ThreadID, msg); err != nil {
 		return err
 	}
-	return h.append(ctx, m, h.sent(m, msg.ID, run.ID, text))
+	return h.append(ctx, m.Inbound, h.sent(m.Inbound, msg.ID, run.ID, text))
 }
 
 // event is one event to record: its id is derived from its subject and type, so a retry appends
@@ -727,6 +770,9 @@ type event struct {
 type verbatim string
 
 func newEvent(subject, typ string, data any) event { return event{subject, typ, data} }
+
+// id is the event's id in workspace ws.
+func (e event) id(ws string) string { return ids.Derive("evt", ws, e.subject, e.typ) }
 
 // binding stores a connector's report (unless a newer one is stored) and records binding.status.
 func (h *Handler) binding(ctx context.Context, m *queue.Inbound) error {
@@ -749,6 +795,11 @@ const widgetChannel = "web"
 
 // append records evs with the message's trace, so that their deliveries continue it.
 func (h *Handler) append(ctx context.Context, m *queue.Inbound, evs ...event) error {
+	return h.appendAfter(ctx, m, "", evs...)
+}
+
+// appendAfter is append after the group led by event id lead (store.Store.AppendEventsAfter).
+func (h *Handler) appendAfter(ctx context.Context, m *queue.Inbound, lead string, evs ...event) error {
 	ws := m.WorkspaceID
 	tp := ""
 	if p := trace.FromContext(ctx); p.Valid() {
@@ -760,10 +811,10 @@ func (h *Handler) append(ctx context.Context, m *queue.Inbound, evs ...event) er
 		if err != nil {
 			return fmt.Errorf("encode %s event: %w", e.typ, err)
 		}
-		out[i] = store.Event{ID: ids.Derive("evt", ws, e.subject, e.typ), Type: e.typ, WorkspaceID: ws, Data: b, Trace: tp,
+		out[i] = store.Event{ID: e.id(ws), Type: e.typ, WorkspaceID: ws, Data: b, Trace: tp,
 			Unread: m.Channel != "" && m.Channel != widgetChannel}
 	}
-	_, err := h.log.AppendEvents(ctx, out)
+	_, err := h.log.AppendEventsAfter(ctx, lead, out)
 	return err
 }
 

@@ -127,7 +127,7 @@ func newRig(t *testing.T, history int, respond func(agent.Request, int) (agent.R
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Retry: sched, Lease: time.Minute, Approvals: keys, ApprovalTTL: time.Hour}
+	cfg := Config{Retry: sched, Lease: time.Minute, Approvals: keys, ApprovalTTL: time.Hour, Hold: DefaultHold}
 	r.h = New(cfg, st, st, registry{r.agent, history}, r.vis, slog.New(slog.DiscardHandler), time.Now)
 	return r
 }
