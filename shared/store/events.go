@@ -200,9 +200,21 @@ func (st *Store) appendGroups(ctx context.Context, calls [][]Event, leads []stri
 			return nil, err
 		}
 	}
-	// The events together; then their thread copies one by one in cursor order, so that a thread's
-	// reader (who does not wait at gaps) never sees a later event of the thread before an earlier.
-	if err := each(len(es), func(i int) error { return st.place(ctx, &es[i]) }); err != nil {
+	// Each group's events one after another in cursor order, the groups (a LogWriter's callers:
+	// other threads) side by side: the table's stream, which the fan-out reads, then has a thread's
+	// events in cursor order (FIFO subscriptions send them so). Then the thread copies one by one in
+	// cursor order, so that a thread's reader (who does not wait at gaps) never sees a later event of
+	// the thread before an earlier.
+	if err := each(len(groups), func(i int) error {
+		g := slices.Clone(groups[i])
+		slices.SortFunc(g, func(a, b int) int { return cmp.Compare(es[a].e.Cursor, es[b].e.Cursor) })
+		for _, j := range g {
+			if err := st.place(ctx, &es[j]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
 		return nil, err
 	}
 	byCursor := make([]Event, len(es))

@@ -3,8 +3,13 @@ package store
 import (
 	"context"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/hookgate/hookgate/local/emulator/emulatortest"
 )
@@ -97,5 +102,45 @@ func TestAppendAfterMovesTheRestOfADeadGroup(t *testing.T) {
 	}
 	if at := logOnce(t, st, "ws"); len(at) != 3 {
 		t.Fatalf("log %v; want the three events once each", at)
+	}
+}
+
+// committed is the DB that records the order in which event items were written (each write
+// answered), and holds back the write of the first cursor of a group for a while: written side by
+// side, the later cursors would land first.
+type committed struct {
+	DB
+	mu    sync.Mutex
+	order []string
+}
+
+func (c *committed) PutItem(ctx context.Context, in *dynamodb.PutItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	pk, _ := in.Item["pk"].(*types.AttributeValueMemberS)
+	ev := pk != nil && strings.HasSuffix(pk.Value, "#EV")
+	if id := str(in.Item, "event_id"); ev && strings.HasSuffix(id, "_1") {
+		time.Sleep(100 * time.Millisecond)
+	}
+	out, err := c.DB.PutItem(ctx, in, opts...)
+	if ev && err == nil {
+		c.mu.Lock()
+		c.order = append(c.order, str(in.Item, "event_id"))
+		c.mu.Unlock()
+	}
+	return out, err
+}
+
+// A group's events are written one after another in cursor order (the table's stream, which the
+// fan-out reads and FIFO subscriptions follow, then has them in the log's order); the groups of a
+// LogWriter's batch (other threads) side by side.
+func TestGroupIsWrittenInCursorOrder(t *testing.T) {
+	t.Parallel()
+	db, table := emulatortest.Table(t, "store")
+	c := &committed{DB: db}
+	st := New(c, table, time.Now)
+	if _, err := st.AppendEvents(context.Background(), []Event{gev("evt_a_1"), gev("evt_a_2"), gev("evt_a_3"), gev("evt_a_4")}); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"evt_a_1", "evt_a_2", "evt_a_3", "evt_a_4"}; !slices.Equal(c.order, want) {
+		t.Fatalf("written in the order %v; want %v", c.order, want)
 	}
 }
