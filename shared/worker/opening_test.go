@@ -15,6 +15,7 @@ import (
 
 	"github.com/hookgate/hookgate/shared/agent"
 	"github.com/hookgate/hookgate/shared/ids"
+	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/store"
 )
 
@@ -262,4 +263,21 @@ func TestRetriedTurnAppendsItsOpeningEventsBeforeTheRetry(t *testing.T) {
 	r.onceEach(t, turnTypes[:2]...)
 	r.handleAll(t, record("1", m))
 	r.onceEach(t, turnTypes...)
+}
+
+// A webhook's event was recorded before, by a copy that started no run (no route for its role
+// then), and a later copy of the same delivery starts a run whose turn ends within Hold. A
+// redelivery of that message settles the run again: its closing events are found, not appended
+// twice.
+func TestRunStartedByAnEventRecordedBeforeSettlesAgainOnce(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, 0, echoing)
+	m := message("thr_e", "e1", "")
+	m.Event = &queue.Event{Subject: "stripe\x00evt_1", Type: "payment.succeeded", Data: `{"amount":20}`}
+	alone := m
+	alone.RunID, alone.ThreadID, alone.Group = "", "", "grp_e"
+	r.handleAll(t, record("1", alone))
+	r.handleAll(t, record("2", m))
+	r.handleAll(t, record("3", m)) // the message again (its delete was lost)
+	r.onceEach(t, "payment.succeeded", EventMessageReceived, EventRunCreated, EventMessageSent, EventRunCompleted)
 }
