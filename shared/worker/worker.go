@@ -96,7 +96,8 @@ type Config struct {
 	// Hold is how long a new run's opening events (message.received, run.created) wait for its
 	// first turn to end, so that they are appended with its closing events as one group: one
 	// reservation of cursors and one id marker instead of two of each. A longer turn's are appended
-	// alone once Hold has passed. 0 appends them before the agent is called.
+	// alone once Hold has passed. 0, and a run an event starts, append them before the agent is
+	// called.
 	Hold time.Duration
 }
 
@@ -321,8 +322,10 @@ func (h *Handler) process(ctx context.Context, rec events.SQSMessage) (err error
 		newEvent(m.RunID, EventRunCreated, map[string]any{
 			"run_id": m.RunID, "thread_id": m.ThreadID, "message_id": m.MessageID, "status": store.RunQueued,
 		}))
-	if started && h.cfg.Hold > 0 {
-		// A run this delivery created: its turn is run with the opening events held back.
+	if started && h.cfg.Hold > 0 && len(first) == 0 {
+		// A run this delivery created: its turn is run with the opening events held back. Not one
+		// an event starts: the event may be in the log already (a copy that started no run), and
+		// its marker then holds none of the group that later settles look for after it.
 		in.opening = h.hold(ctx, &m, opening)
 		defer func() { err = errors.Join(err, in.opening.flush(ctx, h, &m)) }()
 	} else if err := h.append(ctx, &m, opening...); err != nil {
