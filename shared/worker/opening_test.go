@@ -63,6 +63,7 @@ func (r *rig) onceEach(t *testing.T, want ...string) {
 func TestQuickTurnAppendsItsEventsAsOneGroup(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, 0, echoing)
+	r.h.cfg.Hold = time.Minute // the turn ends within it however loaded the machine
 	m := message("thr_q", "q1", "hello")
 	r.handleAll(t, record("1", m))
 	r.onceEach(t, turnTypes...)
@@ -145,6 +146,7 @@ func TestHeldGroupIsFoundByEveryLaterSettle(t *testing.T) {
 		}
 		return agent.Reply{}, nil
 	})
+	r.h.cfg.Hold = time.Minute // the turn ends within it however loaded the machine
 	m := message("thr_h", "h1", "refund please")
 	r.handleAll(t, record("1", m))
 	asked := []string{EventMessageReceived, EventRunCreated, EventMessageSent, EventRunRequiresApproval}
@@ -237,6 +239,7 @@ func TestQuickFailedTurnAppendsItsEventsAsOneGroup(t *testing.T) {
 		}
 		return agent.Reply{}, nil
 	})
+	r.h.cfg.Hold = time.Minute // the turn ends within it however loaded the machine
 	m := message("thr_x", "x1", "hello")
 	r.handleAll(t, record("1", m))
 	r.handleAll(t, record("2", m))
@@ -272,6 +275,7 @@ func TestRetriedTurnAppendsItsOpeningEventsBeforeTheRetry(t *testing.T) {
 func TestRunStartedByAnEventRecordedBeforeSettlesAgainOnce(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, 0, echoing)
+	r.h.cfg.Hold = time.Minute // the turn ends within it however loaded the machine
 	m := message("thr_e", "e1", "")
 	m.Event = &queue.Event{Subject: "stripe\x00evt_1", Type: "payment.succeeded", Data: `{"amount":20}`}
 	alone := m
