@@ -327,7 +327,11 @@ func (h *Handler) process(ctx context.Context, rec events.SQSMessage) (err error
 		// an event starts: the event may be in the log already (a copy that started no run), and
 		// its marker then holds none of the group that later settles look for after it.
 		in.opening = h.hold(ctx, &m, opening)
-		defer func() { err = errors.Join(err, in.opening.flush(ctx, h, &m)) }()
+		defer func() {
+			if ferr := in.flushOpening(ctx, h); ferr != nil {
+				err = errors.Join(err, ferr)
+			}
+		}()
 	} else if err := h.append(ctx, &m, opening...); err != nil {
 		if started {
 			// No agent was called: the retry's StartRun counts this attempt again.
@@ -621,7 +625,7 @@ func (h *Handler) appendClosing(ctx context.Context, m *inbound, run store.Run, 
 		return err
 	}
 	if o := m.opening; o != nil {
-		o.appended()
+		o.done()
 	}
 	return nil
 }
