@@ -47,7 +47,7 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 		Retry: retry, Lease: time.Duration(env.Int("HOOKGATE_RUN_LEASE_SECONDS", 900, 30, 43200)) * time.Second,
 		ApprovalTTL:  time.Duration(env.Int("HOOKGATE_APPROVAL_TTL_MINUTES", 4320, 1, 43200)) * time.Minute,
 		FailureDelay: time.Duration(env.Int("HOOKGATE_FAILURE_DELAY_SECONDS", 10, 0, 900)) * time.Second,
-		Hold:         worker.DefaultHold,
+		Hold:         time.Duration(env.Int("HOOKGATE_OPENING_HOLD_MS", int(worker.DefaultHold/time.Millisecond), 0, 5000)) * time.Millisecond,
 	}
 	keys, kerr := approval.NewKeys(time.Now, env.List("HOOKGATE_APPROVAL_SIGNING_KEY")...)
 	if kerr != nil {

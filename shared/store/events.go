@@ -118,7 +118,9 @@ func (st *Store) AppendEvents(ctx context.Context, evs []Event) ([]Event, error)
 // the group led by the event with id lead (that group's first events, then evs): those its marker
 // holds are where it records them, and the others are looked up, or appended, as a group of their
 // own, led by the first of them. So a group that was appended at once may be repeated in parts: its
-// first events as a group, then the rest after it. An empty lead is AppendEvents.
+// first events as a group, then the rest after it. lead must be the id the group's marker is keyed
+// by (the first event of the group as it was appended): an event appended before in a group led by
+// another is not found through lead. An empty lead is AppendEvents.
 func (st *Store) AppendEventsAfter(ctx context.Context, lead string, evs []Event) ([]Event, error) {
 	out, err := st.appendGroups(ctx, [][]Event{evs}, []string{lead})
 	if err != nil {

@@ -101,7 +101,8 @@ type Config struct {
 	Hold time.Duration
 }
 
-// DefaultHold is Config.Hold on AWS: readers of a slower turn see its opening events this much later.
+// DefaultHold is Config.Hold unless the stack's OpeningHoldMilliseconds says otherwise: readers of
+// a slower turn see its opening events this much later.
 const DefaultHold = 250 * time.Millisecond
 
 // Handler handles batches from the inbound queue.
