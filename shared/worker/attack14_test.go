@@ -2,14 +2,19 @@ package worker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
+	"math/rand"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
@@ -172,5 +177,245 @@ func TestAttack14ConcurrentOpeningClaimKeepsOpeningBeforeClosing(t *testing.T) {
 	}
 	if slices.Index(got, EventMessageReceived) > slices.Index(got, EventRunCompleted) {
 		t.Fatalf("log in cursor order %v: message.received after run.completed", got)
+	}
+}
+
+// chaos injects failures into the worker's store and event log calls: before the call (nothing
+// applied) or after it (applied, its answer lost), each with probability p.
+type chaos struct {
+	mu  sync.Mutex
+	rnd *rand.Rand
+	p   float64
+	on  atomic.Bool
+}
+
+// roll says whether to fail this call, and whether after applying it.
+func (c *chaos) roll() (fail, after bool) {
+	if !c.on.Load() {
+		return false, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.rnd.Float64() < c.p, c.rnd.Intn(2) == 0
+}
+
+var errChaos = errors.New("chaos: injected failure")
+
+func hit[T any](c *chaos, f func() (T, error)) (T, error) {
+	fail, after := c.roll()
+	if !fail {
+		return f()
+	}
+	var zero T
+	if after {
+		f()
+	}
+	return zero, errChaos
+}
+
+type chaosLog struct {
+	EventLog
+	c *chaos
+}
+
+func (l chaosLog) AppendEventsAfter(ctx context.Context, lead string, evs []store.Event) ([]store.Event, error) {
+	return hit(l.c, func() ([]store.Event, error) { return l.EventLog.AppendEventsAfter(ctx, lead, evs) })
+}
+
+type chaosStore struct {
+	Store
+	c *chaos
+}
+
+type started struct {
+	run store.Run
+	ok  bool
+}
+
+func (s chaosStore) CreateRunWith(ctx context.Context, nr store.NewRun) (store.Run, bool, error) {
+	v, err := hit(s.c, func() (started, error) { r, ok, err := s.Store.CreateRunWith(ctx, nr); return started{r, ok}, err })
+	return v.run, v.ok, err
+}
+
+func (s chaosStore) StartRun(ctx context.Context, ws, id string) (store.Run, bool, error) {
+	v, err := hit(s.c, func() (started, error) { r, ok, err := s.Store.StartRun(ctx, ws, id); return started{r, ok}, err })
+	return v.run, v.ok, err
+}
+
+func (s chaosStore) FinishRunWith(ctx context.Context, ws, id string, f store.Finish) (store.Run, error) {
+	return hit(s.c, func() (store.Run, error) { return s.Store.FinishRunWith(ctx, ws, id, f) })
+}
+
+func (s chaosStore) EnsureReply(ctx context.Context, r store.Run) error {
+	_, err := hit(s.c, func() (bool, error) { return true, s.Store.EnsureReply(ctx, r) })
+	return err
+}
+
+func (s chaosStore) ReleaseSlot(ctx context.Context, r store.Run) error {
+	_, err := hit(s.c, func() (bool, error) { return true, s.Store.ReleaseSlot(ctx, r) })
+	return err
+}
+
+func (s chaosStore) RenewSlot(ctx context.Context, r store.Run, lease time.Duration) error {
+	_, err := hit(s.c, func() (bool, error) { return true, s.Store.RenewSlot(ctx, r, lease) })
+	return err
+}
+
+func (s chaosStore) MarkSessionStarted(ctx context.Context, ws, id string) error {
+	_, err := hit(s.c, func() (bool, error) { return true, s.Store.MarkSessionStarted(ctx, ws, id) })
+	return err
+}
+
+// Runs of every kind (quick, slower than Hold, asking approval, failing once retryably, failing
+// for good) with failures injected before and after store and log calls, each message delivered
+// until it succeeds, sometimes twice at once, then again: every run's events are in the log once,
+// its opening events before its closing ones, and its run ends.
+func TestAttack14ChaosEveryEventOnceAndInOrder(t *testing.T) {
+	t.Parallel()
+	const hold = 30 * time.Millisecond
+	var r *rig
+	behave := func(run string) int { return int(run[len(run)-1]-'0') % 5 }
+	r, _, _ = faultRig(t, func(req agent.Request, n int) (agent.Reply, error) {
+		b := behave(req.RunID)
+		if req.Kind == agent.KindSessionStart {
+			return agent.Reply{}, nil
+		}
+		if req.Kind == agent.KindApproval {
+			return speak("done after approval"), nil
+		}
+		switch b {
+		case 1:
+			time.Sleep(2 * hold)
+		case 2:
+			return agent.Reply{Actions: []agent.Action{
+				{Type: agent.ActionSpeak, Text: "may I?"},
+				{Type: agent.ActionRequestApproval, Prompt: "May I?"},
+			}}, nil
+		case 3:
+			run := r.run(t, req.RunID)
+			if run.Attempts <= 1 {
+				return agent.Reply{}, &agent.Error{Retryable: true, Reason: "503"}
+			}
+		case 4:
+			return agent.Reply{}, &agent.Error{Reason: "400"}
+		}
+		return speak("echo: " + req.Text), nil
+	})
+	c := &chaos{rnd: rand.New(rand.NewSource(time.Now().UnixNano())), p: 0.15}
+	r.h.cfg.Hold = hold
+	r.h.store = chaosStore{r.h.store, c}
+	r.h.log = chaosLog{store.NewLogWriter(r.st), c}
+	c.on.Store(true)
+
+	deliver := func(rec events.SQSMessage) {
+		for try := 0; ; try++ {
+			if try > 60 {
+				t.Errorf("message %s still failing after %d deliveries", rec.MessageId, try)
+				return
+			}
+			raw, _ := json.Marshal(events.SQSEvent{Records: []events.SQSMessage{rec}})
+			out, err := lambda.NewHandler(r.h.Handle).Invoke(context.Background(), raw)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			var resp events.SQSEventResponse
+			_ = json.Unmarshal(out, &resp)
+			if len(resp.BatchItemFailures) == 0 {
+				return
+			}
+		}
+	}
+	twice := func(rec events.SQSMessage, both bool) {
+		if !both {
+			deliver(rec)
+			return
+		}
+		var wg sync.WaitGroup
+		for range 2 {
+			wg.Add(1)
+			go func() { defer wg.Done(); deliver(rec) }()
+		}
+		wg.Wait()
+	}
+	const runs = 40
+	var wg sync.WaitGroup
+	for i := range runs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			run := fmt.Sprintf("ch%02d", i)
+			m := message("thr_"+run, run, "hi "+run)
+			rec := record("s"+run, m)
+			twice(rec, i%3 == 0)
+			if behave(run) == 2 {
+				var req store.Run
+				for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+					if req = r.run(t, run); req.Status == store.RunWaitingApproval {
+						break
+					}
+				}
+				if req.Status == store.RunWaitingApproval {
+					if _, err := r.st.DecideRun(context.Background(), "ws", run, store.Decision{RequestID: req.Approval.ID, Approved: true, By: "boss"}); err != nil {
+						t.Error(err)
+						return
+					}
+					twice(record("d"+run, decidedMessage(m)), i%2 == 0)
+				}
+			}
+			deliver(rec)
+		}()
+	}
+	wg.Wait()
+	c.on.Store(false)
+
+	evs, err := r.st.ListEvents(context.Background(), "ws", 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	byThread := map[string][]string{}
+	for _, e := range evs {
+		if seen[e.ID] {
+			t.Errorf("event %s (%s) twice in the log", e.ID, e.Type)
+		}
+		seen[e.ID] = true
+		var d struct {
+			Thread string `json:"thread_id"`
+		}
+		_ = json.Unmarshal(e.Data, &d)
+		byThread[d.Thread] = append(byThread[d.Thread], e.Type)
+	}
+	for i := range runs {
+		run := fmt.Sprintf("ch%02d", i)
+		got := byThread["thr_"+run]
+		st := r.run(t, run)
+		var want []string
+		switch st.Status {
+		case store.RunCompleted:
+			want = []string{EventMessageReceived, EventRunCreated, EventMessageSent, EventRunCompleted}
+			if behave(run) == 2 {
+				want = []string{EventMessageReceived, EventRunCreated, EventMessageSent, EventRunRequiresApproval, EventMessageSent, EventRunCompleted}
+			}
+		case store.RunFailed:
+			want = []string{EventMessageReceived, EventRunCreated, EventRunFailed}
+			if behave(run) == 2 && slices.Contains(got, EventRunRequiresApproval) {
+				want = []string{EventMessageReceived, EventRunCreated, EventMessageSent, EventRunRequiresApproval, EventRunFailed}
+			}
+		default:
+			t.Errorf("run %s is %s after every delivery succeeded; events %v", run, st.Status, got)
+			continue
+		}
+		sorted := slices.Clone(got)
+		slices.Sort(sorted)
+		w := slices.Clone(want)
+		slices.Sort(w)
+		if !slices.Equal(sorted, w) {
+			t.Errorf("run %s (%s, behaviour %d): events %v, want %v", run, st.Status, behave(run), got, want)
+			continue
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("run %s (%s, behaviour %d): events out of order %v, want %v", run, st.Status, behave(run), got, want)
+		}
 	}
 }
