@@ -168,7 +168,8 @@ func (st *Store) appendGroups(ctx context.Context, calls [][]Event, leads []stri
 		groups = append(groups, g)
 	}
 	ws := calls[0][0].WorkspaceID
-	// Each step's requests go out together: an append is three round trips, not three per event.
+	// Each step's requests go out together (the writes: those of different groups): an append is
+	// three round trips, and one more per further event of its largest group.
 	left := make([]group, len(groups)) // what each group's lookup left to claim
 	if err := each(len(groups), func(i int) error {
 		var err error
@@ -202,18 +203,20 @@ func (st *Store) appendGroups(ctx context.Context, calls [][]Event, leads []stri
 			return nil, err
 		}
 	}
-	// Each group's events one after another in cursor order, the groups (a LogWriter's callers:
-	// other threads) side by side: the table's stream, which the fan-out reads, then has a thread's
-	// events in cursor order (FIFO subscriptions send them so). Then the thread copies one by one in
-	// cursor order, so that a thread's reader (who does not wait at gaps) never sees a later event of
-	// the thread before an earlier.
-	if err := each(len(groups), func(i int) error {
-		g := slices.Clone(groups[i])
-		slices.SortFunc(g, func(a, b int) int { return cmp.Compare(es[a].e.Cursor, es[b].e.Cursor) })
-		for _, j := range g {
-			if err := st.place(ctx, &es[j]); err != nil {
+	// The groups together, each group's events one after another: an event is written only once
+	// the events before it in its group are in the log, and never at a cursor before theirs (see
+	// place). So a group stays in order even when its appender dies half way and the retry moves
+	// what it had not written (the worker's groups put a run's opening events before its closing
+	// ones), and the table's stream, which the fan-out reads and FIFO subscriptions follow, has a
+	// thread's events in the log's order. Then the thread copies one by one in cursor order, so that a thread's reader (who
+	// does not wait at gaps) never sees a later event of the thread before an earlier.
+	if err := each(len(groups), func(k int) error {
+		var after int64
+		for _, i := range groups[k] {
+			if err := st.place(ctx, &es[i], after); err != nil {
 				return err
 			}
+			after = max(after, es[i].e.Cursor)
 		}
 		return nil
 	}); err != nil {
@@ -421,7 +424,24 @@ func (st *Store) claim(ctx context.Context, es []entry, g group) error {
 			return err
 		}
 		// The events its marker does not hold are claimed as a group of their own, at the
-		// cursors reserved for them.
+		// cursors reserved for them, unless the other appender reserved the events it holds
+		// after those: then at new cursors, after them, so that the group stays in order.
+		var top int64
+		for _, i := range g {
+			if !slices.Contains(rest, i) {
+				top = max(top, es[i].e.Cursor)
+			}
+		}
+		if es[rest[0]].e.Cursor < top {
+			at := st.now().UTC()
+			last, err := st.reserve(ctx, first.WorkspaceID, len(rest))
+			if err != nil {
+				return err
+			}
+			for j, i := range rest {
+				es[i].e.Cursor, es[i].e.CreatedAt = last-int64(len(rest)-1-j), at
+			}
+		}
 		return st.claim(ctx, es, rest)
 	}
 	if err != nil {
@@ -432,11 +452,13 @@ func (st *Store) claim(ctx context.Context, es []entry, g group) error {
 
 // place makes sure en's event is written at the cursor its marker records: it writes it while the
 // reservation is fresh; once the reservation is stale and the event is not there, it moves the
-// event's entry in the marker to a new cursor and writes it there.
-func (st *Store) place(ctx context.Context, en *entry) error {
+// event's entry in the marker to a new cursor and writes it there. An event whose cursor is not
+// after after (where the events before it in its group are: one of them was moved) is not written
+// there either: it is moved too, once its reservation is stale.
+func (st *Store) place(ctx context.Context, en *entry, after int64) error {
 	e := &en.e
 	for try := 0; try < maxAppendTries; try++ {
-		if left := e.CreatedAt.Add(writeWindow).Sub(st.now()); left > 0 {
+		if left := e.CreatedAt.Add(writeWindow).Sub(st.now()); left > 0 && e.Cursor > after {
 			// No request of the write (the SDK retries a stalled one) is sent after the window:
 			// a put sent later could land after another appender moved the event, twice in the log.
 			wctx, cancel := context.WithTimeout(ctx, left)

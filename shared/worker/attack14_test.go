@@ -419,3 +419,63 @@ func TestAttack14ChaosEveryEventOnceAndInOrder(t *testing.T) {
 		}
 	}
 }
+
+// Each new message delivered three times at once (a repost under the same idempotency key, or a
+// delivery whose visibility ran out), with a quick agent: the creating delivery holds the opening
+// events and groups them with the closing ones while the others append the opening events alone.
+// Every event once, the opening events before the closing ones, the agent called once per run.
+func TestAttack14SimultaneousDeliveriesOfANewRun(t *testing.T) {
+	t.Parallel()
+	r, _, _ := faultRig(t, echoing)
+	r.h.log = store.NewLogWriter(r.st)
+	const runs = 30
+	var wg sync.WaitGroup
+	for i := range runs {
+		m := message(fmt.Sprintf("thr_sim%02d", i), fmt.Sprintf("sim%02d", i), "hello")
+		start := make(chan struct{})
+		for k := range 3 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				for try := 0; try < 20; try++ {
+					raw, _ := json.Marshal(events.SQSEvent{Records: []events.SQSMessage{record(fmt.Sprint(k), m)}})
+					out, err := lambda.NewHandler(r.h.Handle).Invoke(context.Background(), raw)
+					var resp events.SQSEventResponse
+					if err == nil && json.Unmarshal(out, &resp) == nil && len(resp.BatchItemFailures) == 0 {
+						return
+					}
+				}
+				t.Errorf("run %s: a delivery kept failing", m.RunID)
+			}()
+		}
+		close(start)
+	}
+	wg.Wait()
+	evs, err := r.st.ListEvents(context.Background(), "ws", 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	byThread := map[string][]string{}
+	for _, e := range evs {
+		if seen[e.ID] {
+			t.Errorf("event %s (%s) twice in the log", e.ID, e.Type)
+		}
+		seen[e.ID] = true
+		var d struct {
+			Thread string `json:"thread_id"`
+		}
+		_ = json.Unmarshal(e.Data, &d)
+		byThread[d.Thread] = append(byThread[d.Thread], e.Type)
+	}
+	for i := range runs {
+		th := fmt.Sprintf("thr_sim%02d", i)
+		if got := byThread[th]; !slices.Equal(got, turnTypes) {
+			t.Errorf("thread %s: events %v, want %v", th, got, turnTypes)
+		}
+		if n := len(r.agent.kinds(th)); n != 2 {
+			t.Errorf("thread %s: %d agent calls", th, n)
+		}
+	}
+}
