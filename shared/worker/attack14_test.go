@@ -22,6 +22,7 @@ import (
 	"github.com/hookgate/hookgate/shared/agent"
 	"github.com/hookgate/hookgate/shared/ids"
 	"github.com/hookgate/hookgate/shared/outbound"
+	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/store"
 )
 
@@ -477,5 +478,286 @@ func TestAttack14SimultaneousDeliveriesOfANewRun(t *testing.T) {
 		if n := len(r.agent.kinds(th)); n != 2 {
 			t.Errorf("thread %s: %d agent calls", th, n)
 		}
+	}
+}
+
+// once fails the nth call of one method of the worker's store or log, before it is applied or
+// after (applied, its answer lost).
+type oneFault struct {
+	method string
+	nth    int
+	after  bool
+	mu     sync.Mutex
+	calls  map[string]int
+}
+
+func (f *oneFault) hit(method string) (fail, after bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.calls == nil {
+		f.calls = map[string]int{}
+	}
+	f.calls[method]++
+	return method == f.method && f.calls[method] == f.nth, f.after
+}
+
+func faultCall[T any](f *oneFault, method string, call func() (T, error)) (T, error) {
+	fail, after := f.hit(method)
+	if !fail {
+		return call()
+	}
+	var zero T
+	if after {
+		call()
+	}
+	return zero, errors.New("injected: " + method)
+}
+
+type faultStore struct {
+	Store
+	f *oneFault
+}
+
+func (s faultStore) CreateRunWith(ctx context.Context, nr store.NewRun) (store.Run, bool, error) {
+	v, err := faultCall(s.f, "CreateRunWith", func() (started, error) { r, ok, err := s.Store.CreateRunWith(ctx, nr); return started{r, ok}, err })
+	return v.run, v.ok, err
+}
+
+func (s faultStore) StartRun(ctx context.Context, ws, id string) (store.Run, bool, error) {
+	v, err := faultCall(s.f, "StartRun", func() (started, error) { r, ok, err := s.Store.StartRun(ctx, ws, id); return started{r, ok}, err })
+	return v.run, v.ok, err
+}
+
+func (s faultStore) GetRun(ctx context.Context, ws, id string) (store.Run, error) {
+	return faultCall(s.f, "GetRun", func() (store.Run, error) { return s.Store.GetRun(ctx, ws, id) })
+}
+
+func (s faultStore) FinishRunWith(ctx context.Context, ws, id string, fin store.Finish) (store.Run, error) {
+	return faultCall(s.f, "FinishRunWith", func() (store.Run, error) { return s.Store.FinishRunWith(ctx, ws, id, fin) })
+}
+
+func (s faultStore) EnsureReply(ctx context.Context, r store.Run) error {
+	_, err := faultCall(s.f, "EnsureReply", func() (bool, error) { return true, s.Store.EnsureReply(ctx, r) })
+	return err
+}
+
+func (s faultStore) ReleaseSlot(ctx context.Context, r store.Run) error {
+	_, err := faultCall(s.f, "ReleaseSlot", func() (bool, error) { return true, s.Store.ReleaseSlot(ctx, r) })
+	return err
+}
+
+func (s faultStore) RenewSlot(ctx context.Context, r store.Run, lease time.Duration) error {
+	_, err := faultCall(s.f, "RenewSlot", func() (bool, error) { return true, s.Store.RenewSlot(ctx, r, lease) })
+	return err
+}
+
+func (s faultStore) GetThread(ctx context.Context, ws, id string) (store.Thread, error) {
+	return faultCall(s.f, "GetThread", func() (store.Thread, error) { return s.Store.GetThread(ctx, ws, id) })
+}
+
+type faultLog struct {
+	EventLog
+	f *oneFault
+}
+
+func (l faultLog) AppendEventsAfter(ctx context.Context, lead string, evs []store.Event) ([]store.Event, error) {
+	return faultCall(l.f, "AppendEventsAfter", func() ([]store.Event, error) { return l.EventLog.AppendEventsAfter(ctx, lead, evs) })
+}
+
+// Every store and log call of the approval flow (a new run whose turn asks for approval, quick or
+// slower than Hold; the decision; the decided turn; every message delivered again after) fails
+// once, as its 1st, 2nd, 3rd or 4th call, before it is applied or after: each message is delivered
+// until it succeeds. The thread's events are each in the log once, in the flow's order.
+func TestAttack14EveryCallFailsOnceInTheApprovalFlow(t *testing.T) {
+	t.Parallel()
+	var slow sync.Map
+	r, _, _ := faultRig(t, func(req agent.Request, n int) (agent.Reply, error) {
+		switch req.Kind {
+		case agent.KindUserSpeak:
+			if _, ok := slow.Load(req.RunID); ok {
+				time.Sleep(DefaultHold + 50*time.Millisecond)
+			}
+			return agent.Reply{Actions: []agent.Action{
+				{Type: agent.ActionSpeak, Text: "may I?"},
+				{Type: agent.ActionRequestApproval, Prompt: "May I?"},
+			}}, nil
+		case agent.KindApproval:
+			return speak("done"), nil
+		}
+		return agent.Reply{}, nil
+	})
+	want := []string{EventMessageReceived, EventRunCreated, EventMessageSent, EventRunRequiresApproval, EventMessageSent, EventRunCompleted}
+	methods := []string{"CreateRunWith", "StartRun", "GetRun", "FinishRunWith", "EnsureReply", "ReleaseSlot", "RenewSlot", "GetThread", "AppendEventsAfter"}
+	var wg sync.WaitGroup
+	var fired atomic.Int64
+	defer func() { t.Logf("%d of %d injected failures fired", fired.Load(), len(methods)*4*2*2) }()
+	sem := make(chan struct{}, 8)
+	for _, method := range methods {
+		for nth := 1; nth <= 4; nth++ {
+			for _, after := range []bool{false, true} {
+				for _, isSlow := range []bool{false, true} {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						sem <- struct{}{}
+						defer func() { <-sem }()
+						name := fmt.Sprintf("%s#%d/after=%v/slow=%v", method, nth, after, isSlow)
+						run := fmt.Sprintf("f%s%d%v%v", method, nth, after, isSlow)
+						if isSlow {
+							slow.Store(run, true)
+						}
+						f := &oneFault{method: method, nth: nth, after: after}
+						h := New(r.h.cfg, faultStore{r.st, f}, faultLog{store.NewLogWriter(r.st), f}, registry{r.agent, 0}, r.vis, slog.New(slog.DiscardHandler), time.Now)
+						deliver := func(rec events.SQSMessage) bool {
+							for try := 0; try < 10; try++ {
+								raw, _ := json.Marshal(events.SQSEvent{Records: []events.SQSMessage{rec}})
+								out, err := lambda.NewHandler(h.Handle).Invoke(context.Background(), raw)
+								var resp events.SQSEventResponse
+								if err == nil && json.Unmarshal(out, &resp) == nil && len(resp.BatchItemFailures) == 0 {
+									return true
+								}
+							}
+							t.Errorf("%s: message %s kept failing", name, rec.MessageId)
+							return false
+						}
+						m := message("thr_"+run, run, "hello")
+						if !deliver(record("1", m)) {
+							return
+						}
+						got, err := r.st.GetRun(context.Background(), "ws", run)
+						if err != nil || got.Status != store.RunWaitingApproval {
+							t.Errorf("%s: run %s %v; want waiting", name, got.Status, err)
+							return
+						}
+						deliver(record("2", decidedMessage(m))) // stale
+						if _, err := r.st.DecideRun(context.Background(), "ws", run, store.Decision{RequestID: got.Approval.ID, Approved: true, By: "boss"}); err != nil {
+							t.Error(err)
+							return
+						}
+						deliver(record("3", decidedMessage(m)))
+						deliver(record("4", decidedMessage(m)))
+						deliver(record("5", m))
+						evs, err := r.st.ListEvents(context.Background(), "ws", 0, 10000)
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						seen := map[string]bool{}
+						var types []string
+						for _, e := range evs {
+							var d struct {
+								Thread string `json:"thread_id"`
+							}
+							_ = json.Unmarshal(e.Data, &d)
+							if d.Thread != "thr_"+run {
+								continue
+							}
+							if seen[e.ID] {
+								t.Errorf("%s: event %s (%s) twice", name, e.ID, e.Type)
+							}
+							seen[e.ID] = true
+							types = append(types, e.Type)
+						}
+						if !slices.Equal(types, want) {
+							t.Errorf("%s: events %v, want %v", name, types, want)
+						}
+						f.mu.Lock()
+						if f.calls[method] >= nth {
+							fired.Add(1)
+						}
+						f.mu.Unlock()
+					}()
+				}
+			}
+		}
+	}
+	wg.Wait()
+}
+
+// Turns that end right about when Hold does (the timer fires while the turn takes the events), and
+// appends that fail now and then (the timer's among them): every event once, in order.
+func TestAttack14TurnsEndingAsTheHoldEnds(t *testing.T) {
+	t.Parallel()
+	const hold = 4 * time.Millisecond
+	var mu sync.Mutex
+	rnd := rand.New(rand.NewSource(time.Now().UnixNano()))
+	r, _, _ := faultRig(t, func(req agent.Request, n int) (agent.Reply, error) {
+		if req.Kind == agent.KindUserSpeak {
+			mu.Lock()
+			d := time.Duration(rnd.Int63n(int64(2 * hold)))
+			mu.Unlock()
+			time.Sleep(d)
+		}
+		return echoing(req, n)
+	})
+	c := &chaos{rnd: rand.New(rand.NewSource(time.Now().UnixNano())), p: 0.2}
+	c.on.Store(true)
+	r.h.cfg.Hold = hold
+	r.h.log = chaosLog{store.NewLogWriter(r.st), c}
+	const runs = 40
+	var wg sync.WaitGroup
+	for i := range runs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m := message(fmt.Sprintf("thr_edge%02d", i), fmt.Sprintf("edge%02d", i), "hello")
+			for try := 0; try < 30; try++ {
+				raw, _ := json.Marshal(events.SQSEvent{Records: []events.SQSMessage{record("1", m)}})
+				out, err := lambda.NewHandler(r.h.Handle).Invoke(context.Background(), raw)
+				var resp events.SQSEventResponse
+				if err == nil && json.Unmarshal(out, &resp) == nil && len(resp.BatchItemFailures) == 0 {
+					return
+				}
+			}
+			t.Errorf("run %s kept failing", m.RunID)
+		}()
+	}
+	wg.Wait()
+	evs, err := r.st.ListEvents(context.Background(), "ws", 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	byThread := map[string][]string{}
+	for _, e := range evs {
+		if seen[e.ID] {
+			t.Errorf("event %s (%s) twice in the log", e.ID, e.Type)
+		}
+		seen[e.ID] = true
+		var d struct {
+			Thread string `json:"thread_id"`
+		}
+		_ = json.Unmarshal(e.Data, &d)
+		byThread[d.Thread] = append(byThread[d.Thread], e.Type)
+	}
+	for i := range runs {
+		th := fmt.Sprintf("thr_edge%02d", i)
+		if got := byThread[th]; !slices.Equal(got, turnTypes) {
+			t.Errorf("thread %s: events %v, want %v", th, got, turnTypes)
+		}
+	}
+}
+
+// A webhook event was recorded alone first (its first copy matched no route, or was queued as an
+// event that starts no run), and a later copy of the same delivery (the door resends a copy whose
+// queueing it could not record) starts a run: same event id. The run's quick turn appends
+// [event, message.received, run.created, message.sent, run.completed]: the event is found in its
+// marker of one, and the other four are claimed as a group led by message.received. The run's
+// change names the event as the lead, whose marker holds none of them: the message delivered again
+// looks the closing events up after the event, then by message.sent's own marker, finds neither,
+// and appends them a second time.
+func TestAttack14RunWhoseInboundEventWasRecordedAloneBefore(t *testing.T) {
+	t.Parallel()
+	r, _, _ := faultRig(t, echoing)
+	ev := &queue.Event{Subject: "github\x00delivery-1", Type: "issue.opened", Data: `{"n":1}`}
+	alone := queue.Inbound{Version: queue.InboundVersion, WorkspaceID: "ws", MessageID: "msg_ev1", Source: "github", ReceivedAt: time.Now(), Group: "grp_ev1", Event: ev}
+	r.handleAll(t, record("1", alone))
+	m := message("thr_ev1", "evrun1", "issue.opened")
+	m.MessageID, m.Source, m.Event = "msg_ev1", "github", ev
+	r.handleAll(t, record("2", m))
+	r.handleAll(t, record("2", m)) // its delete was lost
+	got := r.logByCursor(t)
+	if want := []string{"issue.opened", EventMessageReceived, EventRunCreated, EventMessageSent, EventRunCompleted}; !slices.Equal(got, want) {
+		t.Fatalf("log %v, want %v", got, want)
 	}
 }
