@@ -208,8 +208,9 @@ func (st *Store) appendGroups(ctx context.Context, calls [][]Event, leads []stri
 	// place). So a group stays in order even when its appender dies half way and the retry moves
 	// what it had not written (the worker's groups put a run's opening events before its closing
 	// ones), and the table's stream, which the fan-out reads and FIFO subscriptions follow, has a
-	// thread's events in the log's order. Then the thread copies one by one in cursor order, so that a thread's reader (who
-	// does not wait at gaps) never sees a later event of the thread before an earlier.
+	// thread's events in the log's order. Then the thread copies one by one in cursor order, so
+	// that a thread's reader (who does not wait at gaps) never sees a later event of the thread
+	// before an earlier.
 	if err := each(len(groups), func(k int) error {
 		var after int64
 		for _, i := range groups[k] {
