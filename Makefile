@@ -116,7 +116,8 @@ openapi:
 # chaos run (local/chaos: every fault once on its own emulators). Not beside the race run: on two
 # cores the extra load made time-bound tests of the race run fail. Each test on a stack of its own,
 # in three lines of work side by side:
-#   - the two schedule tests (LONG_E2E_SLEEPY: 112 s of real waits, about 55 CPU-seconds);
+#   - the worker's attacks (LONG_WORKER: about 15 s), then the two schedule tests (LONG_E2E_SLEEPY:
+#     112 s of real waits, about 55 CPU-seconds; they check where chains end, not when);
 #   - the paced tests (LONG_E2E_PACED: a 10/s rate limit over 1,000 events, about 103 s; retries
 #     spaced in time, about 57 s; 50 CPU-seconds together);
 #   - the chaos run (45-90 s) beside the cost meter (about 80 s; its scenarios on two stacks side
@@ -135,9 +136,13 @@ LONG_E2E_VOLUME := TestBurstEveryEventDeliveredOnce|TestEventStreamResumesWithou
 LONG_E2E_SLEEPY := TestDefaultScheduleCompletesUnderTheRecursionRule|TestUnboundedRequeuesStayUnderTheRecursionRule
 LONG_E2E_PACED  := TestThrottleBurstArrivesAtTheRateLimit|TestRetriesOfAnOutageDoNotStampede
 LONG_WAITING    := TestCostScenariosPinned|TestChaosEveryFaultOnce
-LONG_TESTS := ^($(LONG_E2E_VOLUME)|$(LONG_E2E_SLEEPY)|$(LONG_E2E_PACED)|$(LONG_WAITING))$$
-LONG_PKGS  := ./local/e2e ./local/cost ./local/chaos
-LONG_COUNT := 8
+# The worker's attacks on its held opening events by the hundred (every call failing once, random
+# failures, simultaneous deliveries): 30 CPU-seconds under -race, a fifth of that without; the
+# race run keeps the attack on the hold's timer (TestAttack14TurnsEndingAsTheHoldEnds).
+LONG_WORKER     := TestAttack14EveryCallFailsOnceInTheApprovalFlow|TestAttack14ChaosEveryEventOnceAndInOrder|TestAttack14SimultaneousDeliveriesOfANewRun
+LONG_TESTS := ^($(LONG_E2E_VOLUME)|$(LONG_E2E_SLEEPY)|$(LONG_E2E_PACED)|$(LONG_WAITING)|$(LONG_WORKER))$$
+LONG_PKGS  := ./local/e2e ./local/cost ./local/chaos ./shared/worker
+LONG_COUNT := 11
 # Jobs run beside each other each in a process group of its own (set -m), all killed if make is
 # stopped; set +m once they are started keeps bash from reporting them done.
 BESIDE := set -m; jobs=""; trap 'kill -- $$jobs 2>/dev/null; exit 1' INT TERM
@@ -155,9 +160,10 @@ test: deps bootstraps
 	@s=$$(date +%s); $(MAKE) --no-print-directory test-long; rc=$$?; echo "make test: the long tests took $$(( $$(date +%s) - s )) s"; exit $$rc
 
 test-long: bootstraps
-	@echo "long tests: the schedule tests, the paced tests, and the cost meter and the chaos run, then the volume tests, side by side"
+	@echo "long tests: the worker's attacks then the schedule tests, the paced tests, and the cost meter and the chaos run, then the volume tests, side by side"
 	@mkdir -p .build; $(BESIDE); rc=0; \
-	  $(LONG_RUN) -run '^($(LONG_E2E_SLEEPY))$$' ./local/e2e > .build/long-sleepy.log 2>&1 & sleepy=$$!; jobs="$$jobs -$$!"; \
+	  { $(LONG_RUN) -run '^($(LONG_WORKER))$$' ./shared/worker; w=$$?; \
+	    $(LONG_RUN) -run '^($(LONG_E2E_SLEEPY))$$' ./local/e2e && exit $$w; } > .build/long-sleepy.log 2>&1 & sleepy=$$!; jobs="$$jobs -$$!"; \
 	  $(LONG_RUN) -run '^($(LONG_E2E_PACED))$$' ./local/e2e > .build/long-paced.log 2>&1 & paced=$$!; jobs="$$jobs -$$!"; \
 	  $(LONG_RUN) -run '^TestChaosEveryFaultOnce$$' ./local/chaos > .build/long-chaos.log 2>&1 & chaos=$$!; jobs="$$jobs -$$!"; set +m; \
 	  $(LONG_RUN) -run '^TestCostScenariosPinned$$' ./local/cost || rc=1; \
