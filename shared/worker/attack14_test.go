@@ -340,7 +340,7 @@ func TestAttack14ChaosEveryEventOnceAndInOrder(t *testing.T) {
 		}
 		wg.Wait()
 	}
-	const runs = 40
+	const runs = 20 // four of each behaviour
 	var wg sync.WaitGroup
 	for i := range runs {
 		wg.Add(1)
@@ -430,7 +430,7 @@ func TestAttack14SimultaneousDeliveriesOfANewRun(t *testing.T) {
 	t.Parallel()
 	r, _, _ := faultRig(t, echoing)
 	r.h.log = store.NewLogWriter(r.st)
-	const runs = 30
+	const runs = 16
 	var wg sync.WaitGroup
 	for i := range runs {
 		m := message(fmt.Sprintf("thr_sim%02d", i), fmt.Sprintf("sim%02d", i), "hello")
