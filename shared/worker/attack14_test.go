@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"math/rand"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -79,6 +78,30 @@ func faultRig(t *testing.T, respond func(agent.Request, int) (agent.Reply, error
 	cfg := Config{Retry: sched, Lease: time.Minute, ApprovalTTL: time.Hour, Hold: DefaultHold}
 	r.h = New(cfg, st, st, registry{r.agent, 0}, r.vis, slog.New(slog.DiscardHandler), time.Now)
 	return r, fdb, skew
+}
+
+// threadsOnce reads up to limit events of the workspace's log, reports each event that is in it
+// twice, and returns each thread's event types in cursor order.
+func (r *rig) threadsOnce(t *testing.T, limit int) map[string][]string {
+	t.Helper()
+	evs, err := r.st.ListEvents(context.Background(), "ws", 0, limit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	byThread := map[string][]string{}
+	for _, e := range evs {
+		var d struct {
+			Thread string `json:"thread_id"`
+		}
+		_ = json.Unmarshal(e.Data, &d)
+		if seen[e.ID] {
+			t.Errorf("event %s (%s) of thread %s twice in the log", e.ID, e.Type, d.Thread)
+		}
+		seen[e.ID] = true
+		byThread[d.Thread] = append(byThread[d.Thread], e.Type)
+	}
+	return byThread
 }
 
 // logByCursor returns the types of the workspace's events in cursor order (gaps allowed), and
@@ -371,23 +394,7 @@ func TestAttack14ChaosEveryEventOnceAndInOrder(t *testing.T) {
 	wg.Wait()
 	c.on.Store(false)
 
-	evs, err := r.st.ListEvents(context.Background(), "ws", 0, 1000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	seen := map[string]bool{}
-	byThread := map[string][]string{}
-	for _, e := range evs {
-		if seen[e.ID] {
-			t.Errorf("event %s (%s) twice in the log", e.ID, e.Type)
-		}
-		seen[e.ID] = true
-		var d struct {
-			Thread string `json:"thread_id"`
-		}
-		_ = json.Unmarshal(e.Data, &d)
-		byThread[d.Thread] = append(byThread[d.Thread], e.Type)
-	}
+	byThread := r.threadsOnce(t, 1000)
 	for i := range runs {
 		run := fmt.Sprintf("ch%02d", i)
 		got := byThread["thr_"+run]
@@ -454,23 +461,7 @@ func TestAttack14SimultaneousDeliveriesOfANewRun(t *testing.T) {
 		close(start)
 	}
 	wg.Wait()
-	evs, err := r.st.ListEvents(context.Background(), "ws", 0, 1000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	seen := map[string]bool{}
-	byThread := map[string][]string{}
-	for _, e := range evs {
-		if seen[e.ID] {
-			t.Errorf("event %s (%s) twice in the log", e.ID, e.Type)
-		}
-		seen[e.ID] = true
-		var d struct {
-			Thread string `json:"thread_id"`
-		}
-		_ = json.Unmarshal(e.Data, &d)
-		byThread[d.Thread] = append(byThread[d.Thread], e.Type)
-	}
+	byThread := r.threadsOnce(t, 1000)
 	for i := range runs {
 		th := fmt.Sprintf("thr_sim%02d", i)
 		if got := byThread[th]; !slices.Equal(got, turnTypes) {
@@ -668,30 +659,10 @@ func TestAttack14EveryCallFailsOnceInTheApprovalFlow(t *testing.T) {
 	wg.Wait()
 	// The log once (not once per case: each read of the whole log costs the emulator what the
 	// cases together write), each case's thread's events once each and in order.
-	evs, err := r.st.ListEvents(context.Background(), "ws", 0, 10000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	seen := map[string]bool{}
-	types := map[string][]string{}
-	for _, e := range evs {
-		var d struct {
-			Thread string `json:"thread_id"`
-		}
-		_ = json.Unmarshal(e.Data, &d)
-		run, ok := strings.CutPrefix(d.Thread, "thr_")
-		if !ok || runs[run] == "" {
-			continue
-		}
-		if seen[e.ID] {
-			t.Errorf("%s: event %s (%s) twice", runs[run], e.ID, e.Type)
-		}
-		seen[e.ID] = true
-		types[run] = append(types[run], e.Type)
-	}
+	byThread := r.threadsOnce(t, 10000)
 	for run, name := range runs {
-		if !slices.Equal(types[run], want) {
-			t.Errorf("%s: events %v, want %v", name, types[run], want)
+		if got := byThread["thr_"+run]; !slices.Equal(got, want) {
+			t.Errorf("%s: events %v, want %v", name, got, want)
 		}
 	}
 }
@@ -735,23 +706,7 @@ func TestAttack14TurnsEndingAsTheHoldEnds(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	evs, err := r.st.ListEvents(context.Background(), "ws", 0, 1000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	seen := map[string]bool{}
-	byThread := map[string][]string{}
-	for _, e := range evs {
-		if seen[e.ID] {
-			t.Errorf("event %s (%s) twice in the log", e.ID, e.Type)
-		}
-		seen[e.ID] = true
-		var d struct {
-			Thread string `json:"thread_id"`
-		}
-		_ = json.Unmarshal(e.Data, &d)
-		byThread[d.Thread] = append(byThread[d.Thread], e.Type)
-	}
+	byThread := r.threadsOnce(t, 1000)
 	for i := range runs {
 		th := fmt.Sprintf("thr_edge%02d", i)
 		if got := byThread[th]; !slices.Equal(got, turnTypes) {
