@@ -464,8 +464,14 @@ func (st *Store) place(ctx context.Context, en *entry, after int64) error {
 			// a put sent later could land after another appender moved the event, twice in the log.
 			wctx, cancel := context.WithTimeout(ctx, left)
 			err := st.writeEvent(wctx, *e)
+			late := wctx.Err() != nil && ctx.Err() == nil
 			cancel()
-			return err
+			if err == nil || !late {
+				return err
+			}
+			// The window ran out during the write (a slow put, or a retry late in the window):
+			// look whether the event is there, as any write after the window does.
+			continue
 		}
 		written, err := st.eventAt(ctx, e.WorkspaceID, e.Cursor, e.ID)
 		if err != nil || written {

@@ -91,3 +91,50 @@ func TestAppendEventStalledWriteIsNotRepeated(t *testing.T) {
 		t.Fatalf("event %s is in the log at cursors %v (moved to %d; first appender: %v): want once", e.ID, at, moved.Cursor, firstErr)
 	}
 }
+
+// windowEndingDB lets the events' puts run out of the write window: each put of an event item
+// waits until its context ends (the window's deadline), then moves the clock past the window, as
+// a loaded machine's slow puts do.
+type windowEndingDB struct {
+	DB
+	clock *atomic.Int64 // unix nanos
+	past  time.Time
+}
+
+func (d *windowEndingDB) PutItem(ctx context.Context, in *dynamodb.PutItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	if strings.HasSuffix(str(in.Item, "pk"), "#EV") {
+		<-ctx.Done()
+		d.clock.Store(d.past.UnixNano())
+		return nil, ctx.Err()
+	}
+	return d.DB.PutItem(ctx, in, opts...)
+}
+
+// A retried append of a written group whose write window runs out during its first put (CI's
+// failure of TestThreadIndexFullGroup: "write event e0: context deadline exceeded") is not an
+// error: the window's end only means the put may no longer be sent; the events are found written.
+func TestRetriedAppendWhoseWindowRunsOutFindsTheEventsWritten(t *testing.T) {
+	t.Parallel()
+	db, table := emulatortest.Table(t, "store")
+	t0 := time.Now().UTC().Truncate(time.Millisecond)
+	var clock atomic.Int64
+	clock.Store(t0.UnixNano())
+	now := func() time.Time { return time.Unix(0, clock.Load()).UTC() }
+	ctx := context.Background()
+	evs := []Event{{ID: "evt_w1", Type: "message.received", WorkspaceID: "ws"}, {ID: "evt_w2", Type: "run.created", WorkspaceID: "ws"}}
+	first, err := New(db, table, now).AppendEvents(ctx, evs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock.Store(t0.Add(writeWindow - 50*time.Millisecond).UnixNano())
+	slow := New(&windowEndingDB{DB: db, clock: &clock, past: t0.Add(writeWindow + time.Second)}, table, now)
+	again, err := slow.AppendEvents(ctx, evs)
+	if err != nil {
+		t.Fatalf("retried append: %v", err)
+	}
+	for i := range first {
+		if again[i].Cursor != first[i].Cursor {
+			t.Fatalf("retry placed %s at %d, the first append at %d", evs[i].ID, again[i].Cursor, first[i].Cursor)
+		}
+	}
+}
