@@ -459,19 +459,19 @@ func (st *Store) claim(ctx context.Context, es []entry, g group) error {
 func (st *Store) place(ctx context.Context, en *entry, after int64) error {
 	e := &en.e
 	for try := 0; try < maxAppendTries; try++ {
-		if left := e.CreatedAt.Add(writeWindow).Sub(st.now()); left > 0 && e.Cursor > after {
+		end := e.CreatedAt.Add(writeWindow)
+		if left := end.Sub(st.now()); left > 0 && e.Cursor > after {
 			// No request of the write (the SDK retries a stalled one) is sent after the window:
 			// a put sent later could land after another appender moved the event, twice in the log.
 			wctx, cancel := context.WithTimeout(ctx, left)
 			err := st.writeEvent(wctx, *e)
-			late := wctx.Err() != nil && ctx.Err() == nil
 			cancel()
-			if err == nil || !late {
+			// A write that fails as the window ends (a slow put, or one started late in the
+			// window: the client ends its calls awscfg.Reserve before their deadline) is not an
+			// error yet: whether the event is there is looked up, as by any writer after the window.
+			if err == nil || ctx.Err() != nil || st.now().Before(end.Add(-awscfg.Reserve)) {
 				return err
 			}
-			// The window ran out during the write (a slow put, or a retry late in the window):
-			// look whether the event is there, as any write after the window does.
-			continue
 		}
 		written, err := st.eventAt(ctx, e.WorkspaceID, e.Cursor, e.ID)
 		if err != nil || written {

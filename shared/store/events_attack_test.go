@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -11,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/hookgate/hookgate/local/emulator/emulatortest"
+	"github.com/hookgate/hookgate/shared/awscfg"
 )
 
 // stallingDB holds back the first put of an event item (pk WS#<ws>#EV), as a stalled connection
@@ -92,43 +95,25 @@ func TestAppendEventStalledWriteIsNotRepeated(t *testing.T) {
 	}
 }
 
-// windowEndingDB lets the events' puts run out of the write window: each put of an event item
-// waits until its context ends (the window's deadline), then moves the clock past the window, as
-// a loaded machine's slow puts do.
-type windowEndingDB struct {
-	DB
-	clock *atomic.Int64 // unix nanos
-	past  time.Time
-}
-
-func (d *windowEndingDB) PutItem(ctx context.Context, in *dynamodb.PutItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
-	if strings.HasSuffix(str(in.Item, "pk"), "#EV") {
-		<-ctx.Done()
-		d.clock.Store(d.past.UnixNano())
-		return nil, ctx.Err()
-	}
-	return d.DB.PutItem(ctx, in, opts...)
-}
-
-// A retried append of a written group whose write window runs out during its first put (CI's
-// failure of TestThreadIndexFullGroup: "write event e0: context deadline exceeded") is not an
-// error: the window's end only means the put may no longer be sent; the events are found written.
-func TestRetriedAppendWhoseWindowRunsOutFindsTheEventsWritten(t *testing.T) {
+// A retried append of a written group that starts less than awscfg.Reserve before the end of the
+// write window (CI's failure of TestThreadIndexFullGroup: "write event e0: context deadline
+// exceeded"): the client ends the put at once, before its deadline, and the append looks the
+// events up instead: they are there, at the cursors of the first append, once.
+func TestRetriedAppendLateInTheWindowFindsTheEventsWritten(t *testing.T) {
 	t.Parallel()
 	db, table := emulatortest.Table(t, "store")
 	t0 := time.Now().UTC().Truncate(time.Millisecond)
 	var clock atomic.Int64
 	clock.Store(t0.UnixNano())
-	now := func() time.Time { return time.Unix(0, clock.Load()).UTC() }
+	st := New(db, table, func() time.Time { return time.Unix(0, clock.Load()).UTC() })
 	ctx := context.Background()
 	evs := []Event{{ID: "evt_w1", Type: "message.received", WorkspaceID: "ws"}, {ID: "evt_w2", Type: "run.created", WorkspaceID: "ws"}}
-	first, err := New(db, table, now).AppendEvents(ctx, evs)
+	first, err := st.AppendEvents(ctx, slices.Clone(evs))
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock.Store(t0.Add(writeWindow - 50*time.Millisecond).UnixNano())
-	slow := New(&windowEndingDB{DB: db, clock: &clock, past: t0.Add(writeWindow + time.Second)}, table, now)
-	again, err := slow.AppendEvents(ctx, evs)
+	clock.Store(t0.Add(writeWindow - awscfg.Reserve + 100*time.Millisecond).UnixNano())
+	again, err := st.AppendEvents(ctx, slices.Clone(evs))
 	if err != nil {
 		t.Fatalf("retried append: %v", err)
 	}
@@ -136,5 +121,72 @@ func TestRetriedAppendWhoseWindowRunsOutFindsTheEventsWritten(t *testing.T) {
 		if again[i].Cursor != first[i].Cursor {
 			t.Fatalf("retry placed %s at %d, the first append at %d", evs[i].ID, again[i].Cursor, first[i].Cursor)
 		}
+	}
+	assertLog(t, st, "ws", "evt_w1", "evt_w2")
+}
+
+// cutShortDB fails the first put of one event as the client does when the write window ends
+// during it (a deadline error, the event not written), and moves the clock past the reservation's
+// staleness, as the slow puts of a loaded machine do.
+type cutShortDB struct {
+	DB
+	id    string
+	clock *atomic.Int64 // unix nanos
+	stale time.Time
+	once  sync.Once
+}
+
+func (d *cutShortDB) PutItem(ctx context.Context, in *dynamodb.PutItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	cut := false
+	if strings.HasSuffix(str(in.Item, "pk"), "#EV") && str(in.Item, "event_id") == d.id {
+		d.once.Do(func() { cut = true })
+	}
+	if cut {
+		d.clock.Store(d.stale.UnixNano())
+		return nil, fmt.Errorf("operation error DynamoDB: PutItem, canceled: %w", context.DeadlineExceeded)
+	}
+	return d.DB.PutItem(ctx, in, opts...)
+}
+
+// The second of three events of a group is cut short by the window's end (the 22nd of 25 was, on
+// a loaded machine: "write event e21: … context deadline exceeded"): the append does not fail;
+// the event is moved once its reservation is stale, and the third follows it, each event once and
+// in the group's order.
+func TestWriteCutShortByTheWindowIsMoved(t *testing.T) {
+	t.Parallel()
+	db, table := emulatortest.Table(t, "store")
+	t0 := time.Now().UTC().Truncate(time.Millisecond)
+	var clock atomic.Int64
+	clock.Store(t0.UnixNano())
+	now := func() time.Time { return time.Unix(0, clock.Load()).UTC() }
+	st := New(&cutShortDB{DB: db, id: "evt_c2", clock: &clock, stale: t0.Add(staleAfter + time.Second)}, table, now)
+	ids := []string{"evt_c1", "evt_c2", "evt_c3"}
+	var evs []Event
+	for _, id := range ids {
+		evs = append(evs, Event{ID: id, Type: "message.sent", WorkspaceID: "ws"})
+	}
+	got, err := st.AppendEvents(context.Background(), evs)
+	if err != nil {
+		t.Fatalf("append: %v", err)
+	}
+	if got[1].Cursor <= got[0].Cursor || got[2].Cursor <= got[1].Cursor {
+		t.Fatalf("cursors %d %d %d: want the group in order", got[0].Cursor, got[1].Cursor, got[2].Cursor)
+	}
+	assertLog(t, st, "ws", ids...)
+}
+
+// assertLog checks that ws's log holds exactly ids, each once, in this order.
+func assertLog(t *testing.T, st *Store, ws string, ids ...string) {
+	t.Helper()
+	log, err := st.ListEvents(context.Background(), ws, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range log {
+		got = append(got, e.ID)
+	}
+	if !slices.Equal(got, ids) {
+		t.Fatalf("log of %s holds %v, want %v", ws, got, ids)
 	}
 }
