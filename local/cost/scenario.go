@@ -53,8 +53,10 @@ const (
 	origin        = "https://shop.example"
 )
 
-// quiet is how long nothing billable must happen before a webhook counts as done.
-const quiet = 3 * time.Second
+// quiet is how long nothing billable must happen before a webhook counts as done: twice the
+// longest wait of the stack's pollers (an idle stream shard's, 1 s; SQS long polls return as a
+// message comes).
+const quiet = 2 * time.Second
 
 // Run starts emulators, the meter's proxies and the stack, and runs every scenario.
 func Run(ctx context.Context, o Options) (_ []Result, err error) {
