@@ -22,7 +22,7 @@ import (
 // to just before the end of the write window, so the put is the last one the window allows.
 type stallingDB struct {
 	DB
-	clock   *atomic.Int64 // unix nanos
+	clock   *testClock
 	nearEnd time.Time
 	stalled chan struct{}
 	release chan struct{}
@@ -45,7 +45,7 @@ func (d *stallingDB) PutItem(ctx context.Context, in *dynamodb.PutItemInput, opt
 	}
 	out, err := d.DB.PutItem(ctx, in, opts...)
 	if strings.Contains(pk, "#EVID#") {
-		d.clock.Store(d.nearEnd.UnixNano())
+		d.clock.set(d.nearEnd)
 	}
 	return out, err
 }
@@ -56,13 +56,11 @@ func (d *stallingDB) PutItem(ctx context.Context, in *dynamodb.PutItemInput, opt
 func TestAppendEventStalledWriteIsNotRepeated(t *testing.T) {
 	t.Parallel()
 	db, table := emulatortest.Table(t, "store")
-	t0 := time.Now().UTC().Truncate(time.Millisecond)
-	var clock atomic.Int64
-	clock.Store(t0.UnixNano())
-	now := func() time.Time { return time.Unix(0, clock.Load()).UTC() }
-	sdb := &stallingDB{DB: db, clock: &clock, nearEnd: t0.Add(writeWindow - 100*time.Millisecond),
+	clock := newTestClock()
+	t0 := clock.t0
+	sdb := &stallingDB{DB: db, clock: clock, nearEnd: t0.Add(writeWindow - 100*time.Millisecond),
 		stalled: make(chan struct{}), release: make(chan struct{})}
-	first, second := New(sdb, table, now), New(db, table, now)
+	first, second := New(sdb, table, clock.now), New(db, table, clock.now)
 	ctx := context.Background()
 	e := Event{ID: "evt_dup", Type: "delivery.succeeded", WorkspaceID: "ws"}
 
@@ -73,7 +71,7 @@ func TestAppendEventStalledWriteIsNotRepeated(t *testing.T) {
 	}()
 	<-sdb.stalled
 	// Later, the redelivered copy appends the same event: the reservation is stale, it moves it.
-	clock.Store(t0.Add(staleAfter + 5*time.Second).UnixNano())
+	clock.set(t0.Add(staleAfter + 5*time.Second))
 	moved, err := second.AppendEvent(ctx, e)
 	if err != nil {
 		t.Fatal(err)
@@ -102,17 +100,15 @@ func TestAppendEventStalledWriteIsNotRepeated(t *testing.T) {
 func TestRetriedAppendLateInTheWindowFindsTheEventsWritten(t *testing.T) {
 	t.Parallel()
 	db, table := emulatortest.Table(t, "store")
-	t0 := time.Now().UTC().Truncate(time.Millisecond)
-	var clock atomic.Int64
-	clock.Store(t0.UnixNano())
-	st := New(db, table, func() time.Time { return time.Unix(0, clock.Load()).UTC() })
+	clock := newTestClock()
+	st := New(db, table, clock.now)
 	ctx := context.Background()
 	evs := []Event{{ID: "evt_w1", Type: "message.received", WorkspaceID: "ws"}, {ID: "evt_w2", Type: "run.created", WorkspaceID: "ws"}}
 	first, err := st.AppendEvents(ctx, slices.Clone(evs))
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock.Store(t0.Add(writeWindow - awscfg.Reserve + 100*time.Millisecond).UnixNano())
+	clock.set(clock.t0.Add(writeWindow - awscfg.Reserve + 100*time.Millisecond))
 	again, err := st.AppendEvents(ctx, slices.Clone(evs))
 	if err != nil {
 		t.Fatalf("retried append: %v", err)
@@ -131,7 +127,7 @@ func TestRetriedAppendLateInTheWindowFindsTheEventsWritten(t *testing.T) {
 type cutShortDB struct {
 	DB
 	id    string
-	clock *atomic.Int64 // unix nanos
+	clock *testClock
 	stale time.Time
 	once  sync.Once
 }
@@ -142,7 +138,7 @@ func (d *cutShortDB) PutItem(ctx context.Context, in *dynamodb.PutItemInput, opt
 		d.once.Do(func() { cut = true })
 	}
 	if cut {
-		d.clock.Store(d.stale.UnixNano())
+		d.clock.set(d.stale)
 		return nil, fmt.Errorf("operation error DynamoDB: PutItem, canceled: %w", context.DeadlineExceeded)
 	}
 	return d.DB.PutItem(ctx, in, opts...)
@@ -155,11 +151,8 @@ func (d *cutShortDB) PutItem(ctx context.Context, in *dynamodb.PutItemInput, opt
 func TestWriteCutShortByTheWindowIsMoved(t *testing.T) {
 	t.Parallel()
 	db, table := emulatortest.Table(t, "store")
-	t0 := time.Now().UTC().Truncate(time.Millisecond)
-	var clock atomic.Int64
-	clock.Store(t0.UnixNano())
-	now := func() time.Time { return time.Unix(0, clock.Load()).UTC() }
-	st := New(&cutShortDB{DB: db, id: "evt_c2", clock: &clock, stale: t0.Add(staleAfter + time.Second)}, table, now)
+	clock := newTestClock()
+	st := New(&cutShortDB{DB: db, id: "evt_c2", clock: clock, stale: clock.t0.Add(staleAfter + time.Second)}, table, clock.now)
 	ids := []string{"evt_c1", "evt_c2", "evt_c3"}
 	var evs []Event
 	for _, id := range ids {
@@ -190,3 +183,18 @@ func assertLog(t *testing.T, st *Store, ws string, ids ...string) {
 		t.Fatalf("log of %s holds %v, want %v", ws, got, ids)
 	}
 }
+
+// testClock is a store's clock that a test sets; it starts at t0, the time it was made.
+type testClock struct {
+	t0 time.Time
+	ns atomic.Int64 // unix nanos
+}
+
+func newTestClock() *testClock {
+	c := &testClock{t0: time.Now().UTC().Truncate(time.Millisecond)}
+	c.set(c.t0)
+	return c
+}
+
+func (c *testClock) set(t time.Time) { c.ns.Store(t.UnixNano()) }
+func (c *testClock) now() time.Time  { return time.Unix(0, c.ns.Load()).UTC() }
