@@ -599,15 +599,13 @@ func (h *Handler) settle(ctx context.Context, m *inbound, run store.Run) error {
 	case store.RunWaitingApproval:
 		evs = append(evs, newEvent(run.ID+"@"+run.Approval.RequestedAt.Format(time.RFC3339Nano), EventRunRequiresApproval,
 			with(h.approvalData(run))))
-	case store.RunQueued, store.RunRunning:
-		evs = nil // another delivery of this message holds it
 	}
 	// cancelled and denied were recorded by whoever cancelled or denied the run.
 	if err := h.appendClosing(ctx, m, run, evs); err != nil {
 		return err
 	}
 	if run.Status == store.RunQueued || run.Status == store.RunRunning {
-		return nil
+		return nil // another delivery of this message holds it
 	}
 	return h.store.ReleaseSlot(ctx, run)
 }
@@ -616,7 +614,9 @@ func (h *Handler) settle(ctx context.Context, m *inbound, run store.Run) error {
 // back and took (as one group), else after the group the run's change names (the turn's opening
 // events, when its delivery held them), else as a group of their own.
 func (h *Handler) appendClosing(ctx context.Context, m *inbound, run store.Run, evs []event) error {
-	if o := m.opening; o != nil && o.pending() {
+	o := m.opening
+	held := o != nil && o.pending()
+	if held {
 		evs = append(slices.Clip(o.evs), evs...)
 	}
 	if len(evs) == 0 {
@@ -625,7 +625,7 @@ func (h *Handler) appendClosing(ctx context.Context, m *inbound, run store.Run, 
 	if err := h.appendAfter(ctx, m.Inbound, run.EventsLead, evs...); err != nil {
 		return err
 	}
-	if o := m.opening; o != nil {
+	if held {
 		o.done()
 	}
 	return nil
