@@ -178,8 +178,8 @@ func TestAttackTwoRetriesMoveADeadGroupOnce(t *testing.T) {
 	}
 }
 
-// An appender claimed a group of two and wrote its second event only (the writes go out in
-// parallel), then died. The retry finds the second at its cursor and moves only the first.
+// An appender claimed a group of two and wrote its second event only (as one did when a group's
+// writes went out in parallel, and as a version of it still may during a deploy), then died. The retry finds the second at its cursor and moves only the first.
 func TestAttackDeadGroupWithOnlyItsLaterEventWritten(t *testing.T) {
 	t.Parallel()
 	db, table := emulatortest.Table(t, "store")

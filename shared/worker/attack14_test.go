@@ -80,25 +80,37 @@ func faultRig(t *testing.T, respond func(agent.Request, int) (agent.Reply, error
 	return r, fdb, skew
 }
 
-// threadsOnce reads up to limit events of the workspace's log, reports each event that is in it
-// twice, and returns each thread's event types in cursor order.
-func (r *rig) threadsOnce(t *testing.T, limit int) map[string][]string {
+// logOnce reads up to limit events of the workspace's log, in cursor order, and reports each event
+// that is in it twice; ok is false when one was.
+func (r *rig) logOnce(t *testing.T, limit int) (evs []store.Event, ok bool) {
 	t.Helper()
 	evs, err := r.st.ListEvents(context.Background(), "ws", 0, limit)
 	if err != nil {
 		t.Fatal(err)
 	}
 	seen := map[string]bool{}
+	ok = true
+	for _, e := range evs {
+		if seen[e.ID] {
+			t.Errorf("event %s (%s, %s) is in the log twice", e.ID, e.Type, e.Data)
+			ok = false
+		}
+		seen[e.ID] = true
+	}
+	return evs, ok
+}
+
+// threadsOnce reads up to limit events of the workspace's log, reports each event that is in it
+// twice, and returns each thread's event types in cursor order.
+func (r *rig) threadsOnce(t *testing.T, limit int) map[string][]string {
+	t.Helper()
+	evs, _ := r.logOnce(t, limit)
 	byThread := map[string][]string{}
 	for _, e := range evs {
 		var d struct {
 			Thread string `json:"thread_id"`
 		}
 		_ = json.Unmarshal(e.Data, &d)
-		if seen[e.ID] {
-			t.Errorf("event %s (%s) of thread %s twice in the log", e.ID, e.Type, d.Thread)
-		}
-		seen[e.ID] = true
 		byThread[d.Thread] = append(byThread[d.Thread], e.Type)
 	}
 	return byThread
@@ -108,17 +120,12 @@ func (r *rig) threadsOnce(t *testing.T, limit int) map[string][]string {
 // fails the test when an event is in the log twice.
 func (r *rig) logByCursor(t *testing.T) []string {
 	t.Helper()
-	evs, err := r.st.ListEvents(context.Background(), "ws", 0, 1000)
-	if err != nil {
-		t.Fatal(err)
+	evs, ok := r.logOnce(t, 1000)
+	if !ok {
+		t.FailNow()
 	}
-	seen := map[string]bool{}
 	var got []string
 	for _, e := range evs {
-		if seen[e.ID] {
-			t.Fatalf("event %s (%s) is in the log twice: %+v", e.ID, e.Type, evs)
-		}
-		seen[e.ID] = true
 		got = append(got, e.Type)
 	}
 	return got
