@@ -124,11 +124,7 @@ func (r *rig) logByCursor(t *testing.T) []string {
 	if !ok {
 		t.FailNow()
 	}
-	var got []string
-	for _, e := range evs {
-		got = append(got, e.Type)
-	}
-	return got
+	return typesOf(evs)
 }
 
 // A quick turn's group [message.received, run.created, message.sent, run.completed] is claimed,

@@ -135,10 +135,7 @@ func TestHeldGroupIsFoundByEveryLaterSettle(t *testing.T) {
 	r := newRig(t, 0, func(req agent.Request, n int) (agent.Reply, error) {
 		switch req.Kind {
 		case agent.KindUserSpeak:
-			return agent.Reply{Actions: []agent.Action{
-				{Type: agent.ActionSpeak, Text: "I can refund 20 EUR."},
-				{Type: agent.ActionRequestApproval, Prompt: "Refund 20 EUR?", Options: []string{"refund"}},
-			}}, nil
+			return askRefund("refund"), nil
 		case agent.KindApproval:
 			return speak("Refunded."), nil
 		}

@@ -199,6 +199,11 @@ func (r *rig) eventTypes(t *testing.T) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return typesOf(evs)
+}
+
+// typesOf is the types of evs, in their order.
+func typesOf(evs []store.Event) []string {
 	var out []string
 	for _, e := range evs {
 		out = append(out, e.Type)
@@ -447,6 +452,14 @@ func TestApproversAreTheAgentsThenTheAdaptersThenAnyone(t *testing.T) {
 	}
 }
 
+// askRefund is an agent's reply that offers a refund of 20 EUR and asks for approval of it.
+func askRefund(options ...string) agent.Reply {
+	return agent.Reply{Actions: []agent.Action{
+		{Type: agent.ActionSpeak, Text: "I can refund 20 EUR."},
+		{Type: agent.ActionRequestApproval, Prompt: "Refund 20 EUR?", Options: options},
+	}}
+}
+
 func decidedMessage(m queue.Inbound) queue.Inbound {
 	d := m
 	d.MessageID, d.Decided, d.Text = m.MessageID+"-decided", true, ""
@@ -458,10 +471,7 @@ func TestApprovalPausesTheRunUntilApproved(t *testing.T) {
 	r := newRig(t, 0, func(req agent.Request, n int) (agent.Reply, error) {
 		switch req.Kind {
 		case agent.KindUserSpeak:
-			return agent.Reply{Actions: []agent.Action{
-				{Type: agent.ActionSpeak, Text: "I can refund 20 EUR."},
-				{Type: agent.ActionRequestApproval, Prompt: "Refund 20 EUR?", Options: []string{"refund", "refuse"}},
-			}}, nil
+			return askRefund("refund", "refuse"), nil
 		case agent.KindApproval:
 			if !req.Decision.Approved || req.Decision.Approver != "boss" || req.Decision.Option != "refund" {
 				return agent.Reply{}, &agent.Error{Reason: fmt.Sprintf("unexpected decision %+v", req.Decision)}
@@ -769,10 +779,7 @@ func TestSecondApprovalWithoutNewTextIsRecorded(t *testing.T) {
 	r := newRig(t, 0, func(req agent.Request, n int) (agent.Reply, error) {
 		switch req.Kind {
 		case agent.KindUserSpeak:
-			return agent.Reply{Actions: []agent.Action{
-				{Type: agent.ActionSpeak, Text: "I can refund 20 EUR."},
-				{Type: agent.ActionRequestApproval, Prompt: "Refund 20 EUR?"},
-			}}, nil
+			return askRefund(), nil
 		case agent.KindApproval:
 			if req.Decision.Comment == "" {
 				return agent.Reply{Actions: []agent.Action{{Type: agent.ActionRequestApproval, Prompt: "Really?"}}}, nil
