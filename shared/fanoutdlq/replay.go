@@ -80,7 +80,7 @@ type Result struct {
 	Rebuilt    int `json:"rebuilt"`    // of those replayed: rebuilt from the named workspaces' event logs
 	Expired    int `json:"expired"`    // the stream no longer holds the records (24 h) and no workspace was named
 	Unreadable int `json:"unreadable"` // not a pointer into this table's stream
-	Remaining  int `json:"remaining"`  // messages left in FanoutDLQ (approximate), in flight included
+	Remaining  int `json:"remaining"`  // messages left in FanoutDLQ (approximate), in flight included; uncounted: those the call left, at least 1 unless it found the queue empty
 }
 
 // Replayer replays FanoutDLQ's messages from the table's stream.
@@ -120,7 +120,8 @@ var errExpired = errors.New("the stream no longer holds these records")
 // for the visibility timeout, so that the next call reaches the messages behind it. A call that
 // found the queue empty before its limit and its time ran out hands those back at its end instead:
 // the next call, say one that names the workspaces, finds them at once. A message whose fan-out
-// failed again stays hidden (a back-off).
+// failed again stays hidden (a back-off). A call that took messages but could not count the queue
+// afterwards reports what it did, with Remaining estimated (see there).
 func (r *Replayer) Replay(ctx context.Context, o Options) (Result, error) {
 	limit := o.MaxMessages
 	if limit <= 0 {
@@ -171,7 +172,17 @@ func (r *Replayer) Replay(ctx context.Context, o Options) (Result, error) {
 	}
 	n, err := r.remaining(ctx)
 	if err != nil {
-		return res, err
+		if res.Replayed+res.Failed+res.Expired+res.Unreadable == 0 {
+			return res, err // nothing done: the queue could not be read
+		}
+		// What the call did stands (the replayed messages are deleted), though a long fan-out left
+		// it no time to count the queue: it reports the messages it knows are left, and at least
+		// one unless it found the queue empty, so that a caller's loop calls again.
+		r.log.WarnContext(ctx, "FanoutDLQ not counted after the replay; remaining is an estimate", "err", err)
+		n = len(left)
+		if !drained {
+			n = max(n, 1)
+		}
 	}
 	res.Remaining = n
 	return res, nil
