@@ -267,7 +267,8 @@ func JSONLen(s string) int {
 }
 
 // Delivery asks the delivery function to make attempt Attempt of a delivery, not before NotBefore.
-// The delivery's state lives in the table; the message only points at it.
+// The delivery's state lives in the table; the message only points at it, unless it carries a
+// delivery no item holds yet (New).
 type Delivery struct {
 	Version     int       `json:"v"`
 	WorkspaceID string    `json:"workspace_id"`
@@ -286,10 +287,55 @@ type Delivery struct {
 	// limit's, or for a retry without one, the retry spacing's), taken when it was deferred: it is
 	// sent then without taking another.
 	Paced bool `json:"paced,omitempty"`
+	// New is the whole delivery, in the fan-out's message of its first attempt (version
+	// DeliveryNewVersion): no item holds it yet, and the claim of that attempt creates it. Until
+	// then the message is the delivery.
+	New *NewDelivery `json:"new,omitempty"`
 }
 
-// DeliveryVersion is the version of the Delivery layout.
+// NewDelivery is a new delivery to a subscription, as the fan-out plans it: what its item would
+// hold. Its id derives from the workspace, EventID and SubscriptionID; the destination is never in
+// the message (the delivery function reads it from the subscription).
+type NewDelivery struct {
+	SubscriptionID string `json:"subscription_id"`
+	EventID        string `json:"event_id"`
+	EventType      string `json:"event_type"`
+	// Payload is the exact body that is signed and sent: JSON text carried as a string, so that it
+	// stays byte for byte.
+	Payload string `json:"payload"`
+}
+
+// DeliveryVersion is the version of the Delivery layout that points at an item.
 const DeliveryVersion = 1
+
+// DeliveryNewVersion is the version of a Delivery that carries its delivery (New). A delivery
+// function that knows only DeliveryVersion refuses it as an unknown version, so SQS redelivers it
+// and then keeps it in the DLQ: it is never taken for a message whose delivery no longer exists.
+const DeliveryNewVersion = 2
+
+// MaxNewDeliveryBody bounds the body of a message that carries its delivery: the fan-out writes the
+// item of a delivery whose message would be longer. SQS bills a request per started 64 KiB of its
+// messages, and the fan-out sends ten to a request (the delivery function receives up to ten): ten
+// bodies of 6 KiB stay within one 64 KiB, so a message carrying its delivery costs no SQS request
+// more than one pointing at an item.
+const MaxNewDeliveryBody = 6 << 10
+
+// Body is m as a message body: with its version (DeliveryNewVersion when it carries its delivery,
+// else DeliveryVersion), as JSON text SQS accepts (SQSBody).
+func (m Delivery) Body() ([]byte, error) {
+	m.Version = DeliveryVersion
+	if m.New != nil {
+		m.Version = DeliveryNewVersion
+	}
+	b, err := Marshal(m)
+	if err == nil {
+		b, err = SQSBody(b)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("encode delivery %s: %w", m.DeliveryID, err)
+	}
+	return b, nil
+}
 
 // MaxDelay is the longest DelaySeconds SQS accepts. Longer waits are made of several hops: the
 // delivery function re-queues a message that arrives before its NotBefore.
@@ -329,10 +375,13 @@ func (s *DeliverySender) SendOrdered(ctx context.Context, m Delivery, subscripti
 	if s.orderedURL == "" {
 		return fmt.Errorf("send delivery %s: no FIFO delivery queue is configured", m.DeliveryID)
 	}
-	m.Version = DeliveryVersion
-	body, err := json.Marshal(m)
+	if m.New != nil {
+		// An ordered message is received again after each wait: its delivery must be in the table.
+		return fmt.Errorf("send delivery %s: an ordered delivery's message cannot carry it", m.DeliveryID)
+	}
+	body, err := m.Body()
 	if err != nil {
-		return fmt.Errorf("encode delivery %s: %w", m.DeliveryID, err)
+		return err
 	}
 	_, err = s.api.SendMessage(ctx, &sqs.SendMessageInput{
 		QueueUrl: &s.orderedURL, MessageBody: aws.String(string(body)),
@@ -356,10 +405,9 @@ func NewDeliverySender(api interface {
 // seconds: a part of one rounds up, so a message is never visible before its time (rounding down
 // turned a wait under a second into immediate re-queues until it was over).
 func (s *DeliverySender) SendDelivery(ctx context.Context, m Delivery, delay time.Duration) error {
-	m.Version = DeliveryVersion
-	body, err := json.Marshal(m)
+	body, err := m.Body()
 	if err != nil {
-		return fmt.Errorf("encode delivery %s: %w", m.DeliveryID, err)
+		return err
 	}
 	_, err = s.api.SendMessage(ctx, &sqs.SendMessageInput{
 		QueueUrl:     &s.url,
@@ -372,16 +420,16 @@ func (s *DeliverySender) SendDelivery(ctx context.Context, m Delivery, delay tim
 	return nil
 }
 
-// SendDeliveries queues first attempts, ten per SQS batch. It fails if any message failed.
+// SendDeliveries queues first attempts, ten per SQS batch (some carrying their delivery: New). It
+// fails if any message failed.
 func (s *DeliverySender) SendDeliveries(ctx context.Context, ms []Delivery) error {
 	for start := 0; start < len(ms); start += 10 {
 		chunk := ms[start:min(start+10, len(ms))]
 		entries := make([]types.SendMessageBatchRequestEntry, len(chunk))
 		for i := range chunk {
-			chunk[i].Version = DeliveryVersion
-			body, err := json.Marshal(chunk[i])
+			body, err := chunk[i].Body()
 			if err != nil {
-				return fmt.Errorf("encode delivery %s: %w", chunk[i].DeliveryID, err)
+				return err
 			}
 			entries[i] = types.SendMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), MessageBody: aws.String(string(body))}
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/hookgate/hookgate/shared/apierr"
+	"github.com/hookgate/hookgate/shared/ids"
 )
 
 // Delivery statuses.
@@ -83,11 +84,56 @@ func deliveryKey(ws, id string) map[string]types.AttributeValue {
 
 func subDeliveriesPK(ws, sub string) string { return "WS#" + ws + "#SUB#" + sub + "#DLV" }
 
+// DeliveryID is the id of the delivery of event eventID of workspace ws to to: a subscription's id,
+// or TargetCallback or TargetTelegram. Derived, so that the fan-out run again makes the same
+// deliveries, and a delivery function can check the id a message names.
+func DeliveryID(ws, eventID, to string) string { return ids.Derive("dlv", ws, eventID, to) }
+
 // CreateDelivery stores a new pending delivery. It returns false, and changes nothing, when a
 // delivery with that id exists (the fan-out ran again), with the stored delivery.
 func (st *Store) CreateDelivery(ctx context.Context, d Delivery) (Delivery, bool, error) {
 	now := st.now().UTC()
 	d.Status, d.CreatedAt, d.UpdatedAt = DeliveryPending, now, now
+	_, err := st.db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: &st.table, Item: newDeliveryItem(d, now), ConditionExpression: aws.String("attribute_not_exists(pk)"),
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	})
+	if err == nil {
+		return d, true, nil
+	}
+	var cf *types.ConditionalCheckFailedException
+	if errors.As(err, &cf) && len(cf.Item) > 0 {
+		return decodeDelivery(cf.Item), false, nil
+	}
+	return Delivery{}, false, fmt.Errorf("create delivery %s: %w", d.ID, err)
+}
+
+// ClaimNewDelivery is ClaimAttempt of the first attempt of a delivery no item holds yet (its
+// message carries it): one put creates the delivery, pending, with the attempt claimed, as
+// CreateDelivery and ClaimAttempt would leave it. When a delivery with that id exists (a copy of
+// the message, or an item the fan-out wrote), the put changes nothing and the claim is
+// ClaimAttempt's of attempt 0.
+func (st *Store) ClaimNewDelivery(ctx context.Context, d Delivery, lease time.Duration) (Delivery, bool, error) {
+	now := st.now().UTC()
+	d.Status, d.CreatedAt, d.UpdatedAt, d.LeaseUntil = DeliveryPending, now, now, now.Add(lease).Truncate(time.Millisecond)
+	d.Attempts, d.TotalAttempts, d.Series, d.NextAttemptAt, d.RetryScheduled, d.OneShot = 0, 0, 0, nil, false, false
+	item := newDeliveryItem(d, now)
+	item["lease_until"] = n(d.LeaseUntil.UnixMilli())
+	_, err := st.db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: &st.table, Item: item, ConditionExpression: aws.String("attribute_not_exists(pk)"),
+	})
+	if err == nil {
+		return d, true, nil
+	}
+	var cf *types.ConditionalCheckFailedException
+	if !errors.As(err, &cf) {
+		return Delivery{}, false, fmt.Errorf("claim new delivery %s: %w", d.ID, err)
+	}
+	return st.ClaimAttempt(ctx, d.WorkspaceID, d.ID, 0, lease)
+}
+
+// newDeliveryItem is the item of new pending delivery d, created at now.
+func newDeliveryItem(d Delivery, now time.Time) map[string]types.AttributeValue {
 	item := deliveryKey(d.WorkspaceID, d.ID)
 	item["delivery_id"] = s(d.ID)
 	item["workspace_id"] = s(d.WorkspaceID)
@@ -109,18 +155,7 @@ func (st *Store) CreateDelivery(ctx context.Context, d Delivery) (Delivery, bool
 	item["gsi1pk"] = s(subDeliveriesPK(d.WorkspaceID, cmp.Or(d.SubscriptionID, "@"+d.Target)))
 	item["gsi1sk"] = s(now.Format(time.RFC3339Nano) + "#" + d.ID)
 	item["ttl"] = n(now.Add(DeliveryRetention).Unix())
-	_, err := st.db.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName: &st.table, Item: item, ConditionExpression: aws.String("attribute_not_exists(pk)"),
-		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-	})
-	if err == nil {
-		return d, true, nil
-	}
-	var cf *types.ConditionalCheckFailedException
-	if errors.As(err, &cf) && len(cf.Item) > 0 {
-		return decodeDelivery(cf.Item), false, nil
-	}
-	return Delivery{}, false, fmt.Errorf("create delivery %s: %w", d.ID, err)
+	return item
 }
 
 // GetDelivery returns a delivery of the workspace, or NotFound.
