@@ -10,12 +10,12 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/hookgate/hookgate/shared/adapter"
 	"github.com/hookgate/hookgate/shared/eventfilter"
-	"github.com/hookgate/hookgate/shared/ids"
 	"github.com/hookgate/hookgate/shared/metrics"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/store"
@@ -46,6 +46,21 @@ type Handler struct {
 	metrics *metrics.Emitter
 	now     func() time.Time
 	log     *slog.Logger
+	// onClaim: a new delivery that can go in its message is created by its first attempt's claim.
+	onClaim bool
+}
+
+// CreateOnClaim makes the fan-out queue a new delivery to a subscription that delivers in parallel
+// (not FIFO) as a message that carries it, when that message is at most queue.MaxNewDeliveryBody,
+// without writing its item: the delivery function's claim of the first attempt creates the item
+// (store.ClaimNewDelivery), claimed. A delivery that succeeds at once then writes 3 units (that put
+// with its index copy, and its record), not 4 (the fan-out's put with its index copy, the claim,
+// the record). Until its claim (normally milliseconds after its event) the delivery is its message
+// and is not listed. Callbacks, Telegram replies, ordered deliveries and larger ones are written by
+// the fan-out first, as without it.
+func (h *Handler) CreateOnClaim() *Handler {
+	h.onClaim = true
+	return h
 }
 
 // WithMetrics makes the fan-out measure each queued delivery's lag behind its event's append
@@ -88,6 +103,8 @@ const parallel = 16
 // record whose planning, creation or queueing failed is reported, so the stream retries from there.
 // A later record's deliveries may exist or even be queued by then: the retry finds them (creation is
 // idempotent), queues a pending delivery never attempted again, and a duplicate loses the attempt claim.
+// A delivery whose message carries it (CreateOnClaim) is queued again by each retry: the copy that
+// comes second finds the item the first one's claim created, and loses the claim.
 func (h *Handler) Handle(ctx context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {
 	defer h.metrics.Flush()
 	subs := map[string]*audience{} // per workspace, for this batch
@@ -95,6 +112,8 @@ func (h *Handler) Handle(ctx context.Context, ev events.DynamoDBEvent) (events.D
 		rec  int
 		want store.Delivery
 		send bool
+		// carried is the message that carries the delivery, when its claim creates it.
+		carried *queue.Delivery
 	}
 	var jobs []job
 	failed, cause := len(ev.Records), error(nil) // the first record that failed, and why
@@ -110,6 +129,10 @@ func (h *Handler) Handle(ctx context.Context, ev events.DynamoDBEvent) (events.D
 	}
 	errs := make([]error, len(jobs))
 	forEach(len(jobs), func(j int) {
+		if m, ok := h.carry(jobs[j].want, eventTrace(ev.Records[jobs[j].rec])); ok {
+			jobs[j].carried, jobs[j].send = &m, true
+			return
+		}
 		d, _, err := h.store.CreateDelivery(ctx, jobs[j].want)
 		// A delivery that exists and is still at its first attempt may never have been queued
 		// (a crash after the write): queue it again. Duplicates lose the attempt claim.
@@ -146,6 +169,9 @@ func (h *Handler) Handle(ctx context.Context, ev events.DynamoDBEvent) (events.D
 		chunks[len(chunks)-1] = append(chunks[len(chunks)-1], jb)
 	}
 	message := func(jb job) queue.Delivery {
+		if jb.carried != nil {
+			return *jb.carried
+		}
 		return queue.Delivery{WorkspaceID: jb.want.WorkspaceID, DeliveryID: jb.want.ID, Trace: eventTrace(ev.Records[jb.rec])}
 	}
 	// The first failed send of each chunk and each FIFO subscription, by its record.
@@ -187,6 +213,24 @@ func (h *Handler) Handle(ctx context.Context, ev events.DynamoDBEvent) (events.D
 		}}, nil
 	}
 	return events.DynamoDBEventResponse{BatchItemFailures: []events.DynamoDBBatchItemFailure{}}, nil
+}
+
+// carry returns the message of new delivery d's first attempt that carries d (CreateOnClaim), and
+// whether d goes that way: a subscription's delivery that is not ordered, in a message of at most
+// queue.MaxNewDeliveryBody that holds its payload byte for byte.
+func (h *Handler) carry(d store.Delivery, tp string) (queue.Delivery, bool) {
+	switch {
+	case !h.onClaim || d.Target != "" || d.FIFO || !utf8.Valid(d.Payload):
+		return queue.Delivery{}, false
+	case d.SubscriptionID == "" || d.SubscriptionID == store.TargetCallback || d.SubscriptionID == store.TargetTelegram:
+		// Names the delivery function refuses in a message: they would derive a target's id.
+		return queue.Delivery{}, false
+	}
+	m := queue.Delivery{WorkspaceID: d.WorkspaceID, DeliveryID: d.ID, Trace: tp, New: &queue.NewDelivery{
+		SubscriptionID: d.SubscriptionID, EventID: d.EventID, EventType: d.EventType, Payload: string(d.Payload),
+	}}
+	body, err := m.Body()
+	return m, err == nil && len(body) <= queue.MaxNewDeliveryBody
 }
 
 // lag measures how long after its event's append a delivery was queued (FanoutLag).
@@ -272,7 +316,7 @@ func (h *Handler) plan(ctx context.Context, rec events.DynamoDBEventRecord, cach
 			}
 		}
 		want = append(want, store.Delivery{
-			ID:          ids.Derive("dlv", env.WorkspaceID, env.ID, sub.ID),
+			ID:          store.DeliveryID(env.WorkspaceID, env.ID, sub.ID),
 			WorkspaceID: env.WorkspaceID, SubscriptionID: sub.ID, EventID: env.ID, EventType: env.Type, Payload: payload,
 			FIFO: sub.FIFO,
 		})
@@ -369,7 +413,7 @@ func (h *Handler) reply(ctx context.Context, env Envelope) (*store.Delivery, err
 			return nil, fmt.Errorf("encode callback of %s: %w", env.ID, err)
 		}
 		return &store.Delivery{
-			ID: ids.Derive("dlv", env.WorkspaceID, env.ID, store.TargetCallback), WorkspaceID: env.WorkspaceID,
+			ID: store.DeliveryID(env.WorkspaceID, env.ID, store.TargetCallback), WorkspaceID: env.WorkspaceID,
 			Target: store.TargetCallback, Destination: run.ReplyURL, Adapter: run.Adapter,
 			EventID: env.ID, EventType: env.Type, Payload: body,
 		}, nil
@@ -388,7 +432,7 @@ func (h *Handler) reply(ctx context.Context, env Envelope) (*store.Delivery, err
 			return nil, fmt.Errorf("encode telegram reply of %s: %w", env.ID, err)
 		}
 		return &store.Delivery{
-			ID: ids.Derive("dlv", env.WorkspaceID, env.ID, store.TargetTelegram), WorkspaceID: env.WorkspaceID,
+			ID: store.DeliveryID(env.WorkspaceID, env.ID, store.TargetTelegram), WorkspaceID: env.WorkspaceID,
 			Target: store.TargetTelegram, Destination: data.ExternalID, EventID: env.ID, EventType: env.Type, Payload: body,
 		}, nil
 	}
