@@ -29,6 +29,7 @@ import (
 // Store is the part of the store the delivery function uses.
 type Store interface {
 	ClaimAttempt(ctx context.Context, ws, id string, attempt int, lease time.Duration) (store.Delivery, bool, error)
+	ClaimNewDelivery(ctx context.Context, d store.Delivery, lease time.Duration) (store.Delivery, bool, error)
 	RecordAttempt(ctx context.Context, ws, id string, a store.Attempt, status string, next *time.Time) error
 	RecordAttemptScheduled(ctx context.Context, ws, id string, a store.Attempt, next time.Time, trace string) error
 	ScheduleDelivery(ctx context.Context, e store.ScheduledDelivery) error
@@ -189,9 +190,9 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 }
 
 func (h *Handler) process(ctx context.Context, rec events.SQSMessage, subs *subCache) error {
-	var m queue.Delivery
-	if err := json.Unmarshal([]byte(rec.Body), &m); err != nil || m.Version != queue.DeliveryVersion || m.DeliveryID == "" {
-		return fmt.Errorf("not a delivery message (version %d): %v", m.Version, err)
+	m, created, err := decode(rec.Body)
+	if err != nil {
+		return err
 	}
 	// The trace of the webhook that caused the event, kept on every hop and retry; a message
 	// without a valid one starts its own.
@@ -206,7 +207,17 @@ func (h *Handler) process(ctx context.Context, rec events.SQSMessage, subs *subC
 		// just before its time, see queueDelay) waits the rest right before it is sent.
 		return h.requeue(ctx, m, wait)
 	}
-	d, claimed, err := h.store.ClaimAttempt(ctx, m.WorkspaceID, m.DeliveryID, m.Attempt, h.cfg.Lease)
+	var (
+		d       store.Delivery
+		claimed bool
+	)
+	if created != nil {
+		// The fan-out's message carries the new delivery: the claim creates its item (or, when it
+		// exists, is the claim of a message pointing at it).
+		d, claimed, err = h.store.ClaimNewDelivery(ctx, *created, h.cfg.Lease)
+	} else {
+		d, claimed, err = h.store.ClaimAttempt(ctx, m.WorkspaceID, m.DeliveryID, m.Attempt, h.cfg.Lease)
+	}
 	if err != nil && apierr.CodeOf(err) == apierr.NotFound {
 		h.log.WarnContext(ctx, "delivery no longer exists; message dropped", "delivery_id", m.DeliveryID)
 		return nil
@@ -219,6 +230,64 @@ func (h *Handler) process(ctx context.Context, rec events.SQSMessage, subs *subC
 	}
 	_, err = h.attempt(ctx, m, d, subs, false)
 	return err
+}
+
+// decode reads a message of the delivery queue. One that carries a new delivery (the fan-out's,
+// DeliveryNewVersion) is checked (newDelivery) and returned as the delivery to create, with the
+// message reduced to what points at it: whatever the attempt sends again (a retry, a deferral)
+// points at the item the claim created.
+func decode(body string) (queue.Delivery, *store.Delivery, error) {
+	var m queue.Delivery
+	err := json.Unmarshal([]byte(body), &m)
+	switch {
+	case err != nil || m.DeliveryID == "":
+	case m.Version == queue.DeliveryVersion && m.New == nil:
+		return m, nil, nil
+	case m.Version == queue.DeliveryNewVersion && m.New != nil:
+		d, err := newDelivery(m)
+		if err != nil {
+			return m, nil, err
+		}
+		m.New = nil
+		return m, &d, nil
+	}
+	return m, nil, fmt.Errorf("not a delivery message (version %d): %v", m.Version, err)
+}
+
+// newDelivery is the delivery that message m of the fan-out carries, checked to be one the
+// fan-out makes: to a subscription (never a callback's or a Telegram reply's target, whose
+// destination would come from the message), the first attempt, its id derived from its workspace,
+// event and subscription (store.DeliveryID), its payload that event's envelope in that workspace.
+// The destination is never in the message: the attempt reads the subscription of the message's
+// workspace, so a message naming another workspace's subscription finds none and sends nothing.
+// A message refused here is an error: SQS redelivers it, then keeps it in the DLQ.
+func newDelivery(m queue.Delivery) (store.Delivery, error) {
+	n := m.New
+	refuse := func(why string) (store.Delivery, error) {
+		return store.Delivery{}, fmt.Errorf("delivery message %s refused: %s", m.DeliveryID, why)
+	}
+	switch {
+	case m.Attempt != 0 || !m.NotBefore.IsZero() || m.Requeues != 0 || m.Paced:
+		return refuse("a message carrying its delivery is the fan-out's first attempt")
+	case m.WorkspaceID == "" || n.SubscriptionID == "" || n.EventID == "" || n.EventType == "":
+		return refuse("it lacks its workspace, subscription, event or event type")
+	case n.SubscriptionID == store.TargetCallback || n.SubscriptionID == store.TargetTelegram:
+		return refuse("it names a target, not a subscription")
+	case m.DeliveryID != store.DeliveryID(m.WorkspaceID, n.EventID, n.SubscriptionID):
+		return refuse("its id is not the one of its workspace, event and subscription")
+	}
+	var env struct {
+		ID          string `json:"id"`
+		Type        string `json:"type"`
+		WorkspaceID string `json:"workspace_id"`
+	}
+	if err := json.Unmarshal([]byte(n.Payload), &env); err != nil || env.ID != n.EventID || env.Type != n.EventType || env.WorkspaceID != m.WorkspaceID {
+		return refuse("its payload is not the envelope of its event in its workspace")
+	}
+	return store.Delivery{
+		ID: m.DeliveryID, WorkspaceID: m.WorkspaceID, SubscriptionID: n.SubscriptionID,
+		EventID: n.EventID, EventType: n.EventType, Payload: json.RawMessage(n.Payload),
+	}, nil
 }
 
 // viaQueue reports whether a wait can be made in the queue by the chain of message m: in as many

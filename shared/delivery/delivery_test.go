@@ -36,6 +36,8 @@ type fakeStore struct {
 	lim         fakeLimits                // the Limiter's state (limiter_test.go)
 	// leased says another receive of the delivery's message holds its attempt's lease.
 	leased bool
+	// absent says no item holds the delivery yet: its first message carries it (ClaimNewDelivery).
+	absent bool
 }
 
 func (f *fakeStore) ClaimAttempt(_ context.Context, _, _ string, attempt int, _ time.Duration) (store.Delivery, bool, error) {
@@ -46,6 +48,21 @@ func (f *fakeStore) ClaimAttempt(_ context.Context, _, _ string, attempt int, _ 
 	}
 	f.claims++
 	return f.d, true, nil
+}
+
+// ClaimNewDelivery creates the delivery, claimed, when it is absent; else it is ClaimAttempt's
+// claim of attempt 0.
+func (f *fakeStore) ClaimNewDelivery(ctx context.Context, d store.Delivery, lease time.Duration) (store.Delivery, bool, error) {
+	f.mu.Lock()
+	if f.absent {
+		d.Status, f.absent = store.DeliveryPending, false
+		f.d = d
+		f.claims++
+		f.mu.Unlock()
+		return d, true, nil
+	}
+	f.mu.Unlock()
+	return f.ClaimAttempt(ctx, d.WorkspaceID, d.ID, 0, lease)
 }
 
 func (f *fakeStore) RecordAttempt(_ context.Context, _, _ string, a store.Attempt, status string, next *time.Time) error {

@@ -2,7 +2,6 @@ package delivery
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sync"
 	"time"
@@ -98,9 +97,14 @@ func (h *Handler) handBack(ctx context.Context, recs []events.SQSMessage, hold t
 // processOrdered moves the delivery of FIFO message rec on by one step: it returns how long the
 // message must wait before the next (0: the delivery has ended, delete the message).
 func (h *Handler) processOrdered(ctx context.Context, rec events.SQSMessage, subs *subCache) (time.Duration, error) {
-	var m queue.Delivery
-	if err := json.Unmarshal([]byte(rec.Body), &m); err != nil || m.Version != queue.DeliveryVersion || m.DeliveryID == "" {
-		return 0, fmt.Errorf("not a delivery message (version %d): %v", m.Version, err)
+	m, created, err := decode(rec.Body)
+	if err != nil {
+		return 0, err
+	}
+	if created != nil {
+		// The fan-out writes an ordered delivery's item before it queues it: each receive of its
+		// message reads the attempt due from it.
+		return 0, fmt.Errorf("delivery message %s refused: an ordered delivery's message cannot carry it", m.DeliveryID)
 	}
 	p, ok := trace.Parse(m.Trace)
 	if !ok {
