@@ -35,5 +35,7 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 		return nil, err
 	}
 	h := fanout.New(store.New(aws.DynamoDB(), table, time.Now), queue.NewDeliverySender(aws.SQS(), queueURL).WithOrdered(orderedURL), manage.MatchEvent, log)
-	return h.WithMetrics(metrics.FromEnv(getenv), time.Now).Handle, nil
+	// A small delivery to a parallel subscription is created by its first attempt's claim: its
+	// message carries it, and the fan-out writes no item (the delivery function reads both kinds).
+	return h.CreateOnClaim().WithMetrics(metrics.FromEnv(getenv), time.Now).Handle, nil
 }
