@@ -45,6 +45,9 @@ func TestCostScenariosPinned(t *testing.T) {
 	got := map[string]cost.Units{}
 	for _, r := range results {
 		got[r.Name] = cost.Figure(r, mem, prices, durations).Units
+		if r.Name == "a" {
+			deliveryWritesAtOnce(t, r)
+		}
 	}
 	if *update {
 		b, _ := json.MarshalIndent(got, "", "  ")
@@ -96,6 +99,25 @@ func TestCostScenariosPinned(t *testing.T) {
 		var b strings.Builder
 		cost.Report(&b, results, mem, prices, durations)
 		fmt.Fprintln(os.Stderr, b.String())
+	}
+}
+
+// deliveryWritesAtOnce checks what scenario (a)'s delivery, which succeeds at once, writes on its
+// item and its gsi1 copy: 3 units per webhook, the put of the item already claimed by the first
+// attempt with its index copy, then the record. (4 when the fan-out wrote the item and the attempt
+// claimed it with an update of its own.)
+func deliveryWritesAtOnce(t *testing.T, r cost.Result) {
+	t.Helper()
+	var units float64
+	var lines []string
+	for _, l := range r.Usage.Lines() {
+		if l.Kind == "WS#DLV/DLV" && l.WriteUnits > 0 {
+			units += l.WriteUnits
+			lines = append(lines, fmt.Sprintf("%s %s %g", l.Op, l.Index, l.WriteUnits))
+		}
+	}
+	if per := units / float64(r.Webhooks); per > 3 {
+		t.Errorf("scenario a: its delivery wrote %g units per webhook (%s for %d), want 3", per, strings.Join(lines, "; "), r.Webhooks)
 	}
 }
 
