@@ -214,8 +214,9 @@ func deliveryUnits(u *cost.Usage) (float64, string) {
 
 // A delivery that succeeds at once writes 3 units: the put of its item, already claimed, with its
 // gsi1 copy, then its record. (It was 4: the fan-out's put and its copy, the claim, the record.)
-// The endpoint gets one request, to the subscription's URL, with the event's envelope; the
-// delivery is listed, succeeded; FanoutLag and Deliveries count it as before.
+// Until the claim it is neither listed nor found; then the endpoint gets one request, to the
+// subscription's URL, with the event's envelope; the delivery is listed, succeeded; FanoutLag and
+// Deliveries count it as before.
 func TestADeliveryThatSucceedsAtOnceWritesThreeUnits(t *testing.T) {
 	t.Parallel()
 	p := newPath(t, store.Subscription{ID: "sub_once"})
@@ -225,6 +226,14 @@ func TestADeliveryThatSucceedsAtOnceWritesThreeUnits(t *testing.T) {
 	if len(msgs) != 1 {
 		t.Fatalf("%d messages queued", len(msgs))
 	}
+	// Until its claim the delivery is its message: not listed, not found.
+	id := store.DeliveryID("ws", "evt_once", "sub_once")
+	if list, _, err := p.st.ListDeliveries(context.Background(), "ws", "sub_once", store.DeliveryFilter{Limit: 10}); err != nil || len(list) != 0 {
+		t.Fatalf("listed before its claim: %+v %v", list, err)
+	}
+	if _, err := p.st.GetDelivery(context.Background(), "ws", id); apierr.CodeOf(err) != apierr.NotFound {
+		t.Fatalf("found before its claim: %v", err)
+	}
 	if failed := p.deliver(msgs...); len(failed) != 0 {
 		t.Fatalf("failed %+v", failed)
 	}
@@ -233,7 +242,6 @@ func TestADeliveryThatSucceedsAtOnceWritesThreeUnits(t *testing.T) {
 		t.Fatalf("the delivery wrote %g units (%s), want 3", units, lines)
 	}
 	reqs := p.requests()
-	id := store.DeliveryID("ws", "evt_once", "sub_once")
 	d, err := p.st.GetDelivery(context.Background(), "ws", id)
 	if err != nil || len(reqs) != 1 || reqs[0].URL != p.sub.URL || !bytes.Equal(reqs[0].Body, d.Payload) || reqs[0].MsgID != "evt_once" {
 		t.Fatalf("requests %+v, delivery %+v %v", reqs, d, err)
