@@ -343,9 +343,9 @@ func (st *Store) found(ctx context.Context, nr NewRun, item map[string]types.Att
 	return decodeRun(item)
 }
 
-// Held is a new run that HoldRun found no run for and did not write (Run is how it would be
-// stored): PutHeld writes it as CreateRunWith with Start does, FinishHeld directly in the final
-// state of its first turn. Either writes its message after it.
+// Held is a new run that HoldRun did not write (none existed); Run is the run as it will be
+// stored. PutHeld writes it as CreateRunWith with Start does, FinishHeld directly in the final
+// state of its first turn; either writes its message after it.
 type Held struct {
 	Run  Run
 	nr   NewRun
@@ -370,7 +370,7 @@ func (st *Store) HoldRun(ctx context.Context, nr NewRun) (Held, bool, error) {
 	}
 	out, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &st.table, Key: key(runPK(nr.Thread.WorkspaceID, id), "RUN"), ConsistentRead: aws.Bool(true)})
 	if err != nil {
-		return Held{}, false, fmt.Errorf("create run %s: %w", id, err)
+		return Held{}, false, fmt.Errorf("hold run %s: %w", id, err)
 	}
 	if len(out.Item) > 0 {
 		run, err := st.found(ctx, nr, out.Item)
@@ -514,12 +514,16 @@ func (st *Store) FinishRunWith(ctx context.Context, ws, id string, f Finish) (Ru
 	if err != nil {
 		return Run{}, err
 	}
-	names := map[string]string{}
-	vals := map[string]types.AttributeValue{":running": s(RunRunning)}
-	sets := make([]string, 0, len(set))
-	for _, name := range slices.Sorted(maps.Keys(set)) {
-		names["#"+name], vals[":"+name] = name, set[name]
-		sets = append(sets, "#"+name+" = :"+name)
+	names := map[string]string{"#st": "status"}
+	vals := map[string]types.AttributeValue{":running": s(RunRunning), ":st": set["status"]}
+	sets := []string{"#st = :st"}
+	for i, name := range slices.Sorted(maps.Keys(set)) {
+		if name == "status" {
+			continue // #st, which the condition reads too
+		}
+		alias, val := fmt.Sprintf("#f%d", i), fmt.Sprintf(":f%d", i)
+		names[alias], vals[val] = name, set[name]
+		sets = append(sets, alias+" = "+val)
 	}
 	expr := "SET " + strings.Join(sets, ", ")
 	if len(remove) > 0 {
@@ -527,7 +531,7 @@ func (st *Store) FinishRunWith(ctx context.Context, ws, id string, f Finish) (Ru
 	}
 	in := &dynamodb.UpdateItemInput{
 		TableName: &st.table, Key: key(runPK(ws, id), "RUN"), UpdateExpression: aws.String(expr),
-		ConditionExpression:       aws.String("#status = :running"),
+		ConditionExpression:       aws.String("#st = :running"),
 		ExpressionAttributeNames:  names,
 		ExpressionAttributeValues: vals,
 		ReturnValues:              types.ReturnValueAllNew, ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
