@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -186,6 +187,48 @@ func messageItem(ws, thread string, m Message) map[string]types.AttributeValue {
 func (st *Store) CreateRunWith(ctx context.Context, nr NewRun) (Run, bool, error) {
 	th, r := nr.Thread, nr.Run
 	now := st.now().UTC()
+	run, thread := st.newRunItems(nr, now)
+	if nr.Slot == nil {
+		return st.createRun(ctx, nr, run, thread)
+	}
+	sl := nr.Slot
+	ref := sl.ref()
+	run["slot_pk"], run["slot_sk"] = s(ref.PK), s(ref.SK)
+	slot := key(ref.PK, ref.SK)
+	slot["run_id"] = s(r.ID)
+	slot["expires_at"] = n(now.Add(sl.Lease).UnixMilli())
+	slot["ttl"] = n(now.Add(sl.Lease + 24*time.Hour).Unix())
+	items := []types.TransactWriteItem{
+		{Put: &types.Put{TableName: &st.table, Item: run, ConditionExpression: aws.String("attribute_not_exists(pk)")}},
+		{Put: st.messagePut(th.WorkspaceID, th.ID, nr.Message, now)},
+		{Update: thread},
+		{Put: &types.Put{
+			TableName: &st.table, Item: slot,
+			ConditionExpression:       aws.String("attribute_not_exists(pk) OR expires_at < :now"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{":now": n(now.UnixMilli())},
+		}},
+	}
+	_, err := st.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
+	switch {
+	case err == nil:
+		got, derr := decodeRun(run)
+		return got, true, derr
+	case cancelledBy(err, 0):
+		existing, gerr := st.GetRun(ctx, th.WorkspaceID, r.ID)
+		return existing, false, gerr
+	case cancelledBy(err, 2):
+		return Run{}, false, apierr.New(apierr.NotFound, "thread not found")
+	case cancelledBy(err, 3):
+		return Run{}, false, ErrSlotTaken
+	case conflicted(err):
+		return Run{}, false, fmt.Errorf("create run %s: %w", r.ID, ErrContended)
+	}
+	return Run{}, false, fmt.Errorf("create run %s: %w", r.ID, err)
+}
+
+// newRunItems returns the item of nr's run as created at now, and the update of its thread.
+func (st *Store) newRunItems(nr NewRun, now time.Time) (map[string]types.AttributeValue, *types.Update) {
+	th, r := nr.Thread, nr.Run
 	run := key(runPK(th.WorkspaceID, r.ID), "RUN")
 	run["run_id"] = s(r.ID)
 	run["workspace_id"] = s(th.WorkspaceID)
@@ -226,42 +269,7 @@ func (st *Store) CreateRunWith(ctx context.Context, nr NewRun) (Run, bool, error
 		ExpressionAttributeNames:  threadNames(st.retention > 0),
 		ExpressionAttributeValues: threadValues,
 	}
-	if nr.Slot == nil {
-		return st.createRun(ctx, nr, run, thread)
-	}
-	sl := nr.Slot
-	ref := sl.ref()
-	run["slot_pk"], run["slot_sk"] = s(ref.PK), s(ref.SK)
-	slot := key(ref.PK, ref.SK)
-	slot["run_id"] = s(r.ID)
-	slot["expires_at"] = n(now.Add(sl.Lease).UnixMilli())
-	slot["ttl"] = n(now.Add(sl.Lease + 24*time.Hour).Unix())
-	items := []types.TransactWriteItem{
-		{Put: &types.Put{TableName: &st.table, Item: run, ConditionExpression: aws.String("attribute_not_exists(pk)")}},
-		{Put: st.messagePut(th.WorkspaceID, th.ID, nr.Message, now)},
-		{Update: thread},
-		{Put: &types.Put{
-			TableName: &st.table, Item: slot,
-			ConditionExpression:       aws.String("attribute_not_exists(pk) OR expires_at < :now"),
-			ExpressionAttributeValues: map[string]types.AttributeValue{":now": n(now.UnixMilli())},
-		}},
-	}
-	_, err := st.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
-	switch {
-	case err == nil:
-		got, derr := decodeRun(run)
-		return got, true, derr
-	case cancelledBy(err, 0):
-		existing, gerr := st.GetRun(ctx, th.WorkspaceID, r.ID)
-		return existing, false, gerr
-	case cancelledBy(err, 2):
-		return Run{}, false, apierr.New(apierr.NotFound, "thread not found")
-	case cancelledBy(err, 3):
-		return Run{}, false, ErrSlotTaken
-	case conflicted(err):
-		return Run{}, false, fmt.Errorf("create run %s: %w", r.ID, ErrContended)
-	}
-	return Run{}, false, fmt.Errorf("create run %s: %w", r.ID, err)
+	return run, thread
 }
 
 // messagePut puts a thread's message unless it is there (its key is its time and id).
@@ -272,47 +280,144 @@ func (st *Store) messagePut(ws, thread string, m Message, now time.Time) *types.
 // createRun makes CreateRunWith's writes one by one (see there): the thread's update, the run's
 // put, the message's put.
 func (st *Store) createRun(ctx context.Context, nr NewRun, run map[string]types.AttributeValue, thread *types.Update) (Run, bool, error) {
-	id := nr.Run.ID
-	var cf *types.ConditionalCheckFailedException
+	if err := st.updateThread(ctx, nr.Run.ID, thread); err != nil {
+		return Run{}, false, err
+	}
+	return st.putRun(ctx, nr, run)
+}
+
+// updateThread makes a new run's thread update (newRunItems): a thread that does not exist for a
+// follow-up, or is another channel's, is NotFound.
+func (st *Store) updateThread(ctx context.Context, id string, thread *types.Update) error {
 	_, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName: thread.TableName, Key: thread.Key, UpdateExpression: thread.UpdateExpression, ConditionExpression: thread.ConditionExpression,
 		ExpressionAttributeNames: thread.ExpressionAttributeNames, ExpressionAttributeValues: thread.ExpressionAttributeValues,
 	})
+	var cf *types.ConditionalCheckFailedException
 	if errors.As(err, &cf) {
-		return Run{}, false, apierr.New(apierr.NotFound, "thread not found")
+		return apierr.New(apierr.NotFound, "thread not found")
 	}
 	if err != nil {
-		return Run{}, false, fmt.Errorf("create run %s: thread: %w", id, err)
+		return fmt.Errorf("create run %s: thread: %w", id, err)
 	}
-	created, msg := true, &nr.Message
-	_, err = st.db.PutItem(ctx, &dynamodb.PutItemInput{
+	return nil
+}
+
+// putRun puts nr's run (its item run) unless the run exists, then its message; it reports whether
+// it created the run. A run found existing is returned as found reads it.
+func (st *Store) putRun(ctx context.Context, nr NewRun, run map[string]types.AttributeValue) (Run, bool, error) {
+	id := nr.Run.ID
+	_, err := st.db.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName: &st.table, Item: run, ConditionExpression: aws.String("attribute_not_exists(pk)"),
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
-	switch {
-	case errors.As(err, &cf) && len(cf.Item) > 0:
-		// Created by an earlier try, which may have died before the message: the message is
-		// written again at the time that try stored, so a repost (another time) adds none. Only
-		// on the run's own thread: a repost naming another thread (another channel or external
-		// id under the same idempotency key) writes no message there. A run from before
-		// message_at had its message written with it.
-		run, created, msg = cf.Item, false, nil
-		if at := tm(run, "message_at"); !at.IsZero() && str(run, "message_id") == nr.Message.ID && str(run, "thread_id") == nr.Thread.ID {
-			again := nr.Message
-			again.CreatedAt = at
-			msg = &again
-		}
-	case err != nil:
+	if item, ok := failedCondition(err); ok {
+		got, err := st.found(ctx, nr, item)
+		return got, false, err
+	}
+	if err != nil {
 		return Run{}, false, fmt.Errorf("create run %s: %w", id, err)
 	}
-	if msg != nil {
-		// AddMessage writes nothing when the message is there (an earlier try wrote it).
-		if _, err := st.AddMessage(ctx, nr.Thread.WorkspaceID, nr.Thread.ID, *msg); err != nil {
-			return Run{}, false, fmt.Errorf("create run %s: %w", id, err)
-		}
+	// AddMessage writes nothing when the message is there (an earlier try wrote it).
+	if _, err := st.AddMessage(ctx, nr.Thread.WorkspaceID, nr.Thread.ID, nr.Message); err != nil {
+		return Run{}, false, fmt.Errorf("create run %s: %w", id, err)
 	}
 	got, err := decodeRun(run)
-	return got, created, err
+	return got, true, err
+}
+
+// found returns the run (its item) that a new run nr found existing. Created by an earlier try,
+// which may have died before the message: the message is written again at the time that try
+// stored, so a repost (another time) adds none. Only on the run's own thread: a repost naming
+// another thread (another channel or external id under the same idempotency key) writes no
+// message there. A run from before message_at had its message written with it.
+func (st *Store) found(ctx context.Context, nr NewRun, item map[string]types.AttributeValue) (Run, error) {
+	if at := tm(item, "message_at"); !at.IsZero() && str(item, "message_id") == nr.Message.ID && str(item, "thread_id") == nr.Thread.ID {
+		again := nr.Message
+		again.CreatedAt = at
+		// AddMessage writes nothing when the message is there (an earlier try wrote it).
+		if _, err := st.AddMessage(ctx, nr.Thread.WorkspaceID, nr.Thread.ID, again); err != nil {
+			return Run{}, fmt.Errorf("create run %s: %w", nr.Run.ID, err)
+		}
+	}
+	return decodeRun(item)
+}
+
+// Held is a new run that HoldRun did not write (none existed); Run is the run as it will be
+// stored. PutHeld writes it as CreateRunWith with Start does, FinishHeld directly in the final
+// state of its first turn; either writes its message after it.
+type Held struct {
+	Run  Run
+	nr   NewRun
+	item map[string]types.AttributeValue
+}
+
+// HoldRun is CreateRunWith for a run its caller starts at once (nr.Start) without a slot, that
+// writes only the thread: the run and its message wait for PutHeld or FinishHeld, so that a first
+// turn that ends soon writes the run once (1 write unit instead of 2). It reads the run instead
+// (consistently, 1 read unit): a run that exists (a redelivery, a repost under the same idempotency
+// key) is returned as CreateRunWith returns it, with false, and is never held. Until the held run
+// is written, a reader finds no run; a caller that dies leaves none, and the message delivered
+// again holds it anew.
+func (st *Store) HoldRun(ctx context.Context, nr NewRun) (Held, bool, error) {
+	id := nr.Run.ID
+	if !nr.Start || nr.Slot != nil {
+		return Held{}, false, fmt.Errorf("hold run %s: only a run started at once, without a slot, is held", id)
+	}
+	item, thread := st.newRunItems(nr, st.now().UTC())
+	if err := st.updateThread(ctx, id, thread); err != nil {
+		return Held{}, false, err
+	}
+	out, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &st.table, Key: key(runPK(nr.Thread.WorkspaceID, id), "RUN"), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return Held{}, false, fmt.Errorf("hold run %s: %w", id, err)
+	}
+	if len(out.Item) > 0 {
+		run, err := st.found(ctx, nr, out.Item)
+		return Held{Run: run}, false, err
+	}
+	run, err := decodeRun(item)
+	return Held{Run: run, nr: nr, item: item}, true, err
+}
+
+// PutHeld writes a held run (and then its message) as CreateRunWith with Start would have: running,
+// its first attempt counted. A run that exists meanwhile (another delivery of its message wrote it)
+// is returned as it is, with false.
+func (st *Store) PutHeld(ctx context.Context, h Held) (Run, bool, error) {
+	if h.item == nil {
+		return Run{}, false, fmt.Errorf("put run %s: not a held run", h.Run.ID)
+	}
+	return st.putRun(ctx, h.nr, h.item)
+}
+
+// FinishHeld is FinishRunWith for a held run: it puts the run once, directly as its first turn's
+// change f leaves it, then the run's message and the reply (each unless it is there). A run that
+// exists meanwhile (another delivery of its message wrote it) is changed by FinishRunWith instead:
+// finished if it is running, else a Conflict error with the run as it is.
+func (st *Store) FinishHeld(ctx context.Context, h Held, f Finish) (Run, error) {
+	id := h.Run.ID
+	if h.item == nil {
+		return Run{}, fmt.Errorf("finish run %s: not a held run", id)
+	}
+	set, _, err := finishing(id, f, st.now().UTC())
+	if err != nil {
+		return Run{}, err
+	}
+	item := maps.Clone(h.item)
+	maps.Copy(item, set)
+	run, created, err := st.putRun(ctx, h.nr, item)
+	switch {
+	case err != nil:
+		return Run{}, fmt.Errorf("finish run %s: %w", id, err)
+	case !created:
+		return st.FinishRunWith(ctx, h.Run.WorkspaceID, id, f)
+	case f.Reply == nil:
+		return run, nil
+	}
+	if _, err := st.AddMessage(ctx, h.Run.WorkspaceID, f.ThreadID, *f.Reply); err != nil {
+		return Run{}, fmt.Errorf("finish run %s: %w", id, err)
+	}
+	return run, nil
 }
 
 // conflicted reports whether err is a transaction that lost to a concurrent one.
@@ -405,56 +510,29 @@ func (st *Store) FinishRun(ctx context.Context, ws, id, status string, result *R
 // stores (two plain writes: a transaction billed 4 write units, these 2). A run that is not
 // running (it was cancelled meanwhile, or another delivery finished it) is a Conflict error.
 func (st *Store) FinishRunWith(ctx context.Context, ws, id string, f Finish) (Run, error) {
-	now := st.now().UTC()
-	vals := map[string]types.AttributeValue{":st": s(f.Status), ":running": s(RunRunning), ":now": ts(now), ":err": s(f.Error), ":res": s("")}
-	if f.Result != nil {
-		vals[":res"] = s(f.Result.Text)
+	set, remove, err := finishing(id, f, st.now().UTC())
+	if err != nil {
+		return Run{}, err
 	}
-	set := "SET #st = :st, updated_at = :now, result_text = :res, #err = :err"
-	switch f.Status {
-	case RunCompleted, RunFailed:
-		set += ", completed_at = :now"
-	case RunWaitingApproval:
-		if f.Approval == nil || f.Approval.Prompt == "" {
-			return Run{}, fmt.Errorf("finish run %s: waiting_approval needs a prompt", id)
+	names := map[string]string{"#st": "status"}
+	vals := map[string]types.AttributeValue{":running": s(RunRunning), ":st": set["status"]}
+	sets := []string{"#st = :st"}
+	for i, name := range slices.Sorted(maps.Keys(set)) {
+		if name == "status" {
+			continue // #st, which the condition reads too
 		}
-		if f.Approval.ID == "" {
-			return Run{}, fmt.Errorf("finish run %s: waiting_approval needs a request id", id)
-		}
-		set += ", approval_prompt = :prompt, approval_options = :opts, approval_at = :now, approval_id = :aid, approval_approvers = :apprs, approval_expires_at = :aexp"
-		vals[":prompt"], vals[":opts"] = s(f.Approval.Prompt), strList(f.Approval.Options)
-		vals[":aid"], vals[":apprs"], vals[":aexp"] = s(f.Approval.ID), strList(f.Approval.Approvers), ts(f.Approval.ExpiresAt)
-	default:
-		return Run{}, fmt.Errorf("finish run %s: bad status %q", id, f.Status)
+		alias, val := fmt.Sprintf("#f%d", i), fmt.Sprintf(":f%d", i)
+		names[alias], vals[val] = name, set[name]
+		sets = append(sets, alias+" = "+val)
 	}
-	if f.Reply != nil {
-		if f.ThreadID == "" {
-			return Run{}, fmt.Errorf("finish run %s: a reply needs the thread id", id)
-		}
-		set += ", reply_id = :rid, reply_at = :rat"
-		vals[":rid"], vals[":rat"] = s(f.Reply.ID), ts(f.Reply.CreatedAt)
-	}
-	if f.SessionStarted {
-		set += ", session_started = :true"
-		vals[":true"] = &types.AttributeValueMemberBOOL{Value: true}
-	}
-	remove := []string{}
-	if f.EventsLead != "" {
-		set += ", events_lead = :lead"
-		vals[":lead"] = s(f.EventsLead)
-	} else {
-		remove = append(remove, "events_lead")
-	}
-	if f.Status == RunWaitingApproval {
-		remove = append(remove, "decision", "decided_by", "decided_option", "decision_comment", "decided_at")
-	}
+	expr := "SET " + strings.Join(sets, ", ")
 	if len(remove) > 0 {
-		set += " REMOVE " + strings.Join(remove, ", ")
+		expr += " REMOVE " + strings.Join(remove, ", ")
 	}
 	in := &dynamodb.UpdateItemInput{
-		TableName: &st.table, Key: key(runPK(ws, id), "RUN"), UpdateExpression: aws.String(set),
+		TableName: &st.table, Key: key(runPK(ws, id), "RUN"), UpdateExpression: aws.String(expr),
 		ConditionExpression:       aws.String("#st = :running"),
-		ExpressionAttributeNames:  map[string]string{"#st": "status", "#err": "error"},
+		ExpressionAttributeNames:  names,
 		ExpressionAttributeValues: vals,
 		ReturnValues:              types.ReturnValueAllNew, ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	}
@@ -473,6 +551,49 @@ func (st *Store) FinishRunWith(ctx context.Context, ws, id string, f Finish) (Ru
 		return Run{}, fmt.Errorf("finish run %s: %w", id, err)
 	}
 	return run, nil
+}
+
+// finishing returns what the turn's end f at now sets on run id's item (by attribute name) and
+// what it removes from it: FinishRunWith's change, and FinishHeld's put of a held run.
+func finishing(id string, f Finish, now time.Time) (map[string]types.AttributeValue, []string, error) {
+	set := map[string]types.AttributeValue{"status": s(f.Status), "updated_at": ts(now), "result_text": s(""), "error": s(f.Error)}
+	if f.Result != nil {
+		set["result_text"] = s(f.Result.Text)
+	}
+	switch f.Status {
+	case RunCompleted, RunFailed:
+		set["completed_at"] = ts(now)
+	case RunWaitingApproval:
+		if f.Approval == nil || f.Approval.Prompt == "" {
+			return nil, nil, fmt.Errorf("finish run %s: waiting_approval needs a prompt", id)
+		}
+		if f.Approval.ID == "" {
+			return nil, nil, fmt.Errorf("finish run %s: waiting_approval needs a request id", id)
+		}
+		set["approval_prompt"], set["approval_options"], set["approval_at"] = s(f.Approval.Prompt), strList(f.Approval.Options), ts(now)
+		set["approval_id"], set["approval_approvers"], set["approval_expires_at"] = s(f.Approval.ID), strList(f.Approval.Approvers), ts(f.Approval.ExpiresAt)
+	default:
+		return nil, nil, fmt.Errorf("finish run %s: bad status %q", id, f.Status)
+	}
+	if f.Reply != nil {
+		if f.ThreadID == "" {
+			return nil, nil, fmt.Errorf("finish run %s: a reply needs the thread id", id)
+		}
+		set["reply_id"], set["reply_at"] = s(f.Reply.ID), ts(f.Reply.CreatedAt)
+	}
+	if f.SessionStarted {
+		set["session_started"] = &types.AttributeValueMemberBOOL{Value: true}
+	}
+	var remove []string
+	if f.EventsLead != "" {
+		set["events_lead"] = s(f.EventsLead)
+	} else {
+		remove = append(remove, "events_lead")
+	}
+	if f.Status == RunWaitingApproval {
+		remove = append(remove, "decision", "decided_by", "decided_option", "decision_comment", "decided_at")
+	}
+	return set, remove, nil
 }
 
 // EnsureReply stores a completed or waiting run's latest reply message unless it is there: the

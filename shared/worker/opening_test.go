@@ -204,18 +204,24 @@ func TestTurnAppendsTheOpeningEventsTheHoldFailedToAppend(t *testing.T) {
 }
 
 // A run cancelled while its agent answers: the turn's change is refused, and the opening events
-// it held are appended alone (the run's change does not name them), once.
+// it held are appended alone (the run's change does not name them), once. A held run can be
+// cancelled only once the hold's timer wrote it: here its append of the opening events fails, so
+// that the turn still holds them.
 func TestHeldOpeningOfARunCancelledDuringItsTurn(t *testing.T) {
 	t.Parallel()
+	log := &failFirst{failed: make(chan struct{})}
 	var r *rig
 	r = newRig(t, 0, func(req agent.Request, n int) (agent.Reply, error) {
 		if req.Kind == agent.KindUserSpeak {
+			<-log.failed // the timer wrote the run, and failed to append the opening events
 			if _, err := r.st.CancelRun(context.Background(), "ws", "c1", "alice"); err != nil {
 				return agent.Reply{}, err
 			}
 		}
 		return echoing(req, n)
 	})
+	log.EventLog = r.st
+	r.h.log = log
 	m := message("thr_c", "c1", "hello")
 	r.handleAll(t, record("1", m))
 	r.handleAll(t, record("2", m))

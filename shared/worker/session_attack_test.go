@@ -38,12 +38,14 @@ func TestAttackRepostOnAnotherThreadDoesNotStartItsSession(t *testing.T) {
 
 // The thread's first run is cancelled while the agent answers its first turn: the run's change that
 // would record the session start is refused (the run is no longer running). The agent has had
-// session_start all the same: the thread's next run must not send it again.
+// session_start all the same: the thread's next run must not send it again. (The run is held until
+// its turn ends or the hold's timer writes it: the agent waits for the timer.)
 func TestAttackFirstRunCancelledDuringItsTurnDoesNotRepeatTheSessionStart(t *testing.T) {
 	t.Parallel()
 	var r *rig
 	r = newRig(t, 0, func(req agent.Request, n int) (agent.Reply, error) {
 		if req.Kind == agent.KindUserSpeak && req.RunID == "c1" {
+			r.whenRunExists(t, "c1")
 			if _, err := r.st.CancelRun(context.Background(), "ws", "c1", "alice"); err != nil {
 				return agent.Reply{}, err
 			}

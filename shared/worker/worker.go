@@ -29,6 +29,9 @@ import (
 // Store is the part of the store the worker uses.
 type Store interface {
 	CreateRunWith(ctx context.Context, nr store.NewRun) (store.Run, bool, error)
+	HoldRun(ctx context.Context, nr store.NewRun) (store.Held, bool, error)
+	PutHeld(ctx context.Context, h store.Held) (store.Run, bool, error)
+	FinishHeld(ctx context.Context, h store.Held, f store.Finish) (store.Run, error)
 	UncountStart(ctx context.Context, ws, id string) error
 	GetRun(ctx context.Context, ws, id string) (store.Run, error)
 	StartRun(ctx context.Context, ws, id string) (store.Run, bool, error)
@@ -95,9 +98,11 @@ type Config struct {
 	ApprovalTTL time.Duration
 	// Hold is how long a new run's opening events (message.received, run.created) wait for its
 	// first turn to end, so that they are appended with its closing events as one group: one
-	// reservation of cursors and one id marker instead of two of each. A longer turn's are appended
-	// alone once Hold has passed. 0, and a run an event starts, append them before the agent is
-	// called.
+	// reservation of cursors and one id marker instead of two of each. The run's item (and its
+	// message) waits too, so that such a turn writes it once, in its final state, instead of
+	// creating it and then changing it. A longer turn's run is written, and its opening events
+	// appended alone, once Hold has passed. 0, and a run an event starts, write the run and append
+	// the events before the agent is called.
 	Hold time.Duration
 }
 
@@ -296,16 +301,26 @@ func (h *Handler) process(ctx context.Context, rec events.SQSMessage) (err error
 	if m.ThreadID == "" || m.RunID == "" {
 		return fmt.Errorf("inbound message misses its thread or run id: %w", errUnprocessable)
 	}
+	// A run this delivery creates is held (see Config.Hold), unless an event starts it: the event
+	// may be in the log already (a copy that started no run), and its marker then holds none of the
+	// group that later settles look for after it.
+	hold := h.cfg.Hold > 0 && len(first) == 0
 	var run store.Run
+	var held store.Held
 	started := false
 	if !m.Stored {
 		// The run is created started: this delivery runs it now.
 		th := store.Thread{ID: m.ThreadID, WorkspaceID: m.WorkspaceID, Channel: m.Channel, ExternalID: m.ExternalID}
 		msg := store.Message{ID: m.MessageID, Direction: "in", Source: m.Source, Text: m.Text, User: m.User, Data: m.Data, CreatedAt: m.ReceivedAt}
+		nr := store.NewRun{Thread: th, Message: msg, Run: store.Run{ID: m.RunID, User: m.User, Agent: m.Agent}, Start: true}
 		var err error
-		run, started, err = h.store.CreateRunWith(ctx, store.NewRun{
-			Thread: th, Message: msg, Run: store.Run{ID: m.RunID, User: m.User, Agent: m.Agent}, Start: true,
-		})
+		if hold {
+			// Not written yet, but read: a run that exists is never held, nor run again here.
+			held, started, err = h.store.HoldRun(ctx, nr)
+			run = held.Run
+		} else {
+			run, started, err = h.store.CreateRunWith(ctx, nr)
+		}
 		if err != nil {
 			return err
 		}
@@ -323,11 +338,10 @@ func (h *Handler) process(ctx context.Context, rec events.SQSMessage) (err error
 		newEvent(m.RunID, EventRunCreated, map[string]any{
 			"run_id": m.RunID, "thread_id": m.ThreadID, "message_id": m.MessageID, "status": store.RunQueued,
 		}))
-	if started && h.cfg.Hold > 0 && len(first) == 0 {
-		// A run this delivery created: its turn is run with the opening events held back. Not one
-		// an event starts: the event may be in the log already (a copy that started no run), and
-		// its marker then holds none of the group that later settles look for after it.
-		in.opening = h.hold(ctx, &m, opening)
+	if started && hold {
+		// A run this delivery created: its turn is run with the run and its opening events held
+		// back, and every end of the message writes what the turn did not.
+		in.opening = h.hold(ctx, &m, held, opening)
 		defer func() {
 			if ferr := in.flushOpening(ctx, h); ferr != nil {
 				err = errors.Join(err, ferr)
@@ -375,14 +389,14 @@ func (h *Handler) speak(ctx context.Context, m *inbound, run store.Run) error {
 		req.Data = json.RawMessage(m.Event.Data) // a run started by an event takes the event as its input
 	}
 	if n := history; n > 0 {
+		// The thread's last n messages before this one, which is among them unless its run is held
+		// (not written yet).
 		msgs, err := h.store.ListMessages(ctx, m.WorkspaceID, m.ThreadID, n+1)
 		if err != nil {
 			return err
 		}
-		for _, msg := range msgs {
-			if msg.ID == m.MessageID || len(req.History) == n {
-				continue
-			}
+		msgs = slices.DeleteFunc(msgs, func(msg store.Message) bool { return msg.ID == m.MessageID })
+		for _, msg := range msgs[max(len(msgs)-n, 0):] {
 			role := "user"
 			if msg.Direction == "out" {
 				role = "assistant"
@@ -494,7 +508,7 @@ func (h *Handler) agentFailed(ctx context.Context, m *inbound, run store.Run, er
 }
 
 func (h *Handler) fail(ctx context.Context, m *inbound, run store.Run, reason string) error {
-	done, err := h.store.FinishRunWith(ctx, m.WorkspaceID, run.ID, store.Finish{Status: store.RunFailed, Error: reason, EventsLead: m.lead()})
+	done, err := h.finish(ctx, m, run, store.Finish{Status: store.RunFailed, Error: reason})
 	if err != nil && apierr.CodeOf(err) != apierr.Conflict {
 		return err
 	}
@@ -531,8 +545,7 @@ func (h *Handler) conclude(ctx context.Context, m *inbound, run store.Run, reply
 	} else if previous != "" {
 		f.Result.Text = previous // an approved run whose agent says nothing more keeps what it said
 	}
-	f.EventsLead = m.lead()
-	done, err := h.store.FinishRunWith(ctx, m.WorkspaceID, run.ID, f)
+	done, err := h.finish(ctx, m, run, f)
 	if err != nil && apierr.CodeOf(err) != apierr.Conflict {
 		return err
 	}
@@ -554,6 +567,22 @@ func (h *Handler) conclude(ctx context.Context, m *inbound, run store.Run, reply
 		return h.resettle(ctx, m, done)
 	}
 	return h.settle(ctx, m, done)
+}
+
+// finish ends the run's turn with f, after the held opening events it takes (lead): a run this
+// delivery still holds is written once, in its final state; any other is changed. A Conflict
+// error (the run is not running) comes with the run as it is.
+func (h *Handler) finish(ctx context.Context, m *inbound, run store.Run, f store.Finish) (store.Run, error) {
+	f.EventsLead = m.lead() // first: it ends the hold, so that the timer writes the run no more
+	held := m.unwritten()
+	if held == nil {
+		return h.store.FinishRunWith(ctx, m.WorkspaceID, run.ID, f)
+	}
+	done, err := h.store.FinishHeld(ctx, *held, f)
+	if err == nil || apierr.CodeOf(err) == apierr.Conflict {
+		m.written()
+	}
+	return done, err
 }
 
 // resettle settles a run this delivery did not just finish itself: the turn that finished it may
