@@ -468,6 +468,8 @@ func TestAttack14SimultaneousDeliveriesOfANewRun(t *testing.T) {
 	r.h.log = store.NewLogWriter(r.st)
 	const runs = 16
 	var wg sync.WaitGroup
+	var mu sync.Mutex
+	invokes := map[string]int{} // by thread
 	for i := range runs {
 		m := message(fmt.Sprintf("thr_sim%02d", i), fmt.Sprintf("sim%02d", i), "hello")
 		start := make(chan struct{})
@@ -477,6 +479,9 @@ func TestAttack14SimultaneousDeliveriesOfANewRun(t *testing.T) {
 				defer wg.Done()
 				<-start
 				for try := 0; try < 20; try++ {
+					mu.Lock()
+					invokes[m.ThreadID]++
+					mu.Unlock()
 					raw, _ := json.Marshal(events.SQSEvent{Records: []events.SQSMessage{record(fmt.Sprint(k), m)}})
 					out, err := lambda.NewHandler(r.h.Handle).Invoke(context.Background(), raw)
 					var resp events.SQSEventResponse
@@ -502,6 +507,15 @@ func TestAttack14SimultaneousDeliveriesOfANewRun(t *testing.T) {
 		}
 		if run := r.run(t, fmt.Sprintf("sim%02d", i)); run.Status != store.RunCompleted {
 			t.Errorf("thread %s: run %s; want completed", th, run.Status)
+		}
+		// Each delivery that holds the run may run its turn (session start, then the message),
+		// but none runs it twice.
+		calls := map[string]int{}
+		for _, k := range r.agent.kinds(th) {
+			calls[k]++
+		}
+		if calls[agent.KindSessionStart] > invokes[th] || calls[agent.KindUserSpeak] > invokes[th] || calls[agent.KindUserSpeak] == 0 {
+			t.Errorf("thread %s: agent calls %v for %d deliveries", th, calls, invokes[th])
 		}
 	}
 }

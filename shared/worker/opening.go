@@ -40,10 +40,12 @@ func (h *Handler) hold(ctx context.Context, m *queue.Inbound, run store.Held, ev
 			return
 		}
 		// The run before its events, so that their readers find it. Failed: whoever takes the
-		// hold writes both.
-		if o.write(ctx, h) == nil {
-			o.appended = h.append(ctx, m, evs...) == nil
+		// hold writes both, and the run is 404 until then.
+		if err := o.write(ctx, h); err != nil {
+			h.logger.WarnContext(ctx, "held run not written when its hold ended; its turn's end writes it", "run_id", m.RunID, "err", err)
+			return
 		}
+		o.appended = h.append(ctx, m, evs...) == nil
 	})
 	return o
 }
