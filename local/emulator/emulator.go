@@ -191,9 +191,19 @@ type SQSOptions struct {
 }
 
 // fauxqsLauncher runs fauxqs through its exported buildApp, because its CLI always listens on
-// 0.0.0.0. argv[1] is the file URL of fauxqs's dist/app.js. Request logging is on only when the
-// caller keeps the log; warnings and errors are always printed.
+// 0.0.0.0. argv[1] is the file URL of fauxqs's dist/app.js, argv[2] that of its dist/sqs/sqsTypes.js.
+// Request logging is on only when the caller keeps the log; warnings and errors are always printed.
+//
+// fauxqs (1.9.2, and 2.4.1 still) refuses every message body holding a character above U+FFFF,
+// which SQS takes (#x10000–#x10FFFF): its check is a regular expression without the u flag, so
+// each half of the character's UTF-16 surrogate pair is refused. An agent's emoji would then fail
+// the fan-out's batch in local mode only. The launcher gives that expression SQS's own test (the
+// module's one instance, whose test method sendMessage and sendMessageBatch call); the stack's
+// guard in front of fauxqs (local/stack/sqsguard.go) enforces SQS's rules either way.
 const fauxqsLauncher = `
+const types = await import(process.argv[2]);
+const sqsInvalid = /[^\x09\x0A\x0D\x20-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/u;
+types.INVALID_MESSAGE_BODY_CHAR.test = (s) => sqsInvalid.test(s);
 const { buildApp } = await import(process.argv[1]);
 const level = process.env.HOOKGATE_FAUXQS_LOG_LEVEL || "warn";
 const app = buildApp({ logger: { level } });
@@ -231,7 +241,8 @@ func StartSQS(ctx context.Context, o SQSOptions) (*Process, error) {
 				"HOOKGATE_FAUXQS_PORT=" + strconv.Itoa(port),
 				"HOOKGATE_FAUXQS_LOG_LEVEL=" + level,
 			}
-			return node, []string{"--input-type=module", "-e", fauxqsLauncher, "file://" + filepath.ToSlash(app)}, env
+			types := filepath.Join(filepath.Dir(app), "sqs", "sqsTypes.js")
+			return node, []string{"--input-type=module", "-e", fauxqsLauncher, "file://" + filepath.ToSlash(app), "file://" + filepath.ToSlash(types)}, env
 		},
 		probe: probeSQS,
 	})

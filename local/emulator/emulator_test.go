@@ -3,7 +3,9 @@ package emulator
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -250,5 +252,54 @@ func TestTailBuffer(t *testing.T) {
 	tb.Write([]byte("ab"))
 	if got := tb.String(); got != "456789ab" {
 		t.Fatalf("tail = %q, want %q", got, "456789ab")
+	}
+}
+
+// fauxqs takes what SQS takes in a body: characters above U+FFFF (an agent's emoji) come back as
+// sent, while those SQS refuses (U+FFFE) are still refused. Without the launcher's fix fauxqs
+// refused the emoji (each half of its UTF-16 surrogate pair).
+func TestSQSTakesCharactersAboveUFFFF(t *testing.T) {
+	t.Parallel()
+	p, err := StartSQS(context.Background(), SQSOptions{Root: repoRoot(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Stop() })
+	call := func(target string, in map[string]any) (int, map[string]any) {
+		t.Helper()
+		b, _ := json.Marshal(in)
+		req, err := http.NewRequest(http.MethodPost, p.Endpoint+"/", bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/x-amz-json-1.0")
+		req.Header.Set("X-Amz-Target", "AmazonSQS."+target)
+		req.Header.Set("X-Amz-Date", "20250101T000000Z")
+		req.Header.Set("Authorization", fmt.Sprintf(localAuth, "sqs"))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	status, out := call("CreateQueue", map[string]any{"QueueName": "chars"})
+	url, _ := out["QueueUrl"].(string)
+	if status != http.StatusOK || url == "" {
+		t.Fatalf("CreateQueue: %d %v", status, out)
+	}
+	const body = "{\"text\":\"Done \U0001F600 \U0001F44D \U0010FFFD\"}"
+	if status, out := call("SendMessage", map[string]any{"QueueUrl": url, "MessageBody": body}); status != http.StatusOK {
+		t.Fatalf("SendMessage of characters above U+FFFF: %d %v", status, out)
+	}
+	if status, out := call("SendMessage", map[string]any{"QueueUrl": url, "MessageBody": "a\uFFFEb"}); status == http.StatusOK {
+		t.Fatalf("SendMessage of U+FFFE taken: %v", out)
+	}
+	status, out = call("ReceiveMessage", map[string]any{"QueueUrl": url, "MaxNumberOfMessages": 10})
+	msgs, _ := out["Messages"].([]any)
+	if status != http.StatusOK || len(msgs) != 1 || msgs[0].(map[string]any)["Body"] != body {
+		t.Fatalf("ReceiveMessage: %d %v, want the one body %q", status, out, body)
 	}
 }
