@@ -130,3 +130,58 @@ func TestAttackSecondMessageOfAThreadSeesTheHeldRunsTurn(t *testing.T) {
 		t.Fatalf("events %v", got)
 	}
 }
+
+// A repost under the same idempotency key naming another thread (another external id: the same
+// run id, another FIFO group), delivered at the same time as the first post, both within the hold:
+// each delivery holds the run; one writes it, on its own thread. The run exists once and ends
+// completed at its first attempt; its thread holds its message and one reply; the other thread
+// holds none of the run's messages; each event is in the log once.
+func TestAttackRepostOnAnotherThreadWithinTheHold(t *testing.T) {
+	t.Parallel()
+	r, _ := meteredRig(t, echoing)
+	const runs = 8
+	var wg sync.WaitGroup
+	for i := range runs {
+		id := fmt.Sprintf("rp%d", i)
+		a, b := message("thr_a"+id, id, "hello"), message("thr_b"+id, id, "hello")
+		for _, sqsID := range []string{"a", "b"} {
+			msg := a
+			if sqsID == "b" {
+				msg = b
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for try := 0; try < 10; try++ {
+					if len(r.handle(t, record(sqsID+id, msg))) == 0 {
+						return
+					}
+				}
+				t.Errorf("run %s: delivery %s kept failing", id, sqsID)
+			}()
+		}
+	}
+	wg.Wait()
+	if _, ok := r.logOnce(t, 1000); !ok {
+		t.Fatal("an event is in the log twice")
+	}
+	for i := range runs {
+		id := fmt.Sprintf("rp%d", i)
+		run, err := r.st.GetRun(context.Background(), "ws", id)
+		if err != nil || run.Status != store.RunCompleted || run.ReplyID == "" {
+			t.Errorf("run %s: %+v %v; want completed with its reply", id, run, err)
+			continue
+		}
+		own, other := run.ThreadID, "thr_a"+id
+		if own == other {
+			other = "thr_b" + id
+		}
+		msgs, err := r.st.ListMessages(context.Background(), "ws", own, 10)
+		if err != nil || len(msgs) != 2 || msgs[0].Direction != "in" || msgs[1].ID != run.ReplyID {
+			t.Errorf("run %s: its thread %s holds %+v %v; want its message and one reply", id, own, msgs, err)
+		}
+		if msgs, err := r.st.ListMessages(context.Background(), "ws", other, 10); err != nil || len(msgs) != 0 {
+			t.Errorf("run %s: the other thread %s holds %+v %v; want none of the run's messages", id, other, msgs, err)
+		}
+	}
+}
