@@ -53,3 +53,19 @@ func TestAttackSubscriberGetsAnAgentsEmojiReply(t *testing.T) {
 		return strings.Contains(b, "\U0001F600") || strings.Contains(b, `\ud83d\ude00`)
 	})
 }
+
+// A door's message holding an emoji is queued (202) and its run echoes it back whole: SQS takes
+// characters above U+FFFF, and so does local mode (fauxqs refused them: the door answered 503).
+func TestInboundEmojiIsQueuedAndEchoed(t *testing.T) {
+	inLane(t, laneShared)
+	e := sharedStack(t)
+	const text = "thumbs \U0001F44D and a face \U0001F600"
+	r := postInbound(t, e, nil, fmt.Sprintf(`{"channel":"demo","external_id":"emoji-%d","text":%q}`, time.Now().UnixNano(), text))
+	if r.status != 202 {
+		t.Fatalf("status %d: %s", r.status, r.raw)
+	}
+	run := waitRun(t, e, r.body["thread_id"].(string), r.body["run_id"].(string))
+	if res, _ := run["result"].(map[string]any); run["status"] != "completed" || res["text"] != text {
+		t.Fatalf("run %v", run)
+	}
+}
