@@ -198,13 +198,18 @@ type SQSOptions struct {
 // which SQS takes (#x10000–#x10FFFF): its check is a regular expression without the u flag, so
 // each half of the character's UTF-16 surrogate pair is refused. An agent's emoji would then fail
 // the fan-out's batch in local mode only. The launcher gives that expression SQS's own test (the
-// module's one instance, whose test method sendMessage and sendMessageBatch call); the stack's
-// guard in front of fauxqs (local/stack/sqsguard.go) enforces SQS's rules either way.
+// module's one instance, whose test method sendMessage and sendMessageBatch call, once app.js has
+// loaded it); the stack's guard in front of fauxqs (local/stack/sqsguard.go) enforces SQS's rules
+// either way.
 const fauxqsLauncher = `
-const types = await import(process.argv[2]);
-const sqsInvalid = /[^\x09\x0A\x0D\x20-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/u;
-types.INVALID_MESSAGE_BODY_CHAR.test = (s) => sqsInvalid.test(s);
 const { buildApp } = await import(process.argv[1]);
+try {
+  const types = await import(process.argv[2]);
+  const sqsInvalid = /[^\x09\x0A\x0D\x20-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/u;
+  types.INVALID_MESSAGE_BODY_CHAR.test = (s) => sqsInvalid.test(s);
+} catch (err) {
+  console.error("fauxqs: its message body check keeps refusing characters above U+FFFF: " + err.message);
+}
 const level = process.env.HOOKGATE_FAUXQS_LOG_LEVEL || "warn";
 const app = buildApp({ logger: { level } });
 await app.listen({ port: Number(process.env.HOOKGATE_FAUXQS_PORT), host: "127.0.0.1" });
