@@ -180,6 +180,8 @@ func (startFails) StartRun(context.Context, string, string) (store.Run, bool, er
 func TestAttack14ConcurrentOpeningClaimKeepsOpeningBeforeClosing(t *testing.T) {
 	t.Parallel()
 	r, fdb, _ := faultRig(t, echoing)
+	// A's turn must end within its hold for its group of four, however loaded the machine.
+	r.h.cfg.Hold = time.Minute
 	m := message("thr_dup", "dup1", "hello")
 	lead := ids.Derive("evt", "ws", m.MessageID, EventMessageReceived)
 	b := New(r.h.cfg, startFails{r.st}, r.st, registry{r.agent, 0}, r.vis, slog.New(slog.DiscardHandler), time.Now)
