@@ -3,14 +3,12 @@ package delivery_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"strings"
 	"testing"
 
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/hookgate/hookgate/shared/apierr"
-	"github.com/hookgate/hookgate/shared/fanout"
 	"github.com/hookgate/hookgate/shared/queue"
 	"github.com/hookgate/hookgate/shared/store"
 )
@@ -184,10 +182,7 @@ func TestAttackCarriedDeliveryKeepsOddCharactersByteForByte(t *testing.T) {
 	p := newPath(t, store.Subscription{ID: "sub_b"})
 	data := "{\"a\":\"\\ud800 \\udfff \\u0000\",\"b\":\"\uFFFE\uFFFF\u2028\u2029<&>\",\"c\":\"\u00e9\"}"
 	rec := p.record("ws", "evt_b", data)
-	want, err := json.Marshal(fanout.Envelope{ID: "evt_b", Type: "run.completed", CreatedAt: rec.Change.NewImage["created_at"].String(), WorkspaceID: "ws", Data: json.RawMessage(data)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	want := []byte(p.envelope(rec))
 	p.fanOut(rec)
 	msgs := p.receive()
 	if len(msgs) != 1 || len(carried(msgs)) != 1 {
@@ -214,24 +209,20 @@ func TestAttackCarryingBoundIsExact(t *testing.T) {
 	ctx := context.Background()
 	for _, extra := range []int{0, 1} {
 		p := newPath(t, store.Subscription{ID: "sub_x"})
-		// The length of the carrying message of event evt with pad bytes of padding.
-		bodyLen := func(rec events.DynamoDBEventRecord, data string) int {
-			payload, err := json.Marshal(fanout.Envelope{ID: "evt_x", Type: "run.completed", CreatedAt: rec.Change.NewImage["created_at"].String(), WorkspaceID: "ws", Data: json.RawMessage(data)})
-			if err != nil {
-				t.Fatal(err)
-			}
+		// The length of the carrying message of record rec.
+		bodyLen := func(rec events.DynamoDBEventRecord) int {
 			b, err := queue.Delivery{WorkspaceID: "ws", DeliveryID: store.DeliveryID("ws", "evt_x", "sub_x"), New: &queue.NewDelivery{
-				SubscriptionID: "sub_x", EventID: "evt_x", EventType: "run.completed", Payload: string(payload)}}.Body()
+				SubscriptionID: "sub_x", EventID: "evt_x", EventType: "run.completed", Payload: p.envelope(rec)}}.Body()
 			if err != nil {
 				t.Fatal(err)
 			}
 			return len(b)
 		}
 		rec := p.record("ws", "evt_x", `{"pad":""}`)
-		pad := queue.MaxNewDeliveryBody - bodyLen(rec, `{"pad":""}`) + extra
+		pad := queue.MaxNewDeliveryBody - bodyLen(rec) + extra
 		data := `{"pad":"` + strings.Repeat("x", pad) + `"}`
 		rec.Change.NewImage["data"] = events.NewStringAttribute(data)
-		if n := bodyLen(rec, data); n != queue.MaxNewDeliveryBody+extra {
+		if n := bodyLen(rec); n != queue.MaxNewDeliveryBody+extra {
 			t.Fatalf("built a message of %d bytes", n)
 		}
 		p.fanOut(rec)
@@ -268,10 +259,7 @@ func TestAttackEmojiInACarriedDeliveryIsDelivered(t *testing.T) {
 	p := newPath(t, store.Subscription{ID: "sub_e"})
 	data := "{\"run_id\":\"run_1\",\"text\":\"Done \U0001F600 \U0001F44D\"}"
 	rec := p.record("ws", "evt_e", data)
-	want, err := json.Marshal(fanout.Envelope{ID: "evt_e", Type: "run.completed", CreatedAt: rec.Change.NewImage["created_at"].String(), WorkspaceID: "ws", Data: json.RawMessage(data)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	want := []byte(p.envelope(rec))
 	resp, err := p.fan.Handle(context.Background(), events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{rec}})
 	if err != nil || len(resp.BatchItemFailures) != 0 {
 		t.Fatalf("the fan-out failed the event (the stream retries it until FanoutDLQ): %v %+v", err, resp.BatchItemFailures)

@@ -154,6 +154,18 @@ func (p *path) record(ws, id, data string) events.DynamoDBEventRecord {
 	}}
 }
 
+// envelope is the body the fan-out signs for record rec (of p.record): the event's envelope.
+func (p *path) envelope(rec events.DynamoDBEventRecord) string {
+	p.t.Helper()
+	img := rec.Change.NewImage
+	ws := strings.TrimSuffix(strings.TrimPrefix(img["pk"].String(), "WS#"), "#EV")
+	b, err := json.Marshal(fanout.Envelope{ID: img["event_id"].String(), Type: img["type"].String(), CreatedAt: img["created_at"].String(), WorkspaceID: ws, Data: json.RawMessage(img["data"].String())})
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return string(b)
+}
+
 // fanOut hands the fan-out records as one stream batch; none may fail.
 func (p *path) fanOut(recs ...events.DynamoDBEventRecord) {
 	p.t.Helper()
