@@ -411,11 +411,9 @@ func (st *Store) FinishHeld(ctx context.Context, h Held, f Finish) (Run, error) 
 		return Run{}, fmt.Errorf("finish run %s: %w", id, err)
 	case !created:
 		return st.FinishRunWith(ctx, h.Run.WorkspaceID, id, f)
-	case f.Reply == nil:
-		return run, nil
 	}
-	if _, err := st.AddMessage(ctx, h.Run.WorkspaceID, f.ThreadID, *f.Reply); err != nil {
-		return Run{}, fmt.Errorf("finish run %s: %w", id, err)
+	if err := st.addReply(ctx, h.Run.WorkspaceID, id, f); err != nil {
+		return Run{}, err
 	}
 	return run, nil
 }
@@ -544,13 +542,25 @@ func (st *Store) FinishRunWith(ctx context.Context, ws, id string, f Finish) (Ru
 		return Run{}, fmt.Errorf("finish run %s: %w", id, err)
 	}
 	run, err := decodeRun(out.Attributes)
-	if err != nil || f.Reply == nil {
+	if err != nil {
 		return run, err
 	}
-	if _, err := st.AddMessage(ctx, ws, f.ThreadID, *f.Reply); err != nil {
-		return Run{}, fmt.Errorf("finish run %s: %w", id, err)
+	if err := st.addReply(ctx, ws, id, f); err != nil {
+		return Run{}, err
 	}
 	return run, nil
+}
+
+// addReply stores the reply of turn's end f of run id, if it has one, unless it is there: the
+// second write of FinishRunWith and FinishHeld.
+func (st *Store) addReply(ctx context.Context, ws, id string, f Finish) error {
+	if f.Reply == nil {
+		return nil
+	}
+	if _, err := st.AddMessage(ctx, ws, f.ThreadID, *f.Reply); err != nil {
+		return fmt.Errorf("finish run %s: %w", id, err)
+	}
+	return nil
 }
 
 // finishing returns what the turn's end f at now sets on run id's item (by attribute name) and
