@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -456,7 +455,7 @@ func eventTrace(rec events.DynamoDBEventRecord) string {
 	return ""
 }
 
-// envelope rebuilds the event from its log item: pk WS#<ws>#EV, sk the cursor.
+// envelope rebuilds the event from its log item: pk WS#<ws>#EV[#<shard>], sk the cursor.
 func envelope(img map[string]events.DynamoDBAttributeValue) (Envelope, error) {
 	get := func(name string) string {
 		if v, ok := img[name]; ok && v.DataType() == events.DataTypeString {
@@ -464,10 +463,9 @@ func envelope(img map[string]events.DynamoDBAttributeValue) (Envelope, error) {
 		}
 		return ""
 	}
-	ws, ok := strings.CutPrefix(get("pk"), "WS#")
-	ws, ok2 := strings.CutSuffix(ws, "#EV")
+	ws, _, ok := store.ParseEventPK(get("pk"))
 	e := Envelope{ID: get("event_id"), Type: get("type"), CreatedAt: get("created_at"), WorkspaceID: ws, Data: json.RawMessage(get("data"))}
-	if !ok || !ok2 || e.ID == "" || e.Type == "" || !json.Valid(e.Data) {
+	if !ok || e.ID == "" || e.Type == "" || !json.Valid(e.Data) {
 		return Envelope{}, fmt.Errorf("event item %q/%q lacks id, type, workspace or valid data", get("pk"), get("sk"))
 	}
 	return e, nil

@@ -345,7 +345,7 @@ func (r *Replayer) rebuild(ctx context.Context, b BatchInfo, workspaces []string
 // insertRecord is the stream record of an event's insert into its log, as the fan-out reads it:
 // the item's attributes (store.AppendEvents writes them) in its new image.
 func insertRecord(e store.Event) events.DynamoDBEventRecord {
-	pk, sk := "WS#"+e.WorkspaceID+"#EV", fmt.Sprintf("%019d", e.Cursor)
+	pk, sk := store.EventPK(e.WorkspaceID, e.Shard), fmt.Sprintf("%019d", e.Cursor)
 	img := map[string]events.DynamoDBAttributeValue{
 		"pk": events.NewStringAttribute(pk), "sk": events.NewStringAttribute(sk),
 		"kind": events.NewStringAttribute(store.KindEvent), "event_id": events.NewStringAttribute(e.ID),

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -35,6 +36,12 @@ type Event struct {
 	// Unread says nobody reads the index of the event's thread (only the web widget's stream reads
 	// one): the append writes no thread copy. Not stored.
 	Unread bool `json:"-"`
+	// Shard is the shard of the workspace's log the event is in (see shards.go): set by an
+	// append and by a read. Not stored on the item (its key says it).
+	Shard int `json:"-"`
+	// Spread says the event, when no event of its group names a thread, may go to any shard
+	// (SaaS webhooks recorded as events: their senders promise no order among them). Not stored.
+	Spread bool `json:"-"`
 }
 
 // KindEvent marks event-log items, so a DynamoDB stream filter can select them.
@@ -46,9 +53,7 @@ const eventIDRetention = 30 * 24 * time.Hour
 // maxAppendTries bounds how often an append moves an event whose reservation went stale.
 const maxAppendTries = 100
 
-func seqKey(ws string) map[string]types.AttributeValue { return key("WS#"+ws+"#EVSEQ", "SEQ") }
-func eventPK(ws string) string                         { return "WS#" + ws + "#EV" }
-func eventSK(cursor int64) string                      { return fmt.Sprintf("%019d", cursor) }
+func eventSK(cursor int64) string { return fmt.Sprintf("%019d", cursor) }
 func markerKey(ws, id string) map[string]types.AttributeValue {
 	return key("WS#"+ws+"#EVID#"+id, "EVID")
 }
@@ -186,16 +191,33 @@ func (st *Store) appendGroups(ctx context.Context, calls [][]Event, leads []stri
 		}
 	}
 	if count > 0 {
-		at := st.now().UTC()
-		last, err := st.reserve(ctx, ws, count)
-		if err != nil {
+		if err := st.shardsOf(ctx, es, fresh); err != nil {
 			return nil, err
 		}
-		c := last - int64(count)
+		counts := map[int]int{} // events to reserve, per shard
 		for _, g := range fresh {
 			for _, i := range g {
-				c++
-				es[i].e.Cursor, es[i].e.CreatedAt = c, at
+				counts[es[i].e.Shard]++
+			}
+		}
+		shards := slices.Sorted(maps.Keys(counts))
+		at := st.now().UTC()
+		next := make(map[int]int64, len(shards)) // the next cursor to hand out, per shard
+		var mu sync.Mutex
+		if err := each(len(shards), func(k int) error {
+			last, err := st.reserve(ctx, ws, shards[k], counts[shards[k]])
+			mu.Lock()
+			next[shards[k]] = last - int64(counts[shards[k]]) + 1
+			mu.Unlock()
+			return err
+		}); err != nil {
+			return nil, err
+		}
+		for _, g := range fresh {
+			for _, i := range g {
+				sh := es[i].e.Shard
+				es[i].e.Cursor, es[i].e.CreatedAt = next[sh], at
+				next[sh]++
 			}
 		}
 		// Another appender of the same ids may have claimed them first: its claim wins.
@@ -212,12 +234,13 @@ func (st *Store) appendGroups(ctx context.Context, calls [][]Event, leads []stri
 	// that a thread's reader (who does not wait at gaps) never sees a later event of the thread
 	// before an earlier.
 	if err := each(len(groups), func(k int) error {
-		var after int64
+		after := map[int]int64{} // per shard: a moved event stays in its shard
 		for _, i := range groups[k] {
-			if err := st.place(ctx, &es[i], after); err != nil {
+			sh := es[i].e.Shard
+			if err := st.place(ctx, &es[i], after[sh]); err != nil {
 				return err
 			}
-			after = max(after, es[i].e.Cursor)
+			after[sh] = max(after[sh], es[i].e.Cursor)
 		}
 		return nil
 	}); err != nil {
@@ -229,7 +252,7 @@ func (st *Store) appendGroups(ctx context.Context, calls [][]Event, leads []stri
 	}
 	// es is in the callers' order: events appended before, or moved by place, may have cursors
 	// out of that order.
-	slices.SortFunc(byCursor, func(a, b Event) int { return cmp.Compare(a.Cursor, b.Cursor) })
+	slices.SortFunc(byCursor, func(a, b Event) int { return cmp.Or(cmp.Compare(a.Shard, b.Shard), cmp.Compare(a.Cursor, b.Cursor)) })
 	for _, e := range byCursor {
 		if put := threadIndexPut(&st.table, e); put != nil {
 			st.expire(put.Item, e.CreatedAt)
@@ -266,18 +289,21 @@ func each(n int, f func(i int) error) error {
 	return errors.Join(errs...)
 }
 
-// reserve adds n to the workspace's counter and returns the last cursor reserved.
-func (st *Store) reserve(ctx context.Context, ws string, count int) (int64, error) {
+// reserve adds n to the counter of the workspace log's shard and returns the last cursor reserved.
+func (st *Store) reserve(ctx context.Context, ws string, shard, count int) (int64, error) {
+	if err := st.ensureMark(ctx, ws, shard); err != nil {
+		return 0, err
+	}
 	out, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 &st.table,
-		Key:                       seqKey(ws),
+		Key:                       seqKey(ws, shard),
 		UpdateExpression:          aws.String("ADD #seq :n"),
 		ExpressionAttributeNames:  map[string]string{"#seq": "seq"},
 		ExpressionAttributeValues: map[string]types.AttributeValue{":n": n(int64(count))},
 		ReturnValues:              types.ReturnValueUpdatedNew,
 	})
 	if err != nil {
-		return 0, fmt.Errorf("reserve %d cursors of %s: %w", count, ws, err)
+		return 0, fmt.Errorf("reserve %d cursors of %s shard %d: %w", count, ws, shard, err)
 	}
 	return num(out.Attributes, "seq"), nil
 }
@@ -366,11 +392,26 @@ func held(es []entry, g group, lead string, item map[string]types.AttributeValue
 // at sets the entry's cursor and time from its marker item.
 func (en *entry) at(item map[string]types.AttributeValue) error {
 	if !en.m.multi {
-		en.e.Cursor, en.e.CreatedAt = num(item, "cursor"), tm(item, "created_at")
-		if en.e.Cursor == 0 || en.e.CreatedAt.IsZero() {
+		en.e.Cursor, en.e.CreatedAt, en.e.Shard = num(item, "cursor"), tm(item, "created_at"), int(num(item, "shard"))
+		if en.e.Cursor == 0 || en.e.CreatedAt.IsZero() || en.e.Shard < 0 || en.e.Shard >= MaxShards {
 			return fmt.Errorf("event marker %s: no cursor", en.m.id)
 		}
 		return nil
+	}
+	en.e.Shard = 0 // absent: every event of the group is in shard 0
+	if shs, ok := item["shards"].(*types.AttributeValueMemberL); ok {
+		v, ok := types.AttributeValue(nil), false
+		if en.m.pos < len(shs.Value) {
+			v = shs.Value[en.m.pos]
+		}
+		sh, isN := v.(*types.AttributeValueMemberN)
+		if isN {
+			en.e.Shard, _ = strconv.Atoi(sh.Value)
+			ok = en.e.Shard >= 0 && en.e.Shard < MaxShards
+		}
+		if !ok {
+			return fmt.Errorf("event marker %s: bad shard at %d", en.m.id, en.m.pos)
+		}
 	}
 	cs, ok1 := item["cursors"].(*types.AttributeValueMemberL)
 	ats, ok2 := item["ats"].(*types.AttributeValueMemberL)
@@ -399,12 +440,22 @@ func (st *Store) claim(ctx context.Context, es []entry, g group) error {
 	item["created_at"] = ts(first.CreatedAt)
 	item["ttl"] = n(first.CreatedAt.Add(eventIDRetention).Unix())
 	multi := len(g) > 1
+	sharded := false // some event is in a shard other than 0: the marker says which
+	for _, i := range g {
+		sharded = sharded || es[i].e.Shard != 0
+	}
+	if !multi && sharded {
+		item["shard"] = n(int64(first.Shard))
+	}
 	if multi {
-		ids, cs, ats := make([]types.AttributeValue, len(g)), make([]types.AttributeValue, len(g)), make([]types.AttributeValue, len(g))
+		ids, cs, ats, shs := make([]types.AttributeValue, len(g)), make([]types.AttributeValue, len(g)), make([]types.AttributeValue, len(g)), make([]types.AttributeValue, len(g))
 		for j, i := range g {
-			ids[j], cs[j], ats[j] = s(es[i].e.ID), n(es[i].e.Cursor), ts(es[i].e.CreatedAt)
+			ids[j], cs[j], ats[j], shs[j] = s(es[i].e.ID), n(es[i].e.Cursor), ts(es[i].e.CreatedAt), n(int64(es[i].e.Shard))
 		}
 		item["ids"], item["cursors"], item["ats"] = &types.AttributeValueMemberL{Value: ids}, &types.AttributeValueMemberL{Value: cs}, &types.AttributeValueMemberL{Value: ats}
+		if sharded {
+			item["shards"] = &types.AttributeValueMemberL{Value: shs}
+		}
 	}
 	for j, i := range g {
 		es[i].m = mark{id: first.ID, pos: j, multi: multi}
@@ -426,21 +477,30 @@ func (st *Store) claim(ctx context.Context, es []entry, g group) error {
 		}
 		// The events its marker does not hold are claimed as a group of their own, at the
 		// cursors reserved for them, unless the other appender reserved the events it holds
-		// after those: then at new cursors, after them, so that the group stays in order.
-		var top int64
+		// after those (in their shard): then at new cursors, after them, so that the group
+		// stays in order.
+		top := map[int]int64{}
 		for _, i := range g {
 			if !slices.Contains(rest, i) {
-				top = max(top, es[i].e.Cursor)
+				top[es[i].e.Shard] = max(top[es[i].e.Shard], es[i].e.Cursor)
 			}
 		}
-		if es[rest[0]].e.Cursor < top {
+		byShard := map[int][]int{}
+		for _, i := range rest {
+			byShard[es[i].e.Shard] = append(byShard[es[i].e.Shard], i)
+		}
+		for _, sh := range slices.Sorted(maps.Keys(byShard)) {
+			idx := byShard[sh]
+			if es[idx[0]].e.Cursor >= top[sh] {
+				continue
+			}
 			at := st.now().UTC()
-			last, err := st.reserve(ctx, first.WorkspaceID, len(rest))
+			last, err := st.reserve(ctx, first.WorkspaceID, sh, len(idx))
 			if err != nil {
 				return err
 			}
-			for j, i := range rest {
-				es[i].e.Cursor, es[i].e.CreatedAt = last-int64(len(rest)-1-j), at
+			for j, i := range idx {
+				es[i].e.Cursor, es[i].e.CreatedAt = last-int64(len(idx)-1-j), at
 			}
 		}
 		return st.claim(ctx, es, rest)
@@ -473,7 +533,7 @@ func (st *Store) place(ctx context.Context, en *entry, after int64) error {
 				return err
 			}
 		}
-		written, err := st.eventAt(ctx, e.WorkspaceID, e.Cursor, e.ID)
+		written, err := st.eventAt(ctx, e.WorkspaceID, e.Shard, e.Cursor, e.ID)
 		if err != nil || written {
 			return err
 		}
@@ -488,7 +548,7 @@ func (st *Store) place(ctx context.Context, en *entry, after int64) error {
 			continue
 		}
 		at := st.now().UTC()
-		c, err := st.reserve(ctx, e.WorkspaceID, 1)
+		c, err := st.reserve(ctx, e.WorkspaceID, e.Shard, 1)
 		if err != nil {
 			return err
 		}
@@ -529,7 +589,7 @@ func (st *Store) place(ctx context.Context, en *entry, after int64) error {
 
 // writeEvent puts the event item (if absent: a retry within the window finds it there).
 func (st *Store) writeEvent(ctx context.Context, e Event) error {
-	item := key(eventPK(e.WorkspaceID), eventSK(e.Cursor))
+	item := key(EventPK(e.WorkspaceID, e.Shard), eventSK(e.Cursor))
 	item["kind"] = s(KindEvent) // the stream filter of the fan-out selects these items
 	item["event_id"] = s(e.ID)
 	item["type"] = s(e.Type)
@@ -548,8 +608,8 @@ func (st *Store) writeEvent(ctx context.Context, e Event) error {
 }
 
 // eventAt reports whether the event with id is at cursor.
-func (st *Store) eventAt(ctx context.Context, ws string, cursor int64, id string) (bool, error) {
-	out, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &st.table, Key: key(eventPK(ws), eventSK(cursor)), ConsistentRead: aws.Bool(true)})
+func (st *Store) eventAt(ctx context.Context, ws string, shard int, cursor int64, id string) (bool, error) {
+	out, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &st.table, Key: key(EventPK(ws, shard), eventSK(cursor)), ConsistentRead: aws.Bool(true)})
 	if err != nil {
 		return false, fmt.Errorf("read event %s: %w", id, err)
 	}
@@ -579,39 +639,6 @@ func checkEvents(evs []Event) error {
 		}
 	}
 	return nil
-}
-
-func (st *Store) lastCursor(ctx context.Context, ws string) (int64, error) {
-	out, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &st.table, Key: seqKey(ws), ConsistentRead: aws.Bool(true)})
-	if err != nil {
-		return 0, fmt.Errorf("read event counter of %s: %w", ws, err)
-	}
-	return num(out.Item, "seq"), nil
-}
-
-// ListEvents returns up to limit events of the workspace with a cursor after the given one, in order.
-func (st *Store) ListEvents(ctx context.Context, ws string, after int64, limit int) ([]Event, error) {
-	out, err := st.db.Query(ctx, &dynamodb.QueryInput{
-		TableName:              &st.table,
-		KeyConditionExpression: aws.String("pk = :pk AND sk > :after"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":pk": s(eventPK(ws)), ":after": s(eventSK(after)),
-		},
-		Limit:          aws.Int32(int32(limit)),
-		ConsistentRead: aws.Bool(true),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list events of %s: %w", ws, err)
-	}
-	evs := make([]Event, 0, len(out.Items))
-	for _, it := range out.Items {
-		e, err := decodeEvent(ws, it)
-		if err != nil {
-			return nil, err
-		}
-		evs = append(evs, e)
-	}
-	return evs, nil
 }
 
 func decodeEvent(ws string, item map[string]types.AttributeValue) (Event, error) {

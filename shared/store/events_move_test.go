@@ -25,7 +25,7 @@ func TestAppendMovesAReservationWhoseWriterDied(t *testing.T) {
 	ctx := context.Background()
 
 	dead := Event{ID: "evt_dead", Type: "test.event", WorkspaceID: "ws", Data: json.RawMessage(`{}`), CreatedAt: t0}
-	c, err := st.reserve(ctx, "ws", 1)
+	c, err := st.reserve(ctx, "ws", 0, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +68,7 @@ func claimAlone(ctx context.Context, st *Store, e Event) (Event, error) {
 func reserveAndClaim(t *testing.T, st *Store, at time.Time, ids ...string) []entry {
 	t.Helper()
 	ctx := context.Background()
-	last, err := st.reserve(ctx, "ws", len(ids))
+	last, err := st.reserve(ctx, "ws", 0, len(ids))
 	if err != nil {
 		t.Fatal(err)
 	}

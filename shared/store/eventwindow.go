@@ -1,8 +1,10 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -11,17 +13,47 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 )
 
-// EventsBetween returns up to limit events of ws appended from `from` to `to`, both included, in
-// cursor order, and whether the window holds more. The log is keyed by cursor and append times
-// grow with cursors, so the first cursor of the window is found by a binary search (one read per
-// step, about 30 for a billion events) and the log is read on from there: the read is bounded by
-// the window, not by the log. It only reads (the FanoutDLQ replay rebuilds a batch the stream no
-// longer holds). Cursors whose items expired (RetentionDays) count as older than the window.
+// EventsBetween returns up to limit events of ws appended from `from` to `to`, both included, and
+// whether the window holds more: each shard's in cursor order, the shards' merged by created_at.
+// Each shard is keyed by cursor and append times grow with cursors, so the first cursor of the
+// window is found by a binary search (one read per step, about 30 for a billion events) and the
+// shard is read on from there: the read is bounded by the window, not by the log. It only reads
+// (the FanoutDLQ replay rebuilds a batch the stream no longer holds). Cursors whose items expired
+// (RetentionDays) count as older than the window.
 func (st *Store) EventsBetween(ctx context.Context, ws string, from, to time.Time, limit int) ([]Event, bool, error) {
-	last, err := st.lastCursor(ctx, ws)
-	if err != nil || last == 0 {
+	head, err := st.LogHead(ctx, ws)
+	if err != nil {
 		return nil, false, err
 	}
+	parts := make([][]Event, len(head))
+	mores := make([]bool, len(head))
+	if err := each(len(head), func(sh int) error {
+		var err error
+		parts[sh], mores[sh], err = st.shardBetween(ctx, ws, sh, head[sh], from, to, limit)
+		return err
+	}); err != nil {
+		return nil, false, err
+	}
+	var evs []Event
+	more := false
+	for sh := range parts {
+		evs, more = append(evs, parts[sh]...), more || mores[sh]
+	}
+	slices.SortStableFunc(evs, func(a, b Event) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.Shard, b.Shard), cmp.Compare(a.Cursor, b.Cursor))
+	})
+	if len(evs) > limit {
+		return evs[:limit], true, nil
+	}
+	return evs, more, nil
+}
+
+// shardBetween is EventsBetween for one shard whose last reserved cursor is last.
+func (st *Store) shardBetween(ctx context.Context, ws string, shard int, last int64, from, to time.Time, limit int) ([]Event, bool, error) {
+	if last == 0 {
+		return nil, false, nil
+	}
+	pk := EventPK(ws, shard)
 	lo, hi := int64(1), last+1 // the first cursor appended at or after from is in [lo, hi]
 	for lo < hi {
 		mid := lo + (hi-lo)/2
@@ -32,7 +64,7 @@ func (st *Store) EventsBetween(ctx context.Context, ws string, from, to time.Tim
 			TableName:              &st.table,
 			KeyConditionExpression: aws.String("pk = :pk AND sk BETWEEN :mid AND :hi"),
 			ExpressionAttributeValues: map[string]types.AttributeValue{
-				":pk": s(eventPK(ws)), ":mid": s(eventSK(mid)), ":hi": s(eventSK(hi)),
+				":pk": s(pk), ":mid": s(eventSK(mid)), ":hi": s(eventSK(hi)),
 			},
 			ProjectionExpression: aws.String("sk, created_at"), Limit: aws.Int32(1), ConsistentRead: aws.Bool(true),
 		})
@@ -58,7 +90,7 @@ func (st *Store) EventsBetween(ctx context.Context, ws string, from, to time.Tim
 		TableName:              &st.table,
 		KeyConditionExpression: aws.String("pk = :pk AND sk >= :first"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":pk": s(eventPK(ws)), ":first": s(eventSK(lo)),
+			":pk": s(pk), ":first": s(eventSK(lo)),
 		},
 		Limit:          aws.Int32(int32(min(limit+1, 1000))),
 		ConsistentRead: aws.Bool(true),
@@ -79,6 +111,7 @@ func (st *Store) EventsBetween(ctx context.Context, ws string, from, to time.Tim
 			if len(evs) == limit {
 				return evs, true, nil
 			}
+			e.Shard = shard
 			evs = append(evs, e)
 		}
 		if len(out.LastEvaluatedKey) == 0 {

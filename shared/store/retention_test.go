@@ -48,7 +48,7 @@ func TestRetentionWritesTheTTLAttribute(t *testing.T) {
 				t.Fatal(err)
 			}
 			items := map[string]map[string]types.AttributeValue{
-				"event":        key(eventPK("ws"), eventSK(evs[0].Cursor)),
+				"event":        key(EventPK("ws", 0), eventSK(evs[0].Cursor)),
 				"thread event": key(threadPK("ws", "thr_1"), threadEventSK(evs[0].Cursor)),
 				"run":          key(runPK("ws", "run_1"), "RUN"),
 				"in message":   key(threadPK("ws", "thr_1"), messageSK(in)),
@@ -68,7 +68,7 @@ func TestRetentionWritesTheTTLAttribute(t *testing.T) {
 					t.Errorf("%s: ttl %q, want %q", name, ttl, tc.want)
 				}
 			}
-			seq, err := db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &table, Key: seqKey("ws"), ConsistentRead: ptr(true)})
+			seq, err := db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &table, Key: seqKey("ws", 0), ConsistentRead: ptr(true)})
 			if err != nil || len(seq.Item) == 0 {
 				t.Fatalf("event counter not found (%v)", err)
 			}

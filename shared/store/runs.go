@@ -185,12 +185,18 @@ func messageItem(ws, thread string, m Message) map[string]types.AttributeValue {
 // is missing: a run found existing has its message written again at the time the run recorded, so
 // a repost of the same run (another receive time) never adds a second message.
 func (st *Store) CreateRunWith(ctx context.Context, nr NewRun) (Run, bool, error) {
-	th, r := nr.Thread, nr.Run
 	now := st.now().UTC()
-	run, thread := st.newRunItems(nr, now)
 	if nr.Slot == nil {
-		return st.createRun(ctx, nr, run, thread)
+		return st.createRun(ctx, nr, now)
 	}
+	return st.createRunInSlot(ctx, nr, now, true)
+}
+
+// createRunInSlot is CreateRunWith with a slot: one transaction. A thread whose log shard is not
+// the one guessed is written again, once, with the shard it records (see threadShardCond).
+func (st *Store) createRunInSlot(ctx context.Context, nr NewRun, now time.Time, again bool) (Run, bool, error) {
+	th, r := nr.Thread, nr.Run
+	run, thread := st.newRunItems(nr, now)
 	sl := nr.Slot
 	ref := sl.ref()
 	run["slot_pk"], run["slot_sk"] = s(ref.PK), s(ref.SK)
@@ -211,12 +217,16 @@ func (st *Store) CreateRunWith(ctx context.Context, nr NewRun) (Run, bool, error
 	_, err := st.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
 	switch {
 	case err == nil:
+		st.logs.threads.put(th.WorkspaceID, th.ID, shardOf(thread))
 		got, derr := decodeRun(run)
 		return got, true, derr
 	case cancelledBy(err, 0):
 		existing, gerr := st.GetRun(ctx, th.WorkspaceID, r.ID)
 		return existing, false, gerr
 	case cancelledBy(err, 2):
+		if again && st.shardMismatch(nr, cancelledItem(err, 2)) {
+			return st.createRunInSlot(ctx, nr, now, false)
+		}
 		return Run{}, false, apierr.New(apierr.NotFound, "thread not found")
 	case cancelledBy(err, 3):
 		return Run{}, false, ErrSlotTaken
@@ -257,17 +267,23 @@ func (st *Store) newRunItems(nr NewRun, now time.Time) (map[string]types.Attribu
 	if st.retention > 0 { // a thread is kept for the retention after its last message
 		threadSet, threadValues[":ttl"] = ", #ttl = :ttl", n(now.Add(st.retention).Unix())
 	}
-	threadCond := "attribute_not_exists(pk) OR #ch = :ch"
+	threadCond := "(attribute_not_exists(pk) OR #ch = :ch)"
 	if nr.FollowUp {
-		threadCond = "attribute_exists(pk) AND #ch = :ch"
+		threadCond = "(attribute_exists(pk) AND #ch = :ch)"
+	}
+	shard := st.threadGuess(th.WorkspaceID, th.ID)
+	if shard != 0 {
+		threadSet += ", log_shard = :shard"
+		threadValues[":shard"] = n(int64(shard))
 	}
 	thread := &types.Update{
-		TableName:                 &st.table,
-		Key:                       key(threadPK(th.WorkspaceID, th.ID), "META"),
-		UpdateExpression:          aws.String("SET thread_id = :id, workspace_id = :ws, #ch = :ch, external_id = if_not_exists(external_id, :ext), created_at = if_not_exists(created_at, :now), updated_at = :now, session_run = if_not_exists(session_run, :run)" + threadSet),
-		ConditionExpression:       aws.String(threadCond),
-		ExpressionAttributeNames:  threadNames(st.retention > 0),
-		ExpressionAttributeValues: threadValues,
+		TableName:                           &st.table,
+		Key:                                 key(threadPK(th.WorkspaceID, th.ID), "META"),
+		UpdateExpression:                    aws.String("SET thread_id = :id, workspace_id = :ws, #ch = :ch, external_id = if_not_exists(external_id, :ext), created_at = if_not_exists(created_at, :now), updated_at = :now, session_run = if_not_exists(session_run, :run)" + threadSet),
+		ConditionExpression:                 aws.String(threadCond + " AND " + threadShardCond(shard)),
+		ExpressionAttributeNames:            threadNames(st.retention > 0),
+		ExpressionAttributeValues:           threadValues,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	}
 	return run, thread
 }
@@ -279,28 +295,37 @@ func (st *Store) messagePut(ws, thread string, m Message, now time.Time) *types.
 
 // createRun makes CreateRunWith's writes one by one (see there): the thread's update, the run's
 // put, the message's put.
-func (st *Store) createRun(ctx context.Context, nr NewRun, run map[string]types.AttributeValue, thread *types.Update) (Run, bool, error) {
-	if err := st.updateThread(ctx, nr.Run.ID, thread); err != nil {
+func (st *Store) createRun(ctx context.Context, nr NewRun, now time.Time) (Run, bool, error) {
+	run, err := st.updateThread(ctx, nr, now)
+	if err != nil {
 		return Run{}, false, err
 	}
 	return st.putRun(ctx, nr, run)
 }
 
-// updateThread makes a new run's thread update (newRunItems): a thread that does not exist for a
-// follow-up, or is another channel's, is NotFound.
-func (st *Store) updateThread(ctx context.Context, id string, thread *types.Update) error {
-	_, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName: thread.TableName, Key: thread.Key, UpdateExpression: thread.UpdateExpression, ConditionExpression: thread.ConditionExpression,
-		ExpressionAttributeNames: thread.ExpressionAttributeNames, ExpressionAttributeValues: thread.ExpressionAttributeValues,
-	})
-	var cf *types.ConditionalCheckFailedException
-	if errors.As(err, &cf) {
-		return apierr.New(apierr.NotFound, "thread not found")
+// updateThread makes a new run's thread update (newRunItems) and returns the run's item: a thread
+// that does not exist for a follow-up, or is another channel's, is NotFound. A thread whose log
+// shard is not the one guessed is written again, once, with the shard it records.
+func (st *Store) updateThread(ctx context.Context, nr NewRun, now time.Time) (map[string]types.AttributeValue, error) {
+	for again := true; ; again = false {
+		run, thread := st.newRunItems(nr, now)
+		_, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+			TableName: thread.TableName, Key: thread.Key, UpdateExpression: thread.UpdateExpression, ConditionExpression: thread.ConditionExpression,
+			ExpressionAttributeNames: thread.ExpressionAttributeNames, ExpressionAttributeValues: thread.ExpressionAttributeValues,
+			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+		})
+		var cf *types.ConditionalCheckFailedException
+		switch {
+		case errors.As(err, &cf) && again && st.shardMismatch(nr, cf.Item):
+			continue
+		case errors.As(err, &cf):
+			return nil, apierr.New(apierr.NotFound, "thread not found")
+		case err != nil:
+			return nil, fmt.Errorf("create run %s: thread: %w", nr.Run.ID, err)
+		}
+		st.logs.threads.put(nr.Thread.WorkspaceID, nr.Thread.ID, shardOf(thread))
+		return run, nil
 	}
-	if err != nil {
-		return fmt.Errorf("create run %s: thread: %w", id, err)
-	}
-	return nil
 }
 
 // putRun puts nr's run (its item run) unless the run exists, then its message; it reports whether
@@ -364,8 +389,8 @@ func (st *Store) HoldRun(ctx context.Context, nr NewRun) (Held, bool, error) {
 	if !nr.Start || nr.Slot != nil {
 		return Held{}, false, fmt.Errorf("hold run %s: only a run started at once, without a slot, is held", id)
 	}
-	item, thread := st.newRunItems(nr, st.now().UTC())
-	if err := st.updateThread(ctx, id, thread); err != nil {
+	item, err := st.updateThread(ctx, nr, st.now().UTC())
+	if err != nil {
 		return Held{}, false, err
 	}
 	out, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &st.table, Key: key(runPK(nr.Thread.WorkspaceID, id), "RUN"), ConsistentRead: aws.Bool(true)})

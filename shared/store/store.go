@@ -33,6 +33,8 @@ type Store struct {
 	retention time.Duration
 	sealer    Sealer // nil: secrets are written as given (tests, and the functions that write none)
 	opener    Opener // nil: secrets read stay sealed (their count is known, not their values)
+	shards    int       // the log's shards for new threads and spread groups (WithShards)
+	logs      *logState // shared by the copies WithSealer and WithOpener make
 }
 
 // Sealer seals a secret before it is written (seal.Envelope; kms:GenerateDataKey).
@@ -47,7 +49,7 @@ type Opener interface {
 
 // New returns a Store on table.
 func New(db DB, table string, now func() time.Time) *Store {
-	return &Store{db: db, table: table, now: now}
+	return &Store{db: db, table: table, now: now, shards: 1, logs: newLogState()}
 }
 
 // WithRetention makes the events, runs, messages and threads st writes expire d after they are

@@ -96,5 +96,9 @@ func (st *Store) ListThreadEvents(ctx context.Context, ws, thread string, after 
 // LastCursor returns the cursor of the workspace's latest appended event (0 for an empty log):
 // no visible event has a higher one. A consistent read.
 func (st *Store) LastCursor(ctx context.Context, ws string) (int64, error) {
-	return st.lastCursor(ctx, ws)
+	head, err := st.LogHead(ctx, ws)
+	if err != nil {
+		return 0, err
+	}
+	return head[0], nil
 }
