@@ -31,6 +31,7 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 	env := envcfg.New(getenv)
 	// Events, runs, messages and threads expire this long after they are written (0: kept).
 	retention := time.Duration(env.Int("HOOKGATE_RETENTION_DAYS", 90, 0, 36500)) * 24 * time.Hour
+	shards := env.Int("HOOKGATE_EVENT_SHARDS", 1, 1, store.MaxShards)
 	table := env.Required("HOOKGATE_TABLE")
 	// Opens the adapters' secrets (kms:Decrypt, adapter.secret) and seals the stack's seeded ones
 	// (kms:GenerateDataKey, adapter.secret).
@@ -60,7 +61,7 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 		return nil, err
 	}
 	sealed := seal.New(aws.KMS(), keyID, time.Now)
-	st := store.New(aws.DynamoDB(), table, time.Now).WithRetention(retention).WithSealer(sealed).WithOpener(sealed)
+	st := store.New(aws.DynamoDB(), table, time.Now).WithRetention(retention).WithShards(shards).WithSealer(sealed).WithOpener(sealed)
 	cfg.Adapters = adapter.NewStored(st, ttl, time.Now, maxBody)
 	// The stack's Adapters parameter seeds the store (its adapters' workspaces, the default one
 	// unless named), at first use and again whenever the parameter or AdapterSecret changes.

@@ -36,6 +36,7 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 	env := envcfg.New(getenv)
 	// Events, runs, messages and threads expire this long after they are written (0: kept).
 	retention := time.Duration(env.Int("HOOKGATE_RETENTION_DAYS", 90, 0, 36500)) * 24 * time.Hour
+	shards := env.Int("HOOKGATE_EVENT_SHARDS", 1, 1, store.MaxShards)
 	table := env.Required("HOOKGATE_TABLE")
 	// Opens the workspaces' agents' secrets (kms:Decrypt, agent.secret) and seals the stack's
 	// seeded ones (kms:GenerateDataKey, agent.secret).
@@ -74,7 +75,7 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 		return nil, err
 	}
 	sealed := seal.New(aws.KMS(), keyID, time.Now)
-	st := store.New(aws.DynamoDB(), table, time.Now).WithRetention(retention).WithSealer(sealed).WithOpener(sealed)
+	st := store.New(aws.DynamoDB(), table, time.Now).WithRetention(retention).WithShards(shards).WithSealer(sealed).WithOpener(sealed)
 	seeder := store.NewSeeder(func(ctx context.Context) error {
 		sums := store.SeedSums(env.List("HOOKGATE_APPROVAL_SIGNING_KEY"), getenv("HOOKGATE_AGENTS")+"\x00"+getenv("HOOKGATE_OPENAI_API_KEY")+store.SeedVersion)
 		return st.SeedOnce(ctx, workspace, "agents", sums, func(ctx context.Context) error {

@@ -295,7 +295,10 @@ func (h *Handler) process(ctx context.Context, rec events.SQSMessage) (err error
 		}
 		first = append(first, newEvent(m.Event.Subject, m.Event.Type, verbatim(m.Event.Data)))
 		if m.RunID == "" {
-			return h.append(ctx, &m, first...) // an event that starts no run
+			// An event that starts no run: its sender promises no order among its webhooks, so
+			// it may go to any shard of the log.
+			first[0].spread = true
+			return h.append(ctx, &m, first...)
 		}
 	}
 	if m.ThreadID == "" || m.RunID == "" {
@@ -800,13 +803,16 @@ func (h *Handler) noteDenied(ctx context.Context, m *inbound, run store.Run, tur
 // nothing new.
 type event struct {
 	subject, typ string
-	data         any // encoded with encoding/json, except verbatim
+	data         any  // encoded with encoding/json, except verbatim
+	spread       bool // store.Event.Spread
 }
 
 // verbatim is event data kept byte for byte (encoding/json would compact a json.RawMessage).
 type verbatim string
 
-func newEvent(subject, typ string, data any) event { return event{subject, typ, data} }
+func newEvent(subject, typ string, data any) event {
+	return event{subject: subject, typ: typ, data: data}
+}
 
 // id is the event's id in workspace ws.
 func (e event) id(ws string) string { return ids.Derive("evt", ws, e.subject, e.typ) }
@@ -849,7 +855,7 @@ func (h *Handler) appendAfter(ctx context.Context, m *queue.Inbound, lead string
 			return fmt.Errorf("encode %s event: %w", e.typ, err)
 		}
 		out[i] = store.Event{ID: e.id(ws), Type: e.typ, WorkspaceID: ws, Data: b, Trace: tp,
-			Unread: m.Channel != "" && m.Channel != widgetChannel}
+			Unread: m.Channel != "" && m.Channel != widgetChannel, Spread: e.spread}
 	}
 	_, err := h.log.AppendEventsAfter(ctx, lead, out)
 	return err
