@@ -102,6 +102,28 @@ func (st *Store) LogHead(ctx context.Context, ws string) ([]int64, error) {
 	return head, nil
 }
 
+// ThreadHead is LogHead for the reader of one thread's index: the last cursor reserved in the
+// thread's shard (the cursors of its index are that shard's). A one-shard log's costs what its
+// counter's read costs.
+func (st *Store) ThreadHead(ctx context.Context, ws, thread string) (int64, error) {
+	out, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &st.table, Key: seqKey(ws, 0), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return 0, fmt.Errorf("read event counter of %s: %w", ws, err)
+	}
+	if num(out.Item, "shards") <= 1 {
+		return num(out.Item, "seq"), nil
+	}
+	sh, err := st.threadShard(ctx, ws, thread)
+	if err != nil || sh == 0 {
+		return num(out.Item, "seq"), err
+	}
+	out, err = st.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &st.table, Key: seqKey(ws, sh), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return 0, fmt.Errorf("read event counter of %s shard %d: %w", ws, sh, err)
+	}
+	return num(out.Item, "seq"), nil
+}
+
 func parseSeqPK(pk string) (string, int, bool) {
 	ws, sh, ok := strings.Cut(strings.TrimPrefix(pk, "WS#"), "#EVSEQ")
 	if !ok {

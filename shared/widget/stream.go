@@ -19,7 +19,7 @@ import (
 // never the workspace's whole log (a busy workspace would cost every open widget a scan of it).
 type ThreadLog interface {
 	ListThreadEvents(ctx context.Context, ws, thread string, after int64, limit int) ([]store.Event, error)
-	LastCursor(ctx context.Context, ws string) (int64, error)
+	ThreadHead(ctx context.Context, ws, thread string) (int64, error)
 }
 
 // Stream serves GET /v1/web/stream?token=…[&since=…]: the session's thread as SSE, in windows.
@@ -80,7 +80,7 @@ func (h *Stream) handle(ctx context.Context, req *events.APIGatewayV2HTTPRequest
 	if err != nil {
 		return events.APIGatewayV2HTTPResponse{}, headers, err
 	}
-	last, err := h.log.LastCursor(ctx, s.Workspace)
+	last, err := h.log.ThreadHead(ctx, s.Workspace, s.ThreadID())
 	if err != nil {
 		return events.APIGatewayV2HTTPResponse{}, headers, apierr.Wrap(apierr.Unavailable, err, "the conversation could not be read; retry")
 	}
