@@ -2,6 +2,8 @@ package eventstream
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -63,12 +65,12 @@ func TestReadersSurviveAWriterThatDiesBetweenReservingAndWriting(t *testing.T) {
 		return e
 	}
 	cfg := testConfig()
-	src := Source{Read: func(ctx context.Context, after int64, limit int) ([]store.Event, error) {
-		return st.ListEvents(ctx, ws, after, limit)
+	src := Source{Read: func(ctx context.Context, shard int, after int64, limit int) ([]store.Event, bool, error) {
+		return st.ListShard(ctx, ws, shard, after, limit)
 	}, Dense: true, Render: all}
 	read := func(from int64) ([]string, int64) {
 		t.Helper()
-		res, err := cfg.Serve(ctx, src, from, now, discard())
+		res, err := cfg.Serve(ctx, src, []int64{from}, now, discard())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -77,7 +79,7 @@ func TestReadersSurviveAWriterThatDiesBetweenReservingAndWriting(t *testing.T) {
 		for _, e := range evs {
 			ids = append(ids, e.ID)
 		}
-		return ids, res.Cursor
+		return ids, res.Pos[0]
 	}
 
 	appendOne("evt_first")       // 1
@@ -141,4 +143,161 @@ func fmtSlice(s []string) string {
 		out += v
 	}
 	return out + "]"
+}
+
+// With four shards, a writer that dies between reserving and writing in one shard holds back that
+// shard only: the other shards' events come at once, the dead cursors are passed once they cannot
+// fill (readers do not wait forever, and lose nothing), and the dead writer's retried event moves
+// within its shard and comes once.
+func TestReadersSurviveAWriterThatDiesInOneShardOfFour(t *testing.T) {
+	t.Parallel()
+	db, table := emulatortest.Table(t, "deadwriter4")
+	var mu sync.Mutex
+	var offset time.Duration
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return time.Now().UTC().Add(offset) }
+	advance := func(d time.Duration) { mu.Lock(); offset += d; mu.Unlock() }
+	st := store.New(db, table, now).WithShards(4)
+	ctx := context.Background()
+	const ws, dead = "ws", 2 // the writer dies in shard 2
+	attr := func(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
+	num := func(v int64) types.AttributeValue {
+		return &types.AttributeValueMemberN{Value: strconv.FormatInt(v, 10)}
+	}
+	reserve := func() int64 {
+		t.Helper()
+		out, err := db.UpdateItem(ctx, &dynamodb.UpdateItemInput{TableName: aws.String(table),
+			Key:              map[string]types.AttributeValue{"pk": attr("WS#" + ws + "#EVSEQ#" + strconv.Itoa(dead)), "sk": attr("SEQ")},
+			UpdateExpression: aws.String("ADD seq :one"), ReturnValues: types.ReturnValueUpdatedNew,
+			ExpressionAttributeValues: map[string]types.AttributeValue{":one": num(1)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, _ := strconv.ParseInt(out.Attributes["seq"].(*types.AttributeValueMemberN).Value, 10, 64)
+		return c
+	}
+	appendOne := func(id string) store.Event {
+		t.Helper()
+		e, err := st.AppendEvent(ctx, store.Event{ID: id, Type: "webhook.test", WorkspaceID: ws, Spread: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	byID := func(e store.Event) (string, []byte, bool) { return e.Type, []byte(e.ID), true }
+	cfg := testConfig()
+	read := func(from []int64) ([]string, []int64) {
+		t.Helper()
+		head, err := st.LogHead(ctx, ws)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src := Source{Shards: len(head), Read: func(ctx context.Context, shard int, after int64, limit int) ([]store.Event, bool, error) {
+			return st.ListShard(ctx, ws, shard, after, limit)
+		}, Dense: true, Render: byID}
+		res, err := cfg.Serve(ctx, src, from, now, discard())
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs, _ := parse(t, res.Body, "")
+		var got []string
+		for _, e := range evs {
+			got = append(got, e.Data)
+		}
+		return got, res.Pos
+	}
+
+	// Spread events until each shard holds one: the mark is then 4.
+	var before []store.Event
+	for shards := map[int]bool{}; len(shards) < 4; {
+		if len(before) == 200 {
+			t.Fatalf("200 spread events did not reach four shards: %v", shards)
+		}
+		e := appendOne(fmt.Sprintf("evt_a%d", len(before)))
+		shards[e.Shard] = true
+		before = append(before, e)
+	}
+	head, err := st.LogHead(ctx, ws)
+	if err != nil || len(head) != 4 {
+		t.Fatalf("the log's head %v, %v: want four shards", head, err)
+	}
+	gap := reserve() // reserved, then the writer died
+	if _, err := db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(table), Item: map[string]types.AttributeValue{
+		"pk": attr("WS#" + ws + "#EVID#evt_dead"), "sk": attr("EVID"), "cursor": num(reserve()), "shard": num(dead),
+		"created_at": attr(now().Format(time.RFC3339Nano)),
+	}}); err != nil { // reserved and claimed, then the writer died
+		t.Fatal(err)
+	}
+	// More spread events, until one lands in shard 2 after the gap and one in another shard.
+	var after []store.Event
+	for inDead, elsewhere := false, false; !inDead || !elsewhere; {
+		if len(after) == 200 {
+			t.Fatal("200 spread events did not reach shard 2 and another")
+		}
+		e := appendOne(fmt.Sprintf("evt_b%d", len(after)))
+		inDead, elsewhere = inDead || e.Shard == dead, elsewhere || e.Shard != dead
+		after = append(after, e)
+	}
+	want, held := map[string]bool{}, map[string]bool{}
+	wantPos := make([]int64, 4)
+	for _, e := range append(slices.Clone(before), after...) {
+		if e.Shard == dead && e.Cursor > gap {
+			held[e.ID] = true
+			continue
+		}
+		want[e.ID] = true
+		wantPos[e.Shard] = max(wantPos[e.Shard], e.Cursor)
+	}
+	got, pos := read(make([]int64, 4))
+	if !sameSet(got, want) || !slices.Equal(pos, wantPos) || pos[dead] != gap-1 {
+		t.Fatalf("beside the fresh gap: %v at %v; want %v at %v", got, pos, want, wantPos)
+	}
+	if got, again := read(pos); len(got) != 0 || !slices.Equal(again, pos) {
+		t.Fatalf("at the fresh gap: %v at %v (want nothing yet)", got, again)
+	}
+	// Once the events after the gap are GapGrace old, nobody can write it any more: passed.
+	advance(cfg.GapGrace + time.Second)
+	got, pos = read(pos)
+	if head, _ = st.LogHead(ctx, ws); !sameSet(got, held) || !slices.Equal(pos, head) {
+		t.Fatalf("past the dead gap: %v at %v; want %v at %v", got, pos, held, head)
+	}
+	// The claimed writer is retried: its claim is stale, so the event moves within its shard after
+	// what readers have seen, and comes to them.
+	if e := appendOne("evt_dead"); e.Shard != dead || e.Cursor != head[dead]+1 {
+		t.Fatalf("the retried event is at shard %d cursor %d, want shard %d cursor %d", e.Shard, e.Cursor, dead, head[dead]+1)
+	}
+	if got, _ := read(pos); !slices.Equal(got, []string{"evt_dead"}) {
+		t.Fatalf("after the retry: %v", got)
+	}
+	// Every event once, in one shard; retries of appended events change nothing.
+	for _, e := range append(before, after...) {
+		appendOne(e.ID)
+	}
+	seen := map[string]bool{}
+	for sh := range 4 {
+		evs, _, err := st.ListShard(ctx, ws, sh, 0, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range evs {
+			if seen[e.ID] {
+				t.Fatalf("%s is in the log twice", e.ID)
+			}
+			seen[e.ID] = true
+		}
+	}
+	if len(seen) != len(before)+len(after)+1 || !seen["evt_dead"] {
+		t.Fatalf("the log holds %d events, want %d", len(seen), len(before)+len(after)+1)
+	}
+}
+
+func sameSet(got []string, want map[string]bool) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	for _, id := range got {
+		if !want[id] {
+			return false
+		}
+	}
+	return true
 }

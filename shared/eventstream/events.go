@@ -16,10 +16,11 @@ import (
 	"github.com/hookgate/hookgate/shared/store"
 )
 
-// Log is the part of the store the event stream reads.
+// Log is the part of the store the event stream reads: the head of every shard of a workspace's
+// log, and a shard's events.
 type Log interface {
-	ListEvents(ctx context.Context, ws string, after int64, limit int) ([]store.Event, error)
-	LastCursor(ctx context.Context, ws string) (int64, error)
+	LogHead(ctx context.Context, ws string) ([]int64, error)
+	ListShard(ctx context.Context, ws string, shard int, after int64, limit int) ([]store.Event, bool, error)
 }
 
 // Authenticator finds the caller of an API-key route (manage.Authenticator).
@@ -85,17 +86,18 @@ func (h *Handler) handle(ctx context.Context, req *events.APIGatewayV2HTTPReques
 		return events.APIGatewayV2HTTPResponse{}, err
 	}
 	ws := caller.Workspace
-	last, err := h.log.LastCursor(ctx, ws)
+	head, err := h.log.LogHead(ctx, ws)
 	if err != nil {
 		return events.APIGatewayV2HTTPResponse{}, apierr.Wrap(apierr.Unavailable, err, "the event log could not be read; retry")
 	}
-	cursor, err := start.Resolve(last)
+	pos, err := start.Resolve(head)
 	if err != nil {
 		return events.APIGatewayV2HTTPResponse{}, err
 	}
 	src := Source{
-		Read: func(ctx context.Context, after int64, limit int) ([]store.Event, error) {
-			return h.log.ListEvents(ctx, ws, after, limit)
+		Shards: len(head),
+		Read: func(ctx context.Context, shard int, after int64, limit int) ([]store.Event, bool, error) {
+			return h.log.ListShard(ctx, ws, shard, after, limit)
 		},
 		Dense: true,
 		Render: func(e store.Event) (string, []byte, bool) {
@@ -106,11 +108,11 @@ func (h *Handler) handle(ctx context.Context, req *events.APIGatewayV2HTTPReques
 			return e.Type, b, err == nil
 		},
 	}
-	res, err := h.cfg.Serve(ctx, src, cursor, h.now, h.lg)
+	res, err := h.cfg.Serve(ctx, src, pos, h.now, h.lg)
 	if err != nil {
 		return events.APIGatewayV2HTTPResponse{}, err
 	}
-	h.lg.InfoContext(ctx, "event stream window", "workspace_id", ws, "from", cursor, "to", res.Cursor, "events", res.Events)
+	h.lg.InfoContext(ctx, "event stream window", "workspace_id", ws, "from", Token(pos), "to", Token(res.Pos), "events", res.Events)
 	return Response(res.Body, nil), nil
 }
 

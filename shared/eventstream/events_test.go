@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -93,6 +95,11 @@ func TestEventStreamRefusals(t *testing.T) {
 		{"negative since", admin, map[string]string{"since": "-1"}, 400, "invalid_request", "malformed cursor"},
 		{"malformed Last-Event-ID", map[string]string{"x-api-key": adminKey, "last-event-id": "3x"}, nil, 400, "invalid_request", "malformed cursor"},
 		{"cursor past the end", admin, map[string]string{"since": "4"}, 400, "invalid_request", "unknown cursor 4"},
+		{"token past the end", admin, map[string]string{"since": "v1.4"}, 400, "invalid_request", "unknown cursor 4"},
+		{"token entry at the mark", admin, map[string]string{"since": "v1.1.1"}, 400, "invalid_request", "unknown cursor v1.1.1"},
+		{"v1. alone", admin, map[string]string{"since": "v1."}, 400, "invalid_request", "malformed cursor"},
+		{"v2 token", map[string]string{"x-api-key": adminKey, "last-event-id": "v2.1"}, nil, 400, "invalid_request", "malformed cursor"},
+		{"17 entries", admin, map[string]string{"since": "v1" + strings.Repeat(".0", 17)}, 400, "invalid_request", "malformed cursor"},
 		{"bad type pattern", admin, map[string]string{"types": "run.*,no such thing"}, 400, "invalid_request", "types"},
 	}
 	for _, c := range cases {
@@ -162,5 +169,76 @@ func TestEventStreamServesTheCallersWorkspace(t *testing.T) {
 	r = e.get(t, map[string]string{"x-api-key": keyA, "last-event-id": "1"}, map[string]string{"since": "0"})
 	if evs, _ := parse(t, []byte(r.body), "1"); len(evs) != 2 || evs[0].ID != "2" {
 		t.Fatalf("Last-Event-ID 1: %+v", evs)
+	}
+}
+
+// A log of four shards: every event once, each id the position after it, and the position resumes.
+func TestEventStreamServesAFourShardLog(t *testing.T) {
+	t.Parallel()
+	e := newEventsEnv(t)
+	ctx := context.Background()
+	writer := e.st.WithShards(4)
+	var appended []store.Event
+	for shards := map[int]bool{}; len(shards) < 4; {
+		if len(appended) == 200 {
+			t.Fatalf("200 spread events did not reach four shards: %v", shards)
+		}
+		ev, err := writer.AppendEvent(ctx, store.Event{ID: fmt.Sprintf("evt_%d", len(appended)), Type: "webhook.test", WorkspaceID: "ws-4", Spread: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		shards[ev.Shard] = true
+		appended = append(appended, ev)
+	}
+	_, key, err := e.st.CreateAPIKey(ctx, "ws-4", "reader")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := map[string]string{"x-api-key": key}
+	r := e.get(t, h, nil)
+	evs, rd := parse(t, []byte(r.body), "")
+	if r.status != 200 || len(evs) != len(appended) {
+		t.Fatalf("%d, %d events of %d: %s", r.status, len(evs), len(appended), r.body)
+	}
+	pos := make([]int64, 4)
+	byID := map[string]store.Event{}
+	for _, ev := range appended {
+		byID[ev.ID] = ev
+	}
+	for _, ev := range evs {
+		var env Envelope
+		if err := json.Unmarshal([]byte(ev.Data), &env); err != nil {
+			t.Fatal(err)
+		}
+		want, ok := byID[env.ID]
+		if !ok {
+			t.Fatalf("%s sent twice, or never appended", env.ID)
+		}
+		delete(byID, env.ID)
+		pos[want.Shard] = want.Cursor
+		if ev.ID != tok(pos...) {
+			t.Fatalf("%s (shard %d cursor %d) has id %q, want %q", env.ID, want.Shard, want.Cursor, ev.ID, tok(pos...))
+		}
+	}
+	if rd.LastEventID != tok(pos...) {
+		t.Fatalf("last id %q, want %q", rd.LastEventID, tok(pos...))
+	}
+	// since=now names every shard's end; a decimal id is shard 0's cursor, the others from their start.
+	if _, rd := parse(t, []byte(e.get(t, h, map[string]string{"since": "now"}).body), ""); rd.LastEventID != tok(pos...) {
+		t.Fatalf("since=now: last id %q, want %q", rd.LastEventID, tok(pos...))
+	}
+	if evs, _ := parse(t, []byte(e.get(t, h, map[string]string{"since": strconv.FormatInt(pos[0], 10)}).body), ""); len(evs) != len(appended)-int(pos[0]) {
+		t.Fatalf("since=%d: %d events, want %d", pos[0], len(evs), len(appended)-int(pos[0]))
+	}
+	past := slices.Clone(pos)
+	past[3]++
+	for _, since := range []string{tok(past...), tok(append(slices.Clone(pos), 1)...), strconv.FormatInt(pos[0]+1, 10)} {
+		var body struct {
+			Error struct{ Code, Message string } `json:"error"`
+		}
+		r := e.get(t, h, map[string]string{"since": since})
+		if _ = json.Unmarshal([]byte(r.body), &body); r.status != 400 || !strings.Contains(body.Error.Message, "unknown cursor") {
+			t.Fatalf("since=%s: %d %s", since, r.status, r.body)
+		}
 	}
 }

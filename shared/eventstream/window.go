@@ -5,9 +5,10 @@ package eventstream
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"strconv"
-	"strings"
+	"sync"
 	"time"
 
 	"github.com/hookgate/hookgate/shared/apierr"
@@ -36,8 +37,9 @@ func Defaults() Config {
 	}
 }
 
-// Page reads up to limit events with a cursor after the given one, in cursor order.
-type Page func(ctx context.Context, after int64, limit int) ([]store.Event, error)
+// Page reads up to limit events of one shard with a cursor after the given one, in cursor order,
+// and whether the shard may hold more after them than limit explains (a page cut short).
+type Page func(ctx context.Context, shard int, after int64, limit int) (evs []store.Event, more bool, err error)
 
 // Render turns an event into an SSE event name and data (one line of JSON). ok false skips the
 // event: it is not for this reader, but the cursor moves past it.
@@ -45,10 +47,13 @@ type Render func(e store.Event) (name string, data []byte, ok bool)
 
 // Source is what a window reads.
 type Source struct {
-	Read Page
-	// Dense says the cursors are 1, 2, 3, … with none left out (a workspace's log): a missing
-	// cursor is an event whose append has not written it yet, and the reader waits for it
-	// instead of moving past it. A thread's index is sparse: its order is the log's.
+	// Shards is how many shards Read reads, 0 to Shards-1 (a workspace's log: LogHead's length,
+	// the mark; a thread's index is one). 0 means 1.
+	Shards int
+	Read   Page
+	// Dense says each shard's cursors are 1, 2, 3, … with none left out (a workspace's log): a
+	// missing cursor is an event whose append has not written it yet, and the reader waits for
+	// it instead of moving past it. A thread's index is sparse: its order is the log's.
 	Dense  bool
 	Render Render
 }
@@ -56,64 +61,88 @@ type Source struct {
 // Result is what one window produced.
 type Result struct {
 	Body   []byte
-	Events int   // events sent
-	Cursor int64 // where the next window starts: the last event read (sent or skipped)
+	Events int     // events sent
+	Pos    []int64 // where the next window starts: each shard's last event read (sent or skipped)
 }
 
-// Serve reads src after cursor and returns one response body: the events found, or, when none come
-// within the window, a keep-alive comment. The body always ends with a block that carries the
-// cursor (id:) and the retry: hint, so a client's Last-Event-ID moves past skipped events and a
-// client that started from "now" learns where now was.
+// Serve reads src after pos (a cursor per shard) and returns one response body: the events found,
+// or, when none come within the window, a keep-alive comment. Each event's id is the token (Token)
+// of the position after it. The body always ends with a block that carries the position (id:) and
+// the retry: hint, so a client's Last-Event-ID moves past skipped events and a client that started
+// from "now" learns where now was.
 //
-// A dense log can show a cursor before a lower one: an append reserves its cursors first and writes
-// its events after, so a later append's event can be visible before an earlier one's (store's
-// AppendEvents). Serve never moves past a missing cursor while it may still appear: it sends what
-// is before it and waits. A cursor is given up on only when the event after it was created more
-// than GapGrace ago: appenders write an event only within a bound of its creation and move it to a
-// new cursor after that (store's writeWindow and staleAfter), so by then the cursor will never
-// appear (its writer died, or it was moved); it is logged.
-func (c Config) Serve(ctx context.Context, src Source, cursor int64, now func() time.Time, log *slog.Logger) (Result, error) {
+// A dense shard can show a cursor before a lower one: an append reserves its cursors first and
+// writes its events after, so a later append's event can be visible before an earlier one's
+// (store's AppendEvents). Serve never moves past a missing cursor while it may still appear: it
+// sends what is before it and waits. A cursor is given up on only when the event after it was
+// created more than GapGrace ago: appenders write an event only within a bound of its creation and
+// move it to a new cursor of the same shard after that (store's writeWindow and staleAfter), so by
+// then the cursor will never appear (its writer died, or it was moved); it is logged. Each shard
+// waits on its own gaps only: a thread's events are all in one shard, so no shard holds an event
+// that another shard's must follow.
+//
+// Each poll reads every shard side by side, takes each shard's ready prefix (up to its first gap
+// still waited for) and merges them by (created_at, shard), each shard in cursor order, so the
+// events of a thread stay in order and those of different shards come in about the order they
+// were created. A one-shard log is read and answered as before shards, byte for byte.
+func (c Config) Serve(ctx context.Context, src Source, pos []int64, now func() time.Time, log *slog.Logger) (Result, error) {
 	start := now()
 	deadline := start.Add(c.Window)
 	if dl, ok := ctx.Deadline(); ok && dl.Add(-c.Margin).Before(deadline) {
 		deadline = dl.Add(-c.Margin)
 	}
+	m := max(src.Shards, 1)
+	res := Result{Pos: make([]int64, m)}
+	copy(res.Pos, pos)
+	// A page per shard: about one page of MaxEvents in all (one shard reads MaxEvents).
+	limit := max(c.MaxEvents/m, min(50, c.MaxEvents))
 	var b bytes.Buffer
-	res := Result{Cursor: cursor}
-	lastID := int64(-1) // the id of the last event written
+	lastID := "" // the id of the last event written
 	for {
-		// Nothing has been sent yet (the loop ends once something is): read a full page.
-		limit := c.MaxEvents
-		evs, err := src.Read(ctx, res.Cursor, limit)
+		pages, err := readShards(ctx, src, res.Pos, limit)
 		if err != nil {
 			return Result{}, apierr.Wrap(apierr.Unavailable, err, "the event log could not be read; retry")
 		}
-		waiting, full := false, false
-		for _, e := range evs {
-			if src.Dense && e.Cursor != res.Cursor+1 {
-				if age := now().Sub(e.CreatedAt); age < c.GapGrace {
-					waiting = true // not visible yet: never pass it
-					break
-				}
+		at := now()
+		for s := range pages {
+			pages[s].ready = c.readyPrefix(src.Dense, pages[s].evs, res.Pos[s], at)
+		}
+		full := false
+		for res.Events < c.MaxEvents {
+			s := earliest(pages)
+			if s < 0 {
+				break
+			}
+			p := &pages[s]
+			e := p.evs[p.next]
+			if src.Dense && e.Cursor != res.Pos[s]+1 {
 				log.WarnContext(ctx, "event log: passing cursors that never appeared",
-					"workspace_id", e.WorkspaceID, "from", res.Cursor+1, "to", e.Cursor-1)
+					"workspace_id", e.WorkspaceID, "shard", s, "from", res.Pos[s]+1, "to", e.Cursor-1)
 			}
 			name, data, ok := src.Render(e)
 			if ok {
-				if res.Events > 0 && b.Len()+len(data)+len(name)+48 > c.MaxBytes {
+				prev := res.Pos[s]
+				res.Pos[s] = e.Cursor
+				id := Token(res.Pos)
+				if res.Events > 0 && b.Len()+len(data)+len(name)+eventOverhead(id) > c.MaxBytes {
+					res.Pos[s] = prev
 					full = true
 					break
 				}
-				writeEvent(&b, e.Cursor, name, data)
+				writeEvent(&b, id, name, data)
 				res.Events++
-				lastID = e.Cursor
+				lastID = id
 			}
-			res.Cursor = e.Cursor
+			res.Pos[s] = e.Cursor
+			p.next++
+			if p.next == len(p.evs) && p.cut(limit) {
+				break // the shard's next events are not read yet: this window's order ends here
+			}
 		}
 		if res.Events > 0 || full {
 			break // answer at once
 		}
-		if len(evs) == limit && !waiting && now().Before(deadline) {
+		if readOn(pages, limit) && now().Before(deadline) {
 			continue // a full page of skipped events: read on without pausing
 		}
 		if !now().Add(c.Poll).Before(deadline) {
@@ -129,9 +158,9 @@ func (c Config) Serve(ctx context.Context, src Source, cursor int64, now func() 
 	b.WriteString("retry: ")
 	b.WriteString(strconv.FormatInt(c.Retry.Milliseconds(), 10))
 	b.WriteByte('\n')
-	if lastID != res.Cursor {
+	if id := Token(res.Pos); lastID != id {
 		b.WriteString("id: ")
-		b.WriteString(strconv.FormatInt(res.Cursor, 10))
+		b.WriteString(id)
 		b.WriteByte('\n')
 	}
 	b.WriteByte('\n')
@@ -139,11 +168,79 @@ func (c Config) Serve(ctx context.Context, src Source, cursor int64, now func() 
 	return res, nil
 }
 
+// shardPage is one poll's page of a shard and how far the window took it.
+type shardPage struct {
+	evs   []store.Event
+	more  bool
+	ready int // evs[:ready] may be sent: no gap still waited for before them
+	next  int // evs[:next] were taken (sent or skipped)
+}
+
+// cut says the shard may hold events after the page.
+func (p *shardPage) cut(limit int) bool { return len(p.evs) > 0 && (len(p.evs) >= limit || p.more) }
+
+// readShards reads a page of every shard after its position, side by side.
+func readShards(ctx context.Context, src Source, pos []int64, limit int) ([]shardPage, error) {
+	pages := make([]shardPage, len(pos))
+	if len(pos) == 1 {
+		evs, more, err := src.Read(ctx, 0, pos[0], limit)
+		pages[0] = shardPage{evs: evs, more: more}
+		return pages, err
+	}
+	errs := make([]error, len(pos))
+	var wg sync.WaitGroup
+	for s := range pos {
+		wg.Go(func() { pages[s].evs, pages[s].more, errs[s] = src.Read(ctx, s, pos[s], limit) })
+	}
+	wg.Wait()
+	return pages, errors.Join(errs...)
+}
+
+// readyPrefix is how many of a shard's events, read after cursor after, may be sent: in a dense
+// shard, those before the first missing cursor that may still appear (the event after it is
+// younger than GapGrace).
+func (c Config) readyPrefix(dense bool, evs []store.Event, after int64, now time.Time) int {
+	for i, e := range evs {
+		if dense && e.Cursor != after+1 && now.Sub(e.CreatedAt) < c.GapGrace {
+			return i // not visible yet: never pass it
+		}
+		after = e.Cursor
+	}
+	return len(evs)
+}
+
+// earliest is the shard whose next ready event comes first by (created_at, shard), or -1.
+func earliest(pages []shardPage) int {
+	best := -1
+	for s := range pages {
+		p := &pages[s]
+		if p.next < p.ready && (best < 0 || p.evs[p.next].CreatedAt.Before(pages[best].evs[pages[best].next].CreatedAt)) {
+			best = s
+		}
+	}
+	return best
+}
+
+// readOn says a window that sent nothing reads again at once: some shard's page was cut short
+// and wholly skipped, so more may follow it now.
+func readOn(pages []shardPage, limit int) bool {
+	for i := range pages {
+		if p := &pages[i]; p.cut(limit) && p.next == len(p.evs) {
+			return true
+		}
+	}
+	return false
+}
+
+// eventOverhead bounds what an event adds to a body besides its name and data: "id: ", "event: ",
+// "data: " and newlines with a decimal id, and a longer token's extra bytes.
+func eventOverhead(id string) int { return 48 + max(0, len(id)-maxCursorDigits) }
+
 // writeEvent writes one SSE event. data is one line (JSON has no raw newlines); a newline in it
 // would start a new data: line, as SSE joins them back with "\n".
-func writeEvent(b *bytes.Buffer, cursor int64, name string, data []byte) {
+func writeEvent(b *bytes.Buffer, id, name string, data []byte) {
 	b.WriteString("id: ")
-	b.WriteString(strconv.FormatInt(cursor, 10))
+	b.WriteString(id)
 	b.WriteString("\nevent: ")
 	b.WriteString(name)
 	for _, line := range bytes.Split(data, []byte("\n")) {
@@ -162,65 +259,4 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
-}
-
-// maxCursorDigits is the longest cursor: 19 digits hold every int64.
-const maxCursorDigits = 19
-
-// ParseCursor reads a cursor as the stream sends it: a decimal number, 0 for before the first
-// event. Anything else (signs, spaces, leading zeros, more than 19 digits) is Invalid.
-func ParseCursor(s string) (int64, error) {
-	bad := apierr.New(apierr.Invalid, "malformed cursor: want the decimal id of an event (or \"now\")")
-	if s == "" || len(s) > maxCursorDigits || (len(s) > 1 && s[0] == '0') {
-		return 0, bad
-	}
-	for _, c := range []byte(s) {
-		if c < '0' || c > '9' {
-			return 0, bad
-		}
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		return 0, bad
-	}
-	return n, nil
-}
-
-// Start is where a reader asks to start.
-type Start struct {
-	Cursor int64
-	Now    bool // start after the log's current end
-}
-
-// StartOf reads the reader's cursor: the Last-Event-ID header (a reconnecting EventSource sends it,
-// and it wins over the URL, which still holds the first connection's since=), else since=: a
-// cursor, or "now"; neither means the beginning.
-func StartOf(lastEventID, since string) (Start, error) {
-	v := strings.TrimSpace(lastEventID)
-	if v == "" {
-		v = strings.TrimSpace(since)
-	}
-	switch v {
-	case "":
-		return Start{}, nil
-	case "now":
-		return Start{Now: true}, nil
-	}
-	c, err := ParseCursor(v)
-	if err != nil {
-		return Start{}, err
-	}
-	return Start{Cursor: c}, nil
-}
-
-// Resolve turns a Start into a cursor against the log's end: "now" is the end, and a cursor past
-// the end (a cursor of another log, or made up) is Invalid.
-func (s Start) Resolve(last int64) (int64, error) {
-	if s.Now {
-		return last, nil
-	}
-	if s.Cursor > last {
-		return 0, apierr.New(apierr.Invalid, "unknown cursor %d: the log ends at %d", s.Cursor, last)
-	}
-	return s.Cursor, nil
 }

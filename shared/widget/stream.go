@@ -84,14 +84,15 @@ func (h *Stream) handle(ctx context.Context, req *events.APIGatewayV2HTTPRequest
 	if err != nil {
 		return events.APIGatewayV2HTTPResponse{}, headers, apierr.Wrap(apierr.Unavailable, err, "the conversation could not be read; retry")
 	}
-	cursor, err := start.Resolve(last)
+	pos, err := start.Resolve([]int64{last})
 	if err != nil {
 		return events.APIGatewayV2HTTPResponse{}, headers, err
 	}
 	thread := s.ThreadID()
 	src := eventstream.Source{
-		Read: func(ctx context.Context, after int64, limit int) ([]store.Event, error) {
-			return h.log.ListThreadEvents(ctx, s.Workspace, thread, after, limit)
+		Read: func(ctx context.Context, _ int, after int64, limit int) ([]store.Event, bool, error) {
+			evs, err := h.log.ListThreadEvents(ctx, s.Workspace, thread, after, limit)
+			return evs, false, err
 		},
 		Render: Render,
 	}
@@ -99,11 +100,11 @@ func (h *Stream) handle(ctx context.Context, req *events.APIGatewayV2HTTPRequest
 	if remaining := s.Expires.Sub(h.now()); remaining < window.Window {
 		window.Window = max(remaining, 0) // the next window asks again with the renewed token
 	}
-	res, err := window.Serve(ctx, src, cursor, h.now, h.lg)
+	res, err := window.Serve(ctx, src, pos, h.now, h.lg)
 	if err != nil {
 		return events.APIGatewayV2HTTPResponse{}, headers, err
 	}
-	h.lg.InfoContext(ctx, "widget stream window", "session_id", s.ID, "from", cursor, "to", res.Cursor, "events", res.Events)
+	h.lg.InfoContext(ctx, "widget stream window", "session_id", s.ID, "from", pos[0], "to", res.Pos[0], "events", res.Events)
 	return eventstream.Response(res.Body, headers), nil, nil
 }
 
