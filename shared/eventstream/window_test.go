@@ -477,6 +477,42 @@ func TestServeMergesShardsByCreationTime(t *testing.T) {
 	}
 }
 
+// A shard whose page ended before its events do ends the window's merge there: the next page may
+// hold events created before other shards' next ones. So windows in a row keep creation order.
+func TestServeKeepsCreationOrderPastAShardsPage(t *testing.T) {
+	log := newMemLog(4)
+	t0 := time.Now()
+	for c := int64(1); c <= 60; c++ {
+		log.put(0, c, int(c), "t", t0.Add(time.Duration(c)*time.Millisecond))
+	}
+	log.put(1, 1, 1000, "t", t0.Add(55*time.Millisecond)) // after shard 0's first page (50 events)
+	cfg := testConfig()
+	cfg.MaxEvents = 200 // pages of 50 a shard
+	var order []string
+	pos := make([]int64, 4)
+	for range 2 {
+		res, err := cfg.Serve(context.Background(), log.src(all), pos, time.Now, discard())
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs, _ := parse(t, res.Body, "")
+		for _, e := range evs {
+			order = append(order, e.Data)
+		}
+		pos = res.Pos
+	}
+	var want []string
+	for n := 1; n <= 60; n++ {
+		want = append(want, fmt.Sprintf(`{"n":%d}`, n))
+		if n == 55 {
+			want = append(want, `{"n":1000}`)
+		}
+	}
+	if !slices.Equal(order, want) {
+		t.Fatalf("order %v, want %v", order, want)
+	}
+}
+
 func TestServeBoundsTheResponse(t *testing.T) {
 	forShards(t, func(t *testing.T, l layout) {
 		log := newMemLog(l.m)
