@@ -214,6 +214,10 @@ func (c *threadShards) put(ws, thread string, shard int) {
 	c.m[ws+"\x00"+thread] = shard
 }
 
+// HashShard is the shard of n that a new thread (by its id) or a spread group (by its first event's
+// id) is dealt to.
+func HashShard(key string, n int) int { return hashShard(key, n) }
+
 // hashShard deals a key to one of n shards.
 func hashShard(key string, n int) int {
 	if n <= 1 {
