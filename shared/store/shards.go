@@ -64,7 +64,9 @@ func seqPK(ws string, shard int) string {
 	return "WS#" + ws + "#EVSEQ#" + strconv.Itoa(shard)
 }
 
-func seqKey(ws string, shard int) map[string]types.AttributeValue { return key(seqPK(ws, shard), "SEQ") }
+func seqKey(ws string, shard int) map[string]types.AttributeValue {
+	return key(seqPK(ws, shard), "SEQ")
+}
 
 // LogHead returns the last cursor reserved in each shard of the workspace's log that may hold
 // events (one entry for a one-shard log, 0 for an empty one). No event visible now has a cursor
