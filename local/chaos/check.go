@@ -99,6 +99,11 @@ func (sv *shardView) read(ctx context.Context, st logReader, shard int) error {
 	}
 }
 
+// shardCount is what the audit counted of one shard of the log.
+type shardCount struct{ events, gaps int }
+
+func (n shardCount) String() string { return fmt.Sprintf("%d/%d", n.events, n.gaps) }
+
 // ends is the highest cursor read of each shard.
 func (l *logView) ends() []int64 {
 	out := make([]int64, len(l.shards))
@@ -122,9 +127,9 @@ func (l *logView) owedEvents(start []int64, fn func(shard int, c int64, ev store
 	}
 }
 
-// audit counts the events read and the cursors missing before each shard's highest (gaps), and
-// notes every event id read at two places (of one shard or two).
-func (l *logView) audit() (events, gaps int, doubled []string) {
+// audit counts the events read and the cursors missing before each shard's highest (gaps), in all
+// and of each shard, and notes every event id read at two places (of one shard or two).
+func (l *logView) audit() (events, gaps int, byShard []shardCount, doubled []string) {
 	at := map[string]string{}
 	for sh, sv := range l.shards {
 		var last int64
@@ -136,14 +141,15 @@ func (l *logView) audit() (events, gaps int, doubled []string) {
 			}
 			at[ev.ID] = here
 		}
-		events += len(sv.byCursor)
+		n := shardCount{events: len(sv.byCursor)}
 		for c := int64(1); c <= last; c++ {
 			if _, ok := sv.byCursor[c]; !ok {
-				gaps++
+				n.gaps++
 			}
 		}
+		events, gaps, byShard = events+n.events, gaps+n.gaps, append(byShard, n)
 	}
-	return events, gaps, doubled
+	return events, gaps, byShard, doubled
 }
 
 // owes reports whether the fan-out owes subscription s event ev: it matches, and it is not a
@@ -255,7 +261,8 @@ type Report struct {
 	Unfaithful   int            // completed with another text than the one sent
 	LogEvents    int
 	LogGaps      int
-	Expected     int // deliveries the log owes the subscriptions
+	LogByShard   []shardCount // of each shard of the log
+	Expected     int          // deliveries the log owes the subscriptions
 	Missing      int
 	DupBefore    int // deliveries taken more than once for one webhook-id
 	DupAfter     int // after dedup by webhook-id: receipts of events not in the log
@@ -351,7 +358,7 @@ func (r *run) check(ctx context.Context, msgs []*message, subs []subscription, s
 		return nil, err
 	}
 	var doubled []string
-	rep.LogEvents, rep.LogGaps, doubled = l.audit()
+	rep.LogEvents, rep.LogGaps, rep.LogByShard, doubled = l.audit()
 	rep.Doubled += len(doubled)
 	rep.Notes = append(rep.Notes, doubled...)
 	ids := map[string]bool{}
@@ -489,7 +496,11 @@ func (rep *Report) Table() string {
 	row("doubled", fmt.Sprint(rep.Doubled))
 	row("stuck (runs not final, messages left in work queues)", fmt.Sprint(rep.Stuck))
 	row("runs failed / unfaithful", fmt.Sprintf("%d / %d", rep.FailedRuns, rep.Unfaithful))
-	row("log events / cursors given up (gaps)", fmt.Sprintf("%d / %d", rep.LogEvents, rep.LogGaps))
+	byShard := ""
+	if len(rep.LogByShard) > 1 {
+		byShard = fmt.Sprintf(" (by shard, events/gaps: %v)", rep.LogByShard)
+	}
+	row("log events / cursors given up (gaps)", fmt.Sprintf("%d / %d%s", rep.LogEvents, rep.LogGaps, byShard))
 	row("deliveries owed / missing", fmt.Sprintf("%d / %d", rep.Expected, rep.Missing))
 	row("duplicates before / after dedup by webhook-id", fmt.Sprintf("%d / %d", rep.DupBefore, rep.DupAfter))
 	row("dead-letter queues", mapString(rep.DLQ))

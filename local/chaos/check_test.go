@@ -75,9 +75,9 @@ func TestLogViewReadsEveryShardDenseOnItsOwn(t *testing.T) {
 	if !slices.Equal(dense, []int64{3, 2, 1500}) {
 		t.Errorf("dense prefixes %v, want [3 2 1500]", dense)
 	}
-	n, gaps, doubled := l.audit()
-	if n != 1506 || gaps != 1 || len(doubled) != 1 {
-		t.Errorf("audit: %d events, %d gaps, doubled %q; want 1506, 1 (shard 1's cursor 3), one", n, gaps, doubled)
+	n, gaps, byShard, doubled := l.audit()
+	if n != 1506 || gaps != 1 || !slices.Equal(byShard, []shardCount{{3, 0}, {3, 1}, {1500, 0}}) || len(doubled) != 1 {
+		t.Errorf("audit: %d events %v, %d gaps, doubled %q; want 1506 [3/0 3/1 1500/0], 1 (shard 1's cursor 3), one", n, byShard, gaps, doubled)
 	}
 
 	// Owed: the events after each shard's start, every event of a shard not in start.
@@ -95,7 +95,7 @@ func TestLogViewReadsEveryShardDenseOnItsOwn(t *testing.T) {
 	if err := l.read(context.Background(), f); err != nil {
 		t.Fatal(err)
 	}
-	if n, gaps, _ := l.audit(); n != 1+1500+2 || gaps != 3 {
+	if n, gaps, _, _ := l.audit(); n != 1+1500+2 || gaps != 3 {
 		t.Errorf("view from the ends: %d events, %d gaps; want shard 0's cursor 4, shard 2 and the new shard 3 whole (gaps: shard 0's cursors 1-3)", n, gaps)
 	}
 }
