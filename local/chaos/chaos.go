@@ -245,7 +245,7 @@ func Run(ctx context.Context, c Config) (*Report, error) {
 	}
 	// Events before the subscriptions were active are not owed to them.
 	time.Sleep(time.Second)
-	startCursor, err := r.lastCursor(ctx)
+	start, err := r.logEnds(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -297,11 +297,11 @@ func Run(ctx context.Context, c Config) (*Report, error) {
 
 	subs := []subscription{{id: subAll, name: "all (*)", recv: recvAll, match: func(string) bool { return true }},
 		{id: subRuns, name: "runs", recv: recvRuns, match: func(t string) bool { return t == "run.completed" || t == "run.failed" }}}
-	quiet := r.waitQuiet(ctx, msgs, subs, startCursor, loadEnd)
+	quiet := r.waitQuiet(ctx, msgs, subs, start, loadEnd)
 	stopWatch()
 	watchWG.Wait()
 
-	rep, err := r.check(ctx, msgs, subs, startCursor, quiet)
+	rep, err := r.check(ctx, msgs, subs, start, quiet)
 	if err != nil {
 		return nil, err
 	}
@@ -368,19 +368,13 @@ func (r *run) subscribe(ctx context.Context, url, events string) (string, error)
 	return out.ID, nil
 }
 
-// lastCursor is the log's highest cursor now.
-func (r *run) lastCursor(ctx context.Context) (int64, error) {
-	var after int64
-	for {
-		page, err := r.store.ListEvents(ctx, workspace, after, 1000)
-		if err != nil {
-			return 0, err
-		}
-		if len(page) == 0 {
-			return after, nil
-		}
-		after = page[len(page)-1].Cursor
+// logEnds is the highest cursor of each shard of the log now.
+func (r *run) logEnds(ctx context.Context) ([]int64, error) {
+	l := newLogView(nil)
+	if err := l.read(ctx, r.store); err != nil {
+		return nil, err
 	}
+	return l.ends(), nil
 }
 
 // injectFaults fires the chosen faults as the load progresses: each kill a few times (about one

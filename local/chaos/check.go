@@ -20,43 +20,136 @@ import (
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
 
-// logView is the workspace's log as read so far: events by cursor, and the dense prefix.
+// logView is the workspace's log as read so far, shard by shard: each shard's events by cursor,
+// and its dense prefix. Each shard's cursors are its own, so each is dense on its own.
 type logView struct {
+	shards []*shardView
+	from   []int64 // where each shard's reading starts (a shard not in from, at its beginning)
+}
+
+// shardView is one shard of the log as read so far.
+type shardView struct {
 	byCursor map[int64]store.Event
 	dense    int64 // every cursor up to here was read (or given up: its successor is older than the gap grace)
 }
 
+// logReader is the part of the store the log's checks read.
+type logReader interface {
+	LogHead(ctx context.Context, ws string) ([]int64, error)
+	ListShard(ctx context.Context, ws string, shard int, after int64, limit int) ([]store.Event, bool, error)
+}
+
+// newLogView is a view of the log that starts reading each shard after its cursor in from (a
+// shard not in from, at its beginning).
+func newLogView(from []int64) *logView { return &logView{from: from} }
+
 // gapGiveUp is when a missing cursor is taken as given up: readers wait a minute (GapGrace).
 const gapGiveUp = 70 * time.Second
 
-func (l *logView) read(ctx context.Context, st *store.Store) error {
-	after := l.dense
+// read reads every shard of the log (LogHead names them) from its dense prefix on.
+func (l *logView) read(ctx context.Context, st logReader) error {
+	head, err := st.LogHead(ctx, workspace)
+	if err != nil {
+		return err
+	}
+	for len(l.shards) < len(head) {
+		sv := &shardView{byCursor: map[int64]store.Event{}}
+		if sh := len(l.shards); sh < len(l.from) {
+			sv.dense = l.from[sh]
+		}
+		l.shards = append(l.shards, sv)
+	}
+	for sh, sv := range l.shards {
+		if err := sv.read(ctx, st, sh); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (sv *shardView) read(ctx context.Context, st logReader, shard int) error {
+	after := sv.dense
 	for {
-		page, err := st.ListEvents(ctx, workspace, after, 1000)
+		page, more, err := st.ListShard(ctx, workspace, shard, after, 1000)
 		if err != nil {
 			return err
 		}
-		if len(page) == 0 {
+		for _, ev := range page {
+			sv.byCursor[ev.Cursor] = ev
+		}
+		if len(page) > 0 {
+			after = page[len(page)-1].Cursor
+		}
+		if !more {
 			break
 		}
-		for _, ev := range page {
-			l.byCursor[ev.Cursor] = ev
-		}
-		after = page[len(page)-1].Cursor
 	}
 	for {
-		if _, ok := l.byCursor[l.dense+1]; ok {
-			l.dense++
+		if _, ok := sv.byCursor[sv.dense+1]; ok {
+			sv.dense++
 			continue
 		}
 		// A gap: skip it once the event after it is older than readers wait.
-		next, ok := l.byCursor[l.dense+2]
+		next, ok := sv.byCursor[sv.dense+2]
 		if ok && time.Since(next.CreatedAt) > gapGiveUp {
-			l.dense++
+			sv.dense++
 			continue
 		}
 		return nil
 	}
+}
+
+// shardCount is what the audit counted of one shard of the log.
+type shardCount struct{ events, gaps int }
+
+func (n shardCount) String() string { return fmt.Sprintf("%d/%d", n.events, n.gaps) }
+
+// ends is the highest cursor read of each shard.
+func (l *logView) ends() []int64 {
+	out := make([]int64, len(l.shards))
+	for sh, sv := range l.shards {
+		for c := range sv.byCursor {
+			out[sh] = max(out[sh], c)
+		}
+	}
+	return out
+}
+
+// owedEvents calls fn with each event read that came after its shard's start cursor (every event
+// of a shard not in start).
+func (l *logView) owedEvents(start []int64, fn func(shard int, c int64, ev store.Event)) {
+	for sh, sv := range l.shards {
+		for c, ev := range sv.byCursor {
+			if sh >= len(start) || c > start[sh] {
+				fn(sh, c, ev)
+			}
+		}
+	}
+}
+
+// audit counts the events read and the cursors missing before each shard's highest (gaps), in all
+// and of each shard, and notes every event id read at two places (of one shard or two).
+func (l *logView) audit() (events, gaps int, byShard []shardCount, doubled []string) {
+	at := map[string]string{}
+	for sh, sv := range l.shards {
+		var last int64
+		for c, ev := range sv.byCursor {
+			last = max(last, c)
+			here := fmt.Sprintf("shard %d cursor %d", sh, c)
+			if prev, ok := at[ev.ID]; ok {
+				doubled = append(doubled, fmt.Sprintf("event %s at %s and %s", ev.ID, prev, here))
+			}
+			at[ev.ID] = here
+		}
+		n := shardCount{events: len(sv.byCursor)}
+		for c := int64(1); c <= last; c++ {
+			if _, ok := sv.byCursor[c]; !ok {
+				n.gaps++
+			}
+		}
+		events, gaps, byShard = events+n.events, gaps+n.gaps, append(byShard, n)
+	}
+	return events, gaps, byShard, doubled
 }
 
 // owes reports whether the fan-out owes subscription s event ev: it matches, and it is not a
@@ -79,11 +172,8 @@ func (s subscription) owes(ev store.Event) bool {
 }
 
 // owed lists the (subscription, event id) pairs the log says are owed and not yet received.
-func owed(l *logView, subs []subscription, startCursor int64) (missing int, sample string) {
-	for c, ev := range l.byCursor {
-		if c <= startCursor {
-			continue
-		}
+func owed(l *logView, subs []subscription, start []int64) (missing int, sample string) {
+	l.owedEvents(start, func(_ int, _ int64, ev store.Event) {
 		for _, s := range subs {
 			if !s.owes(ev) {
 				continue
@@ -96,20 +186,20 @@ func owed(l *logView, subs []subscription, startCursor int64) (missing int, samp
 				sample = s.name + " " + ev.Type + " " + ev.ID
 			}
 		}
-	}
+	})
 	return missing, sample
 }
 
 // waitQuiet waits until the work queues are empty, every accepted message's run has reached its
 // final event at the runs subscriber and every event of the log reached each matching
 // subscription, or until ConvergeLimit. It reports whether it got there.
-func (r *run) waitQuiet(ctx context.Context, msgs []*message, subs []subscription, startCursor int64, loadEnd time.Time) bool {
-	l := &logView{byCursor: map[int64]store.Event{}, dense: startCursor}
+func (r *run) waitQuiet(ctx context.Context, msgs []*message, subs []subscription, start []int64, loadEnd time.Time) bool {
+	l := newLogView(start)
 	deadline := loadEnd.Add(r.c.ConvergeLimit)
 	lastNote := time.Now()
 	for ctx.Err() == nil {
 		_ = l.read(ctx, r.store)
-		missing, sample := owed(l, subs, startCursor)
+		missing, sample := owed(l, subs, start)
 		finals := map[string]bool{}
 		runs := subs[1].recv
 		runs.mu.Lock()
@@ -171,7 +261,8 @@ type Report struct {
 	Unfaithful   int            // completed with another text than the one sent
 	LogEvents    int
 	LogGaps      int
-	Expected     int // deliveries the log owes the subscriptions
+	LogByShard   []shardCount // of each shard of the log
+	Expected     int          // deliveries the log owes the subscriptions
 	Missing      int
 	DupBefore    int // deliveries taken more than once for one webhook-id
 	DupAfter     int // after dedup by webhook-id: receipts of events not in the log
@@ -195,7 +286,7 @@ type Report struct {
 // Failed reports whether anything was lost, doubled, stuck or unexplained.
 func (rep *Report) Failed() bool { return len(rep.Failures) > 0 }
 
-func (r *run) check(ctx context.Context, msgs []*message, subs []subscription, startCursor int64, quiet bool) (*Report, error) {
+func (r *run) check(ctx context.Context, msgs []*message, subs []subscription, start []int64, quiet bool) (*Report, error) {
 	rep := &Report{Unexpected: map[string]int{}, DLQ: map[string]int{}, QueuesLeft: map[string]int{}}
 	// A message with no run is lost once nothing is left in the inbound queue to make one.
 	inbound, err := queueCounts(ctx, r.sqs, r.stack.Queues["InboundQueue"].URL)
@@ -261,22 +352,23 @@ func (r *run) check(ctx context.Context, msgs []*message, subs []subscription, s
 	close(work)
 	wg.Wait()
 
-	// The whole log: dense, each event once, one run per message.
-	l := &logView{byCursor: map[int64]store.Event{}}
+	// The whole log: each shard dense, each event once, one run per message.
+	l := newLogView(nil)
 	if err := l.read(ctx, r.store); err != nil {
 		return nil, err
 	}
-	var maxCursor int64
-	ids := map[string]int64{}
+	var doubled []string
+	rep.LogEvents, rep.LogGaps, rep.LogByShard, doubled = l.audit()
+	rep.Doubled += len(doubled)
+	rep.Notes = append(rep.Notes, doubled...)
+	ids := map[string]bool{}
 	runsOf := map[string]map[string]bool{} // message id → run ids created for it
-	for c, ev := range l.byCursor {
-		maxCursor = max(maxCursor, c)
-		if prev, ok := ids[ev.ID]; ok {
-			rep.Doubled++
-			rep.Notes = append(rep.Notes, fmt.Sprintf("event %s at cursors %d and %d", ev.ID, prev, c))
-		}
-		ids[ev.ID] = c
-		if ev.Type == "run.created" {
+	for _, sv := range l.shards {
+		for _, ev := range sv.byCursor {
+			ids[ev.ID] = true
+			if ev.Type != "run.created" {
+				continue
+			}
 			var d struct {
 				RunID     string `json:"run_id"`
 				MessageID string `json:"message_id"`
@@ -286,12 +378,6 @@ func (r *run) check(ctx context.Context, msgs []*message, subs []subscription, s
 				runsOf[d.MessageID] = map[string]bool{}
 			}
 			runsOf[d.MessageID][d.RunID] = true
-		}
-	}
-	rep.LogEvents = len(l.byCursor)
-	for c := int64(1); c <= maxCursor; c++ {
-		if _, ok := l.byCursor[c]; !ok {
-			rep.LogGaps++
 		}
 	}
 	for msg, runs := range runsOf {
@@ -304,20 +390,21 @@ func (r *run) check(ctx context.Context, msgs []*message, subs []subscription, s
 	// Deliveries: every event after the subscriptions to each matching one.
 	for _, s := range subs {
 		s.recv.mu.Lock()
-		for c, ev := range l.byCursor {
-			if c > startCursor && s.owes(ev) {
-				rep.Expected++
-				if _, ok := s.recv.byID[ev.ID]; !ok {
-					rep.Missing++
-					if rep.Missing <= 5 {
-						rep.Notes = append(rep.Notes, fmt.Sprintf("missing: %s to %s (cursor %d)", ev.Type, s.name, c))
-					}
+		l.owedEvents(start, func(sh int, c int64, ev store.Event) {
+			if !s.owes(ev) {
+				return
+			}
+			rep.Expected++
+			if _, ok := s.recv.byID[ev.ID]; !ok {
+				rep.Missing++
+				if rep.Missing <= 5 {
+					rep.Notes = append(rep.Notes, fmt.Sprintf("missing: %s to %s (shard %d cursor %d)", ev.Type, s.name, sh, c))
 				}
 			}
-		}
+		})
 		for id, rc := range s.recv.byID {
 			rep.DupBefore += rc.ok - 1
-			if _, ok := ids[id]; !ok {
+			if !ids[id] {
 				rep.DupAfter++
 				rep.Notes = append(rep.Notes, "received an event the log does not hold: "+id)
 			}
@@ -409,7 +496,11 @@ func (rep *Report) Table() string {
 	row("doubled", fmt.Sprint(rep.Doubled))
 	row("stuck (runs not final, messages left in work queues)", fmt.Sprint(rep.Stuck))
 	row("runs failed / unfaithful", fmt.Sprintf("%d / %d", rep.FailedRuns, rep.Unfaithful))
-	row("log events / cursors given up (gaps)", fmt.Sprintf("%d / %d", rep.LogEvents, rep.LogGaps))
+	byShard := ""
+	if len(rep.LogByShard) > 1 {
+		byShard = fmt.Sprintf(" (by shard, events/gaps: %v)", rep.LogByShard)
+	}
+	row("log events / cursors given up (gaps)", fmt.Sprintf("%d / %d%s", rep.LogEvents, rep.LogGaps, byShard))
 	row("deliveries owed / missing", fmt.Sprintf("%d / %d", rep.Expected, rep.Missing))
 	row("duplicates before / after dedup by webhook-id", fmt.Sprintf("%d / %d", rep.DupBefore, rep.DupAfter))
 	row("dead-letter queues", mapString(rep.DLQ))

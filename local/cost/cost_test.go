@@ -3,6 +3,7 @@ package cost_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"math"
@@ -30,9 +31,25 @@ const pinned = "testdata/units.json"
 // raise it the same way, on purpose, when a change is worth its cost.
 func TestCostScenariosPinned(t *testing.T) {
 	root, _ := filepath.Abs("../..")
+	// Scenario (a) again on a stack with 4 shards, its threads in shard 3, beside the others: a
+	// sharded log must cost what one shard costs.
+	var sharded []cost.Result
+	var shardErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sharded, shardErr = cost.Run(context.Background(), cost.Options{Root: root, BinDir: binDir(t, root), Shards: 4})
+	}()
 	results, err := cost.Run(context.Background(), cost.Options{Root: root, BinDir: binDir(t, root)})
-	if err != nil {
+	<-done
+	if err := errors.Join(err, shardErr); err != nil {
 		t.Fatal(err)
+	}
+	results = append(results, sharded...)
+	for _, r := range results {
+		if r.Name == "a4" && (r.ShardEvents[3] < 4*r.Webhooks || len(r.ShardEvents) != 1) {
+			t.Errorf("scenario a4 added events to shards %v; want every one in shard 3 (4 per webhook)", r.ShardEvents)
+		}
 	}
 	mem, err := cost.Memory(root)
 	if err != nil {
@@ -48,6 +65,10 @@ func TestCostScenariosPinned(t *testing.T) {
 		if r.Name == "a" {
 			deliveryWritesAtOnce(t, r)
 		}
+	}
+	if got["a4"].WriteUnits != got["a"].WriteUnits || got["a4"].SQSRequests != got["a"].SQSRequests {
+		t.Errorf("scenario a4 (4 shards) wrote %g units and sent %g SQS requests per webhook; (a) %g and %g: a sharded log must cost what one shard costs",
+			got["a4"].WriteUnits, got["a4"].SQSRequests, got["a"].WriteUnits, got["a"].SQSRequests)
 	}
 	if *update {
 		b, _ := json.MarshalIndent(got, "", "  ")

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -22,6 +23,8 @@ import (
 	"github.com/hookgate/hookgate/local/ssetest"
 	"github.com/hookgate/hookgate/local/stack"
 	"github.com/hookgate/hookgate/local/template"
+	"github.com/hookgate/hookgate/shared/ids"
+	"github.com/hookgate/hookgate/shared/store"
 )
 
 // Options configure a metered run.
@@ -29,6 +32,10 @@ type Options struct {
 	Root, BinDir string
 	Webhooks     int // per scenario (default 2); the figures are per webhook
 	Logger       *slog.Logger
+	// Shards, when above 1, runs only scenario (a), as "a<Shards>", on a stack whose
+	// EventLogShards is Shards, with each thread in the last shard (none in shard 0, whose keys are
+	// the log's before shards).
+	Shards int
 }
 
 // Result is one scenario's count, for all its webhooks.
@@ -37,6 +44,8 @@ type Result struct {
 	Webhooks    int
 	Usage       *Usage
 	Storage     Storage // table bytes added by the scenario
+	// ShardEvents counts the event items the scenario added to the log, by shard.
+	ShardEvents map[int]int
 }
 
 // Storage is what the scenario left in the table and its index, billed size (items + 100 bytes
@@ -51,6 +60,7 @@ const (
 	widgetKey     = "cost-widget-signing-key-0123456789"
 	shopSecret    = "cost-shop-secret-0123456789"
 	origin        = "https://shop.example"
+	idKey         = "cost-id-derivation-key-0123456789"
 )
 
 // quiet is how long nothing billable must happen before a webhook counts as done: twice the
@@ -104,6 +114,8 @@ func Run(ctx context.Context, o Options) (_ []Result, err error) {
 			// The scenarios' echo turns end within the template's 250 ms hold on AWS; on a loaded
 			// machine the local one may not, and would count the two groups of a slow turn.
 			"OpeningHoldMilliseconds": "5000",
+			"IdDerivationKey":         idKey,
+			"EventLogShards":          strconv.Itoa(max(o.Shards, 1)),
 		},
 		Prefix: "cost-", PollWait: time.Second, Concurrency: 2,
 		// The retry sweep's schedule is a cost per stack (about 43,200 small invocations a month),
@@ -115,12 +127,18 @@ func Run(ctx context.Context, o Options) (_ []Result, err error) {
 		return nil, err
 	}
 	defer s.Close()
-	r := &runner{m: m, url: s.URL, table: s.Tables["Table"], n: o.Webhooks, fns: tpl.Functions()}
+	r := &runner{m: m, url: s.URL, table: s.Tables["Table"], n: o.Webhooks, fns: tpl.Functions(), shards: max(o.Shards, 1)}
 	if err := r.warmUp(ctx); err != nil {
 		return nil, fmt.Errorf("warm up: %w", err)
 	}
+	scenarios := r.scenarios()
+	if r.shards > 1 {
+		scenarios = scenarios[:1]
+		scenarios[0].name = fmt.Sprintf("a%d", r.shards)
+		scenarios[0].title += fmt.Sprintf(", %d shards, its thread in shard %d", r.shards, r.shards-1)
+	}
 	var out []Result
-	for _, sc := range r.scenarios() {
+	for _, sc := range scenarios {
 		res, err := r.run(ctx, sc)
 		if err != nil {
 			return nil, fmt.Errorf("scenario %s: %w", sc.name, err)
@@ -144,12 +162,13 @@ func Memory(root string) (map[string]int, error) {
 }
 
 type runner struct {
-	m     *Meter
-	url   string
-	table string
-	n     int
-	fns   []template.Function
-	seq   int
+	m      *Meter
+	url    string
+	table  string
+	n      int
+	fns    []template.Function
+	seq    int
+	shards int // the stack's EventLogShards
 }
 
 type scenario struct {
@@ -184,16 +203,23 @@ func (r *runner) run(ctx context.Context, sc scenario) (Result, error) {
 		return Result{}, err
 	}
 	var st Storage
+	shards := map[int]int{}
 	for k, sz := range after {
 		if _, ok := before[k]; ok {
 			continue
+		}
+		var it item
+		if json.Unmarshal([]byte(k), &it) == nil {
+			if _, sh, ok := store.ParseEventPK(strAttr(it, "pk")); ok {
+				shards[sh]++
+			}
 		}
 		st.Bytes += sz.bytes
 		if sz.ttl {
 			st.TTLBytes += sz.bytes
 		}
 	}
-	return Result{Name: sc.name, Title: sc.title, Webhooks: r.n, Usage: u, Storage: st}, nil
+	return Result{Name: sc.name, Title: sc.title, Webhooks: r.n, Usage: u, Storage: st, ShardEvents: shards}, nil
 }
 
 // settle waits for done, then until nothing billable happened for quiet.
@@ -349,6 +375,9 @@ func (r *runner) warmUp(ctx context.Context) error {
 
 func (r *runner) generic(ctx context.Context, i int) error {
 	r.seq++
+	for r.shards > 1 && store.HashShard(ids.NewKeyed(idKey).Thread("default", "cost", fmt.Sprintf("user-%d", r.seq)), r.shards) != r.shards-1 {
+		r.seq++
+	}
 	body := fmt.Sprintf(`{"channel":"cost","external_id":"user-%d","text":"hello, agent","user":"ada"}`, r.seq)
 	return r.do(ctx, http.MethodPost, "/v1/inbound/generic",
 		map[string]string{"content-type": "application/json", "x-hookgate-inbound-secret": inboundSecret}, body, http.StatusAccepted, nil)

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -63,7 +64,12 @@ type Options struct {
 	PollWait          time.Duration     // SQS long-poll wait of the event source mappings
 	SchedulePeriod    time.Duration     // > 0 replaces every Schedule event's period (tests compress time)
 	StreamRetries     int               // > 0 replaces every stream event source's MaximumRetryAttempts (tests give up sooner)
-	Concurrency       int               // processes per function (default 2)
+	// StreamPartitions is how many virtual partitions each stream shard's records are dealt to by
+	// partition key (streamesm.Config.Partitions): DynamoDB Local has one stream shard per table,
+	// AWS a shard per partition of a busy table. 0 takes HOOKGATE_LOCAL_STREAM_PARTITIONS from the
+	// environment, else 1 (one batch of a shard at a time).
+	StreamPartitions int
+	Concurrency      int // processes per function (default 2)
 	// FunctionConcurrency overrides Concurrency for the functions it names (processes, and the
 	// pollers of their SQS event sources): Lambda scales a queue's pollers up to its
 	// MaximumConcurrency, so a function that mostly waits (the delivery function, on endpoints)
@@ -106,6 +112,11 @@ type Stack struct {
 // Start brings the stack up and returns once it serves requests. Close stops everything it started.
 func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	o = o.withDefaults()
+	if o.StreamPartitions == 0 {
+		if o.StreamPartitions, err = streamPartitions(os.Getenv(EnvStreamPartitions)); err != nil {
+			return nil, err
+		}
+	}
 	tpl, err := template.Load(filepath.Join(o.Root, "template.yaml"))
 	if err != nil {
 		return nil, err
@@ -213,7 +224,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 				BatchingWindow:   time.Duration(src.MaximumBatchingWindowInSeconds) * time.Second,
 				StartingPosition: src.StartingPosition, ReportBatchItemFailures: src.ReportBatchItemFailures,
 				BisectBatchOnFunctionError: src.BisectBatchOnFunctionError, MaximumRetryAttempts: src.MaximumRetryAttempts,
-				Filters: src.FilterPatterns, Region: Region, Logger: o.Logger,
+				Filters: src.FilterPatterns, Partitions: o.StreamPartitions, Region: Region, Logger: o.Logger,
 				OnFailure: s.streamOnFailure(fn.LogicalID, src, arn, aws.SQS(), o.Logger),
 			}
 			if o.StreamRetries > 0 {
@@ -335,6 +346,21 @@ func InvokeOnce(ctx context.Context, o Options, function string, event []byte) (
 		names = append(names, fn.LogicalID)
 	}
 	return nil, fmt.Errorf("no function %q in template.yaml (functions: %s)", function, strings.Join(names, ", "))
+}
+
+// EnvStreamPartitions is the local option that sets Options.StreamPartitions when it is 0.
+const EnvStreamPartitions = "HOOKGATE_LOCAL_STREAM_PARTITIONS"
+
+// streamPartitions reads EnvStreamPartitions's value: "" is 1.
+func streamPartitions(v string) (int, error) {
+	if v == "" {
+		return 1, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > streamesm.MaxPartitions {
+		return 0, fmt.Errorf("%s=%q: want a number of partitions from 1 to %d", EnvStreamPartitions, v, streamesm.MaxPartitions)
+	}
+	return n, nil
 }
 
 func (o Options) withDefaults() Options {

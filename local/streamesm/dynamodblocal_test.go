@@ -354,3 +354,75 @@ func TestDynamoDBLocalLatest(t *testing.T) {
 		t.Errorf("delivered %v", keys)
 	}
 }
+
+// TestDynamoDBLocalPartitions: with 4 partitions on the real stream (one shard, as DynamoDB Local
+// has), each partition key's records (two items, each an INSERT and two MODIFYs) arrive once each,
+// in write order, while one lane is slow: its first batch stays in flight until every key of the
+// other lanes is done. The lanes come from the stream's own key schema (DescribeStream names pk).
+func TestDynamoDBLocalPartitions(t *testing.T) {
+	t.Parallel()
+	const partitions, versions = 4, 3
+	db, streams, table, arn := localStream(t, "NEW_IMAGE")
+	pks := []string{"p0", "p1", "p2", "p3", "p4", "p5"} // lanes 0 1 2 3 0 1, by first record
+	slowLane := []string{"p0", "p4"}
+	want := map[string][]string{} // each partition key's items' versions, in write order
+	for v := range versions {
+		for _, pk := range pks {
+			for _, sk := range []string{"s0", "s1"} {
+				putItem(t, db, table, attrs{"pk": s(pk), "sk": s(sk), "v": s(fmt.Sprint(v))})
+				want[pk] = append(want[pk], sk+"/"+fmt.Sprint(v))
+			}
+		}
+	}
+
+	var rc *recorder
+	got := func() map[string][]string {
+		rc.mu.Lock()
+		defer rc.mu.Unlock()
+		out := map[string][]string{}
+		for _, b := range rc.batches {
+			for _, r := range b {
+				pk := r.Change.Keys["pk"].String()
+				out[pk] = append(out[pk], r.Change.Keys["sk"].String()+"/"+r.Change.NewImage["v"].String())
+			}
+		}
+		return out
+	}
+	othersDone := func() bool {
+		g := got()
+		return !slices.ContainsFunc(pks, func(pk string) bool { return !slices.Contains(slowLane, pk) && len(g[pk]) < len(want[pk]) })
+	}
+	slowIn, done := make(chan struct{}), make(chan struct{})
+	var slowOnce, doneOnce sync.Once
+	w := newWaits()
+	rc = &recorder{t: t, respond: func(call int, b []events.DynamoDBEventRecord) ([]byte, error) {
+		if holds(b, "p0") {
+			slowOnce.Do(func() {
+				close(slowIn)
+				if !w.await(done) {
+					t.Errorf("the other lanes did not finish while the slow lane's first batch was in flight: %v", got())
+				}
+			})
+			return nil, nil
+		}
+		if othersDone() {
+			doneOnce.Do(func() { close(done) })
+		}
+		return nil, nil
+	}}
+	inv := &inFlight{next: rc}
+	start(t, Config{
+		// Room for every record in the lanes (4 × 10): the slow lane keeps those of its keys.
+		StreamARN: arn, Partitions: partitions, BatchSize: 10, ReportBatchItemFailures: true,
+		MaximumRetryAttempts: -1, Region: "us-east-1", PollInterval: 10 * time.Millisecond,
+	}, streams, inv)
+	w.endWith(t)
+	eventually(t, "every record", func() bool { return len(rc.delivered()) >= len(pks)*2*versions })
+	time.Sleep(100 * time.Millisecond) // would catch late duplicates
+	if g := got(); !reflect.DeepEqual(g, want) {
+		t.Errorf("delivered by partition key %v, want %v (once each, in write order)", g, want)
+	}
+	if inv.most() < 2 {
+		t.Errorf("at most %d invocation in flight at once, want several", inv.most())
+	}
+}

@@ -119,7 +119,8 @@ func (f *fakeStream) DescribeStream(ctx context.Context, in *dynamodbstreams.Des
 	if f.pageSize > 0 {
 		end = min(end, start+f.pageSize)
 	}
-	desc := &types.StreamDescription{StreamArn: aws.String(fakeARN), StreamStatus: types.StreamStatusEnabled}
+	desc := &types.StreamDescription{StreamArn: aws.String(fakeARN), StreamStatus: types.StreamStatusEnabled,
+		KeySchema: []types.KeySchemaElement{{AttributeName: aws.String("pk"), KeyType: types.KeyTypeHash}}}
 	for _, sh := range f.shards[start:end] {
 		s := types.Shard{ShardId: aws.String(sh.id), SequenceNumberRange: &types.SequenceNumberRange{StartingSequenceNumber: aws.String("1")}}
 		if sh.parent != "" {

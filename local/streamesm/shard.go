@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -17,23 +19,58 @@ import (
 	"github.com/hookgate/hookgate/shared/streamrec"
 )
 
-// reader reads one shard and invokes the function with its records, one batch at a time.
+// reader reads one shard and hands its records to the shard's lanes, which invoke the function.
+//
+// With Partitions P the shard has P lanes (virtual partitions), and each record goes to the lane
+// of its partition key, fixed at the key's first record (laneFor). A lane keeps its records in
+// stream order and runs one batch at a time, with all that a shard did before it had lanes: its own
+// batch size, batching window and 6 MB cut, retries, bisecting, partial batch responses and
+// discards. Lanes do not wait for each other: a lane retrying a batch holds back only the records
+// of its own keys.
+//
+// The position. The shard is read once, in order, by whichever lane needs records (one lane at a
+// time, see read), and every record read goes to its lane. Reading runs ahead of a slow or failing
+// lane, so the other lanes go on, but the lanes hold at most P × BatchSize records between them
+// (with P = 1, the batch the lane waits for, as before lanes); then reading waits until a lane is
+// done with some. A lane stuck on a record for good (MaximumRetryAttempts -1) thus holds back the
+// whole shard once that many records wait. Positions are kept in memory only (a new Run starts from
+// StartingPosition): a new iterator (after one expires) starts after the last record read, and
+// every record up to that one is done or waits in its lane. The shard is done, and its children may
+// start, only once it is read to its end and every lane is empty.
 type reader struct {
-	m   *mapping
-	id  string
-	log *slog.Logger
+	m     *mapping
+	id    string
+	log   *slog.Logger
+	lanes []*lane
+	// partitionKey is the attribute that deals records to lanes ("": the stream names none).
+	partitionKey string
+
+	mu        sync.Mutex     // guards the lanes' pending and pendingSince, and the fields up to start
+	ended     bool           // the shard is closed and read to its end
+	reading   bool           // a lane is reading: the read position below is its own until it is done
+	apiErrors int            // consecutive failed reads
+	idle      int            // consecutive reads that found no records
+	idleBy    *lane          // the lane whose read last found nothing new or failed,
+	idleUntil time.Time      // and until when the other lanes do not read
+	keyLane   map[string]int // each partition key's lane, by its JSON
+	laneKeys  []int          // how many keys each lane has
 
 	start    types.ShardIteratorType // where a reader without position begins
 	iterator *string                 // nil: get one (from lastRead, else from start)
 	lastRead string                  // sequence number of the last record read
-	ended    bool                    // the shard is closed and read to its end
+}
 
-	pending      []item    // read, matching the filters, not yet done
-	pendingSince time.Time // when pending last became non-empty
+// lane is one of a shard's Partitions lanes: the records of the partition keys dealt to it, in
+// stream order, and the state of its next batch.
+type lane struct {
+	r    *reader
+	log  *slog.Logger
+	wake chan struct{} // another lane read records for this one
+
+	pending      []item    // read, matching the filters, not yet done (r.mu)
+	pendingSince time.Time // when pending last became non-empty (r.mu)
 	segments     []int     // sizes of the next batches, after a bisect
 	attempts     int       // failed invocations of the batch at pending[0]
-	apiErrors    int       // consecutive failed API calls
-	idle         int       // consecutive reads that found no records
 }
 
 // item is a record as the function gets it, and its JSON, encoded once.
@@ -45,51 +82,124 @@ type item struct {
 func (it item) seq() string { return it.rec.Change.SequenceNumber }
 
 func newReader(m *mapping, id string, start types.ShardIteratorType) *reader {
-	return &reader{m: m, id: id, start: start, log: m.log.With("shard", id)}
+	r := &reader{m: m, id: id, start: start, log: m.log.With("shard", id), partitionKey: m.partitionKey,
+		keyLane: map[string]int{}, laneKeys: make([]int, m.c.Partitions)}
+	if m.c.Partitions > 1 && r.partitionKey == "" {
+		r.log.Warn("stream esm: the stream names no partition key; the shard's records go to one lane", "partitions", m.c.Partitions)
+	}
+	for i := range m.c.Partitions {
+		l := &lane{r: r, log: r.log, wake: make(chan struct{}, 1)}
+		if m.c.Partitions > 1 {
+			l.log = r.log.With("lane", i)
+		}
+		r.lanes = append(r.lanes, l)
+	}
+	return r
 }
 
-// run reads the shard until it is read to its end and every record is handled (true) or ctx is
-// done (false).
+// laneFor is the lane of a record: that of its partition key (the stream's HASH key attribute),
+// given at the key's first record to the lane with the fewest keys (the first of those). So each
+// key's records are in one lane, in order, as on AWS once a table's partitions have split apart;
+// the keys of a lane wait for each other, as the keys of a partition do. A record without the
+// partition key (the stream named none) goes to the first lane. Called with r.mu held.
+func (r *reader) laneFor(rec events.DynamoDBEventRecord) *lane {
+	if len(r.lanes) == 1 {
+		return r.lanes[0]
+	}
+	v, ok := rec.Change.Keys[r.partitionKey]
+	if !ok {
+		return r.lanes[0]
+	}
+	key, _ := json.Marshal(v) // its type and value
+	l, ok := r.keyLane[string(key)]
+	if !ok {
+		for i, n := range r.laneKeys {
+			if n < r.laneKeys[l] {
+				l = i
+			}
+		}
+		r.keyLane[string(key)] = l
+		r.laneKeys[l]++
+	}
+	return r.lanes[l]
+}
+
+// run reads the shard until it is read to its end and every lane has handled its records (true)
+// or ctx is done (false). Each lane runs in a goroutine of its own.
 func (r *reader) run(ctx context.Context) bool {
-	c := r.m.c
+	var wg sync.WaitGroup
+	var stopped atomic.Bool
+	for _, l := range r.lanes {
+		wg.Go(func() {
+			if !l.run(ctx) {
+				stopped.Store(true)
+			}
+		})
+	}
+	wg.Wait()
+	return !stopped.Load()
+}
+
+// run reads the shard and invokes the function with the lane's records, one batch at a time,
+// until the shard is read to its end and every record of the lane is handled (true) or ctx is
+// done (false). With one lane, it is how a shard was read before lanes.
+func (l *lane) run(ctx context.Context) bool {
+	c := l.r.m.c
 	for ctx.Err() == nil {
-		if len(r.pending) < c.BatchSize && !r.ended {
-			n, err := r.read(ctx)
+		if size, ended := l.state(); size < c.BatchSize && !ended {
+			n, wait, err := l.r.read(ctx, l)
 			if err != nil {
 				if ctx.Err() != nil {
 					return false
 				}
-				r.apiErrors++
-				wait := r.m.backoff(r.apiErrors)
-				r.log.Warn("stream esm read failed; retrying", "err", err, "backoff", wait)
+				l.log.Warn("stream esm read failed; retrying", "err", err, "backoff", wait)
 				sleep(ctx, wait)
 				continue
 			}
-			r.apiErrors = 0
-			if n > 0 {
-				r.idle = 0
-			} else {
-				r.idle++
-			}
-			if len(r.pending) == 0 && !r.ended {
+			if size, ended := l.state(); size == 0 && !ended {
 				if n == 0 {
-					sleep(ctx, idleWait(c.PollInterval, r.idle)) // caught up
+					l.await(ctx, idleWait(c.PollInterval, l.r.idleReads())) // caught up (or another lane reads)
 				}
-				continue // else every record read was filtered out: read on
+				continue // else every record read was filtered out or another lane's: read on
 			}
-			if wait := r.batchWait(); wait > 0 {
+			if wait := l.batchWait(); wait > 0 {
 				if n == 0 {
-					sleep(ctx, min(wait, c.PollInterval))
+					l.await(ctx, min(wait, c.PollInterval))
 				}
 				continue
 			}
 		}
-		if len(r.pending) == 0 {
+		if size, _ := l.state(); size == 0 {
 			return true // ended, and everything handled
 		}
-		sleep(ctx, r.invoke(ctx))
+		sleep(ctx, l.invoke(ctx))
 	}
 	return false
+}
+
+// await waits d, until ctx is done, or until another lane read records for this one.
+func (l *lane) await(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	case <-l.wake:
+	}
+}
+
+// state is how many records the lane holds and whether the shard is read to its end.
+func (l *lane) state() (int, bool) {
+	l.r.mu.Lock()
+	defer l.r.mu.Unlock()
+	return len(l.pending), l.r.ended
+}
+
+// idleReads is how many reads of the shard in a row found no records.
+func (r *reader) idleReads() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.idle
 }
 
 // idleWait is how long a caught-up shard waits after its idle-th read in a row found nothing:
@@ -104,19 +214,82 @@ func idleWait(poll time.Duration, idle int) time.Duration {
 
 // batchWait is how much longer the pending records may wait for a fuller batch: zero when the
 // batch is full, the shard ended, the batch is a retry, or the batching window is over.
-func (r *reader) batchWait() time.Duration {
-	c := r.m.c
-	if len(r.pending) >= c.BatchSize || r.ended || r.attempts > 0 || len(r.segments) > 0 || c.BatchingWindow == 0 {
+func (l *lane) batchWait() time.Duration {
+	c := l.r.m.c
+	l.r.mu.Lock()
+	defer l.r.mu.Unlock()
+	if len(l.pending) >= c.BatchSize || l.r.ended || l.attempts > 0 || len(l.segments) > 0 || c.BatchingWindow == 0 {
 		return 0
 	}
-	return max(0, c.BatchingWindow-time.Since(r.pendingSince))
+	return max(0, c.BatchingWindow-time.Since(l.pendingSince))
 }
 
-// read gets the next records of the shard into pending and returns how many records it read,
-// including those the filters dropped. Shard-level conditions (an expired iterator, trimmed
-// records, a shard that no longer exists) are handled here; the errors it returns are worth a
-// retry after a backoff.
-func (r *reader) read(ctx context.Context) (int, error) {
+// read reads the next records of the shard into their lanes for lane l. It returns how many
+// records it read, including those the filters dropped, and after an error the wait before the
+// next try. It reads nothing (0) once the shard ended, while another lane reads, while the lanes
+// hold Partitions × BatchSize records, and, for the other lanes, within the idle wait of a read
+// that found nothing new (or the backoff of one that failed), so that idle lanes do not poll the
+// shard in turn. None of these stops a shard's only lane, which reads when it holds fewer than
+// BatchSize records, as a shard did before lanes.
+func (r *reader) read(ctx context.Context, l *lane) (int, time.Duration, error) {
+	c := r.m.c
+	r.mu.Lock()
+	room := len(r.lanes) * c.BatchSize
+	for _, o := range r.lanes {
+		room -= len(o.pending)
+	}
+	if r.ended || r.reading || room <= 0 || (l != r.idleBy && time.Now().Before(r.idleUntil)) {
+		r.mu.Unlock()
+		return 0, 0, nil
+	}
+	r.reading = true
+	r.mu.Unlock()
+
+	items, n, ended, err := r.fetch(ctx, min(room, maxGetRecords))
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.reading = false
+	now := time.Now()
+	for _, it := range items {
+		dst := r.laneFor(it.rec)
+		if len(dst.pending) == 0 {
+			dst.pendingSince = now
+		}
+		dst.pending = append(dst.pending, it)
+		if dst != l {
+			select {
+			case dst.wake <- struct{}{}:
+			default:
+			}
+		}
+	}
+	if ended {
+		r.ended = true
+		r.log.Debug("stream esm read the shard to its end")
+	}
+	var wait time.Duration
+	switch {
+	case err != nil:
+		r.apiErrors++
+		wait = r.m.backoff(r.apiErrors)
+		r.idleBy, r.idleUntil = l, now.Add(wait)
+	case n == 0:
+		r.apiErrors = 0
+		r.idle++
+		r.idleBy, r.idleUntil = l, now.Add(idleWait(c.PollInterval, r.idle))
+	default:
+		r.apiErrors, r.idle = 0, 0
+	}
+	return n, wait, err
+}
+
+// fetch gets at most limit next records of the shard. It returns those matching the filters, how
+// many it read (the dropped ones included), and whether the shard is read to its end. Shard-level
+// conditions (an expired iterator, trimmed records, a shard that no longer exists) are handled
+// here; the errors it returns are worth a retry after a backoff. Only the lane reading (r.reading)
+// calls it.
+func (r *reader) fetch(ctx context.Context, limit int) (items []item, n int, ended bool, err error) {
 	c := r.m.c
 	if r.iterator == nil {
 		in := &dynamodbstreams.GetShardIteratorInput{StreamArn: aws.String(c.StreamARN), ShardId: aws.String(r.id), ShardIteratorType: r.start}
@@ -125,23 +298,22 @@ func (r *reader) read(ctx context.Context) (int, error) {
 		}
 		out, err := r.m.api.GetShardIterator(ctx, in)
 		switch {
-		case err != nil && r.shardCondition(err):
-			return 0, nil
 		case err != nil:
-			return 0, fmt.Errorf("get shard iterator (%s): %w", in.ShardIteratorType, err)
+			if handled, gone := r.shardCondition(err); handled {
+				return nil, 0, gone, nil
+			}
+			return nil, 0, false, fmt.Errorf("get shard iterator (%s): %w", in.ShardIteratorType, err)
 		case out.ShardIterator == nil:
-			r.ended = true // a closed shard with nothing after the position
-			return 0, nil
+			return nil, 0, true, nil // a closed shard with nothing after the position
 		}
 		r.iterator = out.ShardIterator
 	}
-	limit := min(c.BatchSize-len(r.pending), maxGetRecords)
 	out, err := r.m.api.GetRecords(ctx, &dynamodbstreams.GetRecordsInput{ShardIterator: r.iterator, Limit: aws.Int32(int32(limit))})
 	if err != nil {
-		if r.shardCondition(err) {
-			return 0, nil
+		if handled, gone := r.shardCondition(err); handled {
+			return nil, 0, gone, nil
 		}
-		return 0, fmt.Errorf("get records: %w", err)
+		return nil, 0, false, fmt.Errorf("get records: %w", err)
 	}
 	for _, rec := range out.Records {
 		if rec.Dynamodb != nil && aws.ToString(rec.Dynamodb.SequenceNumber) != "" {
@@ -155,17 +327,10 @@ func (r *reader) read(ctx context.Context) (int, error) {
 		if !r.m.matches(it) {
 			continue // filtered out: done without an invocation, as Lambda does
 		}
-		if len(r.pending) == 0 {
-			r.pendingSince = time.Now()
-		}
-		r.pending = append(r.pending, it)
+		items = append(items, it)
 	}
 	r.iterator = out.NextShardIterator
-	if r.iterator == nil {
-		r.ended = true
-		r.log.Debug("stream esm read the shard to its end", "pending", len(r.pending))
-	}
-	return len(out.Records), nil
+	return items, len(out.Records), r.iterator == nil, nil
 }
 
 // newItem converts a stream record and encodes it.
@@ -182,8 +347,8 @@ func newItem(rec types.Record, streamARN, region string) (item, error) {
 }
 
 // shardCondition handles the errors that are about the shard or the position rather than the
-// call, and reports whether err was one.
-func (r *reader) shardCondition(err error) bool {
+// call, and reports whether err was one, and whether the shard is gone (nothing more to read).
+func (r *reader) shardCondition(err error) (handled, gone bool) {
 	var expired *types.ExpiredIteratorException
 	var trimmed *types.TrimmedDataAccessException
 	var notFound *types.ResourceNotFoundException
@@ -197,65 +362,69 @@ func (r *reader) shardCondition(err error) bool {
 			"after", r.lastRead, "err", err)
 		r.iterator, r.lastRead, r.start = nil, "", types.ShardIteratorTypeTrimHorizon
 	case errors.As(err, &notFound):
-		r.log.Warn("stream esm shard no longer exists; its unread records are lost", "pending", len(r.pending), "err", err)
-		r.iterator, r.ended = nil, true
+		r.log.Warn("stream esm shard no longer exists; its unread records are lost (the lanes still handle those read)", "err", err)
+		r.iterator = nil
+		return true, true
 	default:
-		return false
+		return false, false
 	}
-	return true
+	return true, false
 }
 
-// invoke runs one batch from the head of pending and returns how long to wait before the next
+// invoke runs one batch from the head of the lane and returns how long to wait before the next
 // attempt (zero unless the batch is to be retried).
-func (r *reader) invoke(ctx context.Context) time.Duration {
-	c := r.m.c
-	n := min(len(r.pending), c.BatchSize)
-	if len(r.segments) > 0 {
-		n = min(n, r.segments[0])
+func (l *lane) invoke(ctx context.Context) time.Duration {
+	c := l.r.m.c
+	l.r.mu.Lock()
+	batch := l.pending[:min(len(l.pending), c.BatchSize)] // reads append after it, never in it
+	l.r.mu.Unlock()
+	if len(l.segments) > 0 {
+		batch = batch[:min(len(batch), l.segments[0])]
 	}
-	payload, n := r.payload(n)
-	batch := r.pending[:n]
-	log := r.log.With("first_sequence_number", batch[0].seq(), "records", n)
+	payload, n := payload(batch)
+	batch = batch[:n]
+	log := l.log.With("first_sequence_number", batch[0].seq(), "records", n)
 	log.Debug("stream esm invoking", "bytes", len(payload))
-	out, err := r.m.inv.Invoke(ctx, c.Function, payload)
+	out, err := l.r.m.inv.Invoke(ctx, c.Function, payload)
 	if ctx.Err() != nil {
 		return 0 // shutting down: the batch's outcome no longer matters
 	}
 	if err != nil {
-		log.Warn("stream esm function error", "err", err, "attempt", r.attempts+1)
-		return r.failed(ctx, batch, true, err)
+		log.Warn("stream esm function error", "err", err, "attempt", l.attempts+1)
+		return l.failed(ctx, batch, true, err)
 	}
 	if !c.ReportBatchItemFailures {
-		r.advance(n)
+		l.advance(n)
 		return 0
 	}
 	first, err := batchItemFailure(out, batch)
 	switch {
 	case err != nil:
-		log.Warn("stream esm invalid batch response; the whole batch failed", "err", err, "attempt", r.attempts+1)
-		return r.failed(ctx, batch, true, err)
+		log.Warn("stream esm invalid batch response; the whole batch failed", "err", err, "attempt", l.attempts+1)
+		return l.failed(ctx, batch, true, err)
 	case first < 0:
-		r.advance(n)
+		l.advance(n)
 		return 0
 	}
 	seq := batch[first].seq()
 	log.Info("stream esm partial batch failure; going on from the failed record", "failed_sequence_number", seq, "done", first)
 	if first > 0 {
-		r.advance(first) // the records before the lowest failure are done
-		if c.BisectBatchOnFunctionError && len(r.segments) == 0 {
-			r.segments = []int{n - first} // retry only the remaining records
+		l.advance(first) // the records before the lowest failure are done
+		if c.BisectBatchOnFunctionError && len(l.segments) == 0 {
+			l.segments = []int{n - first} // retry only the remaining records
 		}
 	}
-	return r.failed(ctx, r.pending[:n-first], false, fmt.Errorf("the function reported record %s as failed", seq))
+	return l.failed(ctx, batch[first:], false, fmt.Errorf("the function reported record %s as failed", seq))
 }
 
-// payload is the function's event (events.DynamoDBEvent's JSON) for the first n pending
-// records, or for fewer when they are over Lambda's payload limit (never fewer than one). It
-// returns the number of records it holds.
-func (r *reader) payload(n int) ([]byte, int) {
+// payload is the function's event (events.DynamoDBEvent's JSON) for the records, or for the
+// first of them when they are over Lambda's payload limit (never fewer than one). It returns the
+// number of records it holds.
+func payload(records []item) ([]byte, int) {
 	const head, tail = `{"Records":[`, `]}`
+	n := len(records)
 	size := len(head) + len(tail)
-	for i, it := range r.pending[:n] {
+	for i, it := range records {
 		if i > 0 && size+1+len(it.data) > maxPayloadBytes {
 			n = i
 			break
@@ -264,7 +433,7 @@ func (r *reader) payload(n int) ([]byte, int) {
 	}
 	buf := make([]byte, 0, size)
 	buf = append(buf, head...)
-	for i, it := range r.pending[:n] {
+	for i, it := range records[:n] {
 		if i > 0 {
 			buf = append(buf, ',')
 		}
@@ -275,51 +444,53 @@ func (r *reader) payload(n int) ([]byte, int) {
 
 // failed handles a failed batch: it bisects the batch when allowed and enabled, else counts a
 // retry, and after the last retry discards the batch. It returns the wait before the retry.
-func (r *reader) failed(ctx context.Context, batch []item, bisectable bool, cause error) time.Duration {
-	c := r.m.c
+func (l *lane) failed(ctx context.Context, batch []item, bisectable bool, cause error) time.Duration {
+	c := l.r.m.c
 	if bisectable && c.BisectBatchOnFunctionError && len(batch) > 1 {
 		half := (len(batch) + 1) / 2
 		rest := []int(nil)
-		if len(r.segments) > 0 {
-			rest = r.segments[1:]
+		if len(l.segments) > 0 {
+			rest = l.segments[1:]
 		}
-		r.segments = append([]int{half, len(batch) - half}, rest...)
-		r.log.Info("stream esm bisecting the failed batch", "records", len(batch), "halves", r.segments[:2])
+		l.segments = append([]int{half, len(batch) - half}, rest...)
+		l.log.Info("stream esm bisecting the failed batch", "records", len(batch), "halves", l.segments[:2])
 		return 0 // splitting does not count as a retry
 	}
-	r.attempts++
-	if c.MaximumRetryAttempts >= 0 && r.attempts > c.MaximumRetryAttempts {
-		r.discard(ctx, batch, cause)
+	l.attempts++
+	if c.MaximumRetryAttempts >= 0 && l.attempts > c.MaximumRetryAttempts {
+		l.discard(ctx, batch, cause)
 		return 0
 	}
-	return r.m.backoff(r.attempts)
+	return l.r.m.backoff(l.attempts)
 }
 
-// discard drops a batch that used up its retries: OnFailure gets it, then the shard moves on.
-func (r *reader) discard(ctx context.Context, batch []item, cause error) {
-	r.log.Warn("stream esm discards records after their last retry",
+// discard drops a batch that used up its retries: OnFailure gets it, then the lane moves on.
+func (l *lane) discard(ctx context.Context, batch []item, cause error) {
+	l.log.Warn("stream esm discards records after their last retry",
 		"records", len(batch), "first_sequence_number", batch[0].seq(),
-		"last_sequence_number", batch[len(batch)-1].seq(), "attempts", r.attempts, "err", cause)
-	if r.m.c.OnFailure != nil {
+		"last_sequence_number", batch[len(batch)-1].seq(), "attempts", l.attempts, "err", cause)
+	if l.r.m.c.OnFailure != nil {
 		records := make([]events.DynamoDBEventRecord, len(batch))
 		for i, it := range batch {
 			records[i] = it.rec
 		}
-		r.m.c.OnFailure(ctx, Discard{Shard: r.id, Records: records, Invokes: r.attempts, Function: r.m.c.Function})
+		l.r.m.c.OnFailure(ctx, Discard{Shard: l.r.id, Records: records, Invokes: l.attempts, Function: l.r.m.c.Function})
 	}
-	r.advance(len(batch))
+	l.advance(len(batch))
 }
 
-// advance marks the first k pending records done.
-func (r *reader) advance(k int) {
-	r.pending = r.pending[k:]
-	if len(r.pending) == 0 {
-		r.pending = nil // let the batch's records go
+// advance marks the first k pending records of the lane done.
+func (l *lane) advance(k int) {
+	l.r.mu.Lock()
+	l.pending = l.pending[k:]
+	if len(l.pending) == 0 {
+		l.pending = nil // let the batch's records go
 	}
-	r.attempts = 0
-	if len(r.segments) > 0 {
-		if r.segments[0] -= k; r.segments[0] <= 0 {
-			r.segments = r.segments[1:]
+	l.r.mu.Unlock()
+	l.attempts = 0
+	if len(l.segments) > 0 {
+		if l.segments[0] -= k; l.segments[0] <= 0 {
+			l.segments = l.segments[1:]
 		}
 	}
 }

@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -28,8 +30,9 @@ import (
 )
 
 // echoBootstrap is a function speaking the Lambda Runtime API with the standard library only: it
-// appends every event it handles to $ECHO_FILE (after a first line with $STREAM_ARN) and fails
-// every batch holding an item whose "fail" attribute is set.
+// appends every event it handles to $ECHO_FILE (after a first line with $STREAM_ARN), fails
+// every batch holding an item whose "fail" attribute is set, and holds every batch holding an item
+// whose "hold" attribute is set until the file $RELEASE_FILE exists (writing a line "holding" first).
 const echoBootstrap = `package main
 
 import (
@@ -37,6 +40,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"time"
 )
 
 func main() {
@@ -54,6 +58,15 @@ func main() {
 		event, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		id := resp.Header.Get("Lambda-Runtime-Aws-Request-Id")
+		if bytes.Contains(event, []byte(` + "`" + `"hold":{"BOOL":true}` + "`" + `)) {
+			out.Write([]byte("holding\n"))
+			for {
+				if _, err := os.Stat(os.Getenv("RELEASE_FILE")); err == nil {
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
 		if bytes.Contains(event, []byte(` + "`" + `"fail":{"BOOL":true}` + "`" + `)) {
 			r, _ := http.Post(api+id+"/error", "application/json", bytes.NewReader([]byte(` + "`" + `{"errorType":"Poison","errorMessage":"fail"}` + "`" + `)))
 			r.Body.Close()
@@ -116,51 +129,11 @@ Resources:
 func TestLocalMode(t *testing.T) {
 	t.Parallel()
 	began := time.Now()
-	root, bin := t.TempDir(), t.TempDir()
-	if err := os.WriteFile(filepath.Join(root, "template.yaml"), []byte(streamTemplate), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	src := filepath.Join(t.TempDir(), "main.go")
-	if err := os.WriteFile(src, []byte(echoBootstrap), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	build := exec.Command("go", "build", "-o", filepath.Join(bin, "EchoFunction", "bootstrap"), src)
-	build.Dir = filepath.Dir(src)
-	build.Env = append(os.Environ(), "GOFLAGS=", "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build the echo bootstrap: %v\n%s", err, out)
-	}
-	echo := filepath.Join(t.TempDir(), "events.jsonl")
-	t.Logf("built the echo bootstrap in %s", time.Since(began).Round(time.Millisecond))
-
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	o := stack.Options{
-		Root: root, BinDir: bin, Addr: "127.0.0.1:0",
-		DynamoEndpoint: emulatortest.Dynamo(t), SQSEndpoint: emulatortest.SQS(t),
-		Prefix:      fmt.Sprintf("esm%d-", time.Now().UnixNano()%1e9),
-		FunctionEnv: map[string]string{"ECHO_FILE": echo}, Concurrency: 1,
-	}
-	if testing.Verbose() {
-		o.FunctionLog = os.Stderr
-	}
-	stack, err := stack.Start(ctx, o)
-	if err != nil {
-		t.Fatal(err)
-	}
+	stack, cfg, echo := startEcho(ctx, t, streamTemplate, stack.Options{Concurrency: 1})
 	defer stack.Close()
-	t.Logf("local mode started at %s", time.Since(began).Round(time.Millisecond))
 	arn := stack.Streams["Table"]
-	if !strings.Contains(arn, ":table/"+stack.Tables["Table"]+"/stream/") {
-		t.Fatalf("stream of Table: %q (streams %v)", arn, stack.Streams)
-	}
-
-	cfg, err := awscfg.Load(ctx, func(k string) string {
-		return map[string]string{awscfg.EnvDynamoEndpoint: stack.DynamoEndpoint, awscfg.EnvSQSEndpoint: stack.SQSEndpoint}[k]
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	db := cfg.DynamoDB()
 	put := func(sk, kind string, fail bool) {
 		item := map[string]dbtypes.AttributeValue{
@@ -231,6 +204,107 @@ func TestLocalMode(t *testing.T) {
 	}
 }
 
+// startEcho starts local mode on a template whose EchoFunction runs echoBootstrap, with o's
+// Concurrency, StreamPartitions and FunctionEnv (ECHO_FILE added). It returns the stack, a
+// configuration for its emulators, and the echo file.
+func startEcho(ctx context.Context, t *testing.T, tpl string, o stack.Options) (*stack.Stack, awscfg.Config, string) {
+	t.Helper()
+	began := time.Now()
+	root, bin := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "template.yaml"), []byte(tpl), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(t.TempDir(), "main.go")
+	if err := os.WriteFile(src, []byte(echoBootstrap), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	build := exec.Command("go", "build", "-o", filepath.Join(bin, "EchoFunction", "bootstrap"), src)
+	build.Dir = filepath.Dir(src)
+	build.Env = append(os.Environ(), "GOFLAGS=", "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build the echo bootstrap: %v\n%s", err, out)
+	}
+	echo := filepath.Join(t.TempDir(), "events.jsonl")
+	t.Logf("built the echo bootstrap in %s", time.Since(began).Round(time.Millisecond))
+
+	o.Root, o.BinDir, o.Addr = root, bin, "127.0.0.1:0"
+	o.DynamoEndpoint, o.SQSEndpoint = emulatortest.Dynamo(t), emulatortest.SQS(t)
+	o.Prefix = fmt.Sprintf("esm%d-", time.Now().UnixNano()%1e9)
+	o.FunctionEnv = maps.Clone(o.FunctionEnv)
+	if o.FunctionEnv == nil {
+		o.FunctionEnv = map[string]string{}
+	}
+	o.FunctionEnv["ECHO_FILE"] = echo
+	if testing.Verbose() {
+		o.FunctionLog = os.Stderr
+	}
+	s, err := stack.Start(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("local mode started at %s", time.Since(began).Round(time.Millisecond))
+	if arn := s.Streams["Table"]; !strings.Contains(arn, ":table/"+s.Tables["Table"]+"/stream/") {
+		s.Close()
+		t.Fatalf("stream of Table: %q (streams %v)", arn, s.Streams)
+	}
+	cfg, err := awscfg.Load(ctx, func(k string) string {
+		return map[string]string{awscfg.EnvDynamoEndpoint: s.DynamoEndpoint, awscfg.EnvSQSEndpoint: s.SQSEndpoint}[k]
+	})
+	if err != nil {
+		s.Close()
+		t.Fatal(err)
+	}
+	return s, cfg, echo
+}
+
+// TestLocalModeStreamPartitions: local mode deals the stream's records to StreamPartitions
+// lanes by partition key. With 2, an event whose batch the function holds (log shard 0's) does not
+// hold back an event of another partition key (log shard 1's): that one is handled first.
+func TestLocalModeStreamPartitions(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	release := filepath.Join(t.TempDir(), "release")
+	// The held batch must not time out (and free its lane) before the other one is handled.
+	tpl := strings.Replace(streamTemplate, "Timeout: 5\n", "Timeout: 60\n", 1)
+	stack, cfg, echo := startEcho(ctx, t, tpl, stack.Options{Concurrency: 2, StreamPartitions: 2,
+		FunctionEnv: map[string]string{"RELEASE_FILE": release}})
+	defer stack.Close()
+	put := func(pk, sk string, hold bool) {
+		item := map[string]dbtypes.AttributeValue{
+			"pk": &dbtypes.AttributeValueMemberS{Value: pk}, "sk": &dbtypes.AttributeValueMemberS{Value: sk},
+			"kind": &dbtypes.AttributeValueMemberS{Value: "event"}, "hold": &dbtypes.AttributeValueMemberBOOL{Value: hold},
+		}
+		if _, err := cfg.DynamoDB().PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(stack.Tables["Table"]), Item: item}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wait := func(what string, cond func(lines []string) bool) {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if cond(readLines(t, echo)) {
+				return
+			}
+		}
+		t.Fatalf("timed out waiting for %s: echo file %q", what, readLines(t, echo))
+	}
+	// The held event's batch is in flight first; then the other key's event is handled.
+	put("WS#default#EV", "held", true)
+	wait("the held batch", func(lines []string) bool { return slices.Contains(lines, "holding") })
+	put("WS#default#EV#1", "free", false)
+	wait("free", func(lines []string) bool { return len(handled(t, lines)) > 0 })
+	if got := handled(t, readLines(t, echo)); strings.Join(got, " ") != "free" {
+		t.Fatalf("handled %v while held was held, want free alone", got)
+	}
+	if err := os.WriteFile(release, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wait("held", func(lines []string) bool { return len(handled(t, lines)) > 1 })
+	if got := handled(t, readLines(t, echo)); strings.Join(got, " ") != "free held" {
+		t.Errorf("handled %v, want free then held", got)
+	}
+}
+
 func readLines(t *testing.T, path string) []string {
 	t.Helper()
 	f, err := os.Open(path)
@@ -250,12 +324,13 @@ func readLines(t *testing.T, path string) []string {
 	return lines
 }
 
-// handled lists the sort keys of the records of the events in lines (the "arn" lines skipped).
+// handled lists the sort keys of the records of the events in lines (the "arn" and "holding"
+// lines skipped).
 func handled(t *testing.T, lines []string) []string {
 	t.Helper()
 	var sks []string
 	for _, l := range lines {
-		if strings.HasPrefix(l, "arn ") {
+		if strings.HasPrefix(l, "arn ") || l == "holding" {
 			continue
 		}
 		var ev events.DynamoDBEvent

@@ -22,6 +22,8 @@ const (
 	DefaultBatchSize = 100
 	// MaxBatchSize is Lambda's largest batch size for DynamoDB streams.
 	MaxBatchSize = 10000
+	// MaxPartitions bounds Config.Partitions (a local bound: each lane is a goroutine).
+	MaxPartitions = 100
 	// DefaultPollInterval is how long a caught-up shard waits before it reads again: Lambda reads a
 	// DynamoDB stream's shards 4 times a second.
 	DefaultPollInterval = 250 * time.Millisecond
@@ -41,7 +43,7 @@ const (
 )
 
 // Invoker runs a function synchronously and returns its response payload. Any error is a
-// function error.
+// function error. Shards, and the lanes of a shard (Partitions), invoke at once.
 type Invoker interface {
 	Invoke(ctx context.Context, function string, payload []byte) ([]byte, error)
 }
@@ -80,6 +82,15 @@ type Config struct {
 	// discarded (to OnFailure): 0 to 10000, or -1 to retry for ever. Note that 0, the zero
 	// value, means no retries.
 	MaximumRetryAttempts int
+	// Partitions is how many virtual partitions each shard's records are dealt to, 1 to
+	// MaxPartitions; 0 means 1 (a shard's batches one at a time, as Lambda reads a shard with
+	// ParallelizationFactor 1). DynamoDB Local has one stream shard per table, whereas on AWS a
+	// busy table's partition keys end up in different partitions, hence different stream shards,
+	// each with its own batch in flight. With P > 1 a shard's records go to P lanes by their
+	// partition key (the stream's HASH key), a key's lane fixed at its first record (the lane with
+	// the fewest keys); each lane runs one batch at a time, in order, with its own retries,
+	// bisecting, partial batch failures and discards; the lanes hold at most P × BatchSize records.
+	Partitions int
 	// Filters are Lambda filter patterns (FilterCriteria.Filters[].Pattern), JSON. A record
 	// is sent to the function when it matches any of them; the others count as processed.
 	Filters []string
@@ -107,11 +118,14 @@ type Discard struct {
 
 // Run reads the stream and invokes the function with batches of its records until ctx is
 // done, then returns nil. Only an invalid Config is an error. Each shard is read by its own
-// goroutine, a parent shard to its end before its children, and one shard's batches run one at a
-// time, so the records of one item always arrive in order. After a function error the batch is
-// retried (bisected when BisectBatchOnFunctionError is set) until MaximumRetryAttempts, then
-// discarded through OnFailure. API errors are logged and retried with a bounded backoff.
-// Positions are kept in memory only: a new Run starts again from StartingPosition.
+// goroutines, a parent shard to its end (every record handled) before its children. A shard's
+// records go to Partitions lanes by their partition key, and one lane's batches run one at a
+// time, so the records of one partition key always arrive in order (with the default of one
+// partition, one shard's batches run one at a time). After a function error the batch is retried
+// (bisected when BisectBatchOnFunctionError is set) until MaximumRetryAttempts, then discarded
+// through OnFailure; the other lanes go on meanwhile. API errors are logged and retried with a
+// bounded backoff. Positions are kept in memory only: a new Run starts again from
+// StartingPosition.
 func Run(ctx context.Context, c Config, api StreamsAPI, inv Invoker) error {
 	m, err := newMapping(c, api, inv)
 	if err != nil {
@@ -127,6 +141,9 @@ type mapping struct {
 	inv     Invoker
 	log     *slog.Logger
 	filters []*pattern
+	// partitionKey is the stream's HASH key attribute (DescribeStream's KeySchema), which deals
+	// records to lanes; only run uses it (readers take a copy).
+	partitionKey string
 }
 
 // Validate reports what Run would refuse in the Config, so that a caller starting Run in a
@@ -181,6 +198,12 @@ func (c Config) resolve() (Config, []*pattern, error) {
 	if c.MaximumRetryAttempts < -1 || c.MaximumRetryAttempts > maxRetryAttempts {
 		return c, nil, fmt.Errorf("streamesm %s: maximum retry attempts %d is not between -1 and %d", c.Function, c.MaximumRetryAttempts, maxRetryAttempts)
 	}
+	if c.Partitions == 0 {
+		c.Partitions = 1
+	}
+	if c.Partitions < 1 || c.Partitions > MaxPartitions {
+		return c, nil, fmt.Errorf("streamesm %s: partitions %d is not between 1 and %d", c.Function, c.Partitions, MaxPartitions)
+	}
 	if c.PollInterval == 0 {
 		c.PollInterval = DefaultPollInterval
 	}
@@ -207,7 +230,7 @@ func (c Config) resolve() (Config, []*pattern, error) {
 func (m *mapping) run(ctx context.Context) {
 	m.log.Info("stream esm polling", "batch_size", m.c.BatchSize, "starting_position", m.c.StartingPosition,
 		"report_batch_item_failures", m.c.ReportBatchItemFailures, "bisect", m.c.BisectBatchOnFunctionError,
-		"maximum_retry_attempts", m.c.MaximumRetryAttempts, "filters", len(m.filters))
+		"maximum_retry_attempts", m.c.MaximumRetryAttempts, "partitions", m.c.Partitions, "filters", len(m.filters))
 	defer m.log.Info("stream esm stopped")
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -218,7 +241,7 @@ func (m *mapping) run(ctx context.Context) {
 	first, failures := true, 0
 	for {
 		wait := time.Duration(describeEvery) * m.c.PollInterval
-		shards, err := m.describe(ctx)
+		shards, hashKey, err := m.describe(ctx)
 		switch {
 		case err != nil && ctx.Err() != nil:
 			return
@@ -228,6 +251,9 @@ func (m *mapping) run(ctx context.Context) {
 			m.log.Warn("stream esm describe stream failed; retrying", "err", err, "backoff", wait)
 		default:
 			failures = 0
+			if m.partitionKey == "" {
+				m.partitionKey = hashKey // readers take it when they start
+			}
 			for _, sh := range shards {
 				id := aws.ToString(sh.ShardId)
 				if known[id] {
@@ -278,25 +304,32 @@ func (m *mapping) run(ctx context.Context) {
 	}
 }
 
-// describe lists every shard of the stream, following DescribeStream's pages.
-func (m *mapping) describe(ctx context.Context) ([]types.Shard, error) {
+// describe lists every shard of the stream, following DescribeStream's pages, and names its
+// partition (HASH) key attribute ("" if it names none).
+func (m *mapping) describe(ctx context.Context) ([]types.Shard, string, error) {
 	in := &dynamodbstreams.DescribeStreamInput{StreamArn: aws.String(m.c.StreamARN)}
 	var shards []types.Shard
+	hashKey := ""
 	for page := 1; ; page++ {
 		out, err := m.api.DescribeStream(ctx, in)
 		if err != nil {
-			return nil, fmt.Errorf("describe stream: %w", err)
+			return nil, "", fmt.Errorf("describe stream: %w", err)
 		}
 		if out.StreamDescription == nil {
-			return nil, errors.New("describe stream: no stream description")
+			return nil, "", errors.New("describe stream: no stream description")
+		}
+		for _, k := range out.StreamDescription.KeySchema {
+			if k.KeyType == types.KeyTypeHash {
+				hashKey = aws.ToString(k.AttributeName)
+			}
 		}
 		shards = append(shards, out.StreamDescription.Shards...)
 		last := aws.ToString(out.StreamDescription.LastEvaluatedShardId)
 		if last == "" {
-			return shards, nil
+			return shards, hashKey, nil
 		}
 		if page >= 10000 {
-			return nil, errors.New("describe stream: more than 10000 pages of shards")
+			return nil, "", errors.New("describe stream: more than 10000 pages of shards")
 		}
 		in.ExclusiveStartShardId = aws.String(last)
 	}

@@ -18,7 +18,7 @@ var doorKeys = map[string][]string{
 	"InboundBindingFunction":      {"WS#*#SRC", "WS#*#CFG", "LIM#*", "WS#*#DEDUPE#*"},
 	"IntegrationsTriggerFunction": {"WS#*#SRC", "WS#*#CFG", "LIM#*", "WS#*#DEDUPE#*"},
 	"WebWidgetFunction":           {"LIM#*"},
-	"WebStreamFunction":           {"WS#*#THR#*", "WS#*#EVSEQ"},
+	"WebStreamFunction":           {"WS#*#THR#*", "WS#*#EVSEQ", "WS#*#EVSEQ#*"},
 }
 
 // unauthenticatedRoutes are the path prefixes of the routes no API key guards: a function serving

@@ -97,16 +97,38 @@ const ChannelTelegram = "telegram"
 // parallel bounds the table writes and queue sends one batch makes at once.
 const parallel = 16
 
-// Handle fans out the batch's event inserts. Records are planned in order (which deliveries each
-// needs); the deliveries of the whole batch are then created and queued concurrently. The first
-// record whose planning, creation or queueing failed is reported, so the stream retries from there.
-// A later record's deliveries may exist or even be queued by then: the retry finds them (creation is
-// idempotent), queues a pending delivery never attempted again, and a duplicate loses the attempt claim.
-// A delivery whose message carries it (CreateOnClaim) is queued again by each retry: the copy that
-// comes second finds the item the first one's claim created, and loses the claim.
+// Handle fans out the batch's event inserts. The records are grouped into lanes by their item's
+// partition key (a workspace's log shard): the lanes are planned side by side, each in record order
+// (which deliveries each record needs); the deliveries of the whole batch are then created and
+// queued concurrently. The first record whose planning, creation or queueing failed, of any lane, is
+// reported, so the stream retries from there. A later record's deliveries, of its lane or another,
+// may exist or even be queued by then: the retry finds them (creation is idempotent), queues a
+// pending delivery never attempted again, and a duplicate loses the attempt claim. A delivery whose
+// message carries it (CreateOnClaim) is queued again by each retry: the copy that comes second finds
+// the item the first one's claim created, and loses the claim. With one lane (every record of one
+// partition key), this is the order of one shard's log, as before lanes.
 func (h *Handler) Handle(ctx context.Context, ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {
 	defer h.metrics.Flush()
-	subs := map[string]*audience{} // per workspace, for this batch
+	lanes, laneOf := groupLanes(ev.Records)
+	auds := newAudiences() // per workspace, for this batch
+	wants := make([][]store.Delivery, len(ev.Records))
+	planFailed, planErrs := make([]int, len(lanes)), make([]error, len(lanes))
+	forEach(len(lanes), func(l int) {
+		for _, i := range lanes[l] {
+			want, err := h.plan(ctx, ev.Records[i], auds)
+			if err != nil {
+				planFailed[l], planErrs[l] = i, err
+				return // the lane's later records wait for the retry
+			}
+			wants[i] = want
+		}
+	})
+	failed, cause := len(ev.Records), error(nil) // the first record that failed, and why
+	for l, err := range planErrs {
+		if err != nil && planFailed[l] < failed {
+			failed, cause = planFailed[l], err
+		}
+	}
 	type job struct {
 		rec  int
 		want store.Delivery
@@ -115,13 +137,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.DynamoDBEvent) (events.D
 		carried *queue.Delivery
 	}
 	var jobs []job
-	failed, cause := len(ev.Records), error(nil) // the first record that failed, and why
-	for i, rec := range ev.Records {
-		want, err := h.plan(ctx, rec, subs)
-		if err != nil {
-			failed, cause = i, err
-			break
-		}
+	for i, want := range wants[:failed] {
 		for _, w := range want {
 			jobs = append(jobs, job{rec: i, want: w})
 		}
@@ -144,19 +160,25 @@ func (h *Handler) Handle(ctx context.Context, ev events.DynamoDBEvent) (events.D
 		}
 	}
 	// Queue, in record order, what the records before the first failure need, ten to a request.
-	// A FIFO subscription's deliveries go one by one, in record order, each subscription's beside
-	// the others' and the batches: a send that failed stops its subscription's, so none passes it,
-	// and the stream's retry sends it again in place (SQS deduplicates those sent already).
+	// A FIFO subscription's deliveries go one by one, in record order, per lane: each (subscription,
+	// lane) chain beside the others and the batches. A send that failed stops its chain, so none of
+	// its lane passes it, and the stream's retry sends it again in place (SQS deduplicates those sent
+	// already, of that lane and the others).
+	type chain struct {
+		sub  string
+		lane int
+	}
 	var chunks, ordered [][]job
-	orderedOf := map[string]int{} // a subscription's index in ordered
+	orderedOf := map[chain]int{} // a chain's index in ordered
 	for _, jb := range jobs {
 		if jb.rec >= failed || !jb.send {
 			continue
 		}
 		if jb.want.FIFO {
-			i, ok := orderedOf[jb.want.SubscriptionID]
+			k := chain{jb.want.SubscriptionID, laneOf[jb.rec]}
+			i, ok := orderedOf[k]
 			if !ok {
-				i, orderedOf[jb.want.SubscriptionID] = len(ordered), len(ordered)
+				i, orderedOf[k] = len(ordered), len(ordered)
 				ordered = append(ordered, nil)
 			}
 			ordered[i] = append(ordered[i], jb)
@@ -173,7 +195,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.DynamoDBEvent) (events.D
 		}
 		return queue.Delivery{WorkspaceID: jb.want.WorkspaceID, DeliveryID: jb.want.ID, Trace: eventTrace(ev.Records[jb.rec])}
 	}
-	// The first failed send of each chunk and each FIFO subscription, by its record.
+	// The first failed send of each chunk and each FIFO chain, by its record.
 	sendFailed := make([]int, len(chunks)+len(ordered))
 	sendErrs := make([]error, len(chunks)+len(ordered))
 	forEach(len(chunks)+len(ordered), func(c int) {
@@ -212,6 +234,25 @@ func (h *Handler) Handle(ctx context.Context, ev events.DynamoDBEvent) (events.D
 		}}, nil
 	}
 	return events.DynamoDBEventResponse{BatchItemFailures: []events.DynamoDBBatchItemFailure{}}, nil
+}
+
+// groupLanes groups records into lanes by their item's partition key (Keys.pk: a workspace's log
+// shard), in order of each lane's first record. It returns each lane's record indices, in record
+// order, and each record's lane. Records without a string pk share one lane.
+func groupLanes(recs []events.DynamoDBEventRecord) (lanes [][]int, laneOf []int) {
+	laneOf = make([]int, len(recs))
+	byKey := map[string]int{}
+	for i, rec := range recs {
+		pk := stringAttr(rec.Change.Keys, "pk")
+		l, ok := byKey[pk]
+		if !ok {
+			l, byKey[pk] = len(lanes), len(lanes)
+			lanes = append(lanes, nil)
+		}
+		lanes[l] = append(lanes[l], i)
+		laneOf[i] = l
+	}
+	return lanes, laneOf
 }
 
 // carry returns the message of new delivery d's first attempt that carries d (CreateOnClaim), and
@@ -260,7 +301,7 @@ func forEach(n int, fn func(int)) {
 
 // plan returns the deliveries one stream record calls for: one per matching subscription, and the
 // reply to where the user is.
-func (h *Handler) plan(ctx context.Context, rec events.DynamoDBEventRecord, cache map[string]*audience) ([]store.Delivery, error) {
+func (h *Handler) plan(ctx context.Context, rec events.DynamoDBEventRecord, auds *audiences) ([]store.Delivery, error) {
 	img := rec.Change.NewImage
 	if rec.EventName != "INSERT" || img["kind"].DataType() != events.DataTypeString || img["kind"].String() != store.KindEvent {
 		return nil, nil // not an event-log insert (the template's stream filter normally drops these)
@@ -283,12 +324,9 @@ func (h *Handler) plan(ctx context.Context, rec events.DynamoDBEventRecord, cach
 	case EventCircuitOpened, EventCircuitClosed:
 		_ = json.Unmarshal(env.Data, &about) // not to the endpoint whose circuit it is
 	}
-	aud, ok := cache[env.WorkspaceID]
-	if !ok {
-		if aud, err = h.audience(ctx, env.WorkspaceID); err != nil {
-			return nil, err
-		}
-		cache[env.WorkspaceID] = aud
+	aud, err := auds.get(env.WorkspaceID, func() (*audience, error) { return h.audience(ctx, env.WorkspaceID) })
+	if err != nil {
+		return nil, err
 	}
 	payload, err := json.Marshal(env)
 	if err != nil {
@@ -344,6 +382,35 @@ type subscriber struct {
 type audience struct {
 	subs    []subscriber
 	extract *eventfilter.Extractor
+}
+
+// audiences are the audiences of the workspaces of one batch, each read once, by the lane that
+// needs it first; lanes that need it meanwhile wait for that read (its error too).
+type audiences struct {
+	mu sync.Mutex
+	m  map[string]*audienceLoad
+}
+
+func newAudiences() *audiences { return &audiences{m: map[string]*audienceLoad{}} }
+
+// audienceLoad is one workspace's audience, read once.
+type audienceLoad struct {
+	once sync.Once
+	aud  *audience
+	err  error
+}
+
+// get returns the workspace's audience, reading it with load if no lane has.
+func (a *audiences) get(ws string, load func() (*audience, error)) (*audience, error) {
+	a.mu.Lock()
+	l, ok := a.m[ws]
+	if !ok {
+		l = &audienceLoad{}
+		a.m[ws] = l
+	}
+	a.mu.Unlock()
+	l.once.Do(func() { l.aud, l.err = load() })
+	return l.aud, l.err
 }
 
 // audience reads the workspace's active subscriptions and compiles their payload filters. A

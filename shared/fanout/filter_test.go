@@ -74,7 +74,7 @@ func BenchmarkFanoutFilter(b *testing.B) {
 				st.subs = append(st.subs, sub)
 			}
 			h := New(st, &fakeQueue{}, manage.MatchEvent, slog.New(slog.DiscardHandler))
-			cache := map[string]*audience{}
+			cache := newAudiences()
 			ctx := context.Background()
 			b.ReportAllocs()
 			for b.Loop() {

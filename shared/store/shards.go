@@ -64,7 +64,9 @@ func seqPK(ws string, shard int) string {
 	return "WS#" + ws + "#EVSEQ#" + strconv.Itoa(shard)
 }
 
-func seqKey(ws string, shard int) map[string]types.AttributeValue { return key(seqPK(ws, shard), "SEQ") }
+func seqKey(ws string, shard int) map[string]types.AttributeValue {
+	return key(seqPK(ws, shard), "SEQ")
+}
 
 // LogHead returns the last cursor reserved in each shard of the workspace's log that may hold
 // events (one entry for a one-shard log, 0 for an empty one). No event visible now has a cursor
@@ -213,6 +215,10 @@ func (c *threadShards) put(ws, thread string, shard int) {
 	}
 	c.m[ws+"\x00"+thread] = shard
 }
+
+// HashShard is the shard of n that a new thread (by its id) or a spread group (by its first event's
+// id) is dealt to.
+func HashShard(key string, n int) int { return hashShard(key, n) }
 
 // hashShard deals a key to one of n shards.
 func hashShard(key string, n int) int {

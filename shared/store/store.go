@@ -31,8 +31,8 @@ type Store struct {
 	table     string
 	now       func() time.Time
 	retention time.Duration
-	sealer    Sealer // nil: secrets are written as given (tests, and the functions that write none)
-	opener    Opener // nil: secrets read stay sealed (their count is known, not their values)
+	sealer    Sealer    // nil: secrets are written as given (tests, and the functions that write none)
+	opener    Opener    // nil: secrets read stay sealed (their count is known, not their values)
 	shards    int       // the log's shards for new threads and spread groups (WithShards)
 	logs      *logState // shared by the copies WithSealer and WithOpener make
 }

@@ -264,10 +264,12 @@ func TestRunsNotHeldAreWrittenAsBefore(t *testing.T) {
 		t.Fatalf("Hold 0: requests %v, want %v", got, want)
 	}
 
+	// The adapter's function wrote the thread, not this worker: the opening events' append reads
+	// the thread's log shard first (store.threadShard).
 	r, mdb = meteredRig(t, echoing)
 	m := adapterRun(t, r, "thr_ad", "run_ad")
 	r.handleAll(t, record("1", m))
-	want = []string{"UpdateItem RUN", "GetItem META", "UpdateItem RUN", "PutItem MSG"}
+	want = []string{"GetItem META", "UpdateItem RUN", "GetItem META", "UpdateItem RUN", "PutItem MSG"}
 	if got := mdb.of("thr_ad", "run_ad"); !slices.Equal(got, want) {
 		t.Fatalf("adapter run: requests %v, want %v", got, want)
 	}
