@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -88,7 +89,14 @@ func (st *Store) LogHead(ctx context.Context, ws string) ([]int64, error) {
 		keys = append(keys, seqKey(ws, sh))
 	}
 	req := map[string]types.KeysAndAttributes{st.table: {Keys: keys, ConsistentRead: aws.Bool(true)}}
-	for len(req) > 0 {
+	for try := 0; len(req) > 0; try++ {
+		if try > 0 { // keys left unprocessed (throttled): back off before asking again
+			select {
+			case <-ctx.Done():
+				return nil, fmt.Errorf("read event counters of %s: %w", ws, ctx.Err())
+			case <-time.After(time.Duration(min(try, 10)) * 20 * time.Millisecond):
+			}
+		}
 		got, err := st.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req})
 		if err != nil {
 			return nil, fmt.Errorf("read event counters of %s: %w", ws, err)

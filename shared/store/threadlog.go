@@ -92,13 +92,3 @@ func (st *Store) ListThreadEvents(ctx context.Context, ws, thread string, after 
 	}
 	return evs, nil
 }
-
-// LastCursor returns the cursor of the workspace's latest appended event (0 for an empty log):
-// no visible event has a higher one. A consistent read.
-func (st *Store) LastCursor(ctx context.Context, ws string) (int64, error) {
-	head, err := st.LogHead(ctx, ws)
-	if err != nil {
-		return 0, err
-	}
-	return head[0], nil
-}

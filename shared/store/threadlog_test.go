@@ -91,11 +91,11 @@ func TestThreadEventsFollowTheirThread(t *testing.T) {
 	if err != nil || len(msgs) != 1 || msgs[0].ID != "msg_1" {
 		t.Fatalf("messages of thread a = %+v, %v", msgs, err)
 	}
-	if n, err := st.LastCursor(ctx, "ws"); err != nil || n != 5 {
-		t.Fatalf("LastCursor = %d, %v", n, err)
+	if head, err := st.LogHead(ctx, "ws"); err != nil || len(head) != 1 || head[0] != 5 {
+		t.Fatalf("LogHead = %v, %v", head, err)
 	}
-	if n, err := st.LastCursor(ctx, "empty"); err != nil || n != 0 {
-		t.Fatalf("LastCursor of an empty log = %d, %v", n, err)
+	if head, err := st.LogHead(ctx, "empty"); err != nil || len(head) != 1 || head[0] != 0 {
+		t.Fatalf("LogHead of an empty log = %v, %v", head, err)
 	}
 }
 
