@@ -39,7 +39,7 @@ const (
 
 // binDir returns the folder of host-arch bootstraps: HOOKGATE_BIN_DIR (make test sets it), or the
 // Makefile builds them.
-func binDir(t *testing.T) string {
+func binDir(t testing.TB) string {
 	if d := os.Getenv("HOOKGATE_BIN_DIR"); d != "" {
 		return d
 	}

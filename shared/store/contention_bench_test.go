@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"sync/atomic"
@@ -20,57 +22,155 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go/middleware"
 
+	"github.com/hookgate/hookgate/local/emulator"
 	"github.com/hookgate/hookgate/local/emulator/emulatortest"
+	"github.com/hookgate/hookgate/local/provision"
+	"github.com/hookgate/hookgate/local/template"
 	"github.com/hookgate/hookgate/shared/awscfg"
 )
 
 // BenchmarkAppendContention: N separate processes (1, 2, 4, 8) append to one workspace's log on
-// DynamoDB Local at once, one event per append, each process one appender. Per sub-benchmark:
-// ns/op is the wall time per append of all processes together (its ratio against baseline, one
-// process, is the inverse of the throughput ratio); appends/s; retries/append, the requests the
-// SDK sent again plus the conditional writes that failed (an append's only conditions are its id
-// marker's and its item's "absent", which fail only for a repeated id, and a stale reservation's
-// move); p99-ms of one append. The log is checked afterwards: every cursor from 1 to the total
-// holds one event, each event once.
+// DynamoDB Local at once, one event per append, each process one appender, with a log of one shard
+// (shards-1) and of four (shards-4: the appenders' store is WithShards(4) and every event a Spread
+// threadless one, dealt to a shard by its id); baseline is 1 process and 1 shard. Per
+// sub-benchmark: ns/op is the wall time per append of all processes together (its ratio against
+// baseline is the inverse of the throughput ratio); appends/s; calls/append; retries/append, the
+// requests the SDK sent again; condfail/append, the conditional writes refused (an append's only
+// conditions are its id marker's and its item's "absent", which fail only for a repeated id, and
+// a stale reservation's move; the raise of the mark, which each process makes once per workspace
+// of several shards and all but the first find made, is made before the start); p99-ms of one
+// append. Every shard is checked afterwards (LogHead, ListShard): every cursor from 1 to its head
+// holds one event, each event once, all of them.
 //
-// The log has one shard (issue 14's shards are not built): the processes share the workspace's
-// counter, which every append updates with an unconditional ADD, so no append waits for another's
-// condition. DynamoDB Local is not AWS (one SQLite writer per process, no partitions, no
-// throttling); the curve's shape is the point, not its figures. B/op and allocs/op (-benchmem) are
-// the benchmark process's own, not the appenders'.
-func BenchmarkAppendContention(b *testing.B) {
+// Unthrottled, retries are 0 at every count: every append updates its shard's counter with an
+// unconditional ADD, so no append waits for another's condition, and DynamoDB Local never
+// throttles. BenchmarkAppendContentionThrottled shows what a partition's write budget does.
+// DynamoDB Local is not AWS (one SQLite writer per process, no partitions); the curve's shape is
+// the point, not its figures. B/op and allocs/op (-benchmem) are the benchmark process's own, not
+// the appenders'.
+func BenchmarkAppendContention(b *testing.B) { benchContention(b, false) }
+
+// BenchmarkAppendContentionThrottled is BenchmarkAppendContention through a proxy that enforces a
+// write budget per partition key (throttleProxy), an emulation of DynamoDB's documented 1,000 WU/s
+// per partition scaled to DynamoDB Local on this machine: three quarters of the rate one process
+// appends at through the proxy with no budget, measured first (each append writes 1 WU to its
+// shard's counter and 1 WU to its shard's events' key). One shard is then throttled at every
+// process count; four shards are not while eight processes together append at under three times
+// one's rate, as on two cores. Buckets hold a tenth of a second's budget. A write over budget is
+// answered ProvisionedThroughputExceededException, which the SDK retries (within
+// awscfg.MaxAttempts; an append whose retries run out fails the benchmark). throttled/append is
+// the writes the proxy refused per append after the start, budget-WU/s the budget (DynamoDB's
+// 1,000 scaled by a thousandth of it). Expected: with one shard, retries/append grow with
+// processes; with four they stay flat. The machine's load moves the budget with the rate: on a
+// busy machine both are low, and each sub-benchmark's few appends make its figures noisy.
+func BenchmarkAppendContentionThrottled(b *testing.B) { benchContention(b, true) }
+
+// benchContention runs the sub-benchmarks against a fresh table, through a throttling proxy when
+// throttled. One process's 300 appends come first, unmeasured: a DynamoDB Local's JVM warms up on
+// its first requests, which would slow the baseline alone; and the throttled budget is set from
+// their rate (the proxy has no budget yet).
+func benchContention(b *testing.B, throttled bool) {
 	endpoint := emulatortest.Dynamo(b)
-	_, table := emulatortest.Table(b, "contention")
-	for _, procs := range []int{1, 2, 4, 8} {
-		name := fmt.Sprintf("processes-%d", procs)
-		if procs == 1 {
-			name = "baseline"
-		}
-		b.Run(name, func(b *testing.B) {
-			ws := fmt.Sprintf("ws-contention-%d-%d", procs, time.Now().UnixNano())
-			per := max(1, (b.N+procs-1)/procs)
-			res := runAppenders(b, endpoint, table, ws, procs, per)
-			total := procs * per
-			var lat []time.Duration
-			var calls, retries int64
-			start, end := res[0].Start, res[0].End
-			for _, r := range res {
-				lat = append(lat, r.Latencies...)
-				calls += r.Calls
-				retries += r.Attempts - r.Calls + r.ConditionFailures
-				start, end = min(start, r.Start), max(end, r.End)
+	table := benchTable(b, endpoint)
+	var proxy *throttleProxy
+	target := endpoint
+	if throttled {
+		proxy = newThrottleProxy(b, endpoint)
+		target = proxy.URL
+	}
+	const warm = 300
+	res := runAppenders(b, target, table, fmt.Sprintf("ws-warm-up-%d", time.Now().UnixNano()), 1, 1, warm, func() {})
+	if throttled {
+		budget := max(10, math.Round(warm/time.Duration(res[0].End-res[0].Start).Seconds()*3/4))
+		proxy.limit(budget, budget/10)
+	}
+	b.Run("baseline", func(b *testing.B) { contention(b, endpoint, proxy, table, 1, 1) })
+	for _, shards := range []int{1, 4} {
+		b.Run(fmt.Sprintf("shards-%d", shards), func(b *testing.B) {
+			for _, procs := range []int{1, 2, 4, 8} {
+				if shards == 1 && procs == 1 {
+					continue // baseline
+				}
+				b.Run(fmt.Sprintf("processes-%d", procs), func(b *testing.B) { contention(b, endpoint, proxy, table, shards, procs) })
 			}
-			wall := time.Duration(end - start) // from the first process's start to the last one's end
-			slices.Sort(lat)
-			p99 := lat[(len(lat)*99+99)/100-1] // nearest rank
-			b.ReportMetric(float64(wall.Nanoseconds())/float64(total), "ns/op")
-			b.ReportMetric(float64(total)/wall.Seconds(), "appends/s")
-			b.ReportMetric(float64(calls)/float64(total), "calls/append")
-			b.ReportMetric(float64(retries)/float64(total), "retries/append")
-			b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms")
-			checkDense(b, endpoint, table, ws, total)
 		})
 	}
+}
+
+// benchTable creates on the DynamoDB Local at endpoint the tables template.yaml declares, under a
+// fresh prefix, without their streams and TTL sweeper, and returns the name of the one logically
+// named Table. DynamoDB Local's cost per write grows with the stream records the process holds
+// (see emulatortest.OwnDynamo), which would slow each sub-benchmark more than the one before it and
+// the second benchmark more than the first; DynamoDB's does not.
+func benchTable(b *testing.B, endpoint string) string {
+	b.Helper()
+	wd, err := os.Getwd()
+	if err != nil {
+		b.Fatal(err)
+	}
+	root, err := emulator.FindRoot(wd)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tpl, err := template.Load(filepath.Join(root, "template.yaml"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	prefix := fmt.Sprintf("contention%d-", time.Now().UnixNano()%1e9)
+	tables, _ := provision.Specs(tpl, prefix, 0)
+	for i := range tables {
+		tables[i].StreamViewType, tables[i].TTLAttribute = "", ""
+	}
+	cfg, err := localConfig(endpoint)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := provision.Tables(context.Background(), cfg.DynamoDB(), tables); err != nil {
+		b.Fatal(err)
+	}
+	return prefix + "Table"
+}
+
+// contention is one sub-benchmark: procs processes append b.N events (rounded up to a multiple of
+// procs) to a fresh workspace of shards shards, directly or through proxy.
+func contention(b *testing.B, endpoint string, proxy *throttleProxy, table string, shards, procs int) {
+	ws := fmt.Sprintf("ws-contention-%d-%d-%d", shards, procs, time.Now().UnixNano())
+	per := max(1, (b.N+procs-1)/procs)
+	target := endpoint
+	if proxy != nil {
+		target = proxy.URL
+	}
+	var warmThrottled int64 // the writes refused before the start: the appenders' warm-up
+	res := runAppenders(b, target, table, ws, shards, procs, per, func() {
+		if proxy != nil {
+			warmThrottled = proxy.Throttled("WS#" + ws + "#")
+		}
+	})
+	total := procs * per
+	var lat []time.Duration
+	var calls, retries, condfails int64
+	start, end := res[0].Start, res[0].End
+	for _, r := range res {
+		lat = append(lat, r.Latencies...)
+		calls += r.Calls
+		retries += r.Attempts - r.Calls
+		condfails += r.ConditionFailures
+		start, end = min(start, r.Start), max(end, r.End)
+	}
+	wall := time.Duration(end - start) // from the first process's start to the last one's end
+	slices.Sort(lat)
+	p99 := lat[(len(lat)*99+99)/100-1] // nearest rank
+	b.ReportMetric(float64(wall.Nanoseconds())/float64(total), "ns/op")
+	b.ReportMetric(float64(total)/wall.Seconds(), "appends/s")
+	b.ReportMetric(float64(calls)/float64(total), "calls/append")
+	b.ReportMetric(float64(retries)/float64(total), "retries/append")
+	b.ReportMetric(float64(condfails)/float64(total), "condfail/append")
+	if proxy != nil {
+		b.ReportMetric(float64(proxy.Throttled("WS#"+ws+"#")-warmThrottled)/float64(total), "throttled/append")
+		b.ReportMetric(proxy.budget(), "budget-WU/s")
+	}
+	b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms")
+	checkDense(b, endpoint, table, ws, shards, total)
 }
 
 // appenderResult is what one appending process reports.
@@ -82,12 +182,12 @@ type appenderResult struct {
 }
 
 // The environment that makes the test binary an appender (TestMain): endpoint, table, workspace,
-// appends and an id prefix, separated by spaces.
+// shards, appends and an id prefix, separated by spaces.
 const appenderEnv = "HOOKGATE_BENCH_APPENDER"
 
 // runAppenders starts procs appender processes, lets them go together once all are ready (a line
-// on each stdin), and returns their reports.
-func runAppenders(b *testing.B, endpoint, table, ws string, procs, per int) []appenderResult {
+// on each stdin; onGo is called just before), and returns their reports.
+func runAppenders(b *testing.B, endpoint, table, ws string, shards, procs, per int, onGo func()) []appenderResult {
 	type child struct {
 		cmd    *exec.Cmd
 		in     io.WriteCloser
@@ -109,7 +209,7 @@ func runAppenders(b *testing.B, endpoint, table, ws string, procs, per int) []ap
 	for i := range children {
 		cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
 		cmd.WaitDelay = time.Second
-		cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %s %s %d p%d", appenderEnv, endpoint, table, ws, per, i))
+		cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %s %s %d %d p%d", appenderEnv, endpoint, table, ws, shards, per, i))
 		stdin, err := cmd.StdinPipe()
 		if err != nil {
 			b.Fatal(err)
@@ -129,6 +229,7 @@ func runAppenders(b *testing.B, endpoint, table, ws string, procs, per int) []ap
 			b.Fatalf("appender: %q %v", line, err)
 		}
 	}
+	onGo()
 	for _, c := range children {
 		if _, err := io.WriteString(c.in, "go\n"); err != nil {
 			b.Fatal(err)
@@ -149,13 +250,14 @@ func runAppenders(b *testing.B, endpoint, table, ws string, procs, per int) []ap
 	return out
 }
 
-// runAppender is the appending process: it builds its client and makes one append elsewhere (so
-// that connecting and the SDK's first call are not timed), says ready, waits for the start signal
-// and appends.
+// runAppender is the appending process: it builds its client, makes one append elsewhere and, for
+// a log of several shards, the raise of ws's mark that a process makes once per workspace (so that
+// connecting, the SDK's first call and the once-per-process write are not timed), says ready,
+// waits for the start signal and appends.
 func runAppender() int {
 	var endpoint, table, ws, prefix string
-	var n int
-	if _, err := fmt.Sscan(os.Getenv(appenderEnv), &endpoint, &table, &ws, &n, &prefix); err != nil {
+	var shards, n int
+	if _, err := fmt.Sscan(os.Getenv(appenderEnv), &endpoint, &table, &ws, &shards, &n, &prefix); err != nil {
 		fmt.Fprintln(os.Stderr, "appender:", err)
 		return 2
 	}
@@ -168,8 +270,12 @@ func runAppender() int {
 	var res appenderResult
 	var calls, attempts, failures atomic.Int64
 	cfg.AWS.APIOptions = append(cfg.AWS.APIOptions, countRequests(&calls, &attempts, &failures))
-	st := New(cfg.DynamoDB(), table, time.Now)
-	if _, err := st.AppendEvent(ctx, Event{ID: "evt_warm_" + prefix, Type: "bench.append", WorkspaceID: ws + "-warm-up"}); err != nil {
+	st := New(cfg.DynamoDB(), table, time.Now).WithShards(shards)
+	if _, err := st.AppendEvent(ctx, Event{ID: "evt_warm_" + prefix, Type: "bench.append", WorkspaceID: ws + "-warm-up-" + prefix}); err != nil {
+		fmt.Fprintln(os.Stderr, "appender:", err)
+		return 1
+	}
+	if err := st.ensureMark(ctx, ws, shards-1); err != nil {
 		fmt.Fprintln(os.Stderr, "appender:", err)
 		return 1
 	}
@@ -184,8 +290,13 @@ func runAppender() int {
 	res.Start = time.Now().UnixNano()
 	for i := range n {
 		t := time.Now()
-		if _, err := st.AppendEvent(ctx, Event{ID: "evt_" + prefix + "_" + strconv.Itoa(i), Type: "bench.append", WorkspaceID: ws}); err != nil {
-			fmt.Fprintln(os.Stderr, "appender:", err)
+		if _, err := st.AppendEvent(ctx, Event{ID: "evt_" + prefix + "_" + strconv.Itoa(i), Type: "bench.append", WorkspaceID: ws, Spread: true}); err != nil {
+			var pte *types.ProvisionedThroughputExceededException
+			if errors.As(err, &pte) {
+				fmt.Fprintln(os.Stderr, "appender: an append's retries ran out on throttling:", err)
+			} else {
+				fmt.Fprintln(os.Stderr, "appender:", err)
+			}
 			return 1
 		}
 		res.Latencies = append(res.Latencies, time.Since(t))
@@ -220,29 +331,43 @@ func countRequests(calls, attempts, failures *atomic.Int64) func(*middleware.Sta
 	}
 }
 
-// checkDense fails b unless ws's log holds exactly the cursors 1..total, each event once.
-func checkDense(b *testing.B, endpoint, table, ws string, total int) {
+// checkDense fails b unless ws's log has at most shards shards, each holding exactly the cursors 1
+// to its head (LogHead), and the shards together hold total events, each once.
+func checkDense(b *testing.B, endpoint, table, ws string, shards, total int) {
 	b.Helper()
 	cfg, err := localConfig(endpoint)
 	if err != nil {
 		b.Fatal(err)
 	}
+	ctx := context.Background()
 	st := New(cfg.DynamoDB(), table, time.Now)
+	head, err := st.LogHead(ctx, ws)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if len(head) > shards {
+		b.Fatalf("the log has %d shards, want at most %d", len(head), shards)
+	}
 	seen := map[string]bool{}
-	var after int64
-	for {
-		evs, err := st.ListEvents(context.Background(), ws, after, 1000)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if len(evs) == 0 {
-			break
-		}
-		for _, e := range evs {
-			if e.Cursor != after+1 || seen[e.ID] {
-				b.Fatalf("event %s at cursor %d after %d (seen before: %v)", e.ID, e.Cursor, after, seen[e.ID])
+	for sh, last := range head {
+		var after int64
+		for {
+			evs, _, err := st.ListShard(ctx, ws, sh, after, 1000)
+			if err != nil {
+				b.Fatal(err)
 			}
-			seen[e.ID], after = true, e.Cursor
+			if len(evs) == 0 {
+				break
+			}
+			for _, e := range evs {
+				if e.Cursor != after+1 || seen[e.ID] {
+					b.Fatalf("shard %d: event %s at cursor %d after %d (seen before: %v)", sh, e.ID, e.Cursor, after, seen[e.ID])
+				}
+				seen[e.ID], after = true, e.Cursor
+			}
+		}
+		if after != last {
+			b.Fatalf("shard %d holds cursors 1 to %d, its head is %d", sh, after, last)
 		}
 	}
 	if len(seen) != total {
