@@ -26,11 +26,6 @@ const burstMessages = 2000
 // burstTypes are the events each generic message of the burst leads to (its echo run's).
 var burstTypes = []string{"message.received", "run.created", "message.sent", "run.completed"}
 
-// streamPartitionsEnv is the local stack's knob for the fan-out stream mapping's parallel readers
-// (ParallelizationFactor, one per log shard); BenchmarkBurstDrain sets it to the shards of the
-// log. Until local mode reads it, both sub-benchmarks drain with the mapping's one reader.
-const streamPartitionsEnv = "HOOKGATE_LOCAL_STREAM_PARTITIONS"
-
 // cpuBound is the machine CPU utilisation over a drain above which the drain measures the
 // machine, not the log: its ratio is not a shard result.
 const cpuBound = 0.85
@@ -38,7 +33,7 @@ const cpuBound = 0.85
 // BenchmarkBurstDrain posts a burst of 2,000 generic messages to one workspace with one `*`
 // subscriber, and measures the time from the last 202 to the last of the 8,000 events (each
 // message's burstTypes) reaching the subscriber: the fan-out draining the workspace's log. baseline
-// is a log of one shard; shards-4 splits it in four (EventLogShards=4, and streamPartitionsEnv=4).
+// is a log of one shard; shards-4 splits it in four (EventLogShards=4, and 4 virtual partitions of the stream, stack.EnvStreamPartitions, as AWS gives a busy table a stream shard per partition).
 // Each on a stack and a DynamoDB Local of its own, one after the other in the same run. ns/op is
 // the drain time; drain-s, accept-s and cpu-% (the machine's CPU utilisation over the drain, from
 // /proc/stat) are reported too, and a drain above cpuBound is logged as CPU-bound, not a shard
@@ -54,7 +49,7 @@ func BenchmarkBurstDrain(b *testing.B) {
 			name = "baseline"
 		}
 		b.Run(name, func(b *testing.B) {
-			b.Setenv(streamPartitionsEnv, strconv.Itoa(shards))
+			b.Setenv(stack.EnvStreamPartitions, strconv.Itoa(shards))
 			for range b.N {
 				accept, drain, cpu := burstDrain(b, shards)
 				b.ReportMetric(float64(drain.Nanoseconds()), "ns/op")
