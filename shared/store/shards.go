@@ -113,7 +113,7 @@ func (st *Store) LogHead(ctx context.Context, ws string) ([]int64, error) {
 }
 
 // ThreadHead is LogHead for the reader of one thread's index: the last cursor reserved in the
-// thread's shard (the cursors of its index are that shard's). A one-shard log's costs what its
+// thread's shard (the cursors of its index are that shard's). For a one-shard log it costs what its
 // counter's read costs.
 func (st *Store) ThreadHead(ctx context.Context, ws, thread string) (int64, error) {
 	out, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &st.table, Key: seqKey(ws, 0), ConsistentRead: aws.Bool(true)})
