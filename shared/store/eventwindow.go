@@ -1,10 +1,8 @@
 package store
 
 import (
-	"cmp"
 	"context"
 	"fmt"
-	"slices"
 	"strconv"
 	"time"
 
@@ -34,16 +32,27 @@ func (st *Store) EventsBetween(ctx context.Context, ws string, from, to time.Tim
 	}); err != nil {
 		return nil, false, err
 	}
+	// Each shard's events stay in cursor order (its stream order: a thread's order); the shards'
+	// are merged by their heads' created_at.
 	var evs []Event
 	more := false
 	for sh := range parts {
-		evs, more = append(evs, parts[sh]...), more || mores[sh]
+		more = more || mores[sh]
 	}
-	slices.SortStableFunc(evs, func(a, b Event) int {
-		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.Shard, b.Shard), cmp.Compare(a.Cursor, b.Cursor))
-	})
-	if len(evs) > limit {
-		return evs[:limit], true, nil
+	for len(evs) < limit {
+		next := -1
+		for sh, p := range parts {
+			if len(p) > 0 && (next < 0 || p[0].CreatedAt.Before(parts[next][0].CreatedAt)) {
+				next = sh
+			}
+		}
+		if next < 0 {
+			return evs, more, nil
+		}
+		evs, parts[next] = append(evs, parts[next][0]), parts[next][1:]
+	}
+	for _, p := range parts {
+		more = more || len(p) > 0
 	}
 	return evs, more, nil
 }

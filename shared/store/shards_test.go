@@ -295,10 +295,12 @@ func TestSpreadEventsUseEveryShard(t *testing.T) {
 	if err != nil || more || len(all) != 60 {
 		t.Fatalf("EventsBetween: %d events, more %v, %v; want 60", len(all), more, err)
 	}
-	for i := 1; i < len(all); i++ {
-		if all[i].CreatedAt.Before(all[i-1].CreatedAt) {
-			t.Fatalf("EventsBetween is not in created_at order at %d", i)
+	last := map[int]int64{}
+	for _, e := range all {
+		if e.Cursor <= last[e.Shard] {
+			t.Fatalf("EventsBetween has shard %d's cursor %d after %d", e.Shard, e.Cursor, last[e.Shard])
 		}
+		last[e.Shard] = e.Cursor
 	}
 }
 
