@@ -468,3 +468,46 @@ func TestAttackSameGroupsAppendedAtOnceWithOtherShardCounts(t *testing.T) {
 	}
 	wantLogInShards(t, New(db, table, time.Now), "ws")
 }
+
+// A run with a slot (one transaction) on a thread whose shard the process guesses wrong: a thread
+// from before shards, and one a 16-shard process created, continued by processes of 4 and 16
+// shards. The transaction is made again with the shard the thread records, and the thread's events
+// stay in that shard.
+func TestAttackSlotRunOnAThreadOfAnotherShard(t *testing.T) {
+	t.Parallel()
+	db, table := emulatortest.Table(t, "store")
+	ctx := context.Background()
+	old := threadIn(t, "slot_old", 3, 4)
+	var other string
+	for i := range 1000 {
+		if id := fmt.Sprintf("slot_new_%d", i); hashShard(id, 16) != hashShard(id, 4) && hashShard(id, 16) != 0 {
+			other = id
+			break
+		}
+	}
+	creators := map[string]int{old: 1, other: 16}
+	slot := 0
+	for _, thread := range []string{old, other} {
+		if _, _, err := New(db, table, time.Now).WithShards(creators[thread]).CreateRunWith(ctx, newRun("ws", thread, "run_first_"+thread, time.Now())); err != nil {
+			t.Fatal(err)
+		}
+		want := hashShard(thread, creators[thread])
+		for _, n := range []int{4, 16, 1} {
+			st := New(db, table, time.Now).WithShards(n)
+			nr := newRun("ws", thread, fmt.Sprintf("run_%s_%d", thread, n), time.Now())
+			nr.FollowUp = true
+			nr.Slot = &Slot{Pool: "pool", Index: slot, Lease: time.Minute}
+			slot++
+			if _, created, err := st.CreateRunWith(ctx, nr); err != nil || !created {
+				t.Fatalf("%s, %d shards: a run in a slot: %v, %v", thread, n, created, err)
+			}
+			e, err := st.AppendEvent(ctx, threadEvent("ws", thread, fmt.Sprintf("evt_%s_%d", thread, n)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e.Shard != want {
+				t.Errorf("%s (shard %d), %d shards: the event went to shard %d", thread, want, n, e.Shard)
+			}
+		}
+	}
+}
