@@ -441,7 +441,8 @@ func TestAttackSameGroupsAppendedAtOnceWithOtherShardCounts(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				evs, err := New(db, table, time.Now).WithShards(n).AppendEvents(ctx, groups[g])
+				// A copy each: AppendEvents writes into its argument (checkEvents sets empty data to {}).
+				evs, err := New(db, table, time.Now).WithShards(n).AppendEvents(ctx, slices.Clone(groups[g]))
 				results[g][j] = result{n, evs, err}
 			}()
 		}
