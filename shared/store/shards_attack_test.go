@@ -512,3 +512,37 @@ func TestAttackSlotRunOnAThreadOfAnotherShard(t *testing.T) {
 		}
 	}
 }
+
+// A mark on the shard-0 counter that was tampered with (past the shards, negative, zero): LogHead
+// reads between 1 and MaxShards shards, and an append of any shard count still works in 0..15.
+func TestAttackCraftedMark(t *testing.T) {
+	t.Parallel()
+	db, table := emulatortest.Table(t, "store")
+	ctx := context.Background()
+	for i, mark := range []string{"99", "-3", "0", "16", "9223372036854775807"} {
+		ws := fmt.Sprintf("ws%d", i)
+		if _, err := New(db, table, time.Now).AppendEvent(ctx, Event{ID: "evt_0", Type: "webhook.received", WorkspaceID: ws}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+			TableName: &table, Key: seqKey(ws, 0), UpdateExpression: aws.String("SET shards = :m"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{":m": &types.AttributeValueMemberN{Value: mark}},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range []int{1, 4, 16} {
+			for k := range 8 {
+				e := Event{ID: fmt.Sprintf("evt_%d_%d", n, k), Type: "webhook.received", WorkspaceID: ws, Spread: true}
+				if _, err := New(db, table, time.Now).WithShards(n).AppendEvent(ctx, e); err != nil {
+					t.Fatalf("mark %s, %d shards: %v", mark, n, err)
+				}
+			}
+		}
+		head, err := New(db, table, time.Now).LogHead(ctx, ws)
+		if err != nil || len(head) < 1 || len(head) > MaxShards {
+			t.Fatalf("mark %s: LogHead = %v, %v", mark, head, err)
+		}
+		wantLogInShards(t, New(db, table, time.Now), ws)
+		t.Logf("mark %s: LogHead reads %d shards: %v", mark, len(head), head)
+	}
+}
