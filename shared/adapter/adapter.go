@@ -40,6 +40,7 @@ type Store interface {
 	DecideRun(ctx context.Context, ws, id string, d store.Decision) (store.Run, error)
 	AbandonRun(ctx context.Context, ws, id, reason string) (store.Run, error)
 	AppendEvents(ctx context.Context, evs []store.Event) ([]store.Event, error)
+	KnownThreadShard(ws, thread string) (int, bool)
 }
 
 // Queue takes runs for the worker.
@@ -413,11 +414,15 @@ func (h *Handler) unqueued(ctx context.Context, run store.Run, retriable bool) {
 }
 
 func (h *Handler) enqueue(ctx context.Context, a *Adapter, run store.Run, nr store.NewRun) error {
-	return h.queue.SendInbound(ctx, &queue.Inbound{
+	m := &queue.Inbound{
 		Version: queue.InboundVersion, WorkspaceID: a.Workspace, ThreadID: run.ThreadID, MessageID: nr.Message.ID,
 		RunID: run.ID, Source: "adapter", Channel: Channel(a.Name), ExternalID: run.ThreadID, Text: nr.Message.Text,
 		User: nr.Message.User, Data: nr.Message.Data, ReceivedAt: nr.Message.CreatedAt, Agent: a.Agent, Stored: true,
-	})
+	}
+	if sh, ok := h.store.KnownThreadShard(a.Workspace, run.ThreadID); ok {
+		m.LogShard = &sh // the worker appends the thread's events without reading the thread
+	}
+	return h.queue.SendInbound(ctx, m)
 }
 
 // Channel is the channel of an adapter's threads.

@@ -199,6 +199,11 @@ func TestStartFollowUpAndStatus(t *testing.T) {
 	if r.q.count() != 1 || r.q.sent[0].RunID != run.ID || !r.q.sent[0].Stored || r.q.sent[0].GroupID() != first.str("threadId") || string(r.q.sent[0].Data) != `{"k":1}` {
 		t.Fatalf("queued %+v", r.q.sent)
 	}
+	// The thread this function wrote is in shard 0 (one shard): the message says so, and the
+	// worker appends its events without reading the thread.
+	if sh := r.q.sent[0].LogShard; sh == nil || *sh != 0 {
+		t.Fatalf("queued log shard %v; want 0", sh)
+	}
 	th := first.str("threadId")
 	follow := r.call(t, "POST /webhook/{name}/threads/{threadId}/messages", map[string]string{"name": "ops", "threadId": th}, nil, `{"text":"more"}`)
 	if follow.status != 202 || follow.str("threadId") != th || follow.str("runId") == first.str("runId") {

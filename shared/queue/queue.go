@@ -65,6 +65,10 @@ type Inbound struct {
 	// Stored means the run, its message and its thread are in the table already (a webhook adapter
 	// wrote them to hold an in-flight slot): the worker starts from the run.
 	Stored bool `json:"stored,omitempty"`
+	// LogShard is the log shard of a stored run's thread, as the sender that wrote the thread
+	// learnt it: the worker appends the thread's events there without reading the thread first.
+	// Absent: the worker reads it.
+	LogShard *int `json:"log_shard,omitempty"`
 	// Decided means a human approved or denied run RunID: the worker hands the decision recorded on
 	// the run to the agent, and an approved run continues.
 	Decided bool `json:"decided,omitempty"`

@@ -255,6 +255,17 @@ func (st *Store) appendGroups(ctx context.Context, calls [][]Event, leads []stri
 	slices.SortFunc(byCursor, func(a, b Event) int { return cmp.Or(cmp.Compare(a.Shard, b.Shard), cmp.Compare(a.Cursor, b.Cursor)) })
 	for _, e := range byCursor {
 		if put := threadIndexPut(&st.table, e); put != nil {
+			// An event found in the log (a repeat) is indexed under the thread its caller's data
+			// names, which may not be the thread it was appended for (a repost under the same
+			// idempotency key naming another thread): only a thread of the event's shard may index
+			// it, since a thread's index holds its shard's cursors.
+			sh, err := st.threadShard(ctx, e.WorkspaceID, ThreadOf(e))
+			if err != nil {
+				return nil, err
+			}
+			if sh != e.Shard {
+				continue
+			}
 			st.expire(put.Item, e.CreatedAt)
 			if _, err := st.db.PutItem(ctx, put); err != nil {
 				return nil, fmt.Errorf("index event %s under its thread: %w", e.ID, err)

@@ -224,7 +224,7 @@ func (st *Store) createRunInSlot(ctx context.Context, nr NewRun, now time.Time, 
 		existing, gerr := st.GetRun(ctx, th.WorkspaceID, r.ID)
 		return existing, false, gerr
 	case cancelledBy(err, 2):
-		if again && st.shardMismatch(nr, cancelledItem(err, 2)) {
+		if again && st.shardMismatch(nr, shardOf(thread), cancelledItem(err, 2)) {
 			return st.createRunInSlot(ctx, nr, now, false)
 		}
 		return Run{}, false, apierr.New(apierr.NotFound, "thread not found")
@@ -316,7 +316,7 @@ func (st *Store) updateThread(ctx context.Context, nr NewRun, now time.Time) (ma
 		})
 		var cf *types.ConditionalCheckFailedException
 		switch {
-		case errors.As(err, &cf) && again && st.shardMismatch(nr, cf.Item):
+		case errors.As(err, &cf) && again && st.shardMismatch(nr, shardOf(thread), cf.Item):
 			continue
 		case errors.As(err, &cf):
 			return nil, apierr.New(apierr.NotFound, "thread not found")
@@ -838,6 +838,9 @@ func (st *Store) GetThread(ctx context.Context, ws, id string) (Thread, error) {
 		return Thread{}, apierr.New(apierr.NotFound, "thread not found")
 	}
 	it := out.Item
+	if sh := int(num(it, "log_shard")); sh >= 0 && sh < MaxShards {
+		st.logs.threads.put(ws, id, sh) // the thread's events go there: no read when they are appended
+	}
 	_, started := it["session_started_at"]
 	return Thread{
 		ID: str(it, "thread_id"), WorkspaceID: str(it, "workspace_id"), Channel: str(it, "channel"),

@@ -188,8 +188,10 @@ func (st *Store) WithShards(n int) *Store {
 	return st
 }
 
-// logState is what a process remembers of logs' shards. Its values never change in the table (a
-// thread's shard is fixed at its creation, a mark only grows), so it is never stale.
+// logState is what a process remembers of logs' shards. Its values do not change in the table: a
+// thread's shard is fixed at its creation (a thread whose item expired, with its events, and is
+// created again may be dealt anew: then the process learns it from the refused write), and a mark
+// only grows.
 type logState struct {
 	threads threadShards
 	mu      sync.Mutex
@@ -200,13 +202,15 @@ func newLogState() *logState {
 	return &logState{threads: threadShards{m: map[string]int{}}, marks: map[string]int{}}
 }
 
-// threadShards caches threads' shards, bounded: it is emptied when full.
+// threadShards caches threads' shards, bounded: it is emptied when full (simpler than an LRU, and
+// a miss costs one read).
 type threadShards struct {
 	mu sync.Mutex
 	m  map[string]int
 }
 
-const threadShardsCap = 10_000
+// logStateCap bounds each of logState's maps.
+const logStateCap = 10_000
 
 func (c *threadShards) get(ws, thread string) (int, bool) {
 	c.mu.Lock()
@@ -218,7 +222,7 @@ func (c *threadShards) get(ws, thread string) (int, bool) {
 func (c *threadShards) put(ws, thread string, shard int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.m) >= threadShardsCap {
+	if len(c.m) >= logStateCap {
 		clear(c.m)
 	}
 	c.m[ws+"\x00"+thread] = shard
@@ -228,14 +232,37 @@ func (c *threadShards) put(ws, thread string, shard int) {
 // id) is dealt to.
 func HashShard(key string, n int) int { return hashShard(key, n) }
 
-// hashShard deals a key to one of n shards.
+// hashShard deals a key to one of n shards: FNV-1a, mixed, mod n.
 func hashShard(key string, n int) int {
 	if n <= 1 {
 		return 0
 	}
 	h := fnv.New32a()
 	h.Write([]byte(key))
-	return int(h.Sum32() % uint32(n))
+	// FNV-1a's bits depend weakly on a key's last bytes (mod 4, "thr_a", "thr_e" and "thr_q"
+	// would share a shard): mixed with MurmurHash3's finaliser first.
+	x := h.Sum32()
+	x ^= x >> 16
+	x *= 0x85ebca6b
+	x ^= x >> 13
+	x *= 0xc2b2ae35
+	x ^= x >> 16
+	return int(x % uint32(n))
+}
+
+// KnownThreadShard returns the log shard of the thread when this process knows it: it wrote the
+// thread, read it, or appended its events.
+func (st *Store) KnownThreadShard(ws, thread string) (int, bool) {
+	return st.logs.threads.get(ws, thread)
+}
+
+// LearnThreadShard tells the store the thread's log shard as the process that wrote the thread
+// knew it (KnownThreadShard there), so that appending the thread's events needs no read of it. A
+// shard out of range is ignored.
+func (st *Store) LearnThreadShard(ws, thread string, shard int) {
+	if shard >= 0 && shard < MaxShards {
+		st.logs.threads.put(ws, thread, shard)
+	}
 }
 
 // threadGuess is the shard a thread's update records for a thread this process does not know
@@ -266,15 +293,15 @@ func shardOf(thread *types.Update) int {
 	return 0
 }
 
-// shardMismatch reports whether a refused thread update of nr (old, the item as it was) was
-// refused only for its shard guess, and remembers the thread's shard: the thread exists on nr's
-// channel, recording another shard.
-func (st *Store) shardMismatch(nr NewRun, old map[string]types.AttributeValue) bool {
+// shardMismatch reports whether a refused thread update of nr that asked for shard asked (old, the
+// item as it was) was refused only for its shard, and remembers the thread's shard: the thread
+// exists on nr's channel, recording another shard.
+func (st *Store) shardMismatch(nr NewRun, asked int, old map[string]types.AttributeValue) bool {
 	if len(old) == 0 || str(old, "channel") != nr.Thread.Channel {
 		return false
 	}
 	recorded := int(num(old, "log_shard"))
-	if recorded < 0 || recorded >= MaxShards || recorded == st.threadGuess(nr.Thread.WorkspaceID, nr.Thread.ID) {
+	if recorded < 0 || recorded >= MaxShards || recorded == asked {
 		return false
 	}
 	st.logs.threads.put(nr.Thread.WorkspaceID, nr.Thread.ID, recorded)
@@ -359,8 +386,19 @@ func (st *Store) ensureMark(ctx context.Context, ws string, shard int) error {
 	if known > shard {
 		return nil
 	}
+	// The mark only grows, so a stale (eventually consistent, half-priced) read can only make the
+	// write below happen when it was not needed; the write is conditional, and refused when
+	// another writer raised the mark first. Both hit the workspace's busiest item: read first.
+	got, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &st.table, Key: seqKey(ws, 0), ProjectionExpression: aws.String("#m"), ExpressionAttributeNames: map[string]string{"#m": "shards"}})
+	if err != nil {
+		return fmt.Errorf("read the log's shards of %s: %w", ws, err)
+	}
+	if m := int(num(got.Item, "shards")); m > shard {
+		st.knowMark(ws, m)
+		return nil
+	}
 	k := max(st.shards, shard+1)
-	_, err := st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+	_, err = st.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 &st.table,
 		Key:                       seqKey(ws, 0),
 		UpdateExpression:          aws.String("SET #m = :k"),
@@ -372,11 +410,16 @@ func (st *Store) ensureMark(ctx context.Context, ws string, shard int) error {
 	if err != nil && !errors.As(err, &cf) { // refused: the mark is at k or past it already
 		return fmt.Errorf("raise the log's shards of %s to %d: %w", ws, k, err)
 	}
+	st.knowMark(ws, k)
+	return nil
+}
+
+// knowMark remembers that the workspace's mark is at least m.
+func (st *Store) knowMark(ws string, m int) {
 	st.logs.mu.Lock()
-	if len(st.logs.marks) >= threadShardsCap {
+	defer st.logs.mu.Unlock()
+	if len(st.logs.marks) >= logStateCap {
 		clear(st.logs.marks)
 	}
-	st.logs.marks[ws] = max(st.logs.marks[ws], k)
-	st.logs.mu.Unlock()
-	return nil
+	st.logs.marks[ws] = max(st.logs.marks[ws], m)
 }

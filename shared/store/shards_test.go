@@ -468,3 +468,18 @@ func TestParseEventPK(t *testing.T) {
 		}
 	}
 }
+
+// Keys that differ in one character spread over the shards: the shard is taken from the hash's
+// high bits.
+func TestHashShardSpreadsNeighbouringKeys(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{2, 4, 8} {
+		seen := map[int]int{}
+		for c := 'a'; c <= 'z'; c++ {
+			seen[hashShard("thr_"+string(c), n)]++
+		}
+		if len(seen) != n {
+			t.Errorf("26 neighbouring keys over %d shards used %d of them: %v", n, len(seen), seen)
+		}
+	}
+}

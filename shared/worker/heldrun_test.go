@@ -264,14 +264,23 @@ func TestRunsNotHeldAreWrittenAsBefore(t *testing.T) {
 		t.Fatalf("Hold 0: requests %v, want %v", got, want)
 	}
 
-	// The adapter's function wrote the thread, not this worker: the opening events' append reads
-	// the thread's log shard first (store.threadShard).
 	r, mdb = meteredRig(t, echoing)
 	m := adapterRun(t, r, "thr_ad", "run_ad")
 	r.handleAll(t, record("1", m))
-	want = []string{"GetItem META", "UpdateItem RUN", "GetItem META", "UpdateItem RUN", "PutItem MSG"}
+	want = []string{"UpdateItem RUN", "GetItem META", "UpdateItem RUN", "PutItem MSG"}
 	if got := mdb.of("thr_ad", "run_ad"); !slices.Equal(got, want) {
 		t.Fatalf("adapter run: requests %v, want %v", got, want)
+	}
+
+	// A message that does not carry its thread's log shard (queued before it was carried): the
+	// worker, which did not write the thread, reads the shard before appending the thread's events.
+	r, mdb = meteredRig(t, echoing)
+	m = adapterRun(t, r, "thr_ae", "run_ae")
+	m.LogShard = nil
+	r.handleAll(t, record("1", m))
+	want = []string{"GetItem META", "UpdateItem RUN", "GetItem META", "UpdateItem RUN", "PutItem MSG"}
+	if got := mdb.of("thr_ae", "run_ae"); !slices.Equal(got, want) {
+		t.Fatalf("adapter run without its thread's shard: requests %v, want %v", got, want)
 	}
 }
 

@@ -44,6 +44,7 @@ type Store interface {
 	RenewSlot(ctx context.Context, r store.Run, lease time.Duration) error
 	ReleaseSlot(ctx context.Context, r store.Run) error
 	PutBindingStatus(ctx context.Context, b store.BindingStatus) (bool, error)
+	LearnThreadShard(ws, thread string, shard int)
 }
 
 // EventLog appends to workspace logs: a *store.Store, or a *store.LogWriter that group-commits the
@@ -308,6 +309,9 @@ func (h *Handler) process(ctx context.Context, rec events.SQSMessage) (err error
 	// may be in the log already (a copy that started no run), and its marker then holds none of the
 	// group that later settles look for after it.
 	hold := h.cfg.Hold > 0 && len(first) == 0
+	if m.Stored && m.LogShard != nil {
+		h.store.LearnThreadShard(m.WorkspaceID, m.ThreadID, *m.LogShard) // the adapter wrote the thread
+	}
 	var run store.Run
 	var held store.Held
 	started := false

@@ -409,6 +409,9 @@ func adapterRun(t *testing.T, r *rig, thread, run string) queue.Inbound {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if sh, ok := r.st.KnownThreadShard("ws", thread); ok {
+		m.LogShard = &sh // as the adapter queues it (adapter.Handler.enqueue)
+	}
 	return m
 }
 
