@@ -55,7 +55,7 @@ help:
 	@echo "make dev        run the whole gateway locally on 127.0.0.1:3000 (installs and starts the emulators)"
 	@echo "make test       run every test (unit, template, emulator integration) and make vulncheck"
 	@echo "make vulncheck  govulncheck against the Go vulnerability database (VULNDB=latest for the newest)"
-	@echo "make bench      benchmarks and bootstrap sizes (5 to 9 minutes; with the log shards' contention and burst benchmarks)"
+	@echo "make bench      benchmarks and bootstrap sizes (5 to 10 minutes; with the log shards' contention, burst and fan-out drain benchmarks)"
 	@echo "make cost       what a webhook costs on AWS, per scenario (PIN=1 pins the units the test checks)"
 	@echo "make chaos      fault-injection load suite (MESSAGES=10000 CONNECTIONS=32 FAULTS=all or a list, see README)"
 	@echo "make invoke FN=<LogicalId> EVENT=events/<file>.json   run one function on one event"
@@ -212,10 +212,12 @@ vulncheck: $(GOVULNCHECK)
 # Every benchmark, one package at a time (-p 1: a package's ratios are measured in one run, and
 # another package's benchmarks would share the two cores with it meanwhile), then each against its
 # baseline. Among them shared/store's BenchmarkAppendContention and …Throttled (1 and 4 log shards,
-# 1 to 8 appending processes; under a minute) and local/e2e's BenchmarkBurstDrain (2,000 messages
-# drained from a log of 1 shard, then 4; 3 to 4 minutes). The whole took 5 to 9 minutes on two
-# cores shared with other work (load average 6 to 11). One of them alone, e.g.:
-#   HOOKGATE_BIN_DIR=$PWD/.build/amd64 go test -run '^$' -bench BurstDrain -timeout 30m ./local/e2e | .build/hookgate-local ratios
+# 1 to 8 appending processes; under a minute), local/e2e's BenchmarkBurstDrain (2,000 messages
+# drained from a log of 1 shard, then 4; 3 to 4 minutes; end to end, CPU-bound on two cores) and
+# BenchmarkFanoutDrain (the fan-out alone draining 8,000 events of a log of 1 shard, then 4, with
+# 8 ms per DynamoDB and 15 ms per SQS call assumed at a proxy; 30 to 70 s). The whole took 5 to 10
+# minutes on two cores shared with other work (load average 6 to 11). One of them alone, e.g.:
+#   HOOKGATE_BIN_DIR=$PWD/.build/amd64 go test -run '^$' -bench FanoutDrain -timeout 30m ./local/e2e | .build/hookgate-local ratios
 bench: deps bootstraps
 	@$(GO) build -o .build/hookgate-local ./local/cmd/hookgate-local
 	set -o pipefail; HOOKGATE_BIN_DIR=$(CURDIR)/$(LOCAL_BIN) $(GO) test -p 1 -timeout 30m -run '^$$' -bench . -benchmem -count=1 ./... | .build/hookgate-local ratios
