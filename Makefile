@@ -147,9 +147,16 @@ LONG_WAITING    := TestCostScenariosPinned|TestChaosEveryFaultOnce
 # failures, simultaneous deliveries): 30 CPU-seconds under -race, a fifth of that without; the
 # race run keeps the attack on the hold's timer (TestAttack14TurnsEndingAsTheHoldEnds).
 LONG_WORKER     := TestAttack14EveryCallFailsOnceInTheApprovalFlow|TestAttack14ChaosEveryEventOnceAndInOrder|TestAttack14SimultaneousDeliveriesOfANewRun
-LONG_TESTS := ^($(LONG_E2E_BURST)|$(LONG_E2E_STREAM)|$(LONG_E2E_SLEEPY)|$(LONG_E2E_PACED)|$(LONG_WAITING)|$(LONG_WORKER))$$
-LONG_PKGS  := ./local/e2e ./local/cost ./local/chaos ./shared/worker
-LONG_COUNT := 11
+# The attacks on the event log's shards (forged cursors and keys, crafted shards, racing creators,
+# floods of readers: inputs, not interleavings; the race run keeps the shards' own tests): about 33
+# s of the race run on two cores, 15 s without -race on their own, after the burst, whose line ends
+# some 20 s before the schedule tests'. (Under -race there, they doubled the stream volume test's
+# time beside them.)
+LONG_SHARDS     := TestAttackCraftedLogShardOnMeta|TestAttackCraftedMark|TestAttackCraftedShardOnMarker|TestAttackCreatorsWithOneFourSixteenShards|TestAttackDecimalIDAfterTheMarkRose|TestAttackFloodReadersResumingMidWay|TestAttackForgedShardKeysAreNotDelivered|TestAttackForgedTokensAgainstFourShards|TestAttackLastEventIDVersusSince|TestAttackMetaOfAnotherChannel|TestAttackReplayRebuildsEveryShard|TestAttackRepostNamingAnotherThreadKeepsEachIndexInItsShard|TestAttackRepostOnAnotherWidgetThreadWithFourShards|TestAttackSameGroupsAppendedAtOnceWithOtherShardCounts|TestAttackSlotRunOnAThreadOfAnotherShard|TestAttackWidgetResumesExactlyOnceWithFourShards|TestAttackWidgetStreamGivenForeignCursors
+LONG_SHARD_PKGS := ./shared/store ./shared/eventstream ./shared/widget ./shared/worker ./shared/fanout ./shared/fanoutdlq
+LONG_TESTS := ^($(LONG_E2E_BURST)|$(LONG_E2E_STREAM)|$(LONG_E2E_SLEEPY)|$(LONG_E2E_PACED)|$(LONG_WAITING)|$(LONG_WORKER)|$(LONG_SHARDS))$$
+LONG_PKGS  := ./local/e2e ./local/cost ./local/chaos $(LONG_SHARD_PKGS)
+LONG_COUNT := 28
 # Jobs run beside each other each in a process group of its own (set -m), all killed if make is
 # stopped; set +m once they are started keeps bash from reporting them done.
 BESIDE := set -m; jobs=""; trap 'kill -- $$jobs 2>/dev/null; exit 1' INT TERM
@@ -167,7 +174,7 @@ test: deps bootstraps
 	@s=$$(date +%s); $(MAKE) --no-print-directory test-long; rc=$$?; echo "make test: the long tests took $$(( $$(date +%s) - s )) s"; exit $$rc
 
 test-long: bootstraps
-	@echo "long tests: the schedule tests; the paced tests, then the stream's volume test, then the worker's attacks; the cost meter and the chaos run, then the burst; side by side"
+	@echo "long tests: the schedule tests; the paced tests, then the stream's volume test, then the worker's attacks; the cost meter and the chaos run, then the burst, then the attacks on the log's shards; side by side"
 	@mkdir -p .build; $(BESIDE); rc=0; \
 	  $(LONG_RUN) -run '^($(LONG_E2E_SLEEPY))$$' ./local/e2e > .build/long-sleepy.log 2>&1 & sleepy=$$!; jobs="$$jobs -$$!"; \
 	  { r=0; $(LONG_RUN) -run '^($(LONG_E2E_PACED))$$' ./local/e2e || r=1; \
@@ -177,6 +184,7 @@ test-long: bootstraps
 	  $(LONG_RUN) -run '^TestCostScenariosPinned$$' ./local/cost || rc=1; \
 	  wait $$chaos || rc=1; cat .build/long-chaos.log; \
 	  $(LONG_RUN) -run '^($(LONG_E2E_BURST))$$' ./local/e2e || rc=1; \
+	  $(LONG_RUN) -run '^($(LONG_SHARDS))$$' $(LONG_SHARD_PKGS) || rc=1; \
 	  wait $$paced || rc=1; cat .build/long-paced.log; \
 	  wait $$sleepy || rc=1; cat .build/long-sleepy.log; exit $$rc
 
