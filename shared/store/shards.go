@@ -74,19 +74,20 @@ func seqKey(ws string, shard int) map[string]types.AttributeValue {
 // past its shard's entry. Consistent reads: the shard-0 counter, then, when the mark says there
 // are more shards, the others in one batch.
 func (st *Store) LogHead(ctx context.Context, ws string) ([]int64, error) {
-	out, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &st.table, Key: seqKey(ws, 0), ConsistentRead: aws.Bool(true)})
+	first, err := st.counter(ctx, ws, 0)
 	if err != nil {
-		return nil, fmt.Errorf("read event counter of %s: %w", ws, err)
+		return nil, err
 	}
-	m := min(max(int(num(out.Item, "shards")), 1), MaxShards)
+	m := min(max(int(num(first, "shards")), 1), MaxShards)
 	head := make([]int64, m)
-	head[0] = num(out.Item, "seq")
+	head[0] = num(first, "seq")
 	if m == 1 {
 		return head, nil
 	}
 	keys := make([]map[string]types.AttributeValue, 0, m-1)
+	shardOf := make(map[string]int, m-1) // a counter's partition key → its shard
 	for sh := 1; sh < m; sh++ {
-		keys = append(keys, seqKey(ws, sh))
+		keys, shardOf[seqPK(ws, sh)] = append(keys, seqKey(ws, sh)), sh
 	}
 	req := map[string]types.KeysAndAttributes{st.table: {Keys: keys, ConsistentRead: aws.Bool(true)}}
 	for try := 0; len(req) > 0; try++ {
@@ -102,8 +103,7 @@ func (st *Store) LogHead(ctx context.Context, ws string) ([]int64, error) {
 			return nil, fmt.Errorf("read event counters of %s: %w", ws, err)
 		}
 		for _, it := range got.Responses[st.table] {
-			_, sh, _ := parseSeqPK(str(it, "pk"))
-			if sh > 0 && sh < m {
+			if sh, ok := shardOf[str(it, "pk")]; ok {
 				head[sh] = num(it, "seq")
 			}
 		}
@@ -116,34 +116,28 @@ func (st *Store) LogHead(ctx context.Context, ws string) ([]int64, error) {
 // thread's shard (the cursors of its index are that shard's). For a one-shard log it costs what its
 // counter's read costs.
 func (st *Store) ThreadHead(ctx context.Context, ws, thread string) (int64, error) {
-	out, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &st.table, Key: seqKey(ws, 0), ConsistentRead: aws.Bool(true)})
+	first, err := st.counter(ctx, ws, 0)
 	if err != nil {
-		return 0, fmt.Errorf("read event counter of %s: %w", ws, err)
+		return 0, err
 	}
-	if num(out.Item, "shards") <= 1 {
-		return num(out.Item, "seq"), nil
+	if num(first, "shards") <= 1 {
+		return num(first, "seq"), nil
 	}
 	sh, err := st.threadShard(ctx, ws, thread)
 	if err != nil || sh == 0 {
-		return num(out.Item, "seq"), err
+		return num(first, "seq"), err
 	}
-	out, err = st.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &st.table, Key: seqKey(ws, sh), ConsistentRead: aws.Bool(true)})
-	if err != nil {
-		return 0, fmt.Errorf("read event counter of %s shard %d: %w", ws, sh, err)
-	}
-	return num(out.Item, "seq"), nil
+	it, err := st.counter(ctx, ws, sh)
+	return num(it, "seq"), err
 }
 
-func parseSeqPK(pk string) (string, int, bool) {
-	ws, sh, ok := strings.Cut(strings.TrimPrefix(pk, "WS#"), "#EVSEQ")
-	if !ok {
-		return "", 0, false
+// counter reads the counter item of a shard of the workspace's log (consistently).
+func (st *Store) counter(ctx context.Context, ws string, shard int) (map[string]types.AttributeValue, error) {
+	out, err := st.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &st.table, Key: seqKey(ws, shard), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return nil, fmt.Errorf("read event counter of %s shard %d: %w", ws, shard, err)
 	}
-	shard, err := strconv.Atoi(strings.TrimPrefix(sh, "#"))
-	if sh == "" {
-		shard, err = 0, nil
-	}
-	return ws, shard, err == nil
+	return out.Item, nil
 }
 
 // ListShard returns up to limit events of one shard of the workspace's log with a cursor after the

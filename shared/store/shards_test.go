@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -316,7 +317,9 @@ type markCheck struct {
 
 func (m *markCheck) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
 	pk := str(in.Key, "pk")
-	if ws, sh, ok := parseSeqPK(pk); ok && sh > 0 && strings.HasPrefix(*in.UpdateExpression, "ADD") {
+	ws, shard, sharded := strings.Cut(strings.TrimPrefix(pk, "WS#"), "#EVSEQ#")
+	sh, _ := strconv.Atoi(shard)
+	if sharded && sh > 0 && strings.HasPrefix(*in.UpdateExpression, "ADD") {
 		m.mu.Lock()
 		first := !m.checked[pk]
 		m.checked[pk] = true
