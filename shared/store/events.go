@@ -202,16 +202,17 @@ func (st *Store) appendGroups(ctx context.Context, calls [][]Event, leads []stri
 		}
 		shards := slices.Sorted(maps.Keys(counts))
 		at := st.now().UTC()
-		next := make(map[int]int64, len(shards)) // the next cursor to hand out, per shard
-		var mu sync.Mutex
+		lasts := make([]int64, len(shards))
 		if err := each(len(shards), func(k int) error {
-			last, err := st.reserve(ctx, ws, shards[k], counts[shards[k]])
-			mu.Lock()
-			next[shards[k]] = last - int64(counts[shards[k]]) + 1
-			mu.Unlock()
+			var err error
+			lasts[k], err = st.reserve(ctx, ws, shards[k], counts[shards[k]])
 			return err
 		}); err != nil {
 			return nil, err
+		}
+		next := make(map[int]int64, len(shards)) // the next cursor to hand out, per shard
+		for k, sh := range shards {
+			next[sh] = lasts[k] - int64(counts[sh]) + 1
 		}
 		for _, g := range fresh {
 			for _, i := range g {
@@ -405,7 +406,7 @@ func (en *entry) at(item map[string]types.AttributeValue) error {
 	if !en.m.multi {
 		en.e.Cursor, en.e.CreatedAt, en.e.Shard = num(item, "cursor"), tm(item, "created_at"), int(num(item, "shard"))
 		if en.e.Cursor == 0 || en.e.CreatedAt.IsZero() || en.e.Shard < 0 || en.e.Shard >= MaxShards {
-			return fmt.Errorf("event marker %s: no cursor", en.m.id)
+			return fmt.Errorf("event marker %s: no cursor, or a shard out of range", en.m.id)
 		}
 		return nil
 	}

@@ -223,11 +223,8 @@ func (c *threadShards) put(ws, thread string, shard int) {
 }
 
 // HashShard is the shard of n that a new thread (by its id) or a spread group (by its first event's
-// id) is dealt to.
-func HashShard(key string, n int) int { return hashShard(key, n) }
-
-// hashShard deals a key to one of n shards: FNV-1a, mixed, mod n.
-func hashShard(key string, n int) int {
+// id) is dealt to: FNV-1a, mixed, mod n.
+func HashShard(key string, n int) int {
 	if n <= 1 {
 		return 0
 	}
@@ -265,7 +262,7 @@ func (st *Store) threadGuess(ws, thread string) int {
 	if sh, ok := st.logs.threads.get(ws, thread); ok {
 		return sh
 	}
-	return hashShard(thread, st.shards)
+	return HashShard(thread, st.shards)
 }
 
 // threadShardCond is the part of a thread's update condition that keeps a thread in its shard: a
@@ -334,7 +331,7 @@ func (st *Store) shardsOf(ctx context.Context, es []entry, fresh []group) error 
 			}
 		}
 		if !homed && es[g[0]].e.Spread {
-			home = hashShard(es[g[0]].e.ID, st.shards)
+			home = HashShard(es[g[0]].e.ID, st.shards)
 		}
 		for _, i := range g {
 			if ThreadOf(es[i].e) == "" {

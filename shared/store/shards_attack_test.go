@@ -485,7 +485,7 @@ func TestAttackSlotRunOnAThreadOfAnotherShard(t *testing.T) {
 	old := threadIn(t, "slot_old", 3, 4)
 	var other string
 	for i := range 1000 {
-		if id := fmt.Sprintf("slot_new_%d", i); hashShard(id, 16) != hashShard(id, 4) && hashShard(id, 16) != 0 {
+		if id := fmt.Sprintf("slot_new_%d", i); HashShard(id, 16) != HashShard(id, 4) && HashShard(id, 16) != 0 {
 			other = id
 			break
 		}
@@ -496,7 +496,7 @@ func TestAttackSlotRunOnAThreadOfAnotherShard(t *testing.T) {
 		if _, _, err := New(db, table, time.Now).WithShards(creators[thread]).CreateRunWith(ctx, newRun("ws", thread, "run_first_"+thread, time.Now())); err != nil {
 			t.Fatal(err)
 		}
-		want := hashShard(thread, creators[thread])
+		want := HashShard(thread, creators[thread])
 		for _, n := range []int{4, 16, 1} {
 			st := New(db, table, time.Now).WithShards(n)
 			nr := newRun("ws", thread, fmt.Sprintf("run_%s_%d", thread, n), time.Now())

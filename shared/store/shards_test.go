@@ -21,7 +21,7 @@ func threadIn(t *testing.T, prefix string, shard, n int) string {
 	t.Helper()
 	for i := range 1000 {
 		id := fmt.Sprintf("%s_%d", prefix, i)
-		if hashShard(id, n) == shard {
+		if HashShard(id, n) == shard {
 			return id
 		}
 	}
@@ -90,7 +90,7 @@ func TestThreadKeepsItsShardWhenShardsChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, n := range []int{1, 2, 8, 16} {
-		if hashShard(thread, n) == 3 {
+		if HashShard(thread, n) == 3 {
 			continue // this count would guess right: not the case under test
 		}
 		other := New(db, table, time.Now).WithShards(n) // a fresh process: nothing cached
@@ -479,7 +479,7 @@ func TestHashShardSpreadsNeighbouringKeys(t *testing.T) {
 	for _, n := range []int{2, 4, 8} {
 		seen := map[int]int{}
 		for c := 'a'; c <= 'z'; c++ {
-			seen[hashShard("thr_"+string(c), n)]++
+			seen[HashShard("thr_"+string(c), n)]++
 		}
 		if len(seen) != n {
 			t.Errorf("26 neighbouring keys over %d shards used %d of them: %v", n, len(seen), seen)
