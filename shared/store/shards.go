@@ -249,9 +249,9 @@ func (st *Store) KnownThreadShard(ws, thread string) (int, bool) {
 
 // LearnThreadShard tells the store the thread's log shard as the process that wrote the thread
 // knew it (KnownThreadShard there), so that appending the thread's events needs no read of it. A
-// shard out of range is ignored.
+// shard out of range is ignored, and so is any when this process knows the thread's already.
 func (st *Store) LearnThreadShard(ws, thread string, shard int) {
-	if shard >= 0 && shard < MaxShards {
+	if _, known := st.logs.threads.get(ws, thread); !known && shard >= 0 && shard < MaxShards {
 		st.logs.threads.put(ws, thread, shard)
 	}
 }
