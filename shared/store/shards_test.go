@@ -486,3 +486,29 @@ func TestHashShardSpreadsNeighbouringKeys(t *testing.T) {
 		}
 	}
 }
+
+// A thread's shard carried by a queued message is taken only when the process does not know the
+// thread's own: what the table told it wins, and a shard out of range is never taken.
+func TestLearnThreadShardNeverReplacesWhatTheTableSaid(t *testing.T) {
+	t.Parallel()
+	db, table := emulatortest.Table(t, "store")
+	ctx := context.Background()
+	thread := threadIn(t, "thr", 3, 4)
+	st := New(db, table, time.Now).WithShards(4)
+	if _, _, err := st.CreateRunWith(ctx, newRun("ws", thread, "run_1", time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	st.LearnThreadShard("ws", thread, 1)
+	if sh, ok := st.KnownThreadShard("ws", thread); !ok || sh != 3 {
+		t.Fatalf("known shard %d, %v; want 3, from the thread's write", sh, ok)
+	}
+	other := New(db, table, time.Now)
+	other.LearnThreadShard("ws", "thr_new", MaxShards)
+	if _, ok := other.KnownThreadShard("ws", "thr_new"); ok {
+		t.Fatal("a shard out of range was learnt")
+	}
+	other.LearnThreadShard("ws", "thr_new", 2)
+	if sh, ok := other.KnownThreadShard("ws", "thr_new"); !ok || sh != 2 {
+		t.Fatalf("known shard %d, %v; want 2", sh, ok)
+	}
+}
